@@ -1,0 +1,149 @@
+/**
+ * Where a passphrase comes from (protocol digest §1.4, v1.1 contract): an inline argv value is
+ * always refused; then `--passphrase-fd N`, `--passphrase-file PATH` (mode 0600/0400),
+ * `CIPHERPOST_PASSPHRASE`, and finally a TTY prompt without echo.
+ *
+ * @module
+ */
+
+import { CipherpostError, configError } from "./errors.ts";
+import { fileMode } from "./fsutil.ts";
+
+/** The passphrase options a command accepts. */
+export interface PassphraseOptions {
+  /** An inline value: always refused (it would sit in argv and shell history). */
+  passphrase?: string;
+  passphraseFd?: number;
+  passphraseFile?: string;
+}
+
+function invalidInput(msg: string, hint?: string): CipherpostError {
+  return new CipherpostError("passphrase_input", `invalid passphrase input: ${msg}`, hint);
+}
+
+/** Remove exactly one trailing `\r\n`, else one `\n`, else nothing. */
+export function stripOneNewline(b: Uint8Array): Uint8Array {
+  const n = b.length;
+  if (n >= 2 && b[n - 2] === 13 && b[n - 1] === 10) return b.subarray(0, n - 2);
+  if (n >= 1 && b[n - 1] === 10) return b.subarray(0, n - 1);
+  return b;
+}
+
+function decodePassphrase(b: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(b);
+  } catch {
+    throw invalidInput("passphrase is not valid UTF-8");
+  }
+}
+
+async function readLineFromFd(fd: number): Promise<Uint8Array> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(`/dev/fd/${fd}`, { read: true });
+  } catch {
+    throw configError(`cannot read passphrase from file descriptor ${fd}`);
+  }
+  const out: number[] = [];
+  const one = new Uint8Array(1);
+  try {
+    while (out.length < 65536) {
+      const n = await f.read(one);
+      if (n === null || n === 0) break;
+      out.push(one[0]);
+      if (one[0] === 10) break;
+    }
+  } finally {
+    f.close();
+  }
+  return new Uint8Array(out);
+}
+
+/** Read a line from the terminal without echo. */
+export async function promptHidden(prompt: string): Promise<string> {
+  if (!Deno.stdin.isTerminal()) {
+    throw configError("TTY not available for passphrase prompt");
+  }
+  await Deno.stderr.write(new TextEncoder().encode(`${prompt}: `));
+  Deno.stdin.setRaw(true);
+  const bytes: number[] = [];
+  const buf = new Uint8Array(1);
+  try {
+    while (true) {
+      const n = await Deno.stdin.read(buf);
+      if (n === null) break;
+      const c = buf[0];
+      if (c === 13 || c === 10) break;
+      if (c === 3) throw new CipherpostError("declined", "interrupted");
+      if (c === 127 || c === 8) {
+        bytes.pop();
+        continue;
+      }
+      bytes.push(c);
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    await Deno.stderr.write(new TextEncoder().encode("\n"));
+  }
+  return decodePassphrase(new Uint8Array(bytes));
+}
+
+/**
+ * Obtain a passphrase. With `confirm`, a TTY prompt asks twice and re-prompts on mismatch (used
+ * when creating an identity). The value never leaves this process except as KDF input.
+ */
+export async function getPassphrase(
+  opts: PassphraseOptions,
+  confirm = false,
+): Promise<string> {
+  if (opts.passphrase !== undefined) {
+    throw invalidInput(
+      "inline argv rejected",
+      "use --passphrase-file, --passphrase-fd or CIPHERPOST_PASSPHRASE",
+    );
+  }
+  if (opts.passphraseFd !== undefined && opts.passphraseFile !== undefined) {
+    throw configError("--passphrase-fd and --passphrase-file are mutually exclusive");
+  }
+  if (opts.passphraseFd !== undefined) {
+    const fd = opts.passphraseFd;
+    if (!Number.isInteger(fd) || fd < 0) {
+      throw configError("--passphrase-fd takes a file descriptor number");
+    }
+    if (fd === 0) {
+      throw configError(
+        "--passphrase-fd 0 is not allowed (stdin carries data)",
+        "use another descriptor, e.g. --passphrase-fd 3 3<passfile",
+      );
+    }
+    return decodePassphrase(stripOneNewline(await readLineFromFd(fd)));
+  }
+  if (opts.passphraseFile !== undefined) {
+    const path = opts.passphraseFile;
+    let mode: number | null;
+    try {
+      mode = await fileMode(path);
+    } catch {
+      throw configError(`cannot read passphrase file ${path}`);
+    }
+    if (mode !== null && mode !== 0o600 && mode !== 0o400) {
+      throw new CipherpostError(
+        "permissions",
+        `passphrase file permissions too permissive: ${path} has mode ${
+          mode.toString(8).padStart(4, "0")
+        }`,
+        `chmod 600 ${path}`,
+      );
+    }
+    return decodePassphrase(stripOneNewline(await Deno.readFile(path)));
+  }
+  const env = Deno.env.get("CIPHERPOST_PASSPHRASE");
+  if (env !== undefined) return env;
+  while (true) {
+    const first = await promptHidden("Cipherpost passphrase");
+    if (!confirm) return first;
+    const second = await promptHidden("Confirm passphrase");
+    if (first === second) return first;
+    await Deno.stderr.write(new TextEncoder().encode("passphrases do not match; try again\n"));
+  }
+}
