@@ -88,48 +88,55 @@ export async function promptHidden(prompt: string): Promise<string> {
   return decodePassphrase(new Uint8Array(bytes));
 }
 
-/**
- * Obtain a passphrase. With `confirm`, a TTY prompt asks twice and re-prompts on mismatch (used
- * when creating an identity). The value never leaves this process except as KDF input.
- */
-export async function getPassphrase(
-  opts: PassphraseOptions,
-  confirm = false,
-): Promise<string> {
-  if (opts.passphrase !== undefined) {
+/** Where one kind of secret may come from, and how it is named to the user. */
+interface SecretSpec {
+  inline?: string;
+  fd?: number;
+  file?: string;
+  envVar: string;
+  prompt: string;
+  /** "passphrase" or "PIN", for messages */
+  label: string;
+  /** the option names, for messages */
+  flags: { fd: string; file: string; inline: string };
+}
+
+async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
+  const { flags, label } = spec;
+  if (spec.inline !== undefined) {
     throw invalidInput(
       "inline argv rejected",
-      "use --passphrase-file, --passphrase-fd or CIPHERPOST_PASSPHRASE",
+      `use ${flags.file}, ${flags.fd} or ${spec.envVar}`,
     );
   }
-  if (opts.passphraseFd !== undefined && opts.passphraseFile !== undefined) {
-    throw configError("--passphrase-fd and --passphrase-file are mutually exclusive");
+  if (spec.fd !== undefined && spec.file !== undefined) {
+    throw configError(`${flags.fd} and ${flags.file} are mutually exclusive`);
   }
-  if (opts.passphraseFd !== undefined) {
-    const fd = opts.passphraseFd;
+  if (spec.fd !== undefined) {
+    const fd = spec.fd;
     if (!Number.isInteger(fd) || fd < 0) {
-      throw configError("--passphrase-fd takes a file descriptor number");
+      throw configError(`${flags.fd} takes a file descriptor number`);
     }
     if (fd === 0) {
       throw configError(
-        "--passphrase-fd 0 is not allowed (stdin carries data)",
-        "use another descriptor, e.g. --passphrase-fd 3 3<passfile",
+        `${flags.fd} 0 is not allowed (stdin carries data)`,
+        `use another descriptor, e.g. ${flags.fd} 3 3<${label.toLowerCase()}file`,
       );
     }
     return decodePassphrase(stripOneNewline(await readLineFromFd(fd)));
   }
-  if (opts.passphraseFile !== undefined) {
-    const path = opts.passphraseFile;
+  if (spec.file !== undefined) {
+    const path = spec.file;
     let mode: number | null;
     try {
       mode = await fileMode(path);
     } catch {
-      throw configError(`cannot read passphrase file ${path}`);
+      throw configError(`cannot read ${label} file ${path}`);
     }
     if (mode !== null && mode !== 0o600 && mode !== 0o400) {
       throw new CipherpostError(
         "permissions",
-        `passphrase file permissions too permissive: ${path} has mode ${
+        `${label} file permissions too permissive: ${path} has mode ${
           mode.toString(8).padStart(4, "0")
         }`,
         `chmod 600 ${path}`,
@@ -137,13 +144,75 @@ export async function getPassphrase(
     }
     return decodePassphrase(stripOneNewline(await Deno.readFile(path)));
   }
-  const env = Deno.env.get("CIPHERPOST_PASSPHRASE");
+  const env = Deno.env.get(spec.envVar);
   if (env !== undefined) return env;
   while (true) {
-    const first = await promptHidden("Cipherpost passphrase");
+    const first = await promptHidden(spec.prompt);
     if (!confirm) return first;
-    const second = await promptHidden("Confirm passphrase");
+    const second = await promptHidden(`Confirm ${label}`);
     if (first === second) return first;
-    await Deno.stderr.write(new TextEncoder().encode("passphrases do not match; try again\n"));
+    await Deno.stderr.write(new TextEncoder().encode(`${label}s do not match; try again\n`));
   }
+}
+
+/**
+ * Obtain a passphrase. With `confirm`, a TTY prompt asks twice and re-prompts on mismatch (used
+ * when creating an identity). The value never leaves this process except as KDF input.
+ */
+export async function getPassphrase(opts: PassphraseOptions, confirm = false): Promise<string> {
+  return await readSecret({
+    inline: opts.passphrase,
+    fd: opts.passphraseFd,
+    file: opts.passphraseFile,
+    envVar: "CIPHERPOST_PASSPHRASE",
+    prompt: "Cipherpost passphrase",
+    label: "passphrase",
+    flags: { fd: "--passphrase-fd", file: "--passphrase-file", inline: "--passphrase" },
+  }, confirm);
+}
+
+/** The PIN options a command accepts (never in argv). */
+export interface PinOptions {
+  pin?: string;
+  pinFd?: number;
+  pinFile?: string;
+}
+
+const WEAK_PINS = new Set([
+  "password",
+  "qwerty",
+  "letmein",
+  "12345678",
+  "87654321",
+  "qwertyui",
+  "asdfghjk",
+]);
+
+/**
+ * v1.1's PIN rules: ≥ 8 code points, not all the same, not a +1/−1 run, not a common word.
+ * Every failure gives the same message (exit 1).
+ */
+export function validatePin(pin: string): void {
+  const cps = [...pin].map((c) => c.codePointAt(0)!);
+  const fail = () => configError("PIN does not meet entropy requirements");
+  if (cps.length < 8) throw fail();
+  if (cps.every((c) => c === cps[0])) throw fail();
+  if (cps.every((c, i) => i === 0 || c === cps[i - 1] + 1)) throw fail();
+  if (cps.every((c, i) => i === 0 || c === cps[i - 1] - 1)) throw fail();
+  if (WEAK_PINS.has(pin.toLowerCase())) throw fail();
+}
+
+/** Obtain and validate a PIN: `--pin-fd`, `--pin-file`, `CIPHERPOST_PIN`, or a TTY prompt. */
+export async function getPin(opts: PinOptions, confirm: boolean): Promise<string> {
+  const pin = await readSecret({
+    inline: opts.pin,
+    fd: opts.pinFd,
+    file: opts.pinFile,
+    envVar: "CIPHERPOST_PIN",
+    prompt: "Share PIN",
+    label: "PIN",
+    flags: { fd: "--pin-fd", file: "--pin-file", inline: "--pin-value" },
+  }, confirm);
+  validatePin(pin);
+  return pin;
 }

@@ -15,7 +15,8 @@
  */
 
 import { canonicalize, type JsonValue, parseJson } from "./canonical_json.ts";
-import { stripControl } from "./encoding.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { stripControl, toHex } from "./encoding.ts";
 import { CipherpostError } from "./errors.ts";
 import { ensurePrivateDir, exists, writeFileAtomic } from "./fsutil.ts";
 
@@ -43,6 +44,14 @@ function checkRef(ref: string): void {
   if (!REF_RE.test(ref)) {
     throw new CipherpostError("config", "configuration error: malformed share_ref");
   }
+}
+
+/** The file name under which a locator is indexed: a hash, so the locator itself is not stored. */
+function locatorKey(locatorHex: string): string {
+  return toHex(sha256(new TextEncoder().encode(`cipherpost/v2/locator-index/${locatorHex}`))).slice(
+    0,
+    32,
+  );
 }
 
 /** ISO `YYYY-MM-DDTHH:MM:SSZ` of a Date. */
@@ -212,6 +221,43 @@ export class State {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     return out;
+  }
+
+  /** Remember which share_ref a v2 locator named (so re-receives need no network). */
+  async indexLocator(locatorHex: string, ref: string): Promise<void> {
+    checkRef(ref);
+    await this.init();
+    await ensurePrivateDir(`${this.dir}/v2index`);
+    await writeFileAtomic(
+      `${this.dir}/v2index/${locatorKey(locatorHex)}`,
+      new TextEncoder().encode(ref),
+      0o600,
+    );
+  }
+
+  /** The share_ref a v2 locator was accepted as, if any. */
+  async refForLocator(locatorHex: string): Promise<string | null> {
+    try {
+      const ref = (await Deno.readTextFile(`${this.dir}/v2index/${locatorKey(locatorHex)}`)).trim();
+      return REF_RE.test(ref) ? ref : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Keep a copy of the last packet we published under our identity key (for `republish`). */
+  async saveOwnPacket(bytes: Uint8Array): Promise<void> {
+    await this.init();
+    await writeFileAtomic(`${this.dir}/packet.bin`, bytes, 0o600);
+  }
+
+  /** The last packet we published under our identity key, if any. */
+  async loadOwnPacket(): Promise<Uint8Array | null> {
+    try {
+      return await Deno.readFile(`${this.dir}/packet.bin`);
+    } catch {
+      return null;
+    }
   }
 
   /** Remove a sent-share record. */
