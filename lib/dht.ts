@@ -27,6 +27,7 @@ import type {
   KrpcQuery,
 } from "./types/bittorrent-dht.d.ts";
 import { CipherpostError, signatureError } from "./errors.ts";
+import { verifyPacketSignature } from "./keys.ts";
 
 /** BEP44 limit on `v`, in bytes. */
 export const MAX_V_BYTES = 1000;
@@ -92,6 +93,12 @@ export interface DhtClientOptions {
   deadlineMs?: number;
   /** Local UDP port (default 0 = random). */
   port?: number;
+  /**
+   * A traversal that has heard from at least one node ends once no reply has arrived for this
+   * long (default: half the request timeout, at most 750 ms). Dead nodes in routing tables then
+   * cost this wait instead of a full request timeout each.
+   */
+  idleMs?: number;
 }
 
 /**
@@ -120,11 +127,7 @@ export function encodeSignable(seq: number, v: Uint8Array): Uint8Array {
 
 /** Ed25519 verification that never throws (false on malformed keys or signatures). */
 export function verifySignature(sig: Uint8Array, msg: Uint8Array, pk: Uint8Array): boolean {
-  try {
-    return ed25519.verify(sig, msg, pk);
-  } catch {
-    return false;
-  }
+  return verifyPacketSignature(pk, msg, sig);
 }
 
 /** True when the item has valid sizes, a safe-integer seq and a valid signature. */
@@ -164,12 +167,14 @@ interface Traversal {
 export class DhtClient {
   #dht: DHT;
   #deadlineMs: number;
+  #idleMs: number;
   #cache = new Map<string, TargetCache>();
   #traversals = new WeakMap<object, Traversal>();
   #pending = new Set<(e: Error) => void>();
   #closed = false;
 
-  private constructor(dht: DHT, deadlineMs: number) {
+  private constructor(dht: DHT, deadlineMs: number, idleMs: number) {
+    this.#idleMs = idleMs;
     this.#dht = dht;
     this.#deadlineMs = deadlineMs;
     // Count the queries each traversal sends: k-rpc passes our message object through as is.
@@ -223,21 +228,25 @@ export class DhtClient {
     // Bind synchronously: bittorrent-dht bootstraps on the next tick and would otherwise
     // auto-bind to 0.0.0.0 on its first send.
     dht.listen(opts.port ?? 0, bindHost);
-    const client = new DhtClient(dht, deadlineMs);
+    const client = new DhtClient(dht, deadlineMs, opts.idleMs ?? Math.min(timeoutMs / 2, 750));
     await bound;
     if (bindError) {
       await client.close();
       throw new CipherpostError("network", `DHT: could not bind UDP ${bindHost}:${opts.port ?? 0}`);
     }
-    // 'ready' follows the bootstrap find_node traversal; with dead nodes it takes about one
-    // KRPC timeout. Cap the wait so a slow traversal cannot hold `open` hostage.
+    // Usable as soon as one bootstrap node has answered: lookups start from the bootstrap list
+    // and the routing table anyway. Waiting for 'ready' (the end of the bootstrap find_node
+    // traversal) costs a full KRPC timeout whenever a dead node is in someone's table, which
+    // on the real DHT is always.
     const started = performance.now();
     await new Promise<void>((resolve) => {
-      if (dht.ready) return resolve();
+      if (dht.ready || answered.size > 0) return resolve();
       const timer = setTimeout(done, Math.max(deadlineMs, timeoutMs * 2));
+      const poll = setInterval(() => answered.size > 0 && done(), 5);
       dht.once("ready", done);
       function done() {
         clearTimeout(timer);
+        clearInterval(poll);
         dht.removeListener("ready", done);
         resolve();
       }
@@ -281,6 +290,13 @@ export class DhtClient {
     return await this.#traverse(k, opts);
   }
 
+  /** Known holders of a target's item: the cached ones plus those of `items`. */
+  #holdersWith(targetHex: string, items: GetResult["items"]) {
+    const holders = this.#cache.get(targetHex)?.holders ?? new Map();
+    for (const { item, from } of items) holders.set(from, { seq: item.seq, sig: item.sig });
+    return holders;
+  }
+
   #traverse(
     k: Uint8Array,
     opts: { onItem?: (item: MutableItem, from: string) => boolean; signal?: AbortSignal },
@@ -310,6 +326,7 @@ export class DhtClient {
         settled = true;
         stopped = true;
         clearTimeout(timer);
+        clearTimeout(idle);
         opts.signal?.removeEventListener("abort", onAbort);
         this.#pending.delete(fail);
       };
@@ -325,6 +342,21 @@ export class DhtClient {
       };
       const onAbort = () => fail(opts.signal?.reason ?? new Error("aborted"));
       const timer = setTimeout(() => finish(false), this.#deadlineMs);
+      // Idle rule: after the first reply, a silence of idleMs ends the traversal as if it had
+      // completed (what is still outstanding is, in practice, dead nodes).
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const rearm = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => {
+          if (settled || responded === 0) return;
+          this.#remember(
+            targetHex,
+            closestTo(target, [...nodes.values()]),
+            this.#holdersWith(targetHex, items),
+          );
+          finish(true);
+        }, this.#idleMs);
+      };
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.#pending.add(fail);
 
@@ -332,6 +364,7 @@ export class DhtClient {
         const r = msg.r;
         if (!r || settled) return !stopped;
         responded++;
+        rearm();
         const fromKey = `${from.address}:${from.port}`;
         if (isBytes(r.id, 20) && isBytes(r.token)) {
           nodes.set(fromKey, {
@@ -365,9 +398,11 @@ export class DhtClient {
       this.#dht._closest(target, message, onreply, () => {
         if (this.#closed) return;
         if (!stopped) {
-          const holders = this.#cache.get(targetHex)?.holders ?? new Map();
-          for (const { item, from } of items) holders.set(from, { seq: item.seq, sig: item.sig });
-          this.#remember(targetHex, closestTo(target, [...nodes.values()]), holders);
+          this.#remember(
+            targetHex,
+            closestTo(target, [...nodes.values()]),
+            this.#holdersWith(targetHex, items),
+          );
         }
         finish(!stopped);
       });

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
+import { createPublicKey, verify as nodeVerify } from "node:crypto";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { bech32 } from "@scure/base";
@@ -50,6 +52,31 @@ export function verifyStrict(publicKey: Uint8Array, msg: Uint8Array, sig: Uint8A
     if (publicKey.length !== 32 || sig.length !== 64) return false;
     if (isSmallOrder(publicKey) || isSmallOrder(sig.subarray(0, 32))) return false;
     return ed25519.verify(sig, msg, publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+const SPKI_ED25519 = Buffer.from("302a300506032b6570032100", "hex");
+
+/**
+ * Plain (cofactorless, RFC 8032) Ed25519 verification through the runtime's native crypto, as
+ * pkarr checks packet signatures. About 20× faster than the pure-JS verifier, which matters on
+ * the DHT path where every received packet is checked. Never throws.
+ */
+export function verifyPacketSignature(
+  publicKey: Uint8Array,
+  msg: Uint8Array,
+  sig: Uint8Array,
+): boolean {
+  try {
+    if (publicKey.length !== 32 || sig.length !== 64) return false;
+    const key = createPublicKey({
+      key: Buffer.concat([SPKI_ED25519, publicKey]),
+      format: "der",
+      type: "spki",
+    });
+    return nodeVerify(null, msg, key, sig);
   } catch {
     return false;
   }

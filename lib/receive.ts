@@ -27,6 +27,7 @@ import {
   signReceipt,
 } from "./record.ts";
 import { localMinute, utcMinute } from "./receipts.ts";
+import { overflowSlotOf, publishToSlot } from "./receipt_slot.ts";
 import { SHARE_LABEL } from "./send.ts";
 import type { ShareUri } from "./share_uri.ts";
 import { isoSeconds, type State } from "./state.ts";
@@ -331,12 +332,18 @@ export async function receive(
       await publishV2Receipt(t, (req.uri as { locator: Uint8Array }).locator, receiptJson(receipt));
     } else {
       const label = `_cprcpt-${share.shareRef}`;
-      await t.update(me.seed, me.publicKey, (records) => [
-        ...records.filter((r) =>
-          r.name.replace(/\.+$/, "") !== `${label}.${myZ32}` && r.name !== label
-        ),
-        txtRecord(label, 300, receiptJson(receipt)),
-      ]);
+      try {
+        await t.update(me.seed, me.publicKey, (records) => [
+          ...records.filter((r) =>
+            r.name.replace(/\.+$/, "") !== `${label}.${myZ32}` && r.name !== label
+          ),
+          txtRecord(label, 300, receiptJson(receipt)),
+        ]);
+      } catch (e) {
+        if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
+        log("note: your packet is full; receipt published to the share's overflow slot");
+        await publishToSlot(t, overflowSlotOf(outer), receiptJson(receipt));
+      }
     }
     await state.append({
       acceptedAt: isoSeconds(),

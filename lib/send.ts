@@ -14,7 +14,14 @@ import { pinKey } from "./kdf.ts";
 import { ageRecipientOf, ageRecipientOfEd, type Keypair, x25519PublicFromSecret } from "./keys.ts";
 import { ingestMaterial, type MaterialType } from "./material.ts";
 import { encodeZ32, parsePublicKey } from "./pkarr_key.ts";
-import { encodeEnvelope, expiresAt, outerRecordJson, shareRef, signOuterRecord } from "./record.ts";
+import {
+  encodeEnvelope,
+  expiresAt,
+  outerRecordJson,
+  sha256Hex,
+  shareRef,
+  signOuterRecord,
+} from "./record.ts";
 import { formatV1Uri, formatV2Uri } from "./share_uri.ts";
 import { packetToBytes, type SignedPacket, signPacket } from "./signed_packet.ts";
 import type { State } from "./state.ts";
@@ -188,6 +195,7 @@ export async function send(
             recipient: recipientStr,
             created_at: createdAt,
             expires_at: exp,
+            ciphertext_sha256: sha256Hex(v1.outer),
           });
           return {
             ...base,

@@ -11,6 +11,7 @@ import { CipherpostError } from "./errors.ts";
 import type { Keypair } from "./keys.ts";
 import { encodeZ32, parsePublicKey } from "./pkarr_key.ts";
 import { parseReceipt, type Receipt, verifyReceipt } from "./record.ts";
+import { overflowSlot, readSlot } from "./receipt_slot.ts";
 import { isShareRecord } from "./send.ts";
 import { parseShareUri } from "./share_uri.ts";
 import { packetFromBytes } from "./signed_packet.ts";
@@ -178,11 +179,21 @@ export async function collectReceipts(
     }
   }
   const mine = (await state.listSent()).filter((s) =>
-    s.version === 2 && (fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32)
+    fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32
   );
+  const seen = new Set(h.valid.map((r) => r.signature));
   await Promise.all(mine.map(async (s) => {
-    const text = await fetchV2Receipt(t, fromHex(String(s.locator))).catch(() => null);
-    if (text !== null) take(text);
+    let text: string | null = null;
+    if (s.version === 2) {
+      text = await fetchV2Receipt(t, fromHex(String(s.locator))).catch(() => null);
+    } else if (typeof s.ciphertext_sha256 === "string") {
+      text = await readSlot(t, overflowSlot(fromHex(s.ciphertext_sha256))).catch(() => null);
+    }
+    if (text === null) return;
+    try {
+      if (seen.has(String(JSON.parse(text).signature))) return;
+    } catch { /* malformed: counted by take() */ }
+    take(text);
   }));
   return h;
 }

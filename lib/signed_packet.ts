@@ -9,6 +9,7 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { CipherpostError, signatureError } from "./errors.ts";
 import { decodeDnsPacket, type DnsRecord, encodeDnsPacket, normalizeName } from "./dns.ts";
 import { encodeZ32, isValidPoint } from "./pkarr_key.ts";
+import { verifyPacketSignature } from "./keys.ts";
 
 /** A signed PKARR packet. `timestamp` is µs since the epoch and equals the BEP44 `seq`. */
 export interface SignedPacket {
@@ -86,6 +87,9 @@ export function signPacket(
  * Checks a received packet: key, sizes, the Ed25519 signature over the signable (ZIP-215 rules,
  * which accept every signature ed25519-dalek's `verify` accepts), then parses the DNS packet.
  *
+ * `signatureChecked` skips the signature for items whose signature the DHT client or relay
+ * client has just verified (each packet is checked once).
+ *
  * @throws the signature-lane error (`signatureError`) on any failure.
  */
 export function verifyPacket(
@@ -93,6 +97,7 @@ export function verifyPacket(
   signature: Uint8Array,
   timestamp: number,
   v: Uint8Array,
+  signatureChecked = false,
 ): SignedPacket {
   if (v.length > MAX_V_BYTES) throw signatureError("packet too large");
   if (!isValidPoint(publicKey)) throw signatureError("invalid public key");
@@ -100,13 +105,9 @@ export function verifyPacket(
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
     throw signatureError("timestamp out of range");
   }
-  let ok = false;
-  try {
-    ok = ed25519.verify(signature, signable(timestamp, v), publicKey);
-  } catch {
-    ok = false;
+  if (!signatureChecked && !verifyPacketSignature(publicKey, signable(timestamp, v), signature)) {
+    throw signatureError("bad signature");
   }
-  if (!ok) throw signatureError("bad signature");
   let records: DnsRecord[];
   try {
     records = decodeDnsPacket(v);

@@ -13,9 +13,9 @@
  * @module
  */
 
-import type { DnsRecord } from "./dns.ts";
+import { type DnsRecord, encodeDnsPacket, normalizeName } from "./dns.ts";
 import { DhtClient, DhtConflictError, type MutableItem } from "./dht.ts";
-import { bytesEqual } from "./encoding.ts";
+import { bytesEqual, toHex } from "./encoding.ts";
 import { CipherpostError } from "./errors.ts";
 import { relayGet, relayPut } from "./relay.ts";
 import { moreRecentThan, type SignedPacket, signPacket, verifyPacket } from "./signed_packet.ts";
@@ -41,6 +41,18 @@ export interface TransportOptions {
   timeoutMs: number;
 }
 
+function envTimeout(): number | undefined {
+  const v = Deno.env.get("CIPHERPOST_TIMEOUT");
+  if (v === undefined || v === "") return undefined;
+  if (!/^[0-9]{1,6}$/.test(v) || Number(v) < 50) {
+    throw new CipherpostError(
+      "usage",
+      "CIPHERPOST_TIMEOUT must be a number of milliseconds (50 or more)",
+    );
+  }
+  return Number(v);
+}
+
 /** Options from flags and the environment (flags win). */
 export function transportOptions(flags: {
   bootstrap?: string;
@@ -57,7 +69,7 @@ export function transportOptions(flags: {
     relays: relays.length ? relays : DEFAULT_RELAYS,
     useDht: flags.dht !== false,
     useRelays: flags.relays !== false,
-    timeoutMs: flags.timeout ?? 2000,
+    timeoutMs: flags.timeout ?? envTimeout() ?? 2000,
   };
   if (!opts.useDht && !opts.useRelays) {
     throw new CipherpostError("usage", "--no-dht and --no-relay together leave no network to use");
@@ -94,12 +106,22 @@ function toItem(p: SignedPacket): MutableItem {
   return { k: p.publicKey, seq: p.timestamp, sig: p.signature, v: p.v };
 }
 
+/** Items come from DhtClient.get or relayGet, which verified their signatures already. */
 function fromItem(i: MutableItem): SignedPacket | null {
   try {
-    return verifyPacket(i.k, i.sig, i.seq, i.v);
+    return verifyPacket(i.k, i.sig, i.seq, i.v, true);
   } catch {
     return null;
   }
+}
+
+/** Whether two record lists hold the same records (order ignored). */
+function sameRecords(origin: string, a: DnsRecord[], b: DnsRecord[]): boolean {
+  if (a.length !== b.length) return false;
+  const key = (r: DnsRecord) =>
+    toHex(encodeDnsPacket([{ ...r, name: normalizeName(origin, r.name) }]));
+  const ka = a.map(key).sort(), kb = b.map(key).sort();
+  return ka.every((x, i) => x === kb[i]);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -306,18 +328,23 @@ export class Transport {
     seed: Uint8Array,
     publicKey: Uint8Array,
     edit: (records: DnsRecord[]) => DnsRecord[] | null,
-    maxAttempts = 6,
+    maxAttempts = 8,
   ): Promise<PublishReport | null> {
+    let last: PublishReport | null = null;
     for (let attempt = 1;; attempt++) {
       const current = await this.resolve(publicKey);
-      const records = edit(current ? [...current.packet.records] : []);
-      if (records === null) return null;
+      const before = current ? [...current.packet.records] : [];
+      const records = edit(before);
+      if (records === null) return last;
+      // Read-your-write: when the newest packet already holds our change, we are done. This
+      // also covers first writes, which BEP44 cannot compare-and-swap (there is no seq yet).
+      if (last && current && sameRecords(encodeZ32(publicKey), before, records)) return last;
       const nowUs = Date.now() * 1000;
       const ts = current ? Math.max(nowUs, current.packet.timestamp + 1) : nowUs;
       const packet = signPacket(seed, records, ts);
       try {
         const r = await this.publish(packet, current?.packet.timestamp);
-        return { packet, ...r, attempts: attempt };
+        last = { packet, ...r, attempts: attempt };
       } catch (e) {
         if (!(e instanceof DhtConflictError) || attempt >= maxAttempts) throw e;
         if (Deno.env.get("CIPHERPOST_DEBUG") === "1") {
@@ -325,8 +352,15 @@ export class Transport {
             `debug: conflict publishing ${encodeZ32(publicKey)}, re-reading (attempt ${attempt})`,
           );
         }
-        await sleep(50 + Math.random() * 200 * attempt);
       }
+      if (attempt >= maxAttempts) {
+        if (last) return last;
+        throw new CipherpostError(
+          "network",
+          "network error: could not publish after repeated conflicts",
+        );
+      }
+      await sleep(40 + Math.random() * 120 * attempt);
     }
   }
 }

@@ -1,0 +1,96 @@
+/**
+ * v2 share cost by size: on a local testnet (200 nodes, 50 ms then 0 ms latency), time
+ * `publishPackets` and `fetchV2Share` for real age blobs of 100 B, 1 KiB, 8 KiB and 64 KiB
+ * payloads (base64 inside JSON, as the Envelope carries them). Median of RUNS runs, each with a
+ * fresh locator. Prints a table; asserts nothing.
+ *
+ * Usage: deno task bench:sizes
+ *
+ * @module
+ */
+
+import { ageEncrypt } from "../lib/age.ts";
+import { b64encode, utf8 } from "../lib/encoding.ts";
+import { ageRecipientOfEd, generateKeypair } from "../lib/keys.ts";
+import { encodeZ32 } from "../lib/pkarr_key.ts";
+import { shareRef } from "../lib/record.ts";
+import { startTestnet } from "../lib/testnet.ts";
+import { Transport } from "../lib/transport.ts";
+import { buildV2Share, fetchV2Share, publishPackets } from "../lib/v2.ts";
+
+const SIZES = [100, 1024, 8192, 65536];
+const RUNS = Number(Deno.env.get("RUNS") ?? 3);
+const NODES = 200;
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
+  return out;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function bench(latencyMs: number): Promise<void> {
+  const net = await startTestnet({ nodes: NODES, latencyMs });
+  const t = new Transport({
+    bootstrap: net.bootstrap,
+    relays: [net.relayUrl],
+    useDht: true,
+    useRelays: true,
+    timeoutMs: 2000,
+  });
+  const sender = generateKeypair();
+  const recipient = generateKeypair();
+  const rows: { size: number; blob: number; packets: number; pub: number; get: number }[] = [];
+  try {
+    for (const size of SIZES) {
+      const pubs: number[] = [], gets: number[] = [];
+      let blobLen = 0, packets = 0;
+      for (let run = 0; run < RUNS; run++) {
+        const createdAt = Math.floor(Date.now() / 1000);
+        const envelope = utf8(
+          `{"created_at":${createdAt},"material":{"bytes":"${b64encode(randomBytes(size))}",` +
+            `"type":"generic_secret"},"protocol_version":2,"purpose":"bench"}`,
+        );
+        const blob = await ageEncrypt(envelope, ageRecipientOfEd(recipient.publicKey));
+        const built = await buildV2Share({
+          sender,
+          recipient: encodeZ32(recipient.publicKey),
+          blob,
+          shareRef: shareRef(blob, createdAt),
+          createdAt,
+          ttlSeconds: 86400n,
+          pinRequired: false,
+        });
+        blobLen = blob.length;
+        packets = built.packets.length;
+        const t0 = performance.now();
+        await publishPackets(t, built.packets);
+        const t1 = performance.now();
+        await fetchV2Share(t, encodeZ32(sender.publicKey), built.locator);
+        const t2 = performance.now();
+        pubs.push(t1 - t0);
+        gets.push(t2 - t1);
+      }
+      rows.push({ size, blob: blobLen, packets, pub: median(pubs), get: median(gets) });
+    }
+  } finally {
+    await t.close();
+    await net.close();
+  }
+  console.log(`\n${NODES} nodes, ${latencyMs} ms latency, median of ${RUNS}`);
+  console.log("payload   blob B  packets  publish ms  (×)    fetch ms  (×)");
+  const base = rows[0];
+  for (const r of rows) {
+    console.log(
+      `${String(r.size).padStart(7)}  ${String(r.blob).padStart(7)}  ${
+        String(r.packets).padStart(7)
+      }` +
+        `  ${r.pub.toFixed(0).padStart(10)}  ${(r.pub / base.pub).toFixed(1).padStart(5)}` +
+        `  ${r.get.toFixed(0).padStart(8)}  ${(r.get / base.get).toFixed(1).padStart(5)}`,
+    );
+  }
+}
+
+await bench(50);
+await bench(0);

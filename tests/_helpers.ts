@@ -1,0 +1,153 @@
+// Test helpers: run the real CLI as a subprocess with its own home directory and a clean
+// environment, and share one local testnet per test file.
+import { startTestnet, type Testnet } from "../lib/testnet.ts";
+
+const root = new URL("..", import.meta.url);
+const mainTs = new URL("main.ts", root).pathname;
+
+/** The program's permission set from deno.json, as flags (so tests run what users run). */
+function permissionFlags(): string[] {
+  const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root)));
+  const set = cfg.permissions.cipherpost as Record<string, boolean>;
+  return Object.entries(set).filter(([, v]) => v === true).map(([k]) => `--allow-${k}`);
+}
+const FLAGS = [...permissionFlags(), "--no-prompt"];
+
+/** Result of one CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Uint8Array;
+}
+
+/** Options of one CLI run. */
+export interface CliOptions {
+  home?: string;
+  env?: Record<string, string>;
+  stdin?: Uint8Array | string;
+  net?: Testnet;
+  /** extra fds are not supported by Deno.Command; use files instead */
+  cwd?: string;
+}
+
+/** Run `cipherpost <args>` as a subprocess. */
+export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult> {
+  const env: Record<string, string> = {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: "/nonexistent",
+    NO_COLOR: "1",
+    DENO_NO_UPDATE_CHECK: "1",
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+  };
+  if (o.home) env.CIPHERPOST_HOME = o.home;
+  if (o.net) {
+    env.CIPHERPOST_BOOTSTRAP = o.net.bootstrap.join(",");
+    env.CIPHERPOST_RELAYS = o.net.relayUrl;
+  }
+  Object.assign(env, o.env ?? {});
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...FLAGS, mainTs, ...args],
+    env,
+    clearEnv: true,
+    cwd: o.cwd,
+    stdin: o.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  if (o.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin);
+    await w.close();
+  }
+  const out = await child.output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+    stdoutBytes: out.stdout,
+  };
+}
+
+/** A fresh temporary directory. */
+export async function tmpDir(prefix = "cp-test-"): Promise<string> {
+  return await Deno.makeTempDir({ prefix });
+}
+
+/** A user: a home directory with a generated identity. */
+export interface User {
+  home: string;
+  z32: string;
+  env: Record<string, string>;
+}
+
+/** The passphrase all test users share (given through the environment, never argv). */
+export const PASS = "correct horse battery staple";
+
+/** Create a home and an identity in it. */
+export async function makeUser(base: string, name: string): Promise<User> {
+  const home = `${base}/${name}`;
+  const env = { CIPHERPOST_PASSPHRASE: PASS };
+  const g = await cli(["identity", "generate"], { home, env });
+  if (g.code !== 0) throw new Error(`identity generate failed: ${g.stderr}`);
+  const s = await cli(["identity", "show", "--json"], { home, env });
+  if (s.code !== 0) throw new Error(`identity show failed: ${s.stderr}`);
+  return { home, z32: JSON.parse(s.stdout).z32, env };
+}
+
+/** Run a test body with one testnet (12 nodes) that is closed afterwards. */
+export async function withTestnet(f: (net: Testnet) => Promise<void>, nodes = 12): Promise<void> {
+  const net = await startTestnet({ nodes });
+  try {
+    await f(net);
+  } finally {
+    await net.close();
+  }
+}
+
+/** Send as `from`; returns the URI. */
+export async function sendAs(
+  from: User,
+  net: Testnet,
+  args: string[],
+  stdin?: string | Uint8Array,
+): Promise<CliResult & { uri: string }> {
+  const r = await cli(["send", ...args], { home: from.home, env: from.env, net, stdin });
+  return { ...r, uri: r.stdout.trim() };
+}
+
+/** Receive as `to`, accepting `sender` non-interactively. */
+export async function receiveAs(
+  to: User,
+  net: Testnet | undefined,
+  uri: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
+  return await cli(["receive", uri, ...extra], { home: to.home, env: { ...to.env, ...env }, net });
+}
+
+/** Create a home whose identity is a known seed (so a test can forge what the owner could sign). */
+export async function makeUserWithSeed(
+  base: string,
+  name: string,
+  seed: Uint8Array,
+): Promise<User> {
+  const home = `${base}/${name}`;
+  const env = { CIPHERPOST_PASSPHRASE: PASS };
+  const hex = Array.from(seed, (b) => b.toString(16).padStart(2, "0")).join("");
+  const g = await cli(["identity", "import", "-"], { home, env, stdin: hex });
+  if (g.code !== 0) throw new Error(`identity import failed: ${g.stderr}`);
+  const s = await cli(["identity", "show", "--json"], { home, env });
+  return { home, z32: JSON.parse(s.stdout).z32, env };
+}
+
+/** Lines of the receive ledger of a home (empty when none). */
+export async function ledgerText(home: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(`${home}/state/accepted.jsonl`);
+  } catch {
+    return "";
+  }
+}
