@@ -93,6 +93,8 @@ export interface DhtClientOptions {
   deadlineMs?: number;
   /** Local UDP port (default 0 = random). */
   port?: number;
+  /** Queries in flight at once across all lookups (default 128). */
+  concurrency?: number;
   /**
    * A traversal that has heard from at least one node ends once no reply has arrived for this
    * long (default: half the request timeout, at most 750 ms). Dead nodes in routing tables then
@@ -183,8 +185,32 @@ export class DhtClient {
     sock.query = (peer, q, cb) => {
       const t = this.#traversals.get(q);
       if (t) t.queried++;
-      return query(peer, q, cb);
+      const sent = performance.now();
+      return query(peer, q, (err, res, from) => {
+        if (!err) this.#recordRtt(performance.now() - sent);
+        return cb(err, res, from);
+      });
     };
+  }
+
+  /** Recent reply times, for the adaptive idle rule. */
+  #rtts: number[] = [];
+
+  #recordRtt(ms: number): void {
+    this.#rtts.push(ms);
+    if (this.#rtts.length > 64) this.#rtts.shift();
+  }
+
+  /**
+   * How long a traversal may stay silent before it ends: 3 × the 90th percentile of recent
+   * reply times, between 100 ms and the configured maximum. On loopback that is ~100 ms, on
+   * the Internet it reaches the maximum.
+   */
+  #idleWait(): number {
+    if (this.#rtts.length < 8) return this.#idleMs;
+    const sorted = [...this.#rtts].sort((a, b) => a - b);
+    const p90 = sorted[Math.floor(sorted.length * 0.9)];
+    return Math.min(this.#idleMs, Math.max(100, 3 * p90));
   }
 
   /**
@@ -207,7 +233,15 @@ export class DhtClient {
       );
     }
     const bindHost = peers.every((p) => p.host.startsWith("127.")) ? "127.0.0.1" : "0.0.0.0";
-    const dht = new DHT({ bootstrap: peers, verify: verifySignature, timeout: timeoutMs, k: K });
+    // k-rpc caps queries in flight across *all* lookups at `concurrency` (default 16); a
+    // multi-packet share runs dozens of lookups at once, so the client allows more.
+    const dht = new DHT({
+      bootstrap: peers,
+      verify: verifySignature,
+      timeout: timeoutMs,
+      k: K,
+      concurrency: opts.concurrency ?? 128,
+    });
     const bootKeys = new Set(peers.map((p) => `${p.host}:${p.port}`));
     const answered = new Set<string>();
     const onResponse = (_m: KrpcMessage, rinfo: DhtRinfo) => {
@@ -355,7 +389,7 @@ export class DhtClient {
             this.#holdersWith(targetHex, items),
           );
           finish(true);
-        }, this.#idleMs);
+        }, this.#idleWait());
       };
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.#pending.add(fail);
@@ -425,6 +459,24 @@ export class DhtClient {
     if (opts.cas !== undefined && !Number.isSafeInteger(opts.cas)) {
       throw new CipherpostError("invalid_material", "DHT put: cas must be an integer");
     }
+    try {
+      return await this.#putChecked(item, opts.cas);
+    } catch (e) {
+      if (!(e instanceof DhtConflictError)) throw e;
+      // bittorrent-dht nodes answer 302 to an *equal* seq, so a conflict may be our very item
+      // stored a moment earlier by another path (a relay forwarding it). Then the put succeeded.
+      const seen = await this.get(item.k);
+      const holders = seen.items.filter(({ item: x }) =>
+        x.seq === item.seq && Buffer.from(x.sig).equals(Buffer.from(item.sig))
+      );
+      const newer = seen.items.some(({ item: x }) => x.seq > item.seq);
+      if (holders.length === 0 || newer) throw e;
+      return { stored: holders.length, attempted: holders.length, errors: {} };
+    }
+  }
+
+  async #putChecked(item: MutableItem, cas: number | undefined): Promise<PutResult> {
+    const opts = { cas };
     const first = await this.#putOnce(item, opts.cas, false);
     // Cached tokens may have rotated out: one fresh lookup, then one retry.
     if (first.result.stored === 0 && first.fromCache && (first.result.errors["203"] ?? 0) > 0) {

@@ -77,6 +77,18 @@ export function transportOptions(flags: {
   return opts;
 }
 
+/** Options of a resolve. */
+export interface ResolveOptions {
+  /** Ask relays only if the DHT has not answered within this many ms (default: at once). */
+  hedgeMs?: number;
+}
+
+/** Options of a publish. */
+export interface PublishOptions {
+  /** "always" (default): DHT and relays in parallel; "fallback": relays only if the DHT failed. */
+  relays?: "always" | "fallback";
+}
+
 /** A resolved packet and where it came from. */
 export interface Resolved {
   packet: SignedPacket;
@@ -160,6 +172,7 @@ export class Transport {
   async resolveReport(
     publicKey: Uint8Array,
     accept?: (p: SignedPacket) => boolean,
+    opts: ResolveOptions = {},
   ): Promise<ResolveReport> {
     const report: ResolveReport = {
       result: null,
@@ -191,6 +204,8 @@ export class Transport {
       return false;
     };
     const tasks: Promise<void>[] = [];
+    let dhtDone: () => void = () => {};
+    const dhtFinished = new Promise<void>((r) => (dhtDone = r));
     if (this.opts.useDht) {
       tasks.push((async () => {
         try {
@@ -205,12 +220,23 @@ export class Transport {
           report.invalid += r.invalid;
         } catch (e) {
           if (!abort.signal.aborted) report.errors.push(`dht: ${(e as Error).message}`);
+        } finally {
+          dhtDone();
         }
       })());
-    }
+    } else dhtDone();
     if (this.opts.useRelays) {
+      // Hedged: with `hedgeMs`, relays are asked only if the DHT has not answered by then.
+      let hedgeTimer: ReturnType<typeof setTimeout> | undefined;
+      const hedge = opts.hedgeMs === undefined ? Promise.resolve() : Promise.race([
+        dhtFinished,
+        new Promise<void>((r) => (hedgeTimer = setTimeout(r, opts.hedgeMs))),
+        new Promise<void>((r) => abort.signal.addEventListener("abort", () => r(), { once: true })),
+      ]).finally(() => clearTimeout(hedgeTimer));
       for (const url of this.opts.relays) {
         tasks.push((async () => {
+          await hedge;
+          if (abort.signal.aborted) return;
           try {
             const item = await relayGet(url, publicKey, {
               timeoutMs: this.opts.timeoutMs,
@@ -247,8 +273,9 @@ export class Transport {
   async resolve(
     publicKey: Uint8Array,
     accept?: (p: SignedPacket) => boolean,
+    opts: ResolveOptions = {},
   ): Promise<Resolved | null> {
-    return (await this.resolveReport(publicKey, accept)).result;
+    return (await this.resolveReport(publicKey, accept, opts)).result;
   }
 
   /**
@@ -259,6 +286,7 @@ export class Transport {
   async publish(
     packet: SignedPacket,
     cas?: number,
+    opts: PublishOptions = {},
   ): Promise<{ dhtStored: number; relaysStored: number }> {
     const item = toItem(packet);
     const errors: string[] = [];
@@ -276,7 +304,12 @@ export class Transport {
         }
       })());
     }
-    if (this.opts.useRelays) {
+    if (opts.relays === "fallback" && this.opts.useDht) {
+      // Relays only when the DHT put stored nowhere (UDP-less networks).
+      await Promise.all(tasks);
+      tasks.length = 0;
+    }
+    if (this.opts.useRelays && !(opts.relays === "fallback" && dhtStored > 0)) {
       for (const url of this.opts.relays) {
         tasks.push((async () => {
           try {

@@ -49,6 +49,10 @@ export const MAX_BLOB_BYTES = 98_304;
 const PROTOCOL_V2 = 2;
 const RECORD_TTL = 300;
 const CONCURRENCY = 32;
+/** Parts fetched at once: all of them (≤ MAX_PARTS); k-rpc's own cap bounds the queries. */
+const FETCH_CONCURRENCY = 128;
+/** A part read asks relays only if the DHT has not delivered it within this many ms. */
+const HEDGE_MS = 400;
 /** Rounds of publishing or fetching before the missing packets are reported. */
 const ROUNDS = 3;
 const REVOKED = "revoked";
@@ -308,7 +312,7 @@ export async function publishPackets(
   const publishOne = async (i: number) => {
     const p = packets[i];
     try {
-      const r = await t.publish(p);
+      const r = await t.publish(p, undefined, { relays: "fallback" });
       stored[i] = r.dhtStored + r.relaysStored;
     } catch (e) {
       if (!(e instanceof DhtConflictError)) return; // failed this round
@@ -386,12 +390,13 @@ async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint
     const missing = got.flatMap((b, i) => (b ? [] : [i]));
     if (missing.length === 0) break;
     if (round > 1) await pause(round);
-    await pool(missing, CONCURRENCY, async (i) => {
+    await pool(missing, FETCH_CONCURRENCY, async (i) => {
       let resolved;
       try {
         resolved = await t.resolve(
           keys.part(i).publicKey,
           (p) => recordBytes(p, "_cpp")?.length === expectedLen(i),
+          { hedgeMs: HEDGE_MS },
         );
       } catch {
         return; // unreachable this round: still missing
@@ -506,7 +511,9 @@ export async function fetchV2Receipt(t: Transport, locator: Uint8Array): Promise
   if (!head) return null;
   const countBytes = recordBytes(resolved.packet, "_cprn");
   const n = countBytes ? Number(new TextDecoder().decode(countBytes)) : 1;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_RECEIPT_CHUNKS) throw signatureError("receipt chunk count");
+  if (!Number.isInteger(n) || n < 1 || n > MAX_RECEIPT_CHUNKS) {
+    throw signatureError("receipt chunk count");
+  }
   const rest = await Promise.all(
     Array.from({ length: n - 1 }, (_, k) => k + 1).map(async (i) => {
       const kp = receiptKey(locator, keys, i);

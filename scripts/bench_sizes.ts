@@ -4,7 +4,10 @@
  * payloads (base64 inside JSON, as the Envelope carries them). Median of RUNS runs, each with a
  * fresh locator. Prints a table; asserts nothing.
  *
- * Usage: deno task bench:sizes
+ * The testnet runs as a separate process (`cipherpost testnet`), like a network would, and every
+ * publish and fetch opens its own Transport, as each CLI invocation does.
+ *
+ * Usage: deno task bench:sizes   (RUNS=5 for more runs; LATENCIES=50 for one latency)
  *
  * @module
  */
@@ -14,7 +17,6 @@ import { b64encode, utf8 } from "../lib/encoding.ts";
 import { ageRecipientOfEd, generateKeypair } from "../lib/keys.ts";
 import { encodeZ32 } from "../lib/pkarr_key.ts";
 import { shareRef } from "../lib/record.ts";
-import { startTestnet } from "../lib/testnet.ts";
 import { Transport } from "../lib/transport.ts";
 import { buildV2Share, fetchV2Share, publishPackets } from "../lib/v2.ts";
 
@@ -30,15 +32,55 @@ function randomBytes(n: number): Uint8Array {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** Start `cipherpost testnet` as a subprocess; returns its env lines and a stopper. */
+async function spawnTestnet(latencyMs: number) {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-P=cipherpost",
+      "--no-prompt",
+      main,
+      "testnet",
+      "--nodes",
+      String(NODES),
+      "--latency",
+      String(latencyMs),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("CIPHERPOST_RELAYS=")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("testnet exited early");
+    text += value;
+  }
+  const env = Object.fromEntries(
+    text.trim().split("\n").map((l) => l.split("=") as [string, string]),
+  );
+  return {
+    bootstrap: env.CIPHERPOST_BOOTSTRAP.split(","),
+    relayUrl: env.CIPHERPOST_RELAYS.split("\n")[0],
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      reader.releaseLock();
+    },
+  };
+}
+
 async function bench(latencyMs: number): Promise<void> {
-  const net = await startTestnet({ nodes: NODES, latencyMs });
-  const t = new Transport({
-    bootstrap: net.bootstrap,
-    relays: [net.relayUrl],
-    useDht: true,
-    useRelays: true,
-    timeoutMs: 2000,
-  });
+  const net = await spawnTestnet(latencyMs);
+  const open = () =>
+    new Transport({
+      bootstrap: net.bootstrap,
+      relays: [net.relayUrl],
+      useDht: true,
+      useRelays: true,
+      timeoutMs: 2000,
+    });
   const sender = generateKeypair();
   const recipient = generateKeypair();
   const rows: { size: number; blob: number; packets: number; pub: number; get: number }[] = [];
@@ -65,9 +107,13 @@ async function bench(latencyMs: number): Promise<void> {
         blobLen = blob.length;
         packets = built.packets.length;
         const t0 = performance.now();
-        await publishPackets(t, built.packets);
+        const ts = open();
+        await publishPackets(ts, built.packets);
+        await ts.close();
         const t1 = performance.now();
-        await fetchV2Share(t, encodeZ32(sender.publicKey), built.locator);
+        const tr = open();
+        await fetchV2Share(tr, encodeZ32(sender.publicKey), built.locator);
+        await tr.close();
         const t2 = performance.now();
         pubs.push(t1 - t0);
         gets.push(t2 - t1);
@@ -75,8 +121,7 @@ async function bench(latencyMs: number): Promise<void> {
       rows.push({ size, blob: blobLen, packets, pub: median(pubs), get: median(gets) });
     }
   } finally {
-    await t.close();
-    await net.close();
+    await net.stop();
   }
   console.log(`\n${NODES} nodes, ${latencyMs} ms latency, median of ${RUNS}`);
   console.log("payload   blob B  packets  publish ms  (×)    fetch ms  (×)");
@@ -92,5 +137,4 @@ async function bench(latencyMs: number): Promise<void> {
   }
 }
 
-await bench(50);
-await bench(0);
+for (const l of (Deno.env.get("LATENCIES") ?? "50,0").split(",")) await bench(Number(l));
