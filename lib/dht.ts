@@ -250,6 +250,9 @@ export class DhtClient {
     };
     dht._rpc.socket.on("response", onResponse);
     dht.on("warning", () => {});
+    // A client is not a replica: it lives for one command, so data put to it would vanish with
+    // it while the putter counted it as stored. Refuse puts (KRPC 201, generic error).
+    dht._onput = (query: KrpcQuery, peer: DhtRinfo) => dht._rpc.error(peer, query, [201, "read-only client"]);
     let bindError: Error | null = null;
     const bound = new Promise<void>((resolve) => {
       dht.once("listening", () => resolve());

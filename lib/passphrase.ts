@@ -38,11 +38,19 @@ function decodePassphrase(b: Uint8Array): string {
 }
 
 async function readLineFromFd(fd: number): Promise<Uint8Array> {
+  // Deno's sandbox opens `/dev/fd/N` for pipes, but for a descriptor that is a regular file it
+  // demands --allow-all, which this program never has. Say so precisely.
   let f: Deno.FsFile;
   try {
     f = await Deno.open(`/dev/fd/${fd}`, { read: true });
-  } catch {
-    throw configError(`cannot read passphrase from file descriptor ${fd}`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      throw configError(
+        `file descriptor ${fd} is a regular file, which the sandbox cannot open by number`,
+        `use --passphrase-file <path> for files; --passphrase-fd takes a pipe, e.g. --passphrase-fd 3 3< <(pass show cipherpost)`,
+      );
+    }
+    throw configError(`cannot read from file descriptor ${fd}`);
   }
   const out: number[] = [];
   const one = new Uint8Array(1);
@@ -120,7 +128,7 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
     if (fd === 0) {
       throw configError(
         `${flags.fd} 0 is not allowed (stdin carries data)`,
-        `use another descriptor, e.g. ${flags.fd} 3 3<${label.toLowerCase()}file`,
+        `use another descriptor, e.g. ${flags.fd} 3 3< <(pass show cipherpost)`,
       );
     }
     return decodePassphrase(stripOneNewline(await readLineFromFd(fd)));

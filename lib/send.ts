@@ -146,14 +146,18 @@ export async function send(
       shareRef: ref,
       ttlSeconds: req.ttlSeconds,
     }, sender.seed);
-    const shareTxt = txtRecord(SHARE_LABEL, 300, outerRecordJson(record));
-    let fitsAlone = true;
+    // A record over 1000 bytes can never fit a 1000-byte DNS packet (and TXT rdata caps at 64 KiB).
+    const recordJson = outerRecordJson(record);
+    let fitsAlone = recordJson.length <= 1000;
+    const shareTxt = txtRecord(SHARE_LABEL, 300, fitsAlone ? recordJson : "");
     let alone: SignedPacket | null = null;
-    try {
-      alone = signPacket(sender.seed, [shareTxt], Date.now() * 1000);
-    } catch (e) {
-      if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
-      fitsAlone = false;
+    if (fitsAlone) {
+      try {
+        alone = signPacket(sender.seed, [shareTxt], Date.now() * 1000);
+      } catch (e) {
+        if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
+        fitsAlone = false;
+      }
     }
     const liveV1 = (await state.listSent()).some((s) =>
       s.version === 1 && Number(s.expires_at) > createdAt && s.sender === senderZ32

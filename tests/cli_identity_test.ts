@@ -505,24 +505,19 @@ Deno.test("passphrase-fd 3 on a pipe: first line only, one \\r\\n stripped", asy
   }
 });
 
-Deno.test({
-  // BUG (lib/passphrase.ts readLineFromFd, line 43): `Deno.open("/dev/fd/N")` on a descriptor
-  // that refers to a regular file is refused by Deno's permission checker unless the program
-  // runs with --allow-all ("Requires all access to /dev/fd/3"), which -P=cipherpost does not
-  // grant. So the documented usage (and the CLI's own hint, line 123)
-  // `--passphrase-fd 3 3<passphrasefile` fails with exit 1 "cannot read passphrase from file
-  // descriptor 3". Pipes work (test above). Un-ignore once fixed.
-  name: "passphrase-fd 3 redirected from a regular file (3<file) unlocks [ignored: known bug]",
-  ignore: true,
-  fn: async () => {
-    const base = await tmpDir();
-    const home = `${base}/home`;
-    await cheapHome(home, new Uint8Array(32).fill(7), "pw");
-    const pf = `${base}/pass`;
-    await writeWithMode(pf, "pw\nsecond line\n", 0o600);
-    const r = await showViaFd3(home, pf, "file");
-    assert.equal(r.code, 0, r.stderr);
-  },
+Deno.test("passphrase-fd 3 redirected from a regular file: a precise error pointing to --passphrase-file", async () => {
+  // Deno's sandbox opens /dev/fd/N only for pipes unless run with --allow-all (never granted):
+  // a regular file behind the descriptor cannot be read by number. The error says what to use.
+  const base = await tmpDir();
+  const home = `${base}/home`;
+  await cheapHome(home, new Uint8Array(32).fill(7), "pw");
+  const pf = `${base}/pass`;
+  await writeWithMode(pf, "pw\nsecond line\n", 0o600);
+  const r = await showViaFd3(home, pf, "file");
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /file descriptor 3 is a regular file/);
+  assert.match(r.stderr, /hint: use --passphrase-file <path>/);
+  assert.ok(!r.stderr.includes("second line"));
 });
 
 // ---------------------------------------------------------------------------------------------

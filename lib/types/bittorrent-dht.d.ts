@@ -80,6 +80,8 @@ export interface Krpc {
   socket: KrpcSocket;
   nodes: KBucket;
   query(peer: DhtPeer, query: KrpcQuery, cb: KrpcCallback): void;
+  /** Answer a query with a KRPC error `[code, message]`. */
+  error(peer: DhtRinfo | DhtPeer, query: KrpcQuery, error: [number, string]): void;
 }
 
 /** A value as a node stores it in `_values`. */
@@ -112,6 +114,8 @@ export default class DHT {
   readonly destroyed: boolean;
   readonly ready?: boolean;
   _rpc: Krpc;
+  /** Handler of incoming BEP44 `put` queries (replaced by read-only clients). */
+  _onput(query: KrpcQuery, peer: DhtRinfo): void;
   _values: {
     get(key: string): StoredValue | undefined;
     peek(key: string): StoredValue | undefined;
