@@ -2,7 +2,8 @@
  * v2 share cost by size: on a local testnet (200 nodes, 50 ms then 0 ms latency), time
  * `publishPackets` and `fetchV2Share` for real age blobs of 100 B, 1 KiB, 8 KiB and 64 KiB
  * payloads (base64 inside JSON, as the Envelope carries them). Median of RUNS runs, each with a
- * fresh locator. Prints a table; asserts nothing.
+ * fresh locator. Prints a table (with the CPU time the testnet process spent, from /proc, to show
+ * when the single-process testnet is the bottleneck); asserts nothing.
  *
  * The testnet runs as a separate process (`cipherpost testnet`), like a network would, and every
  * publish and fetch opens its own Transport, as each CLI invocation does.
@@ -31,6 +32,21 @@ function randomBytes(n: number): Uint8Array {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * CPU time (user + system) process `pid` has used so far, in ms; NaN where /proc is missing.
+ * Read through `cat`, since Deno lets only `--allow-all` read /proc directly.
+ */
+async function cpuMs(pid: number): Promise<number> {
+  try {
+    const out = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`] }).output();
+    const stat = new TextDecoder().decode(out.stdout);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in 100 Hz ticks
+  } catch {
+    return NaN;
+  }
+}
 
 /** Start `cipherpost testnet` as a subprocess; returns its env lines and a stopper. */
 async function spawnTestnet(latencyMs: number) {
@@ -61,6 +77,8 @@ async function spawnTestnet(latencyMs: number) {
     text.trim().split("\n").map((l) => l.split("=") as [string, string]),
   );
   return {
+    /** CPU time the testnet process has used so far, in ms. */
+    cpuMs: () => cpuMs(child.pid),
     bootstrap: env.CIPHERPOST_BOOTSTRAP.split(","),
     relayUrl: env.CIPHERPOST_RELAYS.split("\n")[0],
     async stop() {
@@ -83,10 +101,23 @@ async function bench(latencyMs: number): Promise<void> {
     });
   const sender = generateKeypair();
   const recipient = generateKeypair();
-  const rows: { size: number; blob: number; packets: number; pub: number; get: number }[] = [];
+  const rows: {
+    size: number;
+    blob: number;
+    packets: number;
+    pub: number;
+    get: number;
+    pubCpu: number;
+    getCpu: number;
+    pubOwn: number;
+    getOwn: number;
+  }[] = [];
   try {
     for (const size of SIZES) {
-      const pubs: number[] = [], gets: number[] = [];
+      const pubs: number[] = [],
+        gets: number[] = [],
+        pubCpus: number[] = [],
+        getCpus: number[] = [];
       let blobLen = 0, packets = 0;
       for (let run = 0; run < RUNS; run++) {
         const createdAt = Math.floor(Date.now() / 1000);
@@ -106,25 +137,46 @@ async function bench(latencyMs: number): Promise<void> {
         });
         blobLen = blob.length;
         packets = built.packets.length;
+        const c0 = await net.cpuMs(), m0 = await cpuMs(Deno.pid);
         const t0 = performance.now();
         const ts = open();
         await publishPackets(ts, built.packets);
         await ts.close();
         const t1 = performance.now();
+        const c1 = await net.cpuMs(), m1 = await cpuMs(Deno.pid);
+        const t1b = performance.now(); // the CPU probes above are not part of the fetch
         const tr = open();
         await fetchV2Share(tr, encodeZ32(sender.publicKey), built.locator);
         await tr.close();
         const t2 = performance.now();
+        const c2 = await net.cpuMs(), m2 = await cpuMs(Deno.pid);
         pubs.push(t1 - t0);
-        gets.push(t2 - t1);
+        gets.push(t2 - t1b);
+        pubCpus.push(c1 - c0);
+        getCpus.push(c2 - c1);
+        pubOwn.push(m1 - m0);
+        getOwn.push(m2 - m1);
       }
-      rows.push({ size, blob: blobLen, packets, pub: median(pubs), get: median(gets) });
+      rows.push({
+        size,
+        blob: blobLen,
+        packets,
+        pub: median(pubs),
+        get: median(gets),
+        pubCpu: median(pubCpus),
+        getCpu: median(getCpus),
+        pubOwn: median(pubOwn),
+        getOwn: median(getOwn),
+      });
     }
   } finally {
     await net.stop();
   }
   console.log(`\n${NODES} nodes, ${latencyMs} ms latency, median of ${RUNS}`);
-  console.log("payload   blob B  packets  publish ms  (×)    fetch ms  (×)");
+  console.log(
+    "payload   blob B  packets  publish ms  (×)    fetch ms  (×)   CPU ms: testnet pub/fetch" +
+      "  client pub/fetch",
+  );
   const base = rows[0];
   for (const r of rows) {
     console.log(
@@ -132,7 +184,9 @@ async function bench(latencyMs: number): Promise<void> {
         String(r.packets).padStart(7)
       }` +
         `  ${r.pub.toFixed(0).padStart(10)}  ${(r.pub / base.pub).toFixed(1).padStart(5)}` +
-        `  ${r.get.toFixed(0).padStart(8)}  ${(r.get / base.get).toFixed(1).padStart(5)}`,
+        `  ${r.get.toFixed(0).padStart(8)}  ${(r.get / base.get).toFixed(1).padStart(5)}` +
+        `   ${`${r.pubCpu.toFixed(0)} / ${r.getCpu.toFixed(0)}`.padStart(19)}` +
+        `  ${`${r.pubOwn.toFixed(0)} / ${r.getOwn.toFixed(0)}`.padStart(16)}`,
     );
   }
 }
