@@ -33,7 +33,7 @@ export function passphraseOptions(cmd: Command): Command {
     .option("--passphrase-file <path>", "read the passphrase from a file (mode 0600 or 0400)")
     .option(
       "--passphrase-fd <n>",
-      "read the passphrase from an open file descriptor (not 0)",
+      "read the passphrase from an inherited pipe descriptor (not 0)",
       parseIntArg,
     )
     .addOption(

@@ -30,7 +30,7 @@ Network options (every network command):
   --bootstrap host:port,...   Mainline DHT bootstrap nodes   (env CIPHERPOST_BOOTSTRAP)
   --relay URL,...             pkarr HTTP relays              (env CIPHERPOST_RELAYS)
   --no-dht / --no-relay       switch one path off
-  --timeout MS                per-request timeout (default 2000)`;
+  --timeout MS                per-request timeout (default 2000; env CIPHERPOST_TIMEOUT)`;
 
 function networkOptions(cmd: Command): Command {
   return cmd
@@ -66,7 +66,7 @@ async function withTransport<T>(
 function pinOptions(cmd: Command): Command {
   return cmd
     .option("--pin-file <path>", "read the PIN from a file (mode 0600 or 0400)")
-    .option("--pin-fd <n>", "read the PIN from an open file descriptor", parseIntArg)
+    .option("--pin-fd <n>", "read the PIN from an inherited pipe descriptor (not 0)", parseIntArg)
     .addOption(new Option("--pin-value <value>", "refused: a PIN in argv leaks").hideHelp());
 }
 
@@ -275,8 +275,9 @@ ${NETWORK_HELP}`,
     .addHelpText(
       "after",
       `
-Reads v1 receipts from the recipient's packet and, for shares sent from this home with protocol
-v2, each share's receipt slot. Without --from, all v2 shares sent from this home.
+Reads v1 receipts from the recipient's packet (--from) and the receipt slot of every share sent
+from this home to that recipient (v2 slots, and the overflow slot of v1 receipts that did not fit
+the recipient's packet). Without --from: the slots of every share sent from this home.
 Examples:
   cipherpost receipts --from <bob-z32>
   cipherpost receipts --from <bob-z32> --share-ref <ref> --json > receipt.json
