@@ -59,10 +59,18 @@ export function passOpts(o: Record<string, unknown>): PassphraseOptions {
 }
 
 /** Load the user's identity, asking for the passphrase as configured. */
-export async function unlockIdentity(o: Record<string, unknown>) {
+export async function unlockIdentity(o: Record<string, unknown>, io: Io = defaultIo) {
   const home = cipherpostHome();
   const pass = await getPassphrase(passOpts(o));
-  return await loadIdentity(home, pass);
+  const id = await loadIdentity(home, pass);
+  if (id.leaksKdfOutput) {
+    io.err(
+      "warning: this identity file was written by cipherpost v1.1 and stores its KDF output: anyone\n" +
+        "with the file can decrypt it without the passphrase. Re-wrap it safely with:\n" +
+        `  cipherpost identity import --force ${home}/secret_key\n`,
+    );
+  }
+  return id;
 }
 
 async function readAllStdin(): Promise<Uint8Array> {
@@ -113,7 +121,7 @@ function buildProgram(io: Io): Command {
       .description("show your public key (z-base-32, pk:, fingerprint, age recipient)")
       .option("--json", "machine-readable output"),
   ).action(async (o) => {
-    const kp = await unlockIdentity(o);
+    const kp = await unlockIdentity(o, io);
     const z = encodeZ32(kp.publicKey);
     const info = {
       z32: z,
@@ -137,7 +145,7 @@ function buildProgram(io: Io): Command {
       "\nExample:\n  cipherpost identity export --age > key.txt && chmod 600 key.txt\n",
     )
     .action(async (o) => {
-      const kp = await unlockIdentity(o);
+      const kp = await unlockIdentity(o, io);
       io.err(
         "warning: the following line is your SECRET key; store it like the identity file itself\n",
       );

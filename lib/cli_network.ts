@@ -174,7 +174,7 @@ ${NETWORK_HELP}`,
       }
       const material = materialTypeFromFlag(o.material);
       const input = await readInput(o.materialFile, positional);
-      const me = await unlockIdentity(o);
+      const me = await unlockIdentity(o, io);
       const pin = o.pin ? await getPin(pinOpts(o), true) : null;
       if (pin !== null) validatePin(pin);
       const result = await withTransport(o, (t) =>
@@ -238,7 +238,7 @@ ${NETWORK_HELP}`,
       const uri = parseShareUri(uriText);
       const state = new State(cipherpostHome());
       if (await checkConsumed(state, uri, log)) return;
-      const me = await unlockIdentity(o);
+      const me = await unlockIdentity(o, io);
       const interactive = Deno.stdin.isTerminal() && Deno.stderr.isTerminal();
       await withTransport(o, (t) =>
         receive(
@@ -323,7 +323,7 @@ ${NETWORK_HELP}`,
       `\nExample:\n  cipherpost revoke cipherpost://<you>/<ref>\n${NETWORK_HELP}`,
     )
     .action(async (target: string, o) => {
-      const me = await unlockIdentity(o);
+      const me = await unlockIdentity(o, io);
       const ref = await withTransport(o, (t) => revoke(t, new State(cipherpostHome()), me, target));
       io.out(`revoked ${ref}\n`);
     });

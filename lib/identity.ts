@@ -164,9 +164,16 @@ export async function readIdentityBytes(home: string): Promise<Uint8Array> {
   }
 }
 
+/** An unlocked identity, and whether its file carries v1.1's passphrase-bypass flaw. */
+export interface LoadedIdentity extends Keypair {
+  leaksKdfOutput: boolean;
+}
+
 /** Load and unlock the identity in `home`. */
-export async function loadIdentity(home: string, passphrase: string): Promise<Keypair> {
-  return await decodeIdentityFile(await readIdentityBytes(home), passphrase);
+export async function loadIdentity(home: string, passphrase: string): Promise<LoadedIdentity> {
+  const bytes = await readIdentityBytes(home);
+  const kp = await decodeIdentityFile(bytes, passphrase);
+  return { ...kp, leaksKdfOutput: parseIdentityFile(bytes).leaksKdfOutput };
 }
 
 /**

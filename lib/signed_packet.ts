@@ -8,6 +8,7 @@
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { CipherpostError, signatureError } from "./errors.ts";
 import { decodeDnsPacket, type DnsRecord, encodeDnsPacket, normalizeName } from "./dns.ts";
+import { concat } from "./encoding.ts";
 import { encodeZ32, isValidPoint } from "./pkarr_key.ts";
 import { verifyPacketSignature } from "./keys.ts";
 
@@ -121,16 +122,6 @@ export function verifyPacket(
     v: v.slice(),
     records,
   };
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function u64be(ts: number): Uint8Array {

@@ -1,6 +1,7 @@
 // Test helpers: run the real CLI as a subprocess with its own home directory and a clean
 // environment, and share one local testnet per test file.
 import { startTestnet, type Testnet } from "../lib/testnet.ts";
+import { Transport } from "../lib/transport.ts";
 
 const root = new URL("..", import.meta.url);
 const mainTs = new URL("main.ts", root).pathname;
@@ -150,4 +151,15 @@ export async function ledgerText(home: string): Promise<string> {
   } catch {
     return "";
   }
+}
+
+/** A library Transport on a testnet (both paths, short timeouts), for crafting attacks. */
+export function testTransport(net: Testnet): Transport {
+  return new Transport({
+    bootstrap: net.bootstrap,
+    relays: [net.relayUrl],
+    useDht: true,
+    useRelays: true,
+    timeoutMs: 500,
+  });
 }

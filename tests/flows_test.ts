@@ -8,7 +8,6 @@ import { dhtTarget, encodeZ32, parsePublicKey } from "../lib/pkarr_key.ts";
 import { toHex } from "../lib/encoding.ts";
 import { outerRecordJson, parseAndVerifyOuterRecord, signOuterRecord } from "../lib/record.ts";
 import { signPacket } from "../lib/signed_packet.ts";
-import { Transport } from "../lib/transport.ts";
 import type { Testnet } from "../lib/testnet.ts";
 import {
   cli,
@@ -17,6 +16,7 @@ import {
   makeUserWithSeed,
   receiveAs,
   sendAs,
+  testTransport,
   tmpDir,
   type User,
   withTestnet,
@@ -24,15 +24,7 @@ import {
 
 const SIG = "signature verification failed";
 
-function transport(net: Testnet): Transport {
-  return new Transport({
-    bootstrap: net.bootstrap,
-    relays: [net.relayUrl],
-    useDht: true,
-    useRelays: true,
-    timeoutMs: 500,
-  });
-}
+const transport = testTransport;
 
 async function receiptsOf(net: Testnet, user: User): Promise<string[]> {
   const t = transport(net);

@@ -150,6 +150,9 @@ Deno.test({
     const ok = await cli(["identity", "show"], { home, env: { CIPHERPOST_PASSPHRASE: PASS } });
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout.split("\n")[1], z32);
+    // the v1.1 flaw is announced, with the command that fixes it
+    assert.match(ok.stderr, /stores its KDF output: anyone\nwith the file can decrypt it without the passphrase/);
+    assert.match(ok.stderr, /cipherpost identity import --force .*secret_key/);
 
     const bad = await cli(["identity", "show"], { home, env: { CIPHERPOST_PASSPHRASE: "pas" } });
     assert.equal(bad.code, 4, bad.stderr);
@@ -197,6 +200,7 @@ Deno.test({
     const s = await cli(["identity", "show", "--json"], { home, env });
     assert.equal(s.code, 0, s.stderr);
     assert.equal(JSON.parse(s.stdout).z32, z32);
+    assert.doesNotMatch(s.stderr, /KDF output/, "the re-wrapped file is no longer flagged");
   },
 });
 

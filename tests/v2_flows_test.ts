@@ -9,7 +9,6 @@ import { shareRef } from "../lib/record.ts";
 import { parseShareUri } from "../lib/share_uri.ts";
 import { signPacket } from "../lib/signed_packet.ts";
 import type { Testnet } from "../lib/testnet.ts";
-import { Transport } from "../lib/transport.ts";
 import { buildV2Share, deriveV2Keys, fetchV2Receipt, fetchV2Share } from "../lib/v2.ts";
 import {
   cli,
@@ -17,6 +16,7 @@ import {
   makeUserWithSeed,
   receiveAs,
   sendAs,
+  testTransport,
   tmpDir,
   type User,
   withTestnet,
@@ -25,15 +25,7 @@ import {
 const fixtures = new URL("../../shared/vectors/cipherpost/", import.meta.url);
 const fixture = (name: string) => new URL(name, fixtures).pathname;
 
-function transport(net: Testnet): Transport {
-  return new Transport({
-    bootstrap: net.bootstrap,
-    relays: [net.relayUrl],
-    useDht: true,
-    useRelays: true,
-    timeoutMs: 500,
-  });
-}
+const transport = testTransport;
 
 function locatorOf(uri: string): Uint8Array {
   const u = parseShareUri(uri);
