@@ -1,13 +1,28 @@
 /**
  * Mainline DHT client at the level of BEP44 mutable items (no salt), on `npm:bittorrent-dht`.
  *
- * `get` runs one iterative traversal towards `sha1(k)`, checks every item it is handed (target,
- * sizes, Ed25519 signature) and streams the valid ones to the caller, who may stop early. The
- * closest responders and their write tokens are kept per target for a few minutes so that a
- * following `put` goes straight to the k (=20) closest token holders, not to every node touched.
+ * `get` runs one iterative Kademlia lookup towards `sha1(k)`, checks every item it is handed
+ * (target, sizes, Ed25519 signature) and streams the valid ones to the caller, who may stop
+ * early. The closest responders and their write tokens are kept per target for a few minutes so
+ * that a following `put` goes straight to the k (=20) closest token holders, not to every node
+ * touched.
  *
- * bittorrent-dht 11.0.12 is pinned: `_closest`, `_rpc` and the k-rpc-socket internals used here
- * are private API.
+ * The lookup is our own, on k-rpc-socket (not k-rpc's `_closest`, which queries every unqueried
+ * node among the k closest it knows, each round, and so sends 55 to 90 queries per lookup in a
+ * 200-node network): at most α queries in flight per lookup, and the lookup ends as soon as the
+ * k closest nodes it has seen have all answered (or failed). Every contact learned is kept by
+ * the client (up to {@link MAX_KNOWN}), and each lookup starts from the known contacts closest
+ * to its target, so the many lookups of a multi-packet share mostly start next to their target.
+ * The client bootstraps by asking its bootstrap entries for its own id (no traversal).
+ *
+ * Queries (of lookups and puts) share client-wide slots, `concurrency` at most, fewer when
+ * replies are fast: each reply to a burst of queries arrives in a burst too, and what exceeds
+ * the UDP receive buffer is dropped by the kernel while the event loop is busy (Deno's
+ * `setRecvBufferSize` does not reach the socket, so the default ~208 KiB applies: ~48 replies
+ * of a bittorrent-dht node listing its whole table). Each drop would cost a stale wait.
+ *
+ * bittorrent-dht 11.0.12 is pinned: `_rpc` and the k-rpc-socket internals used here are private
+ * API.
  *
  * @module
  */
@@ -19,13 +34,7 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha1 } from "@noble/hashes/legacy.js";
 // @ts-types="./types/bittorrent-dht.d.ts"
 import DHT from "bittorrent-dht";
-import type {
-  DhtPeer,
-  DhtRinfo,
-  KrpcError,
-  KrpcMessage,
-  KrpcQuery,
-} from "./types/bittorrent-dht.d.ts";
+import type { DhtPeer, DhtRinfo, KrpcError, KrpcQuery } from "./types/bittorrent-dht.d.ts";
 import { CipherpostError, signatureError } from "./errors.ts";
 import { verifyPacketSignature } from "./keys.ts";
 
@@ -36,6 +45,20 @@ export const K = 20;
 /** How long the closest token holders of a target are reused (tokens live 5 to 10 min). */
 const TOKEN_CACHE_MS = 4 * 60 * 1000;
 const DEFAULT_TIMEOUT_MS = 2000;
+/** Queries in flight per lookup that may stop at its first valid item (a read). */
+const ALPHA_FIRST = 4;
+/** Queries in flight per lookup that must reach all of the k closest (before a put). */
+const ALPHA_FULL = 10;
+/** Replies per second the client plans for (see `#slots`). */
+const QUERY_RATE = 2000;
+/** The fewest query slots (see `#slots`). */
+const MIN_SLOTS = 24;
+/** Contacts the client remembers across lookups, to start each lookup near its target. */
+const MAX_KNOWN = 4096;
+/** Candidates one lookup keeps, closest first. */
+const MAX_CANDIDATES = 4 * K;
+/** A contact whose query timed out is not used again for this long. */
+const DEAD_MS = 5 * 60 * 1000;
 
 /** A BEP44 mutable item without salt: what a PKARR signed packet is on the DHT. */
 export interface MutableItem {
@@ -93,7 +116,10 @@ export interface DhtClientOptions {
   deadlineMs?: number;
   /** Local UDP port (default 0 = random). */
   port?: number;
-  /** Queries in flight at once across all lookups (default 128). */
+  /**
+   * Queries in flight at once across all lookups and puts (default 128; fewer while replies
+   * come back within a few ms, see the module notes).
+   */
   concurrency?: number;
   /**
    * A traversal that has heard from at least one node ends once no reply has arrived for this
@@ -161,8 +187,29 @@ interface TargetCache {
   holders: Map<string, { seq: number; sig: Uint8Array }>;
 }
 
-interface Traversal {
-  queried: number;
+/** A DHT contact: `id` is null for a bootstrap entry that has not answered yet. */
+interface Contact {
+  host: string;
+  port: number;
+  id: Buffer | null;
+  /** `host:port` */
+  addr: string;
+  /** {@link addrKey} of host and port. */
+  key: number;
+}
+
+/** A node in a lookup's candidate list. */
+interface Candidate extends Contact {
+  /** The first 6 bytes of the XOR distance to the target (Infinity while `id` is unknown). */
+  d: number;
+  state: "fresh" | "in flight" | "answered" | "failed";
+  /** When the query was sent (performance.now()). */
+  sent: number;
+  /** Queries sent to it so far (a stale query is sent once more), and how many are out. */
+  tries: number;
+  out: number;
+  /** The last query sent to it: `held` while it holds a client-wide query slot. */
+  query: { held: boolean } | null;
 }
 
 /** A Mainline DHT client: one UDP socket, BEP44 get/put of unsalted mutable items. */
@@ -171,20 +218,28 @@ export class DhtClient {
   #deadlineMs: number;
   #idleMs: number;
   #cache = new Map<string, TargetCache>();
-  #traversals = new WeakMap<object, Traversal>();
+  /** Contacts learned so far, by {@link addrKey}, least recently heard of first. */
+  #known = new Map<number, Contact>();
+  /** Contacts whose queries timed out, by {@link addrKey} → until when they are skipped. */
+  #dead = new Map<number, number>();
+  /** The bootstrap entries, the lookups' last resort. */
+  #bootPeers: DhtPeer[] = [];
+  /** Queries in flight (lookups and puts), and the operations waiting for a slot. */
+  #inflight = 0;
+  #maxInflight: number;
+  #waiting = new Set<() => void>();
   #pending = new Set<(e: Error) => void>();
   #closed = false;
 
-  private constructor(dht: DHT, deadlineMs: number, idleMs: number) {
+  private constructor(dht: DHT, deadlineMs: number, idleMs: number, maxInflight: number) {
     this.#idleMs = idleMs;
     this.#dht = dht;
     this.#deadlineMs = deadlineMs;
-    // Count the queries each traversal sends: k-rpc passes our message object through as is.
+    this.#maxInflight = maxInflight;
+    // Every reply time feeds the adaptive idle rule.
     const sock = dht._rpc.socket;
     const query = sock.query.bind(sock);
     sock.query = (peer, q, cb) => {
-      const t = this.#traversals.get(q);
-      if (t) t.queried++;
       const sent = performance.now();
       return query(peer, q, (err, res, from) => {
         if (!err) this.#recordRtt(performance.now() - sent);
@@ -196,9 +251,13 @@ export class DhtClient {
   /** Recent reply times, for the adaptive idle rule. */
   #rtts: number[] = [];
 
+  /** The idle wait and the query slots, recomputed every 8 reply times. */
+  #idle = { wait: 0, stale: 0, slots: 0, fresh: 0 };
+
   #recordRtt(ms: number): void {
     this.#rtts.push(ms);
     if (this.#rtts.length > 64) this.#rtts.shift();
+    this.#idle.fresh--;
   }
 
   /**
@@ -208,9 +267,46 @@ export class DhtClient {
    */
   #idleWait(): number {
     if (this.#rtts.length < 8) return this.#idleMs;
+    this.#refresh();
+    return this.#idle.wait;
+  }
+
+  /**
+   * Queries (lookups and puts together) the client keeps in flight: `concurrency`, or less when
+   * replies come back fast. Replies to a burst of queries arrive as a burst, and the kernel
+   * drops what exceeds the UDP receive buffer while the event loop is busy (Linux's default
+   * holds ~48 replies of 2.7 KB, the size of a bittorrent-dht reply listing its whole table);
+   * each drop then costs the idle wait. So the client keeps about {@link QUERY_RATE} × the
+   * median reply time in flight (at least {@link MIN_SLOTS}): ~128 at 50 ms, ~30 on loopback.
+   */
+  /**
+   * How long a lookup query may go unanswered before it is stale (see `#traverse`): like the
+   * idle wait, without its 100 ms floor, since a stale query keeps a lookup going rather than
+   * ending it.
+   */
+  #staleWait(): number {
+    if (this.#rtts.length < 8) return this.#idleMs;
+    this.#refresh();
+    return this.#idle.stale;
+  }
+
+  #slots(): number {
+    if (this.#rtts.length < 8) return Math.min(MIN_SLOTS, this.#maxInflight);
+    this.#refresh();
+    return this.#idle.slots;
+  }
+
+  #refresh(): void {
+    if (this.#idle.fresh > 0) return;
     const sorted = [...this.#rtts].sort((a, b) => a - b);
+    const p50 = sorted[Math.floor(sorted.length * 0.5)];
     const p90 = sorted[Math.floor(sorted.length * 0.9)];
-    return Math.min(this.#idleMs, Math.max(100, 3 * p90));
+    this.#idle = {
+      wait: Math.min(this.#idleMs, Math.max(100, 3 * p90)),
+      stale: Math.min(this.#idleMs, Math.max(20, 3 * p90)),
+      slots: Math.min(this.#maxInflight, Math.max(MIN_SLOTS, Math.round(QUERY_RATE * p50 / 1000))),
+      fresh: 8,
+    };
   }
 
   /**
@@ -223,8 +319,8 @@ export class DhtClient {
     if (opts.bootstrap.length === 0) {
       throw new CipherpostError("network", "DHT unreachable: no bootstrap nodes configured");
     }
-    // k-rpc's traversal falls back to the routing table whenever it knows fewer nodes than the
-    // bootstrap list is long, so more than K bootstrap entries would defeat the traversal.
+    // At most K bootstrap entries: they are all asked at once, and again by lookups that know
+    // fewer than K contacts.
     const peers = shuffle(await resolveBootstrap(opts.bootstrap)).slice(0, K);
     if (peers.length === 0) {
       throw new CipherpostError(
@@ -233,26 +329,22 @@ export class DhtClient {
       );
     }
     const bindHost = peers.every((p) => p.host.startsWith("127.")) ? "127.0.0.1" : "0.0.0.0";
-    // k-rpc caps queries in flight across *all* lookups at `concurrency` (default 16); a
-    // multi-packet share runs dozens of lookups at once, so the client allows more.
+    // No bootstrap by bittorrent-dht itself (a k-rpc traversal of its own id): the client asks
+    // the bootstrap entries directly, below. `concurrency` is our cap on queries in flight
+    // across all lookups (a multi-packet share runs dozens of lookups at once).
+    const concurrency = opts.concurrency ?? 128;
     const dht = new DHT({
-      bootstrap: peers,
+      bootstrap: false,
       verify: verifySignature,
       timeout: timeoutMs,
       k: K,
-      concurrency: opts.concurrency ?? 128,
+      concurrency,
     });
-    const bootKeys = new Set(peers.map((p) => `${p.host}:${p.port}`));
-    const answered = new Set<string>();
-    const onResponse = (_m: KrpcMessage, rinfo: DhtRinfo) => {
-      const key = `${rinfo.address}:${rinfo.port}`;
-      if (bootKeys.has(key)) answered.add(key);
-    };
-    dht._rpc.socket.on("response", onResponse);
     dht.on("warning", () => {});
     // A client is not a replica: it lives for one command, so data put to it would vanish with
     // it while the putter counted it as stored. Refuse puts (KRPC 201, generic error).
-    dht._onput = (query: KrpcQuery, peer: DhtRinfo) => dht._rpc.error(peer, query, [201, "read-only client"]);
+    dht._onput = (query: KrpcQuery, peer: DhtRinfo) =>
+      dht._rpc.error(peer, query, [201, "read-only client"]);
     let bindError: Error | null = null;
     const bound = new Promise<void>((resolve) => {
       dht.once("listening", () => resolve());
@@ -265,31 +357,22 @@ export class DhtClient {
     // Bind synchronously: bittorrent-dht bootstraps on the next tick and would otherwise
     // auto-bind to 0.0.0.0 on its first send.
     dht.listen(opts.port ?? 0, bindHost);
-    const client = new DhtClient(dht, deadlineMs, opts.idleMs ?? Math.min(timeoutMs / 2, 750));
+    const client = new DhtClient(
+      dht,
+      deadlineMs,
+      opts.idleMs ?? Math.min(timeoutMs / 2, 750),
+      Math.max(1, concurrency),
+    );
     await bound;
     if (bindError) {
       await client.close();
       throw new CipherpostError("network", `DHT: could not bind UDP ${bindHost}:${opts.port ?? 0}`);
     }
-    // Usable as soon as one bootstrap node has answered: lookups start from the bootstrap list
-    // and the routing table anyway. Waiting for 'ready' (the end of the bootstrap find_node
-    // traversal) costs a full KRPC timeout whenever a dead node is in someone's table, which
-    // on the real DHT is always.
+    // Usable as soon as one bootstrap node has answered: its reply already lists contacts, and
+    // the other replies keep arriving while the first lookups run.
     const started = performance.now();
-    await new Promise<void>((resolve) => {
-      if (dht.ready || answered.size > 0) return resolve();
-      const timer = setTimeout(done, Math.max(deadlineMs, timeoutMs * 2));
-      const poll = setInterval(() => answered.size > 0 && done(), 5);
-      dht.once("ready", done);
-      function done() {
-        clearTimeout(timer);
-        clearInterval(poll);
-        dht.removeListener("ready", done);
-        resolve();
-      }
-    });
-    dht._rpc.socket.removeListener("response", onResponse);
-    if (answered.size === 0) {
+    const answered = await client.#bootstrap(peers, Math.max(deadlineMs, timeoutMs * 2));
+    if (answered === 0) {
       await client.close();
       const ms = Math.round(performance.now() - started);
       throw new CipherpostError(
@@ -334,6 +417,129 @@ export class DhtClient {
     return holders;
   }
 
+  /**
+   * Asks every bootstrap entry at once (`find_node` of our own id) and learns the contacts the
+   * replies list. Resolves with how many had answered when the first one did, or when all
+   * failed, or after `waitMs`; later replies are still learned.
+   */
+  #bootstrap(peers: DhtPeer[], waitMs: number): Promise<number> {
+    this.#bootPeers = peers;
+    const id = this.#dht._rpc.id;
+    const message: KrpcQuery = { q: "find_node", a: { id, target: id } };
+    let answered = 0;
+    let failed = 0;
+    return new Promise<number>((resolve) => {
+      const timer = setTimeout(() => resolve(answered), waitMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(answered);
+      };
+      for (const peer of peers) {
+        this.#dht._rpc.socket.query(peer, message, (err, res) => {
+          if (this.#closed) return;
+          const r = res?.r;
+          if (err || !r) {
+            if (err?.code === "ETIMEDOUT") this.#markDead(addrKey(peer.host, peer.port));
+            if (++failed === peers.length) done();
+            return;
+          }
+          if (isBytes(r.id, 20)) this.#learn(peer.host, peer.port, r.id);
+          if (isBytes(r.nodes)) this.#learnNodes(r.nodes);
+          answered++;
+          done();
+        });
+      }
+    });
+  }
+
+  /** Remembers a contact that answered (it becomes the most recently heard of). */
+  #learn(host: string, port: number, id: Uint8Array): void {
+    const key = addrKey(host, port);
+    if (this.#isDead(key) || equalBytes(id, this.#dht._rpc.id)) return;
+    const old = this.#known.get(key);
+    if (old) this.#known.delete(key);
+    const c = old?.id && equalBytes(old.id, id) ? old : contact(host, port, toBuf(id), key);
+    this.#known.set(key, c);
+    if (this.#known.size > MAX_KNOWN) this.#known.delete(this.#known.keys().next().value!);
+  }
+
+  /**
+   * Learns the contacts of a compact `nodes` string (second-hand: a known contact keeps its
+   * place) and passes each one to `visit`.
+   */
+  #learnNodes(nodes: Uint8Array, visit?: (c: Contact) => void): void {
+    const self = this.#dht._rpc.id;
+    for (let i = 0; i + 26 <= nodes.length; i += 26) {
+      const port = (nodes[i + 24] << 8) | nodes[i + 25];
+      if (port === 0) continue;
+      const ip = ((nodes[i + 20] << 24) | (nodes[i + 21] << 16) | (nodes[i + 22] << 8) |
+        nodes[i + 23]) >>> 0;
+      const key = ip * 65536 + port;
+      let c = this.#known.get(key);
+      if (!c || !c.id || !equalAt(c.id, nodes, i)) {
+        if (this.#isDead(key) || equalAt(self, nodes, i)) continue;
+        const host = `${nodes[i + 20]}.${nodes[i + 21]}.${nodes[i + 22]}.${nodes[i + 23]}`;
+        c = contact(host, port, Buffer.from(nodes.subarray(i, i + 20)), key);
+        this.#known.delete(key);
+        this.#known.set(key, c);
+        if (this.#known.size > MAX_KNOWN) this.#known.delete(this.#known.keys().next().value!);
+      }
+      visit?.(c);
+    }
+  }
+
+  #markDead(key: number): void {
+    this.#dead.set(key, Date.now() + DEAD_MS);
+    this.#known.delete(key);
+  }
+
+  #isDead(key: number): boolean {
+    if (this.#dead.size === 0) return false;
+    const until = this.#dead.get(key);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#dead.delete(key);
+    return false;
+  }
+
+  /** The `n` known contacts closest to `target`. */
+  #seeds(target: Uint8Array, n: number): Contact[] {
+    const best: Array<{ c: Contact; d: number }> = [];
+    for (const c of this.#known.values()) {
+      if (!c.id) continue;
+      const d = prefixDistance(c.id, target);
+      if (best.length === n && !closer(d, c.id, best[n - 1].d, best[n - 1].c.id!, target)) {
+        continue;
+      }
+      let i = best.length;
+      while (i > 0 && closer(d, c.id, best[i - 1].d, best[i - 1].c.id!, target)) i--;
+      best.splice(i, 0, { c, d });
+      if (best.length > n) best.pop();
+    }
+    return best.map((x) => x.c);
+  }
+
+  /** Wakes lookups waiting for a query slot. */
+  #wake(): void {
+    for (const pump of [...this.#waiting]) {
+      if (this.#inflight >= this.#slots()) return;
+      this.#waiting.delete(pump);
+      pump();
+    }
+  }
+
+  /**
+   * One Kademlia lookup of `sha1(k)` with `get` queries: starts from the known contacts closest
+   * to the target (the bootstrap entries too while fewer than K are known), keeps at most α
+   * queries in flight, and ends when the K closest candidates that have not failed have all
+   * answered, when `onItem` stops it, or at the deadline.
+   *
+   * Unresponsive nodes: a query unanswered for the stale wait (3 × the 90th percentile of
+   * recent reply times) gives back its α and client-wide slots and is sent once more (a lost
+   * datagram); when that one goes stale too, the node counts as failed (a late reply still
+   * counts). And as before, once the lookup has heard from anyone, a silence of the idle wait
+   * ends it as complete: dead nodes in routing tables cost at most that.
+   */
   #traverse(
     k: Uint8Array,
     opts: { onItem?: (item: MutableItem, from: string) => boolean; signal?: AbortSignal },
@@ -341,19 +547,50 @@ export class DhtClient {
     const target = Buffer.from(dhtTarget(k));
     const targetHex = target.toString("hex");
     const message: KrpcQuery = { q: "get", a: { id: this.#dht._rpc.id, target } };
-    const trav: Traversal = { queried: 0 };
-    this.#traversals.set(message, trav);
+    const alpha = opts.onItem ? ALPHA_FIRST : ALPHA_FULL;
     const items: GetResult["items"] = [];
     const nodes = new Map<string, DhtNodeInfo>();
+    const cands: Candidate[] = [];
+    const byKey = new Map<number, Candidate>();
+    let queried = 0;
     let responded = 0;
     let invalid = 0;
-    let stopped = false;
     let settled = false;
+
+    /** Inserts a contact in distance order (unknown ids last); false when not kept. */
+    const insert = (c: Candidate): boolean => {
+      let i = cands.length;
+      while (i > 0 && candCloser(c, cands[i - 1], target)) i--;
+      if (i >= MAX_CANDIDATES) return false;
+      cands.splice(i, 0, c);
+      byKey.set(c.key, c);
+      if (cands.length > MAX_CANDIDATES) byKey.delete(cands.pop()!.key);
+      return true;
+    };
+    const consider = (c: Contact) => {
+      let d = Infinity;
+      if (c.id) {
+        d = prefixDistance(c.id, target);
+        // Not closer than the farthest kept candidate: skip early.
+        const last = cands[cands.length - 1];
+        if (
+          cands.length >= MAX_CANDIDATES && last.id && !closer(d, c.id, last.d, last.id, target)
+        ) return;
+      }
+      if (byKey.has(c.key) || this.#isDead(c.key)) return;
+      if (c.id && equalBytes(c.id, this.#dht._rpc.id)) return;
+      insert({ ...c, d, state: "fresh", sent: 0, tries: 0, out: 0, query: null });
+    };
+    const seeds = this.#seeds(target, 2 * K);
+    for (const c of seeds) consider(c);
+    if (seeds.length < K) {
+      for (const p of this.#bootPeers) consider(contact(p.host, p.port, null));
+    }
 
     return new Promise<GetResult>((resolve, reject) => {
       const result = (complete: boolean): GetResult => ({
         items: [...items],
-        queried: trav.queried,
+        queried,
         responded,
         invalid,
         closest: closestTo(target, [...nodes.values()]),
@@ -361,15 +598,28 @@ export class DhtClient {
       });
       const cleanup = () => {
         settled = true;
-        stopped = true;
+        // Queries still out no longer hold client-wide slots: nobody waits for them.
+        if (holding.size > 0) {
+          for (const q of [...holding]) release(q);
+          queueMicrotask(() => this.#wake());
+        }
         clearTimeout(timer);
         clearTimeout(idle);
+        clearTimeout(staleTimer);
+        this.#waiting.delete(pump);
         opts.signal?.removeEventListener("abort", onAbort);
         this.#pending.delete(fail);
       };
-      const finish = (complete: boolean) => {
+      const finish = (complete: boolean, remember: boolean) => {
         if (settled) return;
         cleanup();
+        if (remember && nodes.size > 0) {
+          this.#remember(
+            targetHex,
+            closestTo(target, [...nodes.values()]),
+            this.#holdersWith(targetHex, items),
+          );
+        }
         resolve(result(complete));
       };
       const fail = (e: Error) => {
@@ -378,78 +628,171 @@ export class DhtClient {
         reject(e);
       };
       const onAbort = () => fail(opts.signal?.reason ?? new Error("aborted"));
-      const timer = setTimeout(() => finish(false), this.#deadlineMs);
-      // Idle rule: after the first reply, a silence of idleMs ends the traversal as if it had
-      // completed (what is still outstanding is, in practice, dead nodes).
+      const timer = setTimeout(() => finish(false, false), this.#deadlineMs);
+      // Idle rule: after the first reply, a silence of the idle wait ends the lookup as if it
+      // had completed (what is still outstanding is, in practice, dead nodes).
       let idle: ReturnType<typeof setTimeout> | undefined;
       const rearm = () => {
         clearTimeout(idle);
         idle = setTimeout(() => {
           if (settled || responded === 0) return;
-          this.#remember(
-            targetHex,
-            closestTo(target, [...nodes.values()]),
-            this.#holdersWith(targetHex, items),
-          );
-          finish(true);
+          // Waiting for one of the client's query slots is not silence of the network.
+          if (this.#waiting.has(pump)) rearm();
+          else finish(true, true);
         }, this.#idleWait());
       };
+      let staleTimer: ReturnType<typeof setTimeout> | undefined;
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.#pending.add(fail);
 
-      const onreply = (msg: KrpcMessage, from: DhtRinfo): boolean => {
-        const r = msg.r;
-        if (!r || settled) return !stopped;
+      const onReply = (c: Candidate, r: Record<string, unknown>) => {
         responded++;
         rearm();
-        const fromKey = `${from.address}:${from.port}`;
-        if (isBytes(r.id, 20) && isBytes(r.token)) {
-          nodes.set(fromKey, {
-            host: from.address,
-            port: from.port,
-            id: new Uint8Array(r.id),
-            token: new Uint8Array(r.token),
-          });
+        c.state = "answered";
+        if (!c.id && isBytes(r.id, 20)) {
+          // A bootstrap entry: now that its id is known, move it to its place.
+          const i = cands.indexOf(c);
+          if (i >= 0) cands.splice(i, 1);
+          byKey.delete(c.key);
+          c.id = toBuf(r.id);
+          c.d = prefixDistance(c.id, target);
+          insert(c);
         }
-        if (r.v === undefined) return true;
+        if (isBytes(r.id, 20)) {
+          this.#learn(c.host, c.port, r.id);
+          if (isBytes(r.token)) {
+            nodes.set(c.addr, {
+              host: c.host,
+              port: c.port,
+              id: new Uint8Array(r.id),
+              token: new Uint8Array(r.token),
+            });
+          }
+        }
+        if (isBytes(r.nodes)) this.#learnNodes(r.nodes, consider);
+        if (r.v === undefined) return;
         const item = itemFromReply(r, target);
         if (!item) {
           invalid++;
-          return true;
+          return;
         }
-        items.push({ item, from: fromKey });
+        items.push({ item, from: c.addr });
         let stop = false;
         try {
-          stop = opts.onItem?.(item, fromKey) === true;
+          stop = opts.onItem?.(item, c.addr) === true;
         } catch (e) {
           fail(e instanceof Error ? e : new Error(String(e)));
-          return false;
+          return;
         }
-        if (stop) {
-          finish(false);
-          return false;
-        }
-        return true;
+        if (stop) finish(false, false);
       };
 
-      this.#dht._closest(target, message, onreply, () => {
-        if (this.#closed) return;
-        if (!stopped) {
-          this.#remember(
-            targetHex,
-            closestTo(target, [...nodes.values()]),
-            this.#holdersWith(targetHex, items),
-          );
+      /** Queries in flight that hold a client-wide query slot. */
+      const holding = new Set<{ held: boolean }>();
+      const release = (q: { held: boolean }) => {
+        if (!q.held) return false;
+        q.held = false;
+        holding.delete(q);
+        this.#inflight--;
+        return true;
+      };
+      const send = (c: Candidate) => {
+        const q = { held: true };
+        holding.add(q);
+        c.state = "in flight";
+        c.sent = performance.now();
+        c.query = q;
+        c.tries++;
+        c.out++;
+        queried++;
+        this.#inflight++;
+        const peer: DhtPeer = { host: c.host, port: c.port };
+        if (c.id) peer.id = c.id;
+        this.#dht._rpc.socket.query(peer, message, (err, res) => {
+          release(q);
+          c.out--;
+          if (this.#closed) return;
+          const r = err ? undefined : res?.r;
+          if (!r && c.out === 0) {
+            if (err?.code === "ETIMEDOUT") this.#markDead(c.key);
+            else if (err?.code === "EUNEXPECTEDNODE") this.#known.delete(c.key);
+          }
+          if (!settled && c.state !== "answered") {
+            if (r) onReply(c, r);
+            else if (c.out === 0) c.state = "failed";
+            pump();
+          }
+          this.#wake();
+        });
+      };
+
+      /**
+       * Sends what α and the client-wide cap allow, and ends the lookup once the K closest
+       * candidates that have not failed have all answered. A query unanswered for the idle wait
+       * is stale: it gives back its α and client-wide slots (a lost datagram must not hold them
+       * for a whole KRPC timeout) and is sent once more; a node whose second query goes stale
+       * too counts as failed (until it answers after all).
+       */
+      function pump(this: void): void {
+        if (settled) return;
+        const now = performance.now();
+        const staleMs = staleAfter();
+        const stale = (c: Candidate) => now - c.sent >= staleMs;
+        let active = 0;
+        let released = false;
+        for (const c of cands) {
+          if (c.state !== "in flight") continue;
+          if (!stale(c)) active++;
+          else {
+            if (c.query && release(c.query)) released = true;
+            // Sent twice, stale twice: as good as failed (a late reply still counts).
+            if (c.tries >= 2) c.state = "failed";
+          }
         }
-        finish(!stopped);
-      });
+        let considered = 0;
+        let open = false;
+        for (const c of cands) {
+          if (considered >= K) break;
+          if (c.state === "failed") continue;
+          considered++;
+          if (c.state === "answered") continue;
+          open = true;
+          if (active >= alpha) continue;
+          if (c.state === "in flight" && (!stale(c) || c.tries >= 2)) continue;
+          if (!slotFree()) {
+            wait();
+            break;
+          }
+          send(c);
+          active++;
+        }
+        if (!open) return finish(true, true);
+        let oldest = Infinity;
+        for (const c of cands) {
+          if (c.state === "in flight" && !stale(c)) {
+            oldest = Math.min(oldest, c.sent);
+          }
+        }
+        clearTimeout(staleTimer);
+        if (oldest < Infinity) {
+          staleTimer = setTimeout(pump, Math.max(1, oldest + staleMs - performance.now() + 1));
+        }
+        if (released) wake();
+      }
+      const staleAfter = () => this.#staleWait();
+      const slotFree = () => this.#inflight < this.#slots();
+      const wait = () => this.#waiting.add(pump);
+      const wake = () => this.#wake();
+
+      pump();
     });
   }
 
   /**
    * Stores `item` on the {@link K} closest nodes that handed out a write token (looked up first
    * unless a recent lookup of the same key is cached), in parallel, with an optional BEP44
-   * `cas`.
+   * `cas`. Once a node has answered, a silence of twice the idle wait (see
+   * {@link DhtClientOptions.idleMs}) ends the put; the nodes still silent count as timeouts.
    *
    * A 302 from a node that is known (from an earlier get or put) to hold this very item (same
    * seq and signature) counts as stored: bittorrent-dht nodes answer 302 to an equal seq.
@@ -533,11 +876,23 @@ export class DhtClient {
     return new Promise<PutResult>((resolve, reject) => {
       let settled = false;
       const answered = new Set<string>();
-      const conclude = () => {
-        if (settled) return;
+      /** Puts in flight that hold a client-wide query slot. */
+      const holding = new Set<string>();
+      const stop = () => {
         settled = true;
         clearTimeout(timer);
+        clearTimeout(idle);
+        this.#waiting.delete(pumpPuts);
         this.#pending.delete(fail);
+        if (holding.size > 0) {
+          this.#inflight -= holding.size;
+          holding.clear();
+          queueMicrotask(() => this.#wake());
+        }
+      };
+      const conclude = () => {
+        if (settled) return;
+        stop();
         for (const n of targets) {
           if (!answered.has(`${n.host}:${n.port}`)) bump("timeout");
         }
@@ -565,16 +920,26 @@ export class DhtClient {
       };
       const fail = (e: Error) => {
         if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.#pending.delete(fail);
+        stop();
         reject(e);
       };
       const timer = setTimeout(conclude, this.#deadlineMs);
+      // Idle rule, as for lookups but twice as patient: once a node has answered, a silence of
+      // 2 × the idle wait ends the put, and the nodes still silent count as timeouts (each was
+      // sent the item anyway; waiting longer would only refine the count).
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const rearm = () => {
+        clearTimeout(idle);
+        // (Not while puts still wait for a query slot: they have not been sent yet.)
+        idle = setTimeout(
+          () => (next < targets.length ? rearm() : conclude()),
+          2 * this.#idleWait(),
+        );
+      };
       this.#pending.add(fail);
       if (targets.length === 0) return conclude();
 
-      for (const node of targets) {
+      const sendPut = (node: DhtNodeInfo) => {
         const key = `${node.host}:${node.port}`;
         const a: Record<string, unknown> = {
           id: this.#dht._rpc.id,
@@ -586,10 +951,16 @@ export class DhtClient {
         };
         if (cas !== undefined) a.cas = cas;
         const peer: DhtPeer = { host: node.host, port: node.port, id: Buffer.from(node.id) };
-        // Straight to the socket: k-rpc's queue (concurrency 16) would split 20 puts in 2 rounds.
+        this.#inflight++;
+        holding.add(key);
         this.#dht._rpc.socket.query(peer, { q: "put", a }, (err: KrpcError | null) => {
+          if (holding.delete(key)) {
+            this.#inflight--;
+            this.#wake();
+          }
           if (settled) return;
           answered.add(key);
+          rearm();
           if (!err) {
             answers++;
             stored++;
@@ -611,7 +982,20 @@ export class DhtClient {
           }
           if (--missing === 0) conclude();
         });
-      }
+      };
+      // Through the client-wide query slots, like lookup queries: replies arriving faster than
+      // the client reads them overflow its UDP receive buffer.
+      let next = 0;
+      const pumpPuts = () => {
+        while (!settled && next < targets.length) {
+          if (this.#inflight >= this.#slots()) {
+            this.#waiting.add(pumpPuts);
+            return;
+          }
+          sendPut(targets[next++]);
+        }
+      };
+      pumpPuts();
     });
   }
 
@@ -693,6 +1077,51 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** `id` as a Buffer (a copy when it is a view of a larger message). */
+function toBuf(id: Uint8Array): Buffer {
+  return Buffer.from(id);
+}
+
+/** The first 6 bytes of the XOR distance of `id` to `target`, as an exact integer. */
+/** A number that identifies an IPv4 `host` and `port` (exact: below 2^48). */
+function addrKey(host: string, port: number): number {
+  const b = host.split(".");
+  return (((+b[0] << 24) | (+b[1] << 16) | (+b[2] << 8) | +b[3]) >>> 0) * 65536 + port;
+}
+
+function contact(host: string, port: number, id: Buffer | null, key?: number): Contact {
+  return { host, port, id, addr: `${host}:${port}`, key: key ?? addrKey(host, port) };
+}
+
+/** Whether `id` equals the 20 bytes of `buf` at `offset`. */
+function equalAt(id: Uint8Array, buf: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < 20; i++) if (id[i] !== buf[offset + i]) return false;
+  return true;
+}
+
+function prefixDistance(id: Uint8Array, target: Uint8Array): number {
+  let d = 0;
+  for (let i = 0; i < 6; i++) d = d * 256 + (id[i] ^ target[i]);
+  return d;
+}
+
+/** Whether `a` (prefix distance `da`) is strictly closer to `target` than `b`. */
+function closer(da: number, a: Uint8Array, db: number, b: Uint8Array, target: Uint8Array): boolean {
+  if (da !== db) return da < db;
+  for (let i = 6; i < target.length; i++) {
+    const x = a[i] ^ target[i], y = b[i] ^ target[i];
+    if (x !== y) return x < y;
+  }
+  return false;
+}
+
+/** Candidate order: by distance, contacts without an id last. */
+function candCloser(a: Candidate, b: Candidate, target: Uint8Array): boolean {
+  if (!a.id) return false;
+  if (!b.id) return true;
+  return closer(a.d, a.id, b.d, b.id, target);
 }
 
 function closestTo(target: Uint8Array, nodes: DhtNodeInfo[]): DhtNodeInfo[] {

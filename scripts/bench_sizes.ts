@@ -114,10 +114,9 @@ async function bench(latencyMs: number): Promise<void> {
   }[] = [];
   try {
     for (const size of SIZES) {
-      const pubs: number[] = [],
-        gets: number[] = [],
-        pubCpus: number[] = [],
-        getCpus: number[] = [];
+      const pubs: number[] = [], gets: number[] = [];
+      const pubCpus: number[] = [], getCpus: number[] = [];
+      const pubOwn: number[] = [], getOwn: number[] = [];
       let blobLen = 0, packets = 0;
       for (let run = 0; run < RUNS; run++) {
         const createdAt = Math.floor(Date.now() / 1000);

@@ -45,8 +45,16 @@ const net = await startTestnet({ nodes: 20 });
 try {
   const netEnv = { CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","), CIPHERPOST_RELAYS: net.relayUrl };
   // The passphrase travels in the environment here (never argv); real users get a TTY prompt.
-  const alice = { ...netEnv, CIPHERPOST_HOME: `${dir}/alice`, CIPHERPOST_PASSPHRASE: "alice demo passphrase" };
-  const bob = { ...netEnv, CIPHERPOST_HOME: `${dir}/bob`, CIPHERPOST_PASSPHRASE: "bob demo passphrase" };
+  const alice = {
+    ...netEnv,
+    CIPHERPOST_HOME: `${dir}/alice`,
+    CIPHERPOST_PASSPHRASE: "alice demo passphrase",
+  };
+  const bob = {
+    ...netEnv,
+    CIPHERPOST_HOME: `${dir}/bob`,
+    CIPHERPOST_PASSPHRASE: "bob demo passphrase",
+  };
 
   say(`2. creating two identities under ${dir}`);
   for (const [name, env] of [["alice", alice], ["bob", bob]] as const) {
@@ -60,11 +68,26 @@ try {
   const secretFile = `${dir}/secret.txt`;
   const secret = `demo secret ${crypto.randomUUID()}`;
   await Deno.writeTextFile(secretFile, secret, { mode: 0o600 });
-  say(`3. alice: cipherpost send --share ${bobKey.slice(0, 8)}… -p "demo" --material-file secret.txt`);
-  const s = await cp(alice, ["send", "--share", bobKey, "-p", "demo", "--material-file", secretFile, "--json"]);
+  say(
+    `3. alice: cipherpost send --share ${bobKey.slice(0, 8)}… -p "demo" --material-file secret.txt`,
+  );
+  const s = await cp(alice, [
+    "send",
+    "--share",
+    bobKey,
+    "-p",
+    "demo",
+    "--material-file",
+    secretFile,
+    "--json",
+  ]);
   check("send", s);
   const sent = JSON.parse(s.out);
-  say(`   share URI: ${sent.uri}\n   protocol v${sent.protocol}, ${sent.size} bytes, expires ${new Date(sent.expires_at * 1000).toISOString()}`);
+  say(
+    `   share URI: ${sent.uri}\n   protocol v${sent.protocol}, ${sent.size} bytes, expires ${
+      new Date(sent.expires_at * 1000).toISOString()
+    }`,
+  );
 
   const outFile = `${dir}/received.txt`;
   say(`4. bob: cipherpost receive <uri> --accept ${aliceKey.slice(0, 8)}… -o received.txt`);
@@ -76,10 +99,21 @@ try {
     say("FAILED: received bytes differ from the secret");
     Deno.exit(1);
   }
-  say(`   received.txt matches the secret (mode ${((await Deno.stat(outFile)).mode! & 0o777).toString(8)})`);
+  say(
+    `   received.txt matches the secret (mode ${
+      ((await Deno.stat(outFile)).mode! & 0o777).toString(8)
+    })`,
+  );
 
   say(`5. alice: cipherpost receipts --from ${bobKey.slice(0, 8)}… --share-ref ${sent.share_ref}`);
-  const rc = await cp(alice, ["receipts", "--from", bobKey, "--share-ref", sent.share_ref, "--json"]);
+  const rc = await cp(alice, [
+    "receipts",
+    "--from",
+    bobKey,
+    "--share-ref",
+    sent.share_ref,
+    "--json",
+  ]);
   check("receipts", rc);
   const receipt = JSON.parse(rc.out)[0];
   const receiptFile = `${dir}/receipt.json`;

@@ -151,7 +151,10 @@ Deno.test({
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout.split("\n")[1], z32);
     // the v1.1 flaw is announced, with the command that fixes it
-    assert.match(ok.stderr, /stores its KDF output: anyone\nwith the file can decrypt it without the passphrase/);
+    assert.match(
+      ok.stderr,
+      /stores its KDF output: anyone\nwith the file can decrypt it without the passphrase/,
+    );
     assert.match(ok.stderr, /cipherpost identity import --force .*secret_key/);
 
     const bad = await cli(["identity", "show"], { home, env: { CIPHERPOST_PASSPHRASE: "pas" } });
