@@ -182,3 +182,27 @@ export function parseJson(text: string): JsonValue {
   if (i !== text.length) fail("trailing data");
   return v;
 }
+
+/** Field readers for parsed records: each throws on the wrong type (callers map to exit 3). */
+export const field = {
+  /** A JSON object (not an array, not null). */
+  isObject(v: unknown): v is Record<string, JsonValue> {
+    return typeof v === "object" && v !== null && !Array.isArray(v);
+  },
+  /** A safe integer. */
+  int(v: JsonValue | undefined): number {
+    if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new Error("not an integer");
+    return v;
+  },
+  /** A string. */
+  str(v: JsonValue | undefined): string {
+    if (typeof v !== "string") throw new Error("not a string");
+    return v;
+  },
+  /** An unsigned 64-bit integer, exact. */
+  u64(v: JsonValue | undefined): bigint {
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+    if (typeof v === "bigint" && v >= 0n && v < 1n << 64n) return v;
+    throw new Error("not a u64");
+  },
+};

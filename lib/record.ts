@@ -10,7 +10,7 @@
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { canonicalize, compactJson, type JsonValue, parseJson } from "./canonical_json.ts";
+import { canonicalize, compactJson, field, type JsonValue, parseJson } from "./canonical_json.ts";
 import { b64decode, b64encode, concat, fromUtf8, toHex } from "./encoding.ts";
 import { signatureError } from "./errors.ts";
 import { sign, verifyStrict } from "./keys.ts";
@@ -48,35 +48,21 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
   return canonicalize(obj);
 }
 
-function isObj(v: unknown): v is Record<string, JsonValue> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function int(v: JsonValue | undefined): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new Error("not an integer");
-  return v;
-}
-
-function str(v: JsonValue | undefined): string {
-  if (typeof v !== "string") throw new Error("not a string");
-  return v;
-}
-
 /** Parse decrypted Envelope bytes (serde semantics: unknown fields ignored). Fails → exit 3. */
 export function parseEnvelope(bytes: Uint8Array): Envelope {
   try {
     const o = parseJson(fromUtf8(bytes));
-    if (!isObj(o) || !isObj(o.material)) throw new Error("not an object");
-    const type = str(o.material.type) as MaterialType;
+    if (!field.isObject(o) || !field.isObject(o.material)) throw new Error("not an object");
+    const type = field.str(o.material.type) as MaterialType;
     if (!MATERIAL_TYPES.includes(type)) throw new Error("unknown material");
     const burn = o.burn_after_read;
     if (burn !== undefined && typeof burn !== "boolean") throw new Error("bad burn");
     return {
       burnAfterRead: burn === true,
-      createdAt: int(o.created_at),
-      material: { type, bytes: b64decode(str(o.material.bytes)) },
-      protocolVersion: int(o.protocol_version),
-      purpose: str(o.purpose ?? ""),
+      createdAt: field.int(o.created_at),
+      material: { type, bytes: b64decode(field.str(o.material.bytes)) },
+      protocolVersion: field.int(o.protocol_version),
+      purpose: field.str(o.purpose ?? ""),
     };
   } catch (e) {
     throw signatureError(`envelope: ${(e as Error).message}`);
@@ -127,12 +113,6 @@ export function outerRecordJson(r: OuterRecord): string {
   return compactJson(outerFields(r, r.signature));
 }
 
-function u64(v: JsonValue | undefined): bigint {
-  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
-  if (typeof v === "bigint" && v >= 0n && v < 1n << 64n) return v;
-  throw new Error("not a u64");
-}
-
 function verifySigned(signable: Uint8Array, keyZ32: string, signatureB64: string): void {
   let pk: Uint8Array, sig: Uint8Array;
   try {
@@ -151,7 +131,7 @@ export function parseAndVerifyOuterRecord(text: string): OuterRecord {
   let r: OuterRecord;
   try {
     const o = parseJson(text);
-    if (!isObj(o)) throw new Error("not an object");
+    if (!field.isObject(o)) throw new Error("not an object");
     const pin = o.pin_required;
     if (pin !== undefined && typeof pin !== "boolean") throw new Error("bad pin_required");
     const rcpt = o.recipient;
@@ -159,15 +139,15 @@ export function parseAndVerifyOuterRecord(text: string): OuterRecord {
       throw new Error("bad recipient");
     }
     r = {
-      blob: str(o.blob),
-      createdAt: int(o.created_at),
+      blob: field.str(o.blob),
+      createdAt: field.int(o.created_at),
       pinRequired: pin === true,
-      protocolVersion: int(o.protocol_version),
-      pubkey: str(o.pubkey),
+      protocolVersion: field.int(o.protocol_version),
+      pubkey: field.str(o.pubkey),
       recipient: rcpt ?? null,
-      shareRef: str(o.share_ref),
-      signature: str(o.signature),
-      ttlSeconds: u64(o.ttl_seconds),
+      shareRef: field.str(o.share_ref),
+      signature: field.str(o.signature),
+      ttlSeconds: field.u64(o.ttl_seconds),
     };
   } catch (e) {
     throw signatureError(`record: ${(e as Error).message}`);
@@ -252,18 +232,18 @@ export function receiptObject(r: Receipt): Record<string, JsonValue> {
 /** Parse receipt JSON; throws a plain Error("malformed") when it is not a receipt at all. */
 export function parseReceipt(text: string): Receipt {
   const o = parseJson(text);
-  if (!isObj(o)) throw new Error("malformed receipt");
+  if (!field.isObject(o)) throw new Error("malformed receipt");
   return {
-    acceptedAt: int(o.accepted_at),
-    ciphertextHash: str(o.ciphertext_hash),
-    cleartextHash: str(o.cleartext_hash),
-    nonce: str(o.nonce),
-    protocolVersion: int(o.protocol_version),
-    purpose: str(o.purpose),
-    recipientPubkey: str(o.recipient_pubkey),
-    senderPubkey: str(o.sender_pubkey),
-    shareRef: str(o.share_ref),
-    signature: str(o.signature),
+    acceptedAt: field.int(o.accepted_at),
+    ciphertextHash: field.str(o.ciphertext_hash),
+    cleartextHash: field.str(o.cleartext_hash),
+    nonce: field.str(o.nonce),
+    protocolVersion: field.int(o.protocol_version),
+    purpose: field.str(o.purpose),
+    recipientPubkey: field.str(o.recipient_pubkey),
+    senderPubkey: field.str(o.sender_pubkey),
+    shareRef: field.str(o.share_ref),
+    signature: field.str(o.signature),
   };
 }
 

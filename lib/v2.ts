@@ -19,7 +19,7 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ageDecrypt, ageEncrypt } from "./age.ts";
-import { canonicalize, compactJson, type JsonValue, parseJson } from "./canonical_json.ts";
+import { canonicalize, compactJson, field, type JsonValue, parseJson } from "./canonical_json.ts";
 import type { DnsRecord } from "./dns.ts";
 import { b64decode, b64encode, bytesEqual, concat, toHex, utf8 } from "./encoding.ts";
 import { DhtConflictError } from "./dht.ts";
@@ -138,48 +138,31 @@ function manifestFields(
   return o;
 }
 
-function isObj(v: unknown): v is Record<string, JsonValue> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-function int(v: JsonValue | undefined): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new Error("not an integer");
-  return v;
-}
-function str(v: JsonValue | undefined): string {
-  if (typeof v !== "string") throw new Error("not a string");
-  return v;
-}
-function u64(v: JsonValue | undefined): bigint {
-  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
-  if (typeof v === "bigint" && v >= 0n && v < 1n << 64n) return v;
-  throw new Error("not a u64");
-}
-
 /** Parse manifest JSON and verify the sender's signature; any failure → exit 3. */
 function parseAndVerifyManifest(text: string): Manifest {
   let m: Manifest;
   try {
     const o = parseJson(text);
-    if (!isObj(o)) throw new Error("not an object");
+    if (!field.isObject(o)) throw new Error("not an object");
     const pin = o.pin_required;
     if (pin !== undefined && typeof pin !== "boolean") throw new Error("bad pin_required");
     const rcpt = o.recipient;
     if (rcpt !== null && typeof rcpt !== "string") throw new Error("bad recipient");
-    if (int(o.protocol_version) !== PROTOCOL_V2) throw new Error("not protocol 2");
+    if (field.int(o.protocol_version) !== PROTOCOL_V2) throw new Error("not protocol 2");
     m = {
-      ciphertextLen: int(o.ciphertext_len),
-      ciphertextSha256: str(o.ciphertext_sha256),
-      createdAt: int(o.created_at),
-      manifestKey: str(o.manifest_key),
-      partSize: int(o.part_size),
-      parts: int(o.parts),
+      ciphertextLen: field.int(o.ciphertext_len),
+      ciphertextSha256: field.str(o.ciphertext_sha256),
+      createdAt: field.int(o.created_at),
+      manifestKey: field.str(o.manifest_key),
+      partSize: field.int(o.part_size),
+      parts: field.int(o.parts),
       pinRequired: pin === true,
       protocolVersion: PROTOCOL_V2,
-      pubkey: str(o.pubkey),
+      pubkey: field.str(o.pubkey),
       recipient: rcpt,
-      shareRef: str(o.share_ref),
-      signature: str(o.signature),
-      ttlSeconds: u64(o.ttl_seconds),
+      shareRef: field.str(o.share_ref),
+      signature: field.str(o.signature),
+      ttlSeconds: field.u64(o.ttl_seconds),
     };
   } catch (e) {
     throw signatureError(`manifest: ${(e as Error).message}`);
