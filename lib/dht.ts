@@ -224,6 +224,20 @@ export class DhtClient {
   #dead = new Map<number, number>();
   /** The bootstrap entries, the lookups' last resort. */
   #bootPeers: DhtPeer[] = [];
+  /** Resolves with how many bootstrap nodes answered. */
+  #ready: Promise<number> = Promise.resolve(1);
+  #bootStarted = 0;
+
+  /** Throws the "unreachable" error when no bootstrap node has answered at all. */
+  async #assertReachable(): Promise<void> {
+    if (await this.#ready > 0) return;
+    const ms = Math.round(performance.now() - this.#bootStarted);
+    throw new CipherpostError(
+      "network",
+      `DHT unreachable: 0 of ${this.#bootPeers.length} bootstrap nodes answered within ${ms} ms`,
+      "check the network connection or the bootstrap list",
+    );
+  }
   /** Queries in flight (lookups and puts), and the operations waiting for a slot. */
   #inflight = 0;
   #maxInflight: number;
@@ -368,19 +382,11 @@ export class DhtClient {
       await client.close();
       throw new CipherpostError("network", `DHT: could not bind UDP ${bindHost}:${opts.port ?? 0}`);
     }
-    // Usable as soon as one bootstrap node has answered: its reply already lists contacts, and
-    // the other replies keep arriving while the first lookups run.
-    const started = performance.now();
-    const answered = await client.#bootstrap(peers, Math.max(deadlineMs, timeoutMs * 2));
-    if (answered === 0) {
-      await client.close();
-      const ms = Math.round(performance.now() - started);
-      throw new CipherpostError(
-        "network",
-        `DHT unreachable: 0 of ${peers.length} bootstrap nodes answered within ${ms} ms`,
-        "check the network connection or the bootstrap list",
-      );
-    }
+    // Returns at once: the bootstrap queries run while the first lookup starts (a lookup that
+    // knows fewer than K contacts asks the bootstrap nodes itself), which saves a round trip per
+    // command. Whether anything answered is checked when a lookup hears from nobody.
+    client.#bootStarted = performance.now();
+    client.#ready = client.#bootstrap(peers, Math.max(deadlineMs, timeoutMs * 2));
     return client;
   }
 
@@ -399,6 +405,11 @@ export class DhtClient {
     k: Uint8Array,
     opts: {
       onItem?: (item: MutableItem, from: string) => boolean;
+      /**
+       * "first": the caller will stop at the first item it likes (narrow, α = 4); "full": a
+       * complete traversal for the most recent item (α = 10). Default: "first" with `onItem`.
+       */
+      mode?: "first" | "full";
       signal?: AbortSignal;
     } = {},
   ): Promise<GetResult> {
@@ -407,7 +418,9 @@ export class DhtClient {
       throw new CipherpostError("invalid_material", "DHT get: public key must be 32 bytes");
     }
     opts.signal?.throwIfAborted();
-    return await this.#traverse(k, opts);
+    const r = await this.#traverse(k, opts);
+    if (r.responded === 0 && !opts.signal?.aborted) await this.#assertReachable();
+    return r;
   }
 
   /** Known holders of a target's item: the cached ones plus those of `items`. */
@@ -542,12 +555,18 @@ export class DhtClient {
    */
   #traverse(
     k: Uint8Array,
-    opts: { onItem?: (item: MutableItem, from: string) => boolean; signal?: AbortSignal },
+    opts: {
+      onItem?: (item: MutableItem, from: string) => boolean;
+      signal?: AbortSignal;
+      mode?: "first" | "full";
+    },
   ): Promise<GetResult> {
     const target = Buffer.from(dhtTarget(k));
     const targetHex = target.toString("hex");
     const message: KrpcQuery = { q: "get", a: { id: this.#dht._rpc.id, target } };
-    const alpha = opts.onItem ? ALPHA_FIRST : ALPHA_FULL;
+    const alpha = (opts.mode ?? (opts.onItem ? "first" : "full")) === "first"
+      ? ALPHA_FIRST
+      : ALPHA_FULL;
     const items: GetResult["items"] = [];
     const nodes = new Map<string, DhtNodeInfo>();
     const cands: Candidate[] = [];

@@ -214,6 +214,7 @@ export class Transport {
           const r = await dht.get(publicKey, {
             onItem: (item, from) => offer(item, `dht:${from}`),
             signal: abort.signal,
+            mode: accept ? "first" : "full",
           });
           report.dhtQueried = r.queried;
           report.dhtResponded = r.responded;
