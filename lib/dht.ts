@@ -602,7 +602,10 @@ export class DhtClient {
     };
     const seeds = this.#seeds(target, 2 * K);
     for (const c of seeds) consider(c);
-    if (seeds.length < K) {
+    // A cold client (a fresh CLI process) knows nothing near the target: its first wave goes to
+    // every bootstrap node at once instead of α of them, which saves a round trip.
+    const cold = seeds.length < K;
+    if (cold) {
       for (const p of this.#bootPeers) consider(contact(p.host, p.port, null));
     }
 
@@ -776,7 +779,7 @@ export class DhtClient {
           considered++;
           if (c.state === "answered") continue;
           open = true;
-          if (active >= alpha) continue;
+          if (active >= (cold && responded === 0 ? Math.max(alpha, K) : alpha)) continue;
           if (c.state === "in flight" && (!stale(c) || c.tries >= 2)) continue;
           if (!slotFree()) {
             wait();
