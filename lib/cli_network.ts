@@ -305,7 +305,11 @@ ${NETWORK_HELP}`,
         if (h.malformed > 0) {
           throw new CipherpostError("config", "configuration error: all receipts malformed");
         }
-        throw new CipherpostError("not_found", "no receipts found");
+        throw new CipherpostError(
+          "not_found",
+          "no receipts found",
+          "a receipt appears once the recipient accepts; DHT nodes forget records within hours, so archive receipts with --json",
+        );
       }
       shown.sort((a, b) => a.acceptedAt - b.acceptedAt);
       if (o.json) io.out(JSON.stringify(shown.map(receiptObject), null, 2) + "\n");

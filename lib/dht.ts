@@ -31,15 +31,17 @@ import { Buffer } from "node:buffer";
 import { lookup } from "node:dns/promises";
 import { isIPv4 } from "node:net";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { sha1 } from "@noble/hashes/legacy.js";
 // @ts-types="./types/bittorrent-dht.d.ts"
 import DHT from "bittorrent-dht";
 import type { DhtPeer, DhtRinfo, KrpcError, KrpcQuery } from "./types/bittorrent-dht.d.ts";
 import { CipherpostError, signatureError } from "./errors.ts";
 import { verifyPacketSignature } from "./keys.ts";
+import { dhtTarget } from "./pkarr_key.ts";
+import { MAX_V_BYTES, signable as encodeSignable } from "./signed_packet.ts";
 
-/** BEP44 limit on `v`, in bytes. */
-export const MAX_V_BYTES = 1000;
+// The item-level names this module's users import; one definition each, where packets live.
+export { dhtTarget, encodeSignable, MAX_V_BYTES };
+
 /** Kademlia replication factor: a put goes to this many closest token holders. */
 export const K = 20;
 /** How long the closest token holders of a target are reused (tokens live 5 to 10 min). */
@@ -144,15 +146,6 @@ export class DhtConflictError extends CipherpostError {
   }
 }
 
-/** The BEP44 signable without salt: ASCII `3:seqi<seq>e1:v<len>:` followed by `v`. */
-export function encodeSignable(seq: number, v: Uint8Array): Uint8Array {
-  const prefix = new TextEncoder().encode(`3:seqi${seq}e1:v${v.length}:`);
-  const out = new Uint8Array(prefix.length + v.length);
-  out.set(prefix);
-  out.set(v, prefix.length);
-  return out;
-}
-
 /** Ed25519 verification that never throws (false on malformed keys or signatures). */
 export function verifySignature(sig: Uint8Array, msg: Uint8Array, pk: Uint8Array): boolean {
   return verifyPacketSignature(pk, msg, sig);
@@ -173,11 +166,6 @@ export function signItem(secretKey: Uint8Array, seq: number, v: Uint8Array): Mut
     sig: ed25519.sign(encodeSignable(seq, v), secretKey),
     v,
   };
-}
-
-/** The DHT target of a public key: `sha1(k)`, 20 bytes. */
-export function dhtTarget(k: Uint8Array): Uint8Array {
-  return sha1(k);
 }
 
 interface TargetCache {

@@ -113,6 +113,25 @@ async function fetchV1(
   };
 }
 
+/** v2: fetch the manifest and every part, verified (PROTOCOL.md §3.5 steps 1–5). */
+async function fetchV2(
+  t: Transport,
+  senderZ32: string,
+  locator: Uint8Array,
+): Promise<VerifiedShare> {
+  const { manifest, blob } = await fetchV2Share(t, senderZ32, locator);
+  return {
+    protocol: 2,
+    sender: manifest.pubkey,
+    recipient: manifest.recipient,
+    shareRef: manifest.shareRef,
+    createdAt: manifest.createdAt,
+    ttlSeconds: manifest.ttlSeconds,
+    pinRequired: manifest.pinRequired,
+    blob,
+  };
+}
+
 /** The acceptance screen (stderr). */
 export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): string[] {
   const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
@@ -181,23 +200,7 @@ export async function receive(
   log("Resolving from DHT...");
   const share = req.uri.version === 1
     ? await fetchV1(t, senderPk, senderZ32, req.uri.shareRef)
-    : await (async (): Promise<VerifiedShare> => {
-      const { manifest, blob } = await fetchV2Share(
-        t,
-        senderZ32,
-        (req.uri as { locator: Uint8Array }).locator,
-      );
-      return {
-        protocol: 2,
-        sender: manifest.pubkey,
-        recipient: manifest.recipient,
-        shareRef: manifest.shareRef,
-        createdAt: manifest.createdAt,
-        ttlSeconds: manifest.ttlSeconds,
-        pinRequired: manifest.pinRequired,
-        blob,
-      };
-    })();
+    : await fetchV2(t, senderZ32, req.uri.locator);
 
   // The recipient is us: a named recipient must be our key; a self-share must be from us.
   if (share.recipient === null) {
@@ -328,8 +331,8 @@ export async function receive(
   }, me.seed);
   try {
     log("Publishing receipt to DHT...");
-    if (share.protocol === 2) {
-      await publishV2Receipt(t, (req.uri as { locator: Uint8Array }).locator, receiptJson(receipt));
+    if (req.uri.version === 2) {
+      await publishV2Receipt(t, req.uri.locator, receiptJson(receipt));
     } else {
       const label = `_cprcpt-${share.shareRef}`;
       try {

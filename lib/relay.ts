@@ -9,9 +9,9 @@
  * @module
  */
 
-import z32 from "z32";
 import { DhtConflictError, MAX_V_BYTES, type MutableItem, verifyItem } from "./dht.ts";
 import { CipherpostError } from "./errors.ts";
+import { encodeZ32 } from "./pkarr_key.ts";
 
 /** Smallest relay payload: signature and timestamp with an empty `v`. */
 export const RELAY_PAYLOAD_MIN = 72;
@@ -24,7 +24,7 @@ export const STORED_NODES_HEADER = "Pkarr-Dht-Stored-Nodes";
 
 /** z-base-32 of a public key (pkarr alphabet, 52 chars for 32 bytes). */
 export function z32Encode(k: Uint8Array): string {
-  return z32.encode(k) as string;
+  return encodeZ32(k);
 }
 
 /** `sig ‖ seq (u64 BE) ‖ v`. */

@@ -10,12 +10,12 @@
  * @module
  */
 
-import z32 from "z32";
 // @ts-types="./types/bittorrent-dht.d.ts"
 import DHT from "bittorrent-dht";
-import { ed25519 } from "@noble/curves/ed25519.js";
 import { DhtClient, DhtConflictError, type MutableItem, verifySignature } from "./dht.ts";
 import { CipherpostError } from "./errors.ts";
+import { decodeZ32, isValidPoint } from "./pkarr_key.ts";
+import { moreRecentThan } from "./signed_packet.ts";
 import {
   decodeRelayPayload,
   encodeRelayPayload,
@@ -176,7 +176,9 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
     const ifMatch = req.headers.get("If-Match");
     if (ifMatch !== null && !/^\d{1,16}$/.test(ifMatch)) return reply(400, "invalid If-Match\n");
     const cached = cache.get(name);
-    if (cached && moreRecent(cached, item)) return reply(409, "a more recent packet exists\n");
+    if (cached && moreRecentThan(asPacket(cached), asPacket(item))) {
+      return reply(409, "a more recent packet exists\n");
+    }
     try {
       const res = await dht.put(item, ifMatch === null ? {} : { cas: Number(ifMatch) });
       cache.set(name, item);
@@ -197,7 +199,9 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
     if (policy !== "CacheOnly") {
       try {
         const res = await dht.get(k);
-        for (const { item } of res.items) if (!best || moreRecent(item, best)) best = item;
+        for (const { item } of res.items) {
+          if (!best || moreRecentThan(asPacket(item), asPacket(best))) best = item;
+        }
         if (!best && res.responded === 0) return reply(503, "no DHT node responded\n");
       } catch {
         if (!best) return reply(503, "DHT unavailable\n");
@@ -220,19 +224,11 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
 
 function decodeKey(name: string): Uint8Array | null {
   if (!/^[ybndrfg8ejkmcpqxot1uwisza345h769]{52}$/.test(name)) return null;
-  const k = z32.decode(name) as Uint8Array;
-  try {
-    ed25519.Point.fromBytes(k);
-    return k;
-  } catch {
-    return null;
-  }
+  const k = decodeZ32(name);
+  return isValidPoint(k) ? k : null;
 }
 
-/** pkarr `more_recent_than`: larger seq, then lexicographically larger `v`. */
-function moreRecent(a: MutableItem, b: MutableItem): boolean {
-  if (a.seq !== b.seq) return a.seq > b.seq;
-  const n = Math.min(a.v.length, b.v.length);
-  for (let i = 0; i < n; i++) if (a.v[i] !== b.v[i]) return a.v[i] > b.v[i];
-  return a.v.length > b.v.length;
+/** The ordering fields of an item, as `moreRecentThan` reads them. */
+function asPacket(i: MutableItem): { timestamp: number; v: Uint8Array } {
+  return { timestamp: i.seq, v: i.v };
 }

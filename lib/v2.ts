@@ -22,7 +22,6 @@ import { ageDecrypt, ageEncrypt } from "./age.ts";
 import { canonicalize, compactJson, field, type JsonValue, parseJson } from "./canonical_json.ts";
 import type { DnsRecord } from "./dns.ts";
 import { b64decode, b64encode, bytesEqual, concat, toHex, utf8 } from "./encoding.ts";
-import { DhtConflictError } from "./dht.ts";
 import { CipherpostError, signatureError } from "./errors.ts";
 import { hkdf32 } from "./kdf.ts";
 import {
@@ -297,14 +296,9 @@ export async function publishPackets(
     try {
       const r = await t.publish(p, undefined, { relays: "fallback" });
       stored[i] = r.dhtStored + r.relaysStored;
-    } catch (e) {
-      if (!(e instanceof DhtConflictError)) return; // failed this round
-      // Nodes answer 302 to an equal seq: typically the relay forwarded this very packet to
-      // them while our own put was in flight. Stored if the network holds exactly ours.
-      const same = (q: SignedPacket) =>
-        q.timestamp === p.timestamp && bytesEqual(q.signature, p.signature);
-      const held = await t.resolve(p.publicKey, same).catch(() => null);
-      if (held && same(held.packet)) stored[i] = held.sources.length;
+    } catch {
+      // failed this round (Transport.publish already counts "our own packet got there first"
+      // as stored); retried in the next round
     }
   };
   let failed = packets.map((_, i) => i);
