@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { run } from "./lib/cli.ts";
+import { run } from "./lib/cli/program.ts";
 
 if (import.meta.main) {
   Deno.exit(await run(Deno.args));

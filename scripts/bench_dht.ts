@@ -28,14 +28,14 @@
  * @module
  */
 
-import { startTestnet } from "../lib/testnet.ts";
-import { Transport } from "../lib/transport.ts";
-import { signPacket } from "../lib/signed_packet.ts";
-import { txtRecord } from "../lib/dns.ts";
-import { encodeZ32, parsePublicKey } from "../lib/pkarr_key.ts";
-import { generateKeypair } from "../lib/keys.ts";
+import { startTestnet } from "../lib/testing/testnet.ts";
+import { Transport } from "../lib/pkarr/transport.ts";
+import { signPacket } from "../lib/pkarr/signed_packet.ts";
+import { txtRecord } from "../lib/pkarr/dns.ts";
+import { encodeZ32, parsePublicKey } from "../lib/pkarr/public_key.ts";
+import { generateKeypair } from "../lib/crypto/keys.ts";
 import { LinePeer, type PeerReply, startPkarrPeer } from "../tests/peer/peer_client.ts";
-// @ts-types="../lib/types/bittorrent-dht.d.ts"
+// @ts-types="../lib/pkarr/dht/bittorrent-dht.d.ts"
 import DHT from "bittorrent-dht";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");

@@ -12,8 +12,8 @@
  */
 
 import { argon2id } from "hash-wasm";
-import { decodeIdentityFile, encodeIdentityFile } from "../lib/identity.ts";
-import { DEFAULT_ARGON2 } from "../lib/kdf.ts";
+import { decodeIdentityFile, encodeIdentityFile } from "../lib/state/identity.ts";
+import { DEFAULT_ARGON2 } from "../lib/crypto/kdf.ts";
 
 const N = Number(Deno.args[0] ?? 5);
 if (!Number.isInteger(N) || N < 1) throw new Error("usage: bench_kdf.ts [rounds ≥ 1]");

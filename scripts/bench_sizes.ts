@@ -13,13 +13,13 @@
  * @module
  */
 
-import { ageEncrypt } from "../lib/age.ts";
-import { b64encode, utf8 } from "../lib/encoding.ts";
-import { ageRecipientOfEd, generateKeypair } from "../lib/keys.ts";
-import { encodeZ32 } from "../lib/pkarr_key.ts";
-import { shareRef } from "../lib/record.ts";
-import { Transport } from "../lib/transport.ts";
-import { buildV2Share, fetchV2Share, publishPackets } from "../lib/v2.ts";
+import { ageEncrypt } from "../lib/crypto/age.ts";
+import { b64encode, utf8 } from "../lib/util/encoding.ts";
+import { ageRecipientOfEd, generateKeypair } from "../lib/crypto/keys.ts";
+import { encodeZ32 } from "../lib/pkarr/public_key.ts";
+import { shareRef } from "../lib/protocol/record.ts";
+import { Transport } from "../lib/pkarr/transport.ts";
+import { buildV2Share, fetchV2Share, publishPackets } from "../lib/protocol/v2.ts";
 
 const SIZES = [100, 1024, 8192, 65536];
 const RUNS = Number(Deno.env.get("RUNS") ?? 3);

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { run } from "../lib/cli.ts";
-import { startTestnet } from "../lib/testnet.ts";
+import { run } from "../lib/cli/program.ts";
+import { startTestnet } from "../lib/testing/testnet.ts";
 
 const enc = new TextEncoder();
 const say = (s: string) => Deno.stdout.writeSync(enc.encode(`${s}\n`));

@@ -9,8 +9,8 @@
  */
 
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { DhtClient, type MutableItem, signItem } from "../lib/dht.ts";
-import { startTestnet } from "../lib/testnet.ts";
+import { DhtClient, type MutableItem, signItem } from "../lib/pkarr/dht/client.ts";
+import { startTestnet } from "../lib/testing/testnet.ts";
 
 const NODES = Number(Deno.args[0] ?? 100);
 const ROUNDS = Number(Deno.args[1] ?? 7);

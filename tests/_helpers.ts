@@ -1,7 +1,7 @@
 // Test helpers: run the real CLI as a subprocess with its own home directory and a clean
 // environment, and share one local testnet per test file.
-import { startTestnet, type Testnet } from "../lib/testnet.ts";
-import { Transport } from "../lib/transport.ts";
+import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { Transport } from "../lib/pkarr/transport.ts";
 
 const root = new URL("..", import.meta.url);
 const mainTs = new URL("main.ts", root).pathname;
@@ -12,7 +12,7 @@ function permissionFlags(): string[] {
   const set = cfg.permissions.cipherpost as Record<string, boolean>;
   return Object.entries(set).filter(([, v]) => v === true).map(([k]) => `--allow-${k}`);
 }
-const FLAGS = [...permissionFlags(), "--no-prompt"];
+const FLAGS = [...permissionFlags(), "--no-prompt", "--quiet"];
 
 /** Result of one CLI run. */
 export interface CliResult {

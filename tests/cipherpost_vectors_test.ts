@@ -1,9 +1,9 @@
-// Conformance: every file in ../shared/vectors/cipherpost, byte for byte, plus the KDF, share_ref
-// and fingerprint vectors quoted in shared/protocol/cipherpost-v1.md.
+// Conformance: every file in tests/vectors/cipherpost (copied from the reference repository), byte for byte, plus the KDF, share_ref
+// and fingerprint vectors quoted in the cipherpost v1.1 protocol notes.
 import assert from "node:assert/strict";
-import { canonicalize, parseJson } from "../lib/canonical_json.ts";
-import { b64encode, fromHex, toHex, utf8 } from "../lib/encoding.ts";
-import { argon2, hkdf32, HKDF_INFO, identityKek, pinKey } from "../lib/kdf.ts";
+import { canonicalize, parseJson } from "../lib/util/canonical_json.ts";
+import { b64encode, fromHex, toHex, utf8 } from "../lib/util/encoding.ts";
+import { argon2, hkdf32, HKDF_INFO, identityKek, pinKey } from "../lib/crypto/kdf.ts";
 import {
   ageRecipientOf,
   keypairFromSeed,
@@ -13,9 +13,9 @@ import {
   x25519PublicFromEd,
   x25519PublicFromSecret,
   x25519SecretFromSeed,
-} from "../lib/keys.ts";
-import { ingestMaterial, type MaterialType } from "../lib/material.ts";
-import { encodeZ32, parsePublicKey } from "../lib/pkarr_key.ts";
+} from "../lib/crypto/keys.ts";
+import { ingestMaterial, type MaterialType } from "../lib/material/material.ts";
+import { encodeZ32, parsePublicKey } from "../lib/pkarr/public_key.ts";
 import {
   encodeEnvelope,
   type Envelope,
@@ -23,10 +23,10 @@ import {
   parseEnvelope,
   receiptSignable,
   shareRef,
-} from "../lib/record.ts";
-import { phcString } from "../lib/identity.ts";
+} from "../lib/protocol/record.ts";
+import { phcString } from "../lib/state/identity.ts";
 
-const dir = new URL("../../shared/vectors/cipherpost/", import.meta.url);
+const dir = new URL("./vectors/cipherpost/", import.meta.url);
 const read = (name: string) => Deno.readFile(new URL(name, dir));
 const SEED00 = new Uint8Array(32);
 const PLACEHOLDER_REF = "0123456789abcdef0123456789abcdef";

@@ -11,15 +11,15 @@
  */
 
 import assert from "node:assert/strict";
-import { encodeIdentityFile } from "../lib/identity.ts";
-import { ageEncrypt } from "../lib/age.ts";
-import { concat, utf8 } from "../lib/encoding.ts";
-import { CipherpostError } from "../lib/errors.ts";
-import { identityKek } from "../lib/kdf.ts";
-import { ageRecipientOf, generateKeypair, x25519PublicFromSecret } from "../lib/keys.ts";
-import { encodeZ32 } from "../lib/pkarr_key.ts";
-import { readReceiptInput } from "../lib/receipts.ts";
-import { parseReceipt, type Receipt, receiptJson, signReceipt } from "../lib/record.ts";
+import { encodeIdentityFile } from "../lib/state/identity.ts";
+import { ageEncrypt } from "../lib/crypto/age.ts";
+import { concat, utf8 } from "../lib/util/encoding.ts";
+import { CipherpostError } from "../lib/util/errors.ts";
+import { identityKek } from "../lib/crypto/kdf.ts";
+import { ageRecipientOf, generateKeypair, x25519PublicFromSecret } from "../lib/crypto/keys.ts";
+import { encodeZ32 } from "../lib/pkarr/public_key.ts";
+import { readReceiptInput } from "../lib/protocol/receipts.ts";
+import { parseReceipt, type Receipt, receiptJson, signReceipt } from "../lib/protocol/record.ts";
 import { cli, type CliResult, tmpDir } from "./_helpers.ts";
 
 /** Argon2 parameters for fixtures that are not about the KDF (the file carries them). */

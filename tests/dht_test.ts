@@ -10,9 +10,9 @@ import {
   type MutableItem,
   signItem,
   verifyItem,
-} from "../lib/dht.ts";
-import { CipherpostError } from "../lib/errors.ts";
-import { startTestnet, type Testnet } from "../lib/testnet.ts";
+} from "../lib/pkarr/dht/client.ts";
+import { CipherpostError } from "../lib/util/errors.ts";
+import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 
 const TIMEOUT = 300;
 

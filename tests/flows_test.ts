@@ -2,13 +2,17 @@
 // round trips, PIN, burn, TTL, acceptance, wrong recipient, tampering, replay, idempotence,
 // concurrency and secrecy. Attacks are crafted with the library from the test process.
 import assert from "node:assert/strict";
-import { txtRecord, txtText } from "../lib/dns.ts";
-import { keypairFromSeed } from "../lib/keys.ts";
-import { dhtTarget, encodeZ32, parsePublicKey } from "../lib/pkarr_key.ts";
-import { toHex } from "../lib/encoding.ts";
-import { outerRecordJson, parseAndVerifyOuterRecord, signOuterRecord } from "../lib/record.ts";
-import { signPacket } from "../lib/signed_packet.ts";
-import type { Testnet } from "../lib/testnet.ts";
+import { txtRecord, txtText } from "../lib/pkarr/dns.ts";
+import { keypairFromSeed } from "../lib/crypto/keys.ts";
+import { dhtTarget, encodeZ32, parsePublicKey } from "../lib/pkarr/public_key.ts";
+import { toHex } from "../lib/util/encoding.ts";
+import {
+  outerRecordJson,
+  parseAndVerifyOuterRecord,
+  signOuterRecord,
+} from "../lib/protocol/record.ts";
+import { signPacket } from "../lib/pkarr/signed_packet.ts";
+import type { Testnet } from "../lib/testing/testnet.ts";
 import {
   cli,
   ledgerText,

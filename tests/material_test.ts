@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { base64, hex } from "@scure/base";
-import { CipherpostError } from "../lib/errors.ts";
+import { CipherpostError } from "../lib/util/errors.ts";
 import {
   armorMaterial,
   ingestMaterial,
   type MaterialType,
   materialTypeFromFlag,
   previewMaterial,
-} from "../lib/material.ts";
-import { crc24 } from "../lib/_pgp.ts";
+} from "../lib/material/material.ts";
+import { crc24 } from "../lib/material/_pgp.ts";
 
-const DIR = new URL("../../shared/vectors/cipherpost/", import.meta.url);
+const DIR = new URL("./vectors/cipherpost/", import.meta.url);
 const read = (name: string) => Deno.readFileSync(new URL(name, DIR));
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -8,12 +8,12 @@
  */
 
 import assert from "node:assert/strict";
-import { startTestnet, type Testnet } from "../lib/testnet.ts";
-import { Transport, type TransportOptions } from "../lib/transport.ts";
-import { type SignedPacket, signPacket } from "../lib/signed_packet.ts";
-import { type DnsRecord, encodeDnsPacket, txtRecord, txtText } from "../lib/dns.ts";
-import { encodeZ32, parsePublicKey } from "../lib/pkarr_key.ts";
-import { generateKeypair } from "../lib/keys.ts";
+import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { Transport, type TransportOptions } from "../lib/pkarr/transport.ts";
+import { type SignedPacket, signPacket } from "../lib/pkarr/signed_packet.ts";
+import { type DnsRecord, encodeDnsPacket, txtRecord, txtText } from "../lib/pkarr/dns.ts";
+import { encodeZ32, parsePublicKey } from "../lib/pkarr/public_key.ts";
+import { generateKeypair } from "../lib/crypto/keys.ts";
 import { type LinePeer, type PeerRecord, startPkarrPeer } from "./peer/peer_client.ts";
 
 const TIMEOUT_MS = 500;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { CipherpostError, SIGNATURE_FAILED } from "../lib/errors.ts";
+import { CipherpostError, SIGNATURE_FAILED } from "../lib/util/errors.ts";
 import {
   decodeDnsPacket,
   type DnsRecord,
@@ -9,8 +9,8 @@ import {
   type RData,
   txtRecord,
   txtText,
-} from "../lib/dns.ts";
-import { decodeZ32, dhtTarget, encodeZ32, parsePublicKey } from "../lib/pkarr_key.ts";
+} from "../lib/pkarr/dns.ts";
+import { decodeZ32, dhtTarget, encodeZ32, parsePublicKey } from "../lib/pkarr/public_key.ts";
 import {
   fromRelayPayload,
   MAX_V_BYTES,
@@ -27,14 +27,14 @@ import {
   signPacket,
   toRelayPayload,
   verifyPacket,
-} from "../lib/signed_packet.ts";
+} from "../lib/pkarr/signed_packet.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
 async function vectors(file: string): Promise<Json> {
   return JSON.parse(
-    await Deno.readTextFile(new URL(`../../shared/vectors/pkarr/${file}`, import.meta.url)),
+    await Deno.readTextFile(new URL(`./vectors/pkarr/${file}`, import.meta.url)),
   );
 }
 

@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { DhtClient, DhtConflictError, type MutableItem, signItem } from "../lib/dht.ts";
-import { CipherpostError } from "../lib/errors.ts";
+import {
+  DhtClient,
+  DhtConflictError,
+  type MutableItem,
+  signItem,
+} from "../lib/pkarr/dht/client.ts";
+import { CipherpostError } from "../lib/util/errors.ts";
 import {
   decodeRelayPayload,
   encodeRelayPayload,
   relayGet,
   relayPut,
   z32Encode,
-} from "../lib/relay.ts";
-import { startTestnet } from "../lib/testnet.ts";
+} from "../lib/pkarr/relay.ts";
+import { startTestnet } from "../lib/testing/testnet.ts";
 
 const OPTS = { timeoutMs: 3000 };
 

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { cli, tmpDir } from "./_helpers.ts";
 
 const SCRIPT = new URL("./fixtures/make_rust_identity.py", import.meta.url).pathname;
-const VECTORS = new URL("../../shared/vectors/cipherpost/", import.meta.url);
+const VECTORS = new URL("./vectors/cipherpost/", import.meta.url);
 
 /** Protocol digest §1.3: passphrase `pass`, salt 00..0f, m=65536,t=3,p=1. */
 const PASS = "pass";

@@ -2,14 +2,14 @@
 // mode, 20 live shares and their receipts, revocation of one, and the multi-packet failures
 // (missing part → network lane, replaced part or hash mismatch → signature lane, no receipt).
 import assert from "node:assert/strict";
-import { toHex } from "../lib/encoding.ts";
-import { keypairFromSeed } from "../lib/keys.ts";
-import { dhtTarget } from "../lib/pkarr_key.ts";
-import { shareRef } from "../lib/record.ts";
-import { parseShareUri } from "../lib/share_uri.ts";
-import { signPacket } from "../lib/signed_packet.ts";
-import type { Testnet } from "../lib/testnet.ts";
-import { buildV2Share, deriveV2Keys, fetchV2Receipt, fetchV2Share } from "../lib/v2.ts";
+import { toHex } from "../lib/util/encoding.ts";
+import { keypairFromSeed } from "../lib/crypto/keys.ts";
+import { dhtTarget } from "../lib/pkarr/public_key.ts";
+import { shareRef } from "../lib/protocol/record.ts";
+import { parseShareUri } from "../lib/protocol/share_uri.ts";
+import { signPacket } from "../lib/pkarr/signed_packet.ts";
+import type { Testnet } from "../lib/testing/testnet.ts";
+import { buildV2Share, deriveV2Keys, fetchV2Receipt, fetchV2Share } from "../lib/protocol/v2.ts";
 import {
   cli,
   makeUser,
@@ -22,7 +22,7 @@ import {
   withTestnet,
 } from "./_helpers.ts";
 
-const fixtures = new URL("../../shared/vectors/cipherpost/", import.meta.url);
+const fixtures = new URL("./vectors/cipherpost/", import.meta.url);
 const fixture = (name: string) => new URL(name, fixtures).pathname;
 
 const transport = testTransport;

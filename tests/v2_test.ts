@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
-import { ageDecrypt, ageEncrypt } from "../lib/age.ts";
-import { canonicalize, compactJson, type JsonValue } from "../lib/canonical_json.ts";
-import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../lib/encoding.ts";
-import { CipherpostError } from "../lib/errors.ts";
-import { generateKeypair, type Keypair, sign, verifyStrict } from "../lib/keys.ts";
-import { encodeZ32 } from "../lib/pkarr_key.ts";
-import { shareRef } from "../lib/record.ts";
-import { type SignedPacket, signPacket } from "../lib/signed_packet.ts";
-import { startTestnet } from "../lib/testnet.ts";
-import { Transport } from "../lib/transport.ts";
+import { ageDecrypt, ageEncrypt } from "../lib/crypto/age.ts";
+import { canonicalize, compactJson, type JsonValue } from "../lib/util/canonical_json.ts";
+import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../lib/util/encoding.ts";
+import { CipherpostError } from "../lib/util/errors.ts";
+import { generateKeypair, type Keypair, sign, verifyStrict } from "../lib/crypto/keys.ts";
+import { encodeZ32 } from "../lib/pkarr/public_key.ts";
+import { shareRef } from "../lib/protocol/record.ts";
+import { type SignedPacket, signPacket } from "../lib/pkarr/signed_packet.ts";
+import { startTestnet } from "../lib/testing/testnet.ts";
+import { Transport } from "../lib/pkarr/transport.ts";
 import {
   buildV2Share,
   deriveV2Keys,
@@ -19,7 +19,7 @@ import {
   publishPackets,
   publishV2Receipt,
   revokeV2,
-} from "../lib/v2.ts";
+} from "../lib/protocol/v2.ts";
 
 const isKind = (kind: string, re?: RegExp) => (e: unknown) =>
   e instanceof CipherpostError && e.kind === kind && (!re || re.test(e.message));

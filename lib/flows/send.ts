@@ -1,0 +1,266 @@
+/**
+ * `send`: build the Envelope, encrypt it to the recipient (and a PIN), sign the record and
+ * publish it — as a v1.1-compatible share when it fits one packet next to the records already
+ * there without displacing a live share, otherwise as a v2 multi-packet share (PROTOCOL.md §3.9).
+ *
+ * @module
+ */
+
+import { ageEncrypt } from "../crypto/age.ts";
+import { type DnsRecord, txtRecord, txtText } from "../pkarr/dns.ts";
+import { b64encode, concat, toHex } from "../util/encoding.ts";
+import { CipherpostError } from "../util/errors.ts";
+import { pinKey } from "../crypto/kdf.ts";
+import {
+  ageRecipientOf,
+  ageRecipientOfEd,
+  type Keypair,
+  x25519PublicFromSecret,
+} from "../crypto/keys.ts";
+import { ingestMaterial, type MaterialType } from "../material/material.ts";
+import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
+import {
+  encodeEnvelope,
+  expiresAt,
+  outerRecordJson,
+  sha256Hex,
+  shareRef,
+  signOuterRecord,
+} from "../protocol/record.ts";
+import { formatV1Uri, formatV2Uri } from "../protocol/share_uri.ts";
+import { packetToBytes, type SignedPacket, signPacket } from "../pkarr/signed_packet.ts";
+import type { State } from "../state/state.ts";
+import type { Transport } from "../pkarr/transport.ts";
+import { buildV2Share, publishPackets } from "../protocol/v2.ts";
+
+/** The v1 share record's label. */
+export const SHARE_LABEL = "_cipherpost";
+
+/** What to send. */
+export interface SendRequest {
+  /** null = to self */
+  recipient: string | null;
+  purpose: string;
+  material: MaterialType;
+  input: Uint8Array;
+  ttlSeconds: bigint;
+  /** the PIN, already validated, or null */
+  pin: string | null;
+  burn: boolean;
+  /** force a protocol version */
+  protocol?: 1 | 2;
+}
+
+/** What was sent. */
+export interface SendResult {
+  uri: string;
+  shareRef: string;
+  expiresAt: number;
+  /** bytes of stored material */
+  size: number;
+  protocol: 1 | 2;
+  /** packets published */
+  packets: number;
+}
+
+interface Sealed {
+  blob: Uint8Array;
+  outer: Uint8Array;
+}
+
+function ownRecordExpired(r: DnsRecord, nowSec: number): boolean {
+  const text = txtText(r);
+  if (text === null) return false;
+  try {
+    const o = JSON.parse(text);
+    return nowSec >= Number(o.created_at) + Number(o.ttl_seconds);
+  } catch {
+    return false;
+  }
+}
+
+/** True for the `_cipherpost` record of a packet (name with or without the origin). */
+export function isShareRecord(r: DnsRecord): boolean {
+  return r.name.split(".")[0] === SHARE_LABEL && r.data.type === "TXT";
+}
+
+class NeedV2 extends Error {}
+
+/** Send a share. Progress lines go to `log`. */
+export async function send(
+  t: Transport,
+  state: State,
+  sender: Keypair,
+  req: SendRequest,
+  log: (line: string) => void,
+): Promise<SendResult> {
+  const stored = ingestMaterial(req.material, req.input);
+  const senderZ32 = encodeZ32(sender.publicKey);
+  let recipientPk = sender.publicKey;
+  let recipientStr: string | null = null;
+  if (req.recipient !== null) {
+    try {
+      recipientPk = parsePublicKey(req.recipient);
+    } catch {
+      throw new CipherpostError(
+        "config",
+        "configuration error: --share needs the recipient's z-base-32 public key",
+        "ask the recipient for the output of: cipherpost identity show",
+      );
+    }
+    recipientStr = encodeZ32(recipientPk);
+  }
+  const recipientAge = ageRecipientOfEd(recipientPk);
+  const createdAt = Math.floor(Date.now() / 1000);
+  const exp = Number(expiresAt(createdAt, req.ttlSeconds));
+  let pinSalt: Uint8Array | null = null;
+  let pinRecipient: string | null = null;
+  if (req.pin !== null) {
+    pinSalt = crypto.getRandomValues(new Uint8Array(32));
+    pinRecipient = ageRecipientOf(x25519PublicFromSecret(await pinKey(req.pin, pinSalt)));
+  }
+
+  const seal = async (protocolVersion: number): Promise<Sealed> => {
+    const env = encodeEnvelope({
+      burnAfterRead: req.burn,
+      createdAt,
+      material: { type: req.material, bytes: stored },
+      protocolVersion,
+      purpose: req.purpose,
+    });
+    if (pinSalt && pinRecipient) {
+      const outer = await ageEncrypt(await ageEncrypt(env, pinRecipient), recipientAge);
+      return { blob: concat(pinSalt, outer), outer };
+    }
+    const outer = await ageEncrypt(env, recipientAge);
+    return { blob: outer, outer };
+  };
+
+  const base = { shareRef: "", expiresAt: exp, size: stored.length };
+
+  if (req.protocol !== 2) {
+    const v1 = await seal(1);
+    const ref = shareRef(v1.outer, createdAt);
+    const record = signOuterRecord({
+      blob: b64encode(v1.blob),
+      createdAt,
+      pinRequired: req.pin !== null,
+      protocolVersion: 1,
+      pubkey: senderZ32,
+      recipient: recipientStr,
+      shareRef: ref,
+      ttlSeconds: req.ttlSeconds,
+    }, sender.seed);
+    // A record over 1000 bytes can never fit a 1000-byte DNS packet (and TXT rdata caps at 64 KiB).
+    const recordJson = outerRecordJson(record);
+    let fitsAlone = recordJson.length <= 1000;
+    const shareTxt = txtRecord(SHARE_LABEL, 300, fitsAlone ? recordJson : "");
+    let alone: SignedPacket | null = null;
+    if (fitsAlone) {
+      try {
+        alone = signPacket(sender.seed, [shareTxt], Date.now() * 1000);
+      } catch (e) {
+        if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
+        fitsAlone = false;
+      }
+    }
+    const liveV1 = (await state.listSent()).some((s) =>
+      s.version === 1 && Number(s.expires_at) > createdAt && s.sender === senderZ32
+    );
+    if (req.protocol === 1 && !fitsAlone) {
+      throw new CipherpostError(
+        "too_large",
+        `share too large for a v1 PKARR packet: the record alone needs more than 1000 bytes of DNS (material is ${stored.length} bytes; about 75-100 bytes of secret fit, PIN shares never fit)`,
+        "drop --protocol 1 to send it as a v2 multi-packet share",
+      );
+    }
+    if (req.protocol === 1 && liveV1) {
+      throw new CipherpostError(
+        "config",
+        "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+        "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
+      );
+    }
+    if (fitsAlone && !liveV1 && alone) {
+      log("Publishing to DHT...");
+      try {
+        const nowSec = Math.floor(Date.now() / 1000);
+        const report = await t.update(sender.seed, sender.publicKey, (records) => {
+          const ours = (r: DnsRecord) =>
+            isShareRecord(r) && txtText(r)?.includes(`"share_ref":"${ref}"`);
+          const kept = records.filter((r) =>
+            !(isShareRecord(r) && ownRecordExpired(r, nowSec)) && !ours(r)
+          );
+          if (kept.some(isShareRecord)) throw new NeedV2("a live v1 share is already published");
+          return [...kept, shareTxt];
+        });
+        if (report) {
+          await state.saveOwnPacket(packetToBytes(report.packet));
+          await state.saveSent(ref, {
+            version: 1,
+            share_ref: ref,
+            uri: formatV1Uri(senderZ32, ref),
+            sender: senderZ32,
+            recipient: recipientStr,
+            created_at: createdAt,
+            expires_at: exp,
+            ciphertext_sha256: sha256Hex(v1.outer),
+          });
+          return {
+            ...base,
+            uri: formatV1Uri(senderZ32, ref),
+            shareRef: ref,
+            protocol: 1,
+            packets: 1,
+          };
+        }
+      } catch (e) {
+        const full = e instanceof CipherpostError && e.kind === "too_large";
+        if (!(e instanceof NeedV2) && !full) throw e;
+        if (req.protocol === 1) {
+          throw new CipherpostError(
+            "too_large",
+            "share does not fit next to the records already in your packet",
+            "drop --protocol 1 to send it as a v2 multi-packet share",
+          );
+        }
+        log(`note: ${full ? "your packet is full" : (e as Error).message}; sending as protocol v2`);
+      }
+    } else if (!fitsAlone) {
+      log(
+        `note: share is larger than one v1 packet; sending as protocol v2 (a v1.1 receiver cannot read it)`,
+      );
+    } else {
+      log(
+        "note: a live v1 share of yours exists; sending as protocol v2 (a v1.1 receiver cannot read it)",
+      );
+    }
+  }
+
+  const v2 = await seal(2);
+  const ref = shareRef(v2.outer, createdAt);
+  const built = await buildV2Share({
+    sender,
+    recipient: recipientStr,
+    blob: v2.blob,
+    shareRef: ref,
+    createdAt,
+    ttlSeconds: req.ttlSeconds,
+    pinRequired: req.pin !== null,
+  });
+  log(`Publishing ${built.packets.length} packets to DHT...`);
+  await publishPackets(t, built.packets);
+  const uri = formatV2Uri(senderZ32, built.locator);
+  await state.saveSent(ref, {
+    version: 2,
+    share_ref: ref,
+    uri,
+    sender: senderZ32,
+    recipient: recipientStr,
+    created_at: createdAt,
+    expires_at: exp,
+    locator: toHex(built.locator),
+    packets: built.packets.map((p) => b64encode(packetToBytes(p))),
+  });
+  return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length };
+}

@@ -1,0 +1,244 @@
+/**
+ * Typed materials of cipherpost v1.1 (protocol digest §3.3, §8): the send-side ingest rules
+ * and stored bytes, the acceptance-screen sub-block, and `--armor` output.
+ *
+ * Stored bytes are what goes into the envelope: generic secrets and PGP keys verbatim, X.509 as
+ * DER (PEM input decoded), SSH keys as canonical OpenSSH v1 text. Every rejection is a
+ * `CipherpostError` with a curated one-line message (exit 1); parser internals never leak.
+ *
+ * @module
+ */
+
+import { sha256 } from "@noble/hashes/sha2.js";
+import { hex } from "@scure/base";
+import { CipherpostError } from "../util/errors.ts";
+import { parseX509, x509DerFromInput, x509ToPem } from "./_x509.ts";
+import { parseKeyPacket, pgpArmor, pgpMalformed, TAG, walkPackets } from "./_pgp.ts";
+import { parseOpenSsh, sshCanonicalFromInput } from "./_ssh.ts";
+
+/** Wire `type` tag of a material. */
+export type MaterialType = "generic_secret" | "x509_cert" | "pgp_key" | "ssh_key";
+
+/** Largest stored material, in bytes (larger is rejected). */
+export const MATERIAL_CAP = 65536;
+
+const FLAGS: Record<string, MaterialType> = {
+  "generic-secret": "generic_secret",
+  "x509-cert": "x509_cert",
+  "pgp-key": "pgp_key",
+  "ssh-key": "ssh_key",
+};
+
+/**
+ * Maps the CLI `--material` value to its wire tag.
+ * @throws CipherpostError("usage") for any other value
+ */
+export function materialTypeFromFlag(flag: string): MaterialType {
+  const t = Object.hasOwn(FLAGS, flag) ? FLAGS[flag] : undefined;
+  if (!t) {
+    throw new CipherpostError(
+      "usage",
+      `invalid --material value; expected one of: ${Object.keys(FLAGS).join(", ")}`,
+    );
+  }
+  return t;
+}
+
+/**
+ * Applies the v1.1 ingest rules (§8.1) and returns the bytes to store in the envelope.
+ * @throws CipherpostError("invalid_material") when the input is not acceptable for `type`
+ * @throws CipherpostError("too_large") when the stored bytes exceed {@link MATERIAL_CAP}
+ */
+export function ingestMaterial(type: MaterialType, input: Uint8Array): Uint8Array {
+  let stored: Uint8Array;
+  switch (type) {
+    case "generic_secret":
+      stored = input.slice();
+      break;
+    case "x509_cert":
+      stored = x509DerFromInput(input).slice();
+      break;
+    case "pgp_key":
+      pgpIngestCheck(input);
+      stored = input.slice();
+      break;
+    case "ssh_key":
+      stored = sshCanonicalFromInput(input);
+      break;
+  }
+  if (stored.length > MATERIAL_CAP) {
+    throw new CipherpostError(
+      "too_large",
+      `payload exceeds 64 KB limit: actual=${stored.length}, cap=${MATERIAL_CAP}`,
+    );
+  }
+  return stored;
+}
+
+function pgpInvalid(reason: string): CipherpostError {
+  return new CipherpostError(
+    "invalid_material",
+    `invalid material: variant=pgp_key, reason=${reason}`,
+  );
+}
+
+function pgpIngestCheck(input: Uint8Array): void {
+  let i = 0;
+  while (i < input.length && [0x09, 0x0a, 0x0c, 0x0d, 0x20].includes(input[i])) i++;
+  const head = new TextDecoder("latin1").decode(input.subarray(i, i + 14));
+  if (head === "-----BEGIN PGP") {
+    throw pgpInvalid("ASCII-armored input rejected — supply binary packet stream");
+  }
+  const { packets, consumed } = walkPackets(input);
+  const primaries = packets.filter((p) => p.tag === TAG.publicKey || p.tag === TAG.secretKey);
+  if (primaries.length === 0) throw pgpMalformed();
+  if (primaries.length > 1) {
+    throw pgpInvalid(
+      "PgpKey must contain exactly one primary key; keyrings are not supported in v1.1 " +
+        `(found ${primaries.length} primary keys)`,
+    );
+  }
+  if (consumed !== input.length) throw pgpInvalid("trailing bytes after PGP packet stream");
+}
+
+/** Pads a banner label to the 13-column field width. */
+function field(label: string, value: string): string {
+  return label.padEnd(13) + value;
+}
+
+/** `YYYY-MM-DD HH:MM UTC` */
+function utc(d: Date): string {
+  const iso = d.toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+}
+
+/** Keeps `limit` characters at most; longer text becomes `limit - 1` characters + `…`. */
+function truncate(s: string, limit: number): string {
+  const chars = Array.from(s);
+  return chars.length <= limit ? s : chars.slice(0, limit - 1).join("") + "…";
+}
+
+/** Removes Unicode Cc characters (U+0000–U+001F, U+007F–U+009F). */
+function stripCc(s: string): string {
+  // deno-lint-ignore no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, "");
+}
+
+/**
+ * The typed sub-block of the acceptance banner (§8.2), one string per line, no leading or
+ * trailing blank line; empty for `generic_secret`. `now` decides `[VALID]`/`[EXPIRED]`.
+ * @throws CipherpostError("invalid_material") when `bytes` do not parse as `type`
+ */
+export function previewMaterial(type: MaterialType, bytes: Uint8Array, now: Date): string[] {
+  switch (type) {
+    case "generic_secret":
+      return [];
+    case "x509_cert":
+      return previewX509(bytes, now);
+    case "pgp_key":
+      return previewPgp(bytes);
+    case "ssh_key":
+      return previewSsh(bytes);
+  }
+}
+
+function previewX509(der: Uint8Array, now: Date): string[] {
+  const c = parseX509(der);
+  const serialHex = hex.encode(c.serial).replace(/^0+/, "") || "0";
+  const serial = serialHex.length > 16
+    ? `0x${serialHex.slice(0, 16)}… (truncated)`
+    : `0x${serialHex}`;
+  const tag = c.notAfter.getTime() < now.getTime() ? "[EXPIRED]" : "[VALID]";
+  return [
+    `--- X.509 ${"-".repeat(57)}`,
+    field("Subject:", truncate(c.subject, 80)),
+    field("Issuer:", truncate(c.issuer, 80)),
+    field("Serial:", serial),
+    field("NotBefore:", utc(c.notBefore)),
+    field("NotAfter:", `${utc(c.notAfter)}  ${tag}`),
+    field("Key:", c.key),
+    field("SHA-256:", hex.encode(sha256(der))),
+  ];
+}
+
+function previewPgp(bytes: Uint8Array): string[] {
+  const { packets, consumed } = walkPackets(bytes);
+  if (consumed !== bytes.length) throw pgpMalformed();
+  const primary = packets.find((p) => p.tag === TAG.publicKey || p.tag === TAG.secretKey);
+  if (!primary) throw pgpMalformed();
+  const secret = primary.tag === TAG.secretKey;
+  const key = parseKeyPacket(primary.tag, primary.body);
+
+  const uidPacket = packets.find((p) => p.tag === TAG.userId);
+  let uid = "(no user id)";
+  if (uidPacket) {
+    try {
+      uid = new TextDecoder("utf-8", { fatal: true }).decode(uidPacket.body);
+    } catch {
+      // not UTF-8: shown as absent
+    }
+  }
+  // a secret stream lists public subkeys first, then secret subkeys
+  const subkeyTags = secret ? [TAG.publicSubkey, TAG.secretSubkey] : [TAG.publicSubkey];
+  const subkeys = subkeyTags.flatMap((t) =>
+    packets.filter((p) => p.tag === t).map((p) => parseKeyPacket(p.tag, p.body).label)
+  );
+
+  const lines: string[] = [];
+  if (secret) lines.push("[WARNING: SECRET key — unlocks cryptographic operations]", "");
+  lines.push(
+    `--- OpenPGP ${"-".repeat(53)}`,
+    field("Fingerprint:", key.fingerprint),
+    field("Primary UID:", truncate(stripCc(uid), 64)),
+    field("Key:", key.label),
+    field("Subkeys:", subkeys.length === 0 ? "0" : `${subkeys.length} (${subkeys.join(", ")})`),
+    field("Created:", utc(key.created)),
+  );
+  return lines;
+}
+
+function previewSsh(bytes: Uint8Array): string[] {
+  const k = parseOpenSsh(bytes);
+  const deprecated = k.keyType === "ssh-dss" ||
+    (k.keyType === "ssh-rsa" && k.bits !== null && k.bits < 2048);
+  const keyLine = [
+    k.keyType,
+    k.bits === null ? null : String(k.bits),
+    deprecated ? "[DEPRECATED]" : null,
+  ]
+    .filter((x) => x !== null).join(" ");
+  const comment = k.comment === "" ? "(none)" : truncate(k.comment, 64);
+  return [
+    `--- SSH ${"-".repeat(57)}`,
+    field("Key:", keyLine),
+    field("Fingerprint:", k.fingerprint),
+    field("Comment:", `[sender-attested] ${comment}`),
+  ];
+}
+
+/**
+ * `--armor` output (§8.3): X.509 → PEM `CERTIFICATE` (64-char lines); PGP → ASCII armor
+ * (public or private block by the primary packet's tag, CRC-24 line, no headers).
+ * @throws CipherpostError("config", exit 1) for `generic_secret` and `ssh_key`, and
+ * `invalid_material` when the bytes do not parse
+ */
+export function armorMaterial(type: MaterialType, bytes: Uint8Array): Uint8Array {
+  switch (type) {
+    case "generic_secret":
+      throw new CipherpostError("config", "--armor requires --material x509-cert or pgp-key");
+    case "ssh_key":
+      throw new CipherpostError(
+        "config",
+        "--armor not applicable to ssh-key — OpenSSH v1 is self-armored",
+      );
+    case "x509_cert":
+      parseX509(bytes);
+      return new TextEncoder().encode(x509ToPem(bytes));
+    case "pgp_key": {
+      const { packets, consumed } = walkPackets(bytes);
+      const primary = packets.find((p) => p.tag === TAG.publicKey || p.tag === TAG.secretKey);
+      if (!primary || consumed !== bytes.length) throw pgpMalformed();
+      return new TextEncoder().encode(pgpArmor(bytes, primary.tag === TAG.secretKey));
+    }
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * PKARR transport: resolve and publish signed packets over the Mainline DHT and pkarr relays.
+ *
+ * - `resolve` asks the DHT and every relay at once and verifies every packet. It answers as
+ *   soon as a packet satisfies the caller's `accept` predicate; otherwise, once every path has
+ *   finished, with the most recent valid packet (pkarr ordering).
+ * - `publish` puts one packet on both paths; success when any node or relay stored it.
+ * - `update` is the non-destructive write (read-merge-write): resolve the most recent packet,
+ *   let the caller edit its record list, and publish with BEP44 compare-and-swap on the seq
+ *   that was read. On a conflict it re-reads and merges again (bounded, with jitter), so two
+ *   concurrent writers both end up in the packet and no record of another tool is lost.
+ *
+ * @module
+ */
+
+import { type DnsRecord, encodeDnsPacket, normalizeName } from "./dns.ts";
+import { DhtClient, DhtConflictError, type MutableItem } from "./dht/client.ts";
+import { bytesEqual, toHex } from "../util/encoding.ts";
+import { CipherpostError } from "../util/errors.ts";
+import { relayGet, relayPut } from "./relay.ts";
+import { moreRecentThan, type SignedPacket, signPacket, verifyPacket } from "./signed_packet.ts";
+import { encodeZ32 } from "./public_key.ts";
+
+/** The public Mainline bootstrap routers pkarr uses. */
+export const DEFAULT_BOOTSTRAP = [
+  "router.bittorrent.com:6881",
+  "dht.transmissionbt.com:6881",
+  "dht.libtorrent.org:25401",
+  "relay.pkarr.org:6881",
+];
+/** The public pkarr relays. */
+export const DEFAULT_RELAYS = ["https://pkarr.pubky.app", "https://pkarr.pubky.org"];
+
+/** Where and how to reach the network. */
+export interface TransportOptions {
+  bootstrap: string[];
+  relays: string[];
+  useDht: boolean;
+  useRelays: boolean;
+  /** Per-request timeout in ms. */
+  timeoutMs: number;
+}
+
+function envTimeout(): number | undefined {
+  const v = Deno.env.get("CIPHERPOST_TIMEOUT");
+  if (v === undefined || v === "") return undefined;
+  if (!/^[0-9]{1,6}$/.test(v) || Number(v) < 50) {
+    throw new CipherpostError(
+      "usage",
+      "CIPHERPOST_TIMEOUT must be a number of milliseconds (50 or more)",
+    );
+  }
+  return Number(v);
+}
+
+/** Options from flags and the environment (flags win). */
+export function transportOptions(flags: {
+  bootstrap?: string;
+  relay?: string;
+  dht?: boolean;
+  relays?: boolean;
+  timeout?: number;
+}): TransportOptions {
+  const list = (s: string | undefined) => s?.split(",").map((x) => x.trim()).filter((x) => x) ?? [];
+  const bootstrap = list(flags.bootstrap ?? Deno.env.get("CIPHERPOST_BOOTSTRAP"));
+  const relays = list(flags.relay ?? Deno.env.get("CIPHERPOST_RELAYS"));
+  const opts: TransportOptions = {
+    bootstrap: bootstrap.length ? bootstrap : DEFAULT_BOOTSTRAP,
+    relays: relays.length ? relays : DEFAULT_RELAYS,
+    useDht: flags.dht !== false,
+    useRelays: flags.relays !== false,
+    timeoutMs: flags.timeout ?? envTimeout() ?? 2000,
+  };
+  if (!opts.useDht && !opts.useRelays) {
+    throw new CipherpostError("usage", "--no-dht and --no-relay together leave no network to use");
+  }
+  return opts;
+}
+
+/** Options of a resolve. */
+export interface ResolveOptions {
+  /** Ask relays only if the DHT has not answered within this many ms (default: at once). */
+  hedgeMs?: number;
+}
+
+/** Options of a publish. */
+export interface PublishOptions {
+  /** "always" (default): DHT and relays in parallel; "fallback": relays only if the DHT failed. */
+  relays?: "always" | "fallback";
+}
+
+/** A resolved packet and where it came from. */
+export interface Resolved {
+  packet: SignedPacket;
+  /** `dht:host:port` or `relay:url` of every source that delivered this exact packet. */
+  sources: string[];
+}
+
+/** Statistics of one resolve, for `dht resolve` and error messages. */
+export interface ResolveReport {
+  result: Resolved | null;
+  dhtQueried: number;
+  dhtResponded: number;
+  invalid: number;
+  relaysAnswered: number;
+  errors: string[];
+}
+
+/** Outcome of a publish. */
+export interface PublishReport {
+  packet: SignedPacket;
+  dhtStored: number;
+  relaysStored: number;
+  attempts: number;
+}
+
+function toItem(p: SignedPacket): MutableItem {
+  return { k: p.publicKey, seq: p.timestamp, sig: p.signature, v: p.v };
+}
+
+/** Items come from DhtClient.get or relayGet, which verified their signatures already. */
+function fromItem(i: MutableItem): SignedPacket | null {
+  try {
+    return verifyPacket(i.k, i.sig, i.seq, i.v, true);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether two record lists hold the same records (order ignored). */
+function sameRecords(origin: string, a: DnsRecord[], b: DnsRecord[]): boolean {
+  if (a.length !== b.length) return false;
+  const key = (r: DnsRecord) =>
+    toHex(encodeDnsPacket([{ ...r, name: normalizeName(origin, r.name) }]));
+  const ka = a.map(key).sort(), kb = b.map(key).sort();
+  return ka.every((x, i) => x === kb[i]);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A handle on the network; open once per command, close at the end. */
+export class Transport {
+  readonly opts: TransportOptions;
+  #dht: DhtClient | null = null;
+  #dhtOpening: Promise<DhtClient> | null = null;
+
+  constructor(opts: TransportOptions) {
+    this.opts = opts;
+  }
+
+  #openDht(): Promise<DhtClient> {
+    this.#dhtOpening ??= DhtClient.open({
+      bootstrap: this.opts.bootstrap,
+      timeoutMs: this.opts.timeoutMs,
+    })
+      .then((d) => (this.#dht = d));
+    return this.#dhtOpening;
+  }
+
+  /** Release sockets and timers. */
+  async close(): Promise<void> {
+    if (this.#dhtOpening) await this.#dhtOpening.catch(() => {});
+    await this.#dht?.close();
+    this.#dht = null;
+  }
+
+  /**
+   * Resolve the packet of `publicKey`. With `accept`, answer as soon as a verified packet
+   * satisfies it; otherwise (or if none does) wait for every path and return the most recent.
+   * Throws `network` (exit 6) only when no path could be reached at all.
+   */
+  async resolveReport(
+    publicKey: Uint8Array,
+    accept?: (p: SignedPacket) => boolean,
+    opts: ResolveOptions = {},
+  ): Promise<ResolveReport> {
+    const report: ResolveReport = {
+      result: null,
+      dhtQueried: 0,
+      dhtResponded: 0,
+      invalid: 0,
+      relaysAnswered: 0,
+      errors: [],
+    };
+    const abort = new AbortController();
+    let accepted: Resolved | null = null;
+    let reachable = false;
+    const offer = (item: MutableItem, source: string): boolean => {
+      const p = fromItem(item);
+      if (!p) {
+        report.invalid++;
+        return false;
+      }
+      const cur = report.result;
+      if (!cur || moreRecentThan(p, cur.packet)) report.result = { packet: p, sources: [source] };
+      else if (cur.packet.timestamp === p.timestamp && !moreRecentThan(cur.packet, p)) {
+        cur.sources.push(source);
+      }
+      if (accept && !accepted && accept(p)) {
+        accepted = { packet: p, sources: [source] };
+        abort.abort();
+        return true;
+      }
+      return false;
+    };
+    const tasks: Promise<void>[] = [];
+    let dhtDone: () => void = () => {};
+    const dhtFinished = new Promise<void>((r) => (dhtDone = r));
+    if (this.opts.useDht) {
+      tasks.push((async () => {
+        try {
+          const dht = await this.#openDht();
+          reachable = true;
+          const r = await dht.get(publicKey, {
+            onItem: (item, from) => offer(item, `dht:${from}`),
+            signal: abort.signal,
+            mode: accept ? "first" : "full",
+          });
+          report.dhtQueried = r.queried;
+          report.dhtResponded = r.responded;
+          report.invalid += r.invalid;
+        } catch (e) {
+          if (!abort.signal.aborted) report.errors.push(`dht: ${(e as Error).message}`);
+        } finally {
+          dhtDone();
+        }
+      })());
+    } else dhtDone();
+    if (this.opts.useRelays) {
+      // Hedged: with `hedgeMs`, relays are asked only if the DHT has not answered by then.
+      let hedgeTimer: ReturnType<typeof setTimeout> | undefined;
+      const hedge = opts.hedgeMs === undefined ? Promise.resolve() : Promise.race([
+        dhtFinished,
+        new Promise<void>((r) => (hedgeTimer = setTimeout(r, opts.hedgeMs))),
+        new Promise<void>((r) => abort.signal.addEventListener("abort", () => r(), { once: true })),
+      ]).finally(() => clearTimeout(hedgeTimer));
+      for (const url of this.opts.relays) {
+        tasks.push((async () => {
+          await hedge;
+          if (abort.signal.aborted) return;
+          try {
+            const item = await relayGet(url, publicKey, {
+              timeoutMs: this.opts.timeoutMs,
+              signal: abort.signal,
+            });
+            reachable = true;
+            report.relaysAnswered++;
+            if (item) offer(item, `relay:${url}`);
+          } catch (e) {
+            if (!abort.signal.aborted) report.errors.push(`relay ${url}: ${(e as Error).message}`);
+          }
+        })());
+      }
+    }
+    // Answer on the first accepted packet, or when every path is done.
+    await new Promise<void>((resolve) => {
+      abort.signal.addEventListener("abort", () => resolve(), { once: true });
+      Promise.all(tasks).then(() => resolve());
+    });
+    if (accepted) report.result = accepted;
+    if (!reachable && !report.result) {
+      throw new CipherpostError(
+        "network",
+        `network error: no DHT node or relay could be reached (${
+          report.errors.join("; ") || "no path enabled"
+        })`,
+        "check connectivity, or set --bootstrap/--relay (CIPHERPOST_BOOTSTRAP/CIPHERPOST_RELAYS)",
+      );
+    }
+    return report;
+  }
+
+  /** Resolve and return just the packet (or null when nobody has one). */
+  async resolve(
+    publicKey: Uint8Array,
+    accept?: (p: SignedPacket) => boolean,
+    opts: ResolveOptions = {},
+  ): Promise<Resolved | null> {
+    return (await this.resolveReport(publicKey, accept, opts)).result;
+  }
+
+  /**
+   * Publish one packet on every enabled path; `cas` is the seq the caller read. Throws
+   * {@link DhtConflictError} when the network holds something newer, `network` when no node and
+   * no relay stored it.
+   */
+  async publish(
+    packet: SignedPacket,
+    cas?: number,
+    opts: PublishOptions = {},
+  ): Promise<{ dhtStored: number; relaysStored: number }> {
+    const item = toItem(packet);
+    const errors: string[] = [];
+    let conflict: DhtConflictError | null = null;
+    let dhtStored = 0, relaysStored = 0;
+    const tasks: Promise<void>[] = [];
+    if (this.opts.useDht) {
+      tasks.push((async () => {
+        try {
+          const dht = await this.#openDht();
+          dhtStored = (await dht.put(item, cas === undefined ? {} : { cas })).stored;
+        } catch (e) {
+          if (e instanceof DhtConflictError) conflict = e;
+          else errors.push(`dht: ${(e as Error).message}`);
+        }
+      })());
+    }
+    if (opts.relays === "fallback" && this.opts.useDht) {
+      // Relays only when the DHT put stored nowhere (UDP-less networks).
+      await Promise.all(tasks);
+      tasks.length = 0;
+    }
+    if (this.opts.useRelays && !(opts.relays === "fallback" && dhtStored > 0)) {
+      for (const url of this.opts.relays) {
+        tasks.push((async () => {
+          try {
+            relaysStored +=
+              (await relayPut(url, item, { timeoutMs: this.opts.timeoutMs, cas })).stored > 0
+                ? 1
+                : 0;
+          } catch (e) {
+            if (e instanceof DhtConflictError) conflict = e;
+            else errors.push(`relay ${url}: ${(e as Error).message}`);
+          }
+        })());
+      }
+    }
+    await Promise.all(tasks);
+    if (conflict) {
+      // A conflict may be our own packet arriving first by another path (the relay's DHT put
+      // racing ours): if the newest packet out there is exactly this one, the put succeeded.
+      const now = await this.resolve(packet.publicKey).catch(() => null);
+      if (
+        !now || now.packet.timestamp !== packet.timestamp ||
+        !bytesEqual(now.packet.signature, packet.signature)
+      ) {
+        throw conflict;
+      }
+      dhtStored = Math.max(dhtStored, now.sources.filter((s) => s.startsWith("dht:")).length);
+      relaysStored = Math.max(
+        relaysStored,
+        now.sources.filter((s) => s.startsWith("relay:")).length,
+      );
+    }
+    if (dhtStored === 0 && relaysStored === 0) {
+      throw new CipherpostError(
+        "network",
+        `network error: publish failed, no DHT node or relay stored the packet (${
+          errors.join("; ")
+        })`,
+      );
+    }
+    return { dhtStored, relaysStored };
+  }
+
+  /**
+   * Read-merge-write the packet of `seed`'s key. `edit` gets the current records (empty when
+   * there is no packet) and returns the new list; it may be called again after a conflict.
+   * Returns null without publishing when `edit` returns null (nothing to change).
+   */
+  async update(
+    seed: Uint8Array,
+    publicKey: Uint8Array,
+    edit: (records: DnsRecord[]) => DnsRecord[] | null,
+    maxAttempts = 8,
+  ): Promise<PublishReport | null> {
+    let last: PublishReport | null = null;
+    for (let attempt = 1;; attempt++) {
+      const current = await this.resolve(publicKey);
+      const before = current ? [...current.packet.records] : [];
+      const records = edit(before);
+      if (records === null) return last;
+      // Read-your-write: when the newest packet already holds our change, we are done. This
+      // also covers first writes, which BEP44 cannot compare-and-swap (there is no seq yet).
+      if (last && current && sameRecords(encodeZ32(publicKey), before, records)) return last;
+      const nowUs = Date.now() * 1000;
+      const ts = current ? Math.max(nowUs, current.packet.timestamp + 1) : nowUs;
+      const packet = signPacket(seed, records, ts);
+      try {
+        const r = await this.publish(packet, current?.packet.timestamp);
+        last = { packet, ...r, attempts: attempt };
+      } catch (e) {
+        if (!(e instanceof DhtConflictError) || attempt >= maxAttempts) throw e;
+        if (Deno.env.get("CIPHERPOST_DEBUG") === "1") {
+          console.error(
+            `debug: conflict publishing ${encodeZ32(publicKey)}, re-reading (attempt ${attempt})`,
+          );
+        }
+      }
+      if (attempt >= maxAttempts) {
+        if (last) return last;
+        throw new CipherpostError(
+          "network",
+          "network error: could not publish after repeated conflicts",
+        );
+      }
+      await sleep(40 + Math.random() * 120 * attempt);
+    }
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * cipherpost v1 records (protocol digest §3): the Envelope (age plaintext), the OuterRecord
+ * (the signed `_cipherpost` TXT payload) and the Receipt (the signed `_cprcpt-<ref>` payload),
+ * their canonical signable bytes, inner Ed25519 signatures and `share_ref`.
+ *
+ * Every parse or verification failure of data from the network is a signature-lane error
+ * (exit 3, one message), whatever its cause.
+ *
+ * @module
+ */
+
+import { sha256 } from "@noble/hashes/sha2.js";
+import {
+  canonicalize,
+  compactJson,
+  field,
+  type JsonValue,
+  parseJson,
+} from "../util/canonical_json.ts";
+import { b64decode, b64encode, concat, fromUtf8, toHex } from "../util/encoding.ts";
+import { signatureError } from "../util/errors.ts";
+import { sign, verifyStrict } from "../crypto/keys.ts";
+import { parsePublicKey } from "../pkarr/public_key.ts";
+import type { MaterialType } from "../material/material.ts";
+
+/** The protocol version of v1 records. */
+export const PROTOCOL_V1 = 1;
+
+const MATERIAL_TYPES: readonly MaterialType[] = [
+  "generic_secret",
+  "x509_cert",
+  "pgp_key",
+  "ssh_key",
+];
+
+/** The age plaintext of a share. */
+export interface Envelope {
+  burnAfterRead: boolean;
+  createdAt: number;
+  material: { type: MaterialType; bytes: Uint8Array };
+  protocolVersion: number;
+  purpose: string;
+}
+
+/** Canonical bytes of an Envelope (what gets encrypted and what `cleartext_hash` covers). */
+export function encodeEnvelope(e: Envelope): Uint8Array {
+  const obj: Record<string, JsonValue> = {
+    created_at: e.createdAt,
+    material: { bytes: b64encode(e.material.bytes), type: e.material.type },
+    protocol_version: e.protocolVersion,
+    purpose: e.purpose,
+  };
+  if (e.burnAfterRead) obj.burn_after_read = true;
+  return canonicalize(obj);
+}
+
+/** Parse decrypted Envelope bytes (serde semantics: unknown fields ignored). Fails → exit 3. */
+export function parseEnvelope(bytes: Uint8Array): Envelope {
+  try {
+    const o = parseJson(fromUtf8(bytes));
+    if (!field.isObject(o) || !field.isObject(o.material)) throw new Error("not an object");
+    const type = field.str(o.material.type) as MaterialType;
+    if (!MATERIAL_TYPES.includes(type)) throw new Error("unknown material");
+    const burn = o.burn_after_read;
+    if (burn !== undefined && typeof burn !== "boolean") throw new Error("bad burn");
+    return {
+      burnAfterRead: burn === true,
+      createdAt: field.int(o.created_at),
+      material: { type, bytes: b64decode(field.str(o.material.bytes)) },
+      protocolVersion: field.int(o.protocol_version),
+      purpose: field.str(o.purpose ?? ""),
+    };
+  } catch (e) {
+    throw signatureError(`envelope: ${(e as Error).message}`);
+  }
+}
+
+/** The signed `_cipherpost` record. */
+export interface OuterRecord {
+  blob: string;
+  createdAt: number;
+  pinRequired: boolean;
+  protocolVersion: number;
+  pubkey: string;
+  recipient: string | null;
+  shareRef: string;
+  signature: string;
+  ttlSeconds: bigint;
+}
+
+/** The fields of an OuterRecord in struct (= alphabetical) order, with or without signature. */
+function outerFields(
+  r: Omit<OuterRecord, "signature">,
+  signature?: string,
+): Record<string, JsonValue> {
+  const o: Record<string, JsonValue> = { blob: r.blob, created_at: r.createdAt };
+  if (r.pinRequired) o.pin_required = true;
+  o.protocol_version = r.protocolVersion;
+  o.pubkey = r.pubkey;
+  o.recipient = r.recipient;
+  o.share_ref = r.shareRef;
+  if (signature !== undefined) o.signature = signature;
+  o.ttl_seconds = r.ttlSeconds;
+  return o;
+}
+
+/** Canonical signable bytes of an OuterRecord (all fields but `signature`). */
+export function outerSignable(r: Omit<OuterRecord, "signature">): Uint8Array {
+  return canonicalize(outerFields(r));
+}
+
+/** Sign an OuterRecord with the sender's seed. */
+export function signOuterRecord(r: Omit<OuterRecord, "signature">, seed: Uint8Array): OuterRecord {
+  return { ...r, signature: b64encode(sign(seed, outerSignable(r))) };
+}
+
+/** The TXT payload of an OuterRecord (serde_json compact, struct order). */
+export function outerRecordJson(r: OuterRecord): string {
+  return compactJson(outerFields(r, r.signature));
+}
+
+function verifySigned(signable: Uint8Array, keyZ32: string, signatureB64: string): void {
+  let pk: Uint8Array, sig: Uint8Array;
+  try {
+    pk = parsePublicKey(keyZ32);
+    sig = b64decode(signatureB64);
+  } catch {
+    throw signatureError("bad key or signature encoding");
+  }
+  if (!verifyStrict(pk, signable, sig)) throw signatureError("inner signature");
+}
+
+/**
+ * Parse a `_cipherpost` TXT payload and verify its inner signature. Any failure → exit 3.
+ */
+export function parseAndVerifyOuterRecord(text: string): OuterRecord {
+  let r: OuterRecord;
+  try {
+    const o = parseJson(text);
+    if (!field.isObject(o)) throw new Error("not an object");
+    const pin = o.pin_required;
+    if (pin !== undefined && typeof pin !== "boolean") throw new Error("bad pin_required");
+    const rcpt = o.recipient;
+    if (rcpt !== undefined && rcpt !== null && typeof rcpt !== "string") {
+      throw new Error("bad recipient");
+    }
+    r = {
+      blob: field.str(o.blob),
+      createdAt: field.int(o.created_at),
+      pinRequired: pin === true,
+      protocolVersion: field.int(o.protocol_version),
+      pubkey: field.str(o.pubkey),
+      recipient: rcpt ?? null,
+      shareRef: field.str(o.share_ref),
+      signature: field.str(o.signature),
+      ttlSeconds: field.u64(o.ttl_seconds),
+    };
+  } catch (e) {
+    throw signatureError(`record: ${(e as Error).message}`);
+  }
+  let signable: Uint8Array;
+  try {
+    signable = outerSignable(r);
+  } catch {
+    throw signatureError("record not canonicalizable");
+  }
+  verifySigned(signable, r.pubkey, r.signature);
+  return r;
+}
+
+/** `share_ref = hex(SHA-256(ciphertext ‖ i64be(created_at))[0..16])`. */
+export function shareRef(ciphertext: Uint8Array, createdAt: number): string {
+  const ts = new Uint8Array(8);
+  new DataView(ts.buffer).setBigInt64(0, BigInt(createdAt));
+  return toHex(sha256(concat(ciphertext, ts)).slice(0, 16));
+}
+
+/** Unix seconds at which a record expires (saturating). */
+export function expiresAt(createdAt: number, ttlSeconds: bigint): bigint {
+  const max = (1n << 63n) - 1n;
+  const e = BigInt(createdAt) + ttlSeconds;
+  return e > max ? max : e;
+}
+
+/** A signed delivery receipt. */
+export interface Receipt {
+  acceptedAt: number;
+  ciphertextHash: string;
+  cleartextHash: string;
+  nonce: string;
+  protocolVersion: number;
+  purpose: string;
+  recipientPubkey: string;
+  senderPubkey: string;
+  shareRef: string;
+  signature: string;
+}
+
+function receiptFields(
+  r: Omit<Receipt, "signature">,
+  signature?: string,
+): Record<string, JsonValue> {
+  const o: Record<string, JsonValue> = {
+    accepted_at: r.acceptedAt,
+    ciphertext_hash: r.ciphertextHash,
+    cleartext_hash: r.cleartextHash,
+    nonce: r.nonce,
+    protocol_version: r.protocolVersion,
+    purpose: r.purpose,
+    recipient_pubkey: r.recipientPubkey,
+    sender_pubkey: r.senderPubkey,
+    share_ref: r.shareRef,
+  };
+  if (signature !== undefined) o.signature = signature;
+  return o;
+}
+
+/** Canonical signable bytes of a Receipt. */
+export function receiptSignable(r: Omit<Receipt, "signature">): Uint8Array {
+  return canonicalize(receiptFields(r));
+}
+
+/** Sign a receipt with the recipient's seed. */
+export function signReceipt(r: Omit<Receipt, "signature">, seed: Uint8Array): Receipt {
+  return { ...r, signature: b64encode(sign(seed, receiptSignable(r))) };
+}
+
+/** The TXT payload / archive form of a receipt (compact JSON, struct order). */
+export function receiptJson(r: Receipt): string {
+  return compactJson(receiptFields(r, r.signature));
+}
+
+/** The receipt as a JSON object (struct order), for pretty output. */
+export function receiptObject(r: Receipt): Record<string, JsonValue> {
+  return receiptFields(r, r.signature);
+}
+
+/** Parse receipt JSON; throws a plain Error("malformed") when it is not a receipt at all. */
+export function parseReceipt(text: string): Receipt {
+  const o = parseJson(text);
+  if (!field.isObject(o)) throw new Error("malformed receipt");
+  return {
+    acceptedAt: field.int(o.accepted_at),
+    ciphertextHash: field.str(o.ciphertext_hash),
+    cleartextHash: field.str(o.cleartext_hash),
+    nonce: field.str(o.nonce),
+    protocolVersion: field.int(o.protocol_version),
+    purpose: field.str(o.purpose),
+    recipientPubkey: field.str(o.recipient_pubkey),
+    senderPubkey: field.str(o.sender_pubkey),
+    shareRef: field.str(o.share_ref),
+    signature: field.str(o.signature),
+  };
+}
+
+/** Verify a receipt's signature by `recipient_pubkey`. Failure → exit 3. */
+export function verifyReceipt(r: Receipt): void {
+  let signable: Uint8Array;
+  try {
+    signable = receiptSignable(r);
+  } catch {
+    throw signatureError("receipt not canonicalizable");
+  }
+  verifySigned(signable, r.recipientPubkey, r.signature);
+}
+
+/** Parse and verify a receipt; any failure → exit 3. */
+export function parseAndVerifyReceipt(text: string): Receipt {
+  let r: Receipt;
+  try {
+    r = parseReceipt(text);
+  } catch {
+    throw signatureError("malformed receipt");
+  }
+  verifyReceipt(r);
+  return r;
+}
+
+/** SHA-256 hex. */
+export function sha256Hex(b: Uint8Array): string {
+  return toHex(sha256(b));
+}

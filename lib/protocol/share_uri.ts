@@ -1,0 +1,63 @@
+/**
+ * Share URIs.
+ *
+ * v1 (protocol digest §5): `cipherpost://<sender-z32>/<share_ref: 32 lowercase hex>`.
+ * v2 (docs/PROTOCOL.md §v2): `cipherpost://<sender-z32>/2.<locator: 52 z-base-32 chars>` —
+ * a v1 parser rejects it (the ref is not 32 hex characters).
+ *
+ * @module
+ */
+
+import { CipherpostError } from "../util/errors.ts";
+import { decodeZ32, encodeZ32 } from "../pkarr/public_key.ts";
+
+const SCHEME = "cipherpost://";
+
+/** A parsed share URI. */
+export type ShareUri =
+  | { version: 1; sender: string; shareRef: string }
+  | { version: 2; sender: string; locator: Uint8Array };
+
+function invalid(reason: string, hint?: string): CipherpostError {
+  return new CipherpostError("invalid_uri", `invalid share URI: ${reason}`, hint);
+}
+
+/** Parse a share URI; every failure is exit 1 with the reason. */
+export function parseShareUri(input: string): ShareUri {
+  const s = input.trim();
+  if (!s.startsWith(SCHEME)) {
+    throw invalid(
+      "must start with cipherpost://",
+      /^[a-z0-9]{52}$/.test(s)
+        ? "a bare key is not a share; paste the whole URI the sender printed"
+        : undefined,
+    );
+  }
+  const rest = s.slice(SCHEME.length);
+  const slash = rest.indexOf("/");
+  if (slash < 0) throw invalid("missing share reference after the key");
+  const sender = rest.slice(0, slash);
+  const ref = rest.slice(slash + 1);
+  if (new TextEncoder().encode(sender).length !== 52) {
+    throw invalid("sender key must be 52 characters");
+  }
+  if (/^[0-9a-f]{32}$/.test(ref)) return { version: 1, sender, shareRef: ref };
+  if (ref.startsWith("2.")) {
+    const loc = ref.slice(2);
+    if (!/^[ybndrfg8ejkmcpqxot1uwisza345h769]{52}$/.test(loc)) {
+      throw invalid("malformed v2 locator");
+    }
+    return { version: 2, sender, locator: decodeZ32(loc) };
+  }
+  throw invalid("share reference must be 32 lowercase hex characters");
+}
+
+/** Format a v1 URI. */
+export function formatV1Uri(sender: string, shareRef: string): string {
+  return `${SCHEME}${sender}/${shareRef}`;
+}
+
+/** Format a v2 URI. */
+export function formatV2Uri(sender: string, locator: Uint8Array): string {
+  return `${SCHEME}${sender}/2.${encodeZ32(locator)}`;
+}

@@ -1,0 +1,235 @@
+/**
+ * The identity file: an Ed25519 seed, age-encrypted to an X25519 key derived from the
+ * passphrase (Argon2id + HKDF), in v1.1's `CIPHPOSK` envelope (protocol digest §1.2–1.3).
+ *
+ * Layout: `CIPHPOSK` ‖ 0x01 ‖ u16be(len) ‖ PHC string ‖ age binary ciphertext of the seed.
+ *
+ * v1.1 writes the Argon2 output into the PHC string's hash field, and that output is exactly
+ * the HKDF input of the key-encryption key: anyone with the file can decrypt it without the
+ * passphrase. We read such files (ignoring the field) but never write it; v1.1 still loads our
+ * files because its reader only takes m, t, p and the salt. See docs/THREAT-MODEL.md.
+ *
+ * @module
+ */
+
+import { base64nopad } from "@scure/base";
+import { ageDecrypt, ageEncrypt } from "../crypto/age.ts";
+import { CipherpostError, decryptError } from "../util/errors.ts";
+import { concat, fromHex, fromUtf8, utf8 } from "../util/encoding.ts";
+import { ensurePrivateDir, exists, fileMode, writeFileAtomic } from "../util/fsutil.ts";
+import { type Argon2Params, DEFAULT_ARGON2, identityKek } from "../crypto/kdf.ts";
+import {
+  ageIdentityOf,
+  ageRecipientOf,
+  generateKeypair,
+  type Keypair,
+  keypairFromSeed,
+  x25519PublicFromSecret,
+} from "../crypto/keys.ts";
+
+const MAGIC = utf8("CIPHPOSK");
+const VERSION = 1;
+/** Upper bounds on KDF parameters read from a file (a hostile file must not exhaust memory). */
+const MAX_PARAMS: Argon2Params = { m: 1 << 21, t: 64, p: 16 };
+
+/** The file name of the identity inside the cipherpost home. */
+export const IDENTITY_FILE = "secret_key";
+
+/** The parsed, still-encrypted identity file. */
+export interface IdentityFile {
+  params: Argon2Params;
+  salt: Uint8Array;
+  /** True when the file carries v1.1's stored Argon2 output (the passphrase-bypass flaw). */
+  leaksKdfOutput: boolean;
+  ciphertext: Uint8Array;
+}
+
+function corrupt(): CipherpostError {
+  return new CipherpostError("identity_corrupt", "identity file corrupted or unreadable");
+}
+
+/** Format a PHC string without the hash field. */
+export function phcString(params: Argon2Params, salt: Uint8Array): string {
+  return `$argon2id$v=19$m=${params.m},t=${params.t},p=${params.p}$${base64nopad.encode(salt)}`;
+}
+
+/** Parse the `CIPHPOSK` envelope. Throws `identity_corrupt` on anything malformed. */
+export function parseIdentityFile(bytes: Uint8Array): IdentityFile {
+  if (bytes.length < 11) throw corrupt();
+  for (let i = 0; i < 8; i++) if (bytes[i] !== MAGIC[i]) throw corrupt();
+  if (bytes[8] !== VERSION) throw corrupt();
+  const len = (bytes[9] << 8) | bytes[10];
+  if (11 + len > bytes.length) throw corrupt();
+  let phc: string;
+  try {
+    phc = fromUtf8(bytes.subarray(11, 11 + len));
+  } catch {
+    throw corrupt();
+  }
+  const parts = phc.split("$");
+  // ["", "argon2id", "v=19", "m=..,t=..,p=..", salt, hash?]
+  if (parts.length < 5 || parts.length > 6 || parts[0] !== "" || parts[1] !== "argon2id") {
+    throw corrupt();
+  }
+  let i = 2;
+  if (parts[i].startsWith("v=")) i++;
+  const kv = new Map<string, string>();
+  for (const item of (parts[i] ?? "").split(",")) {
+    const [k, v] = item.split("=");
+    if (!k || v === undefined || !/^[0-9]{1,10}$/.test(v)) throw corrupt();
+    kv.set(k, v);
+  }
+  const m = Number(kv.get("m")), t = Number(kv.get("t")), p = Number(kv.get("p"));
+  if (
+    !(m >= 8 * p && t >= 1 && p >= 1) || m > MAX_PARAMS.m || t > MAX_PARAMS.t || p > MAX_PARAMS.p
+  ) {
+    throw corrupt();
+  }
+  let salt: Uint8Array;
+  try {
+    salt = base64nopad.decode(parts[i + 1] ?? "");
+  } catch {
+    throw corrupt();
+  }
+  if (salt.length < 8 || salt.length > 64) throw corrupt();
+  return {
+    params: { m, t, p },
+    salt,
+    leaksKdfOutput: parts.length > i + 2 && parts[i + 2] !== "",
+    ciphertext: bytes.subarray(11 + len),
+  };
+}
+
+/** Encrypt a seed under a passphrase into `CIPHPOSK` bytes (no stored KDF output). */
+export async function encodeIdentityFile(
+  seed: Uint8Array,
+  passphrase: string,
+  params: Argon2Params = DEFAULT_ARGON2,
+): Promise<Uint8Array> {
+  const salt = crypto.getRandomValues(new Uint8Array(16));
+  const kek = await identityKek(utf8(passphrase), salt, params);
+  const ct = await ageEncrypt(seed, ageRecipientOf(x25519PublicFromSecret(kek)));
+  const phc = utf8(phcString(params, salt));
+  return concat(MAGIC, new Uint8Array([VERSION, phc.length >> 8, phc.length & 255]), phc, ct);
+}
+
+/** Decrypt `CIPHPOSK` bytes with a passphrase. Wrong passphrase → exit 4; corrupt → exit 1. */
+export async function decodeIdentityFile(bytes: Uint8Array, passphrase: string): Promise<Keypair> {
+  const f = parseIdentityFile(bytes);
+  const kek = await identityKek(utf8(passphrase), f.salt, f.params);
+  let seed: Uint8Array;
+  try {
+    seed = await ageDecrypt(f.ciphertext, ageIdentityOf(kek));
+  } catch {
+    throw decryptError();
+  }
+  if (seed.length !== 32) throw corrupt();
+  return keypairFromSeed(seed);
+}
+
+/** Path of the identity file in a home folder. */
+export function identityPath(home: string): string {
+  return `${home}/${IDENTITY_FILE}`;
+}
+
+/** Read and check the identity file's existence and mode (exactly 0600). */
+export async function readIdentityBytes(home: string): Promise<Uint8Array> {
+  const path = identityPath(home);
+  let mode: number | null;
+  try {
+    mode = await fileMode(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new CipherpostError(
+        "identity_not_found",
+        `identity file not found at ${path}`,
+        "create one with: cipherpost identity generate",
+      );
+    }
+    throw corrupt();
+  }
+  if (mode !== null && mode !== 0o600) {
+    throw new CipherpostError(
+      "permissions",
+      `identity file permissions too permissive (refuses to open): ${path} has mode ${
+        mode.toString(8).padStart(4, "0")
+      }`,
+      `chmod 600 ${path}`,
+    );
+  }
+  try {
+    return await Deno.readFile(path);
+  } catch {
+    throw corrupt();
+  }
+}
+
+/** An unlocked identity, and whether its file carries v1.1's passphrase-bypass flaw. */
+export interface LoadedIdentity extends Keypair {
+  leaksKdfOutput: boolean;
+}
+
+/** Load and unlock the identity in `home`. */
+export async function loadIdentity(home: string, passphrase: string): Promise<LoadedIdentity> {
+  const bytes = await readIdentityBytes(home);
+  const kp = await decodeIdentityFile(bytes, passphrase);
+  return { ...kp, leaksKdfOutput: parseIdentityFile(bytes).leaksKdfOutput };
+}
+
+/**
+ * Store a seed as the identity of `home` (dir 0700, file 0600, atomic). Refuses to replace an
+ * existing identity unless `force` is set: losing a key loses every share sent to it.
+ */
+export async function storeIdentity(
+  home: string,
+  seed: Uint8Array,
+  passphrase: string,
+  force: boolean,
+  params: Argon2Params = DEFAULT_ARGON2,
+): Promise<Keypair> {
+  const path = identityPath(home);
+  if (!force && await exists(path)) {
+    throw new CipherpostError(
+      "identity_exists",
+      `an identity already exists at ${path}; refusing to overwrite it`,
+      "pass --force to replace it (shares sent to the old key become unreadable)",
+    );
+  }
+  await ensurePrivateDir(home);
+  await writeFileAtomic(path, await encodeIdentityFile(seed, passphrase, params), 0o600);
+  return keypairFromSeed(seed);
+}
+
+/** Generate a new identity in `home`. */
+export async function generateIdentity(
+  home: string,
+  passphrase: string,
+  force: boolean,
+  params: Argon2Params = DEFAULT_ARGON2,
+): Promise<Keypair> {
+  return await storeIdentity(home, generateKeypair().seed, passphrase, force, params);
+}
+
+/**
+ * Parse an importable secret: a 64-hex-character seed (cclink's plain `~/.pubky/secret_key`),
+ * or a `CIPHPOSK` file (decrypted with `passphrase`).
+ */
+export async function parseImport(
+  bytes: Uint8Array,
+  passphrase: () => Promise<string>,
+): Promise<Uint8Array> {
+  if (bytes.length >= 8 && MAGIC.every((b, i) => bytes[i] === b)) {
+    return (await decodeIdentityFile(bytes, await passphrase())).seed;
+  }
+  let text: string;
+  try {
+    text = fromUtf8(bytes).trim();
+  } catch {
+    text = "";
+  }
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return fromHex(text);
+  throw new CipherpostError(
+    "identity_corrupt",
+    "unrecognised identity format: expected 64 hex characters or a CIPHPOSK file",
+  );
+}

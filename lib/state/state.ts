@@ -1,0 +1,268 @@
+/**
+ * Local state under `<home>/state` (protocol digest §6.3), compatible with v1.1's layout:
+ *
+ * - `accepted/<share_ref>`: an empty sentinel per accepted share (0600, created exclusively);
+ * - `accepted.jsonl`: one canonical-JSON row per event, appended with a single `write` on an
+ *   `O_APPEND` descriptor and fsynced, so a crash leaves whole rows only (a torn last line
+ *   without its newline is ignored on read);
+ * - `locks/<share_ref>.lock`: held with an exclusive `flock` for the whole receive, so two
+ *   concurrent receives of one share (ours or v1.1's) serialise.
+ *
+ * New here: `sent/<share_ref>.json` records the shares this identity has published (what
+ * `revoke`, `republish` and `receipts` need), each written atomically with mode 0600.
+ *
+ * @module
+ */
+
+import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { stripControl, toHex } from "../util/encoding.ts";
+import { CipherpostError } from "../util/errors.ts";
+import { ensurePrivateDir, exists, writeFileAtomic } from "../util/fsutil.ts";
+
+/** A ledger row. */
+export interface LedgerRow {
+  acceptedAt: string;
+  ciphertextHash: string;
+  cleartextHash: string;
+  purpose: string;
+  receiptPublishedAt?: string;
+  sender: string;
+  shareRef: string;
+  state?: "burned";
+}
+
+/** What the ledger says of a share. */
+export type Consumption =
+  | { kind: "fresh" }
+  | { kind: "accepted"; at: string }
+  | { kind: "burned"; at: string };
+
+const REF_RE = /^[0-9a-f]{32}$/;
+
+function checkRef(ref: string): void {
+  if (!REF_RE.test(ref)) {
+    throw new CipherpostError("config", "configuration error: malformed share_ref");
+  }
+}
+
+/** The file name under which a locator is indexed: a hash, so the locator itself is not stored. */
+function locatorKey(locatorHex: string): string {
+  return toHex(sha256(new TextEncoder().encode(`cipherpost/v2/locator-index/${locatorHex}`))).slice(
+    0,
+    32,
+  );
+}
+
+/** ISO `YYYY-MM-DDTHH:MM:SSZ` of a Date. */
+export function isoSeconds(d = new Date()): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** The state folder of a cipherpost home. */
+export class State {
+  readonly dir: string;
+
+  constructor(home: string) {
+    this.dir = `${home}/state`;
+  }
+
+  private async init(): Promise<void> {
+    await ensurePrivateDir(this.dir);
+    await ensurePrivateDir(`${this.dir}/accepted`);
+    await ensurePrivateDir(`${this.dir}/locks`);
+  }
+
+  /**
+   * Take the exclusive lock for one share; returns a release function. Blocks while another
+   * process holds it.
+   */
+  async lock(ref: string): Promise<() => void> {
+    checkRef(ref);
+    await this.init();
+    const f = await Deno.open(`${this.dir}/locks/${ref}.lock`, {
+      read: true,
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    await f.lock(true);
+    return () => {
+      try {
+        f.unlockSync();
+      } finally {
+        f.close();
+      }
+    };
+  }
+
+  /** Whether a share was already accepted or burned (first matching row wins, as in v1.1). */
+  async consumption(ref: string): Promise<Consumption> {
+    checkRef(ref);
+    if (!await exists(`${this.dir}/accepted/${ref}`)) return { kind: "fresh" };
+    for (const row of await this.rows()) {
+      if (row.shareRef !== ref) continue;
+      return row.state === "burned"
+        ? { kind: "burned", at: row.acceptedAt }
+        : { kind: "accepted", at: row.acceptedAt };
+    }
+    return { kind: "accepted", at: "<unknown; sentinel exists but ledger missing>" };
+  }
+
+  /** All whole rows of the ledger. */
+  async rows(): Promise<LedgerRow[]> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${this.dir}/accepted.jsonl`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return [];
+      throw e;
+    }
+    const out: LedgerRow[] = [];
+    const lines = text.split("\n");
+    lines.pop(); // the part after the last newline is either empty or a torn write
+    for (const line of lines) {
+      try {
+        const o = parseJson(line) as Record<string, JsonValue>;
+        out.push({
+          acceptedAt: String(o.accepted_at),
+          ciphertextHash: String(o.ciphertext_hash),
+          cleartextHash: String(o.cleartext_hash),
+          purpose: String(o.purpose),
+          receiptPublishedAt: o.receipt_published_at === undefined
+            ? undefined
+            : String(o.receipt_published_at),
+          sender: String(o.sender),
+          shareRef: String(o.share_ref),
+          state: o.state === "burned" ? "burned" : undefined,
+        });
+      } catch { /* a foreign or damaged row: skip */ }
+    }
+    return out;
+  }
+
+  /** Create the sentinel for a share (exists = ok). */
+  async markAccepted(ref: string): Promise<void> {
+    checkRef(ref);
+    await this.init();
+    try {
+      const f = await Deno.open(`${this.dir}/accepted/${ref}`, {
+        write: true,
+        createNew: true,
+        mode: 0o600,
+      });
+      f.close();
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+  }
+
+  /** Append one row: a single write of the whole line on an O_APPEND descriptor, then fsync. */
+  async append(row: LedgerRow): Promise<void> {
+    await this.init();
+    const o: Record<string, JsonValue> = {
+      accepted_at: row.acceptedAt,
+      ciphertext_hash: row.ciphertextHash,
+      cleartext_hash: row.cleartextHash,
+      purpose: row.purpose,
+      sender: row.sender,
+      share_ref: row.shareRef,
+    };
+    if (row.receiptPublishedAt) o.receipt_published_at = row.receiptPublishedAt;
+    if (row.state) o.state = row.state;
+    let line: Uint8Array;
+    try {
+      line = canonicalize(o);
+    } catch {
+      // a purpose with control characters: store it stripped rather than fail after delivery
+      o.purpose = stripControl(row.purpose);
+      line = canonicalize(o);
+    }
+    const data = new Uint8Array(line.length + 1);
+    data.set(line);
+    data[line.length] = 10;
+    const path = `${this.dir}/accepted.jsonl`;
+    const f = await Deno.open(path, { append: true, create: true, mode: 0o600 });
+    try {
+      const n = await f.write(data);
+      if (n !== data.length) {
+        throw new CipherpostError("io", "io error: short write to the state ledger");
+      }
+      await f.sync();
+    } finally {
+      f.close();
+    }
+  }
+
+  /** Save a sent share's record (atomic, 0600). */
+  async saveSent(ref: string, record: JsonValue): Promise<void> {
+    checkRef(ref);
+    await this.init();
+    await ensurePrivateDir(`${this.dir}/sent`);
+    await writeFileAtomic(`${this.dir}/sent/${ref}.json`, canonicalize(record), 0o600);
+  }
+
+  /** All sent-share records. */
+  async listSent(): Promise<Array<Record<string, JsonValue>>> {
+    const out: Array<Record<string, JsonValue>> = [];
+    try {
+      for await (const e of Deno.readDir(`${this.dir}/sent`)) {
+        if (!e.isFile || !/^[0-9a-f]{32}\.json$/.test(e.name)) continue;
+        try {
+          out.push(
+            parseJson(await Deno.readTextFile(`${this.dir}/sent/${e.name}`)) as Record<
+              string,
+              JsonValue
+            >,
+          );
+        } catch { /* damaged: skip */ }
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out;
+  }
+
+  /** Remember which share_ref a v2 locator named (so re-receives need no network). */
+  async indexLocator(locatorHex: string, ref: string): Promise<void> {
+    checkRef(ref);
+    await this.init();
+    await ensurePrivateDir(`${this.dir}/v2index`);
+    await writeFileAtomic(
+      `${this.dir}/v2index/${locatorKey(locatorHex)}`,
+      new TextEncoder().encode(ref),
+      0o600,
+    );
+  }
+
+  /** The share_ref a v2 locator was accepted as, if any. */
+  async refForLocator(locatorHex: string): Promise<string | null> {
+    try {
+      const ref = (await Deno.readTextFile(`${this.dir}/v2index/${locatorKey(locatorHex)}`)).trim();
+      return REF_RE.test(ref) ? ref : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Keep a copy of the last packet we published under our identity key (for `republish`). */
+  async saveOwnPacket(bytes: Uint8Array): Promise<void> {
+    await this.init();
+    await writeFileAtomic(`${this.dir}/packet.bin`, bytes, 0o600);
+  }
+
+  /** The last packet we published under our identity key, if any. */
+  async loadOwnPacket(): Promise<Uint8Array | null> {
+    try {
+      return await Deno.readFile(`${this.dir}/packet.bin`);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Remove a sent-share record. */
+  async removeSent(ref: string): Promise<void> {
+    checkRef(ref);
+    await Deno.remove(`${this.dir}/sent/${ref}.json`).catch(() => {});
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * A local Mainline testnet: N real bittorrent-dht nodes on 127.0.0.1 with BEP44 storage and
+ * Ed25519 verification, seeded as a full mesh (like Rust mainline's seeded `Testnet`), plus a
+ * pkarr relay (design/relays.md) on `Deno.serve` backed by a {@link DhtClient} on the testnet.
+ *
+ * Fault injection wraps each node's k-rpc-socket `emit("query", …)`: `latencyMs` delays every
+ * incoming query (so every reply) and `lossPct` silently drops that share of them. Faults start
+ * once the relay's own DHT client has bootstrapped.
+ *
+ * @module
+ */
+
+// @ts-types="../pkarr/dht/bittorrent-dht.d.ts"
+import DHT from "bittorrent-dht";
+import {
+  DhtClient,
+  DhtConflictError,
+  type MutableItem,
+  verifySignature,
+} from "../pkarr/dht/client.ts";
+import { CipherpostError } from "../util/errors.ts";
+import { decodeZ32, isValidPoint } from "../pkarr/public_key.ts";
+import { moreRecentThan } from "../pkarr/signed_packet.ts";
+import {
+  decodeRelayPayload,
+  encodeRelayPayload,
+  readLimited,
+  RELAY_BODY_LIMIT,
+  RELAY_PAYLOAD_MAX,
+  RELAY_PAYLOAD_MIN,
+  STORED_NODES_HEADER,
+} from "../pkarr/relay.ts";
+
+/** Options of {@link startTestnet}. */
+export interface TestnetOptions {
+  /** Number of DHT nodes (at least 1). */
+  nodes: number;
+  /** UDP port of the first node, the others follow consecutively; 0 (default) = random. */
+  port?: number;
+  /** Relay HTTP port; 0 (default) = random. */
+  relayPort?: number;
+  /** Every node delays its replies by this much (default 0). */
+  latencyMs?: number;
+  /** Every node silently drops this percentage of incoming queries (default 0). */
+  lossPct?: number;
+  /** KRPC timeout of the nodes and of the relay's DHT client (default 500, or 4 × latency). */
+  timeoutMs?: number;
+}
+
+/** A running testnet. */
+export interface Testnet {
+  /** `"127.0.0.1:port"` of every node. */
+  bootstrap: string[];
+  /** `http://127.0.0.1:port` of the relay. */
+  relayUrl: string;
+  /** The nodes themselves (tests inspect their private `_values` store). */
+  nodes: DHT[];
+  /** Stops the relay, its DHT client and every node; leaves no socket or timer behind. */
+  close(): Promise<void>;
+}
+
+/** Starts a testnet. See {@link TestnetOptions}. */
+export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1) {
+    throw new CipherpostError("usage", "testnet: nodes must be a positive integer");
+  }
+  const latencyMs = opts.latencyMs ?? 0;
+  const lossPct = opts.lossPct ?? 0;
+  const timeoutMs = opts.timeoutMs ?? Math.max(500, latencyMs * 4);
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const nodes: DHT[] = [];
+  let relayClient: DhtClient | null = null;
+  let server: Deno.HttpServer<Deno.NetAddr> | null = null;
+
+  const close = async () => {
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
+    await server?.shutdown();
+    await relayClient?.close();
+    await Promise.all(nodes.map((n) => new Promise<void>((r) => n.destroy(() => r()))));
+  };
+
+  try {
+    for (let i = 0; i < opts.nodes; i++) {
+      const node = new DHT({ bootstrap: false, verify: verifySignature, timeout: timeoutMs });
+      node.on("warning", () => {});
+      nodes.push(node);
+      await new Promise<void>((resolve, reject) => {
+        node.once("error", reject);
+        node.listen(opts.port ? opts.port + i : 0, "127.0.0.1", () => resolve());
+      });
+      node.on("error", () => {});
+    }
+    for (const a of nodes) {
+      for (const b of nodes) {
+        if (a !== b) a.addNode({ host: "127.0.0.1", port: b.address().port, id: b.nodeId });
+      }
+    }
+    const bootstrap = nodes.map((n) => `127.0.0.1:${n.address().port}`);
+    relayClient = await DhtClient.open({ bootstrap, timeoutMs });
+    // Faults start after the relay's client has bootstrapped, so that it can start at all.
+    if (latencyMs > 0 || lossPct > 0) {
+      for (const node of nodes) injectFaults(node, latencyMs, lossPct, timers);
+    }
+    server = Deno.serve(
+      { hostname: "127.0.0.1", port: opts.relayPort ?? 0, onListen: () => {} },
+      relayHandler(relayClient),
+    );
+    return { bootstrap, relayUrl: `http://127.0.0.1:${server.addr.port}`, nodes, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+function injectFaults(
+  node: DHT,
+  latencyMs: number,
+  lossPct: number,
+  timers: Set<ReturnType<typeof setTimeout>>,
+): void {
+  const sock = node._rpc.socket;
+  const emit = sock.emit.bind(sock);
+  sock.emit = (event: string, ...args: unknown[]): boolean => {
+    if (event !== "query") return emit(event, ...args);
+    if (lossPct > 0 && Math.random() * 100 < lossPct) return true;
+    if (latencyMs <= 0) return emit(event, ...args);
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (!sock.destroyed) emit(event, ...args);
+    }, latencyMs);
+    timers.add(t);
+    return true;
+  };
+}
+
+const CORS: Record<string, string> = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "GET, PUT, OPTIONS",
+  "Access-Control-Allow-Headers": "*",
+  "Access-Control-Expose-Headers": `${STORED_NODES_HEADER}, Pkarr-Invalid-Signed-Packet-Seq`,
+};
+
+function reply(status: number, body?: BodyInit | null, headers: Record<string, string> = {}) {
+  return new Response(body ?? null, { status, headers: { ...CORS, ...headers } });
+}
+
+/** The relay (§3.1/§3.2): verify, then BEP44 put/get through `dht`, with a small cache. */
+function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
+  const cache = new Map<string, MutableItem>();
+
+  return async (req: Request): Promise<Response> => {
+    if (req.method === "OPTIONS") return reply(204);
+    const url = new URL(req.url);
+    if (url.pathname === "/" && req.method === "GET") return reply(200, "pkarr relay (testnet)\n");
+    const name = url.pathname.slice(1);
+    const k = decodeKey(name);
+    if (!k) return reply(400, "invalid key\n");
+    const policy = url.searchParams.get("policy");
+    if (policy !== null && !["CacheOnly", "CacheFirst", "NetworkOnly"].includes(policy)) {
+      return reply(400, "invalid policy\n");
+    }
+    if (req.method === "PUT") return await put(req, name, k);
+    if (req.method === "GET") return await get(req, name, k, policy);
+    return reply(405, null, { Allow: "GET, PUT, OPTIONS" });
+  };
+
+  async function put(req: Request, name: string, k: Uint8Array): Promise<Response> {
+    const declared = Number(req.headers.get("Content-Length") ?? "0");
+    if (declared > RELAY_BODY_LIMIT) {
+      await req.body?.cancel();
+      return reply(413, "payload too large\n");
+    }
+    const body = await readLimited(req.body, RELAY_BODY_LIMIT).catch(() => new Uint8Array());
+    if (!body) return reply(413, "payload too large\n");
+    if (body.length < RELAY_PAYLOAD_MIN || body.length > RELAY_PAYLOAD_MAX) {
+      return reply(400, "invalid payload size\n");
+    }
+    const item = decodeRelayPayload(k, body);
+    if (!item) return reply(400, "invalid signed packet\n");
+    const ifMatch = req.headers.get("If-Match");
+    if (ifMatch !== null && !/^\d{1,16}$/.test(ifMatch)) return reply(400, "invalid If-Match\n");
+    const cached = cache.get(name);
+    if (cached && moreRecentThan(asPacket(cached), asPacket(item))) {
+      return reply(409, "a more recent packet exists\n");
+    }
+    try {
+      const res = await dht.put(item, ifMatch === null ? {} : { cas: Number(ifMatch) });
+      cache.set(name, item);
+      return reply(204, null, { [STORED_NODES_HEADER]: String(res.stored) });
+    } catch (e) {
+      if (e instanceof DhtConflictError) return reply(e.code === 301 ? 412 : 409, `${e.message}\n`);
+      return reply(500, `${e instanceof CipherpostError ? e.message : "internal error"}\n`);
+    }
+  }
+
+  async function get(
+    req: Request,
+    name: string,
+    k: Uint8Array,
+    policy: string | null,
+  ): Promise<Response> {
+    let best = cache.get(name) ?? null;
+    if (policy !== "CacheOnly") {
+      try {
+        const res = await dht.get(k);
+        for (const { item } of res.items) {
+          if (!best || moreRecentThan(asPacket(item), asPacket(best))) best = item;
+        }
+        if (!best && res.responded === 0) return reply(503, "no DHT node responded\n");
+      } catch {
+        if (!best) return reply(503, "DHT unavailable\n");
+      }
+    }
+    if (!best) return reply(404, "not found\n");
+    cache.set(name, best);
+    const lastModified = new Date(Math.floor(best.seq / 1e6) * 1000).toUTCString();
+    const ims = Date.parse(req.headers.get("If-Modified-Since") ?? "");
+    if (!Number.isNaN(ims) && best.seq <= ims * 1000) {
+      return reply(304, null, { "Last-Modified": lastModified });
+    }
+    return reply(200, encodeRelayPayload(best), {
+      "Content-Type": "application/pkarr.org/relays#payload",
+      "Cache-Control": "public, max-age=300",
+      "Last-Modified": lastModified,
+    });
+  }
+}
+
+function decodeKey(name: string): Uint8Array | null {
+  if (!/^[ybndrfg8ejkmcpqxot1uwisza345h769]{52}$/.test(name)) return null;
+  const k = decodeZ32(name);
+  return isValidPoint(k) ? k : null;
+}
+
+/** The ordering fields of an item, as `moreRecentThan` reads them. */
+function asPacket(i: MutableItem): { timestamp: number; v: Uint8Array } {
+  return { timestamp: i.seq, v: i.v };
+}
