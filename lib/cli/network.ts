@@ -22,7 +22,8 @@ import { collectReceipts, republish, revoke } from "../flows/shares.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
 import { State } from "../state/state.ts";
 import { startTestnet } from "../testing/testnet.ts";
-import { Transport, transportOptions } from "../pkarr/transport.ts";
+import { Transport } from "../pkarr/transport.ts";
+import { networkOptionsFrom } from "./network_options.ts";
 import { stripControl } from "../util/encoding.ts";
 
 const NETWORK_HELP = `
@@ -42,13 +43,7 @@ function networkOptions(cmd: Command): Command {
 }
 
 function openTransport(o: Record<string, unknown>): Transport {
-  return new Transport(transportOptions({
-    bootstrap: o.bootstrap as string | undefined,
-    relay: typeof o.relay === "string" ? o.relay : undefined,
-    dht: o.dht as boolean | undefined,
-    relays: o.relay === false ? false : undefined,
-    timeout: o.timeout as number | undefined,
-  }));
+  return new Transport(networkOptionsFrom(o));
 }
 
 async function withTransport<T>(

@@ -12,24 +12,19 @@
 
 // @ts-types="../pkarr/dht/bittorrent-dht.d.ts"
 import DHT from "bittorrent-dht";
-import {
-  DhtClient,
-  DhtConflictError,
-  type MutableItem,
-  verifySignature,
-} from "../pkarr/dht/client.ts";
+import { DhtClient } from "../pkarr/dht/client.ts";
+import { DhtConflictError } from "../pkarr/conflict.ts";
+import { type MutableItem, verifySignature } from "../pkarr/item.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { decodeZ32, isValidPoint } from "../pkarr/public_key.ts";
 import { moreRecentThan } from "../pkarr/signed_packet.ts";
+import { readLimited, RELAY_BODY_LIMIT, STORED_NODES_HEADER } from "../pkarr/relay.ts";
 import {
   decodeRelayPayload,
   encodeRelayPayload,
-  readLimited,
-  RELAY_BODY_LIMIT,
-  RELAY_PAYLOAD_MAX,
-  RELAY_PAYLOAD_MIN,
-  STORED_NODES_HEADER,
-} from "../pkarr/relay.ts";
+  RELAY_PAYLOAD_MAX_BYTES,
+  RELAY_PAYLOAD_MIN_BYTES,
+} from "../pkarr/relay_payload.ts";
 
 /** Options of {@link startTestnet}. */
 export interface TestnetOptions {
@@ -173,7 +168,7 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
     }
     const body = await readLimited(req.body, RELAY_BODY_LIMIT).catch(() => new Uint8Array());
     if (!body) return reply(413, "payload too large\n");
-    if (body.length < RELAY_PAYLOAD_MIN || body.length > RELAY_PAYLOAD_MAX) {
+    if (body.length < RELAY_PAYLOAD_MIN_BYTES || body.length > RELAY_PAYLOAD_MAX_BYTES) {
       return reply(400, "invalid payload size\n");
     }
     const item = decodeRelayPayload(k, body);

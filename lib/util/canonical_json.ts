@@ -13,6 +13,8 @@
  * @module
  */
 
+import { compareBytes } from "./encoding.ts";
+
 /** A JSON value as this module models it. */
 export type JsonValue =
   | null
@@ -24,12 +26,6 @@ export type JsonValue =
   | { [key: string]: JsonValue };
 
 const encoder = new TextEncoder();
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
 
 function canonString(s: string): string {
   // deno-lint-ignore no-control-regex

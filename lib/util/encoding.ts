@@ -71,6 +71,13 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
+/** Byte-wise lexicographic comparison (negative, 0, positive); a shorter prefix is smaller. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
 /** Remove every Unicode `Cc` character (U+0000–U+001F, U+007F–U+009F), as v1.1 does to purposes. */
 export function stripControl(s: string): string {
   // deno-lint-ignore no-control-regex
