@@ -63,7 +63,7 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Constant-time equality of two byte arrays of equal length. */
+/** Equality of two byte arrays (constant-time when their lengths are equal). */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let d = 0;
