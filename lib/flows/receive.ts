@@ -1,8 +1,9 @@
 /**
- * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, show the
- * acceptance screen, require the sender's key typed back (or `--accept`), write the output
- * atomically, record the acceptance, and publish a signed receipt (protocol digest §7.1, plus
- * the checks v1.1 lacks, §11.4). Nothing from the Envelope is shown before every check passes.
+ * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, ask the
+ * UI port to confirm (the CLI shows the acceptance screen and wants the sender's key typed back
+ * or `--accept`), write the output atomically, record the acceptance, and publish a signed
+ * receipt (protocol digest §7.1, plus the checks v1.1 lacks, §11.4). Nothing from the Envelope
+ * reaches the UI before every check passes.
  *
  * @module
  */
