@@ -196,7 +196,7 @@ function binaryTxt(name: string, bytes: Uint8Array): DnsRecord {
 }
 
 /** The concatenated bytes of the TXT record `label` of a packet, or null when absent. */
-export function recordBytes(p: RecordSet, label: string): Uint8Array | null {
+function recordBytes(p: RecordSet, label: string): Uint8Array | null {
   const r = txtRecordsNamed(p, label)[0];
   return r && r.data.type === "TXT" ? concat(...r.data.strings) : null;
 }
