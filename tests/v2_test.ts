@@ -9,17 +9,14 @@ import { shareRef } from "../lib/protocol/record.ts";
 import { type SignedPacket, signPacket } from "../lib/pkarr/signed_packet.ts";
 import { startTestnet } from "../lib/testing/testnet.ts";
 import { Transport } from "../lib/pkarr/transport.ts";
+import { buildV2Share, deriveV2Keys, type Manifest, PART_SIZE } from "../lib/protocol/v2.ts";
 import {
-  buildV2Share,
-  deriveV2Keys,
   fetchV2Receipt,
   fetchV2Share,
-  type Manifest,
-  PART_SIZE,
   publishPackets,
   publishV2Receipt,
   revokeV2,
-} from "../lib/protocol/v2.ts";
+} from "../lib/flows/v2_transfer.ts";
 
 const isKind = (kind: string, re?: RegExp) => (e: unknown) =>
   e instanceof CipherpostError && e.kind === kind && (!re || re.test(e.message));

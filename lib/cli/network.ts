@@ -15,10 +15,13 @@ import { materialTypeFromFlag } from "../material/material.ts";
 import { getPin, validatePin } from "./passphrase.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import { receiptObject } from "../protocol/record.ts";
-import { formatReceiptSummary, formatReceiptTable } from "../protocol/receipts.ts";
+import { acceptanceBanner, formatReceiptSummary, formatReceiptTable } from "./format.ts";
 import { checkConsumed, receive } from "../flows/receive.ts";
 import { send } from "../flows/send.ts";
-import { collectReceipts, republish, revoke } from "../flows/shares.ts";
+import { collectReceipts } from "../flows/receipts.ts";
+import { republish } from "../flows/republish.ts";
+import { revoke } from "../flows/revoke.ts";
+import type { AcceptanceSummary, FlowUi } from "../flows/ui.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
 import { State } from "../state/state.ts";
 import { startTestnet } from "../testing/testnet.ts";
@@ -122,6 +125,7 @@ async function readLineFromTty(): Promise<string | null> {
 /** Register the network commands on the program. */
 export function registerNetworkCommands(program: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
+  const ui: FlowUi = { status: log, note: (text) => log(`note: ${text}`) };
 
   networkOptions(pinOptions(passphraseOptions(
     program.command("send")
@@ -182,7 +186,7 @@ ${NETWORK_HELP}`,
           pin,
           burn: o.burn === true,
           protocol: o.protocol ? (Number(o.protocol) as 1 | 2) : undefined,
-        }, log));
+        }, ui));
       if (o.burn) {
         log("note: burn-after-read is enforced by the recipient's tool, not by the network");
       }
@@ -232,7 +236,7 @@ ${NETWORK_HELP}`,
     .action(async (uriText: string, o) => {
       const uri = parseShareUri(uriText);
       const state = new State(cipherpostHome());
-      if (await checkConsumed(state, uri, log)) return;
+      if (await checkConsumed(state, uri, ui)) return;
       const me = await unlockIdentity(o, io);
       const interactive = Deno.stdin.isTerminal() && Deno.stderr.isTerminal();
       await withTransport(o, (t) =>
@@ -245,11 +249,28 @@ ${NETWORK_HELP}`,
             output: o.output,
             force: o.force === true,
             armor: o.armor === true,
-            accept: o.accept,
             pin: () => getPin(pinOpts(o), false),
-            promptLine: interactive ? readLineFromTty : null,
           },
-          log,
+          {
+            ...ui,
+            confirm: async (s: AcceptanceSummary) => {
+              for (const line of acceptanceBanner(s)) log(line);
+              let typed: string | null;
+              if (o.accept !== undefined) {
+                typed = o.accept;
+              } else if (interactive) {
+                log("To accept, paste the sender's z32 pubkey and press Enter:");
+                typed = await readLineFromTty();
+              } else {
+                throw new CipherpostError(
+                  "declined",
+                  "user declined acceptance: no terminal to confirm on",
+                  `to accept without a terminal, pass --accept ${s.sender}`,
+                );
+              }
+              return typed !== null && typed.trim() === s.sender;
+            },
+          },
           async (b) => {
             let off = 0;
             while (off < b.length) off += await Deno.stdout.write(b.subarray(off));
@@ -342,7 +363,7 @@ Needs no passphrase: it re-puts the signed packets this home already published. 
 ${NETWORK_HELP}`,
     )
     .action(async (o) => {
-      const r = await withTransport(o, (t) => republish(t, new State(cipherpostHome()), log));
+      const r = await withTransport(o, (t) => republish(t, new State(cipherpostHome()), ui));
       io.out(
         `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); expired forgotten: ${r.expiredForgotten}\n`,
       );

@@ -12,7 +12,8 @@ import { generateIdentity, loadIdentity, parseImport, storeIdentity } from "../s
 import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
 import { getPassphrase, type PassphraseOptions } from "./passphrase.ts";
 import { encodeZ32 } from "../pkarr/public_key.ts";
-import { formatReceiptSummary, readReceiptInput } from "../protocol/receipts.ts";
+import { readReceiptInput } from "../protocol/receipts.ts";
+import { formatReceiptSummary } from "./format.ts";
 import { VERSION } from "../util/version.ts";
 import { registerNetworkCommands } from "./network.ts";
 

@@ -1,20 +1,21 @@
 /**
- * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, show the
- * acceptance screen, require the sender's key typed back (or `--accept`), write the output
- * atomically, record the acceptance, and publish a signed receipt (protocol digest §7.1, plus
- * the checks v1.1 lacks, §11.4). Nothing from the Envelope is shown before every check passes.
+ * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, ask the
+ * UI port to confirm (the CLI shows the acceptance screen and wants the sender's key typed back
+ * or `--accept`), write the output atomically, record the acceptance, and publish a signed
+ * receipt (protocol digest §7.1, plus the checks v1.1 lacks, §11.4). Nothing from the Envelope
+ * reaches the UI before every check passes.
  *
  * @module
  */
 
 import { ageDecrypt } from "../crypto/age.ts";
 import { txtRecord, txtText } from "../pkarr/dns.ts";
-import { b64decode, bytesEqual, stripControl, toHex } from "../util/encoding.ts";
+import { b64decode, bytesEqual, toHex } from "../util/encoding.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fsutil.ts";
 import { pinKey } from "../crypto/kdf.ts";
-import { ageIdentityOf, ageIdentityOfSeed, type Keypair, sshFingerprint } from "../crypto/keys.ts";
-import { armorMaterial, type MaterialType, previewMaterial } from "../material/material.ts";
+import { ageIdentityOf, ageIdentityOfSeed, type Keypair } from "../crypto/keys.ts";
+import { armorMaterial, type MaterialType } from "../material/material.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import {
   type Envelope,
@@ -26,13 +27,15 @@ import {
   shareRef as computeShareRef,
   signReceipt,
 } from "../protocol/record.ts";
-import { localMinute, utcMinute } from "../protocol/receipts.ts";
-import { overflowSlotOf, publishToSlot } from "../protocol/receipt_slot.ts";
-import { SHARE_LABEL } from "./send.ts";
+import { receiptLabel, shareRecords, textNamesShare } from "../protocol/labels.ts";
+import { overflowSlotOf } from "../protocol/receipt_slot.ts";
 import type { ShareUri } from "../protocol/share_uri.ts";
+import { recordsNamed, type SignedPacket } from "../pkarr/signed_packet.ts";
 import { isoSeconds, type State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { fetchV2Share, publishV2Receipt } from "../protocol/v2.ts";
+import { publishToSlot } from "./receipt_slot_io.ts";
+import type { FlowUi, ReceiveUi } from "./ui.ts";
+import { fetchV2Share, publishV2Receipt } from "./v2_transfer.ts";
 
 /** How to receive. */
 export interface ReceiveRequest {
@@ -41,12 +44,8 @@ export interface ReceiveRequest {
   output?: string;
   force: boolean;
   armor: boolean;
-  /** the sender key typed in advance (non-interactive acceptance) */
-  accept?: string;
   /** obtains the PIN when the share needs one */
   pin: () => Promise<string>;
-  /** reads the typed acceptance line; null when no TTY is available */
-  promptLine: (() => Promise<string | null>) | null;
 }
 
 /** What was received. */
@@ -75,15 +74,11 @@ async function fetchV1(
   senderZ32: string,
   ref: string,
 ): Promise<VerifiedShare> {
-  const name = `${SHARE_LABEL}.${senderZ32}`;
-  const shareText = (p: { records: Parameters<typeof txtText>[0][] }) => {
-    const rr = p.records.find((r) => r.name === name && txtText(r) !== null);
+  const shareText = (p: SignedPacket) => {
+    const rr = shareRecords(p).find((r) => txtText(r) !== null);
     return rr ? txtText(rr) : null;
   };
-  const resolved = await t.resolve(
-    sender,
-    (p) => shareText(p)?.includes(`"share_ref":"${ref}"`) === true,
-  );
+  const resolved = await t.resolve(sender, (p) => textNamesShare(shareText(p), ref));
   const text = resolved ? shareText(resolved.packet) : null;
   if (text === null) throw new CipherpostError("not_found", "record not found on DHT");
   const r = parseAndVerifyOuterRecord(text);
@@ -132,30 +127,6 @@ async function fetchV2(
   };
 }
 
-/** The acceptance screen (stderr). */
-export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): string[] {
-  const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
-  const left = Math.max(0, exp - Math.floor(now.getTime() / 1000));
-  const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
-  if (env.burnAfterRead) lines.push("[BURN — you will only see this once]");
-  const pk = parsePublicKey(s.sender);
-  lines.push(
-    `Purpose:     "${stripControl(env.purpose)}"`,
-    `Sender:      ${sshFingerprint(pk)}`,
-    `             ${s.sender}`,
-    `Share ref:   ${s.shareRef}`,
-    `Type:        ${env.material.type}`,
-    `Size:        ${env.material.bytes.length} bytes`,
-    ...previewMaterial(env.material.type, env.material.bytes, now),
-    `TTL:         ${Math.floor(left / 3600)}h ${
-      String(Math.floor((left % 3600) / 60)).padStart(2, "0")
-    }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
-    `Protocol:    v${s.protocol}`,
-    "=========================================================",
-  );
-  return lines;
-}
-
 /**
  * The ledger check that runs before any network access or passphrase prompt: an accepted share
  * returns its ref (the caller reports and exits 0); a burned share is exit 7.
@@ -163,17 +134,17 @@ export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): st
 export async function checkConsumed(
   state: State,
   uri: ShareUri,
-  log: (l: string) => void,
+  ui: FlowUi,
 ): Promise<string | null> {
   const ref = uri.version === 1 ? uri.shareRef : await state.refForLocator(toHex(uri.locator));
   if (!ref) return null;
   const c = await state.consumption(ref);
   if (c.kind === "accepted") {
-    log(`already accepted at ${c.at}; not re-decrypting`);
+    ui.status(`already accepted at ${c.at}; not re-decrypting`);
     return ref;
   }
   if (c.kind === "burned") {
-    log(`share already consumed (burned at ${c.at})`);
+    ui.status(`share already consumed (burned at ${c.at})`);
     throw new CipherpostError("declined", "user declined acceptance");
   }
   return null;
@@ -185,7 +156,7 @@ export async function receive(
   state: State,
   me: Keypair,
   req: ReceiveRequest,
-  log: (line: string) => void,
+  ui: ReceiveUi,
   writeStdout: (b: Uint8Array) => Promise<void>,
 ): Promise<ReceiveResult> {
   const myZ32 = encodeZ32(me.publicKey);
@@ -197,7 +168,7 @@ export async function receive(
     throw new CipherpostError("invalid_uri", "invalid share URI: sender is not a valid public key");
   }
 
-  log("Resolving from DHT...");
+  ui.status("Resolving from DHT...");
   const share = req.uri.version === 1
     ? await fetchV1(t, senderPk, senderZ32, req.uri.shareRef)
     : await fetchV2(t, senderZ32, req.uri.locator);
@@ -222,11 +193,11 @@ export async function receive(
   try {
     const c = await state.consumption(share.shareRef);
     if (c.kind === "accepted") {
-      log(`already accepted at ${c.at}; not re-decrypting`);
+      ui.status(`already accepted at ${c.at}; not re-decrypting`);
       return { status: "already_accepted", shareRef: share.shareRef };
     }
     if (c.kind === "burned") {
-      log(`share already consumed (burned at ${c.at})`);
+      ui.status(`share already consumed (burned at ${c.at})`);
       throw new CipherpostError("declined", "user declined acceptance");
     }
 
@@ -262,23 +233,16 @@ export async function receive(
     let out = envelope.material.bytes;
     if (req.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
 
-    for (const line of acceptanceBanner(share, envelope, now)) log(line);
-    let typed: string | null;
-    if (req.accept !== undefined) {
-      typed = req.accept;
-    } else if (req.promptLine) {
-      log("To accept, paste the sender's z32 pubkey and press Enter:");
-      typed = await req.promptLine();
-    } else {
-      throw new CipherpostError(
-        "declined",
-        "user declined acceptance: no terminal to confirm on",
-        `to accept without a terminal, pass --accept ${share.sender}`,
-      );
-    }
-    if (typed === null || typed.trim() !== share.sender) {
-      throw new CipherpostError("declined", "user declined acceptance");
-    }
+    const accepted = await ui.confirm({
+      protocol: share.protocol,
+      sender: share.sender,
+      shareRef: share.shareRef,
+      createdAt: share.createdAt,
+      ttlSeconds: share.ttlSeconds,
+      envelope,
+      now,
+    });
+    if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
 
     if (req.output && req.output !== "-") {
       if (!req.force) {
@@ -330,21 +294,22 @@ export async function receive(
     shareRef: share.shareRef,
   }, me.seed);
   try {
-    log("Publishing receipt to DHT...");
+    ui.status("Publishing receipt to DHT...");
     if (req.uri.version === 2) {
       await publishV2Receipt(t, req.uri.locator, receiptJson(receipt));
     } else {
-      const label = `_cprcpt-${share.shareRef}`;
+      const label = receiptLabel(share.shareRef);
       try {
-        await t.update(me.seed, me.publicKey, (records) => [
-          ...records.filter((r) =>
-            r.name.replace(/\.+$/, "") !== `${label}.${myZ32}` && r.name !== label
-          ),
-          txtRecord(label, 300, receiptJson(receipt)),
-        ]);
+        await t.update(me.seed, me.publicKey, (records) => {
+          const old = new Set(recordsNamed({ publicKey: me.publicKey, records }, label));
+          return [
+            ...records.filter((r) => !old.has(r)),
+            txtRecord(label, 300, receiptJson(receipt)),
+          ];
+        });
       } catch (e) {
         if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
-        log("note: your packet is full; receipt published to the share's overflow slot");
+        ui.note("your packet is full; receipt published to the share's overflow slot");
         await publishToSlot(t, overflowSlotOf(outer), receiptJson(receipt));
       }
     }
@@ -359,7 +324,9 @@ export async function receive(
     });
     return { status: "received", shareRef: share.shareRef, receiptPublished: true };
   } catch (e) {
-    log(`receipt publish failed: ${e instanceof CipherpostError ? e.message : "unexpected error"}`);
+    ui.status(
+      `receipt publish failed: ${e instanceof CipherpostError ? e.message : "unexpected error"}`,
+    );
     return { status: "received", shareRef: share.shareRef, receiptPublished: false };
   }
 }

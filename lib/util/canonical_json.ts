@@ -66,13 +66,12 @@ export function canonicalize(value: JsonValue): Uint8Array {
  * alphabetically). Callers pass objects whose keys are already in that order.
  */
 export function compactJson(value: JsonValue): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? JSON.rawJSON(v.toString()) : v));
+  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? rawJson(v.toString()) : v));
 }
 
-declare global {
-  interface JSON {
-    rawJSON(text: string): unknown;
-  }
+/** `JSON.rawJSON` (ES2025), which this TypeScript lib does not declare yet; typed locally. */
+function rawJson(text: string): unknown {
+  return (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(text);
 }
 
 /** Strict JSON parse: duplicate keys, floats, trailing data and bad escapes are errors. */
