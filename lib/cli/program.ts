@@ -6,7 +6,8 @@
  */
 
 import { Command, CommanderError, Option } from "commander";
-import { CipherpostError, describeError, Exit, exitCodeOf } from "../util/errors.ts";
+import { CipherpostError } from "../util/errors.ts";
+import { describeError, Exit, exitCodeOf } from "./exit_codes.ts";
 import { cipherpostHome } from "../util/fsutil.ts";
 import { generateIdentity, loadIdentity, parseImport, storeIdentity } from "../state/identity.ts";
 import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
