@@ -8,7 +8,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { CipherpostError } from "../util/errors.ts";
 import { describeError, Exit, exitCodeOf } from "./exit_codes.ts";
-import { cipherpostHome } from "../util/fsutil.ts";
+import { cipherpostHome } from "./home.ts";
 import { generateIdentity, loadIdentity, parseImport, storeIdentity } from "../state/identity.ts";
 import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
 import { getPassphrase, type PassphraseOptions } from "./passphrase.ts";

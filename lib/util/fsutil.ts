@@ -7,7 +7,12 @@
 
 import { CipherpostError } from "./errors.ts";
 
-/** `$CIPHERPOST_HOME` verbatim if set, else `$HOME/.cipherpost`. */
+/**
+ * `$CIPHERPOST_HOME` verbatim if set, else `$HOME/.cipherpost`.
+ *
+ * @deprecated moved to lib/cli/home.ts (only the CLI reads the environment); this copy goes as
+ * soon as lib/cli/network.ts imports it from there.
+ */
 export function cipherpostHome(): string {
   const explicit = Deno.env.get("CIPHERPOST_HOME");
   if (explicit) return explicit;
