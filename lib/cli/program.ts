@@ -2,14 +2,24 @@
  * The command-line surface: parses argv with commander, dispatches to the library, and maps
  * every outcome to an exit code. Results go to stdout, progress and errors to stderr.
  *
+ * Options are typed by `@commander-js/extra-typings`: each action sees exactly the options its
+ * command declares.
+ *
  * @module
  */
 
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, Option, type OptionValues } from "@commander-js/extra-typings";
+import { type Command as UntypedCommand, Option as UntypedOption } from "commander";
 import { CipherpostError } from "../util/errors.ts";
 import { describeError, Exit, exitCodeOf } from "./exit_codes.ts";
 import { cipherpostHome } from "./home.ts";
-import { generateIdentity, loadIdentity, parseImport, storeIdentity } from "../state/identity.ts";
+import {
+  generateIdentity,
+  type LoadedIdentity,
+  loadIdentity,
+  parseImport,
+  storeIdentity,
+} from "../state/identity.ts";
 import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
 import { getPassphrase, type PassphraseOptions } from "./passphrase.ts";
 import { encodeZ32 } from "../pkarr/public_key.ts";
@@ -29,18 +39,35 @@ const defaultIo: Io = {
   err: (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)),
 };
 
-/** Add the passphrase options (and the refused inline form) to a command. */
-export function passphraseOptions(cmd: Command): Command {
+const PASSPHRASE_FILE = [
+  "--passphrase-file <path>",
+  "read the passphrase from a file (mode 0600 or 0400)",
+] as const;
+const PASSPHRASE_FD = [
+  "--passphrase-fd <n>",
+  "read the passphrase from an inherited pipe descriptor (not 0)",
+] as const;
+const PASSPHRASE_INLINE = ["--passphrase <value>", "refused: a passphrase in argv leaks"] as const;
+
+/** Add the passphrase options (and the refused inline form) to a typed command. */
+function withPassphrase<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+) {
   return cmd
-    .option("--passphrase-file <path>", "read the passphrase from a file (mode 0600 or 0400)")
-    .option(
-      "--passphrase-fd <n>",
-      "read the passphrase from an inherited pipe descriptor (not 0)",
-      parseIntArg,
-    )
-    .addOption(
-      new Option("--passphrase <value>", "refused: a passphrase in argv leaks").hideHelp(),
-    );
+    .option(...PASSPHRASE_FILE)
+    .option(...PASSPHRASE_FD, parseIntArg)
+    .addOption(new Option(...PASSPHRASE_INLINE).hideHelp());
+}
+
+/**
+ * The same passphrase options on an untyped commander command: for lib/cli/network.ts until it
+ * is split into typed command files.
+ */
+export function passphraseOptions(cmd: UntypedCommand): UntypedCommand {
+  return cmd
+    .option(...PASSPHRASE_FILE)
+    .option(...PASSPHRASE_FD, parseIntArg)
+    .addOption(new UntypedOption(...PASSPHRASE_INLINE).hideHelp());
 }
 
 /** Parse an integer option value or fail as a usage error. */
@@ -51,19 +78,13 @@ export function parseIntArg(v: string): number {
   return Number(v);
 }
 
-/** The passphrase options of a parsed command. */
-export function passOpts(o: Record<string, unknown>): PassphraseOptions {
-  return {
-    passphrase: o.passphrase as string | undefined,
-    passphraseFd: o.passphraseFd as number | undefined,
-    passphraseFile: o.passphraseFile as string | undefined,
-  };
-}
-
-/** Load the user's identity, asking for the passphrase as configured. */
-export async function unlockIdentity(o: Record<string, unknown>, io: Io = defaultIo) {
+/** Load the user's identity, asking for the passphrase as `o` says. */
+export async function unlockIdentity(
+  o: PassphraseOptions,
+  io: Io = defaultIo,
+): Promise<LoadedIdentity> {
   const home = cipherpostHome();
-  const pass = await getPassphrase(passOpts(o));
+  const pass = await getPassphrase(o);
   const id = await loadIdentity(home, pass);
   if (id.leaksKdfOutput) {
     io.err(
@@ -99,7 +120,7 @@ function buildProgram(io: Io): Command {
   )
     .exitOverride();
 
-  passphraseOptions(
+  withPassphrase(
     identity.command("generate")
       .description(
         "create a new Ed25519 identity, passphrase-wrapped, at $CIPHERPOST_HOME/secret_key",
@@ -111,14 +132,14 @@ function buildProgram(io: Io): Command {
       "\nExample:\n  cipherpost identity generate --passphrase-file ~/.cipherpost-pass\n",
     )
     .action(async (o) => {
-      const pass = await getPassphrase(passOpts(o), true);
+      const pass = await getPassphrase(o, true);
       const kp = await generateIdentity(cipherpostHome(), pass, o.force === true);
       io.err(
         `Generated identity:\n  ${sshFingerprint(kp.publicKey)}\n  ${encodeZ32(kp.publicKey)}\n`,
       );
     });
 
-  passphraseOptions(
+  withPassphrase(
     identity.command("show")
       .description("show your public key (z-base-32, pk:, fingerprint, age recipient)")
       .option("--json", "machine-readable output"),
@@ -137,7 +158,7 @@ function buildProgram(io: Io): Command {
       );}
   });
 
-  passphraseOptions(
+  withPassphrase(
     identity.command("export")
       .description("print your identity as an age secret key (decrypt with plain `age -d -i`)")
       .requiredOption("--age", "export as AGE-SECRET-KEY-1…"),
@@ -154,16 +175,16 @@ function buildProgram(io: Io): Command {
       io.out(`${ageIdentityOfSeed(kp.seed)}\n`);
     });
 
-  passphraseOptions(
+  withPassphrase(
     identity.command("import")
       .description("import a 64-hex seed or a v1.1 CIPHPOSK identity file ('-' for stdin)")
       .argument("<file>", "file to import, or - for stdin")
       .option("--force", "replace an existing identity"),
-  ).action(async (file: string, o) => {
+  ).action(async (file, o) => {
     const bytes = file === "-" ? await readAllStdin() : await Deno.readFile(file).catch(() => {
       throw new CipherpostError("io", `cannot read ${file}`);
     });
-    const pass = await getPassphrase(passOpts(o), true);
+    const pass = await getPassphrase(o, true);
     const seed = await parseImport(bytes, () => Promise.resolve(pass));
     const kp = await storeIdentity(cipherpostHome(), seed, pass, o.force === true);
     io.err(`Imported identity:\n  ${sshFingerprint(kp.publicKey)}\n  ${encodeZ32(kp.publicKey)}\n`);
@@ -177,14 +198,15 @@ function buildProgram(io: Io): Command {
       "after",
       "\nExample:\n  cipherpost receipts --from <z32> --json | jq '.[0]' | cipherpost receipt verify -\n",
     )
-    .action(async (file: string) => {
+    .action(async (file) => {
       const r = await readReceiptInput(
         file === "-" ? await readAllStdin() : await Deno.readFile(file),
       );
       io.out(formatReceiptSummary(r));
     });
 
-  registerNetworkCommands(program, io);
+  // network.ts still builds untyped commander commands on the same runtime object.
+  registerNetworkCommands(program as unknown as UntypedCommand, io);
   return program;
 }
 
