@@ -822,7 +822,7 @@ Deno.test("receipt verify: every single-byte change of the file → exit 3, one 
 
 Deno.test("receipt verify (in-process): all 255 alternatives at every byte fail, or keep the receipt", () => {
   // The CLI test above tries one replacement per position; this sweeps every byte value
-  // through the same verifier the CLI uses (lib/receipts.ts readReceiptInput).
+  // through the same verifier the CLI uses (lib/protocol/receipts.ts readReceiptInput).
   const { receipt, json } = makeReceipt();
   let tried = 0;
   const passed: string[] = [];
