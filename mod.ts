@@ -16,31 +16,32 @@
  *
  * ```ts
  * import {
- *   DEFAULT_BOOTSTRAP, DEFAULT_RELAYS, encodeZ32, type Keypair, loadIdentity, parseShareUri,
- *   receive, send, State, Transport,
+ *   encodeZ32, type FlowUi, type Keypair, loadIdentity, parseShareUri, receive, send, State,
+ *   Transport, transportOptions,
  * } from "@cipherpost/cipherpost";
  * declare const passphrase: string, bobZ32: string, bobHome: string, bob: Keypair;
  *
  * const home = "/home/alice/.cipherpost";
  * const me = await loadIdentity(home, passphrase);
- * const t = new Transport({
- *   bootstrap: DEFAULT_BOOTSTRAP, relays: DEFAULT_RELAYS,
- *   useDht: true, useRelays: true, timeoutMs: 2000,
- * });
+ * const ui: FlowUi = { status: (line) => console.error(line), note: (t) => console.error(t) };
+ * const t = new Transport(transportOptions()); // public DHT bootstrap nodes and relays
  * try {
  *   // Alice sends to Bob's z-base-32 key (the output of `cipherpost identity show`).
  *   const sent = await send(t, new State(home), me, {
  *     recipient: bobZ32, purpose: "staging db password", material: "generic_secret",
  *     input: new TextEncoder().encode("hunter2"), ttlSeconds: 86400n, pin: null, burn: false,
- *   }, (line) => console.error(line));
+ *   }, ui);
  *   console.log(sent.uri); // cipherpost://… : give this to Bob
  *
- *   // Bob, in his own home, with the sender's key typed in advance as his acceptance.
+ *   // Bob, in his own home. `confirm` sees the verified sender before anything is written;
+ *   // cipherpost's CLI asks its user to type that key back.
  *   await receive(t, new State(bobHome), bob, {
  *     uri: parseShareUri(sent.uri), output: "secret.txt", force: false, armor: false,
- *     accept: encodeZ32(me.publicKey), pin: () => Promise.reject(new Error("no PIN")),
- *     promptLine: null,
- *   }, (line) => console.error(line), () => Promise.resolve());
+ *     pin: () => Promise.reject(new Error("this share has no PIN")),
+ *   }, {
+ *     ...ui,
+ *     confirm: (s) => Promise.resolve(s.sender === encodeZ32(me.publicKey)),
+ *   }, () => Promise.resolve());
  * } finally {
  *   await t.close();
  * }
@@ -93,18 +94,16 @@ export {
   DEFAULT_RELAYS,
   Transport,
   type TransportOptions,
+  transportOptions,
 } from "./lib/pkarr/transport.ts";
 
 // Shares: send, receive, revoke, republish, receipts.
 export { send, type SendRequest, type SendResult } from "./lib/flows/send.ts";
 export { receive, type ReceiveRequest, type ReceiveResult } from "./lib/flows/receive.ts";
-export {
-  collectReceipts,
-  type ReceiptHarvest,
-  republish,
-  type RepublishReport,
-  revoke,
-} from "./lib/flows/shares.ts";
+export { revoke } from "./lib/flows/revoke.ts";
+export { republish, type RepublishReport } from "./lib/flows/republish.ts";
+export { collectReceipts, type ReceiptHarvest } from "./lib/flows/receipts.ts";
+export type { AcceptanceSummary, FlowUi, ReceiveUi } from "./lib/flows/ui.ts";
 export {
   parseAndVerifyReceipt,
   parseReceipt,

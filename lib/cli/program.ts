@@ -1,104 +1,25 @@
 /**
- * The command-line surface: parses argv with commander, dispatches to the library, and maps
- * every outcome to an exit code. Results go to stdout, progress and errors to stderr.
- *
- * Options are typed by `@commander-js/extra-typings`: each action sees exactly the options its
- * command declares.
+ * The command-line surface: builds the commander program from one file per command group,
+ * dispatches, and maps every outcome to an exit code. Results go to stdout, progress and errors
+ * to stderr. Options are typed by `@commander-js/extra-typings`: each action sees exactly the
+ * options its command declares.
  *
  * @module
  */
 
-import { Command, CommanderError, Option, type OptionValues } from "@commander-js/extra-typings";
-import { type Command as UntypedCommand, Option as UntypedOption } from "commander";
-import { CipherpostError } from "../util/errors.ts";
-import { describeError, Exit, exitCodeOf } from "./exit_codes.ts";
-import { cipherpostHome } from "./home.ts";
-import {
-  generateIdentity,
-  type LoadedIdentity,
-  loadIdentity,
-  parseImport,
-  storeIdentity,
-} from "../state/identity.ts";
-import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
-import { getPassphrase, type PassphraseOptions } from "./passphrase.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
-import { readReceiptInput } from "../protocol/receipts.ts";
-import { formatReceiptSummary } from "./format.ts";
+import { Command, CommanderError } from "@commander-js/extra-typings";
 import { VERSION } from "../util/version.ts";
-import { registerNetworkCommands } from "./network.ts";
+import { describeError, Exit, exitCodeOf } from "./exit_codes.ts";
+import { defaultIo, type Io } from "./io.ts";
+import { registerIdentityCommands } from "./identity.ts";
+import { registerSendCommand } from "./send.ts";
+import { registerReceiveCommand } from "./receive.ts";
+import { registerReceiptCommands } from "./receipts.ts";
+import { registerShareCommands } from "./shares.ts";
+import { registerDhtCommands } from "./dht.ts";
+import { registerTestnetCommand } from "./testnet.ts";
 
-/** Where the CLI writes; tests may substitute. */
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const defaultIo: Io = {
-  out: (t) => Deno.stdout.writeSync(new TextEncoder().encode(t)),
-  err: (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)),
-};
-
-const PASSPHRASE_FILE = [
-  "--passphrase-file <path>",
-  "read the passphrase from a file (mode 0600 or 0400)",
-] as const;
-const PASSPHRASE_FD = [
-  "--passphrase-fd <n>",
-  "read the passphrase from an inherited pipe descriptor (not 0)",
-] as const;
-const PASSPHRASE_INLINE = ["--passphrase <value>", "refused: a passphrase in argv leaks"] as const;
-
-/** Add the passphrase options (and the refused inline form) to a typed command. */
-function withPassphrase<A extends unknown[], O extends OptionValues, G extends OptionValues>(
-  cmd: Command<A, O, G>,
-) {
-  return cmd
-    .option(...PASSPHRASE_FILE)
-    .option(...PASSPHRASE_FD, parseIntArg)
-    .addOption(new Option(...PASSPHRASE_INLINE).hideHelp());
-}
-
-/**
- * The same passphrase options on an untyped commander command: for lib/cli/network.ts until it
- * is split into typed command files.
- */
-export function passphraseOptions(cmd: UntypedCommand): UntypedCommand {
-  return cmd
-    .option(...PASSPHRASE_FILE)
-    .option(...PASSPHRASE_FD, parseIntArg)
-    .addOption(new UntypedOption(...PASSPHRASE_INLINE).hideHelp());
-}
-
-/** Parse an integer option value or fail as a usage error. */
-export function parseIntArg(v: string): number {
-  if (!/^[0-9]+$/.test(v)) {
-    throw new CipherpostError("usage", `expected a whole number, got '${v}'`);
-  }
-  return Number(v);
-}
-
-/** Load the user's identity, asking for the passphrase as `o` says. */
-export async function unlockIdentity(
-  o: PassphraseOptions,
-  io: Io = defaultIo,
-): Promise<LoadedIdentity> {
-  const home = cipherpostHome();
-  const pass = await getPassphrase(o);
-  const id = await loadIdentity(home, pass);
-  if (id.leaksKdfOutput) {
-    io.err(
-      "warning: this identity file was written by cipherpost v1.1 and stores its KDF output: anyone\n" +
-        "with the file can decrypt it without the passphrase. Re-wrap it safely with:\n" +
-        `  cipherpost identity import --force ${home}/secret_key\n`,
-    );
-  }
-  return id;
-}
-
-async function readAllStdin(): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
-}
+export type { Io } from "./io.ts";
 
 function buildProgram(io: Io): Command {
   const program = new Command("cipherpost")
@@ -114,99 +35,13 @@ function buildProgram(io: Io): Command {
   program.command("version").description("print version and crypto suite").action(() => {
     io.out(`cipherpost ${VERSION}\ncrypto: age, Ed25519, Argon2id, HKDF-SHA256, JCS\n`);
   });
-
-  const identity = program.command("identity").description(
-    "create, show, export and import your identity",
-  )
-    .exitOverride();
-
-  withPassphrase(
-    identity.command("generate")
-      .description(
-        "create a new Ed25519 identity, passphrase-wrapped, at $CIPHERPOST_HOME/secret_key",
-      )
-      .option("--force", "replace an existing identity (shares sent to it become unreadable)"),
-  )
-    .addHelpText(
-      "after",
-      "\nExample:\n  cipherpost identity generate --passphrase-file ~/.cipherpost-pass\n",
-    )
-    .action(async (o) => {
-      const pass = await getPassphrase(o, true);
-      const kp = await generateIdentity(cipherpostHome(), pass, o.force === true);
-      io.err(
-        `Generated identity:\n  ${sshFingerprint(kp.publicKey)}\n  ${encodeZ32(kp.publicKey)}\n`,
-      );
-    });
-
-  withPassphrase(
-    identity.command("show")
-      .description("show your public key (z-base-32, pk:, fingerprint, age recipient)")
-      .option("--json", "machine-readable output"),
-  ).action(async (o) => {
-    const kp = await unlockIdentity(o, io);
-    const z = encodeZ32(kp.publicKey);
-    const info = {
-      z32: z,
-      pk: `pk:${z}`,
-      fingerprint: sshFingerprint(kp.publicKey),
-      age_recipient: ageRecipientOfEd(kp.publicKey),
-    };
-    if (o.json) io.out(JSON.stringify(info, null, 2) + "\n");
-    else {io.out(
-        `${info.fingerprint}\n${info.z32}\npk:        ${info.pk}\nage:       ${info.age_recipient}\n`,
-      );}
-  });
-
-  withPassphrase(
-    identity.command("export")
-      .description("print your identity as an age secret key (decrypt with plain `age -d -i`)")
-      .requiredOption("--age", "export as AGE-SECRET-KEY-1…"),
-  )
-    .addHelpText(
-      "after",
-      "\nExample:\n  cipherpost identity export --age > key.txt && chmod 600 key.txt\n",
-    )
-    .action(async (o) => {
-      const kp = await unlockIdentity(o, io);
-      io.err(
-        "warning: the following line is your SECRET key; store it like the identity file itself\n",
-      );
-      io.out(`${ageIdentityOfSeed(kp.seed)}\n`);
-    });
-
-  withPassphrase(
-    identity.command("import")
-      .description("import a 64-hex seed or a v1.1 CIPHPOSK identity file ('-' for stdin)")
-      .argument("<file>", "file to import, or - for stdin")
-      .option("--force", "replace an existing identity"),
-  ).action(async (file, o) => {
-    const bytes = file === "-" ? await readAllStdin() : await Deno.readFile(file).catch(() => {
-      throw new CipherpostError("io", `cannot read ${file}`);
-    });
-    const pass = await getPassphrase(o, true);
-    const seed = await parseImport(bytes, () => Promise.resolve(pass));
-    const kp = await storeIdentity(cipherpostHome(), seed, pass, o.force === true);
-    io.err(`Imported identity:\n  ${sshFingerprint(kp.publicKey)}\n  ${encodeZ32(kp.publicKey)}\n`);
-  });
-
-  const receipt = program.command("receipt").description("work with saved receipts").exitOverride();
-  receipt.command("verify")
-    .description("verify a saved receipt JSON offline; exit 3 if anything is wrong")
-    .argument("<file>", "receipt JSON file, or - for stdin")
-    .addHelpText(
-      "after",
-      "\nExample:\n  cipherpost receipts --from <z32> --json | jq '.[0]' | cipherpost receipt verify -\n",
-    )
-    .action(async (file) => {
-      const r = await readReceiptInput(
-        file === "-" ? await readAllStdin() : await Deno.readFile(file),
-      );
-      io.out(formatReceiptSummary(r));
-    });
-
-  // network.ts still builds untyped commander commands on the same runtime object.
-  registerNetworkCommands(program as unknown as UntypedCommand, io);
+  registerIdentityCommands(program, io);
+  registerReceiptCommands(program, io);
+  registerSendCommand(program, io);
+  registerReceiveCommand(program, io);
+  registerShareCommands(program, io);
+  registerDhtCommands(program, io);
+  registerTestnetCommand(program, io);
   return program;
 }
 
