@@ -27,6 +27,8 @@ import {
   RELAY_PAYLOAD_MIN_BYTES,
 } from "../pkarr/relay_payload.ts";
 
+/** BEP44 items one testnet node stores before it evicts the least recently used. */
+const MAX_ITEMS_PER_NODE = 100_000;
 /** Options of {@link startTestnet}. */
 export interface TestnetOptions {
   /** Number of DHT nodes (at least 1). */
@@ -78,7 +80,16 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
 
   try {
     for (let i = 0; i < opts.nodes; i++) {
-      const node = new DHT({ bootstrap: false, verify: verifySignature, timeout: timeoutMs });
+      // bittorrent-dht keeps at most 1000 items per node (an LRU). On the Internet a key's items
+      // spread over millions of nodes; on a testnet of a dozen every node is among the 20
+      // closest to every key and holds every item, so a few 100-packet shares would evict the
+      // oldest shares' parts. Room for MAX_ITEMS_PER_NODE items keeps a long test run faithful.
+      const node = new DHT({
+        bootstrap: false,
+        verify: verifySignature,
+        timeout: timeoutMs,
+        maxValues: MAX_ITEMS_PER_NODE,
+      });
       node.on("warning", () => {});
       nodes.push(node);
       await new Promise<void>((resolve, reject) => {
