@@ -35,12 +35,26 @@ const CONCURRENCY = 32;
 const FETCH_CONCURRENCY = 128;
 /** A part read asks relays only if the DHT has not delivered it within this many ms. */
 const HEDGE_MS = 400;
-/** Rounds of publishing or fetching before the missing packets are reported. */
-const ROUNDS = 3;
+/**
+ * Rounds of publishing or fetching before the missing packets are reported: three always, and up
+ * to six while each round still gets some of the missing packets through. Each retry round
+ * sends half as many at once (at least four): on a loaded machine or network, fewer queries in
+ * flight time out less.
+ */
+const ROUNDS = 6;
+/** Rounds that run whether or not the previous one made progress. */
+const SURE_ROUNDS = 3;
 
 /** The pause before round `round` (> 1): lets a loaded network or relay catch up. */
 function pause(round: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, 250 * (round - 1)));
+  return new Promise((r) => setTimeout(r, 400 * (round - 1)));
+}
+
+/** Whether to run another round, and how wide: see {@link ROUNDS}. */
+function nextRound(round: number, before: number, after: number, width: number): number | null {
+  if (after === 0 || round >= ROUNDS) return null;
+  if (round >= SURE_ROUNDS && after === before) return null;
+  return Math.max(4, Math.ceil(width / 2));
 }
 
 /** Run `fn` over `items` with at most `limit` calls in flight. */
@@ -53,8 +67,8 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
 }
 
 /**
- * Publish packets with at most `concurrency` in flight, in up to 3 rounds (each retrying the
- * packets that no node or relay stored). Every packet must be stored by at least one DHT node or relay. A BEP44 302 (equal or newer seq) counts as
+ * Publish packets with at most `concurrency` in flight, in rounds (see {@link ROUNDS}; each retrying
+ * the packets that no node or relay stored). Every packet must be stored by at least one DHT node or relay. A BEP44 302 (equal or newer seq) counts as
  * stored when the network is found to hold this exact packet (then `stored` is a lower bound).
  *
  * @returns per packet, how many nodes and relays stored it
@@ -77,10 +91,13 @@ export async function publishPackets(
     }
   };
   let failed = packets.map((_, i) => i);
-  for (let round = 1; round <= ROUNDS && failed.length > 0; round++) {
+  let width: number | null = Math.max(1, concurrency);
+  for (let round = 1; width !== null; round++) {
     if (round > 1) await pause(round);
-    await pool(failed, Math.max(1, concurrency), publishOne);
+    const before = failed.length;
+    await pool(failed, width, publishOne);
     failed = failed.filter((i) => stored[i] === 0);
+    width = nextRound(round, before, failed.length, width);
   }
   if (failed.length > 0) {
     throw new CipherpostError(
@@ -114,11 +131,12 @@ async function fetchManifest(
 async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint8Array[]> {
   const got: (Uint8Array | null)[] = Array.from({ length: m.parts }, () => null);
   let wrong = false;
-  for (let round = 1; round <= ROUNDS; round++) {
+  let width: number | null = FETCH_CONCURRENCY;
+  for (let round = 1; width !== null; round++) {
     const missing = got.flatMap((b, i) => (b ? [] : [i]));
     if (missing.length === 0) break;
     if (round > 1) await pause(round);
-    await pool(missing, FETCH_CONCURRENCY, async (i) => {
+    await pool(missing, width, async (i) => {
       let resolved;
       try {
         resolved = await t.resolve(
@@ -135,6 +153,8 @@ async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint
       else wrong = true;
     });
     if (wrong) throw signatureError("part length");
+    const still = got.reduce((n, b) => (b ? n : n + 1), 0);
+    width = nextRound(round, missing.length, still, width);
   }
   const missing = got.flatMap((b, i) => (b ? [] : [i]));
   if (missing.length > 0) {
@@ -156,7 +176,7 @@ async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint
  *
  * @param expectedSender the z32 sender key from the share URI
  * @throws CipherpostError "not_found" (none or revoked), "signature" (any check), "expired",
- *   "network" (parts missing after 3 rounds, or no network at all).
+ *   "network" (parts still missing after the last round, or no network at all).
  */
 export async function fetchV2Share(
   t: Transport,
