@@ -5,7 +5,7 @@
  * @module
  */
 
-import { fromUtf8, stripControl } from "../util/encoding.ts";
+import { escapeControl, fromUtf8, stripControl } from "../util/encoding.ts";
 import { signatureError } from "../util/errors.ts";
 import { sshFingerprint } from "../crypto/keys.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
@@ -56,7 +56,7 @@ export function formatReceiptSummary(r: Receipt): string {
     ["recipient_pubkey:", `${r.recipientPubkey}`],
     ["recipient_fp:", fingerprintOf(r.recipientPubkey)],
     ["accepted_at:", `${utcMinute(r.acceptedAt)} (${localMinute(r.acceptedAt)})`],
-    ["purpose:", `"${stripControl(r.purpose)}"`],
+    ["purpose:", `"${escapeControl(stripControl(r.purpose))}"`],
     ["ciphertext_hash:", r.ciphertextHash],
     ["cleartext_hash:", r.cleartextHash],
     ["nonce:", r.nonce],
@@ -72,7 +72,7 @@ export function formatReceiptTable(receipts: Receipt[]): string {
     "purpose".padEnd(40)
   }  recipient_fp\n`;
   const rows = receipts.map((r) => {
-    let purpose = stripControl(r.purpose);
+    let purpose = escapeControl(stripControl(r.purpose));
     if ([...purpose].length > 40) purpose = [...purpose].slice(0, 39).join("") + "…";
     return `${r.shareRef.slice(0, 16).padEnd(16)}  ${utcMinute(r.acceptedAt).padEnd(20)}  ${
       purpose.padEnd(40)

@@ -40,7 +40,7 @@ import {
   x25519PublicFromSecret,
 } from "../crypto/keys.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
-import { expiresAt, shareRef as computeShareRef } from "./record.ts";
+import { checkKey, checkShareTimes, shareRef as computeShareRef } from "./record.ts";
 import { type SignedPacket, signPacket } from "../pkarr/signed_packet.ts";
 import type { Transport } from "../pkarr/transport.ts";
 
@@ -143,8 +143,8 @@ function manifestFields(
   return o;
 }
 
-/** Parse manifest JSON and verify the sender's signature; any failure → exit 3. */
-function parseAndVerifyManifest(text: string): Manifest {
+/** Parse manifest JSON and verify the sender's signature (nothing else); any failure → exit 3. */
+export function parseAndVerifyManifest(text: string): Manifest {
   let m: Manifest;
   try {
     const o = parseJson(text);
@@ -169,6 +169,13 @@ function parseAndVerifyManifest(text: string): Manifest {
       signature: field.str(o.signature),
       ttlSeconds: field.u64(o.ttl_seconds),
     };
+    if (!/^[0-9a-f]{32}$/.test(m.shareRef)) throw new Error("bad share_ref");
+    if (!/^[0-9a-f]{64}$/.test(m.ciphertextSha256)) throw new Error("bad ciphertext_sha256");
+    checkKey(m.pubkey, "pubkey");
+    checkKey(m.manifestKey, "manifest_key");
+    if (m.recipient !== null) checkKey(m.recipient, "recipient");
+    if (!/^[A-Za-z0-9+/]{86}==$/.test(m.signature)) throw new Error("bad signature encoding");
+    if (m.createdAt < 0) throw new Error("created_at before 1970");
   } catch (e) {
     throw signatureError(`manifest: ${(e as Error).message}`);
   }
@@ -421,9 +428,7 @@ export async function fetchV2Share(
 ): Promise<{ manifest: Manifest; blob: Uint8Array }> {
   const keys = deriveV2Keys(locator);
   const manifest = await fetchManifest(t, keys, expectedSender);
-  if (BigInt(nowSec) >= expiresAt(manifest.createdAt, manifest.ttlSeconds)) {
-    throw new CipherpostError("expired", "share expired");
-  }
+  checkShareTimes(manifest.createdAt, manifest.ttlSeconds, nowSec);
   const blob = concat(...await fetchParts(t, keys, manifest));
   if (toHex(sha256(blob)) !== manifest.ciphertextSha256) throw signatureError("blob hash");
   if (shareRefOf(blob, manifest.pinRequired, manifest.createdAt) !== manifest.shareRef) {
