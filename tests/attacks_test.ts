@@ -9,6 +9,7 @@ import {
 } from "../lib/util/canonical_json.ts";
 import { b64encode, escapeControl, hasUnsafeText, utf8 } from "../lib/util/encoding.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
+import { writeFileAtomic } from "../lib/util/fsutil.ts";
 import { generateKeypair, sign } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import {
@@ -237,3 +238,33 @@ Deno.test("R6: share URIs are validated and canonicalised before anything else",
   }
   assert.ok(bad !== "", "some repeated character is not a valid point");
 });
+
+Deno.test("R8: an atomic write to a name of NAME_MAX bytes works (short temp name)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const name = "n".repeat(255);
+  await writeFileAtomic(`${dir}/${name}`, utf8("x"));
+  assert.equal(await Deno.readTextFile(`${dir}/${name}`), "x");
+  assert.deepEqual(await listNames(dir), [name]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("crash leftovers: the next atomic write sweeps temp files of dead writers only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  // a temp file whose writer is gone (nobody holds its lock), one a live writer holds locked,
+  // and a foreign file
+  const dead = ".cipherpost-0badf00d.tmp";
+  const alive = ".cipherpost-00c0ffee.tmp";
+  for (const n of [dead, alive, "keep.tmp"]) await Deno.writeTextFile(`${dir}/${n}`, "partial");
+  const holder = await Deno.open(`${dir}/${alive}`, { read: true, write: true });
+  await holder.lock(true);
+  await writeFileAtomic(`${dir}/out`, utf8("whole"));
+  assert.deepEqual(await listNames(dir), [alive, "keep.tmp", "out"].sort());
+  holder.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+async function listNames(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  return out.sort();
+}

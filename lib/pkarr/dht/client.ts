@@ -210,6 +210,11 @@ export class DhtClient {
   #known = new Map<number, Contact>();
   /** Contacts whose queries timed out, by {@link addrKey} → until when they are skipped. */
   #dead = new Map<number, number>();
+  /**
+   * Contacts that have answered this client: a timeout of theirs is a lost datagram (a lossy
+   * network), not a dead node, so it does not remove them from every later lookup.
+   */
+  #answered = new Set<number>();
   /** The bootstrap entries, the lookups' last resort. */
   #bootPeers: DhtPeer[] = [];
   /** Resolves with how many bootstrap nodes answered. */
@@ -444,6 +449,7 @@ export class DhtClient {
             if (++failed === peers.length) done();
             return;
           }
+          this.#markAlive(addrKey(peer.host, peer.port));
           if (isBytes(r.id, 20)) this.#learn(peer.host, peer.port, r.id);
           if (isBytes(r.nodes)) this.#learnNodes(r.nodes);
           answered++;
@@ -489,9 +495,16 @@ export class DhtClient {
     }
   }
 
+  /** A query to `key` timed out: dead, unless it has answered this client before. */
   #markDead(key: number): void {
+    if (this.#answered.has(key)) return;
     this.#dead.set(key, Date.now() + DEAD_MS);
     this.#known.delete(key);
+  }
+
+  /** `key` answered a query. */
+  #markAlive(key: number): void {
+    if (this.#answered.size < MAX_KNOWN) this.#answered.add(key);
   }
 
   #isDead(key: number): boolean {
@@ -723,6 +736,7 @@ export class DhtClient {
           c.out--;
           if (this.#closed) return;
           const r = err ? undefined : res?.r;
+          if (r) this.#markAlive(c.key);
           if (!r && c.out === 0) {
             if (err?.code === "ETIMEDOUT") this.#markDead(c.key);
             else if (err?.code === "EUNEXPECTEDNODE") this.#known.delete(c.key);
@@ -832,11 +846,19 @@ export class DhtClient {
   }
 
   async #putChecked(item: MutableItem, cas: number | undefined): Promise<PutResult> {
-    const opts = { cas };
-    const first = await this.#putOnce(item, opts.cas, false);
-    // Cached tokens may have rotated out: one fresh lookup, then one retry.
-    if (first.result.stored === 0 && first.fromCache && (first.result.errors["203"] ?? 0) > 0) {
-      return (await this.#putOnce(item, opts.cas, true)).result;
+    let first: { result: PutResult; fromCache: boolean };
+    try {
+      first = await this.#putOnce(item, cas, false);
+    } catch (e) {
+      // A put that stored nowhere forgets the cached closest nodes: they may be read-only
+      // clients, gone, or their tokens may have rotated out. One fresh lookup, then one retry
+      // (when the failed attempt used the cache); a later put starts afresh either way.
+      if (e instanceof DhtConflictError) throw e;
+      const targetHex = Buffer.from(dhtTarget(item.k)).toString("hex");
+      const cached = this.#cache.get(targetHex);
+      this.#cache.delete(targetHex);
+      if (!cached || !(e instanceof CipherpostError && e.kind === "network")) throw e;
+      return (await this.#putOnce(item, cas, true)).result;
     }
     return first.result;
   }
