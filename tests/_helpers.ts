@@ -32,8 +32,8 @@ export interface CliOptions {
   cwd?: string;
 }
 
-/** Run `cipherpost <args>` as a subprocess. */
-export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult> {
+/** The `cipherpost <args>` subprocess command, with a clean environment. */
+export function cliCommand(args: string[], o: CliOptions = {}): Deno.Command {
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: "/nonexistent",
@@ -47,7 +47,7 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
     env.CIPHERPOST_RELAYS = o.net.relayUrl;
   }
   Object.assign(env, o.env ?? {});
-  const cmd = new Deno.Command(Deno.execPath(), {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", ...FLAGS, mainTs, ...args],
     env,
     clearEnv: true,
@@ -56,6 +56,11 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
     stdout: "piped",
     stderr: "piped",
   });
+}
+
+/** Run `cipherpost <args>` as a subprocess. */
+export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult> {
+  const cmd = cliCommand(args, o);
   const child = cmd.spawn();
   if (o.stdin !== undefined) {
     const w = child.stdin.getWriter();

@@ -18,7 +18,7 @@ import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.
 import { sha256 } from "@noble/hashes/sha2.js";
 import { stripControl, toHex } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
-import { ensurePrivateDir, exists, writeFileAtomic } from "../util/fsutil.ts";
+import { ensurePrivateDir, exists, sweepStaleTemps, writeFileAtomic } from "../util/fsutil.ts";
 
 /** A ledger row. */
 export interface LedgerRow {
@@ -67,10 +67,19 @@ export class State {
     this.dir = `${home}/state`;
   }
 
+  #swept = false;
+
   private async init(): Promise<void> {
     await ensurePrivateDir(this.dir);
     await ensurePrivateDir(`${this.dir}/accepted`);
     await ensurePrivateDir(`${this.dir}/locks`);
+    if (!this.#swept) {
+      // temp files of a killed process (an atomic write cut short) go on the first use
+      this.#swept = true;
+      for (const d of [this.dir, `${this.dir}/sent`, `${this.dir}/v2index`]) {
+        await sweepStaleTemps(d);
+      }
+    }
   }
 
   /**
