@@ -105,6 +105,29 @@ export class State {
     };
   }
 
+  /**
+   * Take the exclusive lock on this home's identity packet; returns a release function. Every
+   * read-merge-write of the packet holds it, so local writers (parallel sends and receipt
+   * writes) cannot lose each other's records.
+   */
+  async lockPacket(): Promise<() => void> {
+    await this.init();
+    const f = await Deno.open(`${this.dir}/locks/packet.lock`, {
+      read: true,
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    await f.lock(true);
+    return () => {
+      try {
+        f.unlockSync();
+      } finally {
+        f.close();
+      }
+    };
+  }
+
   /** Whether a share was already accepted or burned (first matching row wins, as in v1.1). */
   async consumption(ref: string): Promise<Consumption> {
     checkRef(ref);
