@@ -30,6 +30,13 @@ export interface CliOptions {
   net?: Testnet;
   /** extra fds are not supported by Deno.Command; use files instead */
   cwd?: string;
+  /** run through `bash -c <shell> cipherpost <argv…>`, e.g. `exec "$@" >&-` (stdout closed) */
+  shell?: string;
+}
+
+/** The argv (program first) that runs `cipherpost <args>`, for wrapping in a shell. */
+export function cliArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", ...FLAGS, mainTs, ...args];
 }
 
 /** The `cipherpost <args>` subprocess command, with a clean environment. */
@@ -47,8 +54,9 @@ export function cliCommand(args: string[], o: CliOptions = {}): Deno.Command {
     env.CIPHERPOST_RELAYS = o.net.relayUrl;
   }
   Object.assign(env, o.env ?? {});
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...FLAGS, mainTs, ...args],
+  const argv = cliArgv(args);
+  return new Deno.Command(o.shell ? "bash" : argv[0], {
+    args: o.shell ? ["-c", o.shell, "cipherpost", ...argv] : argv.slice(1),
     env,
     clearEnv: true,
     cwd: o.cwd,
