@@ -10,6 +10,7 @@ import {
 import { b64encode, escapeControl, hasUnsafeText, utf8 } from "../lib/util/encoding.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { readFileCapped, readStreamCapped } from "../lib/util/bounded_read.ts";
 import { generateKeypair, sign } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import {
@@ -21,6 +22,7 @@ import {
   signReceipt,
 } from "../lib/protocol/record.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
+import { receiptMismatch } from "../lib/protocol/receipt_binding.ts";
 import { previewMaterial } from "../lib/material/material.ts";
 import { formatReceiptSummary } from "../lib/protocol/receipts.ts";
 import { certWithName, sshKeyWithComment } from "./fuzz/targets.ts";
@@ -268,3 +270,68 @@ async function listNames(dir: string): Promise<string[]> {
   for await (const e of Deno.readDir(dir)) out.push(e.name);
   return out.sort();
 }
+
+Deno.test("R3: capped reads stop at cap + 1 bytes: /dev/zero, a sparse file, an endless stream", async () => {
+  const cap = 65536;
+  await assert.rejects(() => readFileCapped("/dev/zero", cap), isKind("too_large"));
+  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const sparse = `${dir}/sparse`;
+  const f = await Deno.open(sparse, { write: true, create: true });
+  await f.truncate(3 * 1024 ** 3);
+  f.close();
+  await assert.rejects(() => readFileCapped(sparse, cap), isKind("too_large"));
+  let pulled = 0;
+  const endless = new ReadableStream<Uint8Array>({
+    pull(c) {
+      pulled += 4096;
+      c.enqueue(new Uint8Array(4096));
+    },
+  });
+  await assert.rejects(() => readStreamCapped(endless, cap), isKind("too_large"));
+  assert.ok(pulled <= cap + 3 * 4096, `pulled ${pulled} bytes`);
+  // at the cap exactly: fine
+  await Deno.writeFile(`${dir}/exact`, new Uint8Array(cap));
+  assert.equal((await readFileCapped(`${dir}/exact`, cap)).length, cap);
+  await assert.rejects(() => readFileCapped(dir, cap), isKind("io"));
+  await assert.rejects(() => readFileCapped(`${dir}/missing`, cap), isKind("io"));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("S1: a receipt counts only when signed by the share's recipient and bound to it", () => {
+  const alice = generateKeypair();
+  const bob = generateKeypair();
+  const mallory = generateKeypair();
+  const share = {
+    shareRef: "ab".repeat(16),
+    sender: encodeZ32(alice.publicKey),
+    recipient: encodeZ32(bob.publicKey),
+    ciphertextSha256: "cd".repeat(32),
+  };
+  const receipt = (signer: typeof bob, over: Record<string, string> = {}) =>
+    signReceipt({
+      acceptedAt: NOW,
+      ciphertextHash: over.ciphertextHash ?? share.ciphertextSha256,
+      cleartextHash: "0".repeat(64),
+      nonce: "1".repeat(32),
+      protocolVersion: 1,
+      purpose: "",
+      recipientPubkey: encodeZ32(signer.publicKey),
+      senderPubkey: over.senderPubkey ?? share.sender,
+      shareRef: over.shareRef ?? share.shareRef,
+    }, signer.seed);
+  assert.equal(receiptMismatch(receipt(bob), share), null);
+  assert.equal(receiptMismatch(receipt(mallory), share), "not signed by the recipient");
+  assert.equal(receiptMismatch(receipt(bob, { shareRef: "ef".repeat(16) }), share), "share_ref");
+  assert.equal(
+    receiptMismatch(receipt(bob, { senderPubkey: encodeZ32(mallory.publicKey) }), share),
+    "sender_pubkey",
+  );
+  assert.equal(
+    receiptMismatch(receipt(bob, { ciphertextHash: "00".repeat(32) }), share),
+    "ciphertext_hash",
+  );
+  // a self share: the receipt is the sender's own
+  const self = { ...share, recipient: null };
+  assert.equal(receiptMismatch(receipt(alice), self), null);
+  assert.equal(receiptMismatch(receipt(bob), self), "not signed by the recipient");
+});
