@@ -10,6 +10,7 @@ import {
 import { b64encode, escapeControl, hasUnsafeText, utf8 } from "../lib/util/encoding.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { State } from "../lib/state/state.ts";
 import { readFileCapped, readStreamCapped } from "../lib/util/bounded_read.ts";
 import { generateKeypair, sign } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
@@ -334,4 +335,17 @@ Deno.test("S1: a receipt counts only when signed by the share's recipient and bo
   const self = { ...share, recipient: null };
   assert.equal(receiptMismatch(receipt(alice), self), null);
   assert.equal(receiptMismatch(receipt(bob), self), "not signed by the recipient");
+});
+
+Deno.test("R5: state reads report unreadable files instead of treating them as absent", async () => {
+  const home = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const state = new State(home);
+  assert.equal(await state.loadOwnPacket(), null);
+  await Deno.mkdir(`${home}/state/packet.bin`, { recursive: true });
+  await assert.rejects(() => state.loadOwnPacket(), isKind("io"));
+  await Deno.mkdir(`${home}/state/sent/${"a".repeat(32)}.json`, { recursive: true });
+  assert.deepEqual(await state.listSent(), []); // a directory there is not a record: skipped
+  await Deno.mkdir(`${home}/state/accepted.jsonl`, { recursive: true });
+  await assert.rejects(() => state.rows(), isKind("io"));
+  await Deno.remove(home, { recursive: true });
 });

@@ -54,6 +54,20 @@ function locatorKey(locatorHex: string): string {
   );
 }
 
+/** A state file that exists but cannot be read (permissions, a directory in its place). */
+function stateReadError(what: string, e: unknown): CipherpostError {
+  const why = e instanceof Deno.errors.PermissionDenied
+    ? "permission denied"
+    : e instanceof Deno.errors.IsADirectory
+    ? "it is a directory"
+    : "unreadable";
+  return new CipherpostError(
+    "io",
+    `io error: cannot read state file ${what}: ${why}`,
+    "check the owner and mode of $CIPHERPOST_HOME/state (files 0600, folders 0700)",
+  );
+}
+
 /** ISO `YYYY-MM-DDTHH:MM:SSZ` of a Date. */
 export function isoSeconds(d = new Date()): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -148,7 +162,7 @@ export class State {
       text = await Deno.readTextFile(`${this.dir}/accepted.jsonl`);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return [];
-      throw e;
+      throw stateReadError("accepted.jsonl", e);
     }
     const out: LedgerRow[] = [];
     const lines = text.split("\n");
@@ -240,17 +254,20 @@ export class State {
     try {
       for await (const e of Deno.readDir(`${this.dir}/sent`)) {
         if (!e.isFile || !/^[0-9a-f]{32}\.json$/.test(e.name)) continue;
+        let text: string;
         try {
-          out.push(
-            parseJson(await Deno.readTextFile(`${this.dir}/sent/${e.name}`)) as Record<
-              string,
-              JsonValue
-            >,
-          );
+          text = await Deno.readTextFile(`${this.dir}/sent/${e.name}`);
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) continue; // removed meanwhile
+          throw stateReadError(`sent/${e.name}`, err);
+        }
+        try {
+          out.push(parseJson(text) as Record<string, JsonValue>);
         } catch { /* damaged: skip */ }
       }
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (e instanceof CipherpostError) throw e;
+      if (!(e instanceof Deno.errors.NotFound)) throw stateReadError("sent", e);
     }
     return out;
   }
@@ -269,12 +286,14 @@ export class State {
 
   /** The share_ref a v2 locator was accepted as, if any. */
   async refForLocator(locatorHex: string): Promise<string | null> {
+    let ref: string;
     try {
-      const ref = (await Deno.readTextFile(`${this.dir}/v2index/${locatorKey(locatorHex)}`)).trim();
-      return REF_RE.test(ref) ? ref : null;
-    } catch {
-      return null;
+      ref = (await Deno.readTextFile(`${this.dir}/v2index/${locatorKey(locatorHex)}`)).trim();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw stateReadError("v2index", e);
     }
+    return REF_RE.test(ref) ? ref : null;
   }
 
   /** Keep a copy of the last packet we published under our identity key (for `republish`). */
@@ -287,9 +306,62 @@ export class State {
   async loadOwnPacket(): Promise<Uint8Array | null> {
     try {
       return await Deno.readFile(`${this.dir}/packet.bin`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw stateReadError("packet.bin", e);
+    }
+  }
+
+  /**
+   * Keep a signed receipt until it is on the network (`pending/<share_ref>.json`, atomic,
+   * 0600): written when a share is accepted, removed once its receipt is published, so that a
+   * crash or a network failure in between is repaired by the next receive or `republish`.
+   */
+  async savePendingReceipt(ref: string, record: JsonValue): Promise<void> {
+    checkRef(ref);
+    await this.init();
+    await ensurePrivateDir(`${this.dir}/pending`);
+    await writeFileAtomic(`${this.dir}/pending/${ref}.json`, canonicalize(record), 0o600);
+  }
+
+  /** The pending receipt of a share, or null. A damaged record is null; other errors throw. */
+  async pendingReceipt(ref: string): Promise<Record<string, JsonValue> | null> {
+    checkRef(ref);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${this.dir}/pending/${ref}.json`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw stateReadError(`pending/${ref}.json`, e);
+    }
+    try {
+      const o = parseJson(text);
+      return o !== null && typeof o === "object" && !Array.isArray(o) ? o : null;
     } catch {
       return null;
     }
+  }
+
+  /** The share_refs with a pending receipt. */
+  async pendingRefs(): Promise<string[]> {
+    const out: string[] = [];
+    try {
+      for await (const e of Deno.readDir(`${this.dir}/pending`)) {
+        const m = /^([0-9a-f]{32})\.json$/.exec(e.name);
+        if (m && e.isFile) out.push(m[1]);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw stateReadError("pending", e);
+    }
+    return out.sort();
+  }
+
+  /** Forget a pending receipt (it was published). */
+  async removePendingReceipt(ref: string): Promise<void> {
+    checkRef(ref);
+    await Deno.remove(`${this.dir}/pending/${ref}.json`).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw stateReadError(`pending/${ref}.json`, e);
+    });
   }
 
   /** Remove a sent-share record. */
