@@ -11,19 +11,21 @@ import { CipherpostError } from "../util/errors.ts";
 import { txtText } from "../pkarr/dns.ts";
 import { cipherpostHome } from "../util/fsutil.ts";
 import { type Io, parseIntArg, passphraseOptions, unlockIdentity } from "./program.ts";
-import { materialTypeFromFlag } from "../material/material.ts";
+import { MATERIAL_CAP, type MaterialType, materialTypeFromFlag } from "../material/material.ts";
 import { getPin, validatePin } from "./passphrase.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import { receiptObject } from "../protocol/record.ts";
 import { formatReceiptSummary, formatReceiptTable } from "../protocol/receipts.ts";
-import { checkConsumed, receive } from "../flows/receive.ts";
+import { checkConsumed, publishPendingReceipt, receive } from "../flows/receive.ts";
 import { send } from "../flows/send.ts";
 import { collectReceipts, republish, revoke } from "../flows/shares.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
 import { State } from "../state/state.ts";
 import { startTestnet } from "../testing/testnet.ts";
 import { Transport, transportOptions } from "../pkarr/transport.ts";
-import { stripControl } from "../util/encoding.ts";
+import { escapeControl, stripControl } from "../util/encoding.ts";
+import { readFileCapped, readStreamCapped } from "../util/bounded_read.ts";
+import { fstatSync } from "node:fs";
 
 const NETWORK_HELP = `
 Network options (every network command):
@@ -78,9 +80,15 @@ function pinOpts(o: Record<string, unknown>) {
   };
 }
 
+/** How much input a material may have before ingest (PEM text is longer than its DER). */
+function inputCap(material: MaterialType): number {
+  return material === "x509_cert" || material === "ssh_key" ? 4 * MATERIAL_CAP : MATERIAL_CAP;
+}
+
 async function readInput(
   file: string | undefined,
   positional: string | undefined,
+  cap: number,
 ): Promise<Uint8Array> {
   if (file !== undefined && positional !== undefined) {
     throw new CipherpostError(
@@ -103,11 +111,28 @@ async function readInput(
       "use --material-file PATH, or '-' to read standard input",
     );
   }
-  if (src === "-") return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
+  // at most cap + 1 bytes are read: /dev/zero or an endless pipe cost nothing more
+  if (src === "-") return await readStreamCapped(Deno.stdin.readable, cap, "standard input");
+  return await readFileCapped(src, cap, src);
+}
+
+/**
+ * Standard output must be able to take the material: a closed descriptor (which the runtime
+ * turns into /dev/null) would accept the write and lose it, and burn a burn share.
+ */
+function checkStdout(): void {
+  let st;
   try {
-    return await Deno.readFile(src);
+    st = fstatSync(1);
   } catch {
-    throw new CipherpostError("io", `io error: cannot read ${src}`);
+    return; // cannot tell (another platform): the write itself reports errors
+  }
+  if (st.isCharacterDevice() && st.rdev === 259) {
+    throw new CipherpostError(
+      "io",
+      "io error: standard output is closed or /dev/null: the material would be lost",
+      "receive with -o <file>, or redirect standard output to where it should go",
+    );
   }
 }
 
@@ -122,6 +147,14 @@ async function readLineFromTty(): Promise<string | null> {
     bytes.push(buf[0]);
   }
   return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/** JSON text with C1 and bidirectional controls as `\uXXXX` escapes (still the same JSON). */
+function jsonTerminalSafe(json: string): string {
+  return json.replace(
+    /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** Register the network commands on the program. */
@@ -173,7 +206,7 @@ ${NETWORK_HELP}`,
         throw new CipherpostError("usage", "--ttl takes a number of seconds (1 to 999999999999)");
       }
       const material = materialTypeFromFlag(o.material);
-      const input = await readInput(o.materialFile, positional);
+      const input = await readInput(o.materialFile, positional, inputCap(material));
       const me = await unlockIdentity(o, io);
       const pin = o.pin ? await getPin(pinOpts(o), true) : null;
       if (pin !== null) validatePin(pin);
@@ -237,7 +270,14 @@ ${NETWORK_HELP}`,
     .action(async (uriText: string, o) => {
       const uri = parseShareUri(uriText);
       const state = new State(cipherpostHome());
-      if (await checkConsumed(state, uri, log)) return;
+      const consumed = await checkConsumed(state, uri, log);
+      if (consumed?.kind === "done") return;
+      if (consumed?.kind === "pending") {
+        const me = await unlockIdentity(o, io);
+        await withTransport(o, (t) => publishPendingReceipt(t, state, me, consumed.ref, log));
+        return;
+      }
+      if (o.output === undefined || o.output === "-") checkStdout();
       const me = await unlockIdentity(o, io);
       const interactive = Deno.stdin.isTerminal() && Deno.stderr.isTerminal();
       await withTransport(o, (t) =>
@@ -301,9 +341,14 @@ ${NETWORK_HELP}`,
       );
       const shown = o.shareRef ? h.valid.filter((r) => r.shareRef === o.shareRef) : h.valid;
       if (shown.length === 0) {
-        if (h.invalid > 0) throw new CipherpostError("signature", "signature verification failed");
-        if (h.malformed > 0) {
-          throw new CipherpostError("config", "configuration error: all receipts malformed");
+        if (h.invalid > 0 || h.malformed > 0) {
+          throw new CipherpostError(
+            "signature",
+            "signature verification failed",
+            `${
+              h.invalid + h.malformed
+            } receipt(s) found, none valid for your shares (forged, for another share, or malformed); ask the recipient to receive again`,
+          );
         }
         throw new CipherpostError(
           "not_found",
@@ -349,7 +394,7 @@ ${NETWORK_HELP}`,
     .action(async (o) => {
       const r = await withTransport(o, (t) => republish(t, new State(cipherpostHome()), log));
       io.out(
-        `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); expired forgotten: ${r.expiredForgotten}\n`,
+        `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); expired forgotten: ${r.expiredForgotten}; pending receipts published: ${r.receiptsPublished}\n`,
       );
     });
 
@@ -395,8 +440,9 @@ ${NETWORK_HELP}`,
         text: txtText(r) ?? undefined,
       }));
       if (o.json) {
+        // JSON escapes C0 controls itself; C1 and bidirectional controls are escaped too
         io.out(
-          JSON.stringify(
+          jsonTerminalSafe(JSON.stringify(
             {
               key: encodeZ32(pk),
               timestamp_us: p.timestamp,
@@ -410,7 +456,7 @@ ${NETWORK_HELP}`,
             },
             null,
             2,
-          ) + "\n",
+          )) + "\n",
         );
         return;
       }
@@ -423,7 +469,9 @@ ${NETWORK_HELP}`,
       io.out(
         `dht:       ${rep.dhtResponded}/${rep.dhtQueried} nodes answered; relays answered: ${rep.relaysAnswered}\n`,
       );
-      for (const r of records) io.out(`${r.name}  ${r.ttl}  ${r.type}  ${r.text ?? ""}\n`);
+      for (const r of records) {
+        io.out(`${escapeControl(r.name)}  ${r.ttl}  ${r.type}  ${escapeControl(r.text ?? "")}\n`);
+      }
     });
 
   program.command("testnet")

@@ -14,6 +14,7 @@ import { getPassphrase, type PassphraseOptions } from "./passphrase.ts";
 import { encodeZ32 } from "../pkarr/public_key.ts";
 import { formatReceiptSummary, readReceiptInput } from "../protocol/receipts.ts";
 import { VERSION } from "../util/version.ts";
+import { readFileCapped, readStreamCapped } from "../util/bounded_read.ts";
 import { registerNetworkCommands } from "./network.ts";
 
 /** Where the CLI writes; tests may substitute. */
@@ -44,7 +45,8 @@ export function passphraseOptions(cmd: Command): Command {
 /** Parse an integer option value or fail as a usage error. */
 export function parseIntArg(v: string): number {
   if (!/^[0-9]+$/.test(v)) {
-    throw new CipherpostError("usage", `expected a whole number, got '${v}'`);
+    // the value is not echoed: a mistyped option may have swallowed a secret
+    throw new CipherpostError("usage", "expected a whole number for that option");
   }
   return Number(v);
 }
@@ -73,8 +75,19 @@ export async function unlockIdentity(o: Record<string, unknown>, io: Io = defaul
   return id;
 }
 
+/** Largest receipt file or import input read (more is refused, not read). */
+const SMALL_INPUT_CAP = 1 << 20;
+
 async function readAllStdin(): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
+  return await readStreamCapped(Deno.stdin.readable, SMALL_INPUT_CAP, "standard input");
+}
+
+/**
+ * Usage errors never echo an option's value: `--pasphrase=Hunter2` is reported as
+ * `--pasphrase=…` (a mistyped secret option would otherwise print the secret).
+ */
+export function redactOptionValues(text: string): string {
+  return text.replace(/(-{1,2}[A-Za-z0-9][\w-]*)=[^'"\s]*/g, "$1=…");
 }
 
 function buildProgram(io: Io): Command {
@@ -83,7 +96,7 @@ function buildProgram(io: Io): Command {
       "Serverless, accountless, end-to-end encrypted hand-off of secrets over the Mainline DHT.",
     )
     .version(VERSION, "-V, --version-flag", "print the version")
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .configureOutput({ writeOut: io.out, writeErr: (t) => io.err(redactOptionValues(t)) })
     .showSuggestionAfterError(true)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
@@ -158,9 +171,7 @@ function buildProgram(io: Io): Command {
       .argument("<file>", "file to import, or - for stdin")
       .option("--force", "replace an existing identity"),
   ).action(async (file: string, o) => {
-    const bytes = file === "-" ? await readAllStdin() : await Deno.readFile(file).catch(() => {
-      throw new CipherpostError("io", `cannot read ${file}`);
-    });
+    const bytes = file === "-" ? await readAllStdin() : await readFileCapped(file, SMALL_INPUT_CAP);
     const pass = await getPassphrase(passOpts(o), true);
     const seed = await parseImport(bytes, () => Promise.resolve(pass));
     const kp = await storeIdentity(cipherpostHome(), seed, pass, o.force === true);
@@ -177,7 +188,7 @@ function buildProgram(io: Io): Command {
     )
     .action(async (file: string) => {
       const r = await readReceiptInput(
-        file === "-" ? await readAllStdin() : await Deno.readFile(file),
+        file === "-" ? await readAllStdin() : await readFileCapped(file, SMALL_INPUT_CAP),
       );
       io.out(formatReceiptSummary(r));
     });

@@ -32,6 +32,7 @@ import { packetToBytes, type SignedPacket, signPacket } from "../pkarr/signed_pa
 import type { State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { buildV2Share, publishPackets } from "../protocol/v2.ts";
+import { updateOwnPacket } from "./own_packet.ts";
 
 /** The v1 share record's label. */
 export const SHARE_LABEL = "_cipherpost";
@@ -185,7 +186,7 @@ export async function send(
       log("Publishing to DHT...");
       try {
         const nowSec = Math.floor(Date.now() / 1000);
-        const report = await t.update(sender.seed, sender.publicKey, (records) => {
+        const report = await updateOwnPacket(t, state, sender, (records) => {
           const ours = (r: DnsRecord) =>
             isShareRecord(r) && txtText(r)?.includes(`"share_ref":"${ref}"`);
           const kept = records.filter((r) =>
@@ -193,9 +194,8 @@ export async function send(
           );
           if (kept.some(isShareRecord)) throw new NeedV2("a live v1 share is already published");
           return [...kept, shareTxt];
-        });
+        }, log);
         if (report) {
-          await state.saveOwnPacket(packetToBytes(report.packet));
           await state.saveSent(ref, {
             version: 1,
             share_ref: ref,
@@ -217,6 +217,13 @@ export async function send(
       } catch (e) {
         const full = e instanceof CipherpostError && e.kind === "too_large";
         if (!(e instanceof NeedV2) && !full) throw e;
+        if (req.protocol === 1 && e instanceof NeedV2) {
+          throw new CipherpostError(
+            "config",
+            "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+            "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
+          );
+        }
         if (req.protocol === 1) {
           throw new CipherpostError(
             "too_large",
@@ -260,6 +267,7 @@ export async function send(
     created_at: createdAt,
     expires_at: exp,
     locator: toHex(built.locator),
+    ciphertext_sha256: sha256Hex(v2.outer),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
   });
   return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length };

@@ -16,8 +16,13 @@ import { isShareRecord } from "./send.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
 import { packetFromBytes } from "../pkarr/signed_packet.ts";
 import type { State } from "../state/state.ts";
+import type { JsonValue } from "../util/canonical_json.ts";
+import type { SentShareFacts } from "../protocol/receipt_binding.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { fetchV2Receipt, publishPackets, revokeV2 } from "../protocol/v2.ts";
+import { updateOwnPacket } from "./own_packet.ts";
+import { pendingOf, publishPending } from "./pending_receipts.ts";
+import { receiptMismatch } from "../protocol/receipt_binding.ts";
 
 /** Resolve a `revoke` argument (share_ref or URI) to a sent-share record. */
 async function findSent(state: State, target: string) {
@@ -58,7 +63,7 @@ export async function revoke(
   if (s.version === 2) {
     await revokeV2(t, fromHex(String(s.locator)));
   } else {
-    const report = await t.update(me.seed, me.publicKey, (records) => {
+    const report = await updateOwnPacket(t, state, me, (records) => {
       const kept = records.filter((r) =>
         !(isShareRecord(r) && txtText(r)?.includes(`"share_ref":"${ref}"`))
       );
@@ -82,6 +87,8 @@ export interface RepublishReport {
   shares: number;
   packets: number;
   expiredForgotten: number;
+  /** receipts that a crash or a network failure had kept from the network */
+  receiptsPublished: number;
 }
 
 /**
@@ -98,6 +105,7 @@ export async function republish(
     shares: 0,
     packets: 0,
     expiredForgotten: 0,
+    receiptsPublished: 0,
   };
   const saved = await state.loadOwnPacket();
   if (saved) {
@@ -122,6 +130,23 @@ export async function republish(
     report.packets += packets.length;
     log(`republished share ${s.share_ref} (${packets.length} packets)`);
   }
+  // Receipts never published (R2): v2 to their slot, v1 to the overflow slot (no passphrase
+  // here, so not into our own packet); the sender's `receipts` reads both.
+  for (const ref of await state.pendingRefs()) {
+    const p = await pendingOf(state, ref);
+    if (!p) continue;
+    try {
+      await publishPending(t, state, null, p, log);
+      report.receiptsPublished++;
+      log(`published the pending receipt of share ${ref}`);
+    } catch (e) {
+      log(
+        `receipt of share ${ref} still pending: ${
+          e instanceof CipherpostError ? e.message : "error"
+        }`,
+      );
+    }
+  }
   return report;
 }
 
@@ -130,20 +155,38 @@ export interface ReceiptHarvest {
   fetched: number;
   valid: Receipt[];
   malformed: number;
+  /** bad signature, or signed by someone else than the share's recipient / not for that share */
   invalid: number;
+  /** slots that could not be read (the network); never reported as "no receipts" */
+  unreachable: number;
+}
+
+/** The facts of a sent-share record that bind a receipt to it. */
+function factsOf(s: Record<string, JsonValue>): SentShareFacts {
+  return {
+    shareRef: String(s.share_ref),
+    sender: String(s.sender),
+    recipient: typeof s.recipient === "string" ? s.recipient : null,
+    ciphertextSha256: typeof s.ciphertext_sha256 === "string" ? s.ciphertext_sha256 : null,
+  };
 }
 
 /**
- * Collect receipts: `_cprcpt-*` records in `from`'s packet (v1), and the receipt slots of this
- * home's v2 shares addressed to `from` (all of them when `from` is absent).
+ * Collect receipts: `_cprcpt-*` records in `from`'s packet (v1; they count when signed by
+ * `from`, and, for a share sent from this home, when bound to it), and the receipt slots of this
+ * home's shares addressed to `from` (all of them when `from` is absent), which count only when
+ * signed by that share's recipient and bound to it (docs/PROTOCOL.md, "Receipts").
+ *
+ * @throws CipherpostError("network") when nothing could be read and some slot was unreachable
  */
 export async function collectReceipts(
   t: Transport,
   state: State,
   from: string | undefined,
 ): Promise<ReceiptHarvest> {
-  const h: ReceiptHarvest = { fetched: 0, valid: [], malformed: 0, invalid: 0 };
-  const take = (text: string) => {
+  const h: ReceiptHarvest = { fetched: 0, valid: [], malformed: 0, invalid: 0, unreachable: 0 };
+  const sent = await state.listSent();
+  const take = (text: string, check: (r: Receipt) => boolean) => {
     h.fetched++;
     let r: Receipt;
     try {
@@ -154,10 +197,15 @@ export async function collectReceipts(
     }
     try {
       verifyReceipt(r);
-      h.valid.push(r);
     } catch {
       h.invalid++;
+      return;
     }
+    if (!check(r)) {
+      h.invalid++;
+      return;
+    }
+    if (!h.valid.some((x) => x.signature === r.signature)) h.valid.push(r);
   };
   let fromZ32: string | undefined;
   if (from !== undefined) {
@@ -175,25 +223,38 @@ export async function collectReceipts(
     for (const r of resolved?.packet.records ?? []) {
       if (!r.name.replace(/\.+$/, "").startsWith("_cprcpt-")) continue;
       const text = txtText(r);
-      if (text !== null) take(text);
+      if (text === null) continue;
+      take(text, (x) => {
+        if (x.recipientPubkey !== fromZ32) return false;
+        const mine = sent.find((s) => s.share_ref === x.shareRef);
+        return !mine || receiptMismatch(x, factsOf(mine)) === null;
+      });
     }
   }
-  const mine = (await state.listSent()).filter((s) =>
-    fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32
-  );
-  const seen = new Set(h.valid.map((r) => r.signature));
+  const mine = sent.filter((s) => fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32);
   await Promise.all(mine.map(async (s) => {
     let text: string | null = null;
-    if (s.version === 2) {
-      text = await fetchV2Receipt(t, fromHex(String(s.locator))).catch(() => null);
-    } else if (typeof s.ciphertext_sha256 === "string") {
-      text = await readSlot(t, overflowSlot(fromHex(s.ciphertext_sha256))).catch(() => null);
+    try {
+      if (s.version === 2) {
+        text = await fetchV2Receipt(t, fromHex(String(s.locator)));
+      } else if (typeof s.ciphertext_sha256 === "string") {
+        text = await readSlot(t, overflowSlot(fromHex(s.ciphertext_sha256)));
+      }
+    } catch (e) {
+      if (e instanceof CipherpostError && e.kind === "network") h.unreachable++;
+      else h.invalid++; // a slot that does not unseal: someone else wrote it
+      return;
     }
     if (text === null) return;
-    try {
-      if (seen.has(String(JSON.parse(text).signature))) return;
-    } catch { /* malformed: counted by take() */ }
-    take(text);
+    const facts = factsOf(s);
+    take(text, (x) => receiptMismatch(x, facts) === null);
   }));
+  if (h.valid.length === 0 && h.unreachable > 0) {
+    throw new CipherpostError(
+      "network",
+      `network error: ${h.unreachable} receipt slot(s) could not be read`,
+      "check connectivity and try again",
+    );
+  }
   return h;
 }

@@ -142,12 +142,20 @@ export class State {
     };
   }
 
-  /** Whether a share was already accepted or burned (first matching row wins, as in v1.1). */
-  async consumption(ref: string): Promise<Consumption> {
+  /**
+   * Whether a share was already accepted or burned (first matching row wins, as in v1.1). With
+   * `sender`, only rows of that sender count: another key's record that copies a share_ref is
+   * a different share.
+   */
+  async consumption(ref: string, sender?: string): Promise<Consumption> {
     checkRef(ref);
     if (!await exists(`${this.dir}/accepted/${ref}`)) return { kind: "fresh" };
-    for (const row of await this.rows()) {
-      if (row.shareRef !== ref) continue;
+    const rows = (await this.rows()).filter((r) => r.shareRef === ref);
+    if (sender !== undefined && rows.length > 0 && !rows.some((r) => r.sender === sender)) {
+      return { kind: "fresh" };
+    }
+    for (const row of rows) {
+      if (sender !== undefined && row.sender !== sender) continue;
       return row.state === "burned"
         ? { kind: "burned", at: row.acceptedAt }
         : { kind: "accepted", at: row.acceptedAt };

@@ -134,3 +134,101 @@ export async function exists(path: string): Promise<boolean> {
     throw e;
   }
 }
+
+/**
+ * Check an output path before anything is decrypted or shown: it must not exist, or (with
+ * `force`) be a regular file. A directory, a symbolic link, a device, a FIFO or a socket is
+ * refused with a message saying what to do instead (replacing such a node would break it:
+ * think of `/dev/null` as root).
+ *
+ * @throws CipherpostError("config") for every refusal
+ */
+export async function checkOutputTarget(path: string, force: boolean): Promise<void> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      const dir = dirOf(path);
+      try {
+        if (!(await Deno.stat(dir)).isDirectory) throw new Error("not a directory");
+      } catch {
+        throw new CipherpostError(
+          "config",
+          `configuration error: cannot write ${path}: ${dir} is not a directory`,
+        );
+      }
+      return;
+    }
+    throw new CipherpostError("io", `io error: cannot check ${path}`);
+  }
+  if (st.isDirectory) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: ${path} is a directory`,
+      "give a file name inside it, e.g. -o " + `${path.replace(/\/+$/, "")}/secret`,
+    );
+  }
+  if (st.isSymlink) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: ${path} is a symbolic link; refusing to write through or over it`,
+      "give the real path of a regular file, or -o - for standard output",
+    );
+  }
+  if (!st.isFile) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: ${path} is not a regular file (a device, FIFO or socket)`,
+      "write to a regular file, or use -o - and redirect standard output",
+    );
+  }
+  if (!force) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: ${path} already exists; refusing to overwrite it`,
+      "choose another path, or pass --force",
+    );
+  }
+}
+
+/**
+ * Write an output file atomically, as {@link writeFileAtomic}, without a gap between the check
+ * and the write: without `force` the file appears by `link()` (which fails if anything exists
+ * at `path` by then), with `force` only a regular file is replaced (checked just before the
+ * rename, which replaces the directory entry and never writes into another node).
+ */
+export async function writeOutputFile(
+  path: string,
+  data: Uint8Array,
+  force: boolean,
+): Promise<void> {
+  const dir = dirOf(path);
+  await sweepStaleTemps(dir);
+  const { f, tmp } = await createTemp(dir, 0o600);
+  try {
+    let off = 0;
+    while (off < data.length) off += await f.write(data.subarray(off));
+    await f.sync();
+    if (Deno.build.os !== "windows") await Deno.chmod(tmp, 0o600);
+    if (force) {
+      await checkOutputTarget(path, true);
+      await Deno.rename(tmp, path);
+    } else {
+      try {
+        await Deno.link(tmp, path);
+      } catch (e) {
+        if (e instanceof Deno.errors.AlreadyExists) await checkOutputTarget(path, false);
+        throw e;
+      }
+      await Deno.remove(tmp);
+    }
+    f.close();
+  } catch (e) {
+    try {
+      f.close();
+    } catch { /* already closed */ }
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
