@@ -12,8 +12,15 @@ import {
   generateKeypair,
   type Keypair,
   keypairFromSeed,
+  sign,
 } from "../lib/crypto/keys.ts";
-import { type DnsRecord, txtRecord, txtText } from "../lib/pkarr/dns.ts";
+import {
+  decodeDnsPacket,
+  type DnsRecord,
+  encodeDnsPacket,
+  txtRecord,
+  txtText,
+} from "../lib/pkarr/dns.ts";
 import { encodeZ32, parsePublicKey } from "../lib/pkarr/public_key.ts";
 import {
   outerRecordJson,
@@ -152,7 +159,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
         assert.notEqual(r.code, 0, `forged receipt listed: ${r.stdout}`);
         assert.ok(!r.stdout.includes(encodeZ32(mallory.publicKey)), r.stdout);
         // bob's real receipt counts
-        const rb = await receiveAs(bob, net, s.uri, [
+        const rb = await receiveAs(bob, net, JSON.parse(s.stdout).uri, [
           "--accept",
           alice.z32,
           "-o",
@@ -355,7 +362,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
           const mk = await new Deno.Command("mknod", { args: [dev, "c", "1", "3"] }).output();
           if (mk.code === 0) outs.push([dev, ["--force"]]);
         }
-        for (const [out, extra] of outs) {
+        for (const [k, [out, extra]] of outs.entries()) {
           const s = await sendAs(alice, net, ["--self", "-p", "s7", "-"], "s7 secret");
           assert.equal(s.code, 0, s.stderr);
           const r = await receiveAs(alice, net, s.uri, [
@@ -369,7 +376,12 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
           assert.doesNotMatch(r.stderr, /ACCEPTANCE/, `${out}: checked before the screen`);
           assert.doesNotMatch(r.stderr, /--force/, `${out}: no useless --force hint`);
           // not consumed: a receive to a proper path still works
-          const ok = await receiveAs(alice, net, s.uri, ["--accept", alice.z32, "-o", `${out}.ok`]);
+          const ok = await receiveAs(alice, net, s.uri, [
+            "--accept",
+            alice.z32,
+            "-o",
+            `${base}/s7ok${k}`,
+          ]);
           assert.equal(ok.code, 0, ok.stderr);
         }
         assert.ok((await Deno.lstat(dir)).isDirectory);
@@ -460,9 +472,10 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     await t.step(
       "R4: an unreachable DHT is a network error (exit 6), not 'not found'",
       async () => {
-        const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
-        const port = (sock.addr as Deno.NetAddr).port;
-        sock.close(); // nothing listens there now
+        // a port nobody listens on (a free TCP port; the UDP port of that number is free too)
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const port = (l.addr as Deno.NetAddr).port;
+        l.close();
         const env = { CIPHERPOST_BOOTSTRAP: `127.0.0.1:${port}` };
         const r = await cli(["dht", "resolve", alice.z32, "--no-relay", "--timeout", "300"], {
           env,
@@ -545,12 +558,24 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       const erin = crypto.getRandomValues(new Uint8Array(32));
       const e = await makeUserWithSeed(base, "erin", erin);
       const long = `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`;
-      await publishRecords(net, erin, [{
-        name: long,
-        ttl: 300,
-        class: 1,
-        data: { type: "TXT", strings: [utf8("x")] },
-      }]);
+      // written by another tool: the name is not under erin's key (signPacket would put it there)
+      const v = encodeDnsPacket([
+        { name: long, ttl: 300, class: 1, data: { type: "TXT", strings: [utf8("x")] } },
+      ]);
+      const kp = keypairFromSeed(erin);
+      const ts = Date.now() * 1000;
+      const tr = testTransport(net);
+      try {
+        await tr.publish({
+          publicKey: kp.publicKey,
+          signature: sign(erin, signable(ts, v)),
+          timestamp: ts,
+          v,
+          records: decodeDnsPacket(v),
+        });
+      } finally {
+        await tr.close();
+      }
       const s = await sendAs(e, net, ["--self", "--protocol", "1", "-p", "r8", "-"], "r8");
       assert.equal(s.code, 0, s.stderr);
     });
