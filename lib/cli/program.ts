@@ -171,7 +171,12 @@ function buildProgram(io: Io): Command {
       .argument("<file>", "file to import, or - for stdin")
       .option("--force", "replace an existing identity"),
   ).action(async (file: string, o) => {
-    const bytes = file === "-" ? await readAllStdin() : await readFileCapped(file, SMALL_INPUT_CAP);
+    const bytes = file === "-"
+      ? await readAllStdin()
+      : await readFileCapped(file, SMALL_INPUT_CAP).catch((e) => {
+        if (e instanceof CipherpostError && e.kind === "too_large") throw e;
+        throw new CipherpostError("io", `cannot read ${file}`);
+      });
     const pass = await getPassphrase(passOpts(o), true);
     const seed = await parseImport(bytes, () => Promise.resolve(pass));
     const kp = await storeIdentity(cipherpostHome(), seed, pass, o.force === true);
