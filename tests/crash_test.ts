@@ -6,9 +6,8 @@
 import assert from "node:assert/strict";
 import { parseJson } from "../lib/util/canonical_json.ts";
 import { packetFromBytes } from "../lib/pkarr/signed_packet.ts";
-import { parsePublicKey } from "../lib/pkarr/public_key.ts";
-import { parseShareUri } from "../lib/protocol/share_uri.ts";
-import { fetchV2Receipt } from "../lib/protocol/v2.ts";
+import { collectReceipts } from "../lib/flows/shares.ts";
+import { State } from "../lib/state/state.ts";
 import type { Testnet } from "../lib/testing/testnet.ts";
 import {
   cli,
@@ -102,25 +101,15 @@ async function assertNoTemps(dirs: string[], label: string): Promise<void> {
   }
 }
 
-/** The receipt of a share is on the network (v1: in the recipient's packet; v2: its slot). */
-async function assertReceipt(net: Testnet, uri: string, ref: string, to: User, label: string) {
+/** The receipt of a share is on the network, as its sender's `receipts` finds it. */
+async function assertReceipt(net: Testnet, from: User, ref: string, to: User, label: string) {
   const t = testTransport(net);
   try {
-    const u = parseShareUri(uri);
-    if (u.version === 2) {
-      const text = await fetchV2Receipt(t, u.locator);
-      assert.ok(text?.includes(`"share_ref":"${ref}"`), `${label}: no v2 receipt for ${ref}`);
-    } else {
-      const name = `_cprcpt-${ref}`;
-      const r = await t.resolve(
-        parsePublicKey(to.z32),
-        (p) => p.records.some((x) => x.name.startsWith(name)),
-      );
-      assert.ok(
-        r?.packet.records.some((x) => x.name.startsWith(name)),
-        `${label}: no v1 receipt for ${ref} in the recipient's packet`,
-      );
-    }
+    const h = await collectReceipts(t, new State(from.home), to.z32);
+    assert.ok(
+      h.valid.some((r) => r.shareRef === ref && r.recipientPubkey === to.z32),
+      `${label}: no receipt for ${ref} (${h.fetched} fetched, ${h.invalid} invalid)`,
+    );
   } finally {
     await t.close();
   }
@@ -200,7 +189,7 @@ Deno.test(`crash consistency: ${2 * ROUNDS} kill -9 of send and receive at rando
       receiveMs = performance.now() - t0;
       assert.equal(r.code, 0, `${label}, re-receive: ${r.stderr}`);
       assert.equal(await Deno.readTextFile(out), secret, `${label}: output after re-receive`);
-      await assertReceipt(net, uri, ref, bob, `${label} (re-receive said: ${r.stderr.trim()})`);
+      await assertReceipt(net, from, ref, bob, `${label} (re-receive said: ${r.stderr.trim()})`);
       await assertNoTemps([`${bob.home}/state`, outDir], `${label}, after re-receive`);
     }
     assert.equal(kills, 2 * ROUNDS, "every step was killed mid-way");
