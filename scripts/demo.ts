@@ -2,7 +2,7 @@
  * The main job on the embedded default: a local Mainline testnet (real DHT nodes on 127.0.0.1
  * and a pkarr relay, in this process), two identities in a temporary folder, a secret sent from
  * Alice to Bob, received non-interactively, and the signed receipt fetched and verified.
- * Every step runs the real CLI entry point (`run` of lib/cli.ts) and prints what it did.
+ * Every step runs the real CLI entry point (`run` of lib/cli/program.ts) and prints what it did.
  *
  * Usage: deno task demo
  *

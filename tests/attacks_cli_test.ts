@@ -31,9 +31,10 @@ import {
   signOuterRecord,
   signReceipt,
 } from "../lib/protocol/record.ts";
-import { overflowSlotOf, publishToSlot } from "../lib/protocol/receipt_slot.ts";
+import { overflowSlotOf } from "../lib/protocol/receipt_slot.ts";
+import { publishToSlot } from "../lib/flows/receipt_slot_io.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
-import { publishV2Receipt } from "../lib/protocol/v2.ts";
+import { publishV2Receipt } from "../lib/flows/v2_transfer.ts";
 import { signable, signPacket } from "../lib/pkarr/signed_packet.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import {

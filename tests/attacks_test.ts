@@ -25,7 +25,7 @@ import {
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
 import { receiptMismatch } from "../lib/protocol/receipt_binding.ts";
 import { previewMaterial } from "../lib/material/material.ts";
-import { formatReceiptSummary } from "../lib/protocol/receipts.ts";
+import { formatReceiptSummary } from "../lib/cli/format.ts";
 import { certWithName, sshKeyWithComment } from "./fuzz/targets.ts";
 
 const isKind = (kind: string) => (e: unknown) => e instanceof CipherpostError && e.kind === kind;

@@ -23,7 +23,8 @@ import {
   signPacket,
 } from "../pkarr/signed_packet.ts";
 import type { State } from "../state/state.ts";
-import { DhtConflictError } from "../pkarr/dht/client.ts";
+import { DhtConflictError } from "../pkarr/conflict.ts";
+import type { FlowUi } from "./ui.ts";
 import type { PublishReport, Transport } from "../pkarr/transport.ts";
 
 function recordKey(origin: string, r: DnsRecord): string | null {
@@ -59,7 +60,7 @@ async function savedPacket(state: State, me: Keypair): Promise<SignedPacket | nu
  * Read-merge-write the identity packet of `me`. `edit` gets the current records (empty when
  * there is none) and returns the new list, or null for "nothing to change"; it may be called
  * again after a conflict. Records that cannot be re-encoded (a name that is too long once
- * under our key, written by another tool) are dropped with a note on `log`.
+ * under our key, written by another tool) are dropped with a note on `ui`.
  *
  * @returns the report of the publish (null when nothing changed)
  * @throws CipherpostError("network") when the write cannot be confirmed, ("config") when the
@@ -70,7 +71,7 @@ export async function updateOwnPacket(
   state: State,
   me: Keypair,
   edit: (records: DnsRecord[]) => DnsRecord[] | null,
-  log: (line: string) => void = () => {},
+  ui: FlowUi = { status: () => {}, note: () => {} },
   maxAttempts = 8,
 ): Promise<PublishReport | null> {
   const origin = encodeZ32(me.publicKey);
@@ -84,8 +85,8 @@ export async function updateOwnPacket(
       const all = current ? [...current.records] : [];
       const before = all.filter((r) => recordKey(origin, r) !== null);
       if (before.length < all.length) {
-        log(
-          `note: dropping ${all.length - before.length} record(s) of your packet that cannot be ` +
+        ui.note(
+          `dropping ${all.length - before.length} record(s) of your packet that cannot be ` +
             "re-encoded (a name too long once under your key)",
         );
       }

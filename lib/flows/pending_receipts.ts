@@ -12,16 +12,19 @@
  */
 
 import { txtRecord } from "../pkarr/dns.ts";
+import { recordsNamed } from "../pkarr/signed_packet.ts";
+import { receiptLabel } from "../protocol/labels.ts";
 import { fromHex } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
 import type { Keypair } from "../crypto/keys.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
 import { parseReceipt } from "../protocol/record.ts";
-import { overflowSlot, publishToSlot } from "../protocol/receipt_slot.ts";
+import { overflowSlot } from "../protocol/receipt_slot.ts";
+import { publishToSlot } from "./receipt_slot_io.ts";
 import { isoSeconds, type State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { publishV2Receipt } from "../protocol/v2.ts";
+import { publishV2Receipt } from "./v2_transfer.ts";
 import { updateOwnPacket } from "./own_packet.ts";
+import type { FlowUi } from "./ui.ts";
 
 /** A signed receipt waiting to be published. */
 export interface PendingReceipt {
@@ -72,7 +75,7 @@ export async function publishPending(
   state: State,
   me: Keypair | null,
   p: PendingReceipt,
-  log: (line: string) => void,
+  ui: FlowUi,
 ): Promise<void> {
   const r = parseReceipt(p.receipt);
   if (p.protocol === 2) {
@@ -88,18 +91,15 @@ export async function publishPending(
       await publishToSlot(t, overflowSlot(fromHex(p.ciphertextSha256)), p.receipt);
     };
     if (me) {
-      const myZ32 = encodeZ32(me.publicKey);
-      const label = `_cprcpt-${p.shareRef}`;
+      const label = receiptLabel(p.shareRef);
       try {
-        await updateOwnPacket(t, state, me, (records) => [
-          ...records.filter((x) =>
-            x.name.replace(/\.+$/, "") !== `${label}.${myZ32}` && x.name !== label
-          ),
-          txtRecord(label, 300, p.receipt),
-        ], log);
+        await updateOwnPacket(t, state, me, (records) => {
+          const old = new Set(recordsNamed({ publicKey: me.publicKey, records }, label));
+          return [...records.filter((x) => !old.has(x)), txtRecord(label, 300, p.receipt)];
+        }, ui);
       } catch (e) {
         if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
-        log("note: your packet is full; receipt published to the share's overflow slot");
+        ui.note("your packet is full; receipt published to the share's overflow slot");
         await toSlot();
       }
     } else {

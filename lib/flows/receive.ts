@@ -1,25 +1,25 @@
 /**
- * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, show the
- * acceptance screen, require the sender's key typed back (or `--accept`), write the output
- * atomically, record the acceptance, and publish a signed receipt (protocol digest §7.1, plus
- * the checks v1.1 lacks, §11.4). Nothing from the Envelope is shown before every check passes.
+ * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, ask the
+ * UI port to confirm (the CLI shows the acceptance screen and wants the sender's key typed back
+ * or `--accept`), write the output atomically, record the acceptance, and publish a signed
+ * receipt (protocol digest §7.1, plus the checks v1.1 lacks, §11.4). Nothing from the Envelope
+ * reaches the UI before every check passes.
  *
  * @module
  */
 
 import { ageDecrypt } from "../crypto/age.ts";
 import { txtText } from "../pkarr/dns.ts";
-import { b64decode, bytesEqual, escapeControl, stripControl, toHex } from "../util/encoding.ts";
+import { b64decode, bytesEqual, toHex } from "../util/encoding.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
 import { checkOutputTarget, writeOutputFile } from "../util/fsutil.ts";
 import { pinKey } from "../crypto/kdf.ts";
-import { ageIdentityOf, ageIdentityOfSeed, type Keypair, sshFingerprint } from "../crypto/keys.ts";
-import { armorMaterial, type MaterialType, previewMaterial } from "../material/material.ts";
+import { ageIdentityOf, ageIdentityOfSeed, type Keypair } from "../crypto/keys.ts";
+import { armorMaterial, type MaterialType } from "../material/material.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import {
   checkShareTimes,
   type Envelope,
-  expiresAt,
   parseAndVerifyOuterRecord,
   parseEnvelope,
   receiptJson,
@@ -27,13 +27,14 @@ import {
   shareRef as computeShareRef,
   signReceipt,
 } from "../protocol/record.ts";
-import { localMinute, utcMinute } from "../protocol/receipts.ts";
-import { SHARE_LABEL } from "./send.ts";
-import { keepPending, pendingOf, type PendingReceipt, publishPending } from "./pending_receipts.ts";
+import { shareRecords, textNamesShare } from "../protocol/labels.ts";
 import type { ShareUri } from "../protocol/share_uri.ts";
+import type { SignedPacket } from "../pkarr/signed_packet.ts";
 import { isoSeconds, type State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { fetchV2Share } from "../protocol/v2.ts";
+import type { FlowUi, ReceiveUi } from "./ui.ts";
+import { fetchV2Share } from "./v2_transfer.ts";
+import { keepPending, pendingOf, type PendingReceipt, publishPending } from "./pending_receipts.ts";
 
 /** How to receive. */
 export interface ReceiveRequest {
@@ -42,12 +43,8 @@ export interface ReceiveRequest {
   output?: string;
   force: boolean;
   armor: boolean;
-  /** the sender key typed in advance (non-interactive acceptance) */
-  accept?: string;
   /** obtains the PIN when the share needs one */
   pin: () => Promise<string>;
-  /** reads the typed acceptance line; null when no TTY is available */
-  promptLine: (() => Promise<string | null>) | null;
 }
 
 /** What was received. */
@@ -76,15 +73,11 @@ async function fetchV1(
   senderZ32: string,
   ref: string,
 ): Promise<VerifiedShare> {
-  const name = `${SHARE_LABEL}.${senderZ32}`;
-  const shareText = (p: { records: Parameters<typeof txtText>[0][] }) => {
-    const rr = p.records.find((r) => r.name === name && txtText(r) !== null);
+  const shareText = (p: SignedPacket) => {
+    const rr = shareRecords(p).find((r) => txtText(r) !== null);
     return rr ? txtText(rr) : null;
   };
-  const resolved = await t.resolve(
-    sender,
-    (p) => shareText(p)?.includes(`"share_ref":"${ref}"`) === true,
-  );
+  const resolved = await t.resolve(sender, (p) => textNamesShare(shareText(p), ref));
   const text = resolved ? shareText(resolved.packet) : null;
   if (text === null) throw new CipherpostError("not_found", "record not found on DHT");
   const r = parseAndVerifyOuterRecord(text);
@@ -133,30 +126,6 @@ async function fetchV2(
   };
 }
 
-/** The acceptance screen (stderr). */
-export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): string[] {
-  const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
-  const left = Math.max(0, exp - Math.floor(now.getTime() / 1000));
-  const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
-  if (env.burnAfterRead) lines.push("[BURN — you will only see this once]");
-  const pk = parsePublicKey(s.sender);
-  lines.push(
-    `Purpose:     "${escapeControl(stripControl(env.purpose))}"`,
-    `Sender:      ${sshFingerprint(pk)}`,
-    `             ${s.sender}`,
-    `Share ref:   ${s.shareRef}`,
-    `Type:        ${env.material.type}`,
-    `Size:        ${env.material.bytes.length} bytes`,
-    ...previewMaterial(env.material.type, env.material.bytes, now),
-    `TTL:         ${Math.floor(left / 3600)}h ${
-      String(Math.floor((left % 3600) / 60)).padStart(2, "0")
-    }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
-    `Protocol:    v${s.protocol}`,
-    "=========================================================",
-  );
-  return lines;
-}
-
 /** What the ledger says before any network access: done, a receipt to publish, or go on. */
 export type Consumed = { kind: "done"; ref: string } | { kind: "pending"; ref: string } | null;
 
@@ -169,21 +138,21 @@ export type Consumed = { kind: "done"; ref: string } | { kind: "pending"; ref: s
 export async function checkConsumed(
   state: State,
   uri: ShareUri,
-  log: (l: string) => void,
+  ui: FlowUi,
 ): Promise<Consumed> {
   const ref = uri.version === 1 ? uri.shareRef : await state.refForLocator(toHex(uri.locator));
   if (!ref) return null;
   const c = await state.consumption(ref, uri.sender);
   if (c.kind === "accepted") {
     if (await pendingOf(state, ref)) {
-      log(`already accepted at ${c.at}; its receipt was never published: publishing it now`);
+      ui.status(`already accepted at ${c.at}; its receipt was never published: publishing it now`);
       return { kind: "pending", ref };
     }
-    log(`already accepted at ${c.at}; not re-decrypting`);
+    ui.status(`already accepted at ${c.at}; not re-decrypting`);
     return { kind: "done", ref };
   }
   if (c.kind === "burned") {
-    log(`share already consumed (burned at ${c.at})`);
+    ui.status(`share already consumed (burned at ${c.at})`);
     throw new CipherpostError("declined", "user declined acceptance");
   }
   return null;
@@ -195,12 +164,12 @@ export async function publishPendingReceipt(
   state: State,
   me: Keypair,
   ref: string,
-  log: (line: string) => void,
+  ui: FlowUi,
 ): Promise<void> {
   const p = await pendingOf(state, ref);
   if (!p) return;
-  log("Publishing receipt to DHT...");
-  await publishPending(t, state, me, p, log);
+  ui.status("Publishing receipt to DHT...");
+  await publishPending(t, state, me, p, ui);
 }
 
 /** Receive a share. */
@@ -209,7 +178,7 @@ export async function receive(
   state: State,
   me: Keypair,
   req: ReceiveRequest,
-  log: (line: string) => void,
+  ui: ReceiveUi,
   writeStdout: (b: Uint8Array) => Promise<void>,
 ): Promise<ReceiveResult> {
   const myZ32 = encodeZ32(me.publicKey);
@@ -224,7 +193,7 @@ export async function receive(
     throw new CipherpostError("invalid_uri", "invalid share URI: sender is not a valid public key");
   }
 
-  log("Resolving from DHT...");
+  ui.status("Resolving from DHT...");
   const share = req.uri.version === 1
     ? await fetchV1(t, senderPk, senderZ32, req.uri.shareRef)
     : await fetchV2(t, senderZ32, req.uri.locator);
@@ -250,14 +219,14 @@ export async function receive(
   try {
     const c = await state.consumption(share.shareRef, share.sender);
     if (c.kind === "accepted") {
-      log(`already accepted at ${c.at}; not re-decrypting`);
+      ui.status(`already accepted at ${c.at}; not re-decrypting`);
       const p = await pendingOf(state, share.shareRef);
-      if (p) pendingToPublish = p;
-      else return { status: "already_accepted", shareRef: share.shareRef };
+      if (!p) return { status: "already_accepted", shareRef: share.shareRef };
+      pendingToPublish = p;
       throw new AlreadyAccepted();
     }
     if (c.kind === "burned") {
-      log(`share already consumed (burned at ${c.at})`);
+      ui.status(`share already consumed (burned at ${c.at})`);
       throw new CipherpostError("declined", "user declined acceptance");
     }
 
@@ -291,23 +260,16 @@ export async function receive(
     let out = envelope.material.bytes;
     if (req.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
 
-    for (const line of acceptanceBanner(share, envelope, now)) log(line);
-    let typed: string | null;
-    if (req.accept !== undefined) {
-      typed = req.accept;
-    } else if (req.promptLine) {
-      log("To accept, paste the sender's z32 pubkey and press Enter:");
-      typed = await req.promptLine();
-    } else {
-      throw new CipherpostError(
-        "declined",
-        "user declined acceptance: no terminal to confirm on",
-        `to accept without a terminal, pass --accept ${share.sender}`,
-      );
-    }
-    if (typed === null || typed.trim() !== share.sender) {
-      throw new CipherpostError("declined", "user declined acceptance");
-    }
+    const accepted = await ui.confirm({
+      protocol: share.protocol,
+      sender: share.sender,
+      shareRef: share.shareRef,
+      createdAt: share.createdAt,
+      ttlSeconds: share.ttlSeconds,
+      envelope,
+      now,
+    });
+    if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
 
     if (toFile) {
       try {
@@ -353,9 +315,7 @@ export async function receive(
       await keepPending(state, pendingToPublish);
     } catch (e) {
       pendingToPublish = null;
-      log(
-        `note: no receipt: ${e instanceof CipherpostError ? e.message : "it could not be signed"}`,
-      );
+      ui.note(`no receipt: ${e instanceof CipherpostError ? e.message : "it could not be signed"}`);
     }
     await state.markAccepted(share.shareRef);
     if (req.uri.version === 2) await state.indexLocator(toHex(req.uri.locator), share.shareRef);
@@ -377,11 +337,11 @@ export async function receive(
   // Receipt: a failure here is a warning, never a lost delivery (it stays pending).
   if (!pendingToPublish) return { status: "received", shareRef: share.shareRef };
   try {
-    log("Publishing receipt to DHT...");
-    await publishPending(t, state, me, pendingToPublish, log);
+    ui.status("Publishing receipt to DHT...");
+    await publishPending(t, state, me, pendingToPublish, ui);
     return { status: "received", shareRef: share.shareRef, receiptPublished: true };
   } catch (e) {
-    log(
+    ui.status(
       `receipt publish failed: ${
         e instanceof CipherpostError ? e.message : "unexpected error"
       }; it is kept, and published by the next receive of this share or \`cipherpost republish\``,

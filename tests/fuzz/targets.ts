@@ -39,11 +39,7 @@ import {
   receiptJson,
   receiptSignable,
 } from "../../lib/protocol/record.ts";
-import {
-  formatReceiptSummary,
-  formatReceiptTable,
-  utcMinute,
-} from "../../lib/protocol/receipts.ts";
+import { formatReceiptSummary, formatReceiptTable, utcMinute } from "../../lib/cli/format.ts";
 import { AsnParser, AsnSerializer } from "@peculiar/asn1-schema";
 import {
   AttributeTypeAndValue,

@@ -1,0 +1,70 @@
+/**
+ * Where the CLI reads and writes: the {@link Io} seam (results on stdout, progress and errors on
+ * stderr), standard input read whole, and one typed line from the terminal.
+ *
+ * @module
+ */
+
+import { fstatSync } from "node:fs";
+import { CipherpostError } from "../util/errors.ts";
+import { readStreamCapped } from "../util/bounded_read.ts";
+
+/** Where the CLI writes; tests may substitute. */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** The process's stdout and stderr. */
+export const defaultIo: Io = {
+  out: (t) => Deno.stdout.writeSync(new TextEncoder().encode(t)),
+  err: (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)),
+};
+
+/** Largest receipt file or import input read (more is refused, not read). */
+export const SMALL_INPUT_CAP = 1 << 20;
+
+/** All of standard input, when it has at most `cap` bytes (at most `cap + 1` are read). */
+export async function readAllStdin(cap = SMALL_INPUT_CAP): Promise<Uint8Array> {
+  return await readStreamCapped(Deno.stdin.readable, cap, "standard input");
+}
+
+/**
+ * Standard output must be able to take the material: a closed descriptor (which the runtime
+ * turns into /dev/null) would accept the write and lose it, and burn a burn share.
+ */
+export function checkStdout(): void {
+  let st;
+  try {
+    st = fstatSync(1);
+  } catch {
+    return; // cannot tell (another platform): the write itself reports errors
+  }
+  if (st.isCharacterDevice() && st.rdev === 259) {
+    throw new CipherpostError(
+      "io",
+      "io error: standard output is closed or /dev/null: the material would be lost",
+      "receive with -o <file>, or redirect standard output to where it should go",
+    );
+  }
+}
+
+/** Write all of `b` to stdout. */
+export async function writeAllStdout(b: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < b.length) off += await Deno.stdout.write(b.subarray(off));
+}
+
+/** One line typed on the terminal after a `> ` prompt on stderr; null on end of input. */
+export async function readLineFromTty(): Promise<string | null> {
+  await Deno.stderr.write(new TextEncoder().encode("> "));
+  const buf = new Uint8Array(1);
+  const bytes: number[] = [];
+  while (true) {
+    const n = await Deno.stdin.read(buf);
+    if (n === null) return bytes.length ? new TextDecoder().decode(new Uint8Array(bytes)) : null;
+    if (buf[0] === 10) break;
+    bytes.push(buf[0]);
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
