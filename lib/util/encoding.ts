@@ -90,11 +90,12 @@ const UNSAFE =
 
 /**
  * Text from the network made safe for a terminal: every Unicode `Cc` character (C0, DEL, C1),
- * line/paragraph separator and bidirectional control becomes a visible escape (`\x1b`, `\u202e`),
- * and a backslash becomes `\\` so that an escape cannot be faked.
+ * line/paragraph separator and bidirectional control becomes a visible escape (`\x1b`, `\u202e`).
+ * Backslashes stay as they are (v1.1 shows purposes that way), so a sender can write text that
+ * looks like an escape, but nothing it writes can act on the terminal.
  */
 export function escapeControl(s: string): string {
-  return s.replace(/\\/g, "\\\\").replace(UNSAFE, (c) => {
+  return s.replace(UNSAFE, (c) => {
     const n = c.charCodeAt(0);
     return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16)}`;
   });
