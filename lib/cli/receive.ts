@@ -35,9 +35,10 @@ export function registerReceiveCommand(program: Command, io: Io): void {
       .argument("<uri>", "the cipherpost:// URI the sender gave you")
       .option(
         "-o, --output <path>",
-        "write the material here ('-' = stdout, the default); mode 0600",
+        "write the material to this new file, mode 0600 ('-' = stdout, the default); never " +
+          "through a symlink or onto a directory or device (checked before anything is shown)",
       )
-      .option("--force", "overwrite an existing output file")
+      .option("--force", "replace an existing regular output file")
       .option("--armor", "PEM/ASCII-armor output for x509-cert and pgp-key material")
       .option(
         "--accept <key>",
