@@ -30,10 +30,17 @@ export interface CliOptions {
   net?: Testnet;
   /** extra fds are not supported by Deno.Command; use files instead */
   cwd?: string;
+  /** run through `bash -c <shell> cipherpost <argv…>`, e.g. `exec "$@" >&-` (stdout closed) */
+  shell?: string;
 }
 
-/** Run `cipherpost <args>` as a subprocess. */
-export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult> {
+/** The argv (program first) that runs `cipherpost <args>`, for wrapping in a shell. */
+export function cliArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", ...FLAGS, mainTs, ...args];
+}
+
+/** The `cipherpost <args>` subprocess command, with a clean environment. */
+export function cliCommand(args: string[], o: CliOptions = {}): Deno.Command {
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: "/nonexistent",
@@ -47,8 +54,9 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
     env.CIPHERPOST_RELAYS = o.net.relayUrl;
   }
   Object.assign(env, o.env ?? {});
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...FLAGS, mainTs, ...args],
+  const argv = cliArgv(args);
+  return new Deno.Command(o.shell ? "bash" : argv[0], {
+    args: o.shell ? ["-c", o.shell, "cipherpost", ...argv] : argv.slice(1),
     env,
     clearEnv: true,
     cwd: o.cwd,
@@ -56,11 +64,21 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
     stdout: "piped",
     stderr: "piped",
   });
+}
+
+/** Run `cipherpost <args>` as a subprocess. */
+export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult> {
+  const cmd = cliCommand(args, o);
   const child = cmd.spawn();
   if (o.stdin !== undefined) {
     const w = child.stdin.getWriter();
-    await w.write(typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin);
-    await w.close();
+    try {
+      await w.write(typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin);
+      await w.close();
+    } catch (e) {
+      // the program may stop reading early (an input over its cap): that is its answer
+      if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    }
   }
   const out = await child.output();
   return {

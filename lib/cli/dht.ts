@@ -7,11 +7,19 @@
 
 import type { Command } from "@commander-js/extra-typings";
 import { CipherpostError } from "../util/errors.ts";
-import { stripControl } from "../util/encoding.ts";
+import { escapeControl } from "../util/encoding.ts";
 import { txtText } from "../pkarr/dns.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import type { Io } from "./io.ts";
 import { NETWORK_HELP, withNetwork, withTransport } from "./options.ts";
+
+/** JSON text with C1 and bidirectional controls as `\uXXXX` escapes (still the same JSON). */
+function jsonTerminalSafe(json: string): string {
+  return json.replace(
+    /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
 
 /** Register `dht` and its subcommands on the program. */
 export function registerDhtCommands(program: Command, io: Io): void {
@@ -57,8 +65,9 @@ export function registerDhtCommands(program: Command, io: Io): void {
         text: txtText(r) ?? undefined,
       }));
       if (o.json) {
+        // JSON escapes C0 controls itself; C1 and bidirectional controls are escaped too
         io.out(
-          JSON.stringify(
+          jsonTerminalSafe(JSON.stringify(
             {
               key: encodeZ32(pk),
               timestamp_us: p.timestamp,
@@ -72,7 +81,7 @@ export function registerDhtCommands(program: Command, io: Io): void {
             },
             null,
             2,
-          ) + "\n",
+          )) + "\n",
         );
         return;
       }
@@ -85,9 +94,9 @@ export function registerDhtCommands(program: Command, io: Io): void {
       io.out(
         `dht:       ${rep.dhtResponded}/${rep.dhtQueried} nodes answered; relays answered: ${rep.relaysAnswered}\n`,
       );
-      // Names and texts come from the network: strip control characters before the terminal.
+      // Names and texts come from the network: controls are shown escaped, never raw.
       for (const r of records) {
-        io.out(`${stripControl(r.name)}  ${r.ttl}  ${r.type}  ${stripControl(r.text ?? "")}\n`);
+        io.out(`${escapeControl(r.name)}  ${r.ttl}  ${r.type}  ${escapeControl(r.text ?? "")}\n`);
       }
     });
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { stripControl } from "../util/encoding.ts";
+import { escapeControl, stripControl } from "../util/encoding.ts";
 import { sshFingerprint } from "../crypto/keys.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
 import { previewMaterial } from "../material/material.ts";
@@ -40,7 +40,7 @@ export function acceptanceBanner(s: AcceptanceSummary): string[] {
   if (env.burnAfterRead) lines.push("[BURN — you will only see this once]");
   const pk = parsePublicKey(s.sender);
   lines.push(
-    `Purpose:     "${stripControl(env.purpose)}"`,
+    `Purpose:     "${escapeControl(stripControl(env.purpose))}"`,
     `Sender:      ${sshFingerprint(pk)}`,
     `             ${s.sender}`,
     `Share ref:   ${s.shareRef}`,
@@ -72,7 +72,7 @@ export function formatReceiptSummary(r: Receipt): string {
     ["recipient_pubkey:", `${r.recipientPubkey}`],
     ["recipient_fp:", fingerprintOf(r.recipientPubkey)],
     ["accepted_at:", `${utcMinute(r.acceptedAt)} (${localMinute(r.acceptedAt)})`],
-    ["purpose:", `"${stripControl(r.purpose)}"`],
+    ["purpose:", `"${escapeControl(stripControl(r.purpose))}"`],
     ["ciphertext_hash:", r.ciphertextHash],
     ["cleartext_hash:", r.cleartextHash],
     ["nonce:", r.nonce],
@@ -88,7 +88,7 @@ export function formatReceiptTable(receipts: Receipt[]): string {
     "purpose".padEnd(40)
   }  recipient_fp\n`;
   const rows = receipts.map((r) => {
-    let purpose = stripControl(r.purpose);
+    let purpose = escapeControl(stripControl(r.purpose));
     if ([...purpose].length > 40) purpose = [...purpose].slice(0, 39).join("") + "…";
     return `${r.shareRef.slice(0, 16).padEnd(16)}  ${utcMinute(r.acceptedAt).padEnd(20)}  ${
       purpose.padEnd(40)

@@ -12,7 +12,8 @@ import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/k
 import { encodeZ32 } from "../pkarr/public_key.ts";
 import { getPassphrase } from "./passphrase.ts";
 import { cipherpostHome } from "./home.ts";
-import { type Io, readAllStdin } from "./io.ts";
+import { type Io, readAllStdin, SMALL_INPUT_CAP } from "./io.ts";
+import { readFileCapped } from "../util/bounded_read.ts";
 import { unlockIdentity, withPassphrase } from "./options.ts";
 
 /** Register `identity` and its subcommands on the program. */
@@ -83,9 +84,12 @@ export function registerIdentityCommands(program: Command, io: Io): void {
       .argument("<file>", "file to import, or - for stdin")
       .option("--force", "replace an existing identity"),
   ).action(async (file, o) => {
-    const bytes = file === "-" ? await readAllStdin() : await Deno.readFile(file).catch(() => {
-      throw new CipherpostError("io", `cannot read ${file}`);
-    });
+    const bytes = file === "-"
+      ? await readAllStdin()
+      : await readFileCapped(file, SMALL_INPUT_CAP).catch((e) => {
+        if (e instanceof CipherpostError && e.kind === "too_large") throw e;
+        throw new CipherpostError("io", `cannot read ${file}`);
+      });
     const pass = await getPassphrase(o, true);
     const seed = await parseImport(bytes, () => Promise.resolve(pass));
     const kp = await storeIdentity(cipherpostHome(), seed, pass, o.force === true);

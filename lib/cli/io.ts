@@ -5,6 +5,10 @@
  * @module
  */
 
+import { fstatSync } from "node:fs";
+import { CipherpostError } from "../util/errors.ts";
+import { readStreamCapped } from "../util/bounded_read.ts";
+
 /** Where the CLI writes; tests may substitute. */
 export interface Io {
   out(text: string): void;
@@ -17,9 +21,32 @@ export const defaultIo: Io = {
   err: (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)),
 };
 
-/** All of standard input. */
-export async function readAllStdin(): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
+/** Largest receipt file or import input read (more is refused, not read). */
+export const SMALL_INPUT_CAP = 1 << 20;
+
+/** All of standard input, when it has at most `cap` bytes (at most `cap + 1` are read). */
+export async function readAllStdin(cap = SMALL_INPUT_CAP): Promise<Uint8Array> {
+  return await readStreamCapped(Deno.stdin.readable, cap, "standard input");
+}
+
+/**
+ * Standard output must be able to take the material: a closed descriptor (which the runtime
+ * turns into /dev/null) would accept the write and lose it, and burn a burn share.
+ */
+export function checkStdout(): void {
+  let st;
+  try {
+    st = fstatSync(1);
+  } catch {
+    return; // cannot tell (another platform): the write itself reports errors
+  }
+  if (st.isCharacterDevice() && st.rdev === 259) {
+    throw new CipherpostError(
+      "io",
+      "io error: standard output is closed or /dev/null: the material would be lost",
+      "receive with -o <file>, or redirect standard output to where it should go",
+    );
+  }
 }
 
 /** Write all of `b` to stdout. */

@@ -18,7 +18,8 @@ import { defaultIo, type Io } from "./io.ts";
 /** Parse an integer option value or fail as a usage error. */
 export function parseIntArg(v: string): number {
   if (!/^[0-9]+$/.test(v)) {
-    throw new CipherpostError("usage", `expected a whole number, got '${v}'`);
+    // the value is not echoed: a mistyped option may have swallowed a secret
+    throw new CipherpostError("usage", "expected a whole number for that option");
   }
   return Number(v);
 }

@@ -8,6 +8,10 @@
 
 import { CipherpostError, configError } from "../util/errors.ts";
 import { fileMode } from "../util/fsutil.ts";
+import { readFileCapped } from "../util/bounded_read.ts";
+
+/** Longest passphrase or PIN file read (more is refused, not read). */
+const SECRET_FILE_CAP = 65536;
 
 /** The passphrase options a command accepts. */
 export interface PassphraseOptions {
@@ -56,7 +60,15 @@ async function readLineFromFd(fd: number): Promise<Uint8Array> {
   const one = new Uint8Array(1);
   try {
     while (out.length < 65536) {
-      const n = await f.read(one);
+      let n: number | null;
+      try {
+        n = await f.read(one);
+      } catch {
+        throw configError(
+          `cannot read from file descriptor ${fd}`,
+          "--passphrase-fd takes the read end of a pipe, e.g. --passphrase-fd 3 3< <(pass show cipherpost)",
+        );
+      }
       if (n === null || n === 0) break;
       out.push(one[0]);
       if (one[0] === 10) break;
@@ -109,6 +121,17 @@ interface SecretSpec {
   flags: { fd: string; file: string; inline: string };
 }
 
+/** An empty secret is refused everywhere: it protects nothing, and the KDF rejects it. */
+function nonEmpty(secret: string, spec: SecretSpec): string {
+  if (secret === "") {
+    throw invalidInput(
+      `the ${spec.label} is empty`,
+      `give a non-empty ${spec.label} (${spec.flags.file}, ${spec.flags.fd}, ${spec.envVar} or the prompt)`,
+    );
+  }
+  return secret;
+}
+
 async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
   const { flags, label } = spec;
   if (spec.inline !== undefined) {
@@ -137,8 +160,12 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
     const path = spec.file;
     let mode: number | null;
     try {
+      if ((await Deno.stat(path)).isDirectory) {
+        throw configError(`${label} file ${path} is a directory`, `give the path of a file`);
+      }
       mode = await fileMode(path);
-    } catch {
+    } catch (e) {
+      if (e instanceof CipherpostError) throw e;
       throw configError(`cannot read ${label} file ${path}`);
     }
     if (mode !== null && mode !== 0o600 && mode !== 0o400) {
@@ -150,9 +177,23 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
         `chmod 600 ${path}`,
       );
     }
-    return decodePassphrase(stripOneNewline(await Deno.readFile(path)));
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFileCapped(path, SECRET_FILE_CAP, `${label} file`);
+    } catch (e) {
+      if (e instanceof CipherpostError && e.kind === "too_large") {
+        throw configError(`${label} file ${path} is larger than ${SECRET_FILE_CAP} bytes`);
+      }
+      throw configError(`cannot read ${label} file ${path}`);
+    }
+    return decodePassphrase(stripOneNewline(bytes));
   }
-  const env = Deno.env.get(spec.envVar);
+  let env: string | undefined;
+  try {
+    env = Deno.env.get(spec.envVar);
+  } catch {
+    throw invalidInput(`${spec.envVar} is not valid UTF-8`);
+  }
   if (env !== undefined) return env;
   while (true) {
     const first = await promptHidden(spec.prompt);
@@ -168,7 +209,7 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
  * when creating an identity). The value never leaves this process except as KDF input.
  */
 export async function getPassphrase(opts: PassphraseOptions, confirm = false): Promise<string> {
-  return await readSecret({
+  const spec: SecretSpec = {
     inline: opts.passphrase,
     fd: opts.passphraseFd,
     file: opts.passphraseFile,
@@ -176,7 +217,8 @@ export async function getPassphrase(opts: PassphraseOptions, confirm = false): P
     prompt: "Cipherpost passphrase",
     label: "passphrase",
     flags: { fd: "--passphrase-fd", file: "--passphrase-file", inline: "--passphrase" },
-  }, confirm);
+  };
+  return nonEmpty(await readSecret(spec, confirm), spec);
 }
 
 /** The PIN options a command accepts (never in argv). */

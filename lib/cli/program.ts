@@ -21,13 +21,21 @@ import { registerTestnetCommand } from "./testnet.ts";
 
 export type { Io } from "./io.ts";
 
+/**
+ * Usage errors never echo an option's value: `--pasphrase=Hunter2` is reported as
+ * `--pasphrase=…` (a mistyped secret option would otherwise print the secret).
+ */
+export function redactOptionValues(text: string): string {
+  return text.replace(/(-{1,2}[A-Za-z0-9][\w-]*)=[^'"\s]*/g, "$1=…");
+}
+
 function buildProgram(io: Io): Command {
   const program = new Command("cipherpost")
     .description(
       "Serverless, accountless, end-to-end encrypted hand-off of secrets over the Mainline DHT.",
     )
     .version(VERSION, "-V, --version-flag", "print the version")
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .configureOutput({ writeOut: io.out, writeErr: (t) => io.err(redactOptionValues(t)) })
     .showSuggestionAfterError(true)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();

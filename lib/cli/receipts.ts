@@ -13,7 +13,8 @@ import { collectReceipts } from "../flows/receipts.ts";
 import { State } from "../state/state.ts";
 import { formatReceiptSummary, formatReceiptTable } from "./format.ts";
 import { cipherpostHome } from "./home.ts";
-import { type Io, readAllStdin } from "./io.ts";
+import { type Io, readAllStdin, SMALL_INPUT_CAP } from "./io.ts";
+import { readFileCapped } from "../util/bounded_read.ts";
 import { NETWORK_HELP, withNetwork, withTransport } from "./options.ts";
 
 /** Register `receipts` and `receipt verify` on the program. */
@@ -59,9 +60,14 @@ ${NETWORK_HELP}`,
       );
       const shown = o.shareRef ? h.valid.filter((r) => r.shareRef === o.shareRef) : h.valid;
       if (shown.length === 0) {
-        if (h.invalid > 0) throw new CipherpostError("signature", "signature verification failed");
-        if (h.malformed > 0) {
-          throw new CipherpostError("config", "configuration error: all receipts malformed");
+        if (h.invalid > 0 || h.malformed > 0) {
+          throw new CipherpostError(
+            "signature",
+            "signature verification failed",
+            `${
+              h.invalid + h.malformed
+            } receipt(s) found, none valid for your shares (forged, for another share, or malformed); ask the recipient to receive again`,
+          );
         }
         throw new CipherpostError(
           "not_found",
@@ -85,7 +91,7 @@ ${NETWORK_HELP}`,
     )
     .action(async (file) => {
       const r = await readReceiptInput(
-        file === "-" ? await readAllStdin() : await Deno.readFile(file),
+        file === "-" ? await readAllStdin() : await readFileCapped(file, SMALL_INPUT_CAP),
       );
       io.out(formatReceiptSummary(r));
     });

@@ -8,12 +8,12 @@
 import { type Command, Option } from "@commander-js/extra-typings";
 import { CipherpostError } from "../util/errors.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
-import { checkConsumed, receive } from "../flows/receive.ts";
+import { checkConsumed, publishPendingReceipt, receive } from "../flows/receive.ts";
 import type { AcceptanceSummary, FlowUi } from "../flows/ui.ts";
 import { State } from "../state/state.ts";
 import { acceptanceBanner } from "./format.ts";
 import { cipherpostHome } from "./home.ts";
-import { type Io, readLineFromTty, writeAllStdout } from "./io.ts";
+import { checkStdout, type Io, readLineFromTty, writeAllStdout } from "./io.ts";
 import {
   NETWORK_HELP,
   pinOf,
@@ -35,9 +35,10 @@ export function registerReceiveCommand(program: Command, io: Io): void {
       .argument("<uri>", "the cipherpost:// URI the sender gave you")
       .option(
         "-o, --output <path>",
-        "write the material here ('-' = stdout, the default); mode 0600",
+        "write the material to this new file, mode 0600 ('-' = stdout, the default); never " +
+          "through a symlink or onto a directory or device (checked before anything is shown)",
       )
-      .option("--force", "overwrite an existing output file")
+      .option("--force", "replace an existing regular output file")
       .option("--armor", "PEM/ASCII-armor output for x509-cert and pgp-key material")
       .option(
         "--accept <key>",
@@ -60,7 +61,14 @@ ${NETWORK_HELP}`,
     .action(async (uriText, o) => {
       const uri = parseShareUri(uriText);
       const state = new State(cipherpostHome());
-      if (await checkConsumed(state, uri, ui)) return;
+      const consumed = await checkConsumed(state, uri, ui);
+      if (consumed?.kind === "done") return;
+      if (consumed?.kind === "pending") {
+        const me = await unlockIdentity(o, io);
+        await withTransport(o, (t) => publishPendingReceipt(t, state, me, consumed.ref, ui));
+        return;
+      }
+      if (o.output === undefined || o.output === "-") checkStdout();
       const me = await unlockIdentity(o, io);
       const interactive = Deno.stdin.isTerminal() && Deno.stderr.isTerminal();
       const confirm = async (s: AcceptanceSummary): Promise<boolean> => {

@@ -9,7 +9,8 @@ import { type Command, Option } from "@commander-js/extra-typings";
 import QRCode from "qrcode";
 import { CipherpostError } from "../util/errors.ts";
 import { stripControl } from "../util/encoding.ts";
-import { materialTypeFromFlag } from "../material/material.ts";
+import { MATERIAL_CAP, type MaterialType, materialTypeFromFlag } from "../material/material.ts";
+import { readFileCapped } from "../util/bounded_read.ts";
 import { send } from "../flows/send.ts";
 import type { FlowUi } from "../flows/ui.ts";
 import { State } from "../state/state.ts";
@@ -27,9 +28,15 @@ import {
 } from "./options.ts";
 
 /** The material to send: `--material-file PATH`, or `-` for standard input. */
+/** How much input a material may have before ingest (PEM text is longer than its DER). */
+function inputCap(material: MaterialType): number {
+  return material === "x509_cert" || material === "ssh_key" ? 4 * MATERIAL_CAP : MATERIAL_CAP;
+}
+
 async function readInput(
   file: string | undefined,
   positional: string | undefined,
+  cap: number,
 ): Promise<Uint8Array> {
   if (file !== undefined && positional !== undefined) {
     throw new CipherpostError(
@@ -52,12 +59,9 @@ async function readInput(
       "use --material-file PATH, or '-' to read standard input",
     );
   }
-  if (src === "-") return await readAllStdin();
-  try {
-    return await Deno.readFile(src);
-  } catch {
-    throw new CipherpostError("io", `io error: cannot read ${src}`);
-  }
+  // at most cap + 1 bytes are read: /dev/zero or an endless pipe cost nothing more
+  if (src === "-") return await readAllStdin(cap);
+  return await readFileCapped(src, cap, src);
 }
 
 /** Register `send` on the program. */
@@ -112,7 +116,7 @@ ${NETWORK_HELP}`,
         throw new CipherpostError("usage", "--ttl takes a number of seconds (1 to 999999999999)");
       }
       const material = materialTypeFromFlag(o.material);
-      const input = await readInput(o.materialFile, positional);
+      const input = await readInput(o.materialFile, positional, inputCap(material));
       const me = await unlockIdentity(o, io);
       const pin = o.pin ? await pinOf(o, true) : null;
       if (pin !== null) validatePin(pin);

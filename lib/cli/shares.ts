@@ -49,7 +49,9 @@ export function registerShareCommands(program: Command, io: Io): void {
     .addHelpText(
       "after",
       `
-Needs no passphrase: it re-puts the signed packets this home already published. Run it hourly:
+Needs no passphrase: it re-puts the signed packets this home already published (the latest
+copy of your own packet), and publishes the receipts of shares you accepted whose receipt a
+crash or a network failure kept back (v1 ones to the share's overflow slot). Run it hourly:
   cron:    0 * * * *  CIPHERPOST_HOME=$HOME/.cipherpost cipherpost republish
   systemd: a timer with OnCalendar=hourly running the same command
 ${NETWORK_HELP}`,
@@ -57,7 +59,7 @@ ${NETWORK_HELP}`,
     .action(async (o) => {
       const r = await withTransport(o, (t) => republish(t, new State(cipherpostHome()), ui));
       io.out(
-        `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); expired forgotten: ${r.expiredForgotten}\n`,
+        `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); expired forgotten: ${r.expiredForgotten}; pending receipts published: ${r.receiptsPublished}\n`,
       );
     });
 }

@@ -13,7 +13,8 @@ import type { Transport } from "../pkarr/transport.ts";
 import { receiptRecords } from "../protocol/labels.ts";
 import { parseReceipt, type Receipt, verifyReceipt } from "../protocol/record.ts";
 import { overflowSlot } from "../protocol/receipt_slot.ts";
-import type { State } from "../state/state.ts";
+import type { SentShare, State } from "../state/state.ts";
+import { receiptMismatch, type SentShareFacts } from "../protocol/receipt_binding.ts";
 import { readSlot } from "./receipt_slot_io.ts";
 import { fetchV2Receipt } from "./v2_transfer.ts";
 
@@ -22,20 +23,38 @@ export interface ReceiptHarvest {
   fetched: number;
   valid: Receipt[];
   malformed: number;
+  /** bad signature, or signed by someone else than the share's recipient / not for that share */
   invalid: number;
+  /** slots that could not be read (the network); never reported as "no receipts" */
+  unreachable: number;
+}
+
+/** The facts of a sent-share record that bind a receipt to it. */
+function factsOf(s: SentShare): SentShareFacts {
+  return {
+    shareRef: s.shareRef,
+    sender: s.sender,
+    recipient: s.recipient,
+    ciphertextSha256: s.ciphertextSha256 ?? null,
+  };
 }
 
 /**
- * Collect receipts: `_cprcpt-*` records in `from`'s packet (v1), and the receipt slots of this
- * home's v2 shares addressed to `from` (all of them when `from` is absent).
+ * Collect receipts: `_cprcpt-*` records in `from`'s packet (v1; they count when signed by
+ * `from`, and, for a share sent from this home, when bound to it), and the receipt slots of this
+ * home's shares addressed to `from` (all of them when `from` is absent), which count only when
+ * signed by that share's recipient and bound to it (docs/PROTOCOL.md §2.1).
+ *
+ * @throws CipherpostError("network") when nothing valid was found and some slot was unreachable
  */
 export async function collectReceipts(
   t: Transport,
   state: State,
   from: string | undefined,
 ): Promise<ReceiptHarvest> {
-  const h: ReceiptHarvest = { fetched: 0, valid: [], malformed: 0, invalid: 0 };
-  const take = (text: string) => {
+  const h: ReceiptHarvest = { fetched: 0, valid: [], malformed: 0, invalid: 0, unreachable: 0 };
+  const sent = await state.listSent();
+  const take = (text: string, check: (r: Receipt) => boolean) => {
     h.fetched++;
     let r: Receipt;
     try {
@@ -46,10 +65,15 @@ export async function collectReceipts(
     }
     try {
       verifyReceipt(r);
-      h.valid.push(r);
     } catch {
       h.invalid++;
+      return;
     }
+    if (!check(r)) {
+      h.invalid++;
+      return;
+    }
+    if (!h.valid.some((x) => x.signature === r.signature)) h.valid.push(r);
   };
   let fromZ32: string | undefined;
   if (from !== undefined) {
@@ -66,25 +90,38 @@ export async function collectReceipts(
     const resolved = await t.resolve(pk);
     for (const r of resolved ? receiptRecords(resolved.packet) : []) {
       const text = txtText(r);
-      if (text !== null) take(text);
+      if (text === null) continue;
+      take(text, (x) => {
+        if (x.recipientPubkey !== fromZ32) return false;
+        const mine = sent.find((s) => s.shareRef === x.shareRef);
+        return !mine || receiptMismatch(x, factsOf(mine)) === null;
+      });
     }
   }
-  const mine = (await state.listSent()).filter((s) =>
-    fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32
-  );
-  const seen = new Set(h.valid.map((r) => r.signature));
+  const mine = sent.filter((s) => fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32);
   await Promise.all(mine.map(async (s) => {
     let text: string | null = null;
-    if (s.version === 2) {
-      text = await fetchV2Receipt(t, fromHex(s.locator)).catch(() => null);
-    } else if (s.ciphertextSha256 !== undefined) {
-      text = await readSlot(t, overflowSlot(fromHex(s.ciphertextSha256))).catch(() => null);
+    try {
+      if (s.version === 2) {
+        text = await fetchV2Receipt(t, fromHex(s.locator));
+      } else if (s.ciphertextSha256 !== undefined) {
+        text = await readSlot(t, overflowSlot(fromHex(s.ciphertextSha256)));
+      }
+    } catch (e) {
+      if (e instanceof CipherpostError && e.kind === "network") h.unreachable++;
+      else h.invalid++; // a slot that does not unseal: someone else wrote it
+      return;
     }
     if (text === null) return;
-    try {
-      if (seen.has(String(JSON.parse(text).signature))) return;
-    } catch { /* malformed: counted by take() */ }
-    take(text);
+    const facts = factsOf(s);
+    take(text, (x) => receiptMismatch(x, facts) === null);
   }));
+  if (h.valid.length === 0 && h.unreachable > 0) {
+    throw new CipherpostError(
+      "network",
+      `network error: ${h.unreachable} receipt slot(s) could not be read`,
+      "check connectivity and try again",
+    );
+  }
   return h;
 }

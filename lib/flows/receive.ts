@@ -9,17 +9,17 @@
  */
 
 import { ageDecrypt } from "../crypto/age.ts";
-import { txtRecord, txtText } from "../pkarr/dns.ts";
+import { txtText } from "../pkarr/dns.ts";
 import { b64decode, bytesEqual, toHex } from "../util/encoding.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
-import { writeFileAtomic } from "../util/fsutil.ts";
+import { checkOutputTarget, writeOutputFile } from "../util/fsutil.ts";
 import { pinKey } from "../crypto/kdf.ts";
 import { ageIdentityOf, ageIdentityOfSeed, type Keypair } from "../crypto/keys.ts";
 import { armorMaterial, type MaterialType } from "../material/material.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import {
+  checkShareTimes,
   type Envelope,
-  expiresAt,
   parseAndVerifyOuterRecord,
   parseEnvelope,
   receiptJson,
@@ -27,15 +27,14 @@ import {
   shareRef as computeShareRef,
   signReceipt,
 } from "../protocol/record.ts";
-import { receiptLabel, shareRecords, textNamesShare } from "../protocol/labels.ts";
-import { overflowSlotOf } from "../protocol/receipt_slot.ts";
+import { shareRecords, textNamesShare } from "../protocol/labels.ts";
 import type { ShareUri } from "../protocol/share_uri.ts";
-import { recordsNamed, type SignedPacket } from "../pkarr/signed_packet.ts";
+import type { SignedPacket } from "../pkarr/signed_packet.ts";
 import { isoSeconds, type State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { publishToSlot } from "./receipt_slot_io.ts";
 import type { FlowUi, ReceiveUi } from "./ui.ts";
-import { fetchV2Share, publishV2Receipt } from "./v2_transfer.ts";
+import { fetchV2Share } from "./v2_transfer.ts";
+import { keepPending, pendingOf, type PendingReceipt, publishPending } from "./pending_receipts.ts";
 
 /** How to receive. */
 export interface ReceiveRequest {
@@ -127,27 +126,50 @@ async function fetchV2(
   };
 }
 
+/** What the ledger says before any network access: done, a receipt to publish, or go on. */
+export type Consumed = { kind: "done"; ref: string } | { kind: "pending"; ref: string } | null;
+
 /**
- * The ledger check that runs before any network access or passphrase prompt: an accepted share
- * returns its ref (the caller reports and exits 0); a burned share is exit 7.
+ * The ledger check that runs before any network access or passphrase prompt, on the parsed and
+ * canonical URI (the ledger matches share_ref and sender): an accepted share is "done" (the
+ * caller reports and exits 0), or "pending" when its receipt was never published (the caller
+ * unlocks the identity and calls {@link publishPendingReceipt}); a burned share is exit 7.
  */
 export async function checkConsumed(
   state: State,
   uri: ShareUri,
   ui: FlowUi,
-): Promise<string | null> {
+): Promise<Consumed> {
   const ref = uri.version === 1 ? uri.shareRef : await state.refForLocator(toHex(uri.locator));
   if (!ref) return null;
-  const c = await state.consumption(ref);
+  const c = await state.consumption(ref, uri.sender);
   if (c.kind === "accepted") {
+    if (await pendingOf(state, ref)) {
+      ui.status(`already accepted at ${c.at}; its receipt was never published: publishing it now`);
+      return { kind: "pending", ref };
+    }
     ui.status(`already accepted at ${c.at}; not re-decrypting`);
-    return ref;
+    return { kind: "done", ref };
   }
   if (c.kind === "burned") {
     ui.status(`share already consumed (burned at ${c.at})`);
     throw new CipherpostError("declined", "user declined acceptance");
   }
   return null;
+}
+
+/** Publish the pending receipt of an accepted share (see {@link checkConsumed}). */
+export async function publishPendingReceipt(
+  t: Transport,
+  state: State,
+  me: Keypair,
+  ref: string,
+  ui: FlowUi,
+): Promise<void> {
+  const p = await pendingOf(state, ref);
+  if (!p) return;
+  ui.status("Publishing receipt to DHT...");
+  await publishPending(t, state, me, p, ui);
 }
 
 /** Receive a share. */
@@ -161,6 +183,9 @@ export async function receive(
 ): Promise<ReceiveResult> {
   const myZ32 = encodeZ32(me.publicKey);
   const senderZ32 = req.uri.sender;
+  // The output target is checked before anything is fetched, decrypted or shown.
+  const toFile = req.output !== undefined && req.output !== "-";
+  if (toFile) await checkOutputTarget(req.output!, req.force);
   let senderPk: Uint8Array;
   try {
     senderPk = parsePublicKey(senderZ32);
@@ -190,11 +215,15 @@ export async function receive(
   let envelope: Envelope;
   let plaintext: Uint8Array;
   let outer: Uint8Array;
+  let pendingToPublish: PendingReceipt | null = null;
   try {
-    const c = await state.consumption(share.shareRef);
+    const c = await state.consumption(share.shareRef, share.sender);
     if (c.kind === "accepted") {
       ui.status(`already accepted at ${c.at}; not re-decrypting`);
-      return { status: "already_accepted", shareRef: share.shareRef };
+      const p = await pendingOf(state, share.shareRef);
+      if (!p) return { status: "already_accepted", shareRef: share.shareRef };
+      pendingToPublish = p;
+      throw new AlreadyAccepted();
     }
     if (c.kind === "burned") {
       ui.status(`share already consumed (burned at ${c.at})`);
@@ -202,9 +231,7 @@ export async function receive(
     }
 
     const now = new Date();
-    if (BigInt(Math.floor(now.getTime() / 1000)) >= expiresAt(share.createdAt, share.ttlSeconds)) {
-      throw new CipherpostError("expired", "share expired");
-    }
+    checkShareTimes(share.createdAt, share.ttlSeconds, Math.floor(now.getTime() / 1000));
 
     // Bindings that need the ciphertext: share_ref recomputes (v1.1 never checked it).
     outer = share.blob;
@@ -244,27 +271,51 @@ export async function receive(
     });
     if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
 
-    if (req.output && req.output !== "-") {
-      if (!req.force) {
-        try {
-          await Deno.lstat(req.output);
-          throw new CipherpostError(
-            "config",
-            `configuration error: ${req.output} already exists; refusing to overwrite it`,
-            "choose another path, or pass --force",
-          );
-        } catch (e) {
-          if (!(e instanceof Deno.errors.NotFound)) throw e;
-        }
-      }
+    if (toFile) {
       try {
-        await writeFileAtomic(req.output, out, 0o600);
+        await writeOutputFile(req.output!, out, req.force);
       } catch (e) {
         if (e instanceof CipherpostError) throw e;
         throw new CipherpostError("io", `io error: cannot write ${req.output}`);
       }
     } else {
-      await writeStdout(out);
+      try {
+        await writeStdout(out);
+      } catch (e) {
+        if (e instanceof CipherpostError) throw e;
+        throw new CipherpostError(
+          "io",
+          "io error: cannot write to standard output (closed, full or a broken pipe)",
+          "nothing was accepted; receive again with -o <file>",
+        );
+      }
+    }
+    // The output is whole: from here on nothing may fail the delivery. The signed receipt is
+    // kept before the share is marked accepted, so that a crash or a network failure leaves a
+    // receipt to publish (by the next receive of this share, or `republish`), never none.
+    try {
+      const receipt = signReceipt({
+        acceptedAt: Math.floor(Date.now() / 1000),
+        ciphertextHash: sha256Hex(outer),
+        cleartextHash: sha256Hex(plaintext),
+        nonce: toHex(crypto.getRandomValues(new Uint8Array(16))),
+        protocolVersion: share.protocol,
+        purpose: envelope.purpose,
+        recipientPubkey: myZ32,
+        senderPubkey: share.sender,
+        shareRef: share.shareRef,
+      }, me.seed);
+      pendingToPublish = {
+        shareRef: share.shareRef,
+        receipt: receiptJson(receipt),
+        protocol: share.protocol,
+        locator: req.uri.version === 2 ? toHex(req.uri.locator) : undefined,
+        ciphertextSha256: share.protocol === 1 ? sha256Hex(outer) : undefined,
+      };
+      await keepPending(state, pendingToPublish);
+    } catch (e) {
+      pendingToPublish = null;
+      ui.note(`no receipt: ${e instanceof CipherpostError ? e.message : "it could not be signed"}`);
     }
     await state.markAccepted(share.shareRef);
     if (req.uri.version === 2) await state.indexLocator(toHex(req.uri.locator), share.shareRef);
@@ -277,56 +328,27 @@ export async function receive(
       shareRef: share.shareRef,
       state: envelope.burnAfterRead ? "burned" : undefined,
     });
+  } catch (e) {
+    if (!(e instanceof AlreadyAccepted)) throw e;
   } finally {
     release();
   }
 
-  // Receipt: a failure here is a warning, never a lost delivery.
-  const receipt = signReceipt({
-    acceptedAt: Math.floor(Date.now() / 1000),
-    ciphertextHash: sha256Hex(outer),
-    cleartextHash: sha256Hex(plaintext),
-    nonce: toHex(crypto.getRandomValues(new Uint8Array(16))),
-    protocolVersion: share.protocol,
-    purpose: envelope.purpose,
-    recipientPubkey: myZ32,
-    senderPubkey: share.sender,
-    shareRef: share.shareRef,
-  }, me.seed);
+  // Receipt: a failure here is a warning, never a lost delivery (it stays pending).
+  if (!pendingToPublish) return { status: "received", shareRef: share.shareRef };
   try {
     ui.status("Publishing receipt to DHT...");
-    if (req.uri.version === 2) {
-      await publishV2Receipt(t, req.uri.locator, receiptJson(receipt));
-    } else {
-      const label = receiptLabel(share.shareRef);
-      try {
-        await t.update(me.seed, me.publicKey, (records) => {
-          const old = new Set(recordsNamed({ publicKey: me.publicKey, records }, label));
-          return [
-            ...records.filter((r) => !old.has(r)),
-            txtRecord(label, 300, receiptJson(receipt)),
-          ];
-        });
-      } catch (e) {
-        if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
-        ui.note("your packet is full; receipt published to the share's overflow slot");
-        await publishToSlot(t, overflowSlotOf(outer), receiptJson(receipt));
-      }
-    }
-    await state.append({
-      acceptedAt: isoSeconds(),
-      ciphertextHash: sha256Hex(outer),
-      cleartextHash: sha256Hex(plaintext),
-      purpose: envelope.purpose,
-      receiptPublishedAt: isoSeconds(),
-      sender: share.sender,
-      shareRef: share.shareRef,
-    });
+    await publishPending(t, state, me, pendingToPublish, ui);
     return { status: "received", shareRef: share.shareRef, receiptPublished: true };
   } catch (e) {
     ui.status(
-      `receipt publish failed: ${e instanceof CipherpostError ? e.message : "unexpected error"}`,
+      `receipt publish failed: ${
+        e instanceof CipherpostError ? e.message : "unexpected error"
+      }; it is kept, and published by the next receive of this share or \`cipherpost republish\``,
     );
     return { status: "received", shareRef: share.shareRef, receiptPublished: false };
   }
 }
+
+/** Control flow: the share was accepted before, but its receipt is still to be published. */
+class AlreadyAccepted extends Error {}

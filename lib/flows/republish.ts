@@ -12,6 +12,8 @@ import type { Transport } from "../pkarr/transport.ts";
 import type { State } from "../state/state.ts";
 import type { FlowUi } from "./ui.ts";
 import { publishPackets } from "./v2_transfer.ts";
+import { pendingOf, publishPending } from "./pending_receipts.ts";
+import { CipherpostError } from "../util/errors.ts";
 
 /** What `republish` did. */
 export interface RepublishReport {
@@ -19,11 +21,14 @@ export interface RepublishReport {
   shares: number;
   packets: number;
   expiredForgotten: number;
+  /** receipts that a crash or a network failure had kept from the network */
+  receiptsPublished: number;
 }
 
 /**
- * Re-put the identity packet (the most recent of the network's and our saved copy; same bytes,
- * so no passphrase is needed) and every stored packet of every unexpired v2 share.
+ * Re-put the identity packet (the most recent of the network's and our saved copy, which every
+ * write of the packet updates; same bytes, so no passphrase is needed), every stored packet of
+ * every unexpired v2 share, and the receipts that were never published.
  */
 export async function republish(
   t: Transport,
@@ -35,6 +40,7 @@ export async function republish(
     shares: 0,
     packets: 0,
     expiredForgotten: 0,
+    receiptsPublished: 0,
   };
   const saved = await state.loadOwnPacket();
   if (saved) {
@@ -58,6 +64,23 @@ export async function republish(
     report.shares++;
     report.packets += packets.length;
     ui.status(`republished share ${s.shareRef} (${packets.length} packets)`);
+  }
+  // Receipts never published (R2): v2 to their slot, v1 to the overflow slot (no passphrase
+  // here, so not into our own packet); the sender's `receipts` reads both.
+  for (const ref of await state.pendingRefs()) {
+    const p = await pendingOf(state, ref);
+    if (!p) continue;
+    try {
+      await publishPending(t, state, null, p, ui);
+      report.receiptsPublished++;
+      ui.status(`published the pending receipt of share ${ref}`);
+    } catch (e) {
+      ui.note(
+        `receipt of share ${ref} still pending: ${
+          e instanceof CipherpostError ? e.message : "error"
+        }`,
+      );
+    }
   }
   return report;
 }

@@ -14,6 +14,7 @@ import { recordNamesShare, shareRecords } from "../protocol/labels.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
 import type { SentShare, State } from "../state/state.ts";
 import { revokeV2 } from "./v2_transfer.ts";
+import { updateOwnPacket } from "./own_packet.ts";
 
 /** Resolve a `revoke` argument (share_ref or URI) to a sent-share record. */
 async function findSent(state: State, target: string): Promise<SentShare> {
@@ -54,7 +55,7 @@ export async function revoke(
   if (s.version === 2) {
     await revokeV2(t, fromHex(s.locator));
   } else {
-    const report = await t.update(me.seed, me.publicKey, (records) => {
+    const report = await updateOwnPacket(t, state, me, (records) => {
       const drop = new Set(
         shareRecords({ publicKey: me.publicKey, records }).filter((r) => recordNamesShare(r, ref)),
       );

@@ -35,6 +35,7 @@ import type { Transport } from "../pkarr/transport.ts";
 import { buildV2Share } from "../protocol/v2.ts";
 import type { FlowUi } from "./ui.ts";
 import { publishPackets } from "./v2_transfer.ts";
+import { updateOwnPacket } from "./own_packet.ts";
 
 /** What to send. */
 export interface SendRequest {
@@ -180,7 +181,7 @@ export async function send(
       ui.status("Publishing to DHT...");
       try {
         const nowSec = Math.floor(Date.now() / 1000);
-        const report = await t.update(sender.seed, sender.publicKey, (records) => {
+        const report = await updateOwnPacket(t, state, sender, (records) => {
           const drop = new Set(
             shareRecords({ publicKey: sender.publicKey, records }).filter((r) =>
               ownRecordExpired(r, nowSec) || recordNamesShare(r, ref)
@@ -191,9 +192,8 @@ export async function send(
             throw new NeedV2("a live v1 share is already published");
           }
           return [...kept, shareTxt];
-        });
+        }, ui);
         if (report) {
-          await state.saveOwnPacket(packetToBytes(report.packet));
           await state.saveSent({
             version: 1,
             shareRef: ref,
@@ -215,6 +215,13 @@ export async function send(
       } catch (e) {
         const full = e instanceof CipherpostError && e.kind === "too_large";
         if (!(e instanceof NeedV2) && !full) throw e;
+        if (req.protocol === 1 && e instanceof NeedV2) {
+          throw new CipherpostError(
+            "config",
+            "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+            "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
+          );
+        }
         if (req.protocol === 1) {
           throw new CipherpostError(
             "too_large",
@@ -258,6 +265,7 @@ export async function send(
     createdAt,
     expiresAt: exp,
     locator: toHex(built.locator),
+    ciphertextSha256: sha256Hex(v2.outer),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
   });
   return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length };

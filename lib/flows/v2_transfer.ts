@@ -12,7 +12,7 @@ import type { Keypair } from "../crypto/keys.ts";
 import type { DnsRecord } from "../pkarr/dns.ts";
 import type { SignedPacket } from "../pkarr/signed_packet.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { expiresAt } from "../protocol/record.ts";
+import { checkShareTimes } from "../protocol/record.ts";
 import {
   checkBlob,
   deriveV2Keys,
@@ -186,9 +186,7 @@ export async function fetchV2Share(
 ): Promise<{ manifest: Manifest; blob: Uint8Array }> {
   const keys = deriveV2Keys(locator);
   const manifest = await fetchManifest(t, keys, expectedSender);
-  if (BigInt(nowSec) >= expiresAt(manifest.createdAt, manifest.ttlSeconds)) {
-    throw new CipherpostError("expired", "share expired");
-  }
+  checkShareTimes(manifest.createdAt, manifest.ttlSeconds, nowSec);
   const blob = concat(...await fetchParts(t, keys, manifest));
   checkBlob(manifest, blob);
   return { manifest, blob };

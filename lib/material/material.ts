@@ -12,6 +12,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hex } from "@scure/base";
 import { CipherpostError } from "../util/errors.ts";
+import { escapeControl } from "../util/encoding.ts";
 import { parseX509, x509DerFromInput, x509ToPem } from "./_x509.ts";
 import { parseKeyPacket, pgpArmor, pgpMalformed, TAG, walkPackets } from "./_pgp.ts";
 import { parseOpenSsh, sshCanonicalFromInput } from "./_ssh.ts";
@@ -126,7 +127,9 @@ function stripCc(s: string): string {
 
 /**
  * The typed sub-block of the acceptance banner (§8.2), one string per line, no leading or
- * trailing blank line; empty for `generic_secret`. `now` decides `[VALID]`/`[EXPIRED]`.
+ * trailing blank line; empty for `generic_secret`. `now` decides `[VALID]`/`[EXPIRED]`. Text
+ * the sender chose (X.509 names, the SSH comment, the PGP user id) is terminal-safe: controls
+ * are shown as escapes ({@link escapeControl}).
  * @throws CipherpostError("invalid_material") when `bytes` do not parse as `type`
  */
 export function previewMaterial(type: MaterialType, bytes: Uint8Array, now: Date): string[] {
@@ -151,8 +154,8 @@ function previewX509(der: Uint8Array, now: Date): string[] {
   const tag = c.notAfter.getTime() < now.getTime() ? "[EXPIRED]" : "[VALID]";
   return [
     `--- X.509 ${"-".repeat(57)}`,
-    field("Subject:", truncate(c.subject, 80)),
-    field("Issuer:", truncate(c.issuer, 80)),
+    field("Subject:", escapeControl(truncate(c.subject, 80))),
+    field("Issuer:", escapeControl(truncate(c.issuer, 80))),
     field("Serial:", serial),
     field("NotBefore:", utc(c.notBefore)),
     field("NotAfter:", `${utc(c.notAfter)}  ${tag}`),
@@ -189,7 +192,7 @@ function previewPgp(bytes: Uint8Array): string[] {
   lines.push(
     `--- OpenPGP ${"-".repeat(53)}`,
     field("Fingerprint:", key.fingerprint),
-    field("Primary UID:", truncate(stripCc(uid), 64)),
+    field("Primary UID:", escapeControl(truncate(stripCc(uid), 64))),
     field("Key:", key.label),
     field("Subkeys:", subkeys.length === 0 ? "0" : `${subkeys.length} (${subkeys.join(", ")})`),
     field("Created:", utc(key.created)),
@@ -207,7 +210,7 @@ function previewSsh(bytes: Uint8Array): string[] {
     deprecated ? "[DEPRECATED]" : null,
   ]
     .filter((x) => x !== null).join(" ");
-  const comment = k.comment === "" ? "(none)" : truncate(k.comment, 64);
+  const comment = k.comment === "" ? "(none)" : escapeControl(truncate(k.comment, 64));
   return [
     `--- SSH ${"-".repeat(57)}`,
     field("Key:", keyLine),

@@ -197,12 +197,14 @@ export class Transport {
       tasks.push((async () => {
         try {
           const dht = await this.#openDht();
-          reachable = true;
+          // Reachable once a lookup has heard from a node (`get` throws when none ever
+          // answered): `open` returns before anything has answered.
           const r = await dht.get(publicKey, {
             onItem: (item, from) => offer(item, `dht:${from}`),
             signal: abort.signal,
             mode: accept ? "first" : "full",
           });
+          reachable = true;
           report.dhtQueried = r.queried;
           report.dhtResponded = r.responded;
           report.invalid += r.invalid;

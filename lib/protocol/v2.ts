@@ -41,7 +41,7 @@ import {
   x25519PublicFromSecret,
 } from "../crypto/keys.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
-import { shareRef as computeShareRef } from "./record.ts";
+import { checkKey, shareRef as computeShareRef } from "./record.ts";
 import { type SignedPacket, signPacket } from "../pkarr/signed_packet.ts";
 import {
   MANIFEST_LABEL,
@@ -144,8 +144,8 @@ function manifestFields(
   return o;
 }
 
-/** Parse manifest JSON and verify the sender's signature; any failure → exit 3. */
-function parseAndVerifyManifest(text: string): Manifest {
+/** Parse manifest JSON and verify the sender's signature (nothing else); any failure → exit 3. */
+export function parseAndVerifyManifest(text: string): Manifest {
   let m: Manifest;
   try {
     const o = parseJson(text);
@@ -170,6 +170,13 @@ function parseAndVerifyManifest(text: string): Manifest {
       signature: field.str(o.signature),
       ttlSeconds: field.u64(o.ttl_seconds),
     };
+    if (!/^[0-9a-f]{32}$/.test(m.shareRef)) throw new Error("bad share_ref");
+    if (!/^[0-9a-f]{64}$/.test(m.ciphertextSha256)) throw new Error("bad ciphertext_sha256");
+    checkKey(m.pubkey, "pubkey");
+    checkKey(m.manifestKey, "manifest_key");
+    if (m.recipient !== null) checkKey(m.recipient, "recipient");
+    if (!/^[A-Za-z0-9+/]{86}==$/.test(m.signature)) throw new Error("bad signature encoding");
+    if (m.createdAt < 0) throw new Error("created_at before 1970");
   } catch (e) {
     throw signatureError(`manifest: ${(e as Error).message}`);
   }

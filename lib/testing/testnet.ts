@@ -4,8 +4,8 @@
  * pkarr relay (design/relays.md) on `Deno.serve` backed by a {@link DhtClient} on the testnet.
  *
  * Fault injection wraps each node's k-rpc-socket `emit("query", …)`: `latencyMs` delays every
- * incoming query (so every reply) and `lossPct` silently drops that share of them. Faults start
- * once the relay's own DHT client has bootstrapped.
+ * incoming query (so every reply), `lossPct` silently drops that share of them and `deadNodes`
+ * nodes drop all of them. Faults start once the relay's own DHT client has bootstrapped.
  *
  * @module
  */
@@ -41,6 +41,11 @@ export interface TestnetOptions {
   latencyMs?: number;
   /** Every node silently drops this percentage of incoming queries (default 0). */
   lossPct?: number;
+  /**
+   * This many nodes (the last ones; the bootstrap list still names them) answer nothing at all
+   * once the testnet is up, like nodes that went offline (default 0).
+   */
+  deadNodes?: number;
   /** KRPC timeout of the nodes and of the relay's DHT client (default 500, or 4 × latency). */
   timeoutMs?: number;
 }
@@ -64,6 +69,10 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
   }
   const latencyMs = opts.latencyMs ?? 0;
   const lossPct = opts.lossPct ?? 0;
+  const deadNodes = opts.deadNodes ?? 0;
+  if (!Number.isInteger(deadNodes) || deadNodes < 0 || deadNodes >= opts.nodes) {
+    throw new CipherpostError("usage", "testnet: deadNodes must be 0 to nodes - 1");
+  }
   const timeoutMs = opts.timeoutMs ?? Math.max(500, latencyMs * 4);
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const nodes: DHT[] = [];
@@ -106,8 +115,11 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
     const bootstrap = nodes.map((n) => `127.0.0.1:${n.address().port}`);
     relayClient = await DhtClient.open({ bootstrap, timeoutMs });
     // Faults start after the relay's client has bootstrapped, so that it can start at all.
-    if (latencyMs > 0 || lossPct > 0) {
-      for (const node of nodes) injectFaults(node, latencyMs, lossPct, timers);
+    if (latencyMs > 0 || lossPct > 0 || deadNodes > 0) {
+      nodes.forEach((node, i) => {
+        const dead = i >= nodes.length - deadNodes;
+        injectFaults(node, latencyMs, dead ? 100 : lossPct, timers);
+      });
     }
     server = Deno.serve(
       { hostname: "127.0.0.1", port: opts.relayPort ?? 0, onListen: () => {} },
@@ -130,7 +142,7 @@ function injectFaults(
   const emit = sock.emit.bind(sock);
   sock.emit = (event: string, ...args: unknown[]): boolean => {
     if (event !== "query") return emit(event, ...args);
-    if (lossPct > 0 && Math.random() * 100 < lossPct) return true;
+    if (lossPct >= 100 || (lossPct > 0 && Math.random() * 100 < lossPct)) return true;
     if (latencyMs <= 0) return emit(event, ...args);
     const t = setTimeout(() => {
       timers.delete(t);

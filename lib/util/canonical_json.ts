@@ -8,11 +8,14 @@
  * produce such bytes at all.
  *
  * The parser rejects duplicate keys (serde does), keeps integers beyond 2^53 exact as `bigint`,
- * and rejects fractions and exponents (no v1 field is a float).
+ * and rejects fractions and exponents (no v1 field is a float). It refuses the key `__proto__`:
+ * whether `obj["__proto__"] = v` makes an own member or replaces the object's prototype depends
+ * on the runtime, and no record of ours has that field.
  *
  * @module
  */
 
+import { CipherpostError } from "./errors.ts";
 import { compareBytes } from "./encoding.ts";
 
 /** A JSON value as this module models it. */
@@ -74,14 +77,19 @@ function rawJson(text: string): unknown {
   return (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(text);
 }
 
-/** Strict JSON parse: duplicate keys, floats, trailing data and bad escapes are errors. */
+/**
+ * Strict JSON parse: duplicate keys, the key `__proto__`, floats, nesting deeper than 64,
+ * trailing data and bad escapes are errors.
+ *
+ * @throws CipherpostError("invalid_material", "invalid JSON: …") on any of them
+ */
 export function parseJson(text: string): JsonValue {
   let i = 0;
   const ws = () => {
     while (i < text.length && " \t\n\r".includes(text[i])) i++;
   };
   const fail = (what: string): never => {
-    throw new Error(`invalid JSON: ${what} at ${i}`);
+    throw new CipherpostError("invalid_material", `invalid JSON: ${what} at ${i}`);
   };
   const str = (): string => {
     i++; // opening quote
@@ -129,6 +137,7 @@ export function parseJson(text: string): JsonValue {
         ws();
         if (text[i] !== '"') fail("expected key");
         const k = str();
+        if (k === "__proto__") fail("key __proto__ refused");
         if (Object.hasOwn(obj, k)) fail("duplicate key");
         ws();
         if (text[i++] !== ":") fail("expected ':'");

@@ -83,3 +83,28 @@ export function stripControl(s: string): string {
   // deno-lint-ignore no-control-regex
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, "");
 }
+
+const UNSAFE =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from the network made safe for a terminal: every Unicode `Cc` character (C0, DEL, C1),
+ * line/paragraph separator and bidirectional control becomes a visible escape (`\x1b`, `\u202e`).
+ * Backslashes stay as they are (v1.1 shows purposes that way), so a sender can write text that
+ * looks like an escape, but nothing it writes can act on the terminal.
+ */
+export function escapeControl(s: string): string {
+  return s.replace(UNSAFE, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16)}`;
+  });
+}
+
+/** True when `s` holds a character {@link escapeControl} would escape (backslash aside). */
+export function hasUnsafeText(s: string): boolean {
+  UNSAFE.lastIndex = 0;
+  const hit = UNSAFE.test(s);
+  UNSAFE.lastIndex = 0;
+  return hit;
+}

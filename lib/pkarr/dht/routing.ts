@@ -44,6 +44,11 @@ export class RoutingTable {
   #known = new Map<number, Contact>();
   /** Contacts whose queries timed out, by {@link addrKey} → until when they are skipped. */
   #dead = new Map<number, number>();
+  /**
+   * Contacts that have answered this client: a timeout of theirs is a lost datagram (a lossy
+   * network), not a dead node, so it does not remove them from every later lookup.
+   */
+  #answered = new Set<number>();
 
   constructor(self: Uint8Array) {
     this.#self = self;
@@ -57,7 +62,9 @@ export class RoutingTable {
   /** Remembers a contact that answered (it becomes the most recently heard of). */
   learn(host: string, port: number, id: Uint8Array): void {
     const key = addrKey(host, port);
-    if (this.isDead(key) || this.isSelf(id)) return;
+    if (this.isSelf(id)) return;
+    if (this.#answered.size < MAX_KNOWN) this.#answered.add(key);
+    this.#dead.delete(key); // it answered after all
     const old = this.#known.get(key);
     if (old) this.#known.delete(key);
     const c = old?.id && bytesEqual(old.id, id) ? old : contact(host, port, toBuf(id), key);
@@ -90,8 +97,12 @@ export class RoutingTable {
     }
   }
 
-  /** A contact whose query timed out: forgotten, and skipped for a while. */
+  /**
+   * A contact whose query timed out: forgotten, and skipped for a while, unless it has
+   * answered this client before (then the timeout was a lost datagram).
+   */
   markDead(key: number): void {
+    if (this.#answered.has(key)) return;
     this.#dead.set(key, Date.now() + DEAD_MS);
     this.#known.delete(key);
   }
