@@ -12,7 +12,7 @@ import { txtText } from "../pkarr/dns.ts";
 import { cipherpostHome } from "../util/fsutil.ts";
 import { type Io, parseIntArg, passphraseOptions, unlockIdentity } from "./program.ts";
 import { materialTypeFromFlag } from "../material/material.ts";
-import { getPin, validatePin } from "./passphrase.ts";
+import { getPin, pinIsPrompted, validatePin } from "./passphrase.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import { receiptObject } from "../protocol/record.ts";
 import { formatReceiptSummary, formatReceiptTable } from "../protocol/receipts.ts";
@@ -252,6 +252,7 @@ ${NETWORK_HELP}`,
             armor: o.armor === true,
             accept: o.accept,
             pin: () => getPin(pinOpts(o), false),
+            pinTries: pinIsPrompted(pinOpts(o)) ? 3 : 1,
             promptLine: interactive ? readLineFromTty : null,
           },
           log,

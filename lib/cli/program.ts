@@ -5,16 +5,28 @@
  * @module
  */
 
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
 import { CipherpostError, describeError, Exit, exitCodeOf } from "../util/errors.ts";
 import { cipherpostHome } from "../util/fsutil.ts";
-import { generateIdentity, loadIdentity, parseImport, storeIdentity } from "../state/identity.ts";
+import {
+  encodeBackup,
+  generateIdentity,
+  isEncryptedImport,
+  loadIdentity,
+  parseImport,
+  readPublicKey,
+  type StoredIdentity,
+  storeIdentity,
+} from "../state/identity.ts";
+import { exists, writeFileAtomic } from "../util/fsutil.ts";
 import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
-import { getPassphrase, type PassphraseOptions } from "./passphrase.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
+import { getPassphrase, type PassphraseOptions, withPassphrase } from "./passphrase.ts";
+import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import { formatReceiptSummary, readReceiptInput } from "../protocol/receipts.ts";
 import { VERSION } from "../util/version.ts";
 import { registerNetworkCommands } from "./network.ts";
+import { registerContactsCommands } from "./contacts.ts";
+import { completionScript, type Shell, SHELLS } from "./completions.ts";
 
 /** Where the CLI writes; tests may substitute. */
 export interface Io {
@@ -61,8 +73,7 @@ export function passOpts(o: Record<string, unknown>): PassphraseOptions {
 /** Load the user's identity, asking for the passphrase as configured. */
 export async function unlockIdentity(o: Record<string, unknown>, io: Io = defaultIo) {
   const home = cipherpostHome();
-  const pass = await getPassphrase(passOpts(o));
-  const id = await loadIdentity(home, pass);
+  const id = await withPassphrase(passOpts(o), (pass) => loadIdentity(home, pass));
   if (id.leaksKdfOutput) {
     io.err(
       "warning: this identity file was written by cipherpost v1.1 and stores its KDF output: anyone\n" +
@@ -73,16 +84,27 @@ export async function unlockIdentity(o: Record<string, unknown>, io: Io = defaul
   return id;
 }
 
+/** The lines `generate`/`import` print about a stored identity. */
+function storedLines(verb: string, kp: StoredIdentity): string {
+  let text = `${verb} identity:\n  ${encodeZ32(kp.publicKey)}\n  ${sshFingerprint(kp.publicKey)}\n`;
+  if (kp.backupPath) {
+    text += `The identity it replaced was kept at ${kp.backupPath}\n` +
+      `(to go back: cipherpost identity import --force ${kp.backupPath})\n`;
+  }
+  return text;
+}
+
 async function readAllStdin(): Promise<Uint8Array> {
   return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
 }
 
-function buildProgram(io: Io): Command {
+/** The whole command tree (also read by scripts/gen_man.ts). */
+export function buildProgram(io: Io = defaultIo): Command {
   const program = new Command("cipherpost")
     .description(
       "Serverless, accountless, end-to-end encrypted hand-off of secrets over the Mainline DHT.",
     )
-    .version(VERSION, "-V, --version-flag", "print the version")
+    .version(VERSION, "-V, --version", "print the version")
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showSuggestionAfterError(true)
     .showHelpAfterError("(run with --help for usage)")
@@ -102,7 +124,10 @@ function buildProgram(io: Io): Command {
       .description(
         "create a new Ed25519 identity, passphrase-wrapped, at $CIPHERPOST_HOME/secret_key",
       )
-      .option("--force", "replace an existing identity (shares sent to it become unreadable)"),
+      .option(
+        "--force",
+        "replace an existing identity (the old file is kept beside it; its path is printed)",
+      ),
   )
     .addHelpText(
       "after",
@@ -111,61 +136,143 @@ function buildProgram(io: Io): Command {
     .action(async (o) => {
       const pass = await getPassphrase(passOpts(o), true);
       const kp = await generateIdentity(cipherpostHome(), pass, o.force === true);
-      io.err(
-        `Generated identity:\n  ${sshFingerprint(kp.publicKey)}\n  ${encodeZ32(kp.publicKey)}\n`,
-      );
+      io.err(storedLines("Generated", kp));
     });
 
   passphraseOptions(
     identity.command("show")
-      .description("show your public key (z-base-32, pk:, fingerprint, age recipient)")
+      .description(
+        "show your public key: z-base-32 (what others send to), fingerprint, pk:, age recipient",
+      )
       .option("--json", "machine-readable output"),
+  )
+    .addHelpText(
+      "after",
+      "\nNeeds no passphrase: the public key is kept beside the secret one\n" +
+        "($CIPHERPOST_HOME/public_key). Give others the first line (or its pk: form).\n",
+    )
+    .action(async (o) => {
+      const home = cipherpostHome();
+      const z = await readPublicKey(home) ?? encodeZ32((await unlockIdentity(o, io)).publicKey);
+      const pk = parsePublicKey(z);
+      const info = {
+        z32: z,
+        pk: `pk:${z}`,
+        fingerprint: sshFingerprint(pk),
+        age_recipient: ageRecipientOfEd(pk),
+      };
+      if (o.json) io.out(JSON.stringify(info, null, 2) + "\n");
+      else {
+        io.out(
+          `${info.z32}\nfingerprint: ${info.fingerprint}\npk:          ${info.pk}\nage:         ${info.age_recipient}\n`,
+        );
+      }
+    });
+
+  passphraseOptions(
+    identity.command("check")
+      .description(
+        "unlock your identity to confirm the passphrase (and that public_key matches it)",
+      ),
   ).action(async (o) => {
     const kp = await unlockIdentity(o, io);
-    const z = encodeZ32(kp.publicKey);
-    const info = {
-      z32: z,
-      pk: `pk:${z}`,
-      fingerprint: sshFingerprint(kp.publicKey),
-      age_recipient: ageRecipientOfEd(kp.publicKey),
-    };
-    if (o.json) io.out(JSON.stringify(info, null, 2) + "\n");
-    else {io.out(
-        `${info.fingerprint}\n${info.z32}\npk:        ${info.pk}\nage:       ${info.age_recipient}\n`,
-      );}
+    io.err(`passphrase OK: it unlocks ${encodeZ32(kp.publicKey)}\n`);
   });
 
   passphraseOptions(
     identity.command("export")
-      .description("print your identity as an age secret key (decrypt with plain `age -d -i`)")
-      .requiredOption("--age", "export as AGE-SECRET-KEY-1…"),
+      .description(
+        "write a passphrase-protected backup of your identity (`identity import` reads it back)",
+      )
+      .option("-o, --output <path>", "write the backup to a file (mode 0600) instead of stdout")
+      .option("--force", "overwrite an existing --output file")
+      .option(
+        "--age",
+        "instead, print the age secret key (AGE-SECRET-KEY-1…, unencrypted; cannot be imported)",
+      ),
   )
     .addHelpText(
       "after",
-      "\nExample:\n  cipherpost identity export --age > key.txt && chmod 600 key.txt\n",
+      `
+The backup is your identity encrypted under your current passphrase (fresh salt), as text:
+keep it offline; restoring it needs that passphrase.
+Examples:
+  cipherpost identity export -o cipherpost-backup.txt
+  cipherpost identity import cipherpost-backup.txt
+  cipherpost identity export --age > key.txt && chmod 600 key.txt   # for plain \`age -d -i\`
+`,
     )
     .action(async (o) => {
-      const kp = await unlockIdentity(o, io);
-      io.err(
-        "warning: the following line is your SECRET key; store it like the identity file itself\n",
-      );
-      io.out(`${ageIdentityOfSeed(kp.seed)}\n`);
+      if (o.age) {
+        if (o.output) {
+          throw new CipherpostError("usage", "--age prints to stdout; it does not take --output");
+        }
+        const kp = await unlockIdentity(o, io);
+        io.err(
+          "warning: the following line is your SECRET key, unencrypted; store it like the identity file itself\n",
+        );
+        io.out(`${ageIdentityOfSeed(kp.seed)}\n`);
+        return;
+      }
+      if (o.output && !o.force && await exists(o.output)) {
+        throw new CipherpostError(
+          "config",
+          `configuration error: ${o.output} already exists; refusing to overwrite it`,
+          "choose another path, or pass --force",
+        );
+      }
+      const home = cipherpostHome();
+      const text = await withPassphrase(passOpts(o), async (pass) => {
+        const kp = await loadIdentity(home, pass);
+        return await encodeBackup(kp.seed, pass);
+      });
+      if (!o.output) {
+        io.out(text);
+        return;
+      }
+      try {
+        await writeFileAtomic(o.output, new TextEncoder().encode(text), 0o600);
+      } catch {
+        throw new CipherpostError("io", `io error: cannot write ${o.output}`);
+      }
+      io.err(`wrote a passphrase-protected backup of your identity to ${o.output}\n`);
     });
 
   passphraseOptions(
     identity.command("import")
-      .description("import a 64-hex seed or a v1.1 CIPHPOSK identity file ('-' for stdin)")
+      .description(
+        "import an `identity export` backup, a v1.1 CIPHPOSK identity file or a 64-hex seed ('-' for stdin)",
+      )
       .argument("<file>", "file to import, or - for stdin")
-      .option("--force", "replace an existing identity"),
-  ).action(async (file: string, o) => {
-    const bytes = file === "-" ? await readAllStdin() : await Deno.readFile(file).catch(() => {
-      throw new CipherpostError("io", `cannot read ${file}`);
+      .option("--force", "replace an existing identity (the old file is kept beside it)"),
+  )
+    .addHelpText(
+      "after",
+      `
+A backup or a CIPHPOSK file is unlocked with its passphrase and stored under the same one; a
+hex seed asks for a new passphrase (twice on a terminal).
+Example:
+  cipherpost identity import cipherpost-backup.txt
+`,
+    )
+    .action(async (file: string, o) => {
+      const bytes = file === "-" ? await readAllStdin() : await Deno.readFile(file).catch(() => {
+        throw new CipherpostError("io", `cannot read ${file}`);
+      });
+      const home = cipherpostHome();
+      let seed: Uint8Array, pass: string;
+      if (isEncryptedImport(bytes)) {
+        [seed, pass] = await withPassphrase(
+          passOpts(o),
+          async (p) => [await parseImport(bytes, () => Promise.resolve(p)), p] as const,
+        );
+      } else {
+        seed = await parseImport(bytes, () => Promise.reject(new Error("unreachable")));
+        pass = await getPassphrase(passOpts(o), true);
+      }
+      const kp = await storeIdentity(home, seed, pass, o.force === true);
+      io.err(storedLines("Imported", kp));
     });
-    const pass = await getPassphrase(passOpts(o), true);
-    const seed = await parseImport(bytes, () => Promise.resolve(pass));
-    const kp = await storeIdentity(cipherpostHome(), seed, pass, o.force === true);
-    io.err(`Imported identity:\n  ${sshFingerprint(kp.publicKey)}\n  ${encodeZ32(kp.publicKey)}\n`);
-  });
 
   const receipt = program.command("receipt").description("work with saved receipts").exitOverride();
   receipt.command("verify")
@@ -183,6 +290,21 @@ function buildProgram(io: Io): Command {
     });
 
   registerNetworkCommands(program, io);
+  registerContactsCommands(program, io);
+
+  program.command("completions")
+    .description("print a shell completion script (bash, zsh or fish)")
+    .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  cipherpost completions bash > ~/.local/share/bash-completion/completions/cipherpost
+  cipherpost completions zsh > ~/.zfunc/_cipherpost     # with fpath=(~/.zfunc $fpath) in .zshrc
+  cipherpost completions fish > ~/.config/fish/completions/cipherpost.fish
+`,
+    )
+    .action((shell: Shell) => io.out(completionScript(program, shell)));
   return program;
 }
 

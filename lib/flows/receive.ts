@@ -43,8 +43,10 @@ export interface ReceiveRequest {
   armor: boolean;
   /** the sender key typed in advance (non-interactive acceptance) */
   accept?: string;
-  /** obtains the PIN when the share needs one */
+  /** obtains the PIN when the share needs one (called again after a wrong PIN) */
   pin: () => Promise<string>;
+  /** how many PINs to try before failing with `wrong PIN` (default 1; a terminal gets 3) */
+  pinTries?: number;
   /** reads the typed acceptance line; null when no TTY is available */
   promptLine: (() => Promise<string | null>) | null;
 }
@@ -179,6 +181,28 @@ export async function checkConsumed(
   return null;
 }
 
+/**
+ * Remove the PIN layer. Both signatures and the share_ref are already verified, so a failure
+ * here is a wrong PIN; it is asked again up to `req.pinTries` times, then `wrong PIN` (exit 4).
+ */
+async function openPinLayer(
+  inner: Uint8Array,
+  salt: Uint8Array,
+  req: ReceiveRequest,
+  log: (line: string) => void,
+): Promise<Uint8Array> {
+  const tries = Math.max(1, req.pinTries ?? 1);
+  for (let i = 1;; i++) {
+    const pin = await req.pin();
+    try {
+      return await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
+    } catch {
+      if (i >= tries) throw new CipherpostError("decrypt", "wrong PIN");
+      log(`wrong PIN; try again (${tries - i} ${tries - i === 1 ? "try" : "tries"} left)`);
+    }
+  }
+}
+
 /** Receive a share. */
 export async function receive(
   t: Transport,
@@ -248,10 +272,7 @@ export async function receive(
     }
 
     let inner = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
-    if (salt) {
-      const pin = await req.pin();
-      inner = await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
-    }
+    if (salt) inner = await openPinLayer(inner, salt, req, log);
     plaintext = inner;
     envelope = parseEnvelope(plaintext);
     if (envelope.createdAt !== share.createdAt || envelope.protocolVersion !== share.protocol) {
