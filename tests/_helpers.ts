@@ -14,6 +14,24 @@ function permissionFlags(): string[] {
 }
 const FLAGS = [...permissionFlags(), "--no-prompt", "--quiet"];
 
+/** The argv that runs `cipherpost <args>` from source, as the tests do. */
+export function cliArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", ...FLAGS, mainTs, ...args];
+}
+
+/**
+ * `setsid -w`, when present, runs the child in a new session without a controlling terminal, so
+ * a test started from a terminal never has the child prompt on it (prompts read /dev/tty).
+ */
+const SETSID = (() => {
+  try {
+    Deno.statSync("/usr/bin/setsid");
+    return "/usr/bin/setsid";
+  } catch {
+    return null;
+  }
+})();
+
 /** Result of one CLI run. */
 export interface CliResult {
   code: number;
@@ -47,8 +65,9 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
     env.CIPHERPOST_RELAYS = o.net.relayUrl;
   }
   Object.assign(env, o.env ?? {});
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...FLAGS, mainTs, ...args],
+  const argv = cliArgv(args);
+  const cmd = new Deno.Command(SETSID ?? argv[0], {
+    args: SETSID ? ["-w", ...argv] : argv.slice(1),
     env,
     clearEnv: true,
     cwd: o.cwd,
