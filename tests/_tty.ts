@@ -75,7 +75,17 @@ export async function runInTty(
       sh(`${dir}/exit`)
     }\nsleep 600\n`,
   );
-  await tmux(sock, ["new-session", "-d", "-s", "main", "-x", "200", "-y", "60", `sh ${sh(`${dir}/run.sh`)}`]);
+  await tmux(sock, [
+    "new-session",
+    "-d",
+    "-s",
+    "main",
+    "-x",
+    "200",
+    "-y",
+    "60",
+    `sh ${sh(`${dir}/run.sh`)}`,
+  ]);
   await tmux(sock, ["set-option", "-g", "history-limit", "5000"]);
   const deadline = Date.now() + (o.timeoutMs ?? 90_000);
   const screen = () => tmux(sock, ["capture-pane", "-p", "-J", "-S", "-5000"]);

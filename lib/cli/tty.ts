@@ -1,11 +1,15 @@
 /**
- * The controlling terminal, for prompts. Like age, ssh and gpg, prompts read and write
- * `/dev/tty` rather than stdin/stderr, so `printf secret | cipherpost send … -` at a terminal
- * still asks for the passphrase there while the material comes through the pipe.
+ * The terminal, for prompts. Like age, ssh and gpg, a prompt does not need stdin:
+ * `printf secret | cipherpost send … -` at a terminal still asks for the passphrase there while
+ * the material comes through the pipe. Deno's sandbox opens `/dev/tty` only under `--allow-all`,
+ * which this program never has, so the terminal is found on the standard descriptors instead:
+ * stdin when it is a terminal, else stderr (a terminal's descriptor is readable too, as `less`
+ * and `more` use it). Without either, there is no terminal to prompt on.
  *
  * @module
  */
 
+import tty from "node:tty";
 import { CipherpostError, configError } from "../util/errors.ts";
 
 const enc = new TextEncoder();
@@ -15,46 +19,79 @@ export function interruptedError(): CipherpostError {
   return new CipherpostError("declined", "interrupted");
 }
 
-/** The terminal, open for reading and writing; null when the process has none. */
-export function openTty(): Deno.FsFile | null {
-  if (Deno.build.os === "windows") return null;
+/** Byte-wise access to the terminal. */
+interface TtyReader {
+  readByte(): Promise<number | null>;
+  setRaw(on: boolean): void;
+  close(): void;
+}
+
+function isTerminal(f: { isTerminal(): boolean }): boolean {
   try {
-    const f = Deno.openSync("/dev/tty", { read: true, write: true });
-    if (!f.isTerminal()) {
-      f.close();
-      return null;
-    }
-    return f;
+    return f.isTerminal();
   } catch {
-    return null;
+    return false;
   }
 }
 
-/** True when a prompt can be shown (the process has a controlling terminal). */
+function stdinReader(): TtyReader {
+  const buf = new Uint8Array(1);
+  return {
+    async readByte() {
+      const n = await Deno.stdin.read(buf);
+      return n === null || n === 0 ? null : buf[0];
+    },
+    setRaw: (on) => Deno.stdin.setRaw(on),
+    close() {},
+  };
+}
+
+/** The terminal behind stderr, read through node:tty (Deno's own API cannot read fd 2). */
+function stderrReader(): TtyReader {
+  const s = new tty.ReadStream(2);
+  const queue: number[] = [];
+  let wake: (() => void) | null = null;
+  let ended = false;
+  s.on("data", (d: Uint8Array) => {
+    for (const b of d) queue.push(b);
+    wake?.();
+  });
+  const stop = () => {
+    ended = true;
+    wake?.();
+  };
+  s.on("end", stop);
+  s.on("error", stop);
+  return {
+    async readByte() {
+      while (queue.length === 0 && !ended) await new Promise<void>((r) => (wake = r));
+      wake = null;
+      return queue.length ? queue.shift()! : null;
+    },
+    setRaw: (on) => void s.setRawMode(on),
+    close: () => void s.destroy(),
+  };
+}
+
+function openReader(): TtyReader | null {
+  if (isTerminal(Deno.stdin)) return stdinReader();
+  if (isTerminal(Deno.stderr)) return stderrReader();
+  return null;
+}
+
+/** True when a prompt can be shown (stdin or stderr is a terminal). */
 export function hasTty(): boolean {
-  const f = openTty();
-  if (!f) return false;
-  f.close();
-  return true;
+  return isTerminal(Deno.stdin) || isTerminal(Deno.stderr);
 }
 
-/** Write a line of text to the terminal (for prompt-related messages). */
+/** Write prompt-related text where prompts go (stderr). */
 export function ttyWrite(text: string): void {
-  const f = openTty();
-  if (!f) {
-    Deno.stderr.writeSync(enc.encode(text));
-    return;
-  }
-  try {
-    f.writeSync(enc.encode(text));
-  } finally {
-    f.close();
-  }
+  Deno.stderr.writeSync(enc.encode(text));
 }
 
 /**
- * Show `prompt` on the terminal and read one line. `hidden` turns echo off (raw mode; Backspace
- * edits, Ctrl-C and Ctrl-U work). Returns the bytes of the line without its end.
+ * Show `prompt` and read one line from the terminal. `hidden` turns echo off (raw mode;
+ * Backspace edits, Ctrl-U clears, Ctrl-C interrupts). Returns the line's bytes without its end.
  *
  * @throws CipherpostError("config") when there is no terminal; interruptedError on Ctrl-C.
  */
@@ -63,39 +100,38 @@ export async function ttyReadLine(
   hidden: boolean,
   what: string,
 ): Promise<Uint8Array> {
-  const f = openTty();
-  if (!f) {
+  const r = openReader();
+  if (!r) {
     throw configError(
       `no terminal to ask for the ${what} on`,
       what === "PIN"
         ? "give it with --pin-file, --pin-fd or CIPHERPOST_PIN"
-        : "give it with --passphrase-file, --passphrase-fd or CIPHERPOST_PASSPHRASE",
+        : what === "passphrase"
+        ? "give it with --passphrase-file, --passphrase-fd or CIPHERPOST_PASSPHRASE"
+        : undefined,
     );
   }
   const bytes: number[] = [];
-  const buf = new Uint8Array(1);
   try {
-    await f.write(enc.encode(prompt));
+    ttyWrite(prompt);
     if (!hidden) {
       while (true) {
-        const n = await f.read(buf);
-        if (n === null) {
+        const c = await r.readByte();
+        if (c === null) {
           if (bytes.length === 0) throw interruptedError();
           break;
         }
-        if (buf[0] === 10) break;
-        bytes.push(buf[0]);
+        if (c === 10) break;
+        bytes.push(c);
       }
       if (bytes.length && bytes[bytes.length - 1] === 13) bytes.pop();
       return new Uint8Array(bytes);
     }
-    f.setRaw(true);
+    r.setRaw(true);
     try {
       while (true) {
-        const n = await f.read(buf);
-        if (n === null) break;
-        const c = buf[0];
-        if (c === 13 || c === 10) break;
+        const c = await r.readByte();
+        if (c === null || c === 13 || c === 10) break;
         if (c === 3) throw interruptedError();
         if (c === 4 && bytes.length === 0) throw interruptedError();
         if (c === 21) {
@@ -111,11 +147,11 @@ export async function ttyReadLine(
         bytes.push(c);
       }
     } finally {
-      f.setRaw(false);
-      await f.write(enc.encode("\n"));
+      r.setRaw(false);
+      ttyWrite("\n");
     }
     return new Uint8Array(bytes);
   } finally {
-    f.close();
+    r.close();
   }
 }
