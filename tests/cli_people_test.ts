@@ -436,3 +436,40 @@ Deno.test({
     assert.match(three.screen, /wrong passphrase or identity decryption failed/);
   },
 });
+
+Deno.test("PIN: the error that rejects a PIN states the rules; at a terminal the PIN is asked again", async () => {
+  const home = `${await tmpDir()}/home`;
+  await cheapHome(home);
+  const env = { CIPHERPOST_PASSPHRASE: "pw", CIPHERPOST_PIN: "1234" };
+  const r = await cli(["send", "--self", "--pin", "--no-dht", "--no-relay", "-"], {
+    home,
+    env,
+    stdin: "s3cret",
+  });
+  assertExit(r, 1, "weak PIN from the environment");
+  assert.equal(
+    r.stderr,
+    "configuration error: PIN does not meet entropy requirements\n" +
+      "hint: a PIN needs at least 8 characters, not all the same character, not a run such as " +
+      "12345678 or abcdefgh (or the reverse), and not a common word such as password or qwerty\n",
+  );
+  if (!HAVE_TMUX) return;
+  const t = await runInTty(["send", "--self", "--pin", "--no-dht", "--no-relay", "-"], {
+    env: { CIPHERPOST_HOME: home, CIPHERPOST_PASSPHRASE: "pw", NO_COLOR: "1" },
+    stdinText: "s3cret",
+    steps: [
+      { wait: /Share PIN: $/m, type: "1234" },
+      { wait: /Confirm PIN: $/m, type: "1234" },
+      {
+        wait:
+          /PIN rejected: a PIN needs at least 8 characters.*; try again \(2 tries left\)\nShare PIN: $/m,
+        type: "correct-pin-42",
+      },
+      { wait: /Confirm PIN: $/m, type: "correct-pin-42" },
+    ],
+  });
+  // the PIN was accepted: what follows is the (switched-off) network's doing
+  assert.equal((t.screen.match(/PIN rejected/g) ?? []).length, 1, t.screen);
+  assert.ok(!/PIN does not meet/.test(t.screen), t.screen);
+  assert.ok(!t.screen.includes("correct-pin-42"), "the PIN is not echoed");
+});

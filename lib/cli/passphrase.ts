@@ -164,6 +164,7 @@ async function withSecret<T>(
   isWrong: (e: unknown) => boolean,
   wrongLine: string,
 ): Promise<T> {
+  // wrongLine is what the user is told before being asked again
   const tries = willPrompt(spec) && hasTty() ? TTY_TRIES : 1;
   for (let i = 1;; i++) {
     const secret = await readSecret(spec, confirm);
@@ -194,7 +195,7 @@ function passphraseSpec(opts: PassphraseOptions): SecretSpec {
  * Unlock something with the passphrase: `use` is retried on a terminal while it throws the
  * credential-lane error (`kind === "decrypt"`), up to three tries in all.
  */
-export async function withPassphrase<T>(
+export async function retryPassphrase<T>(
   opts: PassphraseOptions,
   use: (passphrase: string) => Promise<T>,
 ): Promise<T> {
@@ -276,12 +277,8 @@ export async function getPin(opts: PinOptions, confirm: boolean): Promise<string
       validatePin(pin);
       return Promise.resolve(pin);
     },
-    (e) => {
-      const bad = e instanceof CipherpostError && e.message.includes("PIN does not meet");
-      if (bad) ttyWrite(`PIN rejected: a PIN needs ${PIN_RULES}\n`);
-      return bad;
-    },
-    "PIN rejected",
+    (e) => e instanceof CipherpostError && e.message.includes("PIN does not meet"),
+    `PIN rejected: a PIN needs ${PIN_RULES}`,
   );
 }
 

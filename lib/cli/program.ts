@@ -7,21 +7,15 @@
 
 import { Argument, Command, CommanderError, Option } from "commander";
 import { CipherpostError, describeError, Exit, exitCodeOf } from "../util/errors.ts";
-import { cipherpostHome } from "../util/fsutil.ts";
 import {
-  encodeBackup,
-  generateIdentity,
-  isEncryptedImport,
-  loadIdentity,
-  parseImport,
-  readPublicKey,
-  type StoredIdentity,
-  storeIdentity,
-} from "../state/identity.ts";
-import { exists, writeFileAtomic } from "../util/fsutil.ts";
-import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
-import { getPassphrase, type PassphraseOptions, withPassphrase } from "./passphrase.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
+  checkAction,
+  exportAction,
+  generateAction,
+  importAction,
+  showAction,
+  unlock,
+} from "./identity_actions.ts";
+import type { PassphraseOptions } from "./passphrase.ts";
 import { formatReceiptSummary, readReceiptInput } from "../protocol/receipts.ts";
 import { VERSION } from "../util/version.ts";
 import { registerNetworkCommands } from "./network.ts";
@@ -72,26 +66,7 @@ export function passOpts(o: Record<string, unknown>): PassphraseOptions {
 
 /** Load the user's identity, asking for the passphrase as configured. */
 export async function unlockIdentity(o: Record<string, unknown>, io: Io = defaultIo) {
-  const home = cipherpostHome();
-  const id = await withPassphrase(passOpts(o), (pass) => loadIdentity(home, pass));
-  if (id.leaksKdfOutput) {
-    io.err(
-      "warning: this identity file was written by cipherpost v1.1 and stores its KDF output: anyone\n" +
-        "with the file can decrypt it without the passphrase. Re-wrap it safely with:\n" +
-        `  cipherpost identity import --force ${home}/secret_key\n`,
-    );
-  }
-  return id;
-}
-
-/** The lines `generate`/`import` print about a stored identity. */
-function storedLines(verb: string, kp: StoredIdentity): string {
-  let text = `${verb} identity:\n  ${encodeZ32(kp.publicKey)}\n  ${sshFingerprint(kp.publicKey)}\n`;
-  if (kp.backupPath) {
-    text += `The identity it replaced was kept at ${kp.backupPath}\n` +
-      `(to go back: cipherpost identity import --force ${kp.backupPath})\n`;
-  }
-  return text;
+  return await unlock(passOpts(o), io);
 }
 
 async function readAllStdin(): Promise<Uint8Array> {
@@ -133,11 +108,7 @@ export function buildProgram(io: Io = defaultIo): Command {
       "after",
       "\nExample:\n  cipherpost identity generate --passphrase-file ~/.cipherpost-pass\n",
     )
-    .action(async (o) => {
-      const pass = await getPassphrase(passOpts(o), true);
-      const kp = await generateIdentity(cipherpostHome(), pass, o.force === true);
-      io.err(storedLines("Generated", kp));
-    });
+    .action((o) => generateAction(passOpts(o), o.force === true, io));
 
   passphraseOptions(
     identity.command("show")
@@ -151,33 +122,14 @@ export function buildProgram(io: Io = defaultIo): Command {
       "\nNeeds no passphrase: the public key is kept beside the secret one\n" +
         "($CIPHERPOST_HOME/public_key). Give others the first line (or its pk: form).\n",
     )
-    .action(async (o) => {
-      const home = cipherpostHome();
-      const z = await readPublicKey(home) ?? encodeZ32((await unlockIdentity(o, io)).publicKey);
-      const pk = parsePublicKey(z);
-      const info = {
-        z32: z,
-        pk: `pk:${z}`,
-        fingerprint: sshFingerprint(pk),
-        age_recipient: ageRecipientOfEd(pk),
-      };
-      if (o.json) io.out(JSON.stringify(info, null, 2) + "\n");
-      else {
-        io.out(
-          `${info.z32}\nfingerprint: ${info.fingerprint}\npk:          ${info.pk}\nage:         ${info.age_recipient}\n`,
-        );
-      }
-    });
+    .action((o) => showAction(passOpts(o), o.json === true, io));
 
   passphraseOptions(
     identity.command("check")
       .description(
         "unlock your identity to confirm the passphrase (and that public_key matches it)",
       ),
-  ).action(async (o) => {
-    const kp = await unlockIdentity(o, io);
-    io.err(`passphrase OK: it unlocks ${encodeZ32(kp.publicKey)}\n`);
-  });
+  ).action((o) => checkAction(passOpts(o), io));
 
   passphraseOptions(
     identity.command("export")
@@ -202,41 +154,13 @@ Examples:
   cipherpost identity export --age > key.txt && chmod 600 key.txt   # for plain \`age -d -i\`
 `,
     )
-    .action(async (o) => {
-      if (o.age) {
-        if (o.output) {
-          throw new CipherpostError("usage", "--age prints to stdout; it does not take --output");
-        }
-        const kp = await unlockIdentity(o, io);
-        io.err(
-          "warning: the following line is your SECRET key, unencrypted; store it like the identity file itself\n",
-        );
-        io.out(`${ageIdentityOfSeed(kp.seed)}\n`);
-        return;
-      }
-      if (o.output && !o.force && await exists(o.output)) {
-        throw new CipherpostError(
-          "config",
-          `configuration error: ${o.output} already exists; refusing to overwrite it`,
-          "choose another path, or pass --force",
-        );
-      }
-      const home = cipherpostHome();
-      const text = await withPassphrase(passOpts(o), async (pass) => {
-        const kp = await loadIdentity(home, pass);
-        return await encodeBackup(kp.seed, pass);
-      });
-      if (!o.output) {
-        io.out(text);
-        return;
-      }
-      try {
-        await writeFileAtomic(o.output, new TextEncoder().encode(text), 0o600);
-      } catch {
-        throw new CipherpostError("io", `io error: cannot write ${o.output}`);
-      }
-      io.err(`wrote a passphrase-protected backup of your identity to ${o.output}\n`);
-    });
+    .action((o) =>
+      exportAction(
+        passOpts(o),
+        { age: o.age === true, output: o.output, force: o.force === true },
+        io,
+      )
+    );
 
   passphraseOptions(
     identity.command("import")
@@ -255,24 +179,7 @@ Example:
   cipherpost identity import cipherpost-backup.txt
 `,
     )
-    .action(async (file: string, o) => {
-      const bytes = file === "-" ? await readAllStdin() : await Deno.readFile(file).catch(() => {
-        throw new CipherpostError("io", `cannot read ${file}`);
-      });
-      const home = cipherpostHome();
-      let seed: Uint8Array, pass: string;
-      if (isEncryptedImport(bytes)) {
-        [seed, pass] = await withPassphrase(
-          passOpts(o),
-          async (p) => [await parseImport(bytes, () => Promise.resolve(p)), p] as const,
-        );
-      } else {
-        seed = await parseImport(bytes, () => Promise.reject(new Error("unreachable")));
-        pass = await getPassphrase(passOpts(o), true);
-      }
-      const kp = await storeIdentity(home, seed, pass, o.force === true);
-      io.err(storedLines("Imported", kp));
-    });
+    .action((file: string, o) => importAction(file, passOpts(o), o.force === true, io));
 
   const receipt = program.command("receipt").description("work with saved receipts").exitOverride();
   receipt.command("verify")
