@@ -790,7 +790,7 @@ Deno.test("receipt verify: a valid receipt (file and stdin) exits 0 with its fie
   assertExit(nl, 0, "receipt with a trailing newline");
 });
 
-Deno.test("receipt verify: every single-byte change of the file → exit 3, one line", async () => {
+Deno.test("receipt verify: every single-byte change of the file → exit 3 (or exit 1 'not a receipt' when it no longer parses), never 0", async () => {
   const base = await tmpDir();
   const { receipt, json } = makeReceipt();
   const positions = Array.from({ length: json.length }, (_, i) => i);
@@ -809,20 +809,48 @@ Deno.test("receipt verify: every single-byte change of the file → exit 3, one 
       assert.deepEqual(parseReceipt(new TextDecoder().decode(mutated)), receipt, label);
       return;
     }
+    assert.equal(r.stdout, "", label);
+    if (r.code === 1) {
+      assert.match(r.stderr, /^not a receipt: [^\n]+\nhint: [^\n]+\n$/, label);
+      return;
+    }
     assertExit(r, 3, label);
     assert.equal(r.stderr, SIG_FAILED, label);
-    assert.equal(r.stdout, "", label);
   });
   // compact JSON has no byte whose change keeps the receipt: nothing may have passed
   assert.deepEqual(accepted, [], "positions that verified after a change");
 
   // the stdin form too (a few positions: first, a key, a value, the signature, last)
   const sig = new TextDecoder().decode(json).indexOf(receipt.signature);
-  for (const i of [0, 2, 20, sig, sig + receipt.signature.length - 3, json.length - 1]) {
+  for (const i of [20, sig, sig + receipt.signature.length - 3]) {
     const r = await cli(["receipt", "verify", "-"], { stdin: flipPrintable(json, i) });
     assertExit(r, 3, `stdin, byte ${i}`);
     assert.equal(r.stderr, SIG_FAILED);
   }
+  // not receipts at all: said so (exit 1), not called a forgery
+  const notReceipts: Array<[string | Uint8Array, RegExp]> = [
+    [flipPrintable(json, 0), /^not a receipt: the file is not JSON\n/],
+    [new Uint8Array([0xff, 0xfe]), /^not a receipt: the file is not UTF-8 text\n/],
+    ['{"hello":"world"}', /^not a receipt: receipt fields missing or of the wrong type\n/],
+    ["[]", /^not a receipt: an empty array\n/],
+    ["42", /^not a receipt: expected a JSON object\n/],
+  ];
+  for (const [input, re] of notReceipts) {
+    const r = await cli(["receipt", "verify", "-"], { stdin: input });
+    assertExit(r, 1, String(re));
+    assert.match(r.stderr, re);
+  }
+  // the array `receipts --json` prints verifies as a whole (every element)
+  const arr = await cli(["receipt", "verify", "-"], {
+    stdin: `[${new TextDecoder().decode(json)}]`,
+  });
+  assertExit(arr, 0, "an array of one receipt");
+  const two = await cli(["receipt", "verify", "-"], {
+    stdin: `[${new TextDecoder().decode(json)}, ${
+      new TextDecoder().decode(flipPrintable(json, sig))
+    }]`,
+  });
+  assertExit(two, 3, "an array with one forged receipt");
 });
 
 Deno.test("receipt verify (in-process): all 255 alternatives at every byte fail, or keep the receipt", () => {
@@ -841,7 +869,12 @@ Deno.test("receipt verify (in-process): all 255 alternatives at every byte fail,
       try {
         r = readReceiptInput(mutated);
       } catch (e) {
-        assert.ok(e instanceof CipherpostError && e.kind === "signature", `byte ${i}=${v}: ${e}`);
+        assert.ok(e instanceof CipherpostError, `byte ${i}=${v}: ${e}`);
+        if (e.exitCode === 1) {
+          assert.match(e.message, /^not a receipt: /, `byte ${i}=${v}`);
+          continue;
+        }
+        assert.ok(e.kind === "signature", `byte ${i}=${v}: ${e}`);
         assert.equal(e.exitCode, 3);
         assert.equal(e.message, SIG_FAILED.trim());
         continue;

@@ -16,7 +16,7 @@ const enc = new TextEncoder();
 
 /** The user pressed Ctrl-C (or Ctrl-D on an empty line) at a prompt. */
 export function interruptedError(): CipherpostError {
-  return new CipherpostError("declined", "interrupted");
+  return new CipherpostError("interrupted", "interrupted");
 }
 
 /** Byte-wise access to the terminal. */

@@ -49,11 +49,21 @@ export interface ReceiveRequest {
   pinTries?: number;
   /** reads the typed acceptance line; null when no TTY is available */
   promptLine: (() => Promise<string | null>) | null;
+  /** how many typed lines may miss the sender's key before it counts as declined (default 1) */
+  acceptTries?: number;
+  /**
+   * Refuse binary material on the default output (set by the CLI when stdout is a terminal and
+   * no `-o` was given): written raw, it would garble the terminal.
+   */
+  refuseBinaryOnStdout?: boolean;
+  /** multi-packet fetch progress: (parts fetched, parts) */
+  progress?: (done: number, total: number) => void;
 }
 
 /** What was received. */
 export interface ReceiveResult {
-  status: "received" | "already_accepted";
+  /** `rewritten`: an accepted share written again (no prompt, no new receipt) */
+  status: "received" | "rewritten";
   shareRef: string;
   receiptPublished?: boolean;
 }
@@ -120,8 +130,9 @@ async function fetchV2(
   t: Transport,
   senderZ32: string,
   locator: Uint8Array,
+  progress?: (done: number, total: number) => void,
 ): Promise<VerifiedShare> {
-  const { manifest, blob } = await fetchV2Share(t, senderZ32, locator);
+  const { manifest, blob } = await fetchV2Share(t, senderZ32, locator, undefined, progress);
   return {
     protocol: 2,
     sender: manifest.pubkey,
@@ -159,8 +170,8 @@ export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): st
 }
 
 /**
- * The ledger check that runs before any network access or passphrase prompt: an accepted share
- * returns its ref (the caller reports and exits 0); a burned share is exit 7.
+ * The ledger check that runs before any network access or passphrase prompt: a burned share is
+ * exit 7; an accepted one is reported (receive then writes it again while it can be fetched).
  */
 export async function checkConsumed(
   state: State,
@@ -171,14 +182,42 @@ export async function checkConsumed(
   if (!ref) return null;
   const c = await state.consumption(ref);
   if (c.kind === "accepted") {
-    log(`already accepted at ${c.at}; not re-decrypting`);
+    log(`already accepted at ${c.at}; fetching it again to write it (no new receipt)`);
     return ref;
   }
   if (c.kind === "burned") {
-    log(`share already consumed (burned at ${c.at})`);
-    throw new CipherpostError("declined", "user declined acceptance");
+    throw new CipherpostError(
+      "declined",
+      `share already consumed: it was burned after reading at ${c.at}`,
+      "burn-after-read shares are shown once; ask the sender for a new share",
+    );
   }
   return null;
+}
+
+/** True when bytes would not display as text (binary formats, control characters, not UTF-8). */
+export function isBinary(bytes: Uint8Array): boolean {
+  for (const b of bytes) {
+    if (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return true;
+    if (b === 0x7f) return true;
+  }
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Whether a typed acceptance line is the sender's key (z32 or pk: form). */
+function typedIsSender(typed: string, sender: string): boolean {
+  const t = typed.trim();
+  if (t === sender) return true;
+  try {
+    return encodeZ32(parsePublicKey(t)) === sender;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -203,6 +242,57 @@ async function openPinLayer(
   }
 }
 
+/**
+ * The acceptance step: `--accept KEY`, or the sender's key typed at the terminal. A line that is
+ * not the key is a typo and is asked again (up to `acceptTries` lines); an empty line, `n` or
+ * `no`, or end of input, is the user declining.
+ */
+async function confirmAcceptance(
+  req: ReceiveRequest,
+  sender: string,
+  log: (line: string) => void,
+): Promise<void> {
+  if (req.accept !== undefined) {
+    if (!typedIsSender(req.accept, sender)) {
+      throw new CipherpostError(
+        "declined",
+        "user declined acceptance: --accept does not name this share's sender",
+        "compare it with the Sender line above",
+      );
+    }
+    return;
+  }
+  if (!req.promptLine) {
+    throw new CipherpostError(
+      "declined",
+      "user declined acceptance: no terminal to confirm on",
+      `to accept without a terminal, pass --accept ${sender}`,
+    );
+  }
+  const tries = Math.max(1, req.acceptTries ?? 1);
+  log("To accept, paste the sender's z32 pubkey and press Enter (an empty line declines):");
+  for (let i = 1;; i++) {
+    const typed = await req.promptLine();
+    const t = typed?.trim().toLowerCase() ?? "";
+    if (typed === null || t === "" || t === "n" || t === "no") {
+      throw new CipherpostError("declined", "user declined acceptance");
+    }
+    if (typedIsSender(typed, sender)) return;
+    if (i >= tries) {
+      throw new CipherpostError(
+        "declined",
+        "user declined acceptance: the key typed is not the sender's",
+        "compare it with the Sender line of the screen",
+      );
+    }
+    log(
+      `that is not the sender's key (compare it with the Sender line); try again, or press Enter to decline (${
+        tries - i
+      } ${tries - i === 1 ? "try" : "tries"} left):`,
+    );
+  }
+}
+
 /** Receive a share. */
 export async function receive(
   t: Transport,
@@ -224,11 +314,20 @@ export async function receive(
   log("Resolving from DHT...");
   const share = req.uri.version === 1
     ? await fetchV1(t, senderPk, senderZ32, req.uri.shareRef)
-    : await fetchV2(t, senderZ32, req.uri.locator);
+    : await fetchV2(t, senderZ32, req.uri.locator, req.progress);
 
-  // The recipient is us: a named recipient must be our key; a self-share must be from us.
+  // The recipient is us: a named recipient must be our key; a self-share must be from us. Both
+  // signatures are verified by now, so saying whose share it is reveals nothing forged; it is
+  // still the signature lane (exit 3).
   if (share.recipient === null) {
-    if (share.sender !== myZ32) throw signatureError("self-share of another identity");
+    if (share.sender !== myZ32) {
+      const e = new CipherpostError(
+        "signature",
+        `this share is not for you: the sender sent it to themselves (--self), so only the identity ${share.sender} can open it`,
+      );
+      e.cause = "self-share of another identity";
+      throw e;
+    }
   } else {
     let rpk: Uint8Array;
     try {
@@ -236,23 +335,32 @@ export async function receive(
     } catch {
       throw signatureError("recipient is not a key");
     }
-    if (!bytesEqual(rpk, me.publicKey)) throw signatureError("share is addressed to another key");
+    if (!bytesEqual(rpk, me.publicKey)) {
+      const e = new CipherpostError(
+        "signature",
+        `this share is addressed to someone else (${share.recipient}), not to you (${myZ32})`,
+        "if you hold several identities, set CIPHERPOST_HOME to the one it was sent to",
+      );
+      e.cause = "share is addressed to another key";
+      throw e;
+    }
   }
 
   const release = await state.lock(share.shareRef);
   let envelope: Envelope;
   let plaintext: Uint8Array;
   let outer: Uint8Array;
+  let rewrite = false;
   try {
     const c = await state.consumption(share.shareRef);
-    if (c.kind === "accepted") {
-      log(`already accepted at ${c.at}; not re-decrypting`);
-      return { status: "already_accepted", shareRef: share.shareRef };
-    }
     if (c.kind === "burned") {
-      log(`share already consumed (burned at ${c.at})`);
-      throw new CipherpostError("declined", "user declined acceptance");
+      throw new CipherpostError(
+        "declined",
+        `share already consumed: it was burned after reading at ${c.at}`,
+        "burn-after-read shares are shown once; ask the sender for a new share",
+      );
     }
+    rewrite = c.kind === "accepted";
 
     const now = new Date();
     if (BigInt(Math.floor(now.getTime() / 1000)) >= expiresAt(share.createdAt, share.ttlSeconds)) {
@@ -282,23 +390,20 @@ export async function receive(
     // --armor applicability is checked before the banner (v1.1 order).
     let out = envelope.material.bytes;
     if (req.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
-
-    for (const line of acceptanceBanner(share, envelope, now)) log(line);
-    let typed: string | null;
-    if (req.accept !== undefined) {
-      typed = req.accept;
-    } else if (req.promptLine) {
-      log("To accept, paste the sender's z32 pubkey and press Enter:");
-      typed = await req.promptLine();
-    } else {
+    if (req.refuseBinaryOnStdout && isBinary(out)) {
       throw new CipherpostError(
-        "declined",
-        "user declined acceptance: no terminal to confirm on",
-        `to accept without a terminal, pass --accept ${share.sender}`,
+        "config",
+        `configuration error: the material is binary (${out.length} bytes, ${envelope.material.type}); not writing it to the terminal`,
+        "write it to a file with -o FILE, or pass -o - to print it anyway" +
+          (envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
+            ? " (--armor gives a text form)"
+            : ""),
       );
     }
-    if (typed === null || typed.trim() !== share.sender) {
-      throw new CipherpostError("declined", "user declined acceptance");
+
+    if (!rewrite) {
+      for (const line of acceptanceBanner(share, envelope, now)) log(line);
+      await confirmAcceptance(req, share.sender, log);
     }
 
     if (req.output && req.output !== "-") {
@@ -320,9 +425,11 @@ export async function receive(
         if (e instanceof CipherpostError) throw e;
         throw new CipherpostError("io", `io error: cannot write ${req.output}`);
       }
+      log(`wrote ${out.length} bytes (${envelope.material.type}) to ${req.output} (mode 0600)`);
     } else {
       await writeStdout(out);
     }
+    if (rewrite) return { status: "rewritten", shareRef: share.shareRef };
     await state.markAccepted(share.shareRef);
     if (req.uri.version === 2) await state.indexLocator(toHex(req.uri.locator), share.shareRef);
     await state.append({

@@ -49,6 +49,8 @@ export interface SendRequest {
   burn: boolean;
   /** force a protocol version */
   protocol?: 1 | 2;
+  /** multi-packet publish progress: (packets stored, packets) */
+  progress?: (done: number, total: number) => void;
 }
 
 /** What was sent. */
@@ -61,6 +63,8 @@ export interface SendResult {
   protocol: 1 | 2;
   /** packets published */
   packets: number;
+  /** why a share went out as v2 without `--protocol 2` (for a note to the user), if it did */
+  fallback?: "too_large" | "packet_full" | "live_v1";
 }
 
 interface Sealed {
@@ -137,6 +141,7 @@ export async function send(
   };
 
   const base = { shareRef: "", expiresAt: exp, size: stored.length };
+  let fallback: SendResult["fallback"];
 
   if (req.protocol !== 2) {
     const v1 = await seal(1);
@@ -202,6 +207,7 @@ export async function send(
             uri: formatV1Uri(senderZ32, ref),
             sender: senderZ32,
             recipient: recipientStr,
+            purpose: req.purpose,
             created_at: createdAt,
             expires_at: exp,
             ciphertext_sha256: sha256Hex(v1.outer),
@@ -224,16 +230,12 @@ export async function send(
             "drop --protocol 1 to send it as a v2 multi-packet share",
           );
         }
-        log(`note: ${full ? "your packet is full" : (e as Error).message}; sending as protocol v2`);
+        fallback = full ? "packet_full" : "live_v1";
       }
     } else if (!fitsAlone) {
-      log(
-        `note: share is larger than one v1 packet; sending as protocol v2 (a v1.1 receiver cannot read it)`,
-      );
+      fallback = "too_large";
     } else {
-      log(
-        "note: a live v1 share of yours exists; sending as protocol v2 (a v1.1 receiver cannot read it)",
-      );
+      fallback = "live_v1";
     }
   }
 
@@ -249,7 +251,7 @@ export async function send(
     pinRequired: req.pin !== null,
   });
   log(`Publishing ${built.packets.length} packets to DHT...`);
-  await publishPackets(t, built.packets);
+  await publishPackets(t, built.packets, undefined, { progress: req.progress });
   const uri = formatV2Uri(senderZ32, built.locator);
   await state.saveSent(ref, {
     version: 2,
@@ -257,10 +259,11 @@ export async function send(
     uri,
     sender: senderZ32,
     recipient: recipientStr,
+    purpose: req.purpose,
     created_at: createdAt,
     expires_at: exp,
     locator: toHex(built.locator),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
   });
-  return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length };
+  return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length, fallback };
 }

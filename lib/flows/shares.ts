@@ -19,8 +19,11 @@ import type { State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { fetchV2Receipt, publishPackets, revokeV2 } from "../protocol/v2.ts";
 
-/** Resolve a `revoke` argument (share_ref or URI) to a sent-share record. */
-async function findSent(state: State, target: string) {
+/**
+ * Resolve a `revoke` argument to a sent-share record: the share URI, the share_ref, or a unique
+ * prefix of it (at least 4 hex digits), as `cipherpost shares` lists them.
+ */
+export async function findSent(state: State, target: string) {
   const sent = await state.listSent();
   let ref = target.trim();
   if (ref.startsWith("cipherpost://")) {
@@ -29,15 +32,29 @@ async function findSent(state: State, target: string) {
     if (hit) return hit;
     if (uri.version === 1) ref = uri.shareRef;
   }
-  const hit = sent.find((s) => s.share_ref === ref);
-  if (!hit) {
+  ref = ref.toLowerCase();
+  const exact = sent.find((s) => s.share_ref === ref);
+  if (exact) return exact;
+  const matches = /^[0-9a-f]{4,32}$/.test(ref)
+    ? sent.filter((s) => String(s.share_ref).startsWith(ref))
+    : [];
+  if (matches.length === 1) return matches[0];
+  if (matches.length > 1) {
     throw new CipherpostError(
-      "not_found",
-      `no live share ${ref} in this identity's records`,
-      "list them with: ls $CIPHERPOST_HOME/state/sent",
+      "usage",
+      `share ref prefix ${ref} is ambiguous: ${matches.length} of your shares start with it (${
+        matches.map((m) => String(m.share_ref).slice(0, ref.length + 4)).join(", ")
+      })`,
+      "give more of the share ref (see cipherpost shares)",
     );
   }
-  return hit;
+  throw new CipherpostError(
+    "not_found",
+    `no live share ${ref.replace(/[^0-9a-zA-Z]/g, "?")} in this identity's records`,
+    /^[0-9a-f]{1,3}$/.test(ref)
+      ? "give at least 4 characters of the share ref (see cipherpost shares)"
+      : "list them with: cipherpost shares",
+  );
 }
 
 /** Remove one live share (merge-write for v1, a revocation manifest for v2). */
@@ -82,22 +99,28 @@ export interface RepublishReport {
   shares: number;
   packets: number;
   expiredForgotten: number;
+  /** live v2 shares not re-put because their recipient already accepted them */
+  skippedReceived: number;
 }
 
 /**
  * Re-put the identity packet (the most recent of the network's and our saved copy; same bytes,
- * so no passphrase is needed) and every stored packet of every unexpired v2 share.
+ * so no passphrase is needed) and every stored packet of every unexpired v2 share that has no
+ * receipt yet (a received share, burned or not, needs no keeping alive; its record stays for
+ * `receipts` and `revoke`). Expired shares are forgotten.
  */
 export async function republish(
   t: Transport,
   state: State,
   log: (l: string) => void,
+  progress?: (done: number, total: number) => void,
 ): Promise<RepublishReport> {
   const report: RepublishReport = {
     identityPacket: "none",
     shares: 0,
     packets: 0,
     expiredForgotten: 0,
+    skippedReceived: 0,
   };
   const saved = await state.loadOwnPacket();
   if (saved) {
@@ -116,13 +139,30 @@ export async function republish(
       continue;
     }
     if (s.version !== 2 || !Array.isArray(s.packets)) continue;
+    const receipt = await fetchV2Receipt(t, fromHex(String(s.locator))).catch(() => null);
+    if (receipt !== null && receiptFor(receipt, String(s.share_ref))) {
+      report.skippedReceived++;
+      log(`skipped share ${s.share_ref}: already received`);
+      continue;
+    }
     const packets = s.packets.map((p) => packetFromBytes(b64decode(String(p))));
-    await publishPackets(t, packets);
+    await publishPackets(t, packets, undefined, { progress, command: "republish" });
     report.shares++;
     report.packets += packets.length;
     log(`republished share ${s.share_ref} (${packets.length} packets)`);
   }
   return report;
+}
+
+/** True when `text` is a valid receipt of the share `ref`. */
+function receiptFor(text: string, ref: string): boolean {
+  try {
+    const r = parseReceipt(text);
+    verifyReceipt(r);
+    return r.shareRef === ref;
+  } catch {
+    return false;
+  }
 }
 
 /** Receipts found for a query, with v1.1's per-item failure counts. */
@@ -171,16 +211,28 @@ export async function collectReceipts(
       );
     }
     fromZ32 = encodeZ32(pk);
-    const resolved = await t.resolve(pk);
+  }
+  const mine = (await state.listSent()).filter((s) =>
+    fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32
+  );
+  // v1 receipts live in the recipient's packet: --from's, or (without --from) that of every
+  // recipient of a v1 share of this home
+  const packetsToRead = new Set<string>(
+    fromZ32 !== undefined
+      ? [fromZ32]
+      : mine.filter((s) => s.version === 1).map((s) => String(s.recipient ?? s.sender)),
+  );
+  await Promise.all([...packetsToRead].map(async (z) => {
+    const resolved = await t.resolve(parsePublicKey(z)).catch((e) => {
+      if (fromZ32 !== undefined) throw e;
+      return null;
+    });
     for (const r of resolved?.packet.records ?? []) {
       if (!r.name.replace(/\.+$/, "").startsWith("_cprcpt-")) continue;
       const text = txtText(r);
       if (text !== null) take(text);
     }
-  }
-  const mine = (await state.listSent()).filter((s) =>
-    fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32
-  );
+  }));
   const seen = new Set(h.valid.map((r) => r.signature));
   await Promise.all(mine.map(async (s) => {
     let text: string | null = null;
@@ -195,5 +247,10 @@ export async function collectReceipts(
     } catch { /* malformed: counted by take() */ }
     take(text);
   }));
+  if (fromZ32 === undefined) {
+    // without --from, only the receipts of this home's shares
+    const refs = new Set(mine.map((s) => String(s.share_ref)));
+    h.valid = h.valid.filter((r) => refs.has(r.shareRef));
+  }
   return h;
 }

@@ -295,13 +295,22 @@ export async function publishPackets(
   t: Transport,
   packets: SignedPacket[],
   concurrency = CONCURRENCY,
+  o: {
+    /** called with (packets stored so far, all packets) */
+    progress?: (done: number, total: number) => void;
+    /** the command to suggest re-running on failure (default "send") */
+    command?: string;
+  } = {},
 ): Promise<{ stored: number[] }> {
   const stored = packets.map(() => 0);
+  let done = 0;
+  o.progress?.(0, packets.length);
   const publishOne = async (i: number) => {
     const p = packets[i];
     try {
       const r = await t.publish(p, undefined, { relays: "fallback" });
       stored[i] = r.dhtStored + r.relaysStored;
+      if (stored[i] > 0) o.progress?.(++done, packets.length);
     } catch {
       // failed this round (Transport.publish already counts "our own packet got there first"
       // as stored); retried in the next round
@@ -317,7 +326,7 @@ export async function publishPackets(
     throw new CipherpostError(
       "network",
       `network error: publish failed for ${failed.length} of ${packets.length} packets`,
-      "check connectivity and send again",
+      `check connectivity and run ${o.command ?? "send"} again`,
     );
   }
   return { stored };
@@ -365,9 +374,16 @@ async function fetchManifest(
 }
 
 /** Step 4 of §3.5: every part, in rounds; missing → network, wrong → signature. */
-async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint8Array[]> {
+async function fetchParts(
+  t: Transport,
+  keys: V2Keys,
+  m: Manifest,
+  progress?: (done: number, total: number) => void,
+): Promise<Uint8Array[]> {
   const expectedLen = (i: number) => Math.min(m.partSize, m.ciphertextLen - i * m.partSize);
   const got: (Uint8Array | null)[] = Array.from({ length: m.parts }, () => null);
+  let done = 0;
+  progress?.(0, m.parts);
   let wrong = false;
   for (let round = 1; round <= ROUNDS; round++) {
     const missing = got.flatMap((b, i) => (b ? [] : [i]));
@@ -386,8 +402,10 @@ async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint
       }
       if (!resolved) return;
       const bytes = recordBytes(resolved.packet, "_cpp");
-      if (bytes?.length === expectedLen(i)) got[i] = bytes;
-      else wrong = true;
+      if (bytes?.length === expectedLen(i)) {
+        got[i] = bytes;
+        progress?.(++done, m.parts);
+      } else wrong = true;
     });
     if (wrong) throw signatureError("part length");
   }
@@ -418,13 +436,14 @@ export async function fetchV2Share(
   expectedSender: string,
   locator: Uint8Array,
   nowSec: number = Math.floor(Date.now() / 1000),
+  progress?: (done: number, total: number) => void,
 ): Promise<{ manifest: Manifest; blob: Uint8Array }> {
   const keys = deriveV2Keys(locator);
   const manifest = await fetchManifest(t, keys, expectedSender);
   if (BigInt(nowSec) >= expiresAt(manifest.createdAt, manifest.ttlSeconds)) {
     throw new CipherpostError("expired", "share expired");
   }
-  const blob = concat(...await fetchParts(t, keys, manifest));
+  const blob = concat(...await fetchParts(t, keys, manifest, progress));
   if (toHex(sha256(blob)) !== manifest.ciphertextSha256) throw signatureError("blob hash");
   if (shareRefOf(blob, manifest.pinRequired, manifest.createdAt) !== manifest.shareRef) {
     throw signatureError("share_ref");

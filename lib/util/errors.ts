@@ -30,6 +30,8 @@ export const Exit = {
   network: 6,
   /** the user declined, typed the wrong key, or the share was already burned */
   declined: 7,
+  /** Ctrl-C at a prompt (128 + SIGINT, as a shell reports an interrupted program) */
+  interrupted: 130,
 } as const;
 
 /** The kinds of failure the program reports. */
@@ -51,7 +53,8 @@ export type ErrorKind =
   | "passphrase_input"
   | "not_found"
   | "network"
-  | "declined";
+  | "declined"
+  | "interrupted";
 
 const EXIT_OF: Record<ErrorKind, number> = {
   config: Exit.general,
@@ -72,6 +75,7 @@ const EXIT_OF: Record<ErrorKind, number> = {
   not_found: Exit.notFound,
   network: Exit.network,
   declined: Exit.declined,
+  interrupted: Exit.interrupted,
 };
 
 /** The single line printed for every signature-lane failure (oracle rule). */
