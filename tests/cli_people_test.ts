@@ -77,7 +77,7 @@ Deno.test("--ttl: seconds, s/m/h/d/w suffixes; zero, junk and overflow are usage
 // progress
 // ---------------------------------------------------------------------------------------------
 
-Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end clears", () => {
+Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end keeps the last line", () => {
   assert.equal(formatProgress("Publishing", 0, 4, 0, 8), "Publishing [--------] 0/4");
   // 1 of 4 done after 2 s: 3 left at 2 s each
   assert.equal(formatProgress("Publishing", 1, 4, 2000, 8), "Publishing [##------] 1/4 ETA 6s");
@@ -105,7 +105,7 @@ Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end
     "\r\x1b[2KUp [----] 0/2",
     "\r\x1b[2KUp [##--] 1/2 ETA 1s",
     "\r\x1b[2KUp [####] 2/2",
-    "\r\x1b[2K",
+    "\n",
   ]);
 
   const quiet: string[] = [];

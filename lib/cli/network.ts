@@ -447,7 +447,10 @@ ${NETWORK_HELP}`,
   networkOptions(
     program.command("receipts")
       .description("fetch and verify delivery receipts (no identity needed)")
-      .option("--from <key>", "the recipient whose published receipts to read")
+      .option(
+        "--from <key>",
+        "the recipient whose published receipts to read (key or contact name)",
+      )
       .option("--share-ref <hex>", "only the receipt of this share")
       .option(
         "--json",
@@ -468,9 +471,12 @@ ${NETWORK_HELP}`,
     )
     .action(async (o) => {
       log("Resolving receipts from DHT...");
+      const from = o.from === undefined
+        ? undefined
+        : (await resolveRecipient(o.from, new Contacts(cipherpostHome()), "--from")).z32;
       const h = await withTransport(
         o,
-        (t) => collectReceipts(t, new State(cipherpostHome()), o.from),
+        (t) => collectReceipts(t, new State(cipherpostHome()), from),
       );
       const extra = [
         h.malformed ? `${h.malformed} malformed` : "",
@@ -492,6 +498,10 @@ ${NETWORK_HELP}`,
         if (h.malformed > 0) {
           throw new CipherpostError("config", "configuration error: all receipts malformed");
         }
+        if (!o.shareRef) {
+          const pending = await pendingShares(new State(cipherpostHome()), [], from);
+          if (pending.length) io.out(`not received yet:\n${pending.join("")}`);
+        }
         throw new CipherpostError(
           "not_found",
           "no receipts found",
@@ -511,7 +521,7 @@ ${NETWORK_HELP}`,
       } else if (o.shareRef && shown.length === 1) io.out(formatReceiptSummary(shown[0]));
       else io.out(formatReceiptTable(shown));
       if (!o.json && !o.shareRef) {
-        const pending = await pendingShares(new State(cipherpostHome()), h.valid, o.from);
+        const pending = await pendingShares(new State(cipherpostHome()), h.valid, from);
         if (pending.length) io.out(`\nnot received yet:\n${pending.join("")}`);
       }
     });

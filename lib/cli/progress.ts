@@ -10,7 +10,7 @@
 export interface Progress {
   /** Report that `done` of `total` units are complete. */
   update(done: number, total: number): void;
-  /** Remove the bar (call once, on success or failure). */
+  /** Finish: the last drawn state stays on its own line (call once, on success or failure). */
   end(): void;
 }
 
@@ -90,7 +90,7 @@ export function startProgress(label: string, o: ProgressOptions = {}): Progress 
     end() {
       if (ended) return;
       ended = true;
-      if (drawn) write("\r\x1b[2K");
+      if (drawn) write("\n");
     },
   };
 }
