@@ -104,9 +104,14 @@ Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end
   assert.deepEqual(out, [
     "\r\x1b[2KUp [----] 0/2",
     "\r\x1b[2KUp [##--] 1/2 ETA 1s",
-    "\r\x1b[2KUp [####] 2/2",
-    "\n",
+    "\r\x1b[2KUp [####] 2/2\n",
   ]);
+  // a bar that never finishes (a failure) still ends its line
+  const cut: string[] = [];
+  const c = startProgress("Up", { enabled: true, write: (s) => cut.push(s), now: () => 0 });
+  c.update(1, 3);
+  c.end();
+  assert.deepEqual(cut, ["\r\x1b[2KUp [########----------------] 1/3", "\n"]);
 
   const quiet: string[] = [];
   const q = startProgress("Up", { enabled: false, write: (s) => quiet.push(s) });

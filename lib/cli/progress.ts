@@ -8,7 +8,7 @@
 
 /** A running progress display. */
 export interface Progress {
-  /** Report that `done` of `total` units are complete. */
+  /** Report that `done` of `total` units are complete (`done === total` finishes the bar). */
   update(done: number, total: number): void;
   /** Finish: the last drawn state stays on its own line (call once, on success or failure). */
   end(): void;
@@ -82,10 +82,14 @@ export function startProgress(label: string, o: ProgressOptions = {}): Progress 
     update(done, total) {
       if (ended) return;
       const t = now();
-      if (done < total && t - last < interval) return;
+      const finished = done >= total;
+      if (!finished && t - last < interval) return;
       last = t;
       drawn = true;
-      write(`\r\x1b[2K${formatProgress(label, done, total, t - start, o.width)}`);
+      const line = formatProgress(label, done, total, t - start, o.width);
+      // the finished bar stays, on its own line, so what follows starts cleanly
+      write(`\r\x1b[2K${line}${finished ? "\n" : ""}`);
+      if (finished) ended = true;
     },
     end() {
       if (ended) return;
