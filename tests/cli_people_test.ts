@@ -111,7 +111,7 @@ Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end
   const c = startProgress("Up", { enabled: true, write: (s) => cut.push(s), now: () => 0 });
   c.update(1, 3);
   c.end();
-  assert.deepEqual(cut, ["\r\x1b[2KUp [########----------------] 1/3", "\n"]);
+  assert.deepEqual(cut, ["\r\x1b[2KUp [########----------------] 1/3 ETA 0s", "\n"]);
 
   const quiet: string[] = [];
   const q = startProgress("Up", { enabled: false, write: (s) => quiet.push(s) });
