@@ -822,7 +822,7 @@ Deno.test("receipt verify: every single-byte change of the file → exit 3 (or e
 
   // the stdin form too (a few positions: first, a key, a value, the signature, last)
   const sig = new TextDecoder().decode(json).indexOf(receipt.signature);
-  for (const i of [20, sig, sig + receipt.signature.length - 3]) {
+  for (const i of [20, sig + 5, sig + 40]) {
     const r = await cli(["receipt", "verify", "-"], { stdin: flipPrintable(json, i) });
     assertExit(r, 3, `stdin, byte ${i}`);
     assert.equal(r.stderr, SIG_FAILED);
