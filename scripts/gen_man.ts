@@ -4,13 +4,14 @@
  *
  * @module
  */
+import type { Command } from "commander";
 import { buildProgram } from "../lib/cli/program.ts";
 import { manPage } from "../lib/cli/completions.ts";
 import { VERSION } from "../lib/util/version.ts";
 
 const path = new URL("../docs/cipherpost.1", import.meta.url);
 // The date is the version's, not today's, so the file only changes when the help does.
-const page = manPage(buildProgram(), VERSION, `cipherpost ${VERSION}`);
+const page = manPage(buildProgram() as unknown as Command, VERSION, `cipherpost ${VERSION}`);
 if (Deno.args.includes("--check")) {
   const now = await Deno.readTextFile(path).catch(() => "");
   if (now !== page) {

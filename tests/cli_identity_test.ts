@@ -15,6 +15,7 @@ import { encodeIdentityFile } from "../lib/state/identity.ts";
 import { ageEncrypt } from "../lib/crypto/age.ts";
 import { concat, utf8 } from "../lib/util/encoding.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
+import { exitCodeOf } from "../lib/cli/exit_codes.ts";
 import { identityKek } from "../lib/crypto/kdf.ts";
 import { ageRecipientOf, generateKeypair, x25519PublicFromSecret } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
@@ -855,7 +856,7 @@ Deno.test("receipt verify: every single-byte change of the file → exit 3 (or e
 
 Deno.test("receipt verify (in-process): all 255 alternatives at every byte fail, or keep the receipt", () => {
   // The CLI test above tries one replacement per position; this sweeps every byte value
-  // through the same verifier the CLI uses (lib/receipts.ts readReceiptInput).
+  // through the same verifier the CLI uses (lib/protocol/receipts.ts readReceiptInput).
   const { receipt, json } = makeReceipt();
   let tried = 0;
   const passed: string[] = [];
@@ -870,12 +871,12 @@ Deno.test("receipt verify (in-process): all 255 alternatives at every byte fail,
         r = readReceiptInput(mutated);
       } catch (e) {
         assert.ok(e instanceof CipherpostError, `byte ${i}=${v}: ${e}`);
-        if (e.exitCode === 1) {
+        if (exitCodeOf(e) === 1) {
           assert.match(e.message, /^not a receipt: /, `byte ${i}=${v}`);
           continue;
         }
         assert.ok(e.kind === "signature", `byte ${i}=${v}: ${e}`);
-        assert.equal(e.exitCode, 3);
+        assert.equal(exitCodeOf(e), 3);
         assert.equal(e.message, SIG_FAILED.trim());
         continue;
       }

@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { State } from "../lib/state/state.ts";
-import { findSent } from "../lib/flows/shares.ts";
+import { findSent } from "../lib/flows/revoke.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import {
   cli,
@@ -31,11 +31,19 @@ function ok(r: CliResult, what: string) {
 
 Deno.test("revoke takes a unique prefix; an ambiguous or short one says so", async () => {
   const state = new State(await tmpDir());
-  const rec = (ref: string) => ({ version: 2, share_ref: ref, uri: `u-${ref}`, sender: "s" });
-  await state.saveSent("aaaa1111" + "0".repeat(24), rec("aaaa1111" + "0".repeat(24)));
-  await state.saveSent("aaaa2222" + "0".repeat(24), rec("aaaa2222" + "0".repeat(24)));
-  assert.equal((await findSent(state, "aaaa1")).share_ref, "aaaa1111" + "0".repeat(24));
-  assert.equal((await findSent(state, "AAAA2222")).share_ref, "aaaa2222" + "0".repeat(24));
+  const rec = (ref: string) => ({
+    version: 1 as const,
+    shareRef: ref,
+    uri: `cipherpost://x/${ref}`,
+    sender: "s",
+    recipient: null,
+    createdAt: 1,
+    expiresAt: 2,
+  });
+  await state.saveSent(rec("aaaa1111" + "0".repeat(24)));
+  await state.saveSent(rec("aaaa2222" + "0".repeat(24)));
+  assert.equal((await findSent(state, "aaaa1")).shareRef, "aaaa1111" + "0".repeat(24));
+  assert.equal((await findSent(state, "AAAA2222")).shareRef, "aaaa2222" + "0".repeat(24));
   await assert.rejects(findSent(state, "aaaa"), (e: unknown) => {
     assert.ok(e instanceof CipherpostError && e.kind === "usage");
     assert.match(e.message, /prefix aaaa is ambiguous: 2 of your shares start with it/);

@@ -2,15 +2,11 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import {
-  DhtClient,
-  DhtConflictError,
-  dhtTarget,
-  encodeSignable,
-  type MutableItem,
-  signItem,
-  verifyItem,
-} from "../lib/pkarr/dht/client.ts";
+import { DhtClient } from "../lib/pkarr/dht/client.ts";
+import { DhtConflictError } from "../lib/pkarr/conflict.ts";
+import { type MutableItem, signItem, verifyItem } from "../lib/pkarr/item.ts";
+import { dhtTarget } from "../lib/pkarr/public_key.ts";
+import { signable as encodeSignable } from "../lib/pkarr/signed_packet.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 

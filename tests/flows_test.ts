@@ -12,6 +12,7 @@ import {
   signOuterRecord,
 } from "../lib/protocol/record.ts";
 import { signPacket } from "../lib/pkarr/signed_packet.ts";
+import { receiptRecords } from "../lib/protocol/labels.ts";
 import type { Testnet } from "../lib/testing/testnet.ts";
 import {
   cli,
@@ -34,9 +35,7 @@ async function receiptsOf(net: Testnet, user: User): Promise<string[]> {
   const t = transport(net);
   try {
     const r = await t.resolve(parsePublicKey(user.z32));
-    return (r?.packet.records ?? []).filter((x) => x.name.startsWith("_cprcpt-")).map((x) =>
-      txtText(x) ?? ""
-    );
+    return (r ? receiptRecords(r.packet) : []).map((x) => txtText(x) ?? "");
   } finally {
     await t.close();
   }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { base64, hex } from "@scure/base";
 import { CipherpostError } from "../lib/util/errors.ts";
+import { exitCodeOf } from "../lib/cli/exit_codes.ts";
 import {
   armorMaterial,
   ingestMaterial,
@@ -40,7 +41,7 @@ function throwsCp(fn: () => unknown, kind: string, message: string, hint?: strin
     assert.equal(e.kind, kind);
     assert.equal(e.message, message);
     if (hint !== undefined) assert.equal(e.hint, hint);
-    assert.equal(e.exitCode, kind === "usage" ? 2 : 1);
+    assert.equal(exitCodeOf(e), kind === "usage" ? 2 : 1);
     return true;
   });
 }

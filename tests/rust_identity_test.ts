@@ -64,7 +64,7 @@ async function writeWithMode(path: string, data: Uint8Array | string, mode: numb
   await Deno.chmod(path, mode);
 }
 
-/** The CIPHPOSK envelope fields of identity-file bytes (parsed here, not by lib/identity.ts). */
+/** The CIPHPOSK envelope fields of identity-file bytes (parsed here, not by lib/state/identity.ts). */
 function envelope(
   bytes: Uint8Array,
 ): { magic: string; version: number; phc: string; ct: Uint8Array } {

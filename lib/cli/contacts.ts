@@ -7,12 +7,12 @@
  * @module
  */
 
-import type { Command } from "commander";
+import type { Command } from "@commander-js/extra-typings";
 import { sshFingerprint } from "../crypto/keys.ts";
 import { Contacts } from "../state/contacts.ts";
 import type { State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { cipherpostHome } from "../util/fsutil.ts";
+import { cipherpostHome } from "./home.ts";
 import { parseKeyArg, type ResolvedKey } from "./recipient.ts";
 
 /** Where the contacts commands write. */

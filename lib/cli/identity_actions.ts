@@ -6,7 +6,8 @@
  */
 
 import { CipherpostError } from "../util/errors.ts";
-import { cipherpostHome, exists, writeFileAtomic } from "../util/fsutil.ts";
+import { exists, writeFileAtomic } from "../util/fsutil.ts";
+import { cipherpostHome } from "./home.ts";
 import {
   encodeBackup,
   generateIdentity,
@@ -21,6 +22,7 @@ import {
 import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import { getPassphrase, type PassphraseOptions, retryPassphrase } from "./passphrase.ts";
+import { unlockIdentity } from "./options.ts";
 
 /** Where the identity commands write. */
 export interface IdentityIo {
@@ -30,16 +32,7 @@ export interface IdentityIo {
 
 /** Unlock the identity of the home (three tries at a terminal), warning about v1.1 files. */
 export async function unlock(opts: PassphraseOptions, io: IdentityIo): Promise<LoadedIdentity> {
-  const home = cipherpostHome();
-  const id = await retryPassphrase(opts, (pass) => loadIdentity(home, pass));
-  if (id.leaksKdfOutput) {
-    io.err(
-      "warning: this identity file was written by cipherpost v1.1 and stores its KDF output: anyone\n" +
-        "with the file can decrypt it without the passphrase. Re-wrap it safely with:\n" +
-        `  cipherpost identity import --force ${home}/secret_key\n`,
-    );
-  }
-  return id;
+  return await unlockIdentity(opts, io);
 }
 
 /** The lines `generate`/`import` print about a stored identity (z32 first). */

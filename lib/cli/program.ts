@@ -1,79 +1,30 @@
 /**
- * The command-line surface: parses argv with commander, dispatches to the library, and maps
- * every outcome to an exit code. Results go to stdout, progress and errors to stderr.
+ * The command-line surface: builds the commander program from one file per command group,
+ * dispatches, and maps every outcome to an exit code. Results go to stdout, progress and errors
+ * to stderr. Options are typed by `@commander-js/extra-typings`: each action sees exactly the
+ * options its command declares.
  *
  * @module
  */
 
-import { Argument, Command, CommanderError, Option } from "commander";
-import { CipherpostError, describeError, Exit, exitCodeOf } from "../util/errors.ts";
-import {
-  checkAction,
-  exportAction,
-  generateAction,
-  importAction,
-  showAction,
-  unlock,
-} from "./identity_actions.ts";
-import type { PassphraseOptions } from "./passphrase.ts";
-import { formatReceiptSummary, readReceiptInput } from "../protocol/receipts.ts";
+import { Argument, Command, CommanderError } from "@commander-js/extra-typings";
+import type { Command as UntypedCommand } from "commander";
 import { VERSION } from "../util/version.ts";
-import { registerNetworkCommands } from "./network.ts";
+import { describeError, Exit, exitCodeOf } from "./exit_codes.ts";
+import { defaultIo, type Io } from "./io.ts";
+import { registerIdentityCommands } from "./identity.ts";
+import { registerSendCommand } from "./send.ts";
+import { registerReceiveCommand } from "./receive.ts";
+import { registerReceiptCommands } from "./receipts.ts";
+import { registerShareCommands } from "./shares.ts";
+import { registerDhtCommands } from "./dht.ts";
+import { registerTestnetCommand } from "./testnet.ts";
 import { registerContactsCommands } from "./contacts.ts";
-import { completionScript, type Shell, SHELLS } from "./completions.ts";
+import { completionScript, SHELLS } from "./completions.ts";
 
-/** Where the CLI writes; tests may substitute. */
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
+export type { Io } from "./io.ts";
 
-const defaultIo: Io = {
-  out: (t) => Deno.stdout.writeSync(new TextEncoder().encode(t)),
-  err: (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)),
-};
-
-/** Add the passphrase options (and the refused inline form) to a command. */
-export function passphraseOptions(cmd: Command): Command {
-  return cmd
-    .option("--passphrase-file <path>", "read the passphrase from a file (mode 0600 or 0400)")
-    .option(
-      "--passphrase-fd <n>",
-      "read the passphrase from an inherited pipe descriptor (not 0)",
-      parseIntArg,
-    )
-    .addOption(
-      new Option("--passphrase <value>", "refused: a passphrase in argv leaks").hideHelp(),
-    );
-}
-
-/** Parse an integer option value or fail as a usage error. */
-export function parseIntArg(v: string): number {
-  if (!/^[0-9]+$/.test(v)) {
-    throw new CipherpostError("usage", `expected a whole number, got '${v}'`);
-  }
-  return Number(v);
-}
-
-/** The passphrase options of a parsed command. */
-export function passOpts(o: Record<string, unknown>): PassphraseOptions {
-  return {
-    passphrase: o.passphrase as string | undefined,
-    passphraseFd: o.passphraseFd as number | undefined,
-    passphraseFile: o.passphraseFile as string | undefined,
-  };
-}
-
-/** Load the user's identity, asking for the passphrase as configured. */
-export async function unlockIdentity(o: Record<string, unknown>, io: Io = defaultIo) {
-  return await unlock(passOpts(o), io);
-}
-
-async function readAllStdin(): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
-}
-
-/** The whole command tree (also read by scripts/gen_man.ts). */
+/** The whole command tree (also read by scripts/gen_man.ts for the man page). */
 export function buildProgram(io: Io = defaultIo): Command {
   const program = new Command("cipherpost")
     .description(
@@ -88,115 +39,13 @@ export function buildProgram(io: Io = defaultIo): Command {
   program.command("version").description("print version and crypto suite").action(() => {
     io.out(`cipherpost ${VERSION}\ncrypto: age, Ed25519, Argon2id, HKDF-SHA256, JCS\n`);
   });
-
-  const identity = program.command("identity").description(
-    "create, show, export and import your identity",
-  )
-    .exitOverride();
-
-  passphraseOptions(
-    identity.command("generate")
-      .description(
-        "create a new Ed25519 identity, passphrase-wrapped, at $CIPHERPOST_HOME/secret_key",
-      )
-      .option(
-        "--force",
-        "replace an existing identity (the old file is kept beside it; its path is printed)",
-      ),
-  )
-    .addHelpText(
-      "after",
-      "\nExample:\n  cipherpost identity generate --passphrase-file ~/.cipherpost-pass\n",
-    )
-    .action((o) => generateAction(passOpts(o), o.force === true, io));
-
-  passphraseOptions(
-    identity.command("show")
-      .description(
-        "show your public key: z-base-32 (what others send to), fingerprint, pk:, age recipient",
-      )
-      .option("--json", "machine-readable output"),
-  )
-    .addHelpText(
-      "after",
-      "\nNeeds no passphrase: the public key is kept beside the secret one\n" +
-        "($CIPHERPOST_HOME/public_key). Give others the first line (or its pk: form).\n",
-    )
-    .action((o) => showAction(passOpts(o), o.json === true, io));
-
-  passphraseOptions(
-    identity.command("check")
-      .description(
-        "unlock your identity to confirm the passphrase (and that public_key matches it)",
-      ),
-  ).action((o) => checkAction(passOpts(o), io));
-
-  passphraseOptions(
-    identity.command("export")
-      .description(
-        "write a passphrase-protected backup of your identity (`identity import` reads it back)",
-      )
-      .option("-o, --output <path>", "write the backup to a file (mode 0600) instead of stdout")
-      .option("--force", "overwrite an existing --output file")
-      .option(
-        "--age",
-        "instead, print the age secret key (AGE-SECRET-KEY-1…, unencrypted; cannot be imported)",
-      ),
-  )
-    .addHelpText(
-      "after",
-      `
-The backup is your identity encrypted under your current passphrase (fresh salt), as text:
-keep it offline; restoring it needs that passphrase.
-Examples:
-  cipherpost identity export -o cipherpost-backup.txt
-  cipherpost identity import cipherpost-backup.txt
-  cipherpost identity export --age > key.txt && chmod 600 key.txt   # for plain \`age -d -i\`
-`,
-    )
-    .action((o) =>
-      exportAction(
-        passOpts(o),
-        { age: o.age === true, output: o.output, force: o.force === true },
-        io,
-      )
-    );
-
-  passphraseOptions(
-    identity.command("import")
-      .description(
-        "import an `identity export` backup, a v1.1 CIPHPOSK identity file or a 64-hex seed ('-' for stdin)",
-      )
-      .argument("<file>", "file to import, or - for stdin")
-      .option("--force", "replace an existing identity (the old file is kept beside it)"),
-  )
-    .addHelpText(
-      "after",
-      `
-A backup or a CIPHPOSK file is unlocked with its passphrase and stored under the same one; a
-hex seed asks for a new passphrase (twice on a terminal).
-Example:
-  cipherpost identity import cipherpost-backup.txt
-`,
-    )
-    .action((file: string, o) => importAction(file, passOpts(o), o.force === true, io));
-
-  const receipt = program.command("receipt").description("work with saved receipts").exitOverride();
-  receipt.command("verify")
-    .description("verify a saved receipt JSON offline; exit 3 if anything is wrong")
-    .argument("<file>", "receipt JSON file, or - for stdin")
-    .addHelpText(
-      "after",
-      "\nExample:\n  cipherpost receipts --from <z32> --json | jq '.[0]' | cipherpost receipt verify -\n",
-    )
-    .action(async (file: string) => {
-      const r = await readReceiptInput(
-        file === "-" ? await readAllStdin() : await Deno.readFile(file),
-      );
-      io.out(formatReceiptSummary(r));
-    });
-
-  registerNetworkCommands(program, io);
+  registerIdentityCommands(program, io);
+  registerReceiptCommands(program, io);
+  registerSendCommand(program, io);
+  registerReceiveCommand(program, io);
+  registerShareCommands(program, io);
+  registerDhtCommands(program, io);
+  registerTestnetCommand(program, io);
   registerContactsCommands(program, io);
 
   program.command("completions")
@@ -211,7 +60,8 @@ Examples:
   cipherpost completions fish > ~/.config/fish/completions/cipherpost.fish
 `,
     )
-    .action((shell: Shell) => io.out(completionScript(program, shell)));
+    // the tree is walked through commander's own (untyped) view of it
+    .action((shell) => io.out(completionScript(program as unknown as UntypedCommand, shell)));
   return program;
 }
 

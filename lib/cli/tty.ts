@@ -79,6 +79,11 @@ function openReader(): TtyReader | null {
   return null;
 }
 
+/** True when stderr is a terminal (progress bars, next steps, QR codes). */
+export function isStderrTty(): boolean {
+  return isTerminal(Deno.stderr);
+}
+
 /** True when a prompt can be shown (stdin or stderr is a terminal). */
 export function hasTty(): boolean {
   return isTerminal(Deno.stdin) || isTerminal(Deno.stderr);

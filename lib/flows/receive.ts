@@ -1,20 +1,21 @@
 /**
- * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, show the
- * acceptance screen, require the sender's key typed back (or `--accept`), write the output
- * atomically, record the acceptance, and publish a signed receipt (protocol digest §7.1, plus
- * the checks v1.1 lacks, §11.4). Nothing from the Envelope is shown before every check passes.
+ * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, ask the
+ * UI port to confirm (the CLI shows the acceptance screen and wants the sender's key typed back
+ * or `--accept`), write the output atomically, record the acceptance, and publish a signed
+ * receipt (protocol digest §7.1, plus the checks v1.1 lacks, §11.4). Nothing from the Envelope
+ * reaches the UI before every check passes.
  *
  * @module
  */
 
 import { ageDecrypt } from "../crypto/age.ts";
 import { txtRecord, txtText } from "../pkarr/dns.ts";
-import { b64decode, bytesEqual, stripControl, toHex } from "../util/encoding.ts";
+import { b64decode, bytesEqual, toHex } from "../util/encoding.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fsutil.ts";
 import { pinKey } from "../crypto/kdf.ts";
-import { ageIdentityOf, ageIdentityOfSeed, type Keypair, sshFingerprint } from "../crypto/keys.ts";
-import { armorMaterial, type MaterialType, previewMaterial } from "../material/material.ts";
+import { ageIdentityOf, ageIdentityOfSeed, type Keypair } from "../crypto/keys.ts";
+import { armorMaterial, type MaterialType } from "../material/material.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import {
   type Envelope,
@@ -26,13 +27,15 @@ import {
   shareRef as computeShareRef,
   signReceipt,
 } from "../protocol/record.ts";
-import { localMinute, utcMinute } from "../protocol/receipts.ts";
-import { overflowSlotOf, publishToSlot } from "../protocol/receipt_slot.ts";
-import { SHARE_LABEL } from "./send.ts";
+import { receiptLabel, shareRecords, textNamesShare } from "../protocol/labels.ts";
+import { overflowSlotOf } from "../protocol/receipt_slot.ts";
 import type { ShareUri } from "../protocol/share_uri.ts";
+import { recordsNamed, type SignedPacket } from "../pkarr/signed_packet.ts";
 import { isoSeconds, type State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { fetchV2Share, publishV2Receipt } from "../protocol/v2.ts";
+import { publishToSlot } from "./receipt_slot_io.ts";
+import type { FlowUi, ReceiveUi } from "./ui.ts";
+import { fetchV2Share, publishV2Receipt } from "./v2_transfer.ts";
 
 /** How to receive. */
 export interface ReceiveRequest {
@@ -41,16 +44,10 @@ export interface ReceiveRequest {
   output?: string;
   force: boolean;
   armor: boolean;
-  /** the sender key typed in advance (non-interactive acceptance) */
-  accept?: string;
   /** obtains the PIN when the share needs one (called again after a wrong PIN) */
   pin: () => Promise<string>;
   /** how many PINs to try before failing with `wrong PIN` (default 1; a terminal gets 3) */
   pinTries?: number;
-  /** reads the typed acceptance line; null when no TTY is available */
-  promptLine: (() => Promise<string | null>) | null;
-  /** how many typed lines may miss the sender's key before it counts as declined (default 1) */
-  acceptTries?: number;
   /**
    * Refuse binary material on the default output (set by the CLI when stdout is a terminal and
    * no `-o` was given): written raw, it would garble the terminal.
@@ -87,15 +84,11 @@ async function fetchV1(
   senderZ32: string,
   ref: string,
 ): Promise<VerifiedShare> {
-  const name = `${SHARE_LABEL}.${senderZ32}`;
-  const shareText = (p: { records: Parameters<typeof txtText>[0][] }) => {
-    const rr = p.records.find((r) => r.name === name && txtText(r) !== null);
+  const shareText = (p: SignedPacket) => {
+    const rr = shareRecords(p).find((r) => txtText(r) !== null);
     return rr ? txtText(rr) : null;
   };
-  const resolved = await t.resolve(
-    sender,
-    (p) => shareText(p)?.includes(`"share_ref":"${ref}"`) === true,
-  );
+  const resolved = await t.resolve(sender, (p) => textNamesShare(shareText(p), ref));
   const text = resolved ? shareText(resolved.packet) : null;
   if (text === null) throw new CipherpostError("not_found", "record not found on DHT");
   const r = parseAndVerifyOuterRecord(text);
@@ -145,30 +138,6 @@ async function fetchV2(
   };
 }
 
-/** The acceptance screen (stderr). */
-export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): string[] {
-  const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
-  const left = Math.max(0, exp - Math.floor(now.getTime() / 1000));
-  const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
-  if (env.burnAfterRead) lines.push("[BURN — you will only see this once]");
-  const pk = parsePublicKey(s.sender);
-  lines.push(
-    `Purpose:     "${stripControl(env.purpose)}"`,
-    `Sender:      ${sshFingerprint(pk)}`,
-    `             ${s.sender}`,
-    `Share ref:   ${s.shareRef}`,
-    `Type:        ${env.material.type}`,
-    `Size:        ${env.material.bytes.length} bytes`,
-    ...previewMaterial(env.material.type, env.material.bytes, now),
-    `TTL:         ${Math.floor(left / 3600)}h ${
-      String(Math.floor((left % 3600) / 60)).padStart(2, "0")
-    }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
-    `Protocol:    v${s.protocol}`,
-    "=========================================================",
-  );
-  return lines;
-}
-
 /**
  * The ledger check that runs before any network access or passphrase prompt: a burned share is
  * exit 7; an accepted one is reported (receive then writes it again while it can be fetched).
@@ -176,13 +145,13 @@ export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): st
 export async function checkConsumed(
   state: State,
   uri: ShareUri,
-  log: (l: string) => void,
+  ui: FlowUi,
 ): Promise<string | null> {
   const ref = uri.version === 1 ? uri.shareRef : await state.refForLocator(toHex(uri.locator));
   if (!ref) return null;
   const c = await state.consumption(ref);
   if (c.kind === "accepted") {
-    log(`already accepted at ${c.at}; fetching it again to write it (no new receipt)`);
+    ui.status(`already accepted at ${c.at}; fetching it again to write it (no new receipt)`);
     return ref;
   }
   if (c.kind === "burned") {
@@ -209,17 +178,6 @@ export function isBinary(bytes: Uint8Array): boolean {
   }
 }
 
-/** Whether a typed acceptance line is the sender's key (z32 or pk: form). */
-function typedIsSender(typed: string, sender: string): boolean {
-  const t = typed.trim();
-  if (t === sender) return true;
-  try {
-    return encodeZ32(parsePublicKey(t)) === sender;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Remove the PIN layer. Both signatures and the share_ref are already verified, so a failure
  * here is a wrong PIN; it is asked again up to `req.pinTries` times, then `wrong PIN` (exit 4).
@@ -228,7 +186,7 @@ async function openPinLayer(
   inner: Uint8Array,
   salt: Uint8Array,
   req: ReceiveRequest,
-  log: (line: string) => void,
+  ui: FlowUi,
 ): Promise<Uint8Array> {
   const tries = Math.max(1, req.pinTries ?? 1);
   for (let i = 1;; i++) {
@@ -237,59 +195,8 @@ async function openPinLayer(
       return await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
     } catch {
       if (i >= tries) throw new CipherpostError("decrypt", "wrong PIN");
-      log(`wrong PIN; try again (${tries - i} ${tries - i === 1 ? "try" : "tries"} left)`);
+      ui.status(`wrong PIN; try again (${tries - i} ${tries - i === 1 ? "try" : "tries"} left)`);
     }
-  }
-}
-
-/**
- * The acceptance step: `--accept KEY`, or the sender's key typed at the terminal. A line that is
- * not the key is a typo and is asked again (up to `acceptTries` lines); an empty line, `n` or
- * `no`, or end of input, is the user declining.
- */
-async function confirmAcceptance(
-  req: ReceiveRequest,
-  sender: string,
-  log: (line: string) => void,
-): Promise<void> {
-  if (req.accept !== undefined) {
-    if (!typedIsSender(req.accept, sender)) {
-      throw new CipherpostError(
-        "declined",
-        "user declined acceptance: --accept does not name this share's sender",
-        "compare it with the Sender line above",
-      );
-    }
-    return;
-  }
-  if (!req.promptLine) {
-    throw new CipherpostError(
-      "declined",
-      "user declined acceptance: no terminal to confirm on",
-      `to accept without a terminal, pass --accept ${sender}`,
-    );
-  }
-  const tries = Math.max(1, req.acceptTries ?? 1);
-  log("To accept, paste the sender's z32 pubkey and press Enter (an empty line declines):");
-  for (let i = 1;; i++) {
-    const typed = await req.promptLine();
-    const t = typed?.trim().toLowerCase() ?? "";
-    if (typed === null || t === "" || t === "n" || t === "no") {
-      throw new CipherpostError("declined", "user declined acceptance");
-    }
-    if (typedIsSender(typed, sender)) return;
-    if (i >= tries) {
-      throw new CipherpostError(
-        "declined",
-        "user declined acceptance: the key typed is not the sender's",
-        "compare it with the Sender line of the screen",
-      );
-    }
-    log(
-      `that is not the sender's key (compare it with the Sender line); try again, or press Enter to decline (${
-        tries - i
-      } ${tries - i === 1 ? "try" : "tries"} left):`,
-    );
   }
 }
 
@@ -299,7 +206,7 @@ export async function receive(
   state: State,
   me: Keypair,
   req: ReceiveRequest,
-  log: (line: string) => void,
+  ui: ReceiveUi,
   writeStdout: (b: Uint8Array) => Promise<void>,
 ): Promise<ReceiveResult> {
   const myZ32 = encodeZ32(me.publicKey);
@@ -311,7 +218,7 @@ export async function receive(
     throw new CipherpostError("invalid_uri", "invalid share URI: sender is not a valid public key");
   }
 
-  log("Resolving from DHT...");
+  ui.status("Resolving from DHT...");
   const share = req.uri.version === 1
     ? await fetchV1(t, senderPk, senderZ32, req.uri.shareRef)
     : await fetchV2(t, senderZ32, req.uri.locator, req.progress);
@@ -380,7 +287,7 @@ export async function receive(
     }
 
     let inner = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
-    if (salt) inner = await openPinLayer(inner, salt, req, log);
+    if (salt) inner = await openPinLayer(inner, salt, req, ui);
     plaintext = inner;
     envelope = parseEnvelope(plaintext);
     if (envelope.createdAt !== share.createdAt || envelope.protocolVersion !== share.protocol) {
@@ -401,9 +308,18 @@ export async function receive(
       );
     }
 
+    // an accepted share written again: no second confirmation (and, below, no second receipt)
     if (!rewrite) {
-      for (const line of acceptanceBanner(share, envelope, now)) log(line);
-      await confirmAcceptance(req, share.sender, log);
+      const accepted = await ui.confirm({
+        protocol: share.protocol,
+        sender: share.sender,
+        shareRef: share.shareRef,
+        createdAt: share.createdAt,
+        ttlSeconds: share.ttlSeconds,
+        envelope,
+        now,
+      });
+      if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
     }
 
     if (req.output && req.output !== "-") {
@@ -425,7 +341,9 @@ export async function receive(
         if (e instanceof CipherpostError) throw e;
         throw new CipherpostError("io", `io error: cannot write ${req.output}`);
       }
-      log(`wrote ${out.length} bytes (${envelope.material.type}) to ${req.output} (mode 0600)`);
+      ui.status(
+        `wrote ${out.length} bytes (${envelope.material.type}) to ${req.output} (mode 0600)`,
+      );
     } else {
       await writeStdout(out);
     }
@@ -458,21 +376,22 @@ export async function receive(
     shareRef: share.shareRef,
   }, me.seed);
   try {
-    log("Publishing receipt to DHT...");
+    ui.status("Publishing receipt to DHT...");
     if (req.uri.version === 2) {
       await publishV2Receipt(t, req.uri.locator, receiptJson(receipt));
     } else {
-      const label = `_cprcpt-${share.shareRef}`;
+      const label = receiptLabel(share.shareRef);
       try {
-        await t.update(me.seed, me.publicKey, (records) => [
-          ...records.filter((r) =>
-            r.name.replace(/\.+$/, "") !== `${label}.${myZ32}` && r.name !== label
-          ),
-          txtRecord(label, 300, receiptJson(receipt)),
-        ]);
+        await t.update(me.seed, me.publicKey, (records) => {
+          const old = new Set(recordsNamed({ publicKey: me.publicKey, records }, label));
+          return [
+            ...records.filter((r) => !old.has(r)),
+            txtRecord(label, 300, receiptJson(receipt)),
+          ];
+        });
       } catch (e) {
         if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
-        log("note: your packet is full; receipt published to the share's overflow slot");
+        ui.note("your packet is full; receipt published to the share's overflow slot");
         await publishToSlot(t, overflowSlotOf(outer), receiptJson(receipt));
       }
     }
@@ -487,7 +406,9 @@ export async function receive(
     });
     return { status: "received", shareRef: share.shareRef, receiptPublished: true };
   } catch (e) {
-    log(`receipt publish failed: ${e instanceof CipherpostError ? e.message : "unexpected error"}`);
+    ui.status(
+      `receipt publish failed: ${e instanceof CipherpostError ? e.message : "unexpected error"}`,
+    );
     return { status: "received", shareRef: share.shareRef, receiptPublished: false };
   }
 }

@@ -27,14 +27,14 @@ import {
   shareRef,
   signOuterRecord,
 } from "../protocol/record.ts";
+import { recordNamesShare, SHARE_LABEL, shareRecords } from "../protocol/labels.ts";
 import { formatV1Uri, formatV2Uri } from "../protocol/share_uri.ts";
 import { packetToBytes, type SignedPacket, signPacket } from "../pkarr/signed_packet.ts";
 import type { State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { buildV2Share, publishPackets } from "../protocol/v2.ts";
-
-/** The v1 share record's label. */
-export const SHARE_LABEL = "_cipherpost";
+import { buildV2Share } from "../protocol/v2.ts";
+import type { FlowUi } from "./ui.ts";
+import { publishPackets } from "./v2_transfer.ts";
 
 /** What to send. */
 export interface SendRequest {
@@ -83,20 +83,15 @@ function ownRecordExpired(r: DnsRecord, nowSec: number): boolean {
   }
 }
 
-/** True for the `_cipherpost` record of a packet (name with or without the origin). */
-export function isShareRecord(r: DnsRecord): boolean {
-  return r.name.split(".")[0] === SHARE_LABEL && r.data.type === "TXT";
-}
-
 class NeedV2 extends Error {}
 
-/** Send a share. Progress lines go to `log`. */
+/** Send a share, telling `ui` what it does. */
 export async function send(
   t: Transport,
   state: State,
   sender: Keypair,
   req: SendRequest,
-  log: (line: string) => void,
+  ui: FlowUi,
 ): Promise<SendResult> {
   const stored = ingestMaterial(req.material, req.input);
   const senderZ32 = encodeZ32(sender.publicKey);
@@ -170,7 +165,7 @@ export async function send(
       }
     }
     const liveV1 = (await state.listSent()).some((s) =>
-      s.version === 1 && Number(s.expires_at) > createdAt && s.sender === senderZ32
+      s.version === 1 && s.expiresAt > createdAt && s.sender === senderZ32
     );
     if (req.protocol === 1 && !fitsAlone) {
       throw new CipherpostError(
@@ -187,30 +182,33 @@ export async function send(
       );
     }
     if (fitsAlone && !liveV1 && alone) {
-      log("Publishing to DHT...");
+      ui.status("Publishing to DHT...");
       try {
         const nowSec = Math.floor(Date.now() / 1000);
         const report = await t.update(sender.seed, sender.publicKey, (records) => {
-          const ours = (r: DnsRecord) =>
-            isShareRecord(r) && txtText(r)?.includes(`"share_ref":"${ref}"`);
-          const kept = records.filter((r) =>
-            !(isShareRecord(r) && ownRecordExpired(r, nowSec)) && !ours(r)
+          const drop = new Set(
+            shareRecords({ publicKey: sender.publicKey, records }).filter((r) =>
+              ownRecordExpired(r, nowSec) || recordNamesShare(r, ref)
+            ),
           );
-          if (kept.some(isShareRecord)) throw new NeedV2("a live v1 share is already published");
+          const kept = records.filter((r) => !drop.has(r));
+          if (shareRecords({ publicKey: sender.publicKey, records: kept }).length > 0) {
+            throw new NeedV2("a live v1 share is already published");
+          }
           return [...kept, shareTxt];
         });
         if (report) {
           await state.saveOwnPacket(packetToBytes(report.packet));
-          await state.saveSent(ref, {
+          await state.saveSent({
             version: 1,
-            share_ref: ref,
+            shareRef: ref,
             uri: formatV1Uri(senderZ32, ref),
             sender: senderZ32,
             recipient: recipientStr,
             purpose: req.purpose,
-            created_at: createdAt,
-            expires_at: exp,
-            ciphertext_sha256: sha256Hex(v1.outer),
+            createdAt,
+            expiresAt: exp,
+            ciphertextSha256: sha256Hex(v1.outer),
           });
           return {
             ...base,
@@ -250,18 +248,18 @@ export async function send(
     ttlSeconds: req.ttlSeconds,
     pinRequired: req.pin !== null,
   });
-  log(`Publishing ${built.packets.length} packets to DHT...`);
+  ui.status(`Publishing ${built.packets.length} packets to DHT...`);
   await publishPackets(t, built.packets, undefined, { progress: req.progress });
   const uri = formatV2Uri(senderZ32, built.locator);
-  await state.saveSent(ref, {
+  await state.saveSent({
     version: 2,
-    share_ref: ref,
+    shareRef: ref,
     uri,
     sender: senderZ32,
     recipient: recipientStr,
     purpose: req.purpose,
-    created_at: createdAt,
-    expires_at: exp,
+    createdAt,
+    expiresAt: exp,
     locator: toHex(built.locator),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
   });

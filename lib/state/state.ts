@@ -14,7 +14,7 @@
  * @module
  */
 
-import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
+import { canonicalize, field, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { stripControl, toHex } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
@@ -30,6 +30,93 @@ export interface LedgerRow {
   sender: string;
   shareRef: string;
   state?: "burned";
+}
+
+/** What every sent-share record holds. */
+interface SentShareBase {
+  shareRef: string;
+  /** the share URI as printed by `send` */
+  uri: string;
+  /** z32 key of the sending identity */
+  sender: string;
+  /** z32 key of the recipient; null = to self */
+  recipient: string | null;
+  /** Unix seconds */
+  createdAt: number;
+  /** Unix seconds */
+  expiresAt: number;
+  /** the purpose as sent (for `cipherpost shares`); absent in older records */
+  purpose?: string;
+}
+
+/** A v1 share this home published (one `_cipherpost` record in the sender's packet). */
+export interface SentShareV1 extends SentShareBase {
+  version: 1;
+  /** hex SHA-256 of the outer ciphertext (names the receipt overflow slot); absent in old records */
+  ciphertextSha256?: string;
+}
+
+/** A v2 share this home published (manifest and parts, kept for `republish`). */
+export interface SentShareV2 extends SentShareBase {
+  version: 2;
+  /** hex of the 32-byte locator */
+  locator: string;
+  /** base64 of every signed packet, manifest first */
+  packets: string[];
+}
+
+/** A record of `sent/<share_ref>.json`: a share this home published. */
+export type SentShare = SentShareV1 | SentShareV2;
+
+/** The on-disk form of a sent-share record (canonical JSON, snake_case keys). */
+function sentToJson(s: SentShare): Record<string, JsonValue> {
+  const o: Record<string, JsonValue> = {
+    version: s.version,
+    share_ref: s.shareRef,
+    uri: s.uri,
+    sender: s.sender,
+    recipient: s.recipient,
+    created_at: s.createdAt,
+    expires_at: s.expiresAt,
+  };
+  if (s.purpose !== undefined) o.purpose = s.purpose;
+  if (s.version === 1) {
+    if (s.ciphertextSha256 !== undefined) o.ciphertext_sha256 = s.ciphertextSha256;
+  } else {
+    o.locator = s.locator;
+    o.packets = s.packets;
+  }
+  return o;
+}
+
+/** Parse and check a sent-share record; throws on anything malformed. */
+function sentFromJson(v: JsonValue): SentShare {
+  if (!field.isObject(v)) throw new Error("not an object");
+  const recipient = v.recipient;
+  if (recipient !== null && typeof recipient !== "string") throw new Error("bad recipient");
+  const base: SentShareBase = {
+    shareRef: field.str(v.share_ref),
+    uri: field.str(v.uri),
+    sender: field.str(v.sender),
+    recipient,
+    createdAt: field.int(v.created_at),
+    expiresAt: field.int(v.expires_at),
+  };
+  if (typeof v.purpose === "string") base.purpose = v.purpose;
+  if (!REF_RE.test(base.shareRef)) throw new Error("bad share_ref");
+  const version = field.int(v.version);
+  if (version === 1) {
+    const c = v.ciphertext_sha256;
+    if (c !== undefined && typeof c !== "string") throw new Error("bad ciphertext_sha256");
+    return { ...base, version: 1, ...(c === undefined ? {} : { ciphertextSha256: c }) };
+  }
+  if (version === 2) {
+    const locator = field.str(v.locator);
+    if (!/^[0-9a-f]{64}$/.test(locator)) throw new Error("bad locator");
+    if (!Array.isArray(v.packets)) throw new Error("bad packets");
+    return { ...base, version: 2, locator, packets: v.packets.map((p) => field.str(p)) };
+  }
+  throw new Error("unknown version");
 }
 
 /** What the ledger says of a share. */
@@ -195,26 +282,25 @@ export class State {
   }
 
   /** Save a sent share's record (atomic, 0600). */
-  async saveSent(ref: string, record: JsonValue): Promise<void> {
-    checkRef(ref);
+  async saveSent(share: SentShare): Promise<void> {
+    checkRef(share.shareRef);
     await this.init();
     await ensurePrivateDir(`${this.dir}/sent`);
-    await writeFileAtomic(`${this.dir}/sent/${ref}.json`, canonicalize(record), 0o600);
+    await writeFileAtomic(
+      `${this.dir}/sent/${share.shareRef}.json`,
+      canonicalize(sentToJson(share)),
+      0o600,
+    );
   }
 
-  /** All sent-share records. */
-  async listSent(): Promise<Array<Record<string, JsonValue>>> {
-    const out: Array<Record<string, JsonValue>> = [];
+  /** All sent-share records (a damaged or foreign file is skipped). */
+  async listSent(): Promise<SentShare[]> {
+    const out: SentShare[] = [];
     try {
       for await (const e of Deno.readDir(`${this.dir}/sent`)) {
         if (!e.isFile || !/^[0-9a-f]{32}\.json$/.test(e.name)) continue;
         try {
-          out.push(
-            parseJson(await Deno.readTextFile(`${this.dir}/sent/${e.name}`)) as Record<
-              string,
-              JsonValue
-            >,
-          );
+          out.push(sentFromJson(parseJson(await Deno.readTextFile(`${this.dir}/sent/${e.name}`))));
         } catch { /* damaged: skip */ }
       }
     } catch (e) {

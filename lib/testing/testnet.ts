@@ -12,24 +12,20 @@
 
 // @ts-types="../pkarr/dht/bittorrent-dht.d.ts"
 import DHT from "bittorrent-dht";
-import {
-  DhtClient,
-  DhtConflictError,
-  type MutableItem,
-  verifySignature,
-} from "../pkarr/dht/client.ts";
+import { DhtClient } from "../pkarr/dht/client.ts";
+import { DhtConflictError } from "../pkarr/conflict.ts";
+import { type MutableItem, verifySignature } from "../pkarr/item.ts";
 import { CipherpostError } from "../util/errors.ts";
+import { bytesEqual } from "../util/encoding.ts";
 import { decodeZ32, isValidPoint } from "../pkarr/public_key.ts";
 import { moreRecentThan } from "../pkarr/signed_packet.ts";
+import { readLimited, RELAY_BODY_LIMIT, STORED_NODES_HEADER } from "../pkarr/relay.ts";
 import {
   decodeRelayPayload,
   encodeRelayPayload,
-  readLimited,
-  RELAY_BODY_LIMIT,
-  RELAY_PAYLOAD_MAX,
-  RELAY_PAYLOAD_MIN,
-  STORED_NODES_HEADER,
-} from "../pkarr/relay.ts";
+  RELAY_PAYLOAD_MAX_BYTES,
+  RELAY_PAYLOAD_MIN_BYTES,
+} from "../pkarr/relay_payload.ts";
 
 /** Options of {@link startTestnet}. */
 export interface TestnetOptions {
@@ -173,7 +169,7 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
     }
     const body = await readLimited(req.body, RELAY_BODY_LIMIT).catch(() => new Uint8Array());
     if (!body) return reply(413, "payload too large\n");
-    if (body.length < RELAY_PAYLOAD_MIN || body.length > RELAY_PAYLOAD_MAX) {
+    if (body.length < RELAY_PAYLOAD_MIN_BYTES || body.length > RELAY_PAYLOAD_MAX_BYTES) {
       return reply(400, "invalid payload size\n");
     }
     const item = decodeRelayPayload(k, body);
@@ -185,9 +181,19 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
       return reply(409, "a more recent packet exists\n");
     }
     try {
-      const res = await dht.put(item, ifMatch === null ? {} : { cas: Number(ifMatch) });
+      let stored: number;
+      try {
+        stored = (await dht.put(item, ifMatch === null ? {} : { cas: Number(ifMatch) })).stored;
+      } catch (e) {
+        if (!(e instanceof DhtConflictError)) throw e;
+        // The publisher's own DHT put of this very item may have landed first (bittorrent-dht
+        // nodes answer 302 to an equal seq, 301 to a cas that it has overtaken): then the
+        // item is stored, as a relay in front of a real DHT node would report.
+        stored = await holdersOfExactly(dht, item);
+        if (stored === 0) throw e;
+      }
       cache.set(name, item);
-      return reply(204, null, { [STORED_NODES_HEADER]: String(res.stored) });
+      return reply(204, null, { [STORED_NODES_HEADER]: String(stored) });
     } catch (e) {
       if (e instanceof DhtConflictError) return reply(e.code === 301 ? 412 : 409, `${e.message}\n`);
       return reply(500, `${e instanceof CipherpostError ? e.message : "internal error"}\n`);
@@ -225,6 +231,17 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
       "Last-Modified": lastModified,
     });
   }
+}
+
+/**
+ * How many nodes hold exactly `item` (same seq and signature), 0 when none does or a node holds
+ * a newer seq.
+ */
+async function holdersOfExactly(dht: DhtClient, item: MutableItem): Promise<number> {
+  const seen = await dht.get(item.k);
+  if (seen.items.some(({ item: x }) => x.seq > item.seq)) return 0;
+  return seen.items.filter(({ item: x }) => x.seq === item.seq && bytesEqual(x.sig, item.sig))
+    .length;
 }
 
 function decodeKey(name: string): Uint8Array | null {

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { compareBytes } from "./encoding.ts";
+
 /** A JSON value as this module models it. */
 export type JsonValue =
   | null
@@ -24,12 +26,6 @@ export type JsonValue =
   | { [key: string]: JsonValue };
 
 const encoder = new TextEncoder();
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
 
 function canonString(s: string): string {
   // deno-lint-ignore no-control-regex
@@ -70,13 +66,12 @@ export function canonicalize(value: JsonValue): Uint8Array {
  * alphabetically). Callers pass objects whose keys are already in that order.
  */
 export function compactJson(value: JsonValue): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? JSON.rawJSON(v.toString()) : v));
+  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? rawJson(v.toString()) : v));
 }
 
-declare global {
-  interface JSON {
-    rawJSON(text: string): unknown;
-  }
+/** `JSON.rawJSON` (ES2025), which this TypeScript lib does not declare yet; typed locally. */
+function rawJson(text: string): unknown {
+  return (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(text);
 }
 
 /** Strict JSON parse: duplicate keys, floats, trailing data and bad escapes are errors. */

@@ -63,12 +63,19 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Constant-time equality of two byte arrays of equal length. */
+/** Equality of two byte arrays (constant-time when their lengths are equal). */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let d = 0;
   for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
   return d === 0;
+}
+
+/** Byte-wise lexicographic comparison (negative, 0, positive); a shorter prefix is smaller. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
 }
 
 /** Remove every Unicode `Cc` character (U+0000–U+001F, U+007F–U+009F), as v1.1 does to purposes. */

@@ -1,26 +1,9 @@
 /**
- * Files that hold secrets or state: the cipherpost home, atomic writes (temp file created
+ * Files that hold secrets or state: private folders, atomic writes (temp file created
  * exclusively with the final mode, fsync, rename), and mode checks.
  *
  * @module
  */
-
-import { CipherpostError } from "./errors.ts";
-
-/** `$CIPHERPOST_HOME` verbatim if set, else `$HOME/.cipherpost`. */
-export function cipherpostHome(): string {
-  const explicit = Deno.env.get("CIPHERPOST_HOME");
-  if (explicit) return explicit;
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
-  if (!home) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: neither CIPHERPOST_HOME nor HOME is set",
-      "set CIPHERPOST_HOME to the folder that holds your identity",
-    );
-  }
-  return `${home}/.cipherpost`;
-}
 
 /** Create a directory (and parents) and set it to 0700. */
 export async function ensurePrivateDir(path: string): Promise<void> {
