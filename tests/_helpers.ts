@@ -14,6 +14,24 @@ function permissionFlags(): string[] {
 }
 const FLAGS = [...permissionFlags(), "--no-prompt", "--quiet"];
 
+/** The argv that runs `cipherpost <args>` from source, as the tests do. */
+export function cliArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", ...FLAGS, mainTs, ...args];
+}
+
+/**
+ * `setsid -w`, when present, runs the child in a new session without a controlling terminal, so
+ * a test started from a terminal never has the child prompt on it (prompts read /dev/tty).
+ */
+const SETSID = (() => {
+  try {
+    Deno.statSync("/usr/bin/setsid");
+    return "/usr/bin/setsid";
+  } catch {
+    return null;
+  }
+})();
+
 /** Result of one CLI run. */
 export interface CliResult {
   code: number;
@@ -34,11 +52,6 @@ export interface CliOptions {
   shell?: string;
 }
 
-/** The argv (program first) that runs `cipherpost <args>`, for wrapping in a shell. */
-export function cliArgv(args: string[]): string[] {
-  return [Deno.execPath(), "run", ...FLAGS, mainTs, ...args];
-}
-
 /** The `cipherpost <args>` subprocess command, with a clean environment. */
 export function cliCommand(args: string[], o: CliOptions = {}): Deno.Command {
   const env: Record<string, string> = {
@@ -55,8 +68,12 @@ export function cliCommand(args: string[], o: CliOptions = {}): Deno.Command {
   }
   Object.assign(env, o.env ?? {});
   const argv = cliArgv(args);
-  return new Deno.Command(o.shell ? "bash" : argv[0], {
-    args: o.shell ? ["-c", o.shell, "cipherpost", ...argv] : argv.slice(1),
+  // Under `setsid -w` (when there is one) the CLI has no controlling terminal: its /dev/tty
+  // prompts fail as they would for a cron job, instead of reading the terminal of the test run.
+  const inner = o.shell ? ["bash", "-c", o.shell, "cipherpost", ...argv] : argv;
+  const full = SETSID ? [SETSID, "-w", ...inner] : inner;
+  return new Deno.Command(full[0], {
+    args: full.slice(1),
     env,
     clearEnv: true,
     cwd: o.cwd,

@@ -287,10 +287,11 @@ Deno.test("close() leaves nothing running: the probe process exits by itself", a
 Deno.test("testnet nodes keep far more than bittorrent-dht's default 1000 items (no LRU eviction of old shares)", async () => {
   // Every node of a small testnet holds every item, so the default LRU of 1000 evicted the parts
   // of earlier multi-packet shares during long test files.
-  await withNet({ nodes: 2 }, async (net) => {
+  await withNet({ nodes: 2 }, (net) => {
     const store = net.nodes[0]._values;
     const v = Buffer.from("x");
     for (let i = 0; i < 1500; i++) store.set(`k${i}`, { v, id: v });
     assert.notEqual(store.peek("k0"), undefined, "the first item survives 1500 stores");
+    return Promise.resolve();
   }, 0);
 });

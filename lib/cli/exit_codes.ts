@@ -33,6 +33,8 @@ export const Exit = {
   network: 6,
   /** the user declined, typed the wrong key, or the share was already burned */
   declined: 7,
+  /** Ctrl-C at a prompt (128 + SIGINT, as a shell reports an interrupted program) */
+  interrupted: 130,
 } as const;
 
 /** The exit code of every error kind. */
@@ -55,6 +57,7 @@ export const EXIT_OF: Readonly<Record<ErrorKind, number>> = {
   not_found: Exit.notFound,
   network: Exit.network,
   declined: Exit.declined,
+  interrupted: Exit.interrupted,
 };
 
 /** The exit code for any thrown value: unknown errors are exit 1. */

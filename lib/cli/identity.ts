@@ -1,25 +1,26 @@
 /**
- * `cipherpost identity generate | show | export | import`: create, show, export and import the
- * identity of the cipherpost home.
+ * `cipherpost identity generate | show | check | export | import`: create, show, check, back up
+ * and restore the identity of the cipherpost home. What each command does is in
+ * identity_actions.ts; this file declares their options.
  *
  * @module
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { CipherpostError } from "../util/errors.ts";
-import { generateIdentity, parseImport, storeIdentity } from "../state/identity.ts";
-import { ageIdentityOfSeed, ageRecipientOfEd, sshFingerprint } from "../crypto/keys.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
-import { getPassphrase } from "./passphrase.ts";
-import { cipherpostHome } from "./home.ts";
-import { type Io, readAllStdin, SMALL_INPUT_CAP } from "./io.ts";
-import { readFileCapped } from "../util/bounded_read.ts";
-import { unlockIdentity, withPassphrase } from "./options.ts";
+import type { Io } from "./io.ts";
+import { withPassphrase } from "./options.ts";
+import {
+  checkAction,
+  exportAction,
+  generateAction,
+  importAction,
+  showAction,
+} from "./identity_actions.ts";
 
 /** Register `identity` and its subcommands on the program. */
 export function registerIdentityCommands(program: Command, io: Io): void {
   const identity = program.command("identity").description(
-    "create, show, export and import your identity",
+    "create, show, check, back up and restore your identity",
   )
     .exitOverride();
 
@@ -28,71 +29,81 @@ export function registerIdentityCommands(program: Command, io: Io): void {
       .description(
         "create a new Ed25519 identity, passphrase-wrapped, at $CIPHERPOST_HOME/secret_key",
       )
-      .option("--force", "replace an existing identity (shares sent to it become unreadable)"),
+      .option(
+        "--force",
+        "replace an existing identity (the old file is kept beside it; its path is printed)",
+      ),
   )
     .addHelpText(
       "after",
       "\nExample:\n  cipherpost identity generate --passphrase-file ~/.cipherpost-pass\n",
     )
-    .action(async (o) => {
-      const pass = await getPassphrase(o, true);
-      const kp = await generateIdentity(cipherpostHome(), pass, o.force === true);
-      io.err(
-        `Generated identity:\n  ${sshFingerprint(kp.publicKey)}\n  ${encodeZ32(kp.publicKey)}\n`,
-      );
-    });
+    .action((o) => generateAction(o, o.force === true, io));
 
   withPassphrase(
     identity.command("show")
-      .description("show your public key (z-base-32, pk:, fingerprint, age recipient)")
+      .description(
+        "show your public key: z-base-32 (what others send to), fingerprint, pk:, age recipient",
+      )
       .option("--json", "machine-readable output"),
-  ).action(async (o) => {
-    const kp = await unlockIdentity(o, io);
-    const z = encodeZ32(kp.publicKey);
-    const info = {
-      z32: z,
-      pk: `pk:${z}`,
-      fingerprint: sshFingerprint(kp.publicKey),
-      age_recipient: ageRecipientOfEd(kp.publicKey),
-    };
-    if (o.json) io.out(JSON.stringify(info, null, 2) + "\n");
-    else {io.out(
-        `${info.fingerprint}\n${info.z32}\npk:        ${info.pk}\nage:       ${info.age_recipient}\n`,
-      );}
-  });
-
-  withPassphrase(
-    identity.command("export")
-      .description("print your identity as an age secret key (decrypt with plain `age -d -i`)")
-      .requiredOption("--age", "export as AGE-SECRET-KEY-1…"),
   )
     .addHelpText(
       "after",
-      "\nExample:\n  cipherpost identity export --age > key.txt && chmod 600 key.txt\n",
+      "\nNeeds no passphrase: the public key is kept beside the secret one\n" +
+        "($CIPHERPOST_HOME/public_key). Give others the first line (or its pk: form).\n",
     )
-    .action(async (o) => {
-      const kp = await unlockIdentity(o, io);
-      io.err(
-        "warning: the following line is your SECRET key; store it like the identity file itself\n",
-      );
-      io.out(`${ageIdentityOfSeed(kp.seed)}\n`);
-    });
+    .action((o) => showAction(o, o.json === true, io));
+
+  withPassphrase(
+    identity.command("check")
+      .description(
+        "unlock your identity to confirm the passphrase (and that public_key matches it)",
+      ),
+  ).action((o) => checkAction(o, io));
+
+  withPassphrase(
+    identity.command("export")
+      .description(
+        "write a passphrase-protected backup of your identity (`identity import` reads it back)",
+      )
+      .option("-o, --output <path>", "write the backup to a file (mode 0600) instead of stdout")
+      .option("--force", "overwrite an existing --output file")
+      .option(
+        "--age",
+        "instead, print the age secret key (AGE-SECRET-KEY-1…, unencrypted; cannot be imported)",
+      ),
+  )
+    .addHelpText(
+      "after",
+      `
+The backup is your identity encrypted under your current passphrase (fresh salt), as text:
+keep it offline; restoring it needs that passphrase.
+Examples:
+  cipherpost identity export -o cipherpost-backup.txt
+  cipherpost identity import cipherpost-backup.txt
+  cipherpost identity export --age > key.txt && chmod 600 key.txt   # for plain \`age -d -i\`
+`,
+    )
+    .action((o) =>
+      exportAction(o, { age: o.age === true, output: o.output, force: o.force === true }, io)
+    );
 
   withPassphrase(
     identity.command("import")
-      .description("import a 64-hex seed or a v1.1 CIPHPOSK identity file ('-' for stdin)")
+      .description(
+        "import an `identity export` backup, a v1.1 CIPHPOSK identity file or a 64-hex seed ('-' for stdin)",
+      )
       .argument("<file>", "file to import, or - for stdin")
-      .option("--force", "replace an existing identity"),
-  ).action(async (file, o) => {
-    const bytes = file === "-"
-      ? await readAllStdin()
-      : await readFileCapped(file, SMALL_INPUT_CAP).catch((e) => {
-        if (e instanceof CipherpostError && e.kind === "too_large") throw e;
-        throw new CipherpostError("io", `cannot read ${file}`);
-      });
-    const pass = await getPassphrase(o, true);
-    const seed = await parseImport(bytes, () => Promise.resolve(pass));
-    const kp = await storeIdentity(cipherpostHome(), seed, pass, o.force === true);
-    io.err(`Imported identity:\n  ${sshFingerprint(kp.publicKey)}\n  ${encodeZ32(kp.publicKey)}\n`);
-  });
+      .option("--force", "replace an existing identity (the old file is kept beside it)"),
+  )
+    .addHelpText(
+      "after",
+      `
+A backup or a CIPHPOSK file is unlocked with its passphrase and stored under the same one; a
+hex seed asks for a new passphrase (twice on a terminal).
+Example:
+  cipherpost identity import cipherpost-backup.txt
+`,
+    )
+    .action((file, o) => importAction(file, o, o.force === true, io));
 }

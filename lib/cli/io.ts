@@ -1,6 +1,6 @@
 /**
  * Where the CLI reads and writes: the {@link Io} seam (results on stdout, progress and errors on
- * stderr), standard input read whole, and one typed line from the terminal.
+ * stderr) and standard input read whole. Prompts are lib/cli/tty.ts.
  *
  * @module
  */
@@ -53,18 +53,4 @@ export function checkStdout(): void {
 export async function writeAllStdout(b: Uint8Array): Promise<void> {
   let off = 0;
   while (off < b.length) off += await Deno.stdout.write(b.subarray(off));
-}
-
-/** One line typed on the terminal after a `> ` prompt on stderr; null on end of input. */
-export async function readLineFromTty(): Promise<string | null> {
-  await Deno.stderr.write(new TextEncoder().encode("> "));
-  const buf = new Uint8Array(1);
-  const bytes: number[] = [];
-  while (true) {
-    const n = await Deno.stdin.read(buf);
-    if (n === null) return bytes.length ? new TextDecoder().decode(new Uint8Array(bytes)) : null;
-    if (buf[0] === 10) break;
-    bytes.push(buf[0]);
-  }
-  return new TextDecoder().decode(new Uint8Array(bytes));
 }

@@ -10,7 +10,7 @@ import { type Command, Option, type OptionValues } from "@commander-js/extra-typ
 import { CipherpostError } from "../util/errors.ts";
 import { type LoadedIdentity, loadIdentity } from "../state/identity.ts";
 import { Transport } from "../pkarr/transport.ts";
-import { getPassphrase, getPin, type PassphraseOptions, type PinOptions } from "./passphrase.ts";
+import { getPin, type PassphraseOptions, type PinOptions, retryPassphrase } from "./passphrase.ts";
 import { cipherpostHome } from "./home.ts";
 import { type NetworkFlags, networkOptionsFrom } from "./network_options.ts";
 import { defaultIo, type Io } from "./io.ts";
@@ -144,7 +144,8 @@ export async function unlockIdentity(
     passphraseFd: o.passphraseFd,
     passphraseFile: o.passphraseFile,
   };
-  const id = await loadIdentity(home, await getPassphrase(sources));
+  // three tries when the passphrase is typed at a terminal
+  const id = await retryPassphrase(sources, (pass) => loadIdentity(home, pass));
   if (id.leaksKdfOutput) {
     io.err(
       "warning: this identity file was written by cipherpost v1.1 and stores its KDF output: anyone\n" +

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Argument, Command, CommanderError } from "@commander-js/extra-typings";
+import type { Command as UntypedCommand } from "commander";
 import { VERSION } from "../util/version.ts";
 import { describeError, Exit, exitCodeOf } from "./exit_codes.ts";
 import { defaultIo, type Io } from "./io.ts";
@@ -18,6 +19,8 @@ import { registerReceiptCommands } from "./receipts.ts";
 import { registerShareCommands } from "./shares.ts";
 import { registerDhtCommands } from "./dht.ts";
 import { registerTestnetCommand } from "./testnet.ts";
+import { registerContactsCommands } from "./contacts.ts";
+import { completionScript, SHELLS } from "./completions.ts";
 
 export type { Io } from "./io.ts";
 
@@ -29,12 +32,13 @@ export function redactOptionValues(text: string): string {
   return text.replace(/(-{1,2}[A-Za-z0-9][\w-]*)=[^'"\s]*/g, "$1=…");
 }
 
-function buildProgram(io: Io): Command {
+/** The whole command tree (also read by scripts/gen_man.ts for the man page). */
+export function buildProgram(io: Io = defaultIo): Command {
   const program = new Command("cipherpost")
     .description(
       "Serverless, accountless, end-to-end encrypted hand-off of secrets over the Mainline DHT.",
     )
-    .version(VERSION, "-V, --version-flag", "print the version")
+    .version(VERSION, "-V, --version", "print the version")
     .configureOutput({ writeOut: io.out, writeErr: (t) => io.err(redactOptionValues(t)) })
     .showSuggestionAfterError(true)
     .showHelpAfterError("(run with --help for usage)")
@@ -50,6 +54,22 @@ function buildProgram(io: Io): Command {
   registerShareCommands(program, io);
   registerDhtCommands(program, io);
   registerTestnetCommand(program, io);
+  registerContactsCommands(program, io);
+
+  program.command("completions")
+    .description("print a shell completion script (bash, zsh or fish)")
+    .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  cipherpost completions bash > ~/.local/share/bash-completion/completions/cipherpost
+  cipherpost completions zsh > ~/.zfunc/_cipherpost     # with fpath=(~/.zfunc $fpath) in .zshrc
+  cipherpost completions fish > ~/.config/fish/completions/cipherpost.fish
+`,
+    )
+    // the tree is walked through commander's own (untyped) view of it
+    .action((shell) => io.out(completionScript(program as unknown as UntypedCommand, shell)));
   return program;
 }
 

@@ -13,8 +13,8 @@ import type { Transport } from "../pkarr/transport.ts";
 import { receiptRecords } from "../protocol/labels.ts";
 import { parseReceipt, type Receipt, verifyReceipt } from "../protocol/record.ts";
 import { overflowSlot } from "../protocol/receipt_slot.ts";
-import type { SentShare, State } from "../state/state.ts";
-import { receiptMismatch, type SentShareFacts } from "../protocol/receipt_binding.ts";
+import { sentShareFacts, type State } from "../state/state.ts";
+import { receiptMismatch } from "../protocol/receipt_binding.ts";
 import { readSlot } from "./receipt_slot_io.ts";
 import { fetchV2Receipt } from "./v2_transfer.ts";
 
@@ -29,21 +29,12 @@ export interface ReceiptHarvest {
   unreachable: number;
 }
 
-/** The facts of a sent-share record that bind a receipt to it. */
-function factsOf(s: SentShare): SentShareFacts {
-  return {
-    shareRef: s.shareRef,
-    sender: s.sender,
-    recipient: s.recipient,
-    ciphertextSha256: s.ciphertextSha256 ?? null,
-  };
-}
-
 /**
- * Collect receipts: `_cprcpt-*` records in `from`'s packet (v1; they count when signed by
- * `from`, and, for a share sent from this home, when bound to it), and the receipt slots of this
- * home's shares addressed to `from` (all of them when `from` is absent), which count only when
- * signed by that share's recipient and bound to it (docs/PROTOCOL.md §2.1).
+ * Collect receipts: `_cprcpt-*` records in recipients' packets (v1; they count when signed by
+ * that recipient, and, for a share sent from this home, when bound to it), and the receipt slots
+ * of this home's shares addressed to `from`, which count only when signed by that share's
+ * recipient and bound to it (docs/PROTOCOL.md §2.1). Without `from`: the receipts of every
+ * share of this home (v1 ones from each recipient's packet).
  *
  * @throws CipherpostError("network") when nothing valid was found and some slot was unreachable
  */
@@ -87,18 +78,34 @@ export async function collectReceipts(
       );
     }
     fromZ32 = encodeZ32(pk);
-    const resolved = await t.resolve(pk);
+  }
+  const mine = sent.filter((s) => fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32);
+  // v1 receipts live in the recipient's packet: --from's, or (without --from) that of every
+  // recipient of a v1 share of this home
+  const packetsToRead = new Set<string>(
+    fromZ32 !== undefined
+      ? [fromZ32]
+      : mine.filter((s) => s.version === 1).map((s) => s.recipient ?? s.sender),
+  );
+  await Promise.all([...packetsToRead].map(async (z) => {
+    let resolved;
+    try {
+      resolved = await t.resolve(parsePublicKey(z));
+    } catch (e) {
+      if (fromZ32 !== undefined) throw e;
+      h.unreachable++;
+      return;
+    }
     for (const r of resolved ? receiptRecords(resolved.packet) : []) {
       const text = txtText(r);
       if (text === null) continue;
       take(text, (x) => {
-        if (x.recipientPubkey !== fromZ32) return false;
-        const mine = sent.find((s) => s.shareRef === x.shareRef);
-        return !mine || receiptMismatch(x, factsOf(mine)) === null;
+        if (x.recipientPubkey !== z) return false;
+        const own = sent.find((s) => s.shareRef === x.shareRef);
+        return !own || receiptMismatch(x, sentShareFacts(own)) === null;
       });
     }
-  }
-  const mine = sent.filter((s) => fromZ32 === undefined || (s.recipient ?? s.sender) === fromZ32);
+  }));
   await Promise.all(mine.map(async (s) => {
     let text: string | null = null;
     try {
@@ -113,9 +120,14 @@ export async function collectReceipts(
       return;
     }
     if (text === null) return;
-    const facts = factsOf(s);
+    const facts = sentShareFacts(s);
     take(text, (x) => receiptMismatch(x, facts) === null);
   }));
+  if (fromZ32 === undefined) {
+    // without --from, only the receipts of this home's shares
+    const refs = new Set(mine.map((s) => s.shareRef));
+    h.valid = h.valid.filter((r) => refs.has(r.shareRef));
+  }
   if (h.valid.length === 0 && h.unreachable > 0) {
     throw new CipherpostError(
       "network",

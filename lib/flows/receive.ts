@@ -43,13 +43,23 @@ export interface ReceiveRequest {
   output?: string;
   force: boolean;
   armor: boolean;
-  /** obtains the PIN when the share needs one */
+  /** obtains the PIN when the share needs one (called again after a wrong PIN) */
   pin: () => Promise<string>;
+  /** how many PINs to try before failing with `wrong PIN` (default 1; a terminal gets 3) */
+  pinTries?: number;
+  /**
+   * Refuse binary material on the default output (set by the CLI when stdout is a terminal and
+   * no `-o` was given): written raw, it would garble the terminal.
+   */
+  refuseBinaryOnStdout?: boolean;
+  /** multi-packet fetch progress: (parts fetched, parts) */
+  progress?: (done: number, total: number) => void;
 }
 
 /** What was received. */
 export interface ReceiveResult {
-  status: "received" | "already_accepted";
+  /** `rewritten`: an accepted share written again (no prompt, no new receipt) */
+  status: "received" | "rewritten";
   shareRef: string;
   receiptPublished?: boolean;
 }
@@ -112,8 +122,9 @@ async function fetchV2(
   t: Transport,
   senderZ32: string,
   locator: Uint8Array,
+  progress?: (done: number, total: number) => void,
 ): Promise<VerifiedShare> {
-  const { manifest, blob } = await fetchV2Share(t, senderZ32, locator);
+  const { manifest, blob } = await fetchV2Share(t, senderZ32, locator, undefined, progress);
   return {
     protocol: 2,
     sender: manifest.pubkey,
@@ -127,13 +138,14 @@ async function fetchV2(
 }
 
 /** What the ledger says before any network access: done, a receipt to publish, or go on. */
-export type Consumed = { kind: "done"; ref: string } | { kind: "pending"; ref: string } | null;
+export type Consumed = { kind: "accepted"; ref: string } | { kind: "pending"; ref: string } | null;
 
 /**
  * The ledger check that runs before any network access or passphrase prompt, on the parsed and
- * canonical URI (the ledger matches share_ref and sender): an accepted share is "done" (the
- * caller reports and exits 0), or "pending" when its receipt was never published (the caller
- * unlocks the identity and calls {@link publishPendingReceipt}); a burned share is exit 7.
+ * canonical URI (the ledger matches share_ref and sender): a burned share is exit 7; an accepted
+ * share is "pending" when its receipt was never published (the caller unlocks the identity and
+ * calls {@link publishPendingReceipt}), else "accepted" (receive then writes it again while it
+ * can be fetched, with no second confirmation and no second receipt).
  */
 export async function checkConsumed(
   state: State,
@@ -148,12 +160,15 @@ export async function checkConsumed(
       ui.status(`already accepted at ${c.at}; its receipt was never published: publishing it now`);
       return { kind: "pending", ref };
     }
-    ui.status(`already accepted at ${c.at}; not re-decrypting`);
-    return { kind: "done", ref };
+    ui.status(`already accepted at ${c.at}; fetching it again to write it (no new receipt)`);
+    return { kind: "accepted", ref };
   }
   if (c.kind === "burned") {
-    ui.status(`share already consumed (burned at ${c.at})`);
-    throw new CipherpostError("declined", "user declined acceptance");
+    throw new CipherpostError(
+      "declined",
+      `share already consumed: it was burned after reading at ${c.at}`,
+      "burn-after-read shares are shown once; ask the sender for a new share",
+    );
   }
   return null;
 }
@@ -170,6 +185,42 @@ export async function publishPendingReceipt(
   if (!p) return;
   ui.status("Publishing receipt to DHT...");
   await publishPending(t, state, me, p, ui);
+}
+
+/** True when bytes would not display as text (binary formats, control characters, not UTF-8). */
+export function isBinary(bytes: Uint8Array): boolean {
+  for (const b of bytes) {
+    if (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return true;
+    if (b === 0x7f) return true;
+  }
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Remove the PIN layer. Both signatures and the share_ref are already verified, so a failure
+ * here is a wrong PIN; it is asked again up to `req.pinTries` times, then `wrong PIN` (exit 4).
+ */
+async function openPinLayer(
+  inner: Uint8Array,
+  salt: Uint8Array,
+  req: ReceiveRequest,
+  ui: FlowUi,
+): Promise<Uint8Array> {
+  const tries = Math.max(1, req.pinTries ?? 1);
+  for (let i = 1;; i++) {
+    const pin = await req.pin();
+    try {
+      return await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
+    } catch {
+      if (i >= tries) throw new CipherpostError("decrypt", "wrong PIN");
+      ui.status(`wrong PIN; try again (${tries - i} ${tries - i === 1 ? "try" : "tries"} left)`);
+    }
+  }
 }
 
 /** Receive a share. */
@@ -196,11 +247,20 @@ export async function receive(
   ui.status("Resolving from DHT...");
   const share = req.uri.version === 1
     ? await fetchV1(t, senderPk, senderZ32, req.uri.shareRef)
-    : await fetchV2(t, senderZ32, req.uri.locator);
+    : await fetchV2(t, senderZ32, req.uri.locator, req.progress);
 
-  // The recipient is us: a named recipient must be our key; a self-share must be from us.
+  // The recipient is us: a named recipient must be our key; a self-share must be from us. Both
+  // signatures are verified by now, so saying whose share it is reveals nothing forged; it is
+  // still the signature lane (exit 3).
   if (share.recipient === null) {
-    if (share.sender !== myZ32) throw signatureError("self-share of another identity");
+    if (share.sender !== myZ32) {
+      const e = new CipherpostError(
+        "signature",
+        `this share is not for you: the sender sent it to themselves (--self), so only the identity ${share.sender} can open it`,
+      );
+      e.cause = "self-share of another identity";
+      throw e;
+    }
   } else {
     let rpk: Uint8Array;
     try {
@@ -208,7 +268,15 @@ export async function receive(
     } catch {
       throw signatureError("recipient is not a key");
     }
-    if (!bytesEqual(rpk, me.publicKey)) throw signatureError("share is addressed to another key");
+    if (!bytesEqual(rpk, me.publicKey)) {
+      const e = new CipherpostError(
+        "signature",
+        `this share is addressed to someone else (${share.recipient}), not to you (${myZ32})`,
+        "if you hold several identities, set CIPHERPOST_HOME to the one it was sent to",
+      );
+      e.cause = "share is addressed to another key";
+      throw e;
+    }
   }
 
   const release = await state.lock(share.shareRef);
@@ -216,18 +284,25 @@ export async function receive(
   let plaintext: Uint8Array;
   let outer: Uint8Array;
   let pendingToPublish: PendingReceipt | null = null;
+  let rewrite = false;
   try {
     const c = await state.consumption(share.shareRef, share.sender);
     if (c.kind === "accepted") {
-      ui.status(`already accepted at ${c.at}; not re-decrypting`);
       const p = await pendingOf(state, share.shareRef);
-      if (!p) return { status: "already_accepted", shareRef: share.shareRef };
-      pendingToPublish = p;
-      throw new AlreadyAccepted();
+      if (p) {
+        // accepted, but its receipt never reached the network: publish that one, nothing else
+        ui.status(`already accepted at ${c.at}; publishing its pending receipt`);
+        pendingToPublish = p;
+        throw new AlreadyAccepted();
+      }
+      rewrite = true; // written again below: no second confirmation, no second receipt
     }
     if (c.kind === "burned") {
-      ui.status(`share already consumed (burned at ${c.at})`);
-      throw new CipherpostError("declined", "user declined acceptance");
+      throw new CipherpostError(
+        "declined",
+        `share already consumed: it was burned after reading at ${c.at}`,
+        "burn-after-read shares are shown once; ask the sender for a new share",
+      );
     }
 
     const now = new Date();
@@ -246,10 +321,7 @@ export async function receive(
     }
 
     let inner = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
-    if (salt) {
-      const pin = await req.pin();
-      inner = await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
-    }
+    if (salt) inner = await openPinLayer(inner, salt, req, ui);
     plaintext = inner;
     envelope = parseEnvelope(plaintext);
     if (envelope.createdAt !== share.createdAt || envelope.protocolVersion !== share.protocol) {
@@ -259,17 +331,30 @@ export async function receive(
     // --armor applicability is checked before the banner (v1.1 order).
     let out = envelope.material.bytes;
     if (req.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
+    if (req.refuseBinaryOnStdout && isBinary(out)) {
+      throw new CipherpostError(
+        "config",
+        `configuration error: the material is binary (${out.length} bytes, ${envelope.material.type}); not writing it to the terminal`,
+        "write it to a file with -o FILE, or pass -o - to print it anyway" +
+          (envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
+            ? " (--armor gives a text form)"
+            : ""),
+      );
+    }
 
-    const accepted = await ui.confirm({
-      protocol: share.protocol,
-      sender: share.sender,
-      shareRef: share.shareRef,
-      createdAt: share.createdAt,
-      ttlSeconds: share.ttlSeconds,
-      envelope,
-      now,
-    });
-    if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
+    // an accepted share written again: no second confirmation (and, below, no second receipt)
+    if (!rewrite) {
+      const accepted = await ui.confirm({
+        protocol: share.protocol,
+        sender: share.sender,
+        shareRef: share.shareRef,
+        createdAt: share.createdAt,
+        ttlSeconds: share.ttlSeconds,
+        envelope,
+        now,
+      });
+      if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
+    }
 
     if (toFile) {
       try {
@@ -278,6 +363,9 @@ export async function receive(
         if (e instanceof CipherpostError) throw e;
         throw new CipherpostError("io", `io error: cannot write ${req.output}`);
       }
+      ui.status(
+        `wrote ${out.length} bytes (${envelope.material.type}) to ${req.output} (mode 0600)`,
+      );
     } else {
       try {
         await writeStdout(out);
@@ -290,6 +378,7 @@ export async function receive(
         );
       }
     }
+    if (rewrite) return { status: "rewritten", shareRef: share.shareRef };
     // The output is whole: from here on nothing may fail the delivery. The signed receipt is
     // kept before the share is marked accepted, so that a crash or a network failure leaves a
     // receipt to publish (by the next receive of this share, or `republish`), never none.

@@ -5,13 +5,15 @@
  * @module
  */
 
-import { b64decode } from "../util/encoding.ts";
+import { b64decode, fromHex } from "../util/encoding.ts";
+import { parseReceipt, verifyReceipt } from "../protocol/record.ts";
 import { encodeZ32 } from "../pkarr/public_key.ts";
 import { packetFromBytes } from "../pkarr/signed_packet.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import type { State } from "../state/state.ts";
+import { type SentShare, sentShareFacts, type State } from "../state/state.ts";
+import { receiptMismatch } from "../protocol/receipt_binding.ts";
 import type { FlowUi } from "./ui.ts";
-import { publishPackets } from "./v2_transfer.ts";
+import { fetchV2Receipt, publishPackets } from "./v2_transfer.ts";
 import { pendingOf, publishPending } from "./pending_receipts.ts";
 import { CipherpostError } from "../util/errors.ts";
 
@@ -23,17 +25,33 @@ export interface RepublishReport {
   expiredForgotten: number;
   /** receipts that a crash or a network failure had kept from the network */
   receiptsPublished: number;
+  /** live v2 shares not re-put because their recipient already accepted them */
+  skippedReceived: number;
+}
+
+/** True when `text` is a valid receipt of the share `s`: signed by its recipient, bound to it. */
+function receiptFor(text: string, s: SentShare): boolean {
+  try {
+    const r = parseReceipt(text);
+    verifyReceipt(r);
+    return receiptMismatch(r, sentShareFacts(s)) === null;
+  } catch {
+    return false;
+  }
 }
 
 /**
  * Re-put the identity packet (the most recent of the network's and our saved copy, which every
  * write of the packet updates; same bytes, so no passphrase is needed), every stored packet of
- * every unexpired v2 share, and the receipts that were never published.
+ * every unexpired v2 share that has no receipt yet (a received share, burned or not, needs no
+ * keeping alive; its record stays for `receipts` and `revoke`), and the receipts that were never
+ * published. Expired shares are forgotten.
  */
 export async function republish(
   t: Transport,
   state: State,
   ui: FlowUi,
+  progress?: (done: number, total: number) => void,
 ): Promise<RepublishReport> {
   const report: RepublishReport = {
     identityPacket: "none",
@@ -41,6 +59,7 @@ export async function republish(
     packets: 0,
     expiredForgotten: 0,
     receiptsPublished: 0,
+    skippedReceived: 0,
   };
   const saved = await state.loadOwnPacket();
   if (saved) {
@@ -59,8 +78,14 @@ export async function republish(
       continue;
     }
     if (s.version !== 2) continue;
+    const receipt = await fetchV2Receipt(t, fromHex(s.locator)).catch(() => null);
+    if (receipt !== null && receiptFor(receipt, s)) {
+      report.skippedReceived++;
+      ui.status(`skipped share ${s.shareRef}: already received`);
+      continue;
+    }
     const packets = s.packets.map((p) => packetFromBytes(b64decode(p)));
-    await publishPackets(t, packets);
+    await publishPackets(t, packets, undefined, { progress, command: "republish" });
     report.shares++;
     report.packets += packets.length;
     ui.status(`republished share ${s.shareRef} (${packets.length} packets)`);

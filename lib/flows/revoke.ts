@@ -16,8 +16,11 @@ import type { SentShare, State } from "../state/state.ts";
 import { revokeV2 } from "./v2_transfer.ts";
 import { updateOwnPacket } from "./own_packet.ts";
 
-/** Resolve a `revoke` argument (share_ref or URI) to a sent-share record. */
-async function findSent(state: State, target: string): Promise<SentShare> {
+/**
+ * Resolve a `revoke` argument to a sent-share record: the share URI, the share_ref, or a unique
+ * prefix of it (at least 4 hex digits), as `cipherpost shares` lists them.
+ */
+export async function findSent(state: State, target: string): Promise<SentShare> {
   const sent = await state.listSent();
   let ref = target.trim();
   if (ref.startsWith("cipherpost://")) {
@@ -26,15 +29,29 @@ async function findSent(state: State, target: string): Promise<SentShare> {
     if (hit) return hit;
     if (uri.version === 1) ref = uri.shareRef;
   }
-  const hit = sent.find((s) => s.shareRef === ref);
-  if (!hit) {
+  ref = ref.toLowerCase();
+  const exact = sent.find((s) => s.shareRef === ref);
+  if (exact) return exact;
+  const matches = /^[0-9a-f]{4,32}$/.test(ref)
+    ? sent.filter((s) => s.shareRef.startsWith(ref))
+    : [];
+  if (matches.length === 1) return matches[0];
+  if (matches.length > 1) {
     throw new CipherpostError(
-      "not_found",
-      `no live share ${ref} in this identity's records`,
-      "list them with: ls $CIPHERPOST_HOME/state/sent",
+      "usage",
+      `share ref prefix ${ref} is ambiguous: ${matches.length} of your shares start with it (${
+        matches.map((m) => m.shareRef.slice(0, ref.length + 4)).join(", ")
+      })`,
+      "give more of the share ref (see cipherpost shares)",
     );
   }
-  return hit;
+  throw new CipherpostError(
+    "not_found",
+    `no live share ${ref.replace(/[^0-9a-zA-Z]/g, "?")} in this identity's records`,
+    /^[0-9a-f]{1,3}$/.test(ref)
+      ? "give at least 4 characters of the share ref (see cipherpost shares)"
+      : "list them with: cipherpost shares",
+  );
 }
 
 /** Remove one live share (merge-write for v1, a revocation manifest for v2); returns its ref. */

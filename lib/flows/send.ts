@@ -50,6 +50,8 @@ export interface SendRequest {
   burn: boolean;
   /** force a protocol version */
   protocol?: 1 | 2;
+  /** multi-packet publish progress: (packets stored, packets) */
+  progress?: (done: number, total: number) => void;
 }
 
 /** What was sent. */
@@ -62,6 +64,8 @@ export interface SendResult {
   protocol: 1 | 2;
   /** packets published */
   packets: number;
+  /** why a share went out as v2 without `--protocol 2` (for a note to the user), if it did */
+  fallback?: "too_large" | "packet_full" | "live_v1";
 }
 
 interface Sealed {
@@ -133,6 +137,7 @@ export async function send(
   };
 
   const base = { shareRef: "", expiresAt: exp, size: stored.length };
+  let fallback: SendResult["fallback"];
 
   if (req.protocol !== 2) {
     const v1 = await seal(1);
@@ -200,6 +205,7 @@ export async function send(
             uri: formatV1Uri(senderZ32, ref),
             sender: senderZ32,
             recipient: recipientStr,
+            purpose: req.purpose,
             createdAt,
             expiresAt: exp,
             ciphertextSha256: sha256Hex(v1.outer),
@@ -229,16 +235,12 @@ export async function send(
             "drop --protocol 1 to send it as a v2 multi-packet share",
           );
         }
-        ui.note(`${full ? "your packet is full" : (e as Error).message}; sending as protocol v2`);
+        fallback = full ? "packet_full" : "live_v1";
       }
     } else if (!fitsAlone) {
-      ui.note(
-        "share is larger than one v1 packet; sending as protocol v2 (a v1.1 receiver cannot read it)",
-      );
+      fallback = "too_large";
     } else {
-      ui.note(
-        "a live v1 share of yours exists; sending as protocol v2 (a v1.1 receiver cannot read it)",
-      );
+      fallback = "live_v1";
     }
   }
 
@@ -254,7 +256,7 @@ export async function send(
     pinRequired: req.pin !== null,
   });
   ui.status(`Publishing ${built.packets.length} packets to DHT...`);
-  await publishPackets(t, built.packets);
+  await publishPackets(t, built.packets, undefined, { progress: req.progress });
   const uri = formatV2Uri(senderZ32, built.locator);
   await state.saveSent({
     version: 2,
@@ -262,11 +264,12 @@ export async function send(
     uri,
     sender: senderZ32,
     recipient: recipientStr,
+    purpose: req.purpose,
     createdAt,
     expiresAt: exp,
     locator: toHex(built.locator),
     ciphertextSha256: sha256Hex(v2.outer),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
   });
-  return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length };
+  return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length, fallback };
 }

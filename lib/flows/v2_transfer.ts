@@ -78,13 +78,22 @@ export async function publishPackets(
   t: Transport,
   packets: SignedPacket[],
   concurrency = CONCURRENCY,
+  o: {
+    /** called with (packets stored so far, all packets) */
+    progress?: (done: number, total: number) => void;
+    /** the command to suggest re-running on failure (default "send") */
+    command?: string;
+  } = {},
 ): Promise<{ stored: number[] }> {
   const stored = packets.map(() => 0);
+  let done = 0;
+  o.progress?.(0, packets.length);
   const publishOne = async (i: number) => {
     const p = packets[i];
     try {
       const r = await t.publish(p, undefined, { relays: "fallback" });
       stored[i] = r.dhtStored + r.relaysStored;
+      if (stored[i] > 0) o.progress?.(++done, packets.length);
     } catch {
       // failed this round (Transport.publish already counts "our own packet got there first"
       // as stored); retried in the next round
@@ -103,7 +112,7 @@ export async function publishPackets(
     throw new CipherpostError(
       "network",
       `network error: publish failed for ${failed.length} of ${packets.length} packets`,
-      "check connectivity and send again",
+      `check connectivity and run ${o.command ?? "send"} again`,
     );
   }
   return { stored };
@@ -128,8 +137,15 @@ async function fetchManifest(
 }
 
 /** Step 4 of §3.5: every part, in rounds; missing → network, wrong → signature. */
-async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint8Array[]> {
+async function fetchParts(
+  t: Transport,
+  keys: V2Keys,
+  m: Manifest,
+  progress?: (done: number, total: number) => void,
+): Promise<Uint8Array[]> {
   const got: (Uint8Array | null)[] = Array.from({ length: m.parts }, () => null);
+  let done = 0;
+  progress?.(0, m.parts);
   let wrong = false;
   let width: number | null = FETCH_CONCURRENCY;
   for (let round = 1; width !== null; round++) {
@@ -149,8 +165,10 @@ async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint
       }
       if (!resolved) return;
       const bytes = partBytes(resolved.packet);
-      if (bytes?.length === partLength(m, i)) got[i] = bytes;
-      else wrong = true;
+      if (bytes?.length === partLength(m, i)) {
+        got[i] = bytes;
+        progress?.(++done, m.parts);
+      } else wrong = true;
     });
     if (wrong) throw signatureError("part length");
     const still = got.reduce((n, b) => (b ? n : n + 1), 0);
@@ -183,11 +201,12 @@ export async function fetchV2Share(
   expectedSender: string,
   locator: Uint8Array,
   nowSec: number = Math.floor(Date.now() / 1000),
+  progress?: (done: number, total: number) => void,
 ): Promise<{ manifest: Manifest; blob: Uint8Array }> {
   const keys = deriveV2Keys(locator);
   const manifest = await fetchManifest(t, keys, expectedSender);
   checkShareTimes(manifest.createdAt, manifest.ttlSeconds, nowSec);
-  const blob = concat(...await fetchParts(t, keys, manifest));
+  const blob = concat(...await fetchParts(t, keys, manifest, progress));
   checkBlob(manifest, blob);
   return { manifest, blob };
 }

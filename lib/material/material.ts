@@ -14,7 +14,7 @@ import { hex } from "@scure/base";
 import { CipherpostError } from "../util/errors.ts";
 import { escapeControl } from "../util/encoding.ts";
 import { parseX509, x509DerFromInput, x509ToPem } from "./_x509.ts";
-import { parseKeyPacket, pgpArmor, pgpMalformed, TAG, walkPackets } from "./_pgp.ts";
+import { parseKeyPacket, pgpArmor, pgpDearmor, pgpMalformed, TAG, walkPackets } from "./_pgp.ts";
 import { parseOpenSsh, sshCanonicalFromInput } from "./_ssh.ts";
 
 /** Wire `type` tag of a material. */
@@ -31,11 +31,13 @@ const FLAGS: Record<string, MaterialType> = {
 };
 
 /**
- * Maps the CLI `--material` value to its wire tag.
+ * Maps the CLI `--material` value to its wire tag. The wire spelling the acceptance screen
+ * prints (`ssh_key`, …) is accepted too.
  * @throws CipherpostError("usage") for any other value
  */
 export function materialTypeFromFlag(flag: string): MaterialType {
-  const t = Object.hasOwn(FLAGS, flag) ? FLAGS[flag] : undefined;
+  const key = flag.replace(/_/g, "-");
+  const t = Object.hasOwn(FLAGS, key) ? FLAGS[key] : undefined;
   if (!t) {
     throw new CipherpostError(
       "usage",
@@ -59,11 +61,15 @@ export function ingestMaterial(type: MaterialType, input: Uint8Array): Uint8Arra
     case "x509_cert":
       stored = x509DerFromInput(input).slice();
       break;
-    case "pgp_key":
-      pgpIngestCheck(input);
-      stored = input.slice();
+    case "pgp_key": {
+      // ASCII armor is accepted and stored as the binary packet stream v1.1 stores
+      const binary = pgpDearmor(input) ?? input;
+      pgpIngestCheck(binary);
+      stored = binary.slice();
       break;
+    }
     case "ssh_key":
+      refuseSshPublicKey(input);
       stored = sshCanonicalFromInput(input);
       break;
   }
@@ -76,6 +82,18 @@ export function ingestMaterial(type: MaterialType, input: Uint8Array): Uint8Arra
   return stored;
 }
 
+/** An OpenSSH public key line given as `ssh_key` material: say what `ssh_key` is for. */
+function refuseSshPublicKey(input: Uint8Array): void {
+  const head = new TextDecoder("latin1").decode(input.subarray(0, 64)).trimStart();
+  if (/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-|sk-(ssh-ed25519|ecdsa-sha2-))\S* /.test(head)) {
+    throw new CipherpostError(
+      "invalid_material",
+      "invalid material: this is an SSH public key; --material ssh-key carries a private key",
+      "a public key is not secret: paste it anywhere, or send it with --material generic-secret",
+    );
+  }
+}
+
 function pgpInvalid(reason: string): CipherpostError {
   return new CipherpostError(
     "invalid_material",
@@ -84,12 +102,6 @@ function pgpInvalid(reason: string): CipherpostError {
 }
 
 function pgpIngestCheck(input: Uint8Array): void {
-  let i = 0;
-  while (i < input.length && [0x09, 0x0a, 0x0c, 0x0d, 0x20].includes(input[i])) i++;
-  const head = new TextDecoder("latin1").decode(input.subarray(i, i + 14));
-  if (head === "-----BEGIN PGP") {
-    throw pgpInvalid("ASCII-armored input rejected — supply binary packet stream");
-  }
   const { packets, consumed } = walkPackets(input);
   const primaries = packets.filter((p) => p.tag === TAG.publicKey || p.tag === TAG.secretKey);
   if (primaries.length === 0) throw pgpMalformed();

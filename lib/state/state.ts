@@ -14,6 +14,7 @@
  * @module
  */
 
+import type { SentShareFacts } from "../protocol/receipt_binding.ts";
 import { canonicalize, field, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { stripControl, toHex } from "../util/encoding.ts";
@@ -50,6 +51,8 @@ interface SentShareBase {
    * share, and names a v1 share's receipt overflow slot; absent in old records
    */
   ciphertextSha256?: string;
+  /** the purpose as sent (for `cipherpost shares`); absent in older records */
+  purpose?: string;
 }
 
 /** A v1 share this home published (one `_cipherpost` record in the sender's packet). */
@@ -69,6 +72,16 @@ export interface SentShareV2 extends SentShareBase {
 /** A record of `sent/<share_ref>.json`: a share this home published. */
 export type SentShare = SentShareV1 | SentShareV2;
 
+/** The facts of a sent-share record that bind a receipt to it (see `receiptMismatch`). */
+export function sentShareFacts(s: SentShare): SentShareFacts {
+  return {
+    shareRef: s.shareRef,
+    sender: s.sender,
+    recipient: s.recipient,
+    ciphertextSha256: s.ciphertextSha256 ?? null,
+  };
+}
+
 /** The on-disk form of a sent-share record (canonical JSON, snake_case keys). */
 function sentToJson(s: SentShare): Record<string, JsonValue> {
   const o: Record<string, JsonValue> = {
@@ -81,6 +94,7 @@ function sentToJson(s: SentShare): Record<string, JsonValue> {
     expires_at: s.expiresAt,
   };
   if (s.ciphertextSha256 !== undefined) o.ciphertext_sha256 = s.ciphertextSha256;
+  if (s.purpose !== undefined) o.purpose = s.purpose;
   if (s.version === 2) {
     o.locator = s.locator;
     o.packets = s.packets;
@@ -101,6 +115,7 @@ function sentFromJson(v: JsonValue): SentShare {
     createdAt: field.int(v.created_at),
     expiresAt: field.int(v.expires_at),
   };
+  if (typeof v.purpose === "string") base.purpose = v.purpose;
   if (!REF_RE.test(base.shareRef)) throw new Error("bad share_ref");
   const c = v.ciphertext_sha256;
   if (c !== undefined && (typeof c !== "string" || !/^[0-9a-f]{64}$/.test(c))) {

@@ -29,7 +29,8 @@ export type ErrorKind =
   | "passphrase_input"
   | "not_found"
   | "network"
-  | "declined";
+  | "declined"
+  | "interrupted";
 
 /** The single line printed for every signature-lane failure (oracle rule). */
 export const SIGNATURE_FAILED = "signature verification failed";
