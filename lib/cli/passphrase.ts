@@ -114,8 +114,12 @@ function nonEmpty(secret: string, spec: SecretSpec): string {
 
 /** True when a secret would be asked for on the terminal (no flag, no environment variable). */
 function willPrompt(spec: SecretSpec): boolean {
-  return spec.inline === undefined && spec.fd === undefined && spec.file === undefined &&
-    Deno.env.get(spec.envVar) === undefined;
+  if (spec.inline !== undefined || spec.fd !== undefined || spec.file !== undefined) return false;
+  try {
+    return Deno.env.get(spec.envVar) === undefined;
+  } catch {
+    return false; // set, but not UTF-8: readSecret reports it
+  }
 }
 
 async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
