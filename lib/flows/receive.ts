@@ -47,6 +47,19 @@ export interface ReceiveRequest {
   pin: () => Promise<string>;
   /** reads the typed acceptance line; null when no TTY is available */
   promptLine: (() => Promise<string | null>) | null;
+  /**
+   * Material-specific delivery (`claude pickup`): called after every check and the decryption,
+   * before the acceptance screen; its lines replace the material preview, and its `deliver`
+   * replaces writing the output (it runs only after acceptance). A throw aborts the receive
+   * with nothing written and nothing recorded.
+   */
+  handler?: (material: Envelope["material"]) => Promise<MaterialHandler>;
+}
+
+/** What a {@link ReceiveRequest.handler} returns. */
+export interface MaterialHandler {
+  lines: string[];
+  deliver: () => Promise<void>;
 }
 
 /** What was received. */
@@ -133,7 +146,12 @@ async function fetchV2(
 }
 
 /** The acceptance screen (stderr). */
-export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): string[] {
+export function acceptanceBanner(
+  s: VerifiedShare,
+  env: Envelope,
+  now: Date,
+  preview?: string[],
+): string[] {
   const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
   const left = Math.max(0, exp - Math.floor(now.getTime() / 1000));
   const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
@@ -146,7 +164,7 @@ export function acceptanceBanner(s: VerifiedShare, env: Envelope, now: Date): st
     `Share ref:   ${s.shareRef}`,
     `Type:        ${env.material.type}`,
     `Size:        ${env.material.bytes.length} bytes`,
-    ...previewMaterial(env.material.type, env.material.bytes, now),
+    ...(preview ?? previewMaterial(env.material.type, env.material.bytes, now)),
     `TTL:         ${Math.floor(left / 3600)}h ${
       String(Math.floor((left % 3600) / 60)).padStart(2, "0")
     }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
@@ -262,7 +280,8 @@ export async function receive(
     let out = envelope.material.bytes;
     if (req.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
 
-    for (const line of acceptanceBanner(share, envelope, now)) log(line);
+    const handler = req.handler ? await req.handler(envelope.material) : undefined;
+    for (const line of acceptanceBanner(share, envelope, now, handler?.lines)) log(line);
     let typed: string | null;
     if (req.accept !== undefined) {
       typed = req.accept;
@@ -280,7 +299,9 @@ export async function receive(
       throw new CipherpostError("declined", "user declined acceptance");
     }
 
-    if (req.output && req.output !== "-") {
+    if (handler) {
+      await handler.deliver();
+    } else if (req.output && req.output !== "-") {
       if (!req.force) {
         try {
           await Deno.lstat(req.output);

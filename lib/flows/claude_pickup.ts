@@ -1,0 +1,136 @@
+/**
+ * `claude pickup`: find the hand-off (the given URI, or the pickup pointer from `from`),
+ * receive it with every check of an ordinary share, show the session on the acceptance screen,
+ * and place it for `claude --resume` (PROTOCOL.md §4; lib/claude/place.ts). Launching Claude
+ * Code is the CLI's job.
+ *
+ * @module
+ */
+
+import type { Keypair } from "../crypto/keys.ts";
+import { parsePublicKey } from "../pkarr/public_key.ts";
+import type { Transport } from "../pkarr/transport.ts";
+import { fetchPointer } from "../protocol/claude_pointer.ts";
+import { parseShareUri, type ShareUri } from "../protocol/share_uri.ts";
+import type { State } from "../state/state.ts";
+import { CipherpostError, signatureError } from "../util/errors.ts";
+import { parseBundle } from "../claude/bundle.ts";
+import { applyPlacement, type Placement, planPlacement } from "../claude/place.ts";
+import { summarizeBundle, summaryLines } from "../claude/summary.ts";
+import { checkConsumed, receive } from "./receive.ts";
+
+/** How to pick up. */
+export interface ClaudePickupRequest {
+  /** the share URI; absent = the newest pointer from `from` (default: our own key) */
+  uri?: string;
+  from?: string;
+  accept?: string;
+  configDir: string;
+  cwd: string;
+  project?: string;
+  fork: boolean;
+  pin: () => Promise<string>;
+  promptLine: (() => Promise<string | null>) | null;
+}
+
+/** What happened. */
+export interface ClaudePickupResult {
+  status: "placed" | "already_accepted";
+  shareRef: string;
+  placement?: Placement;
+  receiptPublished?: boolean;
+}
+
+/** The share URI to receive: the argument, or the one the pointer names. */
+export async function pickupUri(
+  t: Transport,
+  me: Keypair,
+  req: Pick<ClaudePickupRequest, "uri" | "from">,
+  log: (line: string) => void,
+): Promise<ShareUri> {
+  if (req.uri !== undefined) {
+    if (req.from !== undefined) {
+      throw new CipherpostError("config", "configuration error: give a URI or --from, not both");
+    }
+    return parseShareUri(req.uri);
+  }
+  let senderPk = me.publicKey;
+  if (req.from !== undefined) {
+    try {
+      senderPk = parsePublicKey(req.from);
+    } catch {
+      throw new CipherpostError("config", "configuration error: --from needs a z-base-32 key");
+    }
+  }
+  log("Looking up the newest session hand-off...");
+  const p = await fetchPointer(t, me, senderPk);
+  const uri = parseShareUri(p.uri);
+  if (uri.sender !== p.sender) {
+    throw new CipherpostError("signature", "pointer names another sender");
+  }
+  return uri;
+}
+
+/** Receive and place a session. */
+export async function claudePickup(
+  t: Transport,
+  state: State,
+  me: Keypair,
+  req: ClaudePickupRequest,
+  log: (line: string) => void,
+): Promise<ClaudePickupResult> {
+  const uri = await pickupUri(t, me, req, log);
+  const done = await checkConsumed(state, uri, log);
+  if (done) return { status: "already_accepted", shareRef: done };
+  let placement: Placement | undefined;
+  const r = await receive(
+    t,
+    state,
+    me,
+    {
+      uri,
+      force: false,
+      armor: false,
+      accept: req.accept,
+      pin: req.pin,
+      promptLine: req.promptLine,
+      handler: async (material) => {
+        if (material.type !== "claude_session") {
+          throw new CipherpostError(
+            "invalid_material",
+            `invalid material: this share holds ${material.type}, not a Claude Code session`,
+            "receive it with: cipherpost receive URI",
+          );
+        }
+        const bundle = await parseBundle(material.bytes);
+        const plan = await planPlacement(bundle, {
+          configDir: req.configDir,
+          cwd: req.cwd,
+          project: req.project,
+          fork: req.fork,
+        });
+        placement = plan;
+        const lines = summaryLines(summarizeBundle(bundle), material.bytes.length);
+        lines.push(`Place in:    ${plan.targetDir}${plan.rewritten ? " (paths rewritten)" : ""}`);
+        const what = {
+          new: "new session",
+          replace: "replaces the shorter local copy",
+          keep: "the local copy is longer and is kept",
+          same: "identical to the local copy",
+          fork: `diverged from the local copy: placed as new session ${plan.sessionId}`,
+        }[plan.action];
+        lines.push(`Action:      ${what}`);
+        return { lines, deliver: () => applyPlacement(plan) };
+      },
+    },
+    log,
+    () => Promise.resolve(),
+  );
+  if (r.status === "already_accepted") return { status: "already_accepted", shareRef: r.shareRef };
+  return {
+    status: "placed",
+    shareRef: r.shareRef,
+    placement,
+    receiptPublished: r.receiptPublished,
+  };
+}
