@@ -25,14 +25,16 @@ import { startTestnet } from "../testing/testnet.ts";
 import { Transport, transportOptions } from "../pkarr/transport.ts";
 import { stripControl } from "../util/encoding.ts";
 
-const NETWORK_HELP = `
+/** The network options' help text. */
+export const NETWORK_HELP = `
 Network options (every network command):
   --bootstrap host:port,...   Mainline DHT bootstrap nodes   (env CIPHERPOST_BOOTSTRAP)
   --relay URL,...             pkarr HTTP relays              (env CIPHERPOST_RELAYS)
   --no-dht / --no-relay       switch one path off
   --timeout MS                per-request timeout (default 2000; env CIPHERPOST_TIMEOUT)`;
 
-function networkOptions(cmd: Command): Command {
+/** Add the network options to a command. */
+export function networkOptions(cmd: Command): Command {
   return cmd
     .option("--bootstrap <hosts>", "comma-separated DHT bootstrap host:port list")
     .option("--relay <urls>", "comma-separated pkarr relay URLs")
@@ -51,7 +53,8 @@ function openTransport(o: Record<string, unknown>): Transport {
   }));
 }
 
-async function withTransport<T>(
+/** Run `f` with a Transport from the command's options; closed on every path. */
+export async function withTransport<T>(
   o: Record<string, unknown>,
   f: (t: Transport) => Promise<T>,
 ): Promise<T> {
@@ -63,14 +66,16 @@ async function withTransport<T>(
   }
 }
 
-function pinOptions(cmd: Command): Command {
+/** Add the PIN input options to a command. */
+export function pinOptions(cmd: Command): Command {
   return cmd
     .option("--pin-file <path>", "read the PIN from a file (mode 0600 or 0400)")
     .option("--pin-fd <n>", "read the PIN from an inherited pipe descriptor (not 0)", parseIntArg)
     .addOption(new Option("--pin-value <value>", "refused: a PIN in argv leaks").hideHelp());
 }
 
-function pinOpts(o: Record<string, unknown>) {
+/** The PIN input options of a parsed command. */
+export function pinOpts(o: Record<string, unknown>) {
   return {
     pin: o.pinValue as string | undefined,
     pinFd: o.pinFd as number | undefined,
@@ -111,7 +116,8 @@ async function readInput(
   }
 }
 
-async function readLineFromTty(): Promise<string | null> {
+/** Read one line from the terminal after a `> ` prompt on stderr. */
+export async function readLineFromTty(): Promise<string | null> {
   await Deno.stderr.write(new TextEncoder().encode("> "));
   const buf = new Uint8Array(1);
   const bytes: number[] = [];

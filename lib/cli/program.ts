@@ -15,6 +15,7 @@ import { encodeZ32 } from "../pkarr/public_key.ts";
 import { formatReceiptSummary, readReceiptInput } from "../protocol/receipts.ts";
 import { VERSION } from "../util/version.ts";
 import { registerNetworkCommands } from "./network.ts";
+import { ChildExit, registerClaudeCommands, splitPassThrough } from "./claude.ts";
 
 /** Where the CLI writes; tests may substitute. */
 export interface Io {
@@ -183,6 +184,7 @@ function buildProgram(io: Io): Command {
     });
 
   registerNetworkCommands(program, io);
+  registerClaudeCommands(program, io);
   return program;
 }
 
@@ -193,9 +195,10 @@ export async function run(args: string[], io: Io = defaultIo): Promise<number> {
   const program = buildProgram(io);
   const debug = Deno.env.get("CIPHERPOST_DEBUG") === "1";
   try {
-    await program.parseAsync(args, { from: "user" });
+    await program.parseAsync(splitPassThrough(args), { from: "user" });
     return Exit.ok;
   } catch (e) {
+    if (e instanceof ChildExit) return e.code;
     if (e instanceof CommanderError) {
       if (
         e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0

@@ -66,7 +66,7 @@ export async function pickupUri(
   const p = await fetchPointer(t, me, senderPk);
   const uri = parseShareUri(p.uri);
   if (uri.sender !== p.sender) {
-    throw new CipherpostError("signature", "pointer names another sender");
+    throw signatureError("pointer names another sender");
   }
   return uri;
 }
