@@ -30,8 +30,8 @@ function replyFor(n: number): string {
   return `stand-in reply ${n}`;
 }
 
-/** Start the stand-in on a free loopback port. */
-export function startClaudeApi(): ClaudeApi {
+/** Start the stand-in on a free loopback port (`delayMs`: wait before answering a turn). */
+export function startClaudeApi(opts: { delayMs?: number } = {}): ClaudeApi {
   const requests: ApiRequest[] = [];
   let n = 0;
   const server = Deno.serve(
@@ -52,6 +52,7 @@ export function startClaudeApi(): ClaudeApi {
       if (req.method !== "POST" || url.pathname !== "/v1/messages") {
         return new Response("not here", { status: 404 });
       }
+      if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
       const b = (body ?? {}) as { model?: string; stream?: boolean };
       const model = b.model ?? "claude-standin";
       const id = `msg_standin_${++n}`;

@@ -299,6 +299,7 @@ ${NETWORK_HELP}`,
       const dir = configDir();
       const all = await listSessions(dir);
       let picked: string | null = null;
+      let reason: string | null = null;
       try {
         const pick = await discoverSession({
           configDir: dir,
@@ -306,6 +307,7 @@ ${NETWORK_HELP}`,
           envSessionId: Deno.env.get("CLAUDE_CODE_SESSION_ID") || undefined,
         });
         picked = pick.candidates[0].sessionId;
+        reason = pick.reason;
       } catch {
         // none would be picked here
       }
@@ -333,6 +335,7 @@ ${NETWORK_HELP}`,
               bytes: s.size,
               last_prompt: lastPrompt,
               picked: s.sessionId === picked,
+            ...(s.sessionId === picked ? { picked_because: reason } : {}),
             })),
             null,
             2,
