@@ -243,7 +243,7 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
             // the acceptance screen, after every check
             assert.match(r.stderr, /CIPHERPOST ACCEPTANCE/);
             assert.match(r.stderr, new RegExp(`Session:     ${id}`));
-            assert.match(r.stderr, /Messages:    [1-9]/);
+            assert.match(r.stderr, /Messages: {4}[1-9]/);
             assert.match(r.stderr, /Last prompt: "alpha: explain the parser"/);
             assert.match(r.stderr, new RegExp(`Project:     ${projA.replace(/[.]/g, "\\.")}`));
             const sent = JSON.stringify(api.requests.slice(posts).map((q) => q.body));
