@@ -434,30 +434,36 @@ Deno.test("claude: discovery — several sessions, cwd scoping, live registry, C
     await Deno.utime(transcriptPath(A, p1sub, s3), old, old);
     assert.equal(await picked(p1), `${s1} recent`);
 
-    // the live registry: a running process recorded as Claude Code records it
-    const stat = await Deno.readTextFile(`/proc/${sleeper.pid}/stat`);
-    const procStart = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    // the live registry, as Claude Code writes it: an entry whose messaging socket exists is
+    // live (cipherpost's permission set cannot read /proc); one whose socket is gone is not
     await Deno.mkdir(`${A.configDir}/sessions`, { recursive: true });
-    const entry = (pid: number, sessionId: string, cwd: string, start: string) =>
+    const sock = `${A.base}/cc-${sleeper.pid}.sock`;
+    const listener = Deno.listen({ transport: "unix", path: sock });
+    const entry = (pid: number, sessionId: string, cwd: string, socket: string) =>
       JSON.stringify({
         pid,
         sessionId,
         cwd,
         startedAt: Date.now(),
-        procStart: start,
+        procStart: "1",
         kind: "interactive",
+        messagingSocketPath: socket,
       });
-    await Deno.writeTextFile(
-      `${A.configDir}/sessions/${sleeper.pid}.json`,
-      entry(sleeper.pid, s3, p1sub, procStart),
-    );
-    await Deno.writeTextFile(`${A.configDir}/sessions/999999.json`, entry(999999, s2, p1, "1"));
-    assert.equal(await picked(p1), `${s3} live`, "the live session wins over newer transcripts");
-    // a reused pid (other start time) is not that session
-    await Deno.writeTextFile(
-      `${A.configDir}/sessions/${sleeper.pid}.json`,
-      entry(sleeper.pid, s3, p1sub, "1"),
-    );
+    try {
+      await Deno.writeTextFile(
+        `${A.configDir}/sessions/${sleeper.pid}.json`,
+        entry(sleeper.pid, s3, p1sub, sock),
+      );
+      await Deno.writeTextFile(
+        `${A.configDir}/sessions/999999.json`,
+        entry(999999, s2, p1, `${A.base}/gone.sock`),
+      );
+      assert.equal(await picked(p1), `${s3} live`, "the live session wins over newer transcripts");
+      assert.equal(await picked(p2), `${s2} recent`, "a live session elsewhere does not count");
+    } finally {
+      listener.close();
+    }
+    await Deno.remove(`${A.configDir}/sessions/${sleeper.pid}.json`);
     assert.equal(await picked(p1), `${s1} recent`);
 
     // CLAUDE_CODE_SESSION_ID wins over everything

@@ -111,29 +111,40 @@ interface LiveEntry {
 }
 
 /**
- * Is `pid` a running process started at `procStart`? On Linux the start time is field 22 of
- * `/proc/<pid>/stat` (Claude Code records it); elsewhere (no `/proc`) the entry is trusted,
- * since Claude Code removes it when it exits.
+ * Is the registry entry of a running Claude Code? Where `/proc` is readable (Linux, with
+ * broad read access) the process must exist with the recorded start time (field 22 of
+ * `/proc/<pid>/stat`). Under cipherpost's permission set Deno refuses `/proc`, so then the
+ * entry counts as live when its messaging socket exists (Claude Code removes the entry and the
+ * socket when it exits; a crashed claude can leave both behind).
  */
-async function alive(pid: number, procStart: unknown, procRoot: string): Promise<boolean> {
-  let stat: string;
+async function alive(o: Record<string, unknown>, procRoot: string): Promise<boolean> {
   try {
-    stat = await Deno.readTextFile(`${procRoot}/${pid}/stat`);
+    const stat = await Deno.readTextFile(`${procRoot}/${o.pid}/stat`);
+    if (typeof o.procStart !== "string" && typeof o.procStart !== "number") return true;
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields after the command: state is field 3, so the start time (field 22) is rest[19]
+    return rest[19] === String(o.procStart);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       try {
         await Deno.stat(procRoot);
-        return false; // /proc exists, the process does not
+        return false; // /proc is readable and the process is gone
       } catch {
-        return true; // no /proc on this system
+        return socketExists(o); // no /proc on this system
       }
     }
+    return socketExists(o);
+  }
+}
+
+async function socketExists(o: Record<string, unknown>): Promise<boolean> {
+  if (typeof o.messagingSocketPath !== "string") return true;
+  try {
+    await Deno.lstat(o.messagingSocketPath);
+    return true;
+  } catch {
     return false;
   }
-  if (typeof procStart !== "string" && typeof procStart !== "number") return true;
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields after the command: state is field 3, so start time (22) is rest[19]
-  return rest[19] === String(procStart);
 }
 
 /** Live sessions from `sessions/<pid>.json`, newest first. */
@@ -153,7 +164,7 @@ export async function liveSessions(configDir: string, procRoot = "/proc"): Promi
         typeof o.pid !== "number" || typeof o.sessionId !== "string" || !isSessionId(o.sessionId) ||
         typeof o.cwd !== "string"
       ) continue;
-      if (!await alive(o.pid, o.procStart, procRoot)) continue;
+      if (!await alive(o, procRoot)) continue;
       out.push({
         pid: o.pid,
         sessionId: o.sessionId,
