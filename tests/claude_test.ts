@@ -646,7 +646,10 @@ Deno.test("claude: install-command writes /handoff; the real claude lists it and
       const sentDir = `${A.home}/state/sent`;
       const files = await Array.fromAsync(Deno.readDir(sentDir));
       assert.equal(files.length, 1, "one share sent from inside Claude Code");
-      assert.ok(sent.includes(`Session ${id}`) || sent.includes(id), "it sent this session");
+      assert.ok(
+        sent.includes(`Session ${id} (CLAUDE_CODE_SESSION_ID)`),
+        "it sent this very session",
+      );
     });
   } finally {
     await api.close();
