@@ -155,7 +155,9 @@ function buildProgram(io: Io): Command {
 
   passphraseOptions(
     identity.command("import")
-      .description("import a 64-hex seed or a v1.1 CIPHPOSK identity file ('-' for stdin)")
+      .description(
+        "import a 64-hex seed, a v1.1 CIPHPOSK identity file or a cclink CCLINKEK key file ('-' for stdin)",
+      )
       .argument("<file>", "file to import, or - for stdin")
       .option("--force", "replace an existing identity"),
   ).action(async (file: string, o) => {

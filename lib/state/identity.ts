@@ -17,7 +17,7 @@ import { ageDecrypt, ageEncrypt } from "../crypto/age.ts";
 import { CipherpostError, decryptError } from "../util/errors.ts";
 import { concat, fromHex, fromUtf8, utf8 } from "../util/encoding.ts";
 import { ensurePrivateDir, exists, fileMode, writeFileAtomic } from "../util/fsutil.ts";
-import { type Argon2Params, DEFAULT_ARGON2, identityKek } from "../crypto/kdf.ts";
+import { argon2, type Argon2Params, DEFAULT_ARGON2, hkdf32, identityKek } from "../crypto/kdf.ts";
 import {
   ageIdentityOf,
   ageRecipientOf,
@@ -210,9 +210,47 @@ export async function generateIdentity(
   return await storeIdentity(home, generateKeypair().seed, passphrase, force, params);
 }
 
+const CCLINK_MAGIC = utf8("CCLINKEK");
+/** cclink's header: magic, version, m, t, p (u32be each), 32-byte salt. */
+const CCLINK_HEADER = 53;
+
+/**
+ * Decrypt cclink's passphrase-wrapped key file (`~/.pubky/secret_key`, v1.3, notes §1.9):
+ * `CCLINKEK` ‖ 0x01 ‖ u32be m ‖ u32be t ‖ u32be p ‖ salt32 ‖ age(seed) where the age
+ * identity is `HKDF-SHA256(no salt, Argon2id(passphrase, salt, m, t, p), "cclink-key-v1")`.
+ * @throws identity_corrupt on a malformed file, decrypt (exit 4) on a wrong passphrase
+ */
+export async function decodeCclinkKeyFile(
+  bytes: Uint8Array,
+  passphrase: string,
+): Promise<Uint8Array> {
+  if (bytes.length <= CCLINK_HEADER || bytes[8] !== 1) throw corrupt();
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const params = { m: dv.getUint32(9), t: dv.getUint32(13), p: dv.getUint32(17) };
+  if (
+    params.m < 8 * params.p || params.m > MAX_PARAMS.m || params.t < 1 ||
+    params.t > MAX_PARAMS.t || params.p < 1 || params.p > MAX_PARAMS.p
+  ) throw corrupt();
+  const salt = bytes.slice(21, CCLINK_HEADER);
+  const kek = hkdf32(
+    new Uint8Array(0),
+    await argon2(utf8(passphrase), salt, params),
+    "cclink-key-v1",
+  );
+  let seed: Uint8Array;
+  try {
+    seed = await ageDecrypt(bytes.subarray(CCLINK_HEADER), ageIdentityOf(kek));
+  } catch {
+    throw decryptError();
+  }
+  if (seed.length !== 32) throw corrupt();
+  return seed;
+}
+
 /**
  * Parse an importable secret: a 64-hex-character seed (cclink's plain `~/.pubky/secret_key`),
- * or a `CIPHPOSK` file (decrypted with `passphrase`).
+ * cclink's passphrase-wrapped `CCLINKEK` key file, or a `CIPHPOSK` file (both decrypted with
+ * `passphrase`: the file's own passphrase).
  */
 export async function parseImport(
   bytes: Uint8Array,
@@ -220,6 +258,9 @@ export async function parseImport(
 ): Promise<Uint8Array> {
   if (bytes.length >= 8 && MAGIC.every((b, i) => bytes[i] === b)) {
     return (await decodeIdentityFile(bytes, await passphrase())).seed;
+  }
+  if (bytes.length >= 8 && CCLINK_MAGIC.every((b, i) => bytes[i] === b)) {
+    return await decodeCclinkKeyFile(bytes, await passphrase());
   }
   let text: string;
   try {
@@ -230,6 +271,6 @@ export async function parseImport(
   if (/^[0-9a-fA-F]{64}$/.test(text)) return fromHex(text);
   throw new CipherpostError(
     "identity_corrupt",
-    "unrecognised identity format: expected 64 hex characters or a CIPHPOSK file",
+    "unrecognised identity format: expected 64 hex characters, a CIPHPOSK file or a cclink CCLINKEK key file",
   );
 }
