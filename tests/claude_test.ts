@@ -12,6 +12,7 @@ import {
   cli,
   type CliResult,
   makeUser,
+  PASS,
   testTransport,
   tmpDir,
   type User,
@@ -591,11 +592,21 @@ Deno.test("claude: install-command writes /handoff; the real claude lists it and
       const A = await makePerson(base, "alice");
       const proj = await mkdirp(`${A.base}/proj`);
       const id = await newSession(A, api, proj, "before the handoff");
-      const w = await cp(A, api, undefined, proj, ["install-command"]);
+      const passFile = `${A.base}/pass.txt`;
+      await Deno.writeTextFile(passFile, PASS, { mode: 0o600 });
+      const w = await cp(A, api, undefined, proj, [
+        "install-command",
+        "--passphrase-file",
+        passFile,
+      ]);
       assert.equal(w.code, 0, w.stderr);
       const path = w.stdout.trim();
       assert.equal(path, `${A.configDir}/commands/handoff.md`);
-      assert.match(await Deno.readTextFile(path), /cipherpost claude send/);
+      assert.ok(
+        (await Deno.readTextFile(path)).includes(
+          `cipherpost claude send --passphrase-file ${passFile} $ARGUMENTS`,
+        ),
+      );
       const again = await cp(A, api, undefined, proj, ["install-command"]);
       assert.equal(again.code, 1, "no silent overwrite");
 
@@ -628,7 +639,6 @@ Deno.test("claude: install-command writes /handoff; the real claude lists it and
       await Deno.chmod(`${A.bin}/cipherpost`, 0o755);
       const posts = api.requests.length;
       const r = await claude(A, api, proj, ["--resume", id, "-p", "/handoff --self"], {
-        ...A.env,
         CIPHERPOST_HOME: A.home,
         CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
         CIPHERPOST_RELAYS: net.relayUrl,

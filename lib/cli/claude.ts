@@ -100,6 +100,13 @@ function parseTtl(v: string): bigint {
   return BigInt(v);
 }
 
+function handoffCommand(extra: string): string {
+  return HANDOFF_COMMAND.replace(
+    "cipherpost claude send $ARGUMENTS",
+    `cipherpost claude send ${extra}$ARGUMENTS`,
+  );
+}
+
 const HANDOFF_COMMAND = `---
 description: Hand this session off with cipherpost (end-to-end encrypted; pick it up elsewhere with cipherpost claude pickup)
 argument-hint: "[--share KEY] [-p PURPOSE] [--pin] [--burn]"
@@ -362,6 +369,10 @@ ${NETWORK_HELP}`,
   claude.command("install-command")
     .description("write the Claude Code custom command /handoff (runs cipherpost claude send)")
     .option("--force", "replace an existing handoff.md")
+    .option(
+      "--passphrase-file <path>",
+      "make /handoff unlock your identity with this file (Claude Code has no prompt for it)",
+    )
     .action(async (o) => {
       const dir = `${configDir()}/commands`;
       const path = `${dir}/handoff.md`;
@@ -378,11 +389,24 @@ ${NETWORK_HELP}`,
         }
       }
       await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
-      await writeFileAtomic(path, new TextEncoder().encode(HANDOFF_COMMAND), 0o644);
+      let extra = "";
+      if (o.passphraseFile !== undefined) {
+        let abs: string;
+        try {
+          abs = await Deno.realPath(o.passphraseFile);
+        } catch {
+          throw new CipherpostError("io", `io error: cannot read ${o.passphraseFile}`);
+        }
+        extra = `--passphrase-file ${shellQuote(abs)} `;
+      }
+      await writeFileAtomic(path, new TextEncoder().encode(handoffCommand(extra)), 0o644);
       io.out(`${path}\n`);
       log(
         "In Claude Code, /handoff [--share KEY] sends the current session. cipherpost must be on\n" +
-          "PATH and able to unlock your identity without a prompt (CIPHERPOST_PASSPHRASE_FILE… see README).",
+          "Claude Code's PATH and unlock your identity without a prompt: " +
+          (extra
+            ? "it reads the passphrase file."
+            : "pass --passphrase-file here, or set CIPHERPOST_PASSPHRASE."),
       );
     });
 }
