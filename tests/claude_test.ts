@@ -392,6 +392,26 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
         assert.match(r.stderr, new RegExp(`Session:     ${id2}`));
         assert.equal(r.stdout.trim(), `cd ${proj2} && claude --resume ${id2}`);
       });
+
+      await t.step("claude's exit code is passed through", async () => {
+        const proj3 = await mkdirp(`${A.base}/src/third`);
+        const id3 = await newSession(A, api, proj3, "eta");
+        const direct = await claude(A, api, proj3, ["--resume", id3, "--no-such-flag"]);
+        assert.notEqual(direct.code, 0, "claude rejects an unknown flag");
+        const s = await cp(A, api, net, proj3, ["send"]);
+        assert.equal(s.code, 0, s.stderr);
+        const r = await cp(A, api, net, proj3, [
+          "pickup",
+          "--accept",
+          A.z32,
+          "--",
+          "--no-such-flag",
+        ], {
+          CLAUDE_CONFIG_DIR: `${A.base}/claude-config-3`,
+        });
+        assert.equal(r.code, direct.code, r.stderr);
+        assert.match(r.stderr, /Running: claude --resume/);
+      });
     });
   } finally {
     await api.close();
