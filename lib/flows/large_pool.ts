@@ -1,0 +1,76 @@
+/**
+ * A small pool of part workers (`large_worker.ts`): jobs run on at most `size` workers at once,
+ * each answered by a promise; progress bytes go to a callback.
+ *
+ * @module
+ */
+
+import type { PartJob, PartReply } from "./large_worker.ts";
+
+/** A failed part job. */
+export class PartFailure extends Error {
+  constructor(readonly kind: Extract<PartReply, { op: "failed" }>["kind"], detail: string) {
+    super(detail);
+    this.name = "PartFailure";
+  }
+}
+
+type JobInput = PartJob extends infer J ? J extends PartJob ? Omit<J, "id"> : never : never;
+
+/** Web Workers running part jobs. */
+export class PartPool {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly waiting: ((w: Worker) => void)[] = [];
+  private nextId = 1;
+
+  constructor(private readonly size: number, private readonly onProgress: (n: number) => void) {}
+
+  private async take(): Promise<Worker> {
+    const w = this.idle.pop();
+    if (w) return w;
+    if (this.all.length < this.size) {
+      const nw = new Worker(new URL("./large_worker.ts", import.meta.url), { type: "module" });
+      this.all.push(nw);
+      return nw;
+    }
+    return await new Promise<Worker>((r) => this.waiting.push(r));
+  }
+
+  private give(w: Worker): void {
+    const next = this.waiting.shift();
+    if (next) next(w);
+    else this.idle.push(w);
+  }
+
+  /** Run one job on a free worker. */
+  async run(job: JobInput): Promise<Extract<PartReply, { op: "done" }>> {
+    const w = await this.take();
+    const id = this.nextId++;
+    try {
+      return await new Promise((resolve, reject) => {
+        w.onmessage = (m: MessageEvent<PartReply>) => {
+          const r = m.data;
+          if (r.id !== id) return;
+          if (r.op === "progress") this.onProgress(r.bytes);
+          else if (r.op === "done") resolve(r);
+          else reject(new PartFailure(r.kind, r.detail));
+        };
+        w.onerror = (e) => {
+          e.preventDefault();
+          reject(new PartFailure("io", e.message));
+        };
+        w.postMessage({ ...job, id } as PartJob);
+      });
+    } finally {
+      this.give(w);
+    }
+  }
+
+  /** Stop every worker. */
+  close(): void {
+    for (const w of this.all) w.terminate();
+    this.all.length = 0;
+    this.idle.length = 0;
+  }
+}
