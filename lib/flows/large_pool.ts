@@ -74,3 +74,25 @@ export class PartPool {
     this.idle.length = 0;
   }
 }
+
+/** Run `fn` over `items` with at most `limit` in flight; stops taking new items after a failure,
+ * waits for the ones in flight, and rethrows the first failure. */
+export async function eachLimited<T>(
+  items: T[],
+  limit: number,
+  fn: (x: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed: { e: unknown } | null = null;
+  const worker = async () => {
+    while (next < items.length && failed === null) {
+      try {
+        await fn(items[next++]);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== null) throw (failed as { e: unknown }).e;
+}

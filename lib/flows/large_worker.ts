@@ -54,7 +54,10 @@ const CHUNK = 1 << 20;
 const PROGRESS_EVERY = 4 << 20;
 
 class Fail extends Error {
-  constructor(readonly kind: "hash" | "missing" | "network" | "length" | "decrypt" | "io", m: string) {
+  constructor(
+    readonly kind: "hash" | "missing" | "network" | "length" | "decrypt" | "io",
+    m: string,
+  ) {
     super(m);
   }
 }
@@ -82,7 +85,10 @@ function sliceStream(f: Deno.FsFile, length: number): ReadableStream<Uint8Array>
   }, { highWaterMark: 1 });
 }
 
-async function encryptPart(job: Extract<PartJob, { op: "encrypt" }>, progress: (n: number) => void) {
+async function encryptPart(
+  job: Extract<PartJob, { op: "encrypt" }>,
+  progress: (n: number) => void,
+) {
   const src = await Deno.open(job.src, { read: true });
   const dst = await Deno.open(job.dst, { write: true, createNew: true, mode: 0o600 });
   try {
@@ -112,7 +118,10 @@ async function encryptPart(job: Extract<PartJob, { op: "encrypt" }>, progress: (
   }
 }
 
-async function decryptPart(job: Extract<PartJob, { op: "decrypt" }>, progress: (n: number) => void) {
+async function decryptPart(
+  job: Extract<PartJob, { op: "decrypt" }>,
+  progress: (n: number) => void,
+) {
   let res: Response;
   try {
     res = await fetch(job.url, { headers: job.headers });
@@ -176,7 +185,9 @@ self.onmessage = async (m: MessageEvent<PartJob>) => {
   const progress = (bytes: number) =>
     self.postMessage({ id: job.id, op: "progress", bytes } satisfies PartReply);
   try {
-    const r = job.op === "encrypt" ? await encryptPart(job, progress) : await decryptPart(job, progress);
+    const r = job.op === "encrypt"
+      ? await encryptPart(job, progress)
+      : await decryptPart(job, progress);
     self.postMessage({ id: job.id, op: "done", ...r } satisfies PartReply);
   } catch (e) {
     const kind = e instanceof Fail ? e.kind : "io";

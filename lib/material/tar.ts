@@ -103,7 +103,13 @@ export function encodeTarHeader(e: TarEntry): Uint8Array {
     body.set(p, off);
     off += p.length;
   }
-  const ph = ustar(enc.encode("PaxHeader"), { ...e, mode: 0o644 }, "x", body.length, new Uint8Array());
+  const ph = ustar(
+    enc.encode("PaxHeader"),
+    { ...e, mode: 0o644 },
+    "x",
+    body.length,
+    new Uint8Array(),
+  );
   const out = new Uint8Array(BLOCK + body.length + tarPadding(body.length).length + BLOCK);
   out.set(ph, 0);
   out.set(body, BLOCK);
@@ -233,7 +239,9 @@ export async function* readTar(stream: ReadableStream<Uint8Array>): AsyncGenerat
         pax = parsePax(body);
         continue;
       }
-      if (flag !== "0" && flag !== "5" && flag !== "2") throw new Error(`unsupported entry type ${flag}`);
+      if (flag !== "0" && flag !== "5" && flag !== "2") {
+        throw new Error(`unsupported entry type ${flag}`);
+      }
       const prefix = str(h, 345, 155);
       let path = pax.path ?? (prefix ? `${prefix}/${str(h, 0, 100)}` : str(h, 0, 100));
       if (pax.size !== undefined) {
