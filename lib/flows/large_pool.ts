@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { PartJob, PartReply } from "./large_worker.ts";
+import { type PartJob, type PartReply, runJob } from "./large_part.ts";
 
 /** A failed part job. */
 export class PartFailure extends Error {
@@ -24,6 +24,10 @@ export class PartPool {
   private readonly waiting: ((w: Worker) => void)[] = [];
   private nextId = 1;
 
+  /**
+   * @param size workers at most; 0 runs every job on the calling thread instead (concurrent
+   *   streams, no parallel CPU), for comparison
+   */
   constructor(private readonly size: number, private readonly onProgress: (n: number) => void) {}
 
   private async take(): Promise<Worker> {
@@ -45,8 +49,13 @@ export class PartPool {
 
   /** Run one job on a free worker. */
   async run(job: JobInput): Promise<Extract<PartReply, { op: "done" }>> {
-    const w = await this.take();
     const id = this.nextId++;
+    if (this.size === 0) {
+      const r = await runJob({ ...job, id } as PartJob, this.onProgress);
+      if (r.op === "failed") throw new PartFailure(r.kind, r.detail);
+      return r as Extract<PartReply, { op: "done" }>;
+    }
+    const w = await this.take();
     try {
       return await new Promise((resolve, reject) => {
         w.onmessage = (m: MessageEvent<PartReply>) => {

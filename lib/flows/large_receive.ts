@@ -243,7 +243,7 @@ export async function largeReceive(
   const todo = Array.from({ length: p.parts }, (_, i) => i).filter((i) => !verified.has(i));
   let done = p.size - todo.reduce((n, i) => n + partLength(p, i), 0);
   ui.progress(done, p.size);
-  const pp = new PartPool(Math.max(1, req.workers ?? 2), (n) => {
+  const pp = new PartPool(Math.max(0, req.workers ?? 2), (n) => {
     done = Math.min(p.size, done + n);
     ui.progress(done, p.size);
   });
@@ -251,7 +251,7 @@ export async function largeReceive(
   const unreachable: number[] = [];
   let bad: PartFailure | null = null;
   try {
-    await eachLimited(todo, Math.max(1, req.workers ?? 2), async (i) => {
+    await eachLimited(todo, Math.max(2, req.workers ?? 2), async (i) => {
       if (bad) return;
       try {
         await pp.run({

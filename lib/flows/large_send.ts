@@ -339,7 +339,7 @@ export async function largeSend(
   const todo = hashes.flatMap((h, i) => (h ? [] : [i]));
   let done = staged.size - todo.reduce((n, i) => n + partLength(layout, i), 0);
   ui.progress(done, staged.size);
-  const workers = Math.max(1, req.workers ?? 2);
+  const workers = Math.max(0, req.workers ?? 2);
   const pp = new PartPool(workers, (n) => {
     done = Math.min(staged.size, done + n);
     ui.progress(done, staged.size);
@@ -347,7 +347,7 @@ export async function largeSend(
   const tmpDir = `${state.dir}/large/up-${record.blob_id}`;
   await ensurePrivateDir(tmpDir);
   try {
-    await eachLimited(todo, workers + 1, async (i) => {
+    await eachLimited(todo, Math.max(2, workers) + 1, async (i) => {
       const tmp = `${tmpDir}/part-${i}`;
       await Deno.remove(tmp).catch(() => {});
       const r = await pp.run({
