@@ -11,6 +11,9 @@ import { MAX_PART_SIZE, MIN_PART_SIZE } from "../protocol/large_manifest.ts";
 import { CipherpostError } from "../util/errors.ts";
 import type { Keypair } from "../crypto/keys.ts";
 import { connect } from "../homeserver/connect.ts";
+import { loadSession, sessionFile } from "../homeserver/session_store.ts";
+import { parsePublicKey } from "../pkarr/public_key.ts";
+import { type GcReport, largeGc } from "../flows/large_gc.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import type { State } from "../state/state.ts";
 import {
@@ -231,4 +234,27 @@ export function partSizeOverride(): number | undefined {
     );
   }
   return n;
+}
+
+/** `homeserver gc`: connect with the stored session (or the identity) and delete unneeded blobs. */
+export async function runGc(
+  t: Transport,
+  home: string,
+  state: State,
+  unlock: () => Promise<Keypair>,
+  log: (l: string) => void,
+): Promise<GcReport> {
+  let user: string | null = null;
+  try {
+    const j = JSON.parse(await Deno.readTextFile(sessionFile(home)));
+    if (typeof j.user === "string") user = j.user;
+  } catch { /* no stored session */ }
+  const stored = user ? await loadSession(home, user) : null;
+  const conn = stored
+    ? await connect(t, { home, user: parsePublicKey(user!) })
+    : await (async () => {
+      const me = await unlock();
+      return await connect(t, { home, user: me.publicKey, seed: me.seed });
+    })();
+  return await largeGc(t, conn.client, state, log);
 }

@@ -29,6 +29,7 @@ import {
   partSizeOverride,
   partWorkers,
   planInput,
+  runGc,
   runLargeSend,
 } from "./large.ts";
 
@@ -409,6 +410,33 @@ ${NETWORK_HELP}`,
         `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); expired forgotten: ${r.expiredForgotten}\n`,
       );
     });
+
+  const hsGroup = program.commands.find((c) => c.name() === "homeserver") ??
+    program.command("homeserver").description("your Pubky homeserver (large shares)")
+      .exitOverride();
+  if (!hsGroup.commands.some((c) => c.name() === "gc")) {
+    networkOptions(passphraseOptions(
+      hsGroup.command("gc")
+        .description(
+          "delete your large-share blobs that expired, were revoked, or were burned and receipted",
+        ),
+    ))
+      .addHelpText(
+        "after",
+        `
+Uses the stored homeserver session (no passphrase) when there is one. Blobs of sends still in
+progress are kept. Run it now and then, e.g. after republish.
+${NETWORK_HELP}`,
+      )
+      .action(async (o) => {
+        const home = cipherpostHome();
+        const r = await withTransport(
+          o,
+          (t) => runGc(t, home, new State(home), () => unlockIdentity(o, io), log),
+        );
+        io.out(`deleted ${r.deletedFolders} blob(s) (${r.deletedFiles} files); kept ${r.kept}\n`);
+      });
+  }
 
   const dht = program.command("dht").description("debugging aids for the PKARR layer")
     .exitOverride();
