@@ -214,7 +214,7 @@ Deno.test({
           assert.deepStrictEqual(r.code, 0, r.stderr);
           const out = JSON.parse(r.stdout);
           assert.deepStrictEqual(out.parts, parts);
-          assert.deepStrictEqual(out.reused, doneBefore);
+          assert.deepStrictEqual(out.reused, doneBefore, r.stderr);
           assert.deepStrictEqual(out.uploaded, parts - doneBefore);
           assert.deepStrictEqual(partPuts(hs).length, parts - doneBefore, "PUTs of the rerun");
           assert.deepStrictEqual(await resumeRecords(alice.home, "send-"), []);

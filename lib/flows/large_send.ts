@@ -331,7 +331,10 @@ export async function largeSend(
       if (!(e instanceof CipherpostError && e.kind === "not_found")) throw e;
     }
     if (ok) reused++;
-    else delete record.done[k];
+    else {
+      ui.log(`part ${i} is not on the homeserver with our hash; uploading it again`);
+      delete record.done[k];
+    }
   }
   await save();
 

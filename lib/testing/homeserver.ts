@@ -429,14 +429,16 @@ export async function startHomeserver(
     }
     const file = `${dir}/files/${toHex(sha256(utf8(`${tenant}${path}`)))}`;
     await Deno.rename(tmp, file);
-    mine.set(path, {
+    // the map as it is now: concurrent first PUTs of a tenant must not drop each other's entries
+    const current = entries.get(tenant) ?? mine;
+    current.set(path, {
       file,
       size,
       etag: `"${b64encode(hasher.digest("binary"))}"`,
       modified: new Date(),
       contentType: contentTypeOf(path, head),
     });
-    entries.set(tenant, mine);
+    entries.set(tenant, current);
     u.used += size + METADATA_BYTES - existingCost;
     return new Response(null, { status: 201 });
   }
