@@ -397,7 +397,7 @@ Deno.test({
         },
       );
 
-      await t.step("expiry: gc deletes the blob, keeps live ones", async () => {
+      await t.step("expiry and revoke: gc deletes the blob, keeps live ones", async () => {
         const live = await send(alice, net, ["--self", "--material-file", small], smallEnv);
         assert.deepStrictEqual(live.code, 0, live.stderr);
         const r = await send(
@@ -416,6 +416,12 @@ Deno.test({
         const c = await alicesClient();
         assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${blob}/`), []);
         assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 5);
+        const rv = await cli(["revoke", live.uri], { home: alice.home, env: env(net) });
+        assert.deepStrictEqual(rv.code, 0, rv.stderr);
+        const gc2 = await cli(["homeserver", "gc"], { home: alice.home, env: env(net) });
+        assert.deepStrictEqual(gc2.code, 0, gc2.stderr);
+        assert.match(gc2.stderr, new RegExp(`deleted blob ${liveBlob} \\(revoked or unknown\\)`));
+        assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${liveBlob}/`), []);
       });
     } finally {
       await hs.close();

@@ -87,12 +87,19 @@ export async function writeTreeTar(
 /**
  * Extract a tar stream into `dest`, which must not exist (it is created 0700). Refuses (throws
  * a plain Error) duplicate entries, entries below a symbolic link of the archive, and anything
- * the codec refuses; the caller removes `dest` on failure. Directory modes are applied last.
- *
- * @returns the number of stream bytes the archive occupied
+ * the codec refuses; on failure `dest` is removed again. Directory modes are applied last.
  */
 export async function extractTar(stream: ReadableStream<Uint8Array>, dest: string): Promise<void> {
   await Deno.mkdir(dest, { mode: 0o700 });
+  try {
+    await extractInto(stream, dest);
+  } catch (e) {
+    await Deno.remove(dest, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
+
+async function extractInto(stream: ReadableStream<Uint8Array>, dest: string): Promise<void> {
   const seen = new Set<string>();
   const links = new Set<string>();
   const dirModes: [string, number][] = [];
