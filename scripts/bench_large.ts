@@ -71,34 +71,36 @@ async function blake3File(path: string): Promise<string> {
   return h.digest("hex");
 }
 
-/** Run a command; poll its VmHWM; returns wall seconds, peak RSS (KiB), stdout. */
+/**
+ * Run a command under `/usr/bin/time`, which reports the child's peak RSS (`ru_maxrss`, what
+ * `/proc/<pid>/status` calls VmHWM at exit: Deno's sandbox reads /proc only with --allow-all)
+ * and its CPU seconds. Returns wall seconds, peak RSS (KiB), CPU seconds and the output.
+ */
 async function run(
   cmd: string,
   argv: string[],
-  opts: { env?: Record<string, string>; stdin?: "null" | "piped" } = {},
-): Promise<{ secs: number; hwmKiB: number; stdout: string; stderr: string; code: number }> {
+  opts: { env?: Record<string, string> } = {},
+): Promise<
+  { secs: number; hwmKiB: number; cpu: number; stdout: string; stderr: string; code: number }
+> {
   const t0 = performance.now();
-  const child = new Deno.Command(cmd, {
-    args: argv,
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "@@RUSAGE %M %U %S", cmd, ...argv],
     env: opts.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
-  let hwm = 0;
-  const poll = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`));
-      if (m) hwm = Math.max(hwm, Number(m[1]));
-    } catch { /* exited */ }
-  }, 50);
-  const out = await child.output();
-  clearInterval(poll);
+  }).output();
+  const secs = (performance.now() - t0) / 1000;
+  let stderr = new TextDecoder().decode(out.stderr);
+  const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+  if (m) stderr = stderr.slice(0, m.index);
   return {
-    secs: (performance.now() - t0) / 1000,
-    hwmKiB: hwm,
+    secs,
+    hwmKiB: m ? Number(m[1]) : NaN,
+    cpu: m ? Number(m[2]) + Number(m[3]) : NaN,
     stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
+    stderr,
     code: out.code,
   };
 }
@@ -145,7 +147,7 @@ async function has(bin: string): Promise<boolean> {
   }
 }
 
-const rows: { name: string; secs: number; note?: string }[] = [];
+const rows: { name: string; secs: number; cpu?: number; note?: string }[] = [];
 const base = await Deno.makeTempDir({ prefix: "cp-bench-large-" });
 const src = `${base}/payload.bin`;
 console.error(`generating ${sizeMiB} MiB payload...`);
@@ -209,11 +211,13 @@ try {
   rows.push({
     name: `cipherpost send (workers=${workers})`,
     secs: s.secs,
+    cpu: s.cpu,
     note: `peak RSS ${(s.hwmKiB / 1024).toFixed(0)} MiB`,
   });
   rows.push({
     name: `cipherpost receive (workers=${workers})`,
     secs: r.secs,
+    cpu: r.cpu,
     note: `peak RSS ${(r.hwmKiB / 1024).toFixed(0)} MiB; output ${ok ? "identical" : "DIFFERS"}`,
   });
   rows.push({ name: "cipherpost send → receive (end to end)", secs: s.secs + r.secs });
@@ -266,8 +270,8 @@ try {
     const ad = await run("age", ["-d", "-i", key, "-o", `${base}/cli.out`, `${base}/cli.age`]);
     await Deno.remove(`${base}/cli.age`);
     await Deno.remove(`${base}/cli.out`);
-    rows.push({ name: "age CLI encrypt", secs: ae.secs });
-    rows.push({ name: "age CLI decrypt", secs: ad.secs });
+    rows.push({ name: "age CLI encrypt", secs: ae.secs, cpu: ae.cpu });
+    rows.push({ name: "age CLI decrypt", secs: ad.secs, cpu: ad.cpu });
     rows.push({ name: "age CLI encrypt + decrypt", secs: ae.secs + ad.secs });
   } else rows.push({ name: "age CLI", secs: NaN, note: "not installed" });
 
@@ -330,6 +334,7 @@ try {
       rows.push({
         name: "magic-wormhole send → receive (loopback)",
         secs,
+        cpu: sres.cpu + recv.cpu,
         note: `RSS sender ${(sres.hwmKiB / 1024).toFixed(0)} MiB, receiver ${
           (recv.hwmKiB / 1024).toFixed(0)
         } MiB; ${same ? "identical" : `FAILED: ${recv.stderr.slice(0, 200)}`}`,
@@ -353,13 +358,19 @@ try {
 const mb = SIZE / 1e6;
 const ours = rows.find((r) => r.name.startsWith("cipherpost send → receive"))!.secs;
 console.log(`payload: ${sizeMiB} MiB (${SIZE} bytes); loopback; ${Deno.build.target}`);
-console.log("| what | wall s | MB/s | ours e2e ÷ this | notes |");
-console.log("| --- | ---: | ---: | ---: | --- |");
+const load = new TextDecoder().decode(
+  (await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" }).output()).stdout,
+);
+console.log(`load average at the end: ${load.split(" ").slice(0, 3).join(" ")}`);
+console.log("| what | wall s | MB/s | ours e2e ÷ this | CPU s | notes |");
+console.log("| --- | ---: | ---: | ---: | ---: | --- |");
 for (const r of rows) {
   const ok = Number.isFinite(r.secs);
   console.log(
     `| ${r.name} | ${ok ? r.secs.toFixed(2) : "-"} | ${ok ? (mb / r.secs).toFixed(1) : "-"} | ${
       ok ? (ours / r.secs).toFixed(2) : "-"
-    } | ${r.note ?? ""} |`,
+    } | ${r.cpu === undefined || !Number.isFinite(r.cpu) ? "" : r.cpu.toFixed(1)} | ${
+      r.note ?? ""
+    } |`,
   );
 }

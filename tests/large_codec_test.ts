@@ -26,6 +26,8 @@ import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { generateKeypair } from "../lib/crypto/keys.ts";
 import { utf8 } from "../lib/util/encoding.ts";
 
+const HS = encodeZ32(generateKeypair().publicKey);
+
 function pointer(over: Partial<LargePointer> = {}): LargePointer {
   const hashes = ["11", "22", "33"].map((x) => x.repeat(32));
   return {
@@ -34,7 +36,7 @@ function pointer(over: Partial<LargePointer> = {}): LargePointer {
     compression: "none",
     contentIdentity: ageIdentityOf(new Uint8Array(32).fill(9)),
     fileCount: 1,
-    homeserver: encodeZ32(generateKeypair().publicKey),
+    homeserver: HS,
     kind: "file",
     name: "x.bin",
     partHashes: hashes,
