@@ -1,5 +1,5 @@
 /**
- * Session bundles (PROTOCOL.md §4.1): gzip of a ustar tar holding `cipherpost-session.json`,
+ * Session bundles (PROTOCOL.md §6.1): gzip of a ustar tar holding `cipherpost-session.json`,
  * the transcript `<id>.jsonl` and the files of the `<id>/` sidecar folder. Nothing else is
  * ever read into a bundle: not `~/.claude.json`, not credentials, not settings or history.
  *
@@ -163,7 +163,7 @@ function safeRelative(path: string): boolean {
 }
 
 /**
- * Gunzip, untar and validate a bundle (every rule of PROTOCOL.md §4.1).
+ * Gunzip, untar and validate a bundle (every rule of PROTOCOL.md §6.1).
  * @throws CipherpostError("invalid_material") when any rule fails
  */
 export async function parseBundle(bytes: Uint8Array): Promise<Bundle> {

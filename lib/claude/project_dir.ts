@@ -1,6 +1,6 @@
 /**
  * The name of a project's transcript folder under `projects/`, as Claude Code derives it from
- * the physical working directory (PROTOCOL.md §4, notes §2.2).
+ * the physical working directory (PROTOCOL.md §6, notes §2.2).
  *
  * @module
  */

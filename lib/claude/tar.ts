@@ -1,5 +1,5 @@
 /**
- * A minimal POSIX ustar writer and reader for session bundles (PROTOCOL.md §4.1): regular
+ * A minimal POSIX ustar writer and reader for session bundles (PROTOCOL.md §6.1): regular
  * files only, 512-byte blocks, names split into `prefix`/`name`, two zero blocks at the end.
  * The reader checks every header checksum and refuses everything that is not a regular file.
  *

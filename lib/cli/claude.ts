@@ -1,6 +1,6 @@
 /**
  * `cipherpost claude …`: hand a Claude Code session to another machine (or person) and pick it
- * up there (issue 11, PROTOCOL.md §4). This file knows the environment (`CLAUDE_CONFIG_DIR`,
+ * up there (issue 11, PROTOCOL.md §6). This file knows the environment (`CLAUDE_CONFIG_DIR`,
  * `HOME`, `CLAUDE_CODE_SESSION_ID`, `CIPHERPOST_CLAUDE`), the terminal and the one program the
  * CLI may run: the claude binary.
  *

@@ -24,6 +24,14 @@ import { State } from "../state/state.ts";
 import { startTestnet } from "../testing/testnet.ts";
 import { Transport, transportOptions } from "../pkarr/transport.ts";
 import { stripControl } from "../util/encoding.ts";
+import {
+  largeReceiveHook,
+  partSizeOverride,
+  partWorkers,
+  planInput,
+  runGc,
+  runLargeSend,
+} from "./large.ts";
 
 /** The network options' help text. */
 export const NETWORK_HELP = `
@@ -153,6 +161,10 @@ export function registerNetworkCommands(program: Command, io: Io): void {
       .option("--pin", "also require a PIN (Argon2id) to open the share")
       .option("--burn", "burn after read: the recipient's tool shows it once")
       .option("--json", "print {uri, share_ref, expires_at, size, protocol} as JSON")
+      .option(
+        "--via <where>",
+        "dht | homeserver: where the ciphertext goes (default: the DHT when it fits, else your homeserver)",
+      )
       .option("--qr", "also draw the URI as a QR code on stderr")
       .addOption(
         new Option("--protocol <n>", "force protocol 1 (v1.1-compatible) or 2").choices(["1", "2"]),
@@ -179,7 +191,46 @@ ${NETWORK_HELP}`,
         throw new CipherpostError("usage", "--ttl takes a number of seconds (1 to 999999999999)");
       }
       const material = materialTypeFromFlag(o.material);
-      const input = await readInput(o.materialFile, positional);
+      const plan = await planInput(o.materialFile, positional, o.via, o.material);
+      if (plan.kind === "large") {
+        const me = await unlockIdentity(o, io);
+        const pin = o.pin ? await getPin(pinOpts(o), true) : null;
+        if (pin !== null) validatePin(pin);
+        const home = cipherpostHome();
+        const r = await withTransport(o, (t) =>
+          runLargeSend(t, home, new State(home), me, {
+            recipient: o.self ? null : o.share,
+            purpose: stripControl(o.purpose ?? ""),
+            source: plan.source,
+            ttlSeconds: BigInt(o.ttl),
+            pin,
+            burn: o.burn === true,
+            workers: partWorkers(),
+            partSize: partSizeOverride(),
+          }, log));
+        log(
+          `sent ${r.size} bytes in ${r.parts} parts (${r.uploaded} uploaded, ${r.reused} already there)`,
+        );
+        if (o.json) {
+          io.out(
+            JSON.stringify({
+              uri: r.uri,
+              share_ref: r.shareRef,
+              expires_at: r.expiresAt,
+              size: r.size,
+              protocol: 2,
+              packets: r.packets,
+              via: "homeserver",
+              parts: r.parts,
+              uploaded: r.uploaded,
+              reused: r.reused,
+            }) + "\n",
+          );
+        } else io.out(`${r.uri}\n`);
+        if (o.qr) io.err(await QRCode.toString(r.uri, { type: "terminal", small: true }));
+        return;
+      }
+      const input = plan.bytes ?? await readInput(o.materialFile, positional);
       const me = await unlockIdentity(o, io);
       const pin = o.pin ? await getPin(pinOpts(o), true) : null;
       if (pin !== null) validatePin(pin);
@@ -259,6 +310,13 @@ ${NETWORK_HELP}`,
             accept: o.accept,
             pin: () => getPin(pinOpts(o), false),
             promptLine: interactive ? readLineFromTty : null,
+            large: largeReceiveHook(t, state, me, {
+              output: o.output,
+              force: o.force === true,
+              accept: o.accept,
+              promptLine: interactive ? readLineFromTty : null,
+              workers: partWorkers(),
+            }, log),
           },
           log,
           async (b) => {
@@ -358,6 +416,33 @@ ${NETWORK_HELP}`,
         `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); expired forgotten: ${r.expiredForgotten}\n`,
       );
     });
+
+  const hsGroup = program.commands.find((c) => c.name() === "homeserver") ??
+    program.command("homeserver").description("your Pubky homeserver (large shares)")
+      .exitOverride();
+  if (!hsGroup.commands.some((c) => c.name() === "gc")) {
+    networkOptions(passphraseOptions(
+      hsGroup.command("gc")
+        .description(
+          "delete your large-share blobs that expired, were revoked, or were burned and receipted",
+        ),
+    ))
+      .addHelpText(
+        "after",
+        `
+Uses the stored homeserver session (no passphrase) when there is one. Blobs of sends still in
+progress are kept. Run it now and then, e.g. after republish.
+${NETWORK_HELP}`,
+      )
+      .action(async (o) => {
+        const home = cipherpostHome();
+        const r = await withTransport(
+          o,
+          (t) => runGc(t, home, new State(home), () => unlockIdentity(o, io), log),
+        );
+        io.out(`deleted ${r.deletedFolders} blob(s) (${r.deletedFiles} files); kept ${r.kept}\n`);
+      });
+  }
 
   const dht = program.command("dht").description("debugging aids for the PKARR layer")
     .exitOverride();

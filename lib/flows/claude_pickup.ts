@@ -1,7 +1,7 @@
 /**
  * `claude pickup`: find the hand-off (the given URI, or the pickup pointer from `from`),
  * receive it with every check of an ordinary share, show the session on the acceptance screen,
- * and place it for `claude --resume` (PROTOCOL.md §4; lib/claude/place.ts). Launching Claude
+ * and place it for `claude --resume` (PROTOCOL.md §6; lib/claude/place.ts). Launching Claude
  * Code is the CLI's job.
  *
  * @module

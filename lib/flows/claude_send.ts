@@ -1,7 +1,7 @@
 /**
  * `claude send`: bundle a Claude Code session, send it as a v2 `claude_session` share
  * (receipts, PIN, burn and TTL as for any share), and publish the pickup pointer for the
- * recipient (PROTOCOL.md §4).
+ * recipient (PROTOCOL.md §6).
  *
  * @module
  */

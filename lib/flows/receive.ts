@@ -33,6 +33,8 @@ import type { ShareUri } from "../protocol/share_uri.ts";
 import { isoSeconds, type State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { fetchV2Share, publishV2Receipt } from "../protocol/v2.ts";
+import { isPointerEnvelope } from "../protocol/large_manifest.ts";
+import type { LargeContext } from "./large_receive.ts";
 
 /** How to receive. */
 export interface ReceiveRequest {
@@ -47,6 +49,8 @@ export interface ReceiveRequest {
   pin: () => Promise<string>;
   /** reads the typed acceptance line; null when no TTY is available */
   promptLine: (() => Promise<string | null>) | null;
+  /** takes over when the share is a large-share pointer (docs/PROTOCOL.md §5) */
+  large?: (ctx: LargeContext) => Promise<ReceiveResult>;
   /**
    * Material-specific delivery (`claude pickup`): called after every check and the decryption,
    * before the acceptance screen; its lines replace the material preview, and its `deliver`
@@ -271,6 +275,10 @@ export async function receive(
       inner = await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
     }
     plaintext = inner;
+    if (isPointerEnvelope(plaintext)) {
+      if (req.uri.version !== 2 || !req.large) throw signatureError("large pointer outside v2");
+      return await req.large({ ...share, plaintext, locator: req.uri.locator });
+    }
     envelope = parseEnvelope(plaintext);
     if (envelope.createdAt !== share.createdAt || envelope.protocolVersion !== share.protocol) {
       throw signatureError("envelope does not match its record");

@@ -22,7 +22,7 @@ export type MaterialType =
   | "x509_cert"
   | "pgp_key"
   | "ssh_key"
-  /** a Claude Code session bundle (PROTOCOL.md §4; v2 only; sent by `claude send`) */
+  /** a Claude Code session bundle (PROTOCOL.md §6; v2 only; sent by `claude send`) */
   | "claude_session";
 
 /** Largest stored material, in bytes (larger is rejected). */

@@ -1,5 +1,5 @@
 /**
- * The pickup pointer of a Claude Code session hand-off (PROTOCOL.md §4.2): one packet under a
+ * The pickup pointer of a Claude Code session hand-off (PROTOCOL.md §6.2): one packet under a
  * key derived from the X25519 secret shared by sender and recipient, holding the signed
  * pointer JSON sealed to the recipient. Only the two parties can find it; only the recipient
  * can read it; only the sender can sign it.

@@ -51,7 +51,13 @@ export type ErrorKind =
   | "passphrase_input"
   | "not_found"
   | "network"
-  | "declined";
+  | "declined"
+  | "no_homeserver"
+  | "homeserver"
+  | "homeserver_auth"
+  | "homeserver_forbidden"
+  | "homeserver_quota"
+  | "rate_limited";
 
 const EXIT_OF: Record<ErrorKind, number> = {
   config: Exit.general,
@@ -72,6 +78,13 @@ const EXIT_OF: Record<ErrorKind, number> = {
   not_found: Exit.notFound,
   network: Exit.network,
   declined: Exit.declined,
+  // new (issue 10): the homeserver tier
+  no_homeserver: Exit.notFound,
+  homeserver: Exit.network,
+  homeserver_auth: Exit.credential,
+  homeserver_forbidden: Exit.credential,
+  homeserver_quota: Exit.general,
+  rate_limited: Exit.network,
 };
 
 /** The single line printed for every signature-lane failure (oracle rule). */
