@@ -8,10 +8,16 @@ import { signPacket } from "../lib/pkarr/signed_packet.ts";
 import { encodePath, projectDirName } from "../lib/claude/project_dir.ts";
 import type { Testnet } from "../lib/testing/testnet.ts";
 import { type ClaudeApi, startClaudeApi } from "./_claude_api.ts";
+import { startHomeserver } from "../lib/testing/homeserver.ts";
+import { connect } from "../lib/homeserver/connect.ts";
+import { withPubkyRecord } from "../lib/homeserver/discovery.ts";
+import { keypairFromSeed } from "../lib/crypto/keys.ts";
+import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import {
   cli,
   type CliResult,
   makeUser,
+  makeUserWithSeed,
   PASS,
   testTransport,
   tmpDir,
@@ -43,8 +49,8 @@ interface Person extends User {
   bin: string;
 }
 
-async function makePerson(base: string, name: string): Promise<Person> {
-  const u = await makeUser(base, name);
+async function makePerson(base: string, name: string, seed?: Uint8Array): Promise<Person> {
+  const u = seed ? await makeUserWithSeed(base, name, seed) : await makeUser(base, name);
   const root = `${base}/${name}`;
   const claudeHome = `${root}/home`;
   const bin = `${root}/bin`;
@@ -733,4 +739,91 @@ Deno.test("claude: the real CLI connects to nothing but the loopback stand-in", 
   } finally {
     await api.close();
   }
+});
+
+Deno.test({
+  name: "claude: a session too big for the DHT goes through the homeserver stand-in",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await requireClaude();
+    const base = await tmpDir("cp-claude-");
+    const api = startClaudeApi();
+    try {
+      await withTestnet(async (net) => {
+        const tr = testTransport(net);
+        const hs = await startHomeserver({ signupMode: "open", transport: tr });
+        try {
+          const seedA = crypto.getRandomValues(new Uint8Array(32));
+          const A = await makePerson(base, "alice", seedA);
+          const B = await makePerson(base, "bob");
+          // A signs up (as `homeserver signup` does) and publishes its `_pubky` record
+          const pk = keypairFromSeed(seedA).publicKey;
+          await connect(tr, {
+            home: A.home,
+            user: pk,
+            seed: seedA,
+            homeserver: hs.key,
+            signup: true,
+          });
+          await tr.update(seedA, pk, (records) => withPubkyRecord(encodeZ32(pk), records, hs.key));
+
+          const projA = await mkdirp(`${A.base}/proj`);
+          const projB = await mkdirp(`${B.base}/elsewhere`);
+          const id = await newSession(A, api, projA, "omega: the big one");
+          const side = `${A.configDir}/projects/${projectDirName(projA)}/${id}/tool-results`;
+          await Deno.mkdir(side, { recursive: true });
+          const noise = new Uint8Array(150_000);
+          for (let i = 0; i < noise.length; i += 65536) {
+            crypto.getRandomValues(noise.subarray(i, i + 65536));
+          }
+          await Deno.writeFile(`${side}/blob.bin`, noise);
+
+          const t0 = performance.now();
+          const s = await cp(A, api, net, projA, ["send", "--share", B.z32, "--json"]);
+          const sendMs = ms(t0);
+          assert.equal(s.code, 0, s.stderr);
+          const j = JSON.parse(s.stdout);
+          assert.equal(j.via, "homeserver");
+          assert.ok(j.bundle_bytes > 65536);
+          assert.ok(hs.log.some((l) => l.method === "PUT" && l.status === 201), "parts uploaded");
+
+          await Deno.rename(projA, `${projA}.away`);
+          try {
+            const t1 = performance.now();
+            const r = await cp(B, api, net, projB, [
+              "pickup",
+              j.uri,
+              "--accept",
+              A.z32,
+              "--",
+              "-p",
+              "after the big one",
+            ]);
+            const pickMs = ms(t1);
+            assert.equal(r.code, 0, r.stderr);
+            assert.match(r.stderr, /homeserver/);
+            assert.match(r.stderr, new RegExp(`Session:     ${id}`));
+            assert.match(r.stdout, /stand-in reply/);
+            const seen = lastMessages(api);
+            assert.ok(seen.includes("omega: the big one"), "B's claude sees A's turn");
+            assert.ok(seen.includes("after the big one"));
+            const placed = `${B.configDir}/projects/${projectDirName(projB)}/${id}`;
+            assert.deepEqual(await Deno.readFile(`${placed}/tool-results/blob.bin`), noise);
+            assert.deepEqual([...await cwdsOf(`${placed}.jsonl`)], [projB]);
+            console.log(
+              `measure: large session (150 kB sidecar): bundle ${j.bundle_bytes} B via homeserver, send ${sendMs} ms, pickup + claude --resume -p ${pickMs} ms`,
+            );
+          } finally {
+            await Deno.rename(`${projA}.away`, projA);
+          }
+        } finally {
+          await hs.close();
+          await tr.close();
+        }
+      });
+    } finally {
+      await api.close();
+    }
+  },
 });

@@ -28,6 +28,7 @@ import {
   withTransport,
 } from "./network.ts";
 import { stripControl } from "../util/encoding.ts";
+import { largeReceiveHook, partSizeOverride, partWorkers, runLargeSend } from "./large.ts";
 
 /** Thrown to end the CLI with a child's exit code (Claude Code's, passed through). */
 export class ChildExit extends Error {
@@ -175,14 +176,36 @@ ${NETWORK_HELP}`,
       const me = await unlockIdentity(o, io);
       const pin = o.pin ? await getPin(pinOpts(o), true) : null;
       if (pin !== null) validatePin(pin);
+      const home = cipherpostHome();
+      const state = new State(home);
+      const recipient = o.share ?? null;
+      const purpose = stripControl(o.purpose ?? "");
       const r = await withTransport(o, (t) =>
-        claudeSend(t, new State(cipherpostHome()), me, {
+        claudeSend(t, state, me, {
           session,
-          recipient: o.share ?? null,
-          purpose: stripControl(o.purpose ?? ""),
+          recipient,
+          purpose,
           ttlSeconds: ttl,
           pin,
           burn: o.burn === true,
+          large: async (bundle, name) => {
+            const sent = await runLargeSend(t, home, state, me, {
+              recipient,
+              purpose,
+              source: { kind: "stream", stream: new Blob([bundle as BlobPart]).stream(), name },
+              ttlSeconds: ttl,
+              pin,
+              burn: o.burn === true,
+              workers: partWorkers(),
+              partSize: partSizeOverride(),
+            }, log);
+            return {
+              uri: sent.uri,
+              shareRef: sent.shareRef,
+              expiresAt: sent.expiresAt,
+              packets: sent.packets,
+            };
+          },
         }, log));
       if (o.json) {
         io.out(
@@ -197,6 +220,7 @@ ${NETWORK_HELP}`,
             expires_at: r.expiresAt,
             packets: r.packets,
             pointer: r.pointer,
+            via: r.via,
           }) + "\n",
         );
       } else io.out(`${r.uri}\n`);
@@ -250,6 +274,14 @@ ${NETWORK_HELP}`,
           fork: o.fork === true,
           pin: () => getPin(pinOpts(o), false),
           promptLine: interactive() ? readLineFromTty : null,
+          large: (ctx, output) =>
+            largeReceiveHook(t, state, me, {
+              output,
+              force: false,
+              accept: o.accept,
+              promptLine: interactive() ? readLineFromTty : null,
+              workers: partWorkers(),
+            }, log)(ctx),
         }, log));
       if (r.status === "already_accepted" || !r.placement) {
         log("nothing placed (this hand-off was already picked up here)");

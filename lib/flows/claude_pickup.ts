@@ -14,10 +14,13 @@ import { fetchPointer } from "../protocol/claude_pointer.ts";
 import { parseShareUri, type ShareUri } from "../protocol/share_uri.ts";
 import type { State } from "../state/state.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
-import { parseBundle } from "../claude/bundle.ts";
+import { type Bundle, parseBundle } from "../claude/bundle.ts";
 import { applyPlacement, type Placement, planPlacement } from "../claude/place.ts";
 import { summarizeBundle, summaryLines } from "../claude/summary.ts";
-import { checkConsumed, receive } from "./receive.ts";
+import { checkConsumed, receive, type ReceiveResult } from "./receive.ts";
+import type { LargeContext } from "./large_receive.ts";
+import { ensurePrivateDir } from "../util/fsutil.ts";
+import { toHex } from "../util/encoding.ts";
 
 /** How to pick up. */
 export interface ClaudePickupRequest {
@@ -31,6 +34,11 @@ export interface ClaudePickupRequest {
   fork: boolean;
   pin: () => Promise<string>;
   promptLine: (() => Promise<string | null>) | null;
+  /**
+   * Receives a session that travelled through the homeserver tier (a large share, PROTOCOL.md
+   * §5) into `output`, with that flow's acceptance screen; absent = such shares are refused.
+   */
+  large?: (ctx: LargeContext, output: string) => Promise<ReceiveResult>;
 }
 
 /** What happened. */
@@ -80,9 +88,31 @@ export async function claudePickup(
   log: (line: string) => void,
 ): Promise<ClaudePickupResult> {
   const uri = await pickupUri(t, me, req, log);
+  // A session that came through the homeserver is kept here until it is placed (so a refused
+  // placement can be retried, e.g. with --fork, after the share was accepted).
+  const keptDir = `${state.dir}/claude`;
+  const kept = uri.version === 2 ? `${keptDir}/${toHex(uri.locator).slice(0, 32)}.tar.gz` : null;
+  const placeKept = async (shareRef: string): Promise<ClaudePickupResult> => {
+    const bytes = await Deno.readFile(kept!);
+    const bundle = await parseBundle(bytes);
+    const plan = await planPlacement(bundle, {
+      configDir: req.configDir,
+      cwd: req.cwd,
+      project: req.project,
+      fork: req.fork,
+    });
+    for (const l of screenLines(bundle, bytes.length, plan)) log(l);
+    await applyPlacement(plan);
+    await Deno.remove(kept!).catch(() => {});
+    return { status: "placed", shareRef, placement: plan };
+  };
   const done = await checkConsumed(state, uri, log);
-  if (done) return { status: "already_accepted", shareRef: done };
+  if (done) {
+    if (kept && await exists(kept)) return await placeKept(done);
+    return { status: "already_accepted", shareRef: done };
+  }
   let placement: Placement | undefined;
+  let viaLarge = false;
   const r = await receive(
     t,
     state,
@@ -94,6 +124,14 @@ export async function claudePickup(
       accept: req.accept,
       pin: req.pin,
       promptLine: req.promptLine,
+      large: req.large && kept
+        ? async (ctx) => {
+          await ensurePrivateDir(keptDir);
+          const res = await req.large!(ctx, kept);
+          viaLarge = true;
+          return res;
+        }
+        : undefined,
       handler: async (material) => {
         if (material.type !== "claude_session") {
           throw new CipherpostError(
@@ -110,27 +148,51 @@ export async function claudePickup(
           fork: req.fork,
         });
         placement = plan;
-        const lines = summaryLines(summarizeBundle(bundle), material.bytes.length);
-        lines.push(`Place in:    ${plan.targetDir}${plan.rewritten ? " (paths rewritten)" : ""}`);
-        const what = {
-          new: "new session",
-          replace: "replaces the shorter local copy",
-          keep: "the local copy is longer and is kept",
-          same: "identical to the local copy",
-          fork: `diverged from the local copy: placed as new session ${plan.sessionId}`,
-        }[plan.action];
-        lines.push(`Action:      ${what}`);
-        return { lines, deliver: () => applyPlacement(plan) };
+        return {
+          lines: screenLines(bundle, material.bytes.length, plan),
+          deliver: () => applyPlacement(plan),
+        };
       },
     },
     log,
     () => Promise.resolve(),
   );
-  if (r.status === "already_accepted") return { status: "already_accepted", shareRef: r.shareRef };
+  if (r.status === "already_accepted") {
+    if (kept && await exists(kept)) return await placeKept(r.shareRef);
+    return { status: "already_accepted", shareRef: r.shareRef };
+  }
+  if (viaLarge) {
+    const placed = await placeKept(r.shareRef);
+    return { ...placed, receiptPublished: r.receiptPublished };
+  }
   return {
     status: "placed",
     shareRef: r.shareRef,
     placement,
     receiptPublished: r.receiptPublished,
   };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The session part of the acceptance screen, with where it goes and what happens. */
+function screenLines(b: Bundle, bundleBytes: number, plan: Placement): string[] {
+  const lines = summaryLines(summarizeBundle(b), bundleBytes);
+  lines.push(`Place in:    ${plan.targetDir}${plan.rewritten ? " (paths rewritten)" : ""}`);
+  const what = {
+    new: "new session",
+    replace: "replaces the shorter local copy",
+    keep: "the local copy is longer and is kept",
+    same: "identical to the local copy",
+    fork: `diverged from the local copy: placed as new session ${plan.sessionId}`,
+  }[plan.action];
+  lines.push(`Action:      ${what}`);
+  return lines;
 }

@@ -26,6 +26,20 @@ export interface ClaudeSendRequest {
   ttlSeconds: bigint;
   pin: string | null;
   burn: boolean;
+  /**
+   * Sends a bundle too large for a v2 share through the homeserver tier (a large share named
+   * `name`, PROTOCOL.md §5); absent = no homeserver path. It throws `no_homeserver` when the
+   * sender has none.
+   */
+  large?: (bundle: Uint8Array, name: string) => Promise<LargeSent>;
+}
+
+/** What the large path reports. */
+export interface LargeSent {
+  uri: string;
+  shareRef: string;
+  expiresAt: number;
+  packets: number;
 }
 
 /** What was sent. */
@@ -35,6 +49,8 @@ export interface ClaudeSendResult extends SendResult {
   bundleBytes: number;
   /** whether the pickup pointer was published (a failure is only a warning) */
   pointer: boolean;
+  /** how the bundle travelled */
+  via: "dht" | "homeserver";
 }
 
 /** The error for a bundle too large for a v2 DHT share. */
@@ -71,17 +87,38 @@ export async function claudeSend(
   log(
     `Bundled session ${summary.sessionId}: ${summary.messages} messages, ${bundle.length} bytes compressed`,
   );
-  if (bundle.length > MATERIAL_CAP) throw tooLargeForDht(bundle.length);
-  const result = await send(t, state, sender, {
-    recipient: req.recipient === null ? null : encodeZ32(recipientPk),
-    purpose: req.purpose,
-    material: "claude_session",
-    input: bundle,
-    ttlSeconds: req.ttlSeconds,
-    pin: req.pin,
-    burn: req.burn,
-    protocol: 2,
-  }, log);
+  let result: SendResult;
+  let via: "dht" | "homeserver" = "dht";
+  if (bundle.length > MATERIAL_CAP) {
+    if (!req.large) throw tooLargeForDht(bundle.length);
+    log(
+      `The bundle is larger than a v2 share (${MATERIAL_CAP} bytes): sending it through your homeserver, if you have one`,
+    );
+    try {
+      const r = await req.large(bundle, `claude-session-${summary.sessionId}.tar.gz`);
+      result = { ...r, size: bundle.length, protocol: 2 };
+      via = "homeserver";
+    } catch (e) {
+      if (e instanceof CipherpostError && e.kind === "no_homeserver") {
+        throw tooLargeForDht(bundle.length);
+      }
+      throw e;
+    }
+  } else {
+    result = await sendSmall();
+  }
+  async function sendSmall(): Promise<SendResult> {
+    return await send(t, state, sender, {
+      recipient: req.recipient === null ? null : encodeZ32(recipientPk),
+      purpose: req.purpose,
+      material: "claude_session",
+      input: bundle,
+      ttlSeconds: req.ttlSeconds,
+      pin: req.pin,
+      burn: req.burn,
+      protocol: 2,
+    }, log);
+  }
   let pointer = true;
   try {
     await publishPointer(t, sender, recipientPk, {
@@ -97,5 +134,5 @@ export async function claudeSend(
       }); pickup needs the URI`,
     );
   }
-  return { ...result, summary, bundleBytes: bundle.length, pointer };
+  return { ...result, summary, bundleBytes: bundle.length, pointer, via };
 }
