@@ -1,7 +1,8 @@
 /**
  * Claude Code session hand-off cost: with the real Claude Code (tests/claude-peer) against the
  * loopback Messages API stand-in and a local testnet (12 nodes, no latency), build sessions of
- * 1, 2, 4 and 12 turns (plus 40 KB and 120 KB tool-results sidecar files), then time
+ * 1, 2, 4 and 12 turns (plus tool-results sidecar files of 40 KB, 120 KB and 2 MB; bundles over a v2 share go through
+ * a homeserver stand-in A signed up on), then time
  * `cipherpost claude send --share B` and `cipherpost claude pickup URI --accept A --no-launch`
  * (each a fresh CLI process, as a user runs them). Prints transcript size, bundle size, packets
  * and times; asserts nothing. Sessions whose bundle exceeds a v2 share are reported as refused.
@@ -12,7 +13,19 @@
  */
 
 import { startClaudeApi } from "../tests/_claude_api.ts";
-import { cli, makeUser, tmpDir, withTestnet } from "../tests/_helpers.ts";
+import {
+  cli,
+  makeUser,
+  makeUserWithSeed,
+  testTransport,
+  tmpDir,
+  withTestnet,
+} from "../tests/_helpers.ts";
+import { startHomeserver } from "../lib/testing/homeserver.ts";
+import { connect } from "../lib/homeserver/connect.ts";
+import { withPubkyRecord } from "../lib/homeserver/discovery.ts";
+import { keypairFromSeed } from "../lib/crypto/keys.ts";
+import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 
 const BIN = new URL(
   "../tests/claude-peer/node_modules/@anthropic-ai/claude-code-linux-x64/claude",
@@ -24,8 +37,15 @@ const base = await tmpDir("cp-bench-claude-");
 const rows: string[] = [];
 try {
   await withTestnet(async (net) => {
-    const A = await makeUser(base, "a");
+    const seedA = crypto.getRandomValues(new Uint8Array(32));
+    const A = await makeUserWithSeed(base, "a", seedA);
     const B = await makeUser(base, "b");
+    // A has a homeserver (the stand-in), so bundles over a v2 share go there
+    const tr = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: tr });
+    const pk = keypairFromSeed(seedA).publicKey;
+    await connect(tr, { home: A.home, user: pk, seed: seedA, homeserver: hs.key, signup: true });
+    await tr.update(seedA, pk, (records) => withPubkyRecord(encodeZ32(pk), records, hs.key));
     const env = (who: string) => ({
       HOME: `${base}/${who}/home`,
       CLAUDE_CONFIG_DIR: `${base}/${who}/cc`,
@@ -45,6 +65,7 @@ try {
       { turns: 12, sidecar: 0 },
       { turns: 1, sidecar: 40_000 },
       { turns: 1, sidecar: 120_000 },
+      { turns: 1, sidecar: 2_000_000 },
     ];
     for (const c of cases) {
       const proj = await Deno.realPath(await Deno.makeTempDir({ dir: base, prefix: "proj-" }));
@@ -89,7 +110,9 @@ try {
       const sendMs = Math.round(performance.now() - t0);
       const label = `${c.turns} turn(s)${c.sidecar ? ` + ${c.sidecar / 1000} kB sidecar` : ""}`;
       if (s.code !== 0) {
-        rows.push(`| ${label} | ${tBytes} | refused: ${s.stderr.trim().split("\n").pop()} | | | |`);
+        rows.push(
+          `| ${label} | ${tBytes} | refused: ${s.stderr.trim().split("\n").pop()} | | | | |`,
+        );
         continue;
       }
       const j = JSON.parse(s.stdout);
@@ -103,13 +126,17 @@ try {
       const pickMs = Math.round(performance.now() - t0);
       if (p.code !== 0) throw new Error(`pickup failed: ${p.stderr}`);
       rows.push(
-        `| ${label} | ${tBytes} | ${j.bundle_bytes} | ${j.packets} | ${sendMs} | ${pickMs} |`,
+        `| ${label} | ${tBytes} | ${j.bundle_bytes} | ${j.via} | ${j.packets} | ${sendMs} | ${pickMs} |`,
       );
     }
+    await hs.close();
+    await tr.close();
   });
 } finally {
   await api.close();
 }
-console.log("| session | transcript bytes | bundle bytes (gzip) | packets | send ms | pickup ms |");
-console.log("| --- | --- | --- | --- | --- | --- |");
+console.log(
+  "| session | transcript bytes | bundle bytes (gzip) | via | DHT packets | send ms | pickup ms |",
+);
+console.log("| --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) console.log(r);

@@ -827,3 +827,18 @@ Deno.test({
     }
   },
 });
+
+Deno.test("claude: folder names over 200 characters are the ones Claude Code makes", async () => {
+  await requireClaude();
+  const base = await tmpDir("cp-claude-");
+  const api = startClaudeApi();
+  try {
+    const A = await makePerson(base, "alice");
+    const long = await mkdirp(`${A.base}/${"x".repeat(120)}/${"y_".repeat(60)}`);
+    const id = await newSession(A, api, long, "long path");
+    assert.ok(encodePath(long).length > 200);
+    assert.ok((await idsIn(A.configDir, long)).includes(id), "projectDirName = Claude's folder");
+  } finally {
+    await api.close();
+  }
+});

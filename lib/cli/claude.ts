@@ -57,9 +57,15 @@ export function claudeBinary(): string {
   return Deno.env.get("CIPHERPOST_CLAUDE") || "claude";
 }
 
-/** Quote a word for a POSIX shell when it needs it. */
+/**
+ * Quote a word for a POSIX shell when it needs it (for display: control characters, which
+ * a path from a transcript could hold, are escaped rather than sent to the terminal).
+ */
 export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(s)) return `$'${escapeText(s).replaceAll("'", "\\'")}'`;
+  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 function interactive(): boolean {

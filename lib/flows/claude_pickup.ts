@@ -16,7 +16,7 @@ import type { State } from "../state/state.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
 import { type Bundle, parseBundle } from "../claude/bundle.ts";
 import { applyPlacement, type Placement, planPlacement } from "../claude/place.ts";
-import { summarizeBundle, summaryLines } from "../claude/summary.ts";
+import { escapeText, summarizeBundle, summaryLines } from "../claude/summary.ts";
 import { checkConsumed, receive, type ReceiveResult } from "./receive.ts";
 import type { LargeContext } from "./large_receive.ts";
 import { ensurePrivateDir } from "../util/fsutil.ts";
@@ -185,7 +185,9 @@ async function exists(path: string): Promise<boolean> {
 /** The session part of the acceptance screen, with where it goes and what happens. */
 function screenLines(b: Bundle, bundleBytes: number, plan: Placement): string[] {
   const lines = summaryLines(summarizeBundle(b), bundleBytes);
-  lines.push(`Place in:    ${plan.targetDir}${plan.rewritten ? " (paths rewritten)" : ""}`);
+  lines.push(
+    `Place in:    ${escapeText(plan.targetDir)}${plan.rewritten ? " (paths rewritten)" : ""}`,
+  );
   const what = {
     new: "new session",
     replace: "replaces the shorter local copy",
