@@ -124,7 +124,13 @@ try {
         cwd: dest,
       });
       const pickMs = Math.round(performance.now() - t0);
-      if (p.code !== 0) throw new Error(`pickup failed: ${p.stderr}`);
+      if (p.code !== 0) {
+        const why = p.stderr.trim().split("\n").filter((l) => !l.startsWith("hint")).pop();
+        rows.push(
+          `| ${label} | ${tBytes} | ${j.bundle_bytes} | ${j.via} | ${j.packets} | ${sendMs} | failed: ${why} |`,
+        );
+        continue;
+      }
       rows.push(
         `| ${label} | ${tBytes} | ${j.bundle_bytes} | ${j.via} | ${j.packets} | ${sendMs} | ${pickMs} |`,
       );
