@@ -108,9 +108,23 @@ async function cp(
   args: string[],
   extraEnv: Record<string, string> = {},
 ): Promise<CliResult> {
-  const env = { ...p.env, ...claudeEnv(p, api), ...extraEnv };
+  // a generous per-request timeout: this machine's other jobs can starve the in-process testnet
+  const env: Record<string, string> = {
+    CIPHERPOST_TIMEOUT: "6000",
+    ...p.env,
+    ...claudeEnv(p, api),
+    ...extraEnv,
+  };
   env.PATH = `${p.bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
-  return await cli(["claude", ...args], { home: p.home, env, net, cwd });
+  const r = await cli(["claude", ...args], { home: p.home, env, net, cwd });
+  // Exit 6 (DHT parts missing or unstored) is the network lane's "try again later": on this
+  // shared 2-core machine the in-process testnet can starve. Do what the hint says, once, and
+  // say so; any other outcome is asserted by the caller.
+  if (r.code === 6 && net) {
+    console.log(`note: exit 6 (${r.stderr.trim().split("\n").pop()}); trying once more`);
+    return await cli(["claude", ...args], { home: p.home, env, net, cwd });
+  }
+  return r;
 }
 
 async function mkdirp(path: string): Promise<string> {
@@ -249,6 +263,7 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
             assert.match(r.stdout, /stand-in reply/);
             // the acceptance screen, after every check
             assert.match(r.stderr, /CIPHERPOST ACCEPTANCE/);
+            assert.ok(!r.stderr.includes("receipt publish failed"), r.stderr);
             assert.match(r.stderr, new RegExp(`Session:     ${id}`));
             assert.match(r.stderr, /Messages: {4}[1-9]/);
             assert.match(r.stderr, /Last prompt: "alpha: explain the parser"/);
@@ -275,7 +290,11 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       );
 
       await t.step("A sees B's receipt", async () => {
-        const r = await cli(["receipts", "--from", B.z32], { home: A.home, env: A.env, net });
+        const r = await cli(["receipts", "--from", B.z32], {
+          home: A.home,
+          env: { CIPHERPOST_TIMEOUT: "6000", ...A.env },
+          net,
+        });
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout + r.stderr, /1 valid/);
       });
