@@ -6,7 +6,7 @@ import { parseShareUri } from "../lib/protocol/share_uri.ts";
 import { deriveV2Keys } from "../lib/protocol/v2.ts";
 import { signPacket } from "../lib/pkarr/signed_packet.ts";
 import { encodePath, projectDirName } from "../lib/claude/project_dir.ts";
-import type { Testnet } from "../lib/testing/testnet.ts";
+import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { type ClaudeApi, startClaudeApi } from "./_claude_api.ts";
 import { startHomeserver } from "../lib/testing/homeserver.ts";
 import { connect } from "../lib/homeserver/connect.ts";
@@ -201,8 +201,15 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
   await requireClaude();
   const base = await tmpDir("cp-claude-");
   const api = startClaudeApi();
+  // A fresh testnet for each hand-off: many multi-packet shares on one 12-node testnet degrade
+  // its lookups (seen here after ~5 shares of ~65 packets, with or without Claude Code).
+  let net: Testnet = await startTestnet({ nodes: 12 });
+  const fresh = async () => {
+    await net.close();
+    net = await startTestnet({ nodes: 12 });
+  };
   try {
-    await withTestnet(async (net) => {
+    {
       const A = await makePerson(base, "alice");
       const B = await makePerson(base, "bob");
       const projA = await mkdirp(`${A.base}/src/my_app.v2`);
@@ -302,6 +309,7 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       await t.step(
         "hand back B → A with sidecar files; A's copy is extended; claude sees B's turns",
         async () => {
+          await fresh();
           const side = `${B.configDir}/projects/${projectDirName(projB)}/${id}`;
           await Deno.mkdir(`${side}/tool-results`, { recursive: true });
           await Deno.mkdir(`${side}/subagents`, { recursive: true });
@@ -347,6 +355,7 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       );
 
       await t.step("an existing longer transcript is kept", async () => {
+        await fresh();
         // B sends its (now shorter) copy again; A has the gamma turn on top
         const before = await Deno.readFile(transcriptPath(A, projA, id));
         const s = await cp(B, api, net, projB, ["send", id, "--share", A.z32]);
@@ -366,6 +375,7 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       await t.step(
         "a diverged transcript is refused (nothing placed), then forked with --fork",
         async () => {
+          await fresh();
           const c = await claude(B, api, projB, ["--resume", id, "-p", "delta: B's own turn"]);
           assert.equal(c.code, 0, c.stderr);
           const s = await cp(B, api, net, projB, ["send", id, "--share", A.z32]);
@@ -404,6 +414,7 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       );
 
       await t.step("pickup without a URI: the newest hand-off to yourself", async () => {
+        await fresh();
         const proj2 = await mkdirp(`${A.base}/src/other`);
         const id2 = await newSession(A, api, proj2, "zeta: to myself");
         const s = await cp(A, api, net, proj2, ["send"]);
@@ -419,6 +430,7 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       });
 
       await t.step("claude's exit code is passed through", async () => {
+        await fresh();
         const proj3 = await mkdirp(`${A.base}/src/third`);
         const id3 = await newSession(A, api, proj3, "eta");
         const direct = await claude(A, api, proj3, ["--resume", id3, "--no-such-flag"]);
@@ -437,8 +449,9 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
         assert.equal(r.code, direct.code, r.stderr);
         assert.match(r.stderr, /Running: claude --resume/);
       });
-    });
+    }
   } finally {
+    await net.close();
     await api.close();
   }
 });
