@@ -36,16 +36,11 @@ const api = startClaudeApi();
 const base = await tmpDir("cp-bench-claude-");
 const rows: string[] = [];
 try {
-  await withTestnet(async (net) => {
+  {
     const seedA = crypto.getRandomValues(new Uint8Array(32));
     const A = await makeUserWithSeed(base, "a", seedA);
     const B = await makeUser(base, "b");
-    // A has a homeserver (the stand-in), so bundles over a v2 share go there
-    const tr = testTransport(net);
-    const hs = await startHomeserver({ signupMode: "open", transport: tr });
     const pk = keypairFromSeed(seedA).publicKey;
-    await connect(tr, { home: A.home, user: pk, seed: seedA, homeserver: hs.key, signup: true });
-    await tr.update(seedA, pk, (records) => withPubkyRecord(encodeZ32(pk), records, hs.key));
     const env = (who: string) => ({
       HOME: `${base}/${who}/home`,
       CLAUDE_CONFIG_DIR: `${base}/${who}/cc`,
@@ -67,77 +62,97 @@ try {
       { turns: 1, sidecar: 120_000 },
       { turns: 1, sidecar: 2_000_000 },
     ];
+    // a fresh testnet (and homeserver stand-in, which A signs up on) per case: one 12-node
+    // testnet degrades after ~5 multi-packet shares
     for (const c of cases) {
-      const proj = await Deno.realPath(await Deno.makeTempDir({ dir: base, prefix: "proj-" }));
-      const dest = await Deno.realPath(await Deno.makeTempDir({ dir: base, prefix: "dest-" }));
-      let id = "";
-      for (let i = 0; i < c.turns; i++) {
-        const args = i === 0 ? ["-p", `turn ${i}`] : ["--resume", id, "-p", `turn ${i}`];
-        const r = await new Deno.Command(BIN, {
-          args,
-          cwd: proj,
-          env: env("a"),
-          clearEnv: true,
-          stdin: "null",
-          stdout: "null",
-          stderr: "null",
-        }).output();
-        if (r.code !== 0) throw new Error("claude failed");
-        if (i === 0) {
-          const folder = `${base}/a/cc/projects/${proj.replace(/[^A-Za-z0-9]/g, "-")}`;
-          for await (const e of Deno.readDir(folder)) {
-            if (e.name.endsWith(".jsonl")) id = e.name.slice(0, -6);
+      await withTestnet(async (net) => {
+        const tr = testTransport(net);
+        const hs = await startHomeserver({ signupMode: "open", transport: tr });
+        await connect(tr, {
+          home: A.home,
+          user: pk,
+          seed: seedA,
+          homeserver: hs.key,
+          signup: true,
+        });
+        await tr.update(seedA, pk, (records) => withPubkyRecord(encodeZ32(pk), records, hs.key));
+        try {
+          const proj = await Deno.realPath(await Deno.makeTempDir({ dir: base, prefix: "proj-" }));
+          const dest = await Deno.realPath(await Deno.makeTempDir({ dir: base, prefix: "dest-" }));
+          let id = "";
+          for (let i = 0; i < c.turns; i++) {
+            const args = i === 0 ? ["-p", `turn ${i}`] : ["--resume", id, "-p", `turn ${i}`];
+            const r = await new Deno.Command(BIN, {
+              args,
+              cwd: proj,
+              env: env("a"),
+              clearEnv: true,
+              stdin: "null",
+              stdout: "null",
+              stderr: "null",
+            }).output();
+            if (r.code !== 0) throw new Error("claude failed");
+            if (i === 0) {
+              const folder = `${base}/a/cc/projects/${proj.replace(/[^A-Za-z0-9]/g, "-")}`;
+              for await (const e of Deno.readDir(folder)) {
+                if (e.name.endsWith(".jsonl")) id = e.name.slice(0, -6);
+              }
+            }
           }
+          const folder = `${base}/a/cc/projects/${proj.replace(/[^A-Za-z0-9]/g, "-")}`;
+          if (c.sidecar) {
+            await Deno.mkdir(`${folder}/${id}/tool-results`, { recursive: true });
+            const words = Array.from(
+              { length: c.sidecar / 8 },
+              (_, i) => `l${(i * 7919) % 100000} `,
+            );
+            await Deno.writeTextFile(
+              `${folder}/${id}/tool-results/out.txt`,
+              words.join("").slice(0, c.sidecar),
+            );
+          }
+          const tBytes = (await Deno.stat(`${folder}/${id}.jsonl`)).size;
+          let t0 = performance.now();
+          const s = await cli(["claude", "send", id, "--share", B.z32, "--json"], {
+            home: A.home,
+            env: { ...A.env, ...env("a") },
+            net,
+            cwd: proj,
+          });
+          const sendMs = Math.round(performance.now() - t0);
+          const label = `${c.turns} turn(s)${c.sidecar ? ` + ${c.sidecar / 1000} kB sidecar` : ""}`;
+          if (s.code !== 0) {
+            rows.push(
+              `| ${label} | ${tBytes} | refused: ${s.stderr.trim().split("\n").pop()} | | | | |`,
+            );
+            return;
+          }
+          const j = JSON.parse(s.stdout);
+          t0 = performance.now();
+          const p = await cli(["claude", "pickup", j.uri, "--accept", A.z32, "--no-launch"], {
+            home: B.home,
+            env: { ...B.env, ...env("b") },
+            net,
+            cwd: dest,
+          });
+          const pickMs = Math.round(performance.now() - t0);
+          if (p.code !== 0) {
+            const why = p.stderr.trim().split("\n").filter((l) => !l.startsWith("hint")).pop();
+            rows.push(
+              `| ${label} | ${tBytes} | ${j.bundle_bytes} | ${j.via} | ${j.packets} | ${sendMs} | failed: ${why} |`,
+            );
+            return;
+          }
+          rows.push(
+            `| ${label} | ${tBytes} | ${j.bundle_bytes} | ${j.via} | ${j.packets} | ${sendMs} | ${pickMs} |`,
+          );
+        } finally {
+          await hs.close();
+          await tr.close();
         }
-      }
-      const folder = `${base}/a/cc/projects/${proj.replace(/[^A-Za-z0-9]/g, "-")}`;
-      if (c.sidecar) {
-        await Deno.mkdir(`${folder}/${id}/tool-results`, { recursive: true });
-        const words = Array.from({ length: c.sidecar / 8 }, (_, i) => `l${(i * 7919) % 100000} `);
-        await Deno.writeTextFile(
-          `${folder}/${id}/tool-results/out.txt`,
-          words.join("").slice(0, c.sidecar),
-        );
-      }
-      const tBytes = (await Deno.stat(`${folder}/${id}.jsonl`)).size;
-      let t0 = performance.now();
-      const s = await cli(["claude", "send", id, "--share", B.z32, "--json"], {
-        home: A.home,
-        env: { ...A.env, ...env("a") },
-        net,
-        cwd: proj,
       });
-      const sendMs = Math.round(performance.now() - t0);
-      const label = `${c.turns} turn(s)${c.sidecar ? ` + ${c.sidecar / 1000} kB sidecar` : ""}`;
-      if (s.code !== 0) {
-        rows.push(
-          `| ${label} | ${tBytes} | refused: ${s.stderr.trim().split("\n").pop()} | | | | |`,
-        );
-        continue;
-      }
-      const j = JSON.parse(s.stdout);
-      t0 = performance.now();
-      const p = await cli(["claude", "pickup", j.uri, "--accept", A.z32, "--no-launch"], {
-        home: B.home,
-        env: { ...B.env, ...env("b") },
-        net,
-        cwd: dest,
-      });
-      const pickMs = Math.round(performance.now() - t0);
-      if (p.code !== 0) {
-        const why = p.stderr.trim().split("\n").filter((l) => !l.startsWith("hint")).pop();
-        rows.push(
-          `| ${label} | ${tBytes} | ${j.bundle_bytes} | ${j.via} | ${j.packets} | ${sendMs} | failed: ${why} |`,
-        );
-        continue;
-      }
-      rows.push(
-        `| ${label} | ${tBytes} | ${j.bundle_bytes} | ${j.via} | ${j.packets} | ${sendMs} | ${pickMs} |`,
-      );
     }
-    await hs.close();
-    await tr.close();
-  });
+  }
 } finally {
   await api.close();
 }
