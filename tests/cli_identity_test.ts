@@ -293,7 +293,7 @@ Deno.test("import: refuses to overwrite without --force; garbage is refused and 
     assertExit(g, 1, `import ${what}`);
     assert.equal(
       g.stderr,
-      "unrecognised identity format: expected 64 hex characters or a CIPHPOSK file\n",
+      "unrecognised identity format: expected 64 hex characters, a CIPHPOSK file or a cclink CCLINKEK key file\n",
       what,
     );
     assert.equal(await exists(fresh), false, `${what}: no home, no file written`);
