@@ -394,6 +394,17 @@ export async function startHomeserver(
     let size = 0;
     let head: Uint8Array = new Uint8Array();
     let failure: Response | null = null;
+    // Writes go out in 1 MiB batches: constant memory, few file operations.
+    const buf = new Uint8Array(1 << 20);
+    let fill = 0;
+    const writeAll = async (b: Uint8Array) => {
+      let off = 0;
+      while (off < b.length) off += await f.write(b.subarray(off));
+    };
+    const flush = async () => {
+      await writeAll(buf.subarray(0, fill));
+      fill = 0;
+    };
     try {
       const reader = req.body?.getReader();
       while (reader) {
@@ -415,9 +426,14 @@ export async function startHomeserver(
         }
         if (head.length < 16) head = concat(head, value.subarray(0, 16 - head.length));
         hasher.update(value);
-        let off = 0;
-        while (off < value.length) off += await f.write(value.subarray(off));
+        if (fill + value.length > buf.length) await flush();
+        if (value.length >= buf.length) await writeAll(value);
+        else {
+          buf.set(value, fill);
+          fill += value.length;
+        }
       }
+      if (!failure) await flush();
     } catch {
       failure = text(400, "body stream error");
     } finally {
