@@ -33,7 +33,7 @@ import { HTTP_PORT_PARAM, isZ32Key, PORT_PARAM } from "../homeserver/discovery.t
 import type { DnsRecord } from "../pkarr/dns.ts";
 import { encodeZ32 } from "../pkarr/public_key.ts";
 import { signPacket } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
+import { Transport } from "../pkarr/transport.ts";
 import { b64encode, concat, toHex, utf8 } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -727,4 +727,31 @@ export function homeserverRecords(port: number): DnsRecord[] {
     },
     { name: ".", ttl: 3600, data: { type: "A", address: "127.0.0.1" } },
   ];
+}
+
+/** A stand-in whose packet is on a testnet; `close` also closes its transport. */
+export async function startHomeserverOnTestnet(
+  net: { bootstrap: string[]; relayUrl: string },
+  o: Omit<HomeserverStandInOptions, "transport"> = {},
+): Promise<HomeserverStandIn> {
+  const transport = new Transport({
+    bootstrap: net.bootstrap,
+    relays: [net.relayUrl],
+    useDht: true,
+    useRelays: true,
+    timeoutMs: 1000,
+  });
+  let hs: HomeserverStandIn;
+  try {
+    hs = await startHomeserver({ ...o, transport });
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
+  const close = hs.close;
+  hs.close = async () => {
+    await close();
+    await transport.close();
+  };
+  return hs;
 }
