@@ -6,8 +6,8 @@ import nodeAssert from "node:assert/strict";
 function assert(cond: unknown, msg?: string): asserts cond {
   nodeAssert.ok(cond, msg);
 }
-function assertEquals<T>(a: T, b: T): void {
-  nodeAssert.deepStrictEqual(a, b);
+function assertEquals<T>(a: T, b: T, msg?: string): void {
+  nodeAssert.deepStrictEqual(a, b, msg);
 }
 async function assertRejects<E extends Error>(
   f: () => Promise<unknown>,
@@ -39,7 +39,10 @@ import { connect, reader } from "../lib/homeserver/connect.ts";
 import {
   discover,
   endpointInPacket,
+  endpointOf,
+  homeserverInPacket,
   homeserverOf,
+  isZ32Key,
   pubkyRecord,
   withPubkyRecord,
 } from "../lib/homeserver/discovery.ts";
@@ -47,14 +50,17 @@ import { HomeserverError } from "../lib/homeserver/http.ts";
 import { partPath } from "../lib/homeserver/paths.ts";
 import { type SessionCookie, signIn } from "../lib/homeserver/session.ts";
 import { loadSession, sessionFile } from "../lib/homeserver/session_store.ts";
-import { encodeZ32 } from "../lib/pkarr/public_key.ts";
+import { decodeZ32, encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { txtRecord } from "../lib/pkarr/dns.ts";
 import { recordsNamed, signPacket } from "../lib/pkarr/signed_packet.ts";
-import { startHomeserver } from "../lib/testing/homeserver.ts";
+import { startHomeserver, startHomeserverOnTestnet } from "../lib/testing/homeserver.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { b64encode } from "../lib/util/encoding.ts";
 import { createBLAKE3 } from "hash-wasm";
-import { testTransport, tmpDir, withTestnet } from "./_helpers.ts";
+import { cli, makeUser, sendAs, testTransport, tmpDir, withTestnet } from "./_helpers.ts";
+import { State } from "../lib/state/state.ts";
+import { Transport } from "../lib/pkarr/transport.ts";
+import { exists } from "../lib/util/fsutil.ts";
 
 const enc = new TextEncoder();
 
@@ -726,7 +732,7 @@ Deno.test("discovery: _pubky → homeserver packet → endpoint; no homeserver v
       const hp = signPacket(generateKeypair().seed, [pubkyRecord(hs.key)], Date.now() * 1000);
       assertEquals(endpointInPacket(hp), null);
       // A lookup that reaches nobody is a network error (exit 6), not "no homeserver".
-      const dead = new (await import("../lib/pkarr/transport.ts")).Transport({
+      const dead = new Transport({
         bootstrap: [],
         relays: ["http://127.0.0.1:9"],
         useDht: false,
@@ -788,5 +794,153 @@ Deno.test("stored session: 0600, /pub/cipherpost/:rw only, reused without the se
   } finally {
     await hs.close();
     await Deno.remove(home, { recursive: true });
+  }
+});
+
+// --- CLI --------------------------------------------------------------------------------------
+
+Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other records; status; gc", async () => {
+  await withTestnet(async (net) => {
+    const hs = await startHomeserverOnTestnet(net, { signupMode: "token_required" });
+    const base = await tmpDir();
+    try {
+      const alice = await makeUser(base, "alice");
+      // Something else in alice's packet first: a v1 share record.
+      const sent = await sendAs(
+        alice,
+        net,
+        ["--self", "-p", "x", "--protocol", "1", "-"],
+        "s3cret",
+      );
+      assertEquals(sent.code, 0, sent.stderr);
+      const env = { ...alice.env };
+      // No token: a clear error, exit 4, nothing stored.
+      const noTok = await cli(["homeserver", "signup", hs.key], { home: alice.home, env, net });
+      assertEquals(noTok.code, 4, noTok.stderr);
+      assert(noTok.stderr.includes("signup requires a signup token"), noTok.stderr);
+      assert(!(await exists(sessionFile(alice.home))));
+      const tokenFile = `${base}/token.txt`;
+      await Deno.writeTextFile(tokenFile, hs.mintSignupToken() + "\n");
+      hs.resetCounts();
+      const up = await cli(
+        ["homeserver", "signup", hs.key, "--signup-token-file", tokenFile],
+        { home: alice.home, env, net },
+      );
+      assertEquals(up.code, 0, up.stderr);
+      assertEquals(up.stdout.trim(), hs.key);
+      assert(up.stderr.includes("signed up at"), up.stderr);
+      // Exactly one session, asking for /pub/cipherpost/:rw only.
+      assertEquals(hs.sessionCapabilities(alice.z32), ["/pub/cipherpost/:rw"]);
+      assertEquals((await Deno.stat(sessionFile(alice.home))).mode! & 0o777, 0o600);
+      const t = testTransport(net);
+      try {
+        const p = await t.resolve(decodeZ32(alice.z32));
+        assert(p);
+        assertEquals(homeserverInPacket(p.packet), hs.key);
+        assertEquals(recordsNamed(p.packet, "_cipherpost").length, 1, "the share record is kept");
+      } finally {
+        await t.close();
+      }
+      // A second signup signs in (token already used does not matter) and changes nothing.
+      const again = await cli(["homeserver", "signup", hs.key], { home: alice.home, env, net });
+      assertEquals(again.code, 0, again.stderr);
+      assert(again.stderr.includes("signed in at"), again.stderr);
+      assert(again.stderr.includes("already points there"), again.stderr);
+
+      // Blobs for three shares: expired, live, and one this home has no record of.
+      const state = new State(alice.home);
+      const refs = { expired: "a".repeat(32), live: "b".repeat(32), orphan: "c".repeat(32) };
+      const now = Math.floor(Date.now() / 1000);
+      await state.saveSent(refs.expired, { share_ref: refs.expired, expires_at: now - 10 });
+      await state.saveSent(refs.live, { share_ref: refs.live, expires_at: now + 3600 });
+      const conn = await connect({} as never, { home: alice.home, user: decodeZ32(alice.z32) });
+      for (const ref of Object.values(refs)) {
+        await conn.client.put(partPath(ref, 0), new Uint8Array(1000));
+        await conn.client.put(partPath(ref, 1), new Uint8Array(500));
+      }
+      const st = await cli(["homeserver", "status", "--json"], { home: alice.home, env: {}, net });
+      assertEquals(st.code, 0, st.stderr);
+      const s = JSON.parse(st.stdout);
+      assertEquals(s.homeserver, hs.key);
+      assert(String(s.session).startsWith("valid (/pub/cipherpost/:rw"), s.session);
+      assertEquals([s.stored.files, s.stored.bytes, s.stored.shares.length], [6, 4500, 3]);
+      assertEquals(
+        s.stored.shares.map((x: { sent: boolean }) => x.sent),
+        [true, true, false],
+      );
+      const gc = await cli(["homeserver", "gc"], { home: alice.home, env: {}, net });
+      assertEquals(gc.code, 0, gc.stderr);
+      assertEquals(gc.stdout.trim(), `deleted ${refs.expired} (expired, 2 file(s))`);
+      assertEquals(await conn.client.head(partPath(refs.expired, 0)), null);
+      assert(await conn.client.head(partPath(refs.live, 0)));
+      assert(await conn.client.head(partPath(refs.orphan, 0)));
+      const gc2 = await cli(["homeserver", "gc", "--orphans"], { home: alice.home, env: {}, net });
+      assertEquals(gc2.code, 0, gc2.stderr);
+      assertEquals(gc2.stdout.trim(), `deleted ${refs.orphan} (no record in this home, 2 file(s))`);
+      assert(await conn.client.head(partPath(refs.live, 1)));
+    } finally {
+      await hs.close();
+      await Deno.remove(base, { recursive: true });
+    }
+  });
+});
+
+Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup token", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-P=cipherpost",
+      "--no-prompt",
+      "--quiet",
+      new URL("../main.ts", import.meta.url).pathname,
+      "testnet",
+      "--nodes",
+      "4",
+      "--homeserver",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const lines: string[] = [];
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  while (lines.length < 4) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    const parts = buf.split("\n");
+    buf = parts.pop()!;
+    lines.push(...parts);
+  }
+  try {
+    const env = Object.fromEntries(lines.map((l) => l.split("=", 2) as [string, string]));
+    assert(isZ32Key(env.CIPHERPOST_HOMESERVER), lines.join("|"));
+    assert(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(env.CIPHERPOST_SIGNUP_TOKEN));
+    // The homeserver is found through the testnet's relay, and takes the printed token.
+    const t = new Transport({
+      bootstrap: env.CIPHERPOST_BOOTSTRAP.split(","),
+      relays: [env.CIPHERPOST_RELAYS],
+      useDht: false,
+      useRelays: true,
+      timeoutMs: 2000,
+    });
+    try {
+      const baseUrl = await endpointOf(t, env.CIPHERPOST_HOMESERVER);
+      const r = await signIn({
+        baseUrl,
+        homeserver: env.CIPHERPOST_HOMESERVER,
+        seed: generateKeypair().seed,
+        signupToken: env.CIPHERPOST_SIGNUP_TOKEN,
+      });
+      assert(r.signedUp);
+    } finally {
+      await t.close();
+    }
+  } finally {
+    child.kill("SIGTERM");
+    await reader.cancel();
+    await child.stderr.cancel();
+    await child.status;
   }
 });
