@@ -220,7 +220,7 @@ Deno.test("session: signin → 404 → signup → cookie named by the user; the 
   }
 });
 
-Deno.test("session: a replayed token is refused (400), a foreign Set-Cookie is not taken", async () => {
+Deno.test("session: a replayed token and one signed from byte 64 are refused (400)", async () => {
   const hs = await startHomeserver({ signupMode: "open" });
   try {
     const seed = generateKeypair().seed;
@@ -495,6 +495,16 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
     assertEquals(reauths, 1);
     assertEquals(hs.counts.PUT, 2);
     assertEquals(await new Response((await c.get("/pub/cipherpost/c"))!.body).text(), "three");
+    // A one-shot stream is not sent twice: the client signs in again and asks for a retry.
+    cookie = { user: u.user, secret: "0000000000000000000000000D", capabilities: "" };
+    const once = await assertRejects(
+      () => c.put("/pub/cipherpost/e", stream(enc.encode("five"))),
+      HomeserverError,
+    );
+    assertEquals([once.kind, once.status, reauths], ["homeserver_auth", 401, 2]);
+    assert(once.message.includes("retry"), once.message);
+    await c.put("/pub/cipherpost/e", stream(enc.encode("five")));
+    assertEquals(await new Response((await c.get("/pub/cipherpost/e"))!.body).text(), "five");
     // Re-authentication that does not help: exactly one retry, then homeserver_auth.
     const never = new HomeserverClient({
       baseUrl: hs.baseUrl,
@@ -515,14 +525,16 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
   }
 });
 
-Deno.test("413: a body over the limit is refused (declared and streamed without a length)", async () => {
+Deno.test("413: a body over the limit is refused (with Content-Length, and streamed chunked)", async () => {
   const hs = await startHomeserver({ signupMode: "open", bodyLimitBytes: 4 * 1024 * 1024 });
   try {
     const { client } = await userClient(hs.baseUrl, hs.key);
     await client.put("/pub/cipherpost/warm", enc.encode("x"));
     const n = 4 * 1024 * 1024 + 1;
+    // Bytes carry Content-Length (refused before the upload); streams go chunked (refused
+    // while streaming).
     const a = await assertRejects(
-      () => client.put("/pub/cipherpost/big", zeros(n), { contentLength: n }),
+      () => client.put("/pub/cipherpost/big", new Uint8Array(n)),
       HomeserverError,
     );
     assertEquals([a.kind, a.status, a.exitCode], ["too_large", 413, 1]);
