@@ -48,7 +48,7 @@ import {
 } from "../lib/homeserver/discovery.ts";
 import { HomeserverError } from "../lib/homeserver/http.ts";
 import { partPath } from "../lib/homeserver/paths.ts";
-import { type SessionCookie, signIn } from "../lib/homeserver/session.ts";
+import { type SessionCookie, signIn, signOut } from "../lib/homeserver/session.ts";
 import { loadSession, sessionFile } from "../lib/homeserver/session_store.ts";
 import { decodeZ32, encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { txtRecord } from "../lib/pkarr/dns.ts";
@@ -811,7 +811,7 @@ Deno.test("stored session: 0600, /pub/cipherpost/:rw only, reused without the se
 
 // --- CLI --------------------------------------------------------------------------------------
 
-Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other records; status; gc", async () => {
+Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other records; status", async () => {
   await withTestnet(async (net) => {
     const hs = await startHomeserverOnTestnet(net, { signupMode: "token_required" });
     const base = await tmpDir();
@@ -859,37 +859,39 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       assert(again.stderr.includes("signed in at"), again.stderr);
       assert(again.stderr.includes("already points there"), again.stderr);
 
-      // Blobs for three shares: expired, live, and one this home has no record of.
+      // Status: files and bytes per share folder, whether this home sent it.
       const state = new State(alice.home);
-      const refs = { expired: "a".repeat(32), live: "b".repeat(32), orphan: "c".repeat(32) };
-      const now = Math.floor(Date.now() / 1000);
-      await state.saveSent(refs.expired, { share_ref: refs.expired, expires_at: now - 10 });
-      await state.saveSent(refs.live, { share_ref: refs.live, expires_at: now + 3600 });
+      const refs = { mine: "a".repeat(32), other: "c".repeat(32) };
+      await state.saveSent(refs.mine, { share_ref: refs.mine, expires_at: 0 });
       const conn = await connect({} as never, { home: alice.home, user: decodeZ32(alice.z32) });
       for (const ref of Object.values(refs)) {
         await conn.client.put(partPath(ref, 0), new Uint8Array(1000));
         await conn.client.put(partPath(ref, 1), new Uint8Array(500));
       }
+      await conn.client.put("/pub/cipherpost/loose", new Uint8Array(7));
       const st = await cli(["homeserver", "status", "--json"], { home: alice.home, env: {}, net });
       assertEquals(st.code, 0, st.stderr);
       const s = JSON.parse(st.stdout);
-      assertEquals(s.homeserver, hs.key);
+      assertEquals([s.user, s.homeserver, s.base_url], [alice.z32, hs.key, hs.baseUrl]);
       assert(String(s.session).startsWith("valid (/pub/cipherpost/:rw"), s.session);
-      assertEquals([s.stored.files, s.stored.bytes, s.stored.shares.length], [6, 4500, 3]);
-      assertEquals(
-        s.stored.shares.map((x: { sent: boolean }) => x.sent),
-        [true, true, false],
-      );
-      const gc = await cli(["homeserver", "gc"], { home: alice.home, env: {}, net });
-      assertEquals(gc.code, 0, gc.stderr);
-      assertEquals(gc.stdout.trim(), `deleted ${refs.expired} (expired, 2 file(s))`);
-      assertEquals(await conn.client.head(partPath(refs.expired, 0)), null);
-      assert(await conn.client.head(partPath(refs.live, 0)));
-      assert(await conn.client.head(partPath(refs.orphan, 0)));
-      const gc2 = await cli(["homeserver", "gc", "--orphans"], { home: alice.home, env: {}, net });
-      assertEquals(gc2.code, 0, gc2.stderr);
-      assertEquals(gc2.stdout.trim(), `deleted ${refs.orphan} (no record in this home, 2 file(s))`);
-      assert(await conn.client.head(partPath(refs.live, 1)));
+      assertEquals([s.stored.files, s.stored.bytes, s.stored.other_files], [5, 3007, 1]);
+      assertEquals(s.stored.shares, [
+        { share_ref: refs.mine, files: 2, bytes: 1500, sent: true },
+        { share_ref: refs.other, files: 2, bytes: 1500, sent: false },
+      ]);
+      const text = await cli(["homeserver", "status"], { home: alice.home, env: {}, net });
+      assertEquals(text.code, 0, text.stderr);
+      assert(text.stdout.includes(`homeserver:  ${hs.key}`), text.stdout);
+      assert(text.stdout.includes("5 file(s), 2.9 KiB in 2 share folder(s)"), text.stdout);
+      // After signing out on the server the stored session is reported as dead.
+      const stored = await loadSession(alice.home, alice.z32);
+      await signOut(hs.baseUrl, stored!.cookie);
+      const dead = await cli(["homeserver", "status", "--json"], {
+        home: alice.home,
+        env: {},
+        net,
+      });
+      assert(JSON.parse(dead.stdout).session.startsWith("expired or signed out"), dead.stdout);
     } finally {
       await hs.close();
       await Deno.remove(base, { recursive: true });

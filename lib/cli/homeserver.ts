@@ -1,6 +1,6 @@
 /**
- * `cipherpost homeserver signup|status|gc`: the account on a Pubky homeserver that holds large
- * payloads (docs/PROTOCOL.md §4).
+ * `cipherpost homeserver signup|status`: the account on a Pubky homeserver that holds large
+ * payloads (docs/PROTOCOL.md §4). `homeserver gc` belongs to the large-share CLI.
  *
  * @module
  */
@@ -8,7 +8,7 @@
 import type { Command } from "commander";
 import { HomeserverClient } from "../homeserver/client.ts";
 import { endpointOf, homeserverOf, isZ32Key, withPubkyRecord } from "../homeserver/discovery.ts";
-import { blobDir, BLOBS_DIR, shareRefOfPath } from "../homeserver/paths.ts";
+import { shareRefOfPath } from "../homeserver/paths.ts";
 import { sessionAlive, signIn } from "../homeserver/session.ts";
 import { readStoredSession, saveSession, sessionFile } from "../homeserver/session_store.ts";
 import { CIPHERPOST_ROOT } from "../homeserver/capabilities.ts";
@@ -17,7 +17,6 @@ import type { Transport } from "../pkarr/transport.ts";
 import { State } from "../state/state.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { cipherpostHome } from "../util/fsutil.ts";
-import { collectReceipts } from "../flows/shares.ts";
 import { NETWORK_HELP, networkOptions, withTransport } from "./network.ts";
 import { type Io, passphraseOptions, unlockIdentity } from "./program.ts";
 
@@ -109,9 +108,11 @@ async function inventory(client: HomeserverClient): Promise<{
 /** Register `homeserver …` on the program. */
 export function registerHomeserverCommands(program: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
-  const hs = program.command("homeserver")
-    .description("your account on a Pubky homeserver (stores large payloads, ciphertext only)")
-    .exitOverride();
+  // One `homeserver` group: another module (the large-share CLI) may have created it already.
+  const hs = program.commands.find((c) => c.name() === "homeserver") ??
+    program.command("homeserver")
+      .description("your account on a Pubky homeserver (stores large payloads, ciphertext only)")
+      .exitOverride();
 
   networkOptions(passphraseOptions(
     hs.command("signup")
@@ -203,82 +204,8 @@ ${NETWORK_HELP}`,
       }
     });
 
-  networkOptions(
-    hs.command("gc")
-      .description(
-        "delete the blobs of shares that expired, or were burned and receipted (--orphans: also revoked/unknown)",
-      )
-      .option("--orphans", "also delete folders of shares this home has no record of (revoked)")
-      .option("--dry-run", "only print what would be deleted"),
-  )
-    .addHelpText(
-      "after",
-      `
-Needs no passphrase: it uses the stored session. A share folder is deleted when this home's
-record of the share says it expired, or it was a burn share and its receipt is published.
-Without a record (revoked here, or sent from another home with the same identity) a folder is
-kept unless --orphans is given.
-${NETWORK_HELP}`,
-    )
-    .action(async (o) => {
-      const home = cipherpostHome();
-      const stored = await readStoredSession(home);
-      if (!stored) {
-        throw new CipherpostError(
-          "homeserver_auth",
-          "no homeserver session in this home",
-          "run: cipherpost homeserver signup <homeserver-key>",
-        );
-      }
-      const state = new State(home);
-      const sent = new Map((await state.listSent()).map((r) => [String(r.share_ref), r]));
-      const client = new HomeserverClient({
-        baseUrl: stored.baseUrl,
-        user: stored.cookie.user,
-        auth: { cookie: () => stored.cookie, reauthenticate: () => Promise.resolve(false) },
-      });
-      const r = await withTransport(o, async (t) => {
-        let receipted: Set<string> | null = null;
-        const hasReceipt = async (ref: string) => {
-          receipted ??= new Set(
-            (await collectReceipts(t, state, undefined).catch(() => ({ valid: [] }))).valid
-              .map((x) => x.shareRef),
-          );
-          return receipted.has(ref);
-        };
-        const now = Math.floor(Date.now() / 1000);
-        let deleted = 0, kept = 0;
-        for await (const f of client.listAll(BLOBS_DIR, { shallow: true })) {
-          const ref = /\/([0-9a-f]{32})\/$/.exec(f.path)?.[1];
-          if (!ref) continue;
-          const rec = sent.get(ref);
-          const exp = rec ? Number(rec.expires_at) : NaN;
-          const why = !rec
-            ? (o.orphans ? "no record in this home" : null)
-            : exp < now
-            ? "expired"
-            : rec.burn === true && await hasReceipt(ref)
-            ? "burned and receipted"
-            : null;
-          if (!why) {
-            kept++;
-            continue;
-          }
-          if (o.dryRun) {
-            io.out(`would delete ${ref} (${why})\n`);
-            continue;
-          }
-          let n = 0;
-          const paths: string[] = [];
-          for await (const e of client.listAll(blobDir(ref))) paths.push(e.path);
-          for (const p of paths) if (await client.delete(p)) n++;
-          deleted++;
-          io.out(`deleted ${ref} (${why}, ${n} file(s))\n`);
-        }
-        return { deleted, kept };
-      });
-      log(`gc: ${r.deleted} share folder(s) deleted, ${r.kept} kept`);
-    });
+  // `homeserver gc` needs the large-share records: it is registered by the large-share CLI
+  // (lib/cli/large.ts) on this same group.
 }
 
 interface StatusReport {
