@@ -7,10 +7,14 @@ import { createRequire } from "node:module";
 const hosts = new Set();
 const realFetch = globalThis.fetch;
 globalThis.fetch = (input, init) => {
-  const url = new URL(typeof input === "string" || input instanceof URL ? input : input.url);
+  const url = new URL(
+    typeof input === "string" || input instanceof URL ? input : input.url,
+  );
   hosts.add(url.hostname);
   if (!["127.0.0.1", "localhost", "::1", "[::1]"].includes(url.hostname)) {
-    return Promise.reject(new Error(`refused non-loopback fetch to ${url.hostname}`));
+    return Promise.reject(
+      new Error(`refused non-loopback fetch to ${url.hostname}`),
+    );
   }
   return realFetch(input, init);
 };
@@ -20,18 +24,24 @@ const { Client, Keypair, PublicKey, Pubky } = require("@synonymdev/pubky");
 
 const args = JSON.parse(process.argv[2]);
 const out = { ok: true, steps: [] };
-const step = (name, value) => out.steps.push(value === undefined ? [name] : [name, value]);
+const step = (name, value) =>
+  out.steps.push(value === undefined ? [name] : [name, value]);
 
 try {
   const seed = Uint8Array.from(Buffer.from(args.secretHex, "hex"));
   const kp = Keypair.fromSecret(seed);
-  const client = new Client({ pkarr: { relays: [args.relay], requestTimeout: 3000 } });
+  const client = new Client({
+    pkarr: { relays: [args.relay], requestTimeout: 3000 },
+  });
   const pubky = Pubky.withClient(client);
   const user = kp.publicKey;
   const signer = pubky.signer(kp);
   let session;
   if (args.mode === "signup") {
-    session = await signer.signup(PublicKey.from(args.homeserver), args.token ?? null);
+    session = await signer.signup(
+      PublicKey.from(args.homeserver),
+      args.token ?? null,
+    );
     step("signup");
   } else {
     session = await signer.signinBlocking();
@@ -41,25 +51,49 @@ try {
   const hsOf = await pubky.getHomeserverOf(user);
   step("homeserverOf", hsOf ? hsOf.z32() : null);
   if (args.mode === "signup") {
-    await storage.putText("/pub/cipherpost/sdk/hello.txt", "written by the SDK");
-    await storage.putBytes("/pub/cipherpost/sdk/bytes", Uint8Array.from({ length: 256 }, (_, i) => i));
+    await storage.putText(
+      "/pub/cipherpost/sdk/hello.txt",
+      "written by the SDK",
+    );
+    await storage.putBytes(
+      "/pub/cipherpost/sdk/bytes",
+      Uint8Array.from({ length: 256 }, (_, i) => i),
+    );
     step("put");
     step("getText", await storage.getText("/pub/cipherpost/sdk/hello.txt"));
     step("list", await storage.list("/pub/cipherpost/sdk/"));
-    step("listShallow", await storage.list("/pub/cipherpost/", null, false, 10, true));
-    step("listLimit", await storage.list("/pub/cipherpost/sdk/", null, false, 1, false));
-    step("listReverse", await storage.list("/pub/cipherpost/sdk/", null, true, null, false));
+    step(
+      "listShallow",
+      await storage.list("/pub/cipherpost/", null, false, 10, true),
+    );
+    step(
+      "listLimit",
+      await storage.list("/pub/cipherpost/sdk/", null, false, 1, false),
+    );
+    step(
+      "listReverse",
+      await storage.list("/pub/cipherpost/sdk/", null, true, null, false),
+    );
     const stats = await storage.stats("/pub/cipherpost/sdk/bytes");
-    step("stats", stats ? { contentLength: stats.contentLength, etag: stats.etag ?? null } : null);
+    step(
+      "stats",
+      stats
+        ? { contentLength: stats.contentLength, etag: stats.etag ?? null }
+        : null,
+    );
     step(
       "publicGet",
-      await pubky.publicStorage.getText(`${user.toString()}/pub/cipherpost/sdk/hello.txt`),
+      await pubky.publicStorage.getText(
+        `${user.toString()}/pub/cipherpost/sdk/hello.txt`,
+      ),
     );
   } else {
     // Read what our client wrote, privately and publicly, then clean up.
     const ours = await storage.getBytes(args.ourPath);
     step("readOurs", Buffer.from(ours).toString("hex"));
-    const pub = await pubky.publicStorage.getBytes(`${user.toString()}${args.ourPath}`);
+    const pub = await pubky.publicStorage.getBytes(
+      `${user.toString()}${args.ourPath}`,
+    );
     step("readOursPublic", Buffer.from(pub).toString("hex"));
     step("existsBefore", await storage.exists("/pub/cipherpost/sdk/hello.txt"));
     await storage.delete("/pub/cipherpost/sdk/hello.txt");
