@@ -22,6 +22,7 @@ import { collectReceipts, republish, revoke } from "../flows/shares.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
 import { State } from "../state/state.ts";
 import { startTestnet } from "../testing/testnet.ts";
+import { startHomeserverOnTestnet } from "../testing/homeserver.ts";
 import { Transport, transportOptions } from "../pkarr/transport.ts";
 import { stripControl } from "../util/encoding.ts";
 import {
@@ -33,14 +34,14 @@ import {
   runLargeSend,
 } from "./large.ts";
 
-const NETWORK_HELP = `
+export const NETWORK_HELP = `
 Network options (every network command):
   --bootstrap host:port,...   Mainline DHT bootstrap nodes   (env CIPHERPOST_BOOTSTRAP)
   --relay URL,...             pkarr HTTP relays              (env CIPHERPOST_RELAYS)
   --no-dht / --no-relay       switch one path off
   --timeout MS                per-request timeout (default 2000; env CIPHERPOST_TIMEOUT)`;
 
-function networkOptions(cmd: Command): Command {
+export function networkOptions(cmd: Command): Command {
   return cmd
     .option("--bootstrap <hosts>", "comma-separated DHT bootstrap host:port list")
     .option("--relay <urls>", "comma-separated pkarr relay URLs")
@@ -59,7 +60,7 @@ function openTransport(o: Record<string, unknown>): Transport {
   }));
 }
 
-async function withTransport<T>(
+export async function withTransport<T>(
   o: Record<string, unknown>,
   f: (t: Transport) => Promise<T>,
 ): Promise<T> {
@@ -523,12 +524,22 @@ ${NETWORK_HELP}`,
     .option("--relay-port <p>", "relay HTTP port; 0 = random", parseIntArg, 0)
     .option("--latency <ms>", "each node delays its replies by this much", parseIntArg, 0)
     .option("--loss <pct>", "each node drops this percentage of queries", parseIntArg, 0)
+    .option("--homeserver", "also run the stand-in Pubky homeserver (its packet on the testnet)")
+    .addOption(
+      new Option("--signup-mode <mode>", "homeserver signup mode")
+        .choices(["open", "token_required"]).default("token_required"),
+    )
+    .option("--quota-mb <n>", "homeserver per-user quota in MiB (default unlimited)", parseIntArg)
+    .option("--homeserver-port <p>", "homeserver HTTP port; 0 = random", parseIntArg, 0)
     .addHelpText(
       "after",
       `
 Prints the environment lines other shells use to reach it, e.g.:
   CIPHERPOST_BOOTSTRAP=127.0.0.1:40001,127.0.0.1:40002,...
-  CIPHERPOST_RELAYS=http://127.0.0.1:40100`,
+  CIPHERPOST_RELAYS=http://127.0.0.1:40100
+With --homeserver also (the token only in token_required mode; it is single-use):
+  CIPHERPOST_HOMESERVER=<homeserver z32>
+  CIPHERPOST_SIGNUP_TOKEN=XXXX-XXXX-XXXX`,
     )
     .action(async (o) => {
       if (o.loss > 100) throw new CipherpostError("usage", "--loss is a percentage (0 to 100)");
@@ -539,9 +550,26 @@ Prints the environment lines other shells use to reach it, e.g.:
         latencyMs: o.latency,
         lossPct: o.loss,
       });
+      const hs = o.homeserver
+        ? await startHomeserverOnTestnet(net, {
+          signupMode: o.signupMode,
+          quotaBytes: o.quotaMb === undefined ? undefined : o.quotaMb * 1024 * 1024,
+          port: o.homeserverPort,
+        }).catch(async (e) => {
+          await net.close();
+          throw e;
+        })
+        : null;
       io.out(
         `CIPHERPOST_BOOTSTRAP=${net.bootstrap.join(",")}\nCIPHERPOST_RELAYS=${net.relayUrl}\n`,
       );
+      if (hs) {
+        io.out(`CIPHERPOST_HOMESERVER=${hs.key}\n`);
+        if (hs.signupMode === "token_required") {
+          io.out(`CIPHERPOST_SIGNUP_TOKEN=${hs.mintSignupToken()}\n`);
+        }
+        log(`homeserver (stand-in): ${hs.key} at ${hs.baseUrl}, signup ${hs.signupMode}`);
+      }
       log(
         `testnet: ${o.nodes} nodes on 127.0.0.1, relay ${net.relayUrl}; Ctrl-C or SIGTERM to stop`,
       );
@@ -550,6 +578,7 @@ Prints the environment lines other shells use to reach it, e.g.:
         Deno.addSignalListener("SIGINT", stop);
         if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
       });
+      await hs?.close();
       await net.close();
       log("testnet stopped");
     });

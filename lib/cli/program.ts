@@ -15,6 +15,7 @@ import { encodeZ32 } from "../pkarr/public_key.ts";
 import { formatReceiptSummary, readReceiptInput } from "../protocol/receipts.ts";
 import { VERSION } from "../util/version.ts";
 import { registerNetworkCommands } from "./network.ts";
+import { registerHomeserverCommands } from "./homeserver.ts";
 
 /** Where the CLI writes; tests may substitute. */
 export interface Io {
@@ -183,6 +184,7 @@ function buildProgram(io: Io): Command {
     });
 
   registerNetworkCommands(program, io);
+  registerHomeserverCommands(program, io);
   return program;
 }
 
