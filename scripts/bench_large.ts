@@ -6,6 +6,7 @@
  * wall time, ratios and the peak RSS (VmHWM) of our sender and receiver.
  *
  *   deno run -P=cipherpost --allow-run --no-prompt scripts/bench_large.ts [MiB] [--workers N]
+ *     [--only-ours] [--v8-flags FLAGS]   (default --max-semi-space-size=1, as the task; "" = none)
  *
  * Loopback only. magic-wormhole needs the Debian packages magic-wormhole,
  * python3-magic-wormhole-mailbox-server and magic-wormhole-transit-relay (skipped if absent).
@@ -25,6 +26,12 @@ import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 
 const MiB = 1 << 20;
 const args = [...Deno.args];
+const oIdx = args.indexOf("--only-ours");
+const onlyOurs = oIdx >= 0;
+if (onlyOurs) args.splice(oIdx, 1);
+const vIdx = args.indexOf("--v8-flags");
+// what `deno task cipherpost` and the compiled binaries use (README: memory)
+const v8flags = vIdx >= 0 ? args.splice(vIdx, 2)[1] : "--max-semi-space-size=1";
 const wIdx = args.indexOf("--workers");
 const workers = wIdx >= 0 ? args.splice(wIdx, 2)[1] : "2";
 const sizeMiB = Number(args[0] ?? 1024);
@@ -106,9 +113,14 @@ async function run(
 }
 
 function cp(home: string, argv: string[], env: Record<string, string>) {
-  return run(Deno.execPath(), ["run", ...flags(), "--no-prompt", "--quiet", mainTs, ...argv], {
-    env: { ...env, CIPHERPOST_HOME: home, CIPHERPOST_PASSPHRASE: PASS, NO_COLOR: "1" },
-  });
+  const v8 = v8flags ? [`--v8-flags=${v8flags}`] : [];
+  return run(
+    Deno.execPath(),
+    ["run", ...flags(), ...v8, "--no-prompt", "--quiet", mainTs, ...argv],
+    {
+      env: { ...env, CIPHERPOST_HOME: home, CIPHERPOST_PASSPHRASE: PASS, NO_COLOR: "1" },
+    },
+  );
 }
 
 function fileSource(path: string): ReadableStream<Uint8Array> {
@@ -147,6 +159,7 @@ async function has(bin: string): Promise<boolean> {
   }
 }
 
+class Done extends Error {}
 const rows: { name: string; secs: number; cpu?: number; note?: string }[] = [];
 const base = await Deno.makeTempDir({ prefix: "cp-bench-large-" });
 const src = `${base}/payload.bin`;
@@ -222,6 +235,7 @@ try {
   });
   rows.push({ name: "cipherpost send → receive (end to end)", secs: s.secs + r.secs });
 
+  if (onlyOurs) throw new Done();
   // typage, one thread, streaming
   console.error("typage...");
   const id = await generateX25519Identity();
@@ -348,6 +362,8 @@ try {
       }
     }
   } else rows.push({ name: "magic-wormhole", secs: NaN, note: "not installed" });
+} catch (e) {
+  if (!(e instanceof Done)) throw e;
 } finally {
   await hs.close();
   await t.close();
@@ -357,7 +373,11 @@ try {
 
 const mb = SIZE / 1e6;
 const ours = rows.find((r) => r.name.startsWith("cipherpost send → receive"))!.secs;
-console.log(`payload: ${sizeMiB} MiB (${SIZE} bytes); loopback; ${Deno.build.target}`);
+console.log(
+  `payload: ${sizeMiB} MiB (${SIZE} bytes); loopback; ${Deno.build.target}; our CLI with ${
+    v8flags ? `--v8-flags=${v8flags}` : "no V8 flags"
+  }`,
+);
 const load = new TextDecoder().decode(
   (await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" }).output()).stdout,
 );
