@@ -141,6 +141,23 @@ export async function decryptPart(
   h.init();
   let cipherBytes = 0;
   let reported = 0;
+  // a connection that breaks mid-body is a network failure (resumable), not a bad part
+  let sourceFailed = false;
+  const upstream = res.body.getReader();
+  const source = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      let r;
+      try {
+        r = await upstream.read();
+      } catch (e) {
+        sourceFailed = true;
+        throw e;
+      }
+      if (r.done) c.close();
+      else c.enqueue(r.value);
+    },
+    cancel: (why) => upstream.cancel(why),
+  });
   const hashing = new TransformStream<Uint8Array, Uint8Array>({
     transform(c, ctl) {
       cipherBytes += c.length;
@@ -160,7 +177,7 @@ export async function decryptPart(
     d.addIdentity(job.identity);
     let plain = 0;
     try {
-      const pt = await d.decrypt(res.body.pipeThrough(hashing));
+      const pt = await d.decrypt(source.pipeThrough(hashing));
       for await (const c of pt) {
         plain += c.length;
         if (plain > job.plainLength) throw new Fail("length", "part decrypts to too many bytes");
@@ -168,7 +185,8 @@ export async function decryptPart(
       }
     } catch (e) {
       if (e instanceof Fail) throw e;
-      // a truncated or tampered stream: if the hash also differs, say so
+      if (sourceFailed) throw new Fail("network", `GET broke off: ${(e as Error).message}`);
+      // a tampered or truncated part
       throw new Fail("decrypt", (e as Error).message);
     }
     if (h.digest("hex") !== job.expectHash) throw new Fail("hash", "part hash mismatch");

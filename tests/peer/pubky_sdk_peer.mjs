@@ -24,8 +24,7 @@ const { Client, Keypair, PublicKey, Pubky } = require("@synonymdev/pubky");
 
 const args = JSON.parse(process.argv[2]);
 const out = { ok: true, steps: [] };
-const step = (name, value) =>
-  out.steps.push(value === undefined ? [name] : [name, value]);
+const step = (name, value) => out.steps.push(value === undefined ? [name] : [name, value]);
 
 try {
   const seed = Uint8Array.from(Buffer.from(args.secretHex, "hex"));
@@ -77,9 +76,7 @@ try {
     const stats = await storage.stats("/pub/cipherpost/sdk/bytes");
     step(
       "stats",
-      stats
-        ? { contentLength: stats.contentLength, etag: stats.etag ?? null }
-        : null,
+      stats ? { contentLength: stats.contentLength, etag: stats.etag ?? null } : null,
     );
     step(
       "publicGet",
