@@ -33,7 +33,7 @@ const vIdx = args.indexOf("--v8-flags");
 // what `deno task cipherpost` and the compiled binaries use (README: memory)
 const v8flags = vIdx >= 0 ? args.splice(vIdx, 2)[1] : "--max-semi-space-size=1";
 const wIdx = args.indexOf("--workers");
-const workers = wIdx >= 0 ? args.splice(wIdx, 2)[1] : "2";
+const workers = wIdx >= 0 ? args.splice(wIdx, 2)[1] : "0";
 const sizeMiB = Number(args[0] ?? 1024);
 const SIZE = sizeMiB * MiB;
 const root = new URL("..", import.meta.url);

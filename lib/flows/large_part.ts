@@ -1,6 +1,6 @@
 /**
  * One part job of the large-share pipeline (docs/PROTOCOL.md §5.6): either encrypt a slice of
- * the staged file into a ciphertext file (hashing it with BLAKE3), or GET a part, hash and
+ * the staged file into a ciphertext file (hashing it with SHA-256), or GET a part, hash and
  * decrypt it as it streams, and write the plaintext at its offset of the temporary output.
  * Runs in a Web Worker (`large_worker.ts`) or, for comparison, on the calling thread.
  *
@@ -8,7 +8,7 @@
  */
 
 import { Decrypter, Encrypter } from "age-encryption";
-import { createBLAKE3 } from "hash-wasm";
+import { createHash } from "node:crypto";
 
 /** A job sent to the worker. */
 export type PartJob =
@@ -95,8 +95,7 @@ export async function encryptPart(
     await src.seek(job.offset, Deno.SeekMode.Start);
     const e = new Encrypter();
     e.addRecipient(job.recipient);
-    const h = await createBLAKE3();
-    h.init();
+    const h = createHash("sha256");
     let n = 0;
     let reported = 0;
     const ct = await e.encrypt(sliceStream(src, job.length));
@@ -137,8 +136,7 @@ export async function decryptPart(
     await res.body?.cancel();
     throw new Fail("network", `GET status ${res.status}`);
   }
-  const h = await createBLAKE3();
-  h.init();
+  const h = createHash("sha256");
   let cipherBytes = 0;
   let reported = 0;
   // a connection that breaks mid-body is a network failure (resumable), not a bad part
