@@ -172,6 +172,9 @@ Examples:
   cipherpost send --self -p "db password" --material-file secret.txt
   printf 's3cret' | cipherpost send --share <bob-z32> -p "API token" --burn -
   cipherpost send --share <bob-z32> --material ssh-key --material-file id_ed25519 --pin --pin-file pin.txt
+  cipherpost send --share <bob-z32> -p "photos" --material-file ./photos/   # large: via your homeserver
+A directory, more than 64 KiB, or --via homeserver makes a large share: the ciphertext goes to your
+homeserver (cipherpost homeserver signup first) and a re-run after an interruption resumes.
 ${NETWORK_HELP}`,
     )
     .action(async (positional: string | undefined, o) => {
@@ -188,6 +191,13 @@ ${NETWORK_HELP}`,
       const material = materialTypeFromFlag(o.material);
       const plan = await planInput(o.materialFile, positional, o.via, o.material);
       if (plan.kind === "large") {
+        if (o.protocol === "1") {
+          throw new CipherpostError(
+            "too_large",
+            "a large share (homeserver) cannot be sent as protocol 1",
+            "drop --protocol 1",
+          );
+        }
         const me = await unlockIdentity(o, io);
         const pin = o.pin ? await getPin(pinOpts(o), true) : null;
         if (pin !== null) validatePin(pin);
@@ -284,6 +294,7 @@ Without a terminal, receive refuses unless --accept names the sender (exit 7).
 Examples:
   cipherpost receive cipherpost://<sender>/<ref> -o secret.txt
   cipherpost receive "$URI" --accept <sender-z32> -o - | some-tool
+A large share needs -o PATH (a file or a new folder); a re-run after an interruption resumes.
 ${NETWORK_HELP}`,
     )
     .action(async (uriText: string, o) => {
