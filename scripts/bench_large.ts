@@ -6,6 +6,7 @@
  * wall time, ratios and the peak RSS (VmHWM) of our sender and receiver.
  *
  *   deno run -P=cipherpost --allow-run --no-prompt scripts/bench_large.ts [MiB] [--workers N]
+ *     [--only-ours] [--v8-flags FLAGS]   (default --max-semi-space-size=1, as the task; "" = none)
  *
  * Loopback only. magic-wormhole needs the Debian packages magic-wormhole,
  * python3-magic-wormhole-mailbox-server and magic-wormhole-transit-relay (skipped if absent).
@@ -15,18 +16,17 @@
 
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 import { createBLAKE3 } from "hash-wasm";
-import { startTestnet } from "../lib/testing/testnet.ts";
-import { startHomeserver } from "../lib/testing/homeserver.ts";
-import { Transport } from "../lib/pkarr/transport.ts";
-import { connect } from "../lib/homeserver/connect.ts";
-import { withPubkyRecord } from "../lib/homeserver/discovery.ts";
-import { keypairFromSeed } from "../lib/crypto/keys.ts";
-import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 
 const MiB = 1 << 20;
 const args = [...Deno.args];
+const oIdx = args.indexOf("--only-ours");
+const onlyOurs = oIdx >= 0;
+if (onlyOurs) args.splice(oIdx, 1);
+const vIdx = args.indexOf("--v8-flags");
+// what `deno task cipherpost` and the compiled binaries use (README: memory)
+const v8flags = vIdx >= 0 ? args.splice(vIdx, 2)[1] : "--max-semi-space-size=1";
 const wIdx = args.indexOf("--workers");
-const workers = wIdx >= 0 ? args.splice(wIdx, 2)[1] : "2";
+const workers = wIdx >= 0 ? args.splice(wIdx, 2)[1] : "0";
 const sizeMiB = Number(args[0] ?? 1024);
 const SIZE = sizeMiB * MiB;
 const root = new URL("..", import.meta.url);
@@ -106,9 +106,14 @@ async function run(
 }
 
 function cp(home: string, argv: string[], env: Record<string, string>) {
-  return run(Deno.execPath(), ["run", ...flags(), "--no-prompt", "--quiet", mainTs, ...argv], {
-    env: { ...env, CIPHERPOST_HOME: home, CIPHERPOST_PASSPHRASE: PASS, NO_COLOR: "1" },
-  });
+  const v8 = v8flags ? [`--v8-flags=${v8flags}`] : [];
+  return run(
+    Deno.execPath(),
+    ["run", ...flags(), ...v8, "--no-prompt", "--quiet", mainTs, ...argv],
+    {
+      env: { ...env, CIPHERPOST_HOME: home, CIPHERPOST_PASSPHRASE: PASS, NO_COLOR: "1" },
+    },
+  );
 }
 
 function fileSource(path: string): ReadableStream<Uint8Array> {
@@ -147,48 +152,75 @@ async function has(bin: string): Promise<boolean> {
   }
 }
 
+class Done extends Error {}
 const rows: { name: string; secs: number; cpu?: number; note?: string }[] = [];
 const base = await Deno.makeTempDir({ prefix: "cp-bench-large-" });
 const src = `${base}/payload.bin`;
 console.error(`generating ${sizeMiB} MiB payload...`);
 const srcHash = await writePrng(src, SIZE, 0x9e3779b9);
 
-const net = await startTestnet({ nodes: 12 });
-const t = new Transport({
-  bootstrap: net.bootstrap,
-  relays: [net.relayUrl],
-  useDht: true,
-  useRelays: true,
-  timeoutMs: 1000,
-});
-const hs = await startHomeserver({ signupMode: "open", transport: t });
+// The testnet and the stand-in homeserver run as their own process (`cipherpost testnet
+// --homeserver`), under /usr/bin/time, so their CPU is measured apart from ours.
+const netProc = new Deno.Command("/usr/bin/time", {
+  args: [
+    "-f",
+    "@@RUSAGE %M %U %S",
+    Deno.execPath(),
+    "run",
+    ...flags(),
+    "--no-prompt",
+    "--quiet",
+    mainTs,
+    "testnet",
+    "--nodes",
+    "12",
+    "--homeserver",
+    "--signup-mode",
+    "open",
+  ],
+  stdin: "null",
+  stdout: "piped",
+  stderr: "piped",
+}).spawn();
+const netLines: Record<string, string> = {};
+{
+  const reader = netProc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  while (!netLines.CIPHERPOST_HOMESERVER) {
+    const r = await reader.read();
+    if (r.done) throw new Error("testnet exited");
+    buf += r.value;
+    for (const line of buf.split("\n")) {
+      const m = /^(CIPHERPOST_[A-Z_]+)=(.*)$/.exec(line);
+      if (m) netLines[m[1]] = m[2];
+    }
+  }
+  reader.releaseLock();
+}
+const netStderr = new Response(netProc.stderr).text();
 const netEnv = {
-  CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
-  CIPHERPOST_RELAYS: net.relayUrl,
+  CIPHERPOST_BOOTSTRAP: netLines.CIPHERPOST_BOOTSTRAP,
+  CIPHERPOST_RELAYS: netLines.CIPHERPOST_RELAYS,
   CIPHERPOST_PART_WORKERS: workers,
 };
+let standInCpu = NaN;
 try {
-  // two identities with known seeds, signed up on the stand-in
+  // two identities, signed up on the stand-in with the CLI
   const people = [];
-  for (const [name, n] of [["alice", 1], ["bob", 2]] as const) {
+  for (const name of ["alice", "bob"]) {
     const home = `${base}/${name}`;
-    const seed = new Uint8Array(32).fill(n);
-    const hex = Array.from(seed, (b) => b.toString(16).padStart(2, "0")).join("");
-    const g = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...flags(), "--no-prompt", "--quiet", mainTs, "identity", "import", "-"],
-      env: { CIPHERPOST_HOME: home, CIPHERPOST_PASSPHRASE: PASS },
-      stdin: "piped",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const w = g.stdin.getWriter();
-    await w.write(new TextEncoder().encode(hex));
-    await w.close();
-    await g.status;
-    const pk = keypairFromSeed(seed).publicKey;
-    await connect(t, { home, user: pk, seed, homeserver: hs.key, signup: true });
-    await t.update(seed, pk, (r) => withPubkyRecord(encodeZ32(pk), r, hs.key));
-    people.push({ home, z32: encodeZ32(pk) });
+    for (
+      const argv of [["identity", "generate"], [
+        "homeserver",
+        "signup",
+        netLines.CIPHERPOST_HOMESERVER,
+      ]]
+    ) {
+      const g = await cp(home, argv, netEnv);
+      if (g.code !== 0) throw new Error(`${argv.join(" ")} failed: ${g.stderr}`);
+    }
+    const show = await cp(home, ["identity", "show", "--json"], netEnv);
+    people.push({ home, z32: JSON.parse(show.stdout).z32 as string });
   }
   const [alice, bob] = people;
 
@@ -222,6 +254,7 @@ try {
   });
   rows.push({ name: "cipherpost send → receive (end to end)", secs: s.secs + r.secs });
 
+  if (onlyOurs) throw new Done();
   // typage, one thread, streaming
   console.error("typage...");
   const id = await generateX25519Identity();
@@ -348,16 +381,37 @@ try {
       }
     }
   } else rows.push({ name: "magic-wormhole", secs: NaN, note: "not installed" });
+} catch (e) {
+  if (!(e instanceof Done)) throw e;
 } finally {
-  await hs.close();
-  await t.close();
-  await net.close();
+  // stop the testnet process (the child of /usr/bin/time) and read its CPU
+  const ps = await new Deno.Command("ps", {
+    args: ["--ppid", String(netProc.pid), "-o", "pid="],
+    stdout: "piped",
+  })
+    .output();
+  for (const pid of new TextDecoder().decode(ps.stdout).split(/\s+/).filter((x) => x)) {
+    await new Deno.Command("kill", { args: ["-TERM", pid] }).output();
+  }
+  await netProc.status;
+  const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)/.exec(await netStderr);
+  if (m) standInCpu = Number(m[2]) + Number(m[3]);
   await Deno.remove(base, { recursive: true }).catch(() => {});
 }
+rows.splice(3, 0, {
+  name: "testnet + stand-in homeserver process (whole run)",
+  secs: NaN,
+  cpu: standInCpu,
+  note: "its own process; CPU over the whole run (mostly our PUTs and GETs)",
+});
 
 const mb = SIZE / 1e6;
 const ours = rows.find((r) => r.name.startsWith("cipherpost send → receive"))!.secs;
-console.log(`payload: ${sizeMiB} MiB (${SIZE} bytes); loopback; ${Deno.build.target}`);
+console.log(
+  `payload: ${sizeMiB} MiB (${SIZE} bytes); loopback; ${Deno.build.target}; our CLI with ${
+    v8flags ? `--v8-flags=${v8flags}` : "no V8 flags"
+  }`,
+);
 const load = new TextDecoder().decode(
   (await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" }).output()).stdout,
 );

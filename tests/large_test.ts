@@ -16,10 +16,7 @@ import {
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
 import { connect } from "../lib/homeserver/connect.ts";
-import { withPubkyRecord } from "../lib/homeserver/discovery.ts";
 import { keypairFromSeed } from "../lib/crypto/keys.ts";
-import { encodeZ32 } from "../lib/pkarr/public_key.ts";
-import type { Transport } from "../lib/pkarr/transport.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
 import { fetchV2Receipt } from "../lib/protocol/v2.ts";
 
@@ -87,11 +84,10 @@ async function person(base: string, name: string, n: number): Promise<Person> {
   return { ...u, seed };
 }
 
-/** Sign up on the stand-in (through the library, as `homeserver signup` does) and publish `_pubky`. */
-async function signUp(t: Transport, p: Person, hs: HomeserverStandIn): Promise<void> {
-  const pk = keypairFromSeed(p.seed).publicKey;
-  await connect(t, { home: p.home, user: pk, seed: p.seed, homeserver: hs.key, signup: true });
-  await t.update(p.seed, pk, (records) => withPubkyRecord(encodeZ32(pk), records, hs.key));
+/** `cipherpost homeserver signup` on the stand-in (open signup). */
+async function signUp(net: Testnet, p: Person, hs: HomeserverStandIn): Promise<void> {
+  const r = await cli(["homeserver", "signup", hs.key], { home: p.home, env: env(net) });
+  assert.deepStrictEqual(r.code, 0, r.stderr);
 }
 
 function env(net: Testnet, extra: Record<string, string> = {}): Record<string, string> {
@@ -187,8 +183,8 @@ Deno.test({
     try {
       const alice = await person(base, "alice", 1);
       const bob = await person(base, "bob", 2);
-      await signUp(tr, alice, hs);
-      await signUp(tr, bob, hs);
+      await signUp(net, alice, hs);
+      await signUp(net, bob, hs);
       const big = `${base}/big.bin`;
       const bigHash = await writePrng(big, BIG, 12345);
       const parts = Math.ceil(BIG / (16 * MiB));

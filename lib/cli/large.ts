@@ -216,10 +216,16 @@ export function largeReceiveHook(
   };
 }
 
-/** Part workers per side: `CIPHERPOST_PART_WORKERS` (0 = no workers, concurrent streams), else 2. */
+/**
+ * Part workers per side: `CIPHERPOST_PART_WORKERS`, default 0 = the parts run as concurrent
+ * streams on the main thread (3 in flight sending, 2 receiving). Measured on the 2-core box this
+ * was built on (README, Benchmarks), that was as fast or faster than 1 or 2 Web Workers and the
+ * only setting that kept both sides under 200 MiB of peak RSS; workers pay ~25 MiB and a module
+ * load each, and win only when a core is idle.
+ */
 export function partWorkers(): number {
   const v = Deno.env.get("CIPHERPOST_PART_WORKERS");
-  return v !== undefined && /^[0-9]{1,2}$/.test(v) ? Number(v) : 2;
+  return v !== undefined && /^[0-9]{1,2}$/.test(v) ? Number(v) : 0;
 }
 
 /** Plaintext part size override in bytes: `CIPHERPOST_PART_SIZE` (1 MiB to 63 MiB), else none. */

@@ -22,6 +22,7 @@ import { collectReceipts, republish, revoke } from "../flows/shares.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
 import { State } from "../state/state.ts";
 import { startTestnet } from "../testing/testnet.ts";
+import { startHomeserverOnTestnet } from "../testing/homeserver.ts";
 import { Transport, transportOptions } from "../pkarr/transport.ts";
 import { stripControl } from "../util/encoding.ts";
 import {
@@ -177,6 +178,9 @@ Examples:
   cipherpost send --self -p "db password" --material-file secret.txt
   printf 's3cret' | cipherpost send --share <bob-z32> -p "API token" --burn -
   cipherpost send --share <bob-z32> --material ssh-key --material-file id_ed25519 --pin --pin-file pin.txt
+  cipherpost send --share <bob-z32> -p "photos" --material-file ./photos/   # large: via your homeserver
+A directory, more than 64 KiB, or --via homeserver makes a large share: the ciphertext goes to your
+homeserver (cipherpost homeserver signup first) and a re-run after an interruption resumes.
 ${NETWORK_HELP}`,
     )
     .action(async (positional: string | undefined, o) => {
@@ -193,6 +197,13 @@ ${NETWORK_HELP}`,
       const material = materialTypeFromFlag(o.material);
       const plan = await planInput(o.materialFile, positional, o.via, o.material);
       if (plan.kind === "large") {
+        if (o.protocol === "1") {
+          throw new CipherpostError(
+            "too_large",
+            "a large share (homeserver) cannot be sent as protocol 1",
+            "drop --protocol 1",
+          );
+        }
         const me = await unlockIdentity(o, io);
         const pin = o.pin ? await getPin(pinOpts(o), true) : null;
         if (pin !== null) validatePin(pin);
@@ -289,6 +300,7 @@ Without a terminal, receive refuses unless --accept names the sender (exit 7).
 Examples:
   cipherpost receive cipherpost://<sender>/<ref> -o secret.txt
   cipherpost receive "$URI" --accept <sender-z32> -o - | some-tool
+A large share needs -o PATH (a file or a new folder); a re-run after an interruption resumes.
 ${NETWORK_HELP}`,
     )
     .action(async (uriText: string, o) => {
@@ -529,12 +541,22 @@ ${NETWORK_HELP}`,
     .option("--relay-port <p>", "relay HTTP port; 0 = random", parseIntArg, 0)
     .option("--latency <ms>", "each node delays its replies by this much", parseIntArg, 0)
     .option("--loss <pct>", "each node drops this percentage of queries", parseIntArg, 0)
+    .option("--homeserver", "also run the stand-in Pubky homeserver (its packet on the testnet)")
+    .addOption(
+      new Option("--signup-mode <mode>", "homeserver signup mode")
+        .choices(["open", "token_required"]).default("token_required"),
+    )
+    .option("--quota-mb <n>", "homeserver per-user quota in MiB (default unlimited)", parseIntArg)
+    .option("--homeserver-port <p>", "homeserver HTTP port; 0 = random", parseIntArg, 0)
     .addHelpText(
       "after",
       `
 Prints the environment lines other shells use to reach it, e.g.:
   CIPHERPOST_BOOTSTRAP=127.0.0.1:40001,127.0.0.1:40002,...
-  CIPHERPOST_RELAYS=http://127.0.0.1:40100`,
+  CIPHERPOST_RELAYS=http://127.0.0.1:40100
+With --homeserver also (the token only in token_required mode; it is single-use):
+  CIPHERPOST_HOMESERVER=<homeserver z32>
+  CIPHERPOST_SIGNUP_TOKEN=XXXX-XXXX-XXXX`,
     )
     .action(async (o) => {
       if (o.loss > 100) throw new CipherpostError("usage", "--loss is a percentage (0 to 100)");
@@ -545,9 +567,26 @@ Prints the environment lines other shells use to reach it, e.g.:
         latencyMs: o.latency,
         lossPct: o.loss,
       });
+      const hs = o.homeserver
+        ? await startHomeserverOnTestnet(net, {
+          signupMode: o.signupMode,
+          quotaBytes: o.quotaMb === undefined ? undefined : o.quotaMb * 1024 * 1024,
+          port: o.homeserverPort,
+        }).catch(async (e) => {
+          await net.close();
+          throw e;
+        })
+        : null;
       io.out(
         `CIPHERPOST_BOOTSTRAP=${net.bootstrap.join(",")}\nCIPHERPOST_RELAYS=${net.relayUrl}\n`,
       );
+      if (hs) {
+        io.out(`CIPHERPOST_HOMESERVER=${hs.key}\n`);
+        if (hs.signupMode === "token_required") {
+          io.out(`CIPHERPOST_SIGNUP_TOKEN=${hs.mintSignupToken()}\n`);
+        }
+        log(`homeserver (stand-in): ${hs.key} at ${hs.baseUrl}, signup ${hs.signupMode}`);
+      }
       log(
         `testnet: ${o.nodes} nodes on 127.0.0.1, relay ${net.relayUrl}; Ctrl-C or SIGTERM to stop`,
       );
@@ -556,6 +595,7 @@ Prints the environment lines other shells use to reach it, e.g.:
         Deno.addSignalListener("SIGINT", stop);
         if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
       });
+      await hs?.close();
       await net.close();
       log("testnet stopped");
     });

@@ -16,6 +16,7 @@ import { formatReceiptSummary, readReceiptInput } from "../protocol/receipts.ts"
 import { VERSION } from "../util/version.ts";
 import { registerNetworkCommands } from "./network.ts";
 import { ChildExit, registerClaudeCommands, splitPassThrough } from "./claude.ts";
+import { registerHomeserverCommands } from "./homeserver.ts";
 
 /** Where the CLI writes; tests may substitute. */
 export interface Io {
@@ -187,6 +188,7 @@ function buildProgram(io: Io): Command {
 
   registerNetworkCommands(program, io);
   registerClaudeCommands(program, io);
+  registerHomeserverCommands(program, io);
   return program;
 }
 

@@ -1,6 +1,6 @@
 /**
  * One part job of the large-share pipeline (docs/PROTOCOL.md §5.6): either encrypt a slice of
- * the staged file into a ciphertext file (hashing it with BLAKE3), or GET a part, hash and
+ * the staged file into a ciphertext file (hashing it with SHA-256), or GET a part, hash and
  * decrypt it as it streams, and write the plaintext at its offset of the temporary output.
  * Runs in a Web Worker (`large_worker.ts`) or, for comparison, on the calling thread.
  *
@@ -8,7 +8,7 @@
  */
 
 import { Decrypter, Encrypter } from "age-encryption";
-import { createBLAKE3 } from "hash-wasm";
+import { createHash } from "node:crypto";
 
 /** A job sent to the worker. */
 export type PartJob =
@@ -95,8 +95,7 @@ export async function encryptPart(
     await src.seek(job.offset, Deno.SeekMode.Start);
     const e = new Encrypter();
     e.addRecipient(job.recipient);
-    const h = await createBLAKE3();
-    h.init();
+    const h = createHash("sha256");
     let n = 0;
     let reported = 0;
     const ct = await e.encrypt(sliceStream(src, job.length));
@@ -137,10 +136,26 @@ export async function decryptPart(
     await res.body?.cancel();
     throw new Fail("network", `GET status ${res.status}`);
   }
-  const h = await createBLAKE3();
-  h.init();
+  const h = createHash("sha256");
   let cipherBytes = 0;
   let reported = 0;
+  // a connection that breaks mid-body is a network failure (resumable), not a bad part
+  let sourceFailed = false;
+  const upstream = res.body.getReader();
+  const source = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      let r;
+      try {
+        r = await upstream.read();
+      } catch (e) {
+        sourceFailed = true;
+        throw e;
+      }
+      if (r.done) c.close();
+      else c.enqueue(r.value);
+    },
+    cancel: (why) => upstream.cancel(why),
+  });
   const hashing = new TransformStream<Uint8Array, Uint8Array>({
     transform(c, ctl) {
       cipherBytes += c.length;
@@ -160,7 +175,7 @@ export async function decryptPart(
     d.addIdentity(job.identity);
     let plain = 0;
     try {
-      const pt = await d.decrypt(res.body.pipeThrough(hashing));
+      const pt = await d.decrypt(source.pipeThrough(hashing));
       for await (const c of pt) {
         plain += c.length;
         if (plain > job.plainLength) throw new Fail("length", "part decrypts to too many bytes");
@@ -168,7 +183,8 @@ export async function decryptPart(
       }
     } catch (e) {
       if (e instanceof Fail) throw e;
-      // a truncated or tampered stream: if the hash also differs, say so
+      if (sourceFailed) throw new Fail("network", `GET broke off: ${(e as Error).message}`);
+      // a tampered or truncated part
       throw new Fail("decrypt", (e as Error).message);
     }
     if (h.digest("hex") !== job.expectHash) throw new Fail("hash", "part hash mismatch");

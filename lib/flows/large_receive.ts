@@ -52,7 +52,7 @@ export interface LargeReceiveRequest {
   force: boolean;
   accept?: string;
   promptLine: (() => Promise<string | null>) | null;
-  /** parts fetched at once; default 2 */
+  /** Web Workers fetching and decrypting parts; 0 (the default) runs them as streams here */
   workers?: number;
 }
 
@@ -243,7 +243,7 @@ export async function largeReceive(
   const todo = Array.from({ length: p.parts }, (_, i) => i).filter((i) => !verified.has(i));
   let done = p.size - todo.reduce((n, i) => n + partLength(p, i), 0);
   ui.progress(done, p.size);
-  const pp = new PartPool(Math.max(0, req.workers ?? 2), (n) => {
+  const pp = new PartPool(Math.max(0, req.workers ?? 0), (n) => {
     done = Math.min(p.size, done + n);
     ui.progress(done, p.size);
   });

@@ -9,7 +9,7 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { identityToRecipient } from "age-encryption";
-import { createBLAKE3 } from "hash-wasm";
+import { createHash } from "node:crypto";
 import { ageDecrypt, ageEncrypt } from "../crypto/age.ts";
 import { pinKey } from "../crypto/kdf.ts";
 import {
@@ -59,7 +59,7 @@ export interface LargeSendRequest {
   ttlSeconds: bigint;
   pin: string | null;
   burn: boolean;
-  /** parts encrypted at once (workers); default 2 */
+  /** Web Workers encrypting parts; 0 (the default) runs them as concurrent streams here */
   workers?: number;
   /** plaintext part size (tests); default by size (§5.1) */
   partSize?: number;
@@ -105,23 +105,21 @@ interface ResumeRecord {
   size: number;
   /** content identity, age-encrypted to the sender's own key, base64 */
   sealed_identity: string;
-  /** part index → BLAKE3 hex of the uploaded part */
+  /** part index → SHA-256 hex of the uploaded part */
   done: Record<string, string>;
 }
 
 const hex = (b: Uint8Array) => toHex(b);
 
-async function blake3File(path: string): Promise<string> {
-  const h = await createBLAKE3();
-  h.init();
+async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
   const f = await Deno.open(path, { read: true });
   for await (const c of f.readable) h.update(c);
   return h.digest("hex");
 }
 
-async function blake3Stream(s: ReadableStream<Uint8Array>, max: number): Promise<string | null> {
-  const h = await createBLAKE3();
-  h.init();
+async function sha256Stream(s: ReadableStream<Uint8Array>, max: number): Promise<string | null> {
+  const h = createHash("sha256");
   let n = 0;
   for await (const c of s) {
     n += c.length;
@@ -189,14 +187,13 @@ async function stage(state: State, src: LargeSource, warn: (l: string) => void):
       name: baseName(real),
       fileCount: summary.fileCount,
       topEntries: summary.topEntries,
-      id: `dir:${real}:${await blake3File(file)}`,
+      id: `dir:${real}:${await sha256File(file)}`,
       temporary: true,
     };
   }
   const file = `${dir}/stage-${hex(crypto.getRandomValues(new Uint8Array(16)))}.bin`;
   const out = await Deno.open(file, { write: true, createNew: true, mode: 0o600 });
-  const h = await createBLAKE3();
-  h.init();
+  const h = createHash("sha256");
   let size = 0;
   try {
     for await (const c of src.stream) {
@@ -319,14 +316,14 @@ export async function largeSend(
   await save();
   const contentRecipient = await identityToRecipient(identity);
 
-  // Parts recorded as uploaded must be there with our hash (GET + BLAKE3, never the ETag alone).
+  // Parts recorded as uploaded must be there with our hash (GET + SHA-256, never the ETag alone).
   let reused = 0;
   for (const [k, h] of Object.entries(record.done)) {
     const i = Number(k);
     let ok = false;
     try {
       const got = await store.get(partPath(record.blob_id, i));
-      if (got) ok = (await blake3Stream(got.body, partLength(layout, i) + (1 << 20))) === h;
+      if (got) ok = (await sha256Stream(got.body, partLength(layout, i) + (1 << 20))) === h;
     } catch (e) {
       if (!(e instanceof CipherpostError && e.kind === "not_found")) throw e;
     }
@@ -342,7 +339,7 @@ export async function largeSend(
   const todo = hashes.flatMap((h, i) => (h ? [] : [i]));
   let done = staged.size - todo.reduce((n, i) => n + partLength(layout, i), 0);
   ui.progress(done, staged.size);
-  const workers = Math.max(0, req.workers ?? 2);
+  const workers = Math.max(0, req.workers ?? 0);
   const pp = new PartPool(workers, (n) => {
     done = Math.min(staged.size, done + n);
     ui.progress(done, staged.size);

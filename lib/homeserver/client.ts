@@ -31,7 +31,11 @@ export type PutBody =
 
 /** Options of {@link HomeserverClient.put}. */
 export interface PutOptions {
-  /** exact body length, sent as `Content-Length` (lets the server check the quota up front) */
+  /**
+   * exact body length, sent as `Content-Length` so the server can check its quota before the
+   * upload. Deno's `fetch` sends stream bodies chunked and drops the header; the homeserver then
+   * checks the quota while the body streams (507 either way).
+   */
   contentLength?: number;
   signal?: AbortSignal;
 }
@@ -182,11 +186,18 @@ export class HomeserverClient {
       }
       if (res.ok || res.status === 304 || (res.status === 404 && o.allow404)) return res;
       const again = o.replayable !== false;
-      if (res.status === 401 && o.write && this.#auth && !reauthed && again) {
+      if (res.status === 401 && o.write && this.#auth && !reauthed) {
         await res.body?.cancel();
         reauthed = true;
-        if (await this.#auth.reauthenticate()) continue;
-        throw this.#noSession(method, path);
+        if (!await this.#auth.reauthenticate()) throw this.#noSession(method, path);
+        if (again) continue;
+        // A one-shot stream cannot be sent twice: the session is fresh, the caller retries.
+        throw new HomeserverError(
+          "homeserver_auth",
+          `homeserver: ${method} ${path}: the session had expired; signed in again, retry`,
+          { status: 401, method, path },
+          "pass the body as a function returning a fresh stream to have it retried",
+        );
       }
       if (res.status === 429 && again && tries429 < this.#retries429) {
         const wait = retryAfterMs(res.headers.get("Retry-After")) ?? 1000 * 2 ** tries429;

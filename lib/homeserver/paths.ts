@@ -4,6 +4,7 @@
  * @module
  */
 
+import { CipherpostError } from "../util/errors.ts";
 import { CIPHERPOST_ROOT } from "./capabilities.ts";
 
 /** `/pub/cipherpost/blobs/`: one folder per large share. */
@@ -12,7 +13,9 @@ export const BLOBS_DIR = `${CIPHERPOST_ROOT}blobs/`;
 const REF_RE = /^[0-9a-f]{32}$/;
 
 function checkRef(ref: string): void {
-  if (!REF_RE.test(ref)) throw new Error(`not a share_ref: ${ref.slice(0, 40)}`);
+  if (!REF_RE.test(ref)) {
+    throw new CipherpostError("config", "configuration error: malformed share_ref");
+  }
 }
 
 /** `/pub/cipherpost/blobs/<share_ref>/`. */
@@ -24,7 +27,7 @@ export function blobDir(shareRef: string): string {
 /** `/pub/cipherpost/blobs/<share_ref>/part-00000` for part `index` (0-based, < 100000). */
 export function partPath(shareRef: string, index: number): string {
   if (!Number.isInteger(index) || index < 0 || index > 99999) {
-    throw new Error(`part index out of range: ${index}`);
+    throw new CipherpostError("usage", `part index out of range: ${index}`);
   }
   return `${blobDir(shareRef)}part-${String(index).padStart(5, "0")}`;
 }

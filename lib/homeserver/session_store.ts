@@ -74,3 +74,13 @@ export async function saveSession(home: string, s: StoredSession): Promise<void>
 export async function forgetSession(home: string): Promise<void> {
   await Deno.remove(sessionFile(home)).catch(() => {});
 }
+
+/** The stored session whoever it belongs to (validated the same way), or null. */
+export async function readStoredSession(home: string): Promise<StoredSession | null> {
+  try {
+    const j = JSON.parse(await Deno.readTextFile(sessionFile(home)));
+    return typeof j.user === "string" ? await loadSession(home, j.user) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,12 +1,11 @@
 /**
  * The large-share pointer (docs/PROTOCOL.md §5.1): the `large_pointer` material of a v2 share
- * that names the homeserver folder, the part layout, our own BLAKE3 per part and the
+ * that names the homeserver folder, the part layout, our own SHA-256 per part and the
  * whole-ciphertext hash. Pure codec and checks; bytes in, bytes out.
  *
  * @module
  */
 
-import { blake3 } from "@noble/hashes/blake3.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { canonicalize, field, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { b64decode, b64encode, fromHex, fromUtf8, toHex } from "../util/encoding.ts";
@@ -74,9 +73,9 @@ export function choosePartSize(size: number): number {
   return p;
 }
 
-/** The whole-ciphertext hash: BLAKE3 of the concatenated 32-byte part hashes. */
+/** The whole-ciphertext hash: SHA-256 of the concatenated 32-byte part hashes. */
 export function ciphertextHashOf(partHashes: string[]): string {
-  const h = blake3.create();
+  const h = sha256.create();
   for (const x of partHashes) h.update(fromHex(x));
   return toHex(h.digest());
 }

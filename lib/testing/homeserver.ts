@@ -33,7 +33,7 @@ import { HTTP_PORT_PARAM, isZ32Key, PORT_PARAM } from "../homeserver/discovery.t
 import type { DnsRecord } from "../pkarr/dns.ts";
 import { encodeZ32 } from "../pkarr/public_key.ts";
 import { signPacket } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
+import { Transport } from "../pkarr/transport.ts";
 import { b64encode, concat, toHex, utf8 } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -394,6 +394,17 @@ export async function startHomeserver(
     let size = 0;
     let head: Uint8Array = new Uint8Array();
     let failure: Response | null = null;
+    // Writes go out in 1 MiB batches: constant memory, few file operations.
+    const buf = new Uint8Array(1 << 20);
+    let fill = 0;
+    const writeAll = async (b: Uint8Array) => {
+      let off = 0;
+      while (off < b.length) off += await f.write(b.subarray(off));
+    };
+    const flush = async () => {
+      await writeAll(buf.subarray(0, fill));
+      fill = 0;
+    };
     try {
       const reader = req.body?.getReader();
       while (reader) {
@@ -415,9 +426,14 @@ export async function startHomeserver(
         }
         if (head.length < 16) head = concat(head, value.subarray(0, 16 - head.length));
         hasher.update(value);
-        let off = 0;
-        while (off < value.length) off += await f.write(value.subarray(off));
+        if (fill + value.length > buf.length) await flush();
+        if (value.length >= buf.length) await writeAll(value);
+        else {
+          buf.set(value, fill);
+          fill += value.length;
+        }
       }
+      if (!failure) await flush();
     } catch {
       failure = text(400, "body stream error");
     } finally {
@@ -713,4 +729,31 @@ export function homeserverRecords(port: number): DnsRecord[] {
     },
     { name: ".", ttl: 3600, data: { type: "A", address: "127.0.0.1" } },
   ];
+}
+
+/** A stand-in whose packet is on a testnet; `close` also closes its transport. */
+export async function startHomeserverOnTestnet(
+  net: { bootstrap: string[]; relayUrl: string },
+  o: Omit<HomeserverStandInOptions, "transport"> = {},
+): Promise<HomeserverStandIn> {
+  const transport = new Transport({
+    bootstrap: net.bootstrap,
+    relays: [net.relayUrl],
+    useDht: true,
+    useRelays: true,
+    timeoutMs: 1000,
+  });
+  let hs: HomeserverStandIn;
+  try {
+    hs = await startHomeserver({ ...o, transport });
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
+  const close = hs.close;
+  hs.close = async () => {
+    await close();
+    await transport.close();
+  };
+  return hs;
 }
