@@ -310,11 +310,11 @@ async function receiveAsB(uri: string, out: string, extra: string[] = []): Promi
 async function receiptFor(ref: string, file: string): Promise<void> {
   const r = await cli(homeA, ["receipts", "--from", b!, "--share-ref", ref, "--json"]);
   expectCode(r, 0, "receipts");
-  const list = JSON.parse(r.stdout) as ReceiptJson[];
-  const mine = list.find((x) => x.share_ref === ref);
-  check(mine, `no receipt for ${ref} in ${r.stdout}`);
+  // --share-ref prints the one receipt as an object: the README's `> receipt.json` pipeline
+  const mine = JSON.parse(r.stdout) as ReceiptJson;
+  check(!Array.isArray(mine) && mine.share_ref === ref, `no receipt for ${ref} in ${r.stdout}`);
   check(mine.sender_pubkey === a && mine.recipient_pubkey === b, "receipt names other keys");
-  await Deno.writeTextFile(file, JSON.stringify(mine));
+  await Deno.writeTextFile(file, r.stdout);
   const v = await cli(homeA, ["receipt", "verify", file]);
   expectCode(v, 0, "receipt verify", new Set());
   check(new RegExp(`share_ref: +${ref}`).test(v.stdout), `verify output: ${v.stdout}`);

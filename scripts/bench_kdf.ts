@@ -1,6 +1,6 @@
 /**
  * Identity unlock cost: Argon2id (64 MiB, t=3, p=1) through our code path
- * (`lib/identity.ts` decodeIdentityFile on a file made by encodeIdentityFile: parse, Argon2id,
+ * (`lib/state/identity.ts` decodeIdentityFile on a file made by encodeIdentityFile: parse, Argon2id,
  * HKDF, age decrypt) next to a raw `hash-wasm` argon2id call with the same parameters, in the
  * same process. Runs are interleaved (one of each per round, after one warm-up of each) so that
  * load changes on the machine hit both columns alike. Prints every sample, the medians and the
@@ -23,7 +23,7 @@ const seed = crypto.getRandomValues(new Uint8Array(32));
 const salt = crypto.getRandomValues(new Uint8Array(16));
 const password = new TextEncoder().encode(PASS);
 
-/** One unlock through lib/identity.ts. */
+/** One unlock through lib/state/identity.ts. */
 async function ours(file: Uint8Array): Promise<void> {
   const kp = await decodeIdentityFile(file, PASS);
   if (kp.seed.length !== 32) throw new Error("unexpected seed");

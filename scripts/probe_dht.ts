@@ -9,7 +9,8 @@
  */
 
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { DhtClient, type MutableItem, signItem } from "../lib/pkarr/dht/client.ts";
+import { DhtClient } from "../lib/pkarr/dht/client.ts";
+import { type MutableItem, signItem } from "../lib/pkarr/item.ts";
 import { startTestnet } from "../lib/testing/testnet.ts";
 
 const NODES = Number(Deno.args[0] ?? 100);

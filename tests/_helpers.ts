@@ -16,6 +16,24 @@ function permissionFlags(): string[] {
 }
 const FLAGS = [...permissionFlags(), "--no-prompt", "--quiet"];
 
+/** The argv that runs `cipherpost <args>` from source, as the tests do. */
+export function cliArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", ...FLAGS, mainTs, ...args];
+}
+
+/**
+ * `setsid -w`, when present, runs the child in a new session without a controlling terminal, so
+ * a test started from a terminal never has the child prompt on it (prompts read /dev/tty).
+ */
+const SETSID = (() => {
+  try {
+    Deno.statSync("/usr/bin/setsid");
+    return "/usr/bin/setsid";
+  } catch {
+    return null;
+  }
+})();
+
 /** Result of one CLI run. */
 export interface CliResult {
   code: number;
@@ -32,10 +50,12 @@ export interface CliOptions {
   net?: Testnet;
   /** extra fds are not supported by Deno.Command; use files instead */
   cwd?: string;
+  /** run through `bash -c <shell> cipherpost <argv…>`, e.g. `exec "$@" >&-` (stdout closed) */
+  shell?: string;
 }
 
-/** Run `cipherpost <args>` as a subprocess. */
-export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult> {
+/** The `cipherpost <args>` subprocess command, with a clean environment. */
+export function cliCommand(args: string[], o: CliOptions = {}): Deno.Command {
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: "/nonexistent",
@@ -49,8 +69,13 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
     env.CIPHERPOST_RELAYS = o.net.relayUrl;
   }
   Object.assign(env, o.env ?? {});
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...FLAGS, mainTs, ...args],
+  const argv = cliArgv(args);
+  // Under `setsid -w` (when there is one) the CLI has no controlling terminal: its /dev/tty
+  // prompts fail as they would for a cron job, instead of reading the terminal of the test run.
+  const inner = o.shell ? ["bash", "-c", o.shell, "cipherpost", ...argv] : argv;
+  const full = SETSID ? [SETSID, "-w", ...inner] : inner;
+  return new Deno.Command(full[0], {
+    args: full.slice(1),
     env,
     clearEnv: true,
     cwd: o.cwd,
@@ -58,11 +83,21 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
     stdout: "piped",
     stderr: "piped",
   });
+}
+
+/** Run `cipherpost <args>` as a subprocess. */
+export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult> {
+  const cmd = cliCommand(args, o);
   const child = cmd.spawn();
   if (o.stdin !== undefined) {
     const w = child.stdin.getWriter();
-    await w.write(typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin);
-    await w.close();
+    try {
+      await w.write(typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin);
+      await w.close();
+    } catch (e) {
+      // the program may stop reading early (an input over its cap): that is its answer
+      if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    }
   }
   const out = await child.output();
   return {

@@ -15,6 +15,7 @@ import { encodeIdentityFile } from "../lib/state/identity.ts";
 import { ageEncrypt } from "../lib/crypto/age.ts";
 import { concat, utf8 } from "../lib/util/encoding.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
+import { exitCodeOf } from "../lib/cli/exit_codes.ts";
 import { identityKek } from "../lib/crypto/kdf.ts";
 import { ageRecipientOf, generateKeypair, x25519PublicFromSecret } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
@@ -118,22 +119,23 @@ Deno.test("generate: 0600 file in a 0700 dir, fingerprint + z32 on stderr; show 
   assertExit(g, 0, "generate");
   assert.equal(g.stdout, "", "generate prints nothing on stdout");
   const m =
-    /^Generated identity:\n {2}(ed25519:SHA256:[A-Za-z0-9+/]{43})\n {2}([ybndrfg8ejkmcpqxot1uwisza345h769]{52})\n$/
+    /^Generated identity:\n {2}([ybndrfg8ejkmcpqxot1uwisza345h769]{52})\n {2}(ed25519:SHA256:[A-Za-z0-9+/]{43})\n$/
       .exec(g.stderr);
   assert.ok(m, `generate stderr: ${JSON.stringify(g.stderr)}`);
-  const [, fingerprint, z32] = m;
+  const [, z32, fingerprint] = m;
 
   assert.equal(await modeOf(`${home}/secret_key`), 0o600);
   assert.equal(await modeOf(home), 0o700);
   const names = [];
   for await (const e of Deno.readDir(home)) names.push(e.name);
-  assert.deepEqual(names, ["secret_key"], "no temp file left behind");
+  assert.deepEqual(names.sort(), ["public_key", "secret_key"], "no temp file left behind");
+  assert.equal(await Deno.readTextFile(`${home}/public_key`), `${z32}\n`);
 
   const s = await cli(["identity", "show"], { home, env });
   assertExit(s, 0, "show");
   const lines = s.stdout.split("\n");
-  assert.equal(lines[0], fingerprint);
-  assert.equal(lines[1], z32);
+  assert.equal(lines[0], z32, "z32 first");
+  assert.equal(lines[1], `fingerprint: ${fingerprint}`);
 
   const j = await cli(["identity", "show", "--json"], { home, env });
   assertExit(j, 0, "show --json");
@@ -247,7 +249,7 @@ Deno.test("import: a 64-hex seed from a file and from stdin gives the expected z
   const homeA = `${base}/a`;
   const a = await cli(["identity", "import", seedFile], { home: homeA, env });
   assertExit(a, 0, "import <file>");
-  assert.match(a.stderr, new RegExp(`^Imported identity:\\n.*\\n  ${SEED00_Z32}\\n$`));
+  assert.match(a.stderr, new RegExp(`^Imported identity:\\n  ${SEED00_Z32}\\n.*\\n$`));
   assert.equal(await modeOf(`${homeA}/secret_key`), 0o600);
   assert.equal(await modeOf(homeA), 0o700);
 
@@ -293,7 +295,7 @@ Deno.test("import: refuses to overwrite without --force; garbage is refused and 
     assertExit(g, 1, `import ${what}`);
     assert.equal(
       g.stderr,
-      "unrecognised identity format: expected 64 hex characters, a CIPHPOSK file or a cclink CCLINKEK key file\n",
+      "unrecognised identity format: expected an `identity export` backup, a CIPHPOSK file, a cclink CCLINKEK key file or 64 hex characters\n",
       what,
     );
     assert.equal(await exists(fresh), false, `${what}: no home, no file written`);
@@ -317,7 +319,7 @@ Deno.test("passphrase: inline --passphrase is refused (exit 4, hint), value neve
   const cases = [
     { args: ["identity", "generate", "--passphrase", secret], home: `${base}/fresh` },
     { args: ["identity", "generate", `--passphrase=${secret}`], home: `${base}/fresh` },
-    { args: ["identity", "show", "--passphrase", secret], home },
+    { args: ["identity", "check", "--passphrase", secret], home },
     { args: ["identity", "export", "--age", "--passphrase", secret], home },
     { args: ["identity", "import", seedFile, "--passphrase", secret], home: `${base}/fresh` },
   ];
@@ -353,10 +355,10 @@ Deno.test("passphrase file: 0644 refused naming chmod 600; 0600 and 0400 accepte
   assert.equal(await exists(`${base}/g`), false, "generate wrote nothing");
   for (const mode of [0o600, 0o400]) {
     await writeWithMode(pf, "pw\n", mode);
-    const r = await cli(["identity", "show", "--passphrase-file", pf], { home });
+    const r = await cli(["identity", "check", "--passphrase-file", pf], { home });
     assertExit(r, 0, `show with a ${mode.toString(8)} passphrase file`);
   }
-  const missing = await cli(["identity", "show", "--passphrase-file", `${base}/none`], { home });
+  const missing = await cli(["identity", "check", "--passphrase-file", `${base}/none`], { home });
   assertExit(missing, 1, "missing passphrase file");
   assert.match(missing.stderr, /^configuration error: cannot read passphrase file/);
 });
@@ -371,9 +373,9 @@ Deno.test("passphrase file: generate with 'pw\\n' unlocks with CIPHERPOST_PASSPH
     0,
     "generate --passphrase-file",
   );
-  const ok = await cli(["identity", "show"], { home, env: { CIPHERPOST_PASSPHRASE: "pw" } });
+  const ok = await cli(["identity", "check"], { home, env: { CIPHERPOST_PASSPHRASE: "pw" } });
   assertExit(ok, 0, "show with env pw");
-  const nl = await cli(["identity", "show"], { home, env: { CIPHERPOST_PASSPHRASE: "pw\n" } });
+  const nl = await cli(["identity", "check"], { home, env: { CIPHERPOST_PASSPHRASE: "pw\n" } });
   assertExit(nl, 4, "env is used verbatim: 'pw\\n' is another passphrase");
 });
 
@@ -404,7 +406,7 @@ Deno.test("passphrase file: strip exactly one trailing \\r\\n or \\n, nothing el
   }
   for (const [pass, content, code] of cases) {
     await writeWithMode(pf, content, 0o600);
-    const r = await cli(["identity", "show", "--passphrase-file", pf], { home: homes.get(pass) });
+    const r = await cli(["identity", "check", "--passphrase-file", pf], { home: homes.get(pass) });
     assertExit(r, code, `identity ${JSON.stringify(pass)}, file ${JSON.stringify(content)}`);
     if (code === 4) assert.equal(r.stderr, WRONG_PASS);
   }
@@ -417,7 +419,7 @@ Deno.test("passphrase: wrong → exit 4 one line; non-UTF-8 file → exit 4; non
   const pf = `${base}/pass`;
 
   for (const debug of ["0", "1"]) {
-    const wrong = await cli(["identity", "show"], {
+    const wrong = await cli(["identity", "check"], {
       home,
       env: { CIPHERPOST_PASSPHRASE: "wrong-pass-3f9a", CIPHERPOST_DEBUG: debug },
     });
@@ -427,16 +429,20 @@ Deno.test("passphrase: wrong → exit 4 one line; non-UTF-8 file → exit 4; non
   }
 
   await writeWithMode(pf, new Uint8Array([0x70, 0x77, 0xff, 0xfe, 0x0a]), 0o600);
-  const bad = await cli(["identity", "show", "--passphrase-file", pf], { home });
+  const bad = await cli(["identity", "check", "--passphrase-file", pf], { home });
   assertExit(bad, 4, "non-UTF-8 passphrase file");
   assert.equal(bad.stderr, "invalid passphrase input: passphrase is not valid UTF-8\n");
 
   // the helper gives the child stdin = /dev/null: not a terminal
-  for (const args of [["identity", "show"], ["identity", "generate"]]) {
+  for (const args of [["identity", "check"], ["identity", "generate"]]) {
     const h = args[1] === "show" ? home : `${base}/fresh`;
     const none = await cli(args, { home: h });
     assertExit(none, 1, `${args.join(" ")} without passphrase source`);
-    assert.equal(none.stderr, "configuration error: TTY not available for passphrase prompt\n");
+    assert.equal(
+      none.stderr,
+      "configuration error: no terminal to ask for the passphrase on\n" +
+        "hint: give it with --passphrase-file, --passphrase-fd or CIPHERPOST_PASSPHRASE\n",
+    );
   }
   assert.equal(await exists(`${base}/fresh`), false);
 });
@@ -445,7 +451,7 @@ Deno.test("passphrase-fd: 0 is refused (exit 1), nothing generated", async () =>
   const base = await tmpDir();
   const home = `${base}/home`;
   await cheapHome(home, new Uint8Array(32).fill(7), "pw");
-  const r = await cli(["identity", "show", "--passphrase-fd", "0"], { home, stdin: "pw\n" });
+  const r = await cli(["identity", "check", "--passphrase-fd", "0"], { home, stdin: "pw\n" });
   assertExit(r, 1, "--passphrase-fd 0");
   assert.match(r.stderr, /^configuration error: --passphrase-fd 0 is not allowed/);
   const g = await cli(["identity", "generate", "--passphrase-fd", "0"], {
@@ -474,7 +480,7 @@ async function showViaFd3(
     : 'cat "$PASSFILE" | { exec "$@" 3<&0 0</dev/null; }';
   const out = await new Deno.Command("sh", {
     args: ["-c", script, "sh", Deno.execPath(), "run", ...flags, "--no-prompt"]
-      .concat([`${root}main.ts`, "identity", "show", "--passphrase-fd", "3"]),
+      .concat([`${root}main.ts`, "identity", "check", "--passphrase-fd", "3"]),
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -572,7 +578,7 @@ Deno.test("bad identity files: corrupt, truncated, foreign, wrong magic/version 
     const home = `${base}/${what.replace(/[^a-z0-9]+/gi, "_")}`;
     await Deno.mkdir(home, { mode: 0o700 });
     await writeWithMode(`${home}/secret_key`, content, 0o600);
-    const r = await cli(["identity", "show"], { home, env: { CIPHERPOST_PASSPHRASE: pass } });
+    const r = await cli(["identity", "check"], { home, env: { CIPHERPOST_PASSPHRASE: pass } });
     assertExit(r, 1, what);
     assert.equal(r.stderr, CORRUPT, what);
     assert.equal(r.stdout, "", what);
@@ -600,7 +606,7 @@ Deno.test("bad identity files: age-layer damage is the credential lane (exit 4),
     const home = `${base}/${what.replace(/[^a-z0-9]+/gi, "_")}`;
     await Deno.mkdir(home, { mode: 0o700 });
     await writeWithMode(`${home}/secret_key`, content, 0o600);
-    const r = await cli(["identity", "show"], { home, env: { CIPHERPOST_PASSPHRASE: pass } });
+    const r = await cli(["identity", "check"], { home, env: { CIPHERPOST_PASSPHRASE: pass } });
     assertExit(r, 4, what);
     assert.equal(r.stderr, WRONG_PASS, what);
   }
@@ -612,7 +618,7 @@ Deno.test("bad identity files: age-layer damage is the credential lane (exit 4),
   const home = `${base}/short_seed`;
   await Deno.mkdir(home, { mode: 0o700 });
   await writeWithMode(`${home}/secret_key`, withPhc(phc, ct), 0o600);
-  const r = await cli(["identity", "show"], { home, env: { CIPHERPOST_PASSPHRASE: pass } });
+  const r = await cli(["identity", "check"], { home, env: { CIPHERPOST_PASSPHRASE: pass } });
   assertExit(r, 1, "31-byte plaintext");
   assert.equal(r.stderr, CORRUPT);
 });
@@ -624,18 +630,18 @@ Deno.test("identity file mode other than 0600 → exit 4 naming chmod 600 <path>
   const env = { CIPHERPOST_PASSPHRASE: "pw" };
   for (const mode of [0o644, 0o640, 0o400, 0o700]) {
     await Deno.chmod(path, mode);
-    const r = await cli(["identity", "show"], { home, env });
+    const r = await cli(["identity", "check"], { home, env });
     assertExit(r, 4, `identity mode ${mode.toString(8)}`);
     assert.match(r.stderr, /^identity file permissions too permissive \(refuses to open\)/);
     assert.ok(r.stderr.includes(`hint: chmod 600 ${path}\n`), r.stderr);
   }
   await Deno.chmod(path, 0o600);
-  assertExit(await cli(["identity", "show"], { home, env }), 0, "back at 0600");
+  assertExit(await cli(["identity", "check"], { home, env }), 0, "back at 0600");
 
   const empty = `${base}/empty`;
   await Deno.mkdir(empty);
   for (const h of [empty, `${base}/does-not-exist`]) {
-    const r = await cli(["identity", "show"], { home: h, env });
+    const r = await cli(["identity", "check"], { home: h, env });
     assertExit(r, 1, `missing identity in ${h}`);
     assert.equal(
       r.stderr,
@@ -661,7 +667,8 @@ Deno.test("unknown command / flag → exit 2 with a suggestion or the help hint,
     [["identity", "generate", "--frobnicate"], /unknown option '--frobnicate'/],
     [["identity", "show", "--bogus"], /unknown option '--bogus'/],
     [["identity", "import"], /missing required argument 'file'/],
-    [["identity", "export"], /required option '--age' not specified/],
+    [["identity", "export", "--agee"], /unknown option '--agee'\n\(Did you mean --age\?\)/],
+    [["completions", "tcsh"], /'tcsh' is invalid for argument 'shell'/],
     [["receipt", "verfy", "x"], /unknown command 'verfy'/],
     [["--nope"], /unknown option '--nope'/],
   ];
@@ -703,9 +710,9 @@ Deno.test("secrets never reach stderr: generate/show/export/import with a passph
   // failure paths with debug output on
   const dbg = { CIPHERPOST_DEBUG: "1" };
   await writeWithMode(pf, `${secret}-wrong\n`, 0o600);
-  runs.push(await cli(["identity", "show", ...p], { home, env: dbg }));
+  runs.push(await cli(["identity", "check", ...p], { home, env: dbg }));
   await writeWithMode(pf, `${secret}\n`, 0o644);
-  runs.push(await cli(["identity", "show", ...p], { home, env: dbg }));
+  runs.push(await cli(["identity", "check", ...p], { home, env: dbg }));
   assert.deepEqual(runs.slice(-2).map((r) => r.code), [4, 4]);
 
   const exportedKey = ex.stdout.trim();
@@ -784,7 +791,7 @@ Deno.test("receipt verify: a valid receipt (file and stdin) exits 0 with its fie
   assertExit(nl, 0, "receipt with a trailing newline");
 });
 
-Deno.test("receipt verify: every single-byte change of the file → exit 3, one line", async () => {
+Deno.test("receipt verify: every single-byte change of the file → exit 3 (or exit 1 'not a receipt' when it no longer parses), never 0", async () => {
   const base = await tmpDir();
   const { receipt, json } = makeReceipt();
   const positions = Array.from({ length: json.length }, (_, i) => i);
@@ -803,25 +810,53 @@ Deno.test("receipt verify: every single-byte change of the file → exit 3, one 
       assert.deepEqual(parseReceipt(new TextDecoder().decode(mutated)), receipt, label);
       return;
     }
+    assert.equal(r.stdout, "", label);
+    if (r.code === 1) {
+      assert.match(r.stderr, /^not a receipt: [^\n]+\nhint: [^\n]+\n$/, label);
+      return;
+    }
     assertExit(r, 3, label);
     assert.equal(r.stderr, SIG_FAILED, label);
-    assert.equal(r.stdout, "", label);
   });
   // compact JSON has no byte whose change keeps the receipt: nothing may have passed
   assert.deepEqual(accepted, [], "positions that verified after a change");
 
   // the stdin form too (a few positions: first, a key, a value, the signature, last)
   const sig = new TextDecoder().decode(json).indexOf(receipt.signature);
-  for (const i of [0, 2, 20, sig, sig + receipt.signature.length - 3, json.length - 1]) {
+  for (const i of [20, sig + 5, sig + 40]) {
     const r = await cli(["receipt", "verify", "-"], { stdin: flipPrintable(json, i) });
     assertExit(r, 3, `stdin, byte ${i}`);
     assert.equal(r.stderr, SIG_FAILED);
   }
+  // not receipts at all: said so (exit 1), not called a forgery
+  const notReceipts: Array<[string | Uint8Array, RegExp]> = [
+    [flipPrintable(json, 0), /^not a receipt: the file is not JSON\n/],
+    [new Uint8Array([0xff, 0xfe]), /^not a receipt: the file is not UTF-8 text\n/],
+    ['{"hello":"world"}', /^not a receipt: receipt fields missing or of the wrong type\n/],
+    ["[]", /^not a receipt: an empty array\n/],
+    ["42", /^not a receipt: expected a JSON object\n/],
+  ];
+  for (const [input, re] of notReceipts) {
+    const r = await cli(["receipt", "verify", "-"], { stdin: input });
+    assertExit(r, 1, String(re));
+    assert.match(r.stderr, re);
+  }
+  // the array `receipts --json` prints verifies as a whole (every element)
+  const arr = await cli(["receipt", "verify", "-"], {
+    stdin: `[${new TextDecoder().decode(json)}]`,
+  });
+  assertExit(arr, 0, "an array of one receipt");
+  const two = await cli(["receipt", "verify", "-"], {
+    stdin: `[${new TextDecoder().decode(json)}, ${
+      new TextDecoder().decode(flipPrintable(json, sig))
+    }]`,
+  });
+  assertExit(two, 3, "an array with one forged receipt");
 });
 
 Deno.test("receipt verify (in-process): all 255 alternatives at every byte fail, or keep the receipt", () => {
   // The CLI test above tries one replacement per position; this sweeps every byte value
-  // through the same verifier the CLI uses (lib/receipts.ts readReceiptInput).
+  // through the same verifier the CLI uses (lib/protocol/receipts.ts readReceiptInput).
   const { receipt, json } = makeReceipt();
   let tried = 0;
   const passed: string[] = [];
@@ -835,8 +870,13 @@ Deno.test("receipt verify (in-process): all 255 alternatives at every byte fail,
       try {
         r = readReceiptInput(mutated);
       } catch (e) {
-        assert.ok(e instanceof CipherpostError && e.kind === "signature", `byte ${i}=${v}: ${e}`);
-        assert.equal(e.exitCode, 3);
+        assert.ok(e instanceof CipherpostError, `byte ${i}=${v}: ${e}`);
+        if (exitCodeOf(e) === 1) {
+          assert.match(e.message, /^not a receipt: /, `byte ${i}=${v}`);
+          continue;
+        }
+        assert.ok(e.kind === "signature", `byte ${i}=${v}: ${e}`);
+        assert.equal(exitCodeOf(e), 3);
         assert.equal(e.message, SIG_FAILED.trim());
         continue;
       }

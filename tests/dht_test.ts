@@ -2,15 +2,11 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import {
-  DhtClient,
-  DhtConflictError,
-  dhtTarget,
-  encodeSignable,
-  type MutableItem,
-  signItem,
-  verifyItem,
-} from "../lib/pkarr/dht/client.ts";
+import { DhtClient } from "../lib/pkarr/dht/client.ts";
+import { DhtConflictError } from "../lib/pkarr/conflict.ts";
+import { type MutableItem, signItem, verifyItem } from "../lib/pkarr/item.ts";
+import { dhtTarget } from "../lib/pkarr/public_key.ts";
+import { signable as encodeSignable } from "../lib/pkarr/signed_packet.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 
@@ -286,4 +282,16 @@ Deno.test("close() leaves nothing running: the probe process exits by itself", a
   const { code, signal } = await child.output().finally(() => clearTimeout(timer));
   assert.equal(signal, null, "probe did not exit within 20 s (leaked socket or timer?)");
   assert.equal(code, 0);
+});
+
+Deno.test("testnet nodes keep far more than bittorrent-dht's default 1000 items (no LRU eviction of old shares)", async () => {
+  // Every node of a small testnet holds every item, so the default LRU of 1000 evicted the parts
+  // of earlier multi-packet shares during long test files.
+  await withNet({ nodes: 2 }, (net) => {
+    const store = net.nodes[0]._values;
+    const v = Buffer.from("x");
+    for (let i = 0; i < 1500; i++) store.set(`k${i}`, { v, id: v });
+    assert.notEqual(store.peek("k0"), undefined, "the first item survives 1500 stores");
+    return Promise.resolve();
+  }, 0);
 });

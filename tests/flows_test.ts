@@ -12,6 +12,7 @@ import {
   signOuterRecord,
 } from "../lib/protocol/record.ts";
 import { signPacket } from "../lib/pkarr/signed_packet.ts";
+import { receiptRecords } from "../lib/protocol/labels.ts";
 import type { Testnet } from "../lib/testing/testnet.ts";
 import {
   cli,
@@ -34,9 +35,7 @@ async function receiptsOf(net: Testnet, user: User): Promise<string[]> {
   const t = transport(net);
   try {
     const r = await t.resolve(parsePublicKey(user.z32));
-    return (r?.packet.records ?? []).filter((x) => x.name.startsWith("_cprcpt-")).map((x) =>
-      txtText(x) ?? ""
-    );
+    return (r ? receiptRecords(r.packet) : []).map((x) => txtText(x) ?? "");
   } finally {
     await t.close();
   }
@@ -121,15 +120,34 @@ Deno.test("hand-off flows (v1) on a local testnet", async (t) => {
       assert.match(v.stdout, new RegExp(`share_ref: +${ref}`));
     });
 
-    await t.step("idempotent re-receive needs no network", async () => {
-      const r = await receiveAs(bob, undefined, bobUri, ["--accept", alice.z32], {
-        CIPHERPOST_BOOTSTRAP: "127.0.0.1:9",
-        CIPHERPOST_RELAYS: "http://127.0.0.1:9",
-      });
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /already accepted at \d{4}-\d\d-\d\dT/);
-      assert.equal(r.stdout, "");
-    });
+    await t.step(
+      "re-receive writes it again while fetchable (no new receipt); offline it says why",
+      async () => {
+        const ledger = await ledgerText(bob.home);
+        const again = `${base}/again.txt`;
+        const r = await receiveAs(bob, net, bobUri, ["-o", again]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          r.stderr,
+          /already accepted at \d{4}-\d\d-\d\dT.*; fetching it again to write it \(no new receipt\)/,
+        );
+        assert.ok(!r.stderr.includes("ACCEPTANCE"), "no acceptance screen the second time");
+        assert.match(
+          r.stderr,
+          new RegExp(`wrote 10 bytes \\(generic_secret\\) to ${again} \\(mode 0600\\)`),
+        );
+        assert.equal(await Deno.readTextFile(again), "hunter2-db");
+        assert.equal(await ledgerText(bob.home), ledger, "no new ledger row, so no new receipt");
+        const off = await receiveAs(bob, undefined, bobUri, ["-o", `${base}/off.txt`], {
+          CIPHERPOST_BOOTSTRAP: "127.0.0.1:9",
+          CIPHERPOST_RELAYS: "http://127.0.0.1:9",
+          CIPHERPOST_TIMEOUT: "300",
+        });
+        assert.notEqual(off.code, 0, off.stderr);
+        assert.match(off.stderr, /cannot write it again: /);
+        await assert.rejects(Deno.stat(`${base}/off.txt`));
+      },
+    );
 
     await t.step("wrong recipient: exit 3 before decryption, no receipt", async () => {
       const before = await receiptsOf(net, carol);
@@ -140,7 +158,10 @@ Deno.test("hand-off flows (v1) on a local testnet", async (t) => {
         `${base}/carol.txt`,
       ]);
       assert.equal(r.code, 3, r.stderr);
-      assert.ok(r.stderr.includes(SIG));
+      assert.equal(
+        r.stderr.split("\n").find((l) => l.startsWith("this share")),
+        `this share is addressed to someone else (${bob.z32}), not to you (${carol.z32})`,
+      );
       assert.ok(!r.stderr.includes("Purpose"), "nothing from the envelope shown");
       assert.deepEqual(await receiptsOf(net, carol), before);
       assert.equal(await ledgerText(carol.home), "");
@@ -280,7 +301,7 @@ Deno.test("hand-off flows (v1) on a local testnet", async (t) => {
       assert.match(r1.stderr, /\[BURN — you will only see this once\]/);
       const r2 = await receiveAs(bob, net, s.uri, ["--accept", carol.z32, "-o", "-"]);
       assert.equal(r2.code, 7, r2.stderr);
-      assert.match(r2.stderr, /share already consumed \(burned at /);
+      assert.match(r2.stderr, /share already consumed: it was burned after reading at /);
       assert.equal(r2.stdout, "");
       await cli(["revoke", s.uri], { home: carol.home, env: carol.env, net });
     });

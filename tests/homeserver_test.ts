@@ -55,6 +55,7 @@ import { txtRecord } from "../lib/pkarr/dns.ts";
 import { recordsNamed, signPacket } from "../lib/pkarr/signed_packet.ts";
 import { startHomeserver, startHomeserverOnTestnet } from "../lib/testing/homeserver.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
+import { EXIT_OF } from "../lib/cli/exit_codes.ts";
 import { b64encode } from "../lib/util/encoding.ts";
 import { createBLAKE3 } from "hash-wasm";
 import { cli, makeUser, sendAs, testTransport, tmpDir, withTestnet } from "./_helpers.ts";
@@ -331,7 +332,7 @@ Deno.test("capability enforcement: a /pub/cipherpost/:rw session cannot write /p
       () => client.put("/pub/other/x", enc.encode("no")),
       HomeserverError,
     );
-    assertEquals([e.kind, e.status, e.exitCode], ["homeserver_forbidden", 403, 4]);
+    assertEquals([e.kind, e.status, EXIT_OF[e.kind]], ["homeserver_forbidden", 403, 4]);
     assert(e.message.includes("/pub/other/x"), e.message);
     const d = await assertRejects(() => client.delete("/pub/other/x"), HomeserverError);
     assertEquals(d.status, 403);
@@ -434,7 +435,7 @@ Deno.test("PUT stream / GET stream / HEAD / ETag + If-None-Match / DELETE", asyn
     assertEquals(await client.delete(path), false);
     assertEquals(hs.usedBytes(client.user), 0);
     const nf = await assertRejects(() => client.get(path), HomeserverError);
-    assertEquals([nf.kind, nf.status, nf.exitCode], ["not_found", 404, 5]);
+    assertEquals([nf.kind, nf.status, EXIT_OF[nf.kind]], ["not_found", 404, 5]);
     // Anyone reads /pub/ without a session.
     await client.put("/pub/cipherpost/public", enc.encode("hello"));
     const anon = new HomeserverClient({ baseUrl: hs.baseUrl, user: client.user });
@@ -470,7 +471,7 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
       () => stale.put("/pub/cipherpost/b", enc.encode("2")),
       HomeserverError,
     );
-    assertEquals([e.kind, e.exitCode], ["homeserver_auth", 4]);
+    assertEquals([e.kind, EXIT_OF[e.kind]], ["homeserver_auth", 4]);
     // A client whose cookie is stale re-authenticates once.
     let cookie: SessionCookie | null = {
       user: u.user,
@@ -537,7 +538,7 @@ Deno.test("413: a body over the limit is refused (with Content-Length, and strea
       () => client.put("/pub/cipherpost/big", new Uint8Array(n)),
       HomeserverError,
     );
-    assertEquals([a.kind, a.status, a.exitCode], ["too_large", 413, 1]);
+    assertEquals([a.kind, a.status, EXIT_OF[a.kind]], ["too_large", 413, 1]);
     const b = await assertRejects(
       () => client.put("/pub/cipherpost/big2", zeros(n)),
       HomeserverError,
@@ -592,7 +593,7 @@ Deno.test("507: the per-user quota gives a clear error, up front and mid-stream;
       () => client.put("/pub/cipherpost/b", new Uint8Array(600_000)),
       HomeserverError,
     );
-    assertEquals([e.kind, e.status, e.exitCode], ["homeserver_quota", 507, 1]);
+    assertEquals([e.kind, e.status, EXIT_OF[e.kind]], ["homeserver_quota", 507, 1]);
     assert(e.message.includes("storage quota exceeded"), e.message);
     assert(e.hint?.includes("homeserver gc"), e.hint);
     const s = await assertRejects(
@@ -642,7 +643,7 @@ Deno.test("429: Retry-After is honoured, then the request succeeds; too long a w
         Promise.resolve(new Response("", { status: 429, headers: { "Retry-After": "3600" } })),
     });
     const e = await assertRejects(() => slow.head("/pub/cipherpost/r"), HomeserverError);
-    assertEquals([e.kind, e.exitCode, e.retryAfterMs], ["rate_limited", 6, 3_600_000]);
+    assertEquals([e.kind, EXIT_OF[e.kind], e.retryAfterMs], ["rate_limited", 6, 3_600_000]);
   } finally {
     await hs.close();
   }
@@ -722,7 +723,7 @@ Deno.test("discovery: _pubky → homeserver packet → endpoint; no homeserver v
       const me = generateKeypair();
       // No packet at all, and a packet without _pubky: both "no homeserver" (exit 5).
       const none = await assertRejects(() => homeserverOf(t, me.publicKey), CipherpostError);
-      assertEquals([none.kind, none.exitCode], ["no_homeserver", 5]);
+      assertEquals([none.kind, EXIT_OF[none.kind]], ["no_homeserver", 5]);
       await t.update(
         me.seed,
         me.publicKey,
@@ -753,7 +754,7 @@ Deno.test("discovery: _pubky → homeserver packet → endpoint; no homeserver v
       });
       try {
         const n = await assertRejects(() => discover(dead, me.publicKey), CipherpostError);
-        assertEquals([n.kind, n.exitCode], ["network", 6]);
+        assertEquals([n.kind, EXIT_OF[n.kind]], ["network", 6]);
       } finally {
         await dead.close();
       }
@@ -862,7 +863,15 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       // Status: files and bytes per share folder, whether this home sent it.
       const state = new State(alice.home);
       const refs = { mine: "a".repeat(32), other: "c".repeat(32) };
-      await state.saveSent(refs.mine, { share_ref: refs.mine, expires_at: 0 });
+      await state.saveSent({
+        version: 1,
+        shareRef: refs.mine,
+        uri: `cipherpost://${alice.z32}/${refs.mine}`,
+        sender: alice.z32,
+        recipient: null,
+        createdAt: 0,
+        expiresAt: 0,
+      });
       const conn = await connect({} as never, { home: alice.home, user: decodeZ32(alice.z32) });
       for (const ref of Object.values(refs)) {
         await conn.client.put(partPath(ref, 0), new Uint8Array(1000));

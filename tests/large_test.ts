@@ -18,7 +18,7 @@ import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserv
 import { connect } from "../lib/homeserver/connect.ts";
 import { keypairFromSeed } from "../lib/crypto/keys.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
-import { fetchV2Receipt } from "../lib/protocol/v2.ts";
+import { fetchV2Receipt } from "../lib/flows/v2_transfer.ts";
 
 const MiB = 1 << 20;
 const BIG = 200 * MiB;

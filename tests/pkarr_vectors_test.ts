@@ -13,19 +13,21 @@ import {
 import { decodeZ32, dhtTarget, encodeZ32, parsePublicKey } from "../lib/pkarr/public_key.ts";
 import {
   fromRelayPayload,
+  RELAY_PAYLOAD_MAX_BYTES,
+  RELAY_PAYLOAD_MIN_BYTES,
+  toRelayPayload,
+} from "../lib/pkarr/relay_payload.ts";
+import {
   MAX_V_BYTES,
   moreRecentThan,
   packetFromBytes,
   packetToBytes,
   packetTtl,
   recordsNamed,
-  RELAY_PAYLOAD_MAX_BYTES,
-  RELAY_PAYLOAD_MIN_BYTES,
   signable,
   SIGNED_PACKET_MAX_BYTES,
   SIGNED_PACKET_MIN_BYTES,
   signPacket,
-  toRelayPayload,
   verifyPacket,
 } from "../lib/pkarr/signed_packet.ts";
 

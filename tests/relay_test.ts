@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import {
-  DhtClient,
-  DhtConflictError,
-  type MutableItem,
-  signItem,
-} from "../lib/pkarr/dht/client.ts";
+import { DhtClient } from "../lib/pkarr/dht/client.ts";
+import { DhtConflictError } from "../lib/pkarr/conflict.ts";
+import { type MutableItem, signItem } from "../lib/pkarr/item.ts";
+import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
-import {
-  decodeRelayPayload,
-  encodeRelayPayload,
-  relayGet,
-  relayPut,
-  z32Encode,
-} from "../lib/pkarr/relay.ts";
+import { relayGet, relayPut } from "../lib/pkarr/relay.ts";
+import { decodeRelayPayload, encodeRelayPayload } from "../lib/pkarr/relay_payload.ts";
 import { startTestnet } from "../lib/testing/testnet.ts";
 
 const OPTS = { timeoutMs: 3000 };
@@ -58,7 +51,7 @@ Deno.test("relay payload encode/decode matches the legacy_js_v1 vector", () => {
   assert.equal(item.seq, 1697016827303000);
   assert.equal(item.v.length, 152);
   assert.deepEqual(encodeRelayPayload(item), payload);
-  assert.equal(z32Encode(pk), "8pinxxgqs41n4aididenw5apqp1urfmzdztr8jt4abrkdn435ewo");
+  assert.equal(encodeZ32(pk), "8pinxxgqs41n4aididenw5apqp1urfmzdztr8jt4abrkdn435ewo");
   const tampered = payload.slice();
   tampered[100] ^= 1;
   assert.equal(decodeRelayPayload(pk, tampered), null);
@@ -81,7 +74,7 @@ Deno.test("testnet relay: PUT then GET returns identical bytes; HTTP details", a
       await client.close();
     }
 
-    const url = `${net.relayUrl}/${z32Encode(item.k)}`;
+    const url = `${net.relayUrl}/${encodeZ32(item.k)}`;
     const res = await fetch(url);
     const body = new Uint8Array(await res.arrayBuffer());
     assert.equal(res.status, 200);
@@ -119,7 +112,7 @@ Deno.test("testnet relay: bad signature 400, oversize 413, size limits, conflict
   const net = await startTestnet({ nodes: 8 });
   try {
     const item = freshItem(1_000_000);
-    const url = `${net.relayUrl}/${z32Encode(item.k)}`;
+    const url = `${net.relayUrl}/${encodeZ32(item.k)}`;
     const put = async (body: Uint8Array<ArrayBuffer>, headers: HeadersInit = {}) => {
       const res = await fetch(url, { method: "PUT", body, headers });
       await res.body?.cancel();

@@ -9,7 +9,8 @@ import { shareRef } from "../lib/protocol/record.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
 import { signPacket } from "../lib/pkarr/signed_packet.ts";
 import type { Testnet } from "../lib/testing/testnet.ts";
-import { buildV2Share, deriveV2Keys, fetchV2Receipt, fetchV2Share } from "../lib/protocol/v2.ts";
+import { buildV2Share, deriveV2Keys } from "../lib/protocol/v2.ts";
+import { fetchV2Receipt, fetchV2Share } from "../lib/flows/v2_transfer.ts";
 import {
   cli,
   makeUser,

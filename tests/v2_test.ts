@@ -3,27 +3,25 @@ import { ageDecrypt, ageEncrypt } from "../lib/crypto/age.ts";
 import { canonicalize, compactJson, type JsonValue } from "../lib/util/canonical_json.ts";
 import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../lib/util/encoding.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
+import { exitCodeOf } from "../lib/cli/exit_codes.ts";
 import { generateKeypair, type Keypair, sign, verifyStrict } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { shareRef } from "../lib/protocol/record.ts";
 import { type SignedPacket, signPacket } from "../lib/pkarr/signed_packet.ts";
 import { startTestnet } from "../lib/testing/testnet.ts";
 import { Transport } from "../lib/pkarr/transport.ts";
+import { buildV2Share, deriveV2Keys, type Manifest, PART_SIZE } from "../lib/protocol/v2.ts";
 import {
-  buildV2Share,
-  deriveV2Keys,
   fetchV2Receipt,
   fetchV2Share,
-  type Manifest,
-  PART_SIZE,
   publishPackets,
   publishV2Receipt,
   revokeV2,
-} from "../lib/protocol/v2.ts";
+} from "../lib/flows/v2_transfer.ts";
 
 const isKind = (kind: string, re?: RegExp) => (e: unknown) =>
   e instanceof CipherpostError && e.kind === kind && (!re || re.test(e.message));
-const isSignature = (e: unknown) => isKind("signature")(e) && (e as CipherpostError).exitCode === 3;
+const isSignature = (e: unknown) => isKind("signature")(e) && exitCodeOf(e) === 3;
 
 /** Random bytes of any length (getRandomValues gives at most 64 KiB per call). */
 function randomBytes(n: number): Uint8Array {
@@ -297,7 +295,7 @@ Deno.test("v2 over a real testnet", async (t) => {
       const at = s.manifest.createdAt + Number(s.manifest.ttlSeconds);
       await assert.rejects(
         fetchV2Share(transport, senderZ32, s.locator, at),
-        (e: unknown) => isKind("expired")(e) && (e as CipherpostError).exitCode === 2,
+        (e: unknown) => isKind("expired")(e) && exitCodeOf(e) === 2,
       );
       // one second earlier it is still live
       await fetchV2Share(transport, senderZ32, s.locator, at - 1);

@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { Command } from "commander";
+import type { Command } from "@commander-js/extra-typings";
 import { CipherpostError } from "../util/errors.ts";
-import { cipherpostHome, writeFileAtomic } from "../util/fsutil.ts";
+import { writeFileAtomic } from "../util/fsutil.ts";
 import { State } from "../state/state.ts";
 import { claudeConfigDir } from "../claude/config.ts";
 import { discoverSession, listSessions, type LocalSession } from "../claude/discover.ts";
@@ -17,16 +17,19 @@ import { escapeText, formatSize, shorten } from "../claude/summary.ts";
 import { transcriptFacts } from "../claude/transcript.ts";
 import { claudeSend } from "../flows/claude_send.ts";
 import { claudePickup } from "../flows/claude_pickup.ts";
-import { type Io, passphraseOptions, unlockIdentity } from "./program.ts";
-import { getPin, validatePin } from "./passphrase.ts";
+import { cipherpostHome } from "./home.ts";
+import type { Io } from "./io.ts";
+import { validatePin } from "./passphrase.ts";
+import { acceptanceConfirm, readAcceptLine } from "./receive.ts";
 import {
   NETWORK_HELP,
-  networkOptions,
-  pinOptions,
-  pinOpts,
-  readLineFromTty,
+  pinOf,
+  unlockIdentity,
+  withNetwork,
+  withPassphrase,
+  withPin,
   withTransport,
-} from "./network.ts";
+} from "./options.ts";
 import { stripControl } from "../util/encoding.ts";
 import { largeReceiveHook, partSizeOverride, partWorkers, runLargeSend } from "./large.ts";
 
@@ -92,7 +95,7 @@ async function choose(cands: LocalSession[], log: (l: string) => void): Promise<
   }
   log("Several sessions match; which one?");
   cands.forEach((s, i) => log(`  ${i + 1}) ${describe(s)}`));
-  const line = (await readLineFromTty())?.trim() ?? "";
+  const line = (await readAcceptLine())?.trim() ?? "";
   const n = line === "" ? 1 : Number(line);
   if (!Number.isInteger(n) || n < 1 || n > cands.length) {
     throw new CipherpostError("declined", "user declined: no session chosen");
@@ -134,7 +137,7 @@ export function registerClaudeCommands(program: Command, io: Io): void {
     .description("hand a Claude Code session (transcript and all) to another machine")
     .exitOverride();
 
-  networkOptions(pinOptions(passphraseOptions(
+  withNetwork(withPin(withPassphrase(
     claude.command("send")
       .description(
         "send the current (or the named) Claude Code session; prints the share URI",
@@ -180,7 +183,7 @@ ${NETWORK_HELP}`,
       const session = await choose(pick.candidates, log);
       log(`Session ${session.sessionId} (${pick.reason}): ${escapeText(session.cwd ?? "")}`);
       const me = await unlockIdentity(o, io);
-      const pin = o.pin ? await getPin(pinOpts(o), true) : null;
+      const pin = o.pin ? await pinOf(o, true) : null;
       if (pin !== null) validatePin(pin);
       const home = cipherpostHome();
       const state = new State(home);
@@ -237,7 +240,7 @@ ${NETWORK_HELP}`,
       );
     });
 
-  networkOptions(pinOptions(passphraseOptions(
+  withNetwork(withPin(withPassphrase(
     claude.command("pickup")
       .description(
         "fetch, verify and accept a session hand-off, place it, and run claude --resume there",
@@ -273,19 +276,18 @@ ${NETWORK_HELP}`,
         claudePickup(t, state, me, {
           uri,
           from: o.from,
-          accept: o.accept,
           configDir: configDir(),
           cwd: Deno.cwd(),
           project: o.project,
           fork: o.fork === true,
-          pin: () => getPin(pinOpts(o), false),
-          promptLine: interactive() ? readLineFromTty : null,
+          pin: () => pinOf(o, false),
+          confirm: acceptanceConfirm(o.accept, interactive(), log),
           large: (ctx, output) =>
             largeReceiveHook(t, state, me, {
               output,
               force: false,
               accept: o.accept,
-              promptLine: interactive() ? readLineFromTty : null,
+              promptLine: interactive() ? readAcceptLine : null,
               workers: partWorkers(),
             }, log)(ctx),
         }, log));

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Command } from "commander";
+import type { Command } from "@commander-js/extra-typings";
 import { HomeserverClient } from "../homeserver/client.ts";
 import { endpointOf, homeserverOf, isZ32Key, withPubkyRecord } from "../homeserver/discovery.ts";
 import { shareRefOfPath } from "../homeserver/paths.ts";
@@ -16,9 +16,16 @@ import { decodeZ32, encodeZ32 } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { State } from "../state/state.ts";
 import { CipherpostError } from "../util/errors.ts";
-import { cipherpostHome } from "../util/fsutil.ts";
-import { NETWORK_HELP, networkOptions, withTransport } from "./network.ts";
-import { type Io, passphraseOptions, unlockIdentity } from "./program.ts";
+import { cipherpostHome } from "./home.ts";
+import type { Io } from "./io.ts";
+import { runGc } from "./large.ts";
+import {
+  NETWORK_HELP,
+  unlockIdentity,
+  withNetwork,
+  withPassphrase,
+  withTransport,
+} from "./options.ts";
 
 const TOKEN_RE = /^[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}$/;
 
@@ -108,13 +115,11 @@ async function inventory(client: HomeserverClient): Promise<{
 /** Register `homeserver …` on the program. */
 export function registerHomeserverCommands(program: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
-  // One `homeserver` group: another module (the large-share CLI) may have created it already.
-  const hs = program.commands.find((c) => c.name() === "homeserver") ??
-    program.command("homeserver")
-      .description("your account on a Pubky homeserver (stores large payloads, ciphertext only)")
-      .exitOverride();
+  const hs = program.command("homeserver")
+    .description("your account on a Pubky homeserver (stores large payloads, ciphertext only)")
+    .exitOverride();
 
-  networkOptions(passphraseOptions(
+  withNetwork(withPassphrase(
     hs.command("signup")
       .description(
         "sign up (or in) at a homeserver and point your _pubky record at it; other records kept",
@@ -137,7 +142,7 @@ Example:
   cipherpost homeserver signup <homeserver-z32> --signup-token-file token.txt
 ${NETWORK_HELP}`,
     )
-    .action(async (key: string | undefined, o) => {
+    .action(async (key, o) => {
       const homeserver = homeserverArg(key);
       const signupToken = await readSignupToken(o.signupTokenFile);
       const me = await unlockIdentity(o, io);
@@ -163,7 +168,7 @@ ${NETWORK_HELP}`,
       io.out(`${homeserver}\n`);
     });
 
-  networkOptions(passphraseOptions(
+  withNetwork(withPassphrase(
     hs.command("status")
       .description("which homeserver, the session's state, what we store there and how much")
       .option("--json", "machine-readable output"),
@@ -204,8 +209,27 @@ ${NETWORK_HELP}`,
       }
     });
 
-  // `homeserver gc` needs the large-share records: it is registered by the large-share CLI
-  // (lib/cli/large.ts) on this same group.
+  withNetwork(withPassphrase(
+    hs.command("gc")
+      .description(
+        "delete your large-share blobs that expired, were revoked, or were burned and receipted",
+      ),
+  ))
+    .addHelpText(
+      "after",
+      `
+Uses the stored homeserver session (no passphrase) when there is one. Blobs of sends still in
+progress are kept. Run it now and then, e.g. after republish.
+${NETWORK_HELP}`,
+    )
+    .action(async (o) => {
+      const home = cipherpostHome();
+      const r = await withTransport(
+        o,
+        (t) => runGc(t, home, new State(home), () => unlockIdentity(o, io), log),
+      );
+      io.out(`deleted ${r.deletedFolders} blob(s) (${r.deletedFiles} files); kept ${r.kept}\n`);
+    });
 }
 
 interface StatusReport {
@@ -254,7 +278,7 @@ async function status(
   const inv = await inventory(client);
   const sentRefs = new Set(
     (await new State(home).listSent().catch(() => []))
-      .map((r) => String(r.share_ref)),
+      .map((r) => r.shareRef),
   );
   return {
     user,

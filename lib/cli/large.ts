@@ -64,6 +64,8 @@ export async function planInput(
     throw new CipherpostError("usage", "--via takes dht or homeserver");
   }
   if (positional !== undefined && positional !== "-") return { kind: "small" };
+  // typed material (a key or certificate) has its own caps and never goes large by itself
+  if (material !== "generic-secret" && via !== "homeserver") return { kind: "small" };
   if (file !== undefined && positional !== undefined) return { kind: "small" };
   const src = file ?? positional;
   if (src === undefined) return { kind: "small" };

@@ -1,13 +1,20 @@
 /**
  * Where a passphrase comes from (protocol digest §1.4, v1.1 contract): an inline argv value is
  * always refused; then `--passphrase-fd N`, `--passphrase-file PATH` (mode 0600/0400),
- * `CIPHERPOST_PASSPHRASE`, and finally a TTY prompt without echo.
+ * `CIPHERPOST_PASSPHRASE`, and finally a prompt without echo on the terminal (`/dev/tty`, even
+ * when stdin is a pipe). The same rules hold for PINs, and every message names which of the two
+ * it is about.
  *
  * @module
  */
 
 import { CipherpostError, configError } from "../util/errors.ts";
 import { fileMode } from "../util/fsutil.ts";
+import { readFileCapped } from "../util/bounded_read.ts";
+import { hasTty, ttyReadLine, ttyWrite } from "./tty.ts";
+
+/** Longest passphrase or PIN file read (more is refused, not read). */
+const SECRET_FILE_CAP = 65536;
 
 /** The passphrase options a command accepts. */
 export interface PassphraseOptions {
@@ -17,8 +24,8 @@ export interface PassphraseOptions {
   passphraseFile?: string;
 }
 
-function invalidInput(msg: string, hint?: string): CipherpostError {
-  return new CipherpostError("passphrase_input", `invalid passphrase input: ${msg}`, hint);
+function invalidInput(label: string, msg: string, hint?: string): CipherpostError {
+  return new CipherpostError("passphrase_input", `invalid ${label} input: ${msg}`, hint);
 }
 
 /** Remove exactly one trailing `\r\n`, else one `\n`, else nothing. */
@@ -29,15 +36,15 @@ export function stripOneNewline(b: Uint8Array): Uint8Array {
   return b;
 }
 
-function decodePassphrase(b: Uint8Array): string {
+function decodeSecret(b: Uint8Array, label = "passphrase"): string {
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(b);
   } catch {
-    throw invalidInput("passphrase is not valid UTF-8");
+    throw invalidInput(label, `${label} is not valid UTF-8`);
   }
 }
 
-async function readLineFromFd(fd: number): Promise<Uint8Array> {
+async function readLineFromFd(fd: number, flags: SecretSpec["flags"]): Promise<Uint8Array> {
   // Deno's sandbox opens `/dev/fd/N` for pipes, but for a descriptor that is a regular file it
   // demands --allow-all, which this program never has. Say so precisely.
   let f: Deno.FsFile;
@@ -47,7 +54,7 @@ async function readLineFromFd(fd: number): Promise<Uint8Array> {
     if (e instanceof Deno.errors.NotCapable) {
       throw configError(
         `file descriptor ${fd} is a regular file, which the sandbox cannot open by number`,
-        `use --passphrase-file <path> for files; --passphrase-fd takes a pipe, e.g. --passphrase-fd 3 3< <(pass show cipherpost)`,
+        `use ${flags.file} <path> for files; ${flags.fd} takes a pipe, e.g. ${flags.fd} 3 3< <(pass show cipherpost)`,
       );
     }
     throw configError(`cannot read from file descriptor ${fd}`);
@@ -56,7 +63,15 @@ async function readLineFromFd(fd: number): Promise<Uint8Array> {
   const one = new Uint8Array(1);
   try {
     while (out.length < 65536) {
-      const n = await f.read(one);
+      let n: number | null;
+      try {
+        n = await f.read(one);
+      } catch {
+        throw configError(
+          `cannot read from file descriptor ${fd}`,
+          "--passphrase-fd takes the read end of a pipe, e.g. --passphrase-fd 3 3< <(pass show cipherpost)",
+        );
+      }
       if (n === null || n === 0) break;
       out.push(one[0]);
       if (one[0] === 10) break;
@@ -67,33 +82,9 @@ async function readLineFromFd(fd: number): Promise<Uint8Array> {
   return new Uint8Array(out);
 }
 
-/** Read a line from the terminal without echo. */
-export async function promptHidden(prompt: string): Promise<string> {
-  if (!Deno.stdin.isTerminal()) {
-    throw configError("TTY not available for passphrase prompt");
-  }
-  await Deno.stderr.write(new TextEncoder().encode(`${prompt}: `));
-  Deno.stdin.setRaw(true);
-  const bytes: number[] = [];
-  const buf = new Uint8Array(1);
-  try {
-    while (true) {
-      const n = await Deno.stdin.read(buf);
-      if (n === null) break;
-      const c = buf[0];
-      if (c === 13 || c === 10) break;
-      if (c === 3) throw new CipherpostError("declined", "interrupted");
-      if (c === 127 || c === 8) {
-        bytes.pop();
-        continue;
-      }
-      bytes.push(c);
-    }
-  } finally {
-    Deno.stdin.setRaw(false);
-    await Deno.stderr.write(new TextEncoder().encode("\n"));
-  }
-  return decodePassphrase(new Uint8Array(bytes));
+/** Read a line from the terminal (`/dev/tty`) without echo. */
+export async function promptHidden(prompt: string, label = "passphrase"): Promise<string> {
+  return decodeSecret(await ttyReadLine(`${prompt}: `, true, label), label);
 }
 
 /** Where one kind of secret may come from, and how it is named to the user. */
@@ -109,10 +100,29 @@ interface SecretSpec {
   flags: { fd: string; file: string; inline: string };
 }
 
+/** An empty secret is refused everywhere: it protects nothing, and the KDF rejects it. */
+function nonEmpty(secret: string, spec: SecretSpec): string {
+  if (secret === "") {
+    throw invalidInput(
+      spec.label,
+      `the ${spec.label} is empty`,
+      `give a non-empty ${spec.label} (${spec.flags.file}, ${spec.flags.fd}, ${spec.envVar} or the prompt)`,
+    );
+  }
+  return secret;
+}
+
+/** True when a secret would be asked for on the terminal (no flag, no environment variable). */
+function willPrompt(spec: SecretSpec): boolean {
+  return spec.inline === undefined && spec.fd === undefined && spec.file === undefined &&
+    Deno.env.get(spec.envVar) === undefined;
+}
+
 async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
   const { flags, label } = spec;
   if (spec.inline !== undefined) {
     throw invalidInput(
+      label,
       "inline argv rejected",
       `use ${flags.file}, ${flags.fd} or ${spec.envVar}`,
     );
@@ -131,14 +141,18 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
         `use another descriptor, e.g. ${flags.fd} 3 3< <(pass show cipherpost)`,
       );
     }
-    return decodePassphrase(stripOneNewline(await readLineFromFd(fd)));
+    return decodeSecret(stripOneNewline(await readLineFromFd(fd, flags)), label);
   }
   if (spec.file !== undefined) {
     const path = spec.file;
     let mode: number | null;
     try {
+      if ((await Deno.stat(path)).isDirectory) {
+        throw configError(`${label} file ${path} is a directory`, `give the path of a file`);
+      }
       mode = await fileMode(path);
-    } catch {
+    } catch (e) {
+      if (e instanceof CipherpostError) throw e;
       throw configError(`cannot read ${label} file ${path}`);
     }
     if (mode !== null && mode !== 0o600 && mode !== 0o400) {
@@ -150,25 +164,65 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
         `chmod 600 ${path}`,
       );
     }
-    return decodePassphrase(stripOneNewline(await Deno.readFile(path)));
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFileCapped(path, SECRET_FILE_CAP, `${label} file`);
+    } catch (e) {
+      if (e instanceof CipherpostError && e.kind === "too_large") {
+        throw configError(`${label} file ${path} is larger than ${SECRET_FILE_CAP} bytes`);
+      }
+      throw configError(`cannot read ${label} file ${path}`);
+    }
+    return decodeSecret(stripOneNewline(bytes), label);
   }
-  const env = Deno.env.get(spec.envVar);
+  let env: string | undefined;
+  try {
+    env = Deno.env.get(spec.envVar);
+  } catch {
+    throw invalidInput(label, `${spec.envVar} is not valid UTF-8`);
+  }
   if (env !== undefined) return env;
   while (true) {
-    const first = await promptHidden(spec.prompt);
+    const first = await promptHidden(spec.prompt, label);
     if (!confirm) return first;
-    const second = await promptHidden(`Confirm ${label}`);
+    const second = await promptHidden(`Confirm ${label}`, label);
     if (first === second) return first;
-    await Deno.stderr.write(new TextEncoder().encode(`${label}s do not match; try again\n`));
+    ttyWrite(`${label}s do not match; try again\n`);
   }
 }
 
+/** How many times a terminal user may retype a wrong passphrase or PIN. */
+export const TTY_TRIES = 3;
+
 /**
- * Obtain a passphrase. With `confirm`, a TTY prompt asks twice and re-prompts on mismatch (used
- * when creating an identity). The value never leaves this process except as KDF input.
+ * Run `use` with a secret, and when the secret was typed at the terminal and `use` rejects it
+ * (`isWrong`), say so and ask again, up to {@link TTY_TRIES} times in all. A secret from a flag,
+ * a file, a descriptor or the environment gets one try.
  */
-export async function getPassphrase(opts: PassphraseOptions, confirm = false): Promise<string> {
-  return await readSecret({
+async function withSecret<T>(
+  spec: SecretSpec,
+  confirm: boolean,
+  use: (secret: string) => Promise<T>,
+  isWrong: (e: unknown) => boolean,
+  wrongLine: string,
+): Promise<T> {
+  // wrongLine is what the user is told before being asked again
+  const tries = willPrompt(spec) && hasTty() ? TTY_TRIES : 1;
+  for (let i = 1;; i++) {
+    const secret = nonEmpty(await readSecret(spec, confirm), spec);
+    try {
+      return await use(secret);
+    } catch (e) {
+      if (i >= tries || !isWrong(e)) throw e;
+      ttyWrite(
+        `${wrongLine}; try again (${tries - i} ${tries - i === 1 ? "try" : "tries"} left)\n`,
+      );
+    }
+  }
+}
+
+function passphraseSpec(opts: PassphraseOptions): SecretSpec {
+  return {
     inline: opts.passphrase,
     fd: opts.passphraseFd,
     file: opts.passphraseFile,
@@ -176,7 +230,33 @@ export async function getPassphrase(opts: PassphraseOptions, confirm = false): P
     prompt: "Cipherpost passphrase",
     label: "passphrase",
     flags: { fd: "--passphrase-fd", file: "--passphrase-file", inline: "--passphrase" },
-  }, confirm);
+  };
+}
+
+/**
+ * Unlock something with the passphrase: `use` is retried on a terminal while it throws the
+ * credential-lane error (`kind === "decrypt"`), up to three tries in all.
+ */
+export async function retryPassphrase<T>(
+  opts: PassphraseOptions,
+  use: (passphrase: string) => Promise<T>,
+): Promise<T> {
+  return await withSecret(
+    passphraseSpec(opts),
+    false,
+    use,
+    (e) => e instanceof CipherpostError && e.kind === "decrypt",
+    "wrong passphrase",
+  );
+}
+
+/**
+ * Obtain a passphrase. With `confirm`, a TTY prompt asks twice and re-prompts on mismatch (used
+ * when creating an identity). The value never leaves this process except as KDF input.
+ */
+export async function getPassphrase(opts: PassphraseOptions, confirm = false): Promise<string> {
+  const spec = passphraseSpec(opts);
+  return nonEmpty(await readSecret(spec, confirm), spec);
 }
 
 /** The PIN options a command accepts (never in argv). */
@@ -196,13 +276,19 @@ const WEAK_PINS = new Set([
   "asdfghjk",
 ]);
 
+/** The PIN rules, as stated in the error that rejects a PIN. */
+export const PIN_RULES =
+  "at least 8 characters, not all the same character, not a run such as 12345678 or " +
+  "abcdefgh (or the reverse), and not a common word such as password or qwerty";
+
 /**
  * v1.1's PIN rules: ≥ 8 code points, not all the same, not a +1/−1 run, not a common word.
- * Every failure gives the same message (exit 1).
+ * Every failure gives the same message (exit 1), which states the rules.
  */
 export function validatePin(pin: string): void {
   const cps = [...pin].map((c) => c.codePointAt(0)!);
-  const fail = () => configError("PIN does not meet entropy requirements");
+  const fail = () =>
+    configError("PIN does not meet entropy requirements", `a PIN needs ${PIN_RULES}`);
   if (cps.length < 8) throw fail();
   if (cps.every((c) => c === cps[0])) throw fail();
   if (cps.every((c, i) => i === 0 || c === cps[i - 1] + 1)) throw fail();
@@ -210,9 +296,8 @@ export function validatePin(pin: string): void {
   if (WEAK_PINS.has(pin.toLowerCase())) throw fail();
 }
 
-/** Obtain and validate a PIN: `--pin-fd`, `--pin-file`, `CIPHERPOST_PIN`, or a TTY prompt. */
-export async function getPin(opts: PinOptions, confirm: boolean): Promise<string> {
-  const pin = await readSecret({
+function pinSpec(opts: PinOptions): SecretSpec {
+  return {
     inline: opts.pin,
     fd: opts.pinFd,
     file: opts.pinFile,
@@ -220,7 +305,27 @@ export async function getPin(opts: PinOptions, confirm: boolean): Promise<string
     prompt: "Share PIN",
     label: "PIN",
     flags: { fd: "--pin-fd", file: "--pin-file", inline: "--pin-value" },
-  }, confirm);
-  validatePin(pin);
-  return pin;
+  };
+}
+
+/**
+ * Obtain and validate a PIN: `--pin-fd`, `--pin-file`, `CIPHERPOST_PIN`, or a terminal prompt.
+ * At the prompt, a PIN that breaks the rules is explained and asked again (three tries in all).
+ */
+export async function getPin(opts: PinOptions, confirm: boolean): Promise<string> {
+  return await withSecret(
+    pinSpec(opts),
+    confirm,
+    (pin) => {
+      validatePin(pin);
+      return Promise.resolve(pin);
+    },
+    (e) => e instanceof CipherpostError && e.message.includes("PIN does not meet"),
+    `PIN rejected: a PIN needs ${PIN_RULES}`,
+  );
+}
+
+/** True when the PIN would be typed at a terminal (so a wrong one may be retyped). */
+export function pinIsPrompted(opts: PinOptions): boolean {
+  return willPrompt(pinSpec(opts)) && hasTty();
 }

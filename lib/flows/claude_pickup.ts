@@ -10,14 +10,15 @@
 import type { Keypair } from "../crypto/keys.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { fetchPointer } from "../protocol/claude_pointer.ts";
+import { fetchPointer } from "./claude_pointer.ts";
 import { parseShareUri, type ShareUri } from "../protocol/share_uri.ts";
 import type { State } from "../state/state.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
 import { type Bundle, parseBundle } from "../claude/bundle.ts";
 import { applyPlacement, type Placement, planPlacement } from "../claude/place.ts";
 import { escapeText, summarizeBundle, summaryLines } from "../claude/summary.ts";
-import { checkConsumed, receive, type ReceiveResult } from "./receive.ts";
+import { checkConsumed, publishPendingReceipt, receive, type ReceiveResult } from "./receive.ts";
+import type { AcceptanceSummary, FlowUi } from "./ui.ts";
 import type { LargeContext } from "./large_receive.ts";
 import { ensurePrivateDir } from "../util/fsutil.ts";
 import { toHex } from "../util/encoding.ts";
@@ -27,13 +28,13 @@ export interface ClaudePickupRequest {
   /** the share URI; absent = the newest pointer from `from` (default: our own key) */
   uri?: string;
   from?: string;
-  accept?: string;
   configDir: string;
   cwd: string;
   project?: string;
   fork: boolean;
   pin: () => Promise<string>;
-  promptLine: (() => Promise<string | null>) | null;
+  /** shows the acceptance screen and asks the user (see ReceiveUi.confirm) */
+  confirm: (summary: AcceptanceSummary) => Promise<boolean>;
   /**
    * Receives a session that travelled through the homeserver tier (a large share, PROTOCOL.md
    * §5) into `output`, with that flow's acceptance screen; absent = such shares are refused.
@@ -106,10 +107,13 @@ export async function claudePickup(
     await Deno.remove(kept!).catch(() => {});
     return { status: "placed", shareRef, placement: plan };
   };
-  const done = await checkConsumed(state, uri, log);
-  if (done) {
-    if (kept && await exists(kept)) return await placeKept(done);
-    return { status: "already_accepted", shareRef: done };
+  const ui: FlowUi = { status: log, note: (text) => log(`note: ${text}`) };
+  const consumed = await checkConsumed(state, uri, ui);
+  if (consumed) {
+    // a session is placed once: an accepted hand-off only publishes a pending receipt
+    if (consumed.kind === "pending") await publishPendingReceipt(t, state, me, consumed.ref, ui);
+    if (kept && await exists(kept)) return await placeKept(consumed.ref);
+    return { status: "already_accepted", shareRef: consumed.ref };
   }
   let placement: Placement | undefined;
   let viaLarge = false;
@@ -121,9 +125,7 @@ export async function claudePickup(
       uri,
       force: false,
       armor: false,
-      accept: req.accept,
       pin: req.pin,
-      promptLine: req.promptLine,
       large: req.large && kept
         ? async (ctx) => {
           await ensurePrivateDir(keptDir);
@@ -154,10 +156,10 @@ export async function claudePickup(
         };
       },
     },
-    log,
+    { ...ui, confirm: req.confirm },
     () => Promise.resolve(),
   );
-  if (r.status === "already_accepted") {
+  if (r.status !== "received") {
     if (kept && await exists(kept)) return await placeKept(r.shareRef);
     return { status: "already_accepted", shareRef: r.shareRef };
   }

@@ -10,7 +10,7 @@ import type { Keypair } from "../crypto/keys.ts";
 import { MATERIAL_CAP } from "../material/material.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { publishPointer } from "../protocol/claude_pointer.ts";
+import { publishPointer } from "./claude_pointer.ts";
 import type { State } from "../state/state.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { buildBundle, parseBundle, type SessionFiles } from "../claude/bundle.ts";
@@ -117,7 +117,7 @@ export async function claudeSend(
       pin: req.pin,
       burn: req.burn,
       protocol: 2,
-    }, log);
+    }, { status: log, note: (text) => log(`note: ${text}`) });
   }
   let pointer = true;
   try {

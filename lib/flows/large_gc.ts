@@ -9,7 +9,8 @@
 import type { HomeserverClient } from "../homeserver/client.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { blobDir } from "../protocol/large_manifest.ts";
-import { fetchV2Receipt } from "../protocol/v2.ts";
+import { fetchV2Receipt } from "./v2_transfer.ts";
+import type { SentShareV2 } from "../state/state.ts";
 import type { State } from "../state/state.ts";
 import { fromHex } from "../util/encoding.ts";
 import { pendingBlobIds } from "./large_send.ts";
@@ -45,10 +46,10 @@ export async function largeGc(
   nowSec = Math.floor(Date.now() / 1000),
 ): Promise<GcReport> {
   const report: GcReport = { kept: 0, deletedFolders: 0, deletedFiles: 0, reasons: {} };
-  const sent = new Map<string, Record<string, unknown>>();
+  const sent = new Map<string, SentShareV2>();
   for (const s of await state.listSent()) {
-    const large = s.large as Record<string, unknown> | undefined;
-    if (large && typeof large.blob_id === "string") sent.set(large.blob_id, s);
+    const large = s.version === 2 ? s.large : undefined;
+    if (s.version === 2 && large && typeof large.blob_id === "string") sent.set(large.blob_id, s);
   }
   const pending = await pendingBlobIds(state);
   const folders = (await listAll(store, BLOBS, true))
@@ -58,8 +59,8 @@ export async function largeGc(
     const s = sent.get(id);
     let reason: GcReport["reasons"][string] | null = null;
     if (!s) reason = pending.has(id) ? null : "revoked or unknown";
-    else if (Number(s.expires_at) <= nowSec) reason = "expired";
-    else if ((s.large as Record<string, unknown>).burn === true && typeof s.locator === "string") {
+    else if (s.expiresAt <= nowSec) reason = "expired";
+    else if (s.large?.burn === true) {
       const receipt = await fetchV2Receipt(t, fromHex(s.locator)).catch(() => null);
       if (receipt !== null) reason = "burned and receipted";
     }

@@ -22,8 +22,7 @@ import {
   partPath,
 } from "../protocol/large_manifest.ts";
 import { expiresAt, receiptJson, signReceipt } from "../protocol/record.ts";
-import { localMinute, utcMinute } from "../protocol/receipts.ts";
-import { publishV2Receipt } from "../protocol/v2.ts";
+import { publishV2Receipt } from "./v2_transfer.ts";
 import { isoSeconds, type State } from "../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { stripControl, toHex, utf8 } from "../util/encoding.ts";
@@ -379,4 +378,24 @@ export async function largeReceive(
       fetched: todo.length,
     };
   }
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, "0");
+}
+
+/** `YYYY-MM-DD HH:MM UTC` of Unix seconds (as the acceptance screen of receive shows it). */
+function utcMinute(unixSeconds: number): string {
+  const d = new Date(unixSeconds * 1000);
+  return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${
+    pad2(d.getUTCHours())
+  }:${pad2(d.getUTCMinutes())} UTC`;
+}
+
+/** `YYYY-MM-DD HH:MM local` of Unix seconds. */
+function localMinute(unixSeconds: number): string {
+  const d = new Date(unixSeconds * 1000);
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${
+    pad2(d.getMinutes())
+  } local`;
 }

@@ -36,7 +36,8 @@ import {
 } from "../protocol/large_manifest.ts";
 import { expiresAt, shareRef } from "../protocol/record.ts";
 import { formatV2Uri } from "../protocol/share_uri.ts";
-import { buildV2Share, publishPackets } from "../protocol/v2.ts";
+import { buildV2Share } from "../protocol/v2.ts";
+import { publishPackets } from "./v2_transfer.ts";
 import type { State } from "../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../util/encoding.ts";
@@ -427,14 +428,16 @@ export async function largeSend(
   await publishPackets(t, built.packets);
   const uri = formatV2Uri(senderZ32, built.locator);
   const exp = Number(expiresAt(createdAt, req.ttlSeconds));
-  await state.saveSent(ref, {
+  await state.saveSent({
     version: 2,
-    share_ref: ref,
+    shareRef: ref,
     uri,
     sender: senderZ32,
     recipient: recipientStr,
-    created_at: createdAt,
-    expires_at: exp,
+    createdAt,
+    expiresAt: exp,
+    ciphertextSha256: toHex(sha256(outer)),
+    purpose: req.purpose,
     locator: toHex(built.locator),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
     large: {

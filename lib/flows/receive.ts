@@ -1,24 +1,25 @@
 /**
- * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, show the
- * acceptance screen, require the sender's key typed back (or `--accept`), write the output
- * atomically, record the acceptance, and publish a signed receipt (protocol digest §7.1, plus
- * the checks v1.1 lacks, §11.4). Nothing from the Envelope is shown before every check passes.
+ * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, ask the
+ * UI port to confirm (the CLI shows the acceptance screen and wants the sender's key typed back
+ * or `--accept`), write the output atomically, record the acceptance, and publish a signed
+ * receipt (protocol digest §7.1, plus the checks v1.1 lacks, §11.4). Nothing from the Envelope
+ * reaches the UI before every check passes.
  *
  * @module
  */
 
 import { ageDecrypt } from "../crypto/age.ts";
-import { txtRecord, txtText } from "../pkarr/dns.ts";
-import { b64decode, bytesEqual, stripControl, toHex } from "../util/encoding.ts";
+import { txtText } from "../pkarr/dns.ts";
+import { b64decode, bytesEqual, toHex } from "../util/encoding.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
-import { writeFileAtomic } from "../util/fsutil.ts";
+import { checkOutputTarget, writeOutputFile } from "../util/fsutil.ts";
 import { pinKey } from "../crypto/kdf.ts";
-import { ageIdentityOf, ageIdentityOfSeed, type Keypair, sshFingerprint } from "../crypto/keys.ts";
-import { armorMaterial, type MaterialType, previewMaterial } from "../material/material.ts";
+import { ageIdentityOf, ageIdentityOfSeed, type Keypair } from "../crypto/keys.ts";
+import { armorMaterial, type MaterialType } from "../material/material.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import {
+  checkShareTimes,
   type Envelope,
-  expiresAt,
   parseAndVerifyOuterRecord,
   parseEnvelope,
   receiptJson,
@@ -26,13 +27,14 @@ import {
   shareRef as computeShareRef,
   signReceipt,
 } from "../protocol/record.ts";
-import { localMinute, utcMinute } from "../protocol/receipts.ts";
-import { overflowSlotOf, publishToSlot } from "../protocol/receipt_slot.ts";
-import { SHARE_LABEL } from "./send.ts";
+import { shareRecords, textNamesShare } from "../protocol/labels.ts";
 import type { ShareUri } from "../protocol/share_uri.ts";
+import type { SignedPacket } from "../pkarr/signed_packet.ts";
 import { isoSeconds, type State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { fetchV2Share, publishV2Receipt } from "../protocol/v2.ts";
+import type { FlowUi, ReceiveUi } from "./ui.ts";
+import { fetchV2Share } from "./v2_transfer.ts";
+import { keepPending, pendingOf, type PendingReceipt, publishPending } from "./pending_receipts.ts";
 import { isPointerEnvelope } from "../protocol/large_manifest.ts";
 import type { LargeContext } from "./large_receive.ts";
 
@@ -43,12 +45,17 @@ export interface ReceiveRequest {
   output?: string;
   force: boolean;
   armor: boolean;
-  /** the sender key typed in advance (non-interactive acceptance) */
-  accept?: string;
-  /** obtains the PIN when the share needs one */
+  /** obtains the PIN when the share needs one (called again after a wrong PIN) */
   pin: () => Promise<string>;
-  /** reads the typed acceptance line; null when no TTY is available */
-  promptLine: (() => Promise<string | null>) | null;
+  /** how many PINs to try before failing with `wrong PIN` (default 1; a terminal gets 3) */
+  pinTries?: number;
+  /**
+   * Refuse binary material on the default output (set by the CLI when stdout is a terminal and
+   * no `-o` was given): written raw, it would garble the terminal.
+   */
+  refuseBinaryOnStdout?: boolean;
+  /** multi-packet fetch progress: (parts fetched, parts) */
+  progress?: (done: number, total: number) => void;
   /** takes over when the share is a large-share pointer (docs/PROTOCOL.md §5) */
   large?: (ctx: LargeContext) => Promise<ReceiveResult>;
   /**
@@ -68,7 +75,11 @@ export interface MaterialHandler {
 
 /** What was received. */
 export interface ReceiveResult {
-  status: "received" | "already_accepted";
+  /**
+   * `rewritten`: an accepted share written again (no prompt, no new receipt);
+   * `already_accepted`: an accepted large share, not written again
+   */
+  status: "received" | "rewritten" | "already_accepted";
   shareRef: string;
   receiptPublished?: boolean;
 }
@@ -92,15 +103,11 @@ async function fetchV1(
   senderZ32: string,
   ref: string,
 ): Promise<VerifiedShare> {
-  const name = `${SHARE_LABEL}.${senderZ32}`;
-  const shareText = (p: { records: Parameters<typeof txtText>[0][] }) => {
-    const rr = p.records.find((r) => r.name === name && txtText(r) !== null);
+  const shareText = (p: SignedPacket) => {
+    const rr = shareRecords(p).find((r) => txtText(r) !== null);
     return rr ? txtText(rr) : null;
   };
-  const resolved = await t.resolve(
-    sender,
-    (p) => shareText(p)?.includes(`"share_ref":"${ref}"`) === true,
-  );
+  const resolved = await t.resolve(sender, (p) => textNamesShare(shareText(p), ref));
   const text = resolved ? shareText(resolved.packet) : null;
   if (text === null) throw new CipherpostError("not_found", "record not found on DHT");
   const r = parseAndVerifyOuterRecord(text);
@@ -135,8 +142,9 @@ async function fetchV2(
   t: Transport,
   senderZ32: string,
   locator: Uint8Array,
+  progress?: (done: number, total: number) => void,
 ): Promise<VerifiedShare> {
-  const { manifest, blob } = await fetchV2Share(t, senderZ32, locator);
+  const { manifest, blob } = await fetchV2Share(t, senderZ32, locator, undefined, progress);
   return {
     protocol: 2,
     sender: manifest.pubkey,
@@ -149,56 +157,90 @@ async function fetchV2(
   };
 }
 
-/** The acceptance screen (stderr). */
-export function acceptanceBanner(
-  s: VerifiedShare,
-  env: Envelope,
-  now: Date,
-  preview?: string[],
-): string[] {
-  const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
-  const left = Math.max(0, exp - Math.floor(now.getTime() / 1000));
-  const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
-  if (env.burnAfterRead) lines.push("[BURN — you will only see this once]");
-  const pk = parsePublicKey(s.sender);
-  lines.push(
-    `Purpose:     "${stripControl(env.purpose)}"`,
-    `Sender:      ${sshFingerprint(pk)}`,
-    `             ${s.sender}`,
-    `Share ref:   ${s.shareRef}`,
-    `Type:        ${env.material.type}`,
-    `Size:        ${env.material.bytes.length} bytes`,
-    ...(preview ?? previewMaterial(env.material.type, env.material.bytes, now)),
-    `TTL:         ${Math.floor(left / 3600)}h ${
-      String(Math.floor((left % 3600) / 60)).padStart(2, "0")
-    }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
-    `Protocol:    v${s.protocol}`,
-    "=========================================================",
-  );
-  return lines;
-}
+/** What the ledger says before any network access: done, a receipt to publish, or go on. */
+export type Consumed = { kind: "accepted"; ref: string } | { kind: "pending"; ref: string } | null;
 
 /**
- * The ledger check that runs before any network access or passphrase prompt: an accepted share
- * returns its ref (the caller reports and exits 0); a burned share is exit 7.
+ * The ledger check that runs before any network access or passphrase prompt, on the parsed and
+ * canonical URI (the ledger matches share_ref and sender): a burned share is exit 7; an accepted
+ * share is "pending" when its receipt was never published (the caller unlocks the identity and
+ * calls {@link publishPendingReceipt}), else "accepted" (receive then writes it again while it
+ * can be fetched, with no second confirmation and no second receipt).
  */
 export async function checkConsumed(
   state: State,
   uri: ShareUri,
-  log: (l: string) => void,
-): Promise<string | null> {
+  ui: FlowUi,
+): Promise<Consumed> {
   const ref = uri.version === 1 ? uri.shareRef : await state.refForLocator(toHex(uri.locator));
   if (!ref) return null;
-  const c = await state.consumption(ref);
+  const c = await state.consumption(ref, uri.sender);
   if (c.kind === "accepted") {
-    log(`already accepted at ${c.at}; not re-decrypting`);
-    return ref;
+    if (await pendingOf(state, ref)) {
+      ui.status(`already accepted at ${c.at}; its receipt was never published: publishing it now`);
+      return { kind: "pending", ref };
+    }
+    ui.status(`already accepted at ${c.at}; fetching it again to write it (no new receipt)`);
+    return { kind: "accepted", ref };
   }
   if (c.kind === "burned") {
-    log(`share already consumed (burned at ${c.at})`);
-    throw new CipherpostError("declined", "user declined acceptance");
+    throw new CipherpostError(
+      "declined",
+      `share already consumed: it was burned after reading at ${c.at}`,
+      "burn-after-read shares are shown once; ask the sender for a new share",
+    );
   }
   return null;
+}
+
+/** Publish the pending receipt of an accepted share (see {@link checkConsumed}). */
+export async function publishPendingReceipt(
+  t: Transport,
+  state: State,
+  me: Keypair,
+  ref: string,
+  ui: FlowUi,
+): Promise<void> {
+  const p = await pendingOf(state, ref);
+  if (!p) return;
+  ui.status("Publishing receipt to DHT...");
+  await publishPending(t, state, me, p, ui);
+}
+
+/** True when bytes would not display as text (binary formats, control characters, not UTF-8). */
+export function isBinary(bytes: Uint8Array): boolean {
+  for (const b of bytes) {
+    if (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return true;
+    if (b === 0x7f) return true;
+  }
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Remove the PIN layer. Both signatures and the share_ref are already verified, so a failure
+ * here is a wrong PIN; it is asked again up to `req.pinTries` times, then `wrong PIN` (exit 4).
+ */
+async function openPinLayer(
+  inner: Uint8Array,
+  salt: Uint8Array,
+  req: ReceiveRequest,
+  ui: FlowUi,
+): Promise<Uint8Array> {
+  const tries = Math.max(1, req.pinTries ?? 1);
+  for (let i = 1;; i++) {
+    const pin = await req.pin();
+    try {
+      return await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
+    } catch {
+      if (i >= tries) throw new CipherpostError("decrypt", "wrong PIN");
+      ui.status(`wrong PIN; try again (${tries - i} ${tries - i === 1 ? "try" : "tries"} left)`);
+    }
+  }
 }
 
 /** Receive a share. */
@@ -207,11 +249,14 @@ export async function receive(
   state: State,
   me: Keypair,
   req: ReceiveRequest,
-  log: (line: string) => void,
+  ui: ReceiveUi,
   writeStdout: (b: Uint8Array) => Promise<void>,
 ): Promise<ReceiveResult> {
   const myZ32 = encodeZ32(me.publicKey);
   const senderZ32 = req.uri.sender;
+  // The output target is checked before anything is fetched, decrypted or shown.
+  const toFile = req.output !== undefined && req.output !== "-";
+  if (toFile) await checkOutputTarget(req.output!, req.force);
   let senderPk: Uint8Array;
   try {
     senderPk = parsePublicKey(senderZ32);
@@ -219,14 +264,23 @@ export async function receive(
     throw new CipherpostError("invalid_uri", "invalid share URI: sender is not a valid public key");
   }
 
-  log("Resolving from DHT...");
+  ui.status("Resolving from DHT...");
   const share = req.uri.version === 1
     ? await fetchV1(t, senderPk, senderZ32, req.uri.shareRef)
-    : await fetchV2(t, senderZ32, req.uri.locator);
+    : await fetchV2(t, senderZ32, req.uri.locator, req.progress);
 
-  // The recipient is us: a named recipient must be our key; a self-share must be from us.
+  // The recipient is us: a named recipient must be our key; a self-share must be from us. Both
+  // signatures are verified by now, so saying whose share it is reveals nothing forged; it is
+  // still the signature lane (exit 3).
   if (share.recipient === null) {
-    if (share.sender !== myZ32) throw signatureError("self-share of another identity");
+    if (share.sender !== myZ32) {
+      const e = new CipherpostError(
+        "signature",
+        `this share is not for you: the sender sent it to themselves (--self), so only the identity ${share.sender} can open it`,
+      );
+      e.cause = "self-share of another identity";
+      throw e;
+    }
   } else {
     let rpk: Uint8Array;
     try {
@@ -234,28 +288,45 @@ export async function receive(
     } catch {
       throw signatureError("recipient is not a key");
     }
-    if (!bytesEqual(rpk, me.publicKey)) throw signatureError("share is addressed to another key");
+    if (!bytesEqual(rpk, me.publicKey)) {
+      const e = new CipherpostError(
+        "signature",
+        `this share is addressed to someone else (${share.recipient}), not to you (${myZ32})`,
+        "if you hold several identities, set CIPHERPOST_HOME to the one it was sent to",
+      );
+      e.cause = "share is addressed to another key";
+      throw e;
+    }
   }
 
   const release = await state.lock(share.shareRef);
   let envelope: Envelope;
   let plaintext: Uint8Array;
   let outer: Uint8Array;
+  let pendingToPublish: PendingReceipt | null = null;
+  let rewrite = false;
   try {
-    const c = await state.consumption(share.shareRef);
+    const c = await state.consumption(share.shareRef, share.sender);
     if (c.kind === "accepted") {
-      log(`already accepted at ${c.at}; not re-decrypting`);
-      return { status: "already_accepted", shareRef: share.shareRef };
+      const p = await pendingOf(state, share.shareRef);
+      if (p) {
+        // accepted, but its receipt never reached the network: publish that one, nothing else
+        ui.status(`already accepted at ${c.at}; publishing its pending receipt`);
+        pendingToPublish = p;
+        throw new AlreadyAccepted();
+      }
+      rewrite = true; // written again below: no second confirmation, no second receipt
     }
     if (c.kind === "burned") {
-      log(`share already consumed (burned at ${c.at})`);
-      throw new CipherpostError("declined", "user declined acceptance");
+      throw new CipherpostError(
+        "declined",
+        `share already consumed: it was burned after reading at ${c.at}`,
+        "burn-after-read shares are shown once; ask the sender for a new share",
+      );
     }
 
     const now = new Date();
-    if (BigInt(Math.floor(now.getTime() / 1000)) >= expiresAt(share.createdAt, share.ttlSeconds)) {
-      throw new CipherpostError("expired", "share expired");
-    }
+    checkShareTimes(share.createdAt, share.ttlSeconds, Math.floor(now.getTime() / 1000));
 
     // Bindings that need the ciphertext: share_ref recomputes (v1.1 never checked it).
     outer = share.blob;
@@ -270,13 +341,15 @@ export async function receive(
     }
 
     let inner = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
-    if (salt) {
-      const pin = await req.pin();
-      inner = await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
-    }
+    if (salt) inner = await openPinLayer(inner, salt, req, ui);
     plaintext = inner;
     if (isPointerEnvelope(plaintext)) {
       if (req.uri.version !== 2 || !req.large) throw signatureError("large pointer outside v2");
+      if (rewrite) {
+        // a large share is not fetched and written again (nor receipted again) once accepted
+        ui.note("a large share is written once: it was accepted before and is not written again");
+        return { status: "already_accepted", shareRef: share.shareRef };
+      }
       return await req.large({ ...share, plaintext, locator: req.uri.locator });
     }
     envelope = parseEnvelope(plaintext);
@@ -289,47 +362,83 @@ export async function receive(
     if (req.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
 
     const handler = req.handler ? await req.handler(envelope.material) : undefined;
-    for (const line of acceptanceBanner(share, envelope, now, handler?.lines)) log(line);
-    let typed: string | null;
-    if (req.accept !== undefined) {
-      typed = req.accept;
-    } else if (req.promptLine) {
-      log("To accept, paste the sender's z32 pubkey and press Enter:");
-      typed = await req.promptLine();
-    } else {
+    if (!handler && req.refuseBinaryOnStdout && isBinary(out)) {
       throw new CipherpostError(
-        "declined",
-        "user declined acceptance: no terminal to confirm on",
-        `to accept without a terminal, pass --accept ${share.sender}`,
+        "config",
+        `configuration error: the material is binary (${out.length} bytes, ${envelope.material.type}); not writing it to the terminal`,
+        "write it to a file with -o FILE, or pass -o - to print it anyway" +
+          (envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
+            ? " (--armor gives a text form)"
+            : ""),
       );
     }
-    if (typed === null || typed.trim() !== share.sender) {
-      throw new CipherpostError("declined", "user declined acceptance");
+
+    // an accepted share written again: no second confirmation (and, below, no second receipt)
+    if (!rewrite) {
+      const accepted = await ui.confirm({
+        protocol: share.protocol,
+        sender: share.sender,
+        shareRef: share.shareRef,
+        createdAt: share.createdAt,
+        ttlSeconds: share.ttlSeconds,
+        envelope,
+        now,
+        preview: handler?.lines,
+      });
+      if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
     }
 
     if (handler) {
       await handler.deliver();
-    } else if (req.output && req.output !== "-") {
-      if (!req.force) {
-        try {
-          await Deno.lstat(req.output);
-          throw new CipherpostError(
-            "config",
-            `configuration error: ${req.output} already exists; refusing to overwrite it`,
-            "choose another path, or pass --force",
-          );
-        } catch (e) {
-          if (!(e instanceof Deno.errors.NotFound)) throw e;
-        }
-      }
+    } else if (toFile) {
       try {
-        await writeFileAtomic(req.output, out, 0o600);
+        await writeOutputFile(req.output!, out, req.force);
       } catch (e) {
         if (e instanceof CipherpostError) throw e;
         throw new CipherpostError("io", `io error: cannot write ${req.output}`);
       }
+      ui.status(
+        `wrote ${out.length} bytes (${envelope.material.type}) to ${req.output} (mode 0600)`,
+      );
     } else {
-      await writeStdout(out);
+      try {
+        await writeStdout(out);
+      } catch (e) {
+        if (e instanceof CipherpostError) throw e;
+        throw new CipherpostError(
+          "io",
+          "io error: cannot write to standard output (closed, full or a broken pipe)",
+          "nothing was accepted; receive again with -o <file>",
+        );
+      }
+    }
+    if (rewrite) return { status: "rewritten", shareRef: share.shareRef };
+    // The output is whole: from here on nothing may fail the delivery. The signed receipt is
+    // kept before the share is marked accepted, so that a crash or a network failure leaves a
+    // receipt to publish (by the next receive of this share, or `republish`), never none.
+    try {
+      const receipt = signReceipt({
+        acceptedAt: Math.floor(Date.now() / 1000),
+        ciphertextHash: sha256Hex(outer),
+        cleartextHash: sha256Hex(plaintext),
+        nonce: toHex(crypto.getRandomValues(new Uint8Array(16))),
+        protocolVersion: share.protocol,
+        purpose: envelope.purpose,
+        recipientPubkey: myZ32,
+        senderPubkey: share.sender,
+        shareRef: share.shareRef,
+      }, me.seed);
+      pendingToPublish = {
+        shareRef: share.shareRef,
+        receipt: receiptJson(receipt),
+        protocol: share.protocol,
+        locator: req.uri.version === 2 ? toHex(req.uri.locator) : undefined,
+        ciphertextSha256: share.protocol === 1 ? sha256Hex(outer) : undefined,
+      };
+      await keepPending(state, pendingToPublish);
+    } catch (e) {
+      pendingToPublish = null;
+      ui.note(`no receipt: ${e instanceof CipherpostError ? e.message : "it could not be signed"}`);
     }
     await state.markAccepted(share.shareRef);
     if (req.uri.version === 2) await state.indexLocator(toHex(req.uri.locator), share.shareRef);
@@ -342,53 +451,27 @@ export async function receive(
       shareRef: share.shareRef,
       state: envelope.burnAfterRead ? "burned" : undefined,
     });
+  } catch (e) {
+    if (!(e instanceof AlreadyAccepted)) throw e;
   } finally {
     release();
   }
 
-  // Receipt: a failure here is a warning, never a lost delivery.
-  const receipt = signReceipt({
-    acceptedAt: Math.floor(Date.now() / 1000),
-    ciphertextHash: sha256Hex(outer),
-    cleartextHash: sha256Hex(plaintext),
-    nonce: toHex(crypto.getRandomValues(new Uint8Array(16))),
-    protocolVersion: share.protocol,
-    purpose: envelope.purpose,
-    recipientPubkey: myZ32,
-    senderPubkey: share.sender,
-    shareRef: share.shareRef,
-  }, me.seed);
+  // Receipt: a failure here is a warning, never a lost delivery (it stays pending).
+  if (!pendingToPublish) return { status: "received", shareRef: share.shareRef };
   try {
-    log("Publishing receipt to DHT...");
-    if (req.uri.version === 2) {
-      await publishV2Receipt(t, req.uri.locator, receiptJson(receipt));
-    } else {
-      const label = `_cprcpt-${share.shareRef}`;
-      try {
-        await t.update(me.seed, me.publicKey, (records) => [
-          ...records.filter((r) =>
-            r.name.replace(/\.+$/, "") !== `${label}.${myZ32}` && r.name !== label
-          ),
-          txtRecord(label, 300, receiptJson(receipt)),
-        ]);
-      } catch (e) {
-        if (!(e instanceof CipherpostError && e.kind === "too_large")) throw e;
-        log("note: your packet is full; receipt published to the share's overflow slot");
-        await publishToSlot(t, overflowSlotOf(outer), receiptJson(receipt));
-      }
-    }
-    await state.append({
-      acceptedAt: isoSeconds(),
-      ciphertextHash: sha256Hex(outer),
-      cleartextHash: sha256Hex(plaintext),
-      purpose: envelope.purpose,
-      receiptPublishedAt: isoSeconds(),
-      sender: share.sender,
-      shareRef: share.shareRef,
-    });
+    ui.status("Publishing receipt to DHT...");
+    await publishPending(t, state, me, pendingToPublish, ui);
     return { status: "received", shareRef: share.shareRef, receiptPublished: true };
   } catch (e) {
-    log(`receipt publish failed: ${e instanceof CipherpostError ? e.message : "unexpected error"}`);
+    ui.status(
+      `receipt publish failed: ${
+        e instanceof CipherpostError ? e.message : "unexpected error"
+      }; it is kept, and published by the next receive of this share or \`cipherpost republish\``,
+    );
     return { status: "received", shareRef: share.shareRef, receiptPublished: false };
   }
 }
+
+/** Control flow: the share was accepted before, but its receipt is still to be published. */
+class AlreadyAccepted extends Error {}

@@ -27,14 +27,15 @@ import {
   shareRef,
   signOuterRecord,
 } from "../protocol/record.ts";
+import { recordNamesShare, SHARE_LABEL, shareRecords } from "../protocol/labels.ts";
 import { formatV1Uri, formatV2Uri } from "../protocol/share_uri.ts";
 import { packetToBytes, type SignedPacket, signPacket } from "../pkarr/signed_packet.ts";
 import type { State } from "../state/state.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { buildV2Share, publishPackets } from "../protocol/v2.ts";
-
-/** The v1 share record's label. */
-export const SHARE_LABEL = "_cipherpost";
+import { buildV2Share } from "../protocol/v2.ts";
+import type { FlowUi } from "./ui.ts";
+import { publishPackets } from "./v2_transfer.ts";
+import { updateOwnPacket } from "./own_packet.ts";
 
 /** What to send. */
 export interface SendRequest {
@@ -49,6 +50,8 @@ export interface SendRequest {
   burn: boolean;
   /** force a protocol version */
   protocol?: 1 | 2;
+  /** multi-packet publish progress: (packets stored, packets) */
+  progress?: (done: number, total: number) => void;
 }
 
 /** What was sent. */
@@ -61,6 +64,8 @@ export interface SendResult {
   protocol: 1 | 2;
   /** packets published */
   packets: number;
+  /** why a share went out as v2 without `--protocol 2` (for a note to the user), if it did */
+  fallback?: "too_large" | "packet_full" | "live_v1";
 }
 
 interface Sealed {
@@ -79,20 +84,15 @@ function ownRecordExpired(r: DnsRecord, nowSec: number): boolean {
   }
 }
 
-/** True for the `_cipherpost` record of a packet (name with or without the origin). */
-export function isShareRecord(r: DnsRecord): boolean {
-  return r.name.split(".")[0] === SHARE_LABEL && r.data.type === "TXT";
-}
-
 class NeedV2 extends Error {}
 
-/** Send a share. Progress lines go to `log`. */
+/** Send a share, telling `ui` what it does. */
 export async function send(
   t: Transport,
   state: State,
   sender: Keypair,
   req: SendRequest,
-  log: (line: string) => void,
+  ui: FlowUi,
 ): Promise<SendResult> {
   const stored = ingestMaterial(req.material, req.input);
   const senderZ32 = encodeZ32(sender.publicKey);
@@ -137,6 +137,7 @@ export async function send(
   };
 
   const base = { shareRef: "", expiresAt: exp, size: stored.length };
+  let fallback: SendResult["fallback"];
 
   if (req.protocol !== 2) {
     const v1 = await seal(1);
@@ -165,7 +166,7 @@ export async function send(
       }
     }
     const liveV1 = (await state.listSent()).some((s) =>
-      s.version === 1 && Number(s.expires_at) > createdAt && s.sender === senderZ32
+      s.version === 1 && s.expiresAt > createdAt && s.sender === senderZ32
     );
     if (req.protocol === 1 && !fitsAlone) {
       throw new CipherpostError(
@@ -182,29 +183,32 @@ export async function send(
       );
     }
     if (fitsAlone && !liveV1 && alone) {
-      log("Publishing to DHT...");
+      ui.status("Publishing to DHT...");
       try {
         const nowSec = Math.floor(Date.now() / 1000);
-        const report = await t.update(sender.seed, sender.publicKey, (records) => {
-          const ours = (r: DnsRecord) =>
-            isShareRecord(r) && txtText(r)?.includes(`"share_ref":"${ref}"`);
-          const kept = records.filter((r) =>
-            !(isShareRecord(r) && ownRecordExpired(r, nowSec)) && !ours(r)
+        const report = await updateOwnPacket(t, state, sender, (records) => {
+          const drop = new Set(
+            shareRecords({ publicKey: sender.publicKey, records }).filter((r) =>
+              ownRecordExpired(r, nowSec) || recordNamesShare(r, ref)
+            ),
           );
-          if (kept.some(isShareRecord)) throw new NeedV2("a live v1 share is already published");
+          const kept = records.filter((r) => !drop.has(r));
+          if (shareRecords({ publicKey: sender.publicKey, records: kept }).length > 0) {
+            throw new NeedV2("a live v1 share is already published");
+          }
           return [...kept, shareTxt];
-        });
+        }, ui);
         if (report) {
-          await state.saveOwnPacket(packetToBytes(report.packet));
-          await state.saveSent(ref, {
+          await state.saveSent({
             version: 1,
-            share_ref: ref,
+            shareRef: ref,
             uri: formatV1Uri(senderZ32, ref),
             sender: senderZ32,
             recipient: recipientStr,
-            created_at: createdAt,
-            expires_at: exp,
-            ciphertext_sha256: sha256Hex(v1.outer),
+            purpose: req.purpose,
+            createdAt,
+            expiresAt: exp,
+            ciphertextSha256: sha256Hex(v1.outer),
           });
           return {
             ...base,
@@ -217,6 +221,13 @@ export async function send(
       } catch (e) {
         const full = e instanceof CipherpostError && e.kind === "too_large";
         if (!(e instanceof NeedV2) && !full) throw e;
+        if (req.protocol === 1 && e instanceof NeedV2) {
+          throw new CipherpostError(
+            "config",
+            "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+            "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
+          );
+        }
         if (req.protocol === 1) {
           throw new CipherpostError(
             "too_large",
@@ -224,16 +235,12 @@ export async function send(
             "drop --protocol 1 to send it as a v2 multi-packet share",
           );
         }
-        log(`note: ${full ? "your packet is full" : (e as Error).message}; sending as protocol v2`);
+        fallback = full ? "packet_full" : "live_v1";
       }
     } else if (!fitsAlone) {
-      log(
-        `note: share is larger than one v1 packet; sending as protocol v2 (a v1.1 receiver cannot read it)`,
-      );
+      fallback = "too_large";
     } else {
-      log(
-        "note: a live v1 share of yours exists; sending as protocol v2 (a v1.1 receiver cannot read it)",
-      );
+      fallback = "live_v1";
     }
   }
 
@@ -248,19 +255,21 @@ export async function send(
     ttlSeconds: req.ttlSeconds,
     pinRequired: req.pin !== null,
   });
-  log(`Publishing ${built.packets.length} packets to DHT...`);
-  await publishPackets(t, built.packets);
+  ui.status(`Publishing ${built.packets.length} packets to DHT...`);
+  await publishPackets(t, built.packets, undefined, { progress: req.progress });
   const uri = formatV2Uri(senderZ32, built.locator);
-  await state.saveSent(ref, {
+  await state.saveSent({
     version: 2,
-    share_ref: ref,
+    shareRef: ref,
     uri,
     sender: senderZ32,
     recipient: recipientStr,
-    created_at: createdAt,
-    expires_at: exp,
+    purpose: req.purpose,
+    createdAt,
+    expiresAt: exp,
     locator: toHex(built.locator),
+    ciphertextSha256: sha256Hex(v2.outer),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
   });
-  return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length };
+  return { ...base, uri, shareRef: ref, protocol: 2, packets: built.packets.length, fallback };
 }

@@ -313,3 +313,50 @@ export function pgpArmor(bytes: Uint8Array, secret: boolean): string {
   const crc = base64.encode(new Uint8Array([c >> 16, (c >> 8) & 0xff, c & 0xff]));
   return `-----BEGIN PGP ${kind}-----\n\n${lines.join("\n")}\n=${crc}\n-----END PGP ${kind}-----\n`;
 }
+
+/**
+ * The binary packet stream inside ASCII armor (RFC 4880 §6.2): the first `-----BEGIN PGP …`
+ * block, armor headers skipped, base64 body, and the `=` CRC-24 line checked when present.
+ * Returns null when the text is not armored; throws `pgpMalformed` on a damaged block.
+ */
+export function pgpDearmor(input: Uint8Array): Uint8Array | null {
+  const text = new TextDecoder("latin1").decode(input).replace(/\r\n/g, "\n");
+  const begin = /^\s*-----BEGIN PGP ([A-Z ]+)-----\n/.exec(text);
+  if (!begin) return null;
+  const endMarker = `-----END PGP ${begin[1]}-----`;
+  const end = text.indexOf(endMarker, begin[0].length);
+  if (end < 0 || text.slice(end + endMarker.length).trim() !== "") throw pgpMalformed();
+  const lines = text.slice(begin[0].length, end).split("\n");
+  // armor headers ("Key: value") end at the first empty line, when there are any
+  let i = 0;
+  if (lines.some((l) => l.trim() === "") && /^[A-Za-z-]+: /.test(lines[0] ?? "")) {
+    while (i < lines.length && lines[i].trim() !== "") i++;
+  }
+  let body = "";
+  let crc: string | null = null;
+  for (const raw of lines.slice(i)) {
+    const l = raw.trim();
+    if (l === "") continue;
+    if (l.startsWith("=") && l.length === 5) crc = l.slice(1);
+    else body += l;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = base64.decode(body);
+  } catch {
+    throw pgpMalformed();
+  }
+  if (crc !== null) {
+    let want: Uint8Array;
+    try {
+      want = base64.decode(crc);
+    } catch {
+      throw pgpMalformed();
+    }
+    const c = crc24(bytes);
+    if (want[0] !== c >> 16 || want[1] !== ((c >> 8) & 0xff) || want[2] !== (c & 0xff)) {
+      throw pgpMalformed();
+    }
+  }
+  return bytes;
+}

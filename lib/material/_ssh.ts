@@ -10,6 +10,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { base64, base64nopad } from "@scure/base";
 import { CipherpostError } from "../util/errors.ts";
+import { bytesEqual } from "../util/encoding.ts";
 
 const BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----";
 const END = "-----END OPENSSH PRIVATE KEY-----";
@@ -204,14 +205,10 @@ function keyBits(type: string, pubFields: Uint8Array[]): number | null {
   }
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /** Validates the container structure and extracts the banner facts. */
 function parseContainer(blob: Uint8Array): SshKeyInfo {
   const r = new Reader(blob);
-  if (!equalBytes(r.take(MAGIC.length), MAGIC)) throw malformed();
+  if (!bytesEqual(r.take(MAGIC.length), MAGIC)) throw malformed();
   const cipher = r.str();
   const kdf = r.str();
   const kdfOptions = r.bytes();
@@ -269,7 +266,7 @@ function parsePrivateSection(
     joined.set(f, o);
     o += f.length;
   }
-  if (!equalBytes(joined, pubBlob)) throw malformed();
+  if (!bytesEqual(joined, pubBlob)) throw malformed();
   const comment = r.str();
   const pad = r.take(priv.length - r.pos);
   if (pad.length >= 8 || !pad.every((x, i) => x === i + 1)) throw malformed();

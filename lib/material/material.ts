@@ -12,8 +12,9 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hex } from "@scure/base";
 import { CipherpostError } from "../util/errors.ts";
+import { escapeControl } from "../util/encoding.ts";
 import { parseX509, x509DerFromInput, x509ToPem } from "./_x509.ts";
-import { parseKeyPacket, pgpArmor, pgpMalformed, TAG, walkPackets } from "./_pgp.ts";
+import { parseKeyPacket, pgpArmor, pgpDearmor, pgpMalformed, TAG, walkPackets } from "./_pgp.ts";
 import { parseOpenSsh, sshCanonicalFromInput } from "./_ssh.ts";
 
 /** Wire `type` tag of a material. */
@@ -36,11 +37,13 @@ const FLAGS: Record<string, MaterialType> = {
 };
 
 /**
- * Maps the CLI `--material` value to its wire tag.
+ * Maps the CLI `--material` value to its wire tag. The wire spelling the acceptance screen
+ * prints (`ssh_key`, …) is accepted too.
  * @throws CipherpostError("usage") for any other value
  */
 export function materialTypeFromFlag(flag: string): MaterialType {
-  const t = Object.hasOwn(FLAGS, flag) ? FLAGS[flag] : undefined;
+  const key = flag.replace(/_/g, "-");
+  const t = Object.hasOwn(FLAGS, key) ? FLAGS[key] : undefined;
   if (!t) {
     throw new CipherpostError(
       "usage",
@@ -64,11 +67,15 @@ export function ingestMaterial(type: MaterialType, input: Uint8Array): Uint8Arra
     case "x509_cert":
       stored = x509DerFromInput(input).slice();
       break;
-    case "pgp_key":
-      pgpIngestCheck(input);
-      stored = input.slice();
+    case "pgp_key": {
+      // ASCII armor is accepted and stored as the binary packet stream v1.1 stores
+      const binary = pgpDearmor(input) ?? input;
+      pgpIngestCheck(binary);
+      stored = binary.slice();
       break;
+    }
     case "ssh_key":
+      refuseSshPublicKey(input);
       stored = sshCanonicalFromInput(input);
       break;
     case "claude_session":
@@ -91,6 +98,18 @@ export function ingestMaterial(type: MaterialType, input: Uint8Array): Uint8Arra
   return stored;
 }
 
+/** An OpenSSH public key line given as `ssh_key` material: say what `ssh_key` is for. */
+function refuseSshPublicKey(input: Uint8Array): void {
+  const head = new TextDecoder("latin1").decode(input.subarray(0, 64)).trimStart();
+  if (/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-|sk-(ssh-ed25519|ecdsa-sha2-))\S* /.test(head)) {
+    throw new CipherpostError(
+      "invalid_material",
+      "invalid material: this is an SSH public key; --material ssh-key carries a private key",
+      "a public key is not secret: paste it anywhere, or send it with --material generic-secret",
+    );
+  }
+}
+
 function pgpInvalid(reason: string): CipherpostError {
   return new CipherpostError(
     "invalid_material",
@@ -99,12 +118,6 @@ function pgpInvalid(reason: string): CipherpostError {
 }
 
 function pgpIngestCheck(input: Uint8Array): void {
-  let i = 0;
-  while (i < input.length && [0x09, 0x0a, 0x0c, 0x0d, 0x20].includes(input[i])) i++;
-  const head = new TextDecoder("latin1").decode(input.subarray(i, i + 14));
-  if (head === "-----BEGIN PGP") {
-    throw pgpInvalid("ASCII-armored input rejected — supply binary packet stream");
-  }
   const { packets, consumed } = walkPackets(input);
   const primaries = packets.filter((p) => p.tag === TAG.publicKey || p.tag === TAG.secretKey);
   if (primaries.length === 0) throw pgpMalformed();
@@ -142,7 +155,9 @@ function stripCc(s: string): string {
 
 /**
  * The typed sub-block of the acceptance banner (§8.2), one string per line, no leading or
- * trailing blank line; empty for `generic_secret`. `now` decides `[VALID]`/`[EXPIRED]`.
+ * trailing blank line; empty for `generic_secret`. `now` decides `[VALID]`/`[EXPIRED]`. Text
+ * the sender chose (X.509 names, the SSH comment, the PGP user id) is terminal-safe: controls
+ * are shown as escapes ({@link escapeControl}).
  * @throws CipherpostError("invalid_material") when `bytes` do not parse as `type`
  */
 export function previewMaterial(type: MaterialType, bytes: Uint8Array, now: Date): string[] {
@@ -172,8 +187,8 @@ function previewX509(der: Uint8Array, now: Date): string[] {
   const tag = c.notAfter.getTime() < now.getTime() ? "[EXPIRED]" : "[VALID]";
   return [
     `--- X.509 ${"-".repeat(57)}`,
-    field("Subject:", truncate(c.subject, 80)),
-    field("Issuer:", truncate(c.issuer, 80)),
+    field("Subject:", escapeControl(truncate(c.subject, 80))),
+    field("Issuer:", escapeControl(truncate(c.issuer, 80))),
     field("Serial:", serial),
     field("NotBefore:", utc(c.notBefore)),
     field("NotAfter:", `${utc(c.notAfter)}  ${tag}`),
@@ -210,7 +225,7 @@ function previewPgp(bytes: Uint8Array): string[] {
   lines.push(
     `--- OpenPGP ${"-".repeat(53)}`,
     field("Fingerprint:", key.fingerprint),
-    field("Primary UID:", truncate(stripCc(uid), 64)),
+    field("Primary UID:", escapeControl(truncate(stripCc(uid), 64))),
     field("Key:", key.label),
     field("Subkeys:", subkeys.length === 0 ? "0" : `${subkeys.length} (${subkeys.join(", ")})`),
     field("Created:", utc(key.created)),
@@ -228,7 +243,7 @@ function previewSsh(bytes: Uint8Array): string[] {
     deprecated ? "[DEPRECATED]" : null,
   ]
     .filter((x) => x !== null).join(" ");
-  const comment = k.comment === "" ? "(none)" : truncate(k.comment, 64);
+  const comment = k.comment === "" ? "(none)" : escapeControl(truncate(k.comment, 64));
   return [
     `--- SSH ${"-".repeat(57)}`,
     field("Key:", keyLine),

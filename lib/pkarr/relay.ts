@@ -1,6 +1,6 @@
 /**
  * pkarr relay HTTP client (design/relays.md): `PUT /<z32>` and `GET /<z32>` of relay payloads
- * (`sig(64) ‖ seq u64 BE ‖ v`).
+ * (`sig(64) ‖ seq u64 BE ‖ v`, coded by relay_payload.ts).
  *
  * GET is sent without a query string so that the old JS relay (pkarr\@1.3.0) also answers; PUT
  * accepts 200 and 204. A payload whose signature or sizes are wrong is a misbehaving relay, so it
@@ -9,49 +9,16 @@
  * @module
  */
 
-import { DhtConflictError, MAX_V_BYTES, type MutableItem, verifyItem } from "./dht/client.ts";
 import { CipherpostError } from "../util/errors.ts";
+import { DhtConflictError } from "./conflict.ts";
+import type { MutableItem } from "./item.ts";
 import { encodeZ32 } from "./public_key.ts";
+import { decodeRelayPayload, encodeRelayPayload } from "./relay_payload.ts";
 
-/** Smallest relay payload: signature and timestamp with an empty `v`. */
-export const RELAY_PAYLOAD_MIN = 72;
-/** Largest relay payload: 72 + {@link MAX_V_BYTES}. */
-export const RELAY_PAYLOAD_MAX = RELAY_PAYLOAD_MIN + MAX_V_BYTES;
 /** The relay body read limit (the Rust relay's axum limit): anything larger is refused unread. */
 export const RELAY_BODY_LIMIT = 1104;
 /** Response header carrying the number of DHT nodes that stored a PUT. */
 export const STORED_NODES_HEADER = "Pkarr-Dht-Stored-Nodes";
-
-/** z-base-32 of a public key (pkarr alphabet, 52 chars for 32 bytes). */
-export function z32Encode(k: Uint8Array): string {
-  return encodeZ32(k);
-}
-
-/** `sig ‖ seq (u64 BE) ‖ v`. */
-export function encodeRelayPayload(item: MutableItem): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(RELAY_PAYLOAD_MIN + item.v.length);
-  out.set(item.sig, 0);
-  new DataView(out.buffer).setBigUint64(64, BigInt(item.seq));
-  out.set(item.v, RELAY_PAYLOAD_MIN);
-  return out;
-}
-
-/**
- * Parses and verifies a relay payload for key `k`. Returns null when the size is out of
- * 72..1072, the timestamp is not a safe integer, or the signature does not verify.
- */
-export function decodeRelayPayload(k: Uint8Array, body: Uint8Array): MutableItem | null {
-  if (body.length < RELAY_PAYLOAD_MIN || body.length > RELAY_PAYLOAD_MAX) return null;
-  const seq = new DataView(body.buffer, body.byteOffset, body.byteLength).getBigUint64(64);
-  if (seq > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-  const item: MutableItem = {
-    k: k.slice(),
-    seq: Number(seq),
-    sig: body.slice(0, 64),
-    v: body.slice(RELAY_PAYLOAD_MIN),
-  };
-  return verifyItem(item) ? item : null;
-}
 
 /**
  * Publishes `item` through the relay at `baseUrl`. `cas` is sent as `If-Match: <seq>` (the
@@ -69,7 +36,7 @@ export async function relayPut(
   };
   if (opts.cas !== undefined) headers["If-Match"] = String(opts.cas);
   const timeout = AbortSignal.timeout(opts.timeoutMs);
-  const res = await send(base, `${base}/${z32Encode(item.k)}`, opts, timeout, {
+  const res = await send(base, `${base}/${encodeZ32(item.k)}`, opts, timeout, {
     method: "PUT",
     headers,
     body: encodeRelayPayload(item),
@@ -106,7 +73,7 @@ export async function relayGet(
 ): Promise<MutableItem | null> {
   const base = trimBase(baseUrl);
   const timeout = AbortSignal.timeout(opts.timeoutMs);
-  const res = await send(base, `${base}/${z32Encode(k)}`, opts, timeout, { method: "GET" });
+  const res = await send(base, `${base}/${encodeZ32(k)}`, opts, timeout, { method: "GET" });
   if (res.status === 404) {
     await res.body?.cancel();
     return null;

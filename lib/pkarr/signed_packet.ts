@@ -1,6 +1,7 @@
 /**
  * PKARR SignedPacket (Rust pkarr 7): signing, verification, the canonical byte form
- * `pk | sig | ts u64 BE | v`, the relay payload `sig | ts | v`, ordering, TTL and name lookup.
+ * `pk | sig | ts u64 BE | v`, ordering, TTL and name lookup. (The relay payload `sig | ts | v` is
+ * in relay_payload.ts.)
  *
  * @module
  */
@@ -8,7 +9,7 @@
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { CipherpostError, signatureError } from "../util/errors.ts";
 import { decodeDnsPacket, type DnsRecord, encodeDnsPacket, normalizeName } from "./dns.ts";
-import { concat } from "../util/encoding.ts";
+import { compareBytes, concat } from "../util/encoding.ts";
 import { encodeZ32, isValidPoint } from "./public_key.ts";
 import { verifyPacketSignature } from "../crypto/keys.ts";
 
@@ -28,9 +29,6 @@ export const MAX_V_BYTES = 1000;
 /** Smallest / largest canonical SignedPacket (`pk|sig|ts|v`). */
 export const SIGNED_PACKET_MIN_BYTES = 104;
 export const SIGNED_PACKET_MAX_BYTES = 1104;
-/** Smallest / largest relay payload (`sig|ts|v`). */
-export const RELAY_PAYLOAD_MIN_BYTES = 72;
-export const RELAY_PAYLOAD_MAX_BYTES = 1072;
 /** pkarr's default TTL clamp. */
 export const DEFAULT_MINIMUM_TTL = 300;
 export const DEFAULT_MAXIMUM_TTL = 86400;
@@ -146,30 +144,6 @@ export function packetFromBytes(b: Uint8Array): SignedPacket {
   const ts = new DataView(b.buffer, b.byteOffset + 96, 8).getBigUint64(0);
   if (ts > BigInt(Number.MAX_SAFE_INTEGER)) throw signatureError("timestamp out of range");
   return verifyPacket(b.subarray(0, 32), b.subarray(32, 96), Number(ts), b.subarray(104));
-}
-
-/** The relay HTTP body: `sig(64) | ts(8, u64 BE) | v` (the canonical bytes without `pk`). */
-export function toRelayPayload(p: SignedPacket): Uint8Array {
-  return concat(p.signature, u64be(p.timestamp), p.v);
-}
-
-/**
- * Parses and verifies a relay body for `publicKey` (`from_relay_payload`): 72..1072 bytes.
- *
- * @throws the signature-lane error (`signatureError`) on any failure.
- */
-export function fromRelayPayload(publicKey: Uint8Array, body: Uint8Array): SignedPacket {
-  if (body.length < RELAY_PAYLOAD_MIN_BYTES) throw signatureError("relay payload too short");
-  if (body.length > RELAY_PAYLOAD_MAX_BYTES) throw signatureError("relay payload too large");
-  if (publicKey.length !== 32) throw signatureError("invalid public key");
-  return packetFromBytes(concat(publicKey, body));
-}
-
-/** Byte-wise lexicographic comparison; a shorter prefix is smaller. */
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
 }
 
 /**

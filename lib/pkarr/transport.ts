@@ -14,7 +14,9 @@
  */
 
 import { type DnsRecord, encodeDnsPacket, normalizeName } from "./dns.ts";
-import { DhtClient, DhtConflictError, type MutableItem } from "./dht/client.ts";
+import { DhtClient } from "./dht/client.ts";
+import { DhtConflictError } from "./conflict.ts";
+import type { MutableItem } from "./item.ts";
 import { bytesEqual, toHex } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { relayGet, relayPut } from "./relay.ts";
@@ -39,38 +41,23 @@ export interface TransportOptions {
   useRelays: boolean;
   /** Per-request timeout in ms. */
   timeoutMs: number;
+  /** Receives debug lines (e.g. a conflict that makes `update` re-read); none when absent. */
+  log?: (line: string) => void;
 }
 
-function envTimeout(): number | undefined {
-  const v = Deno.env.get("CIPHERPOST_TIMEOUT");
-  if (v === undefined || v === "") return undefined;
-  if (!/^[0-9]{1,6}$/.test(v) || Number(v) < 50) {
-    throw new CipherpostError(
-      "usage",
-      "CIPHERPOST_TIMEOUT must be a number of milliseconds (50 or more)",
-    );
-  }
-  return Number(v);
-}
-
-/** Options from flags and the environment (flags win). */
-export function transportOptions(flags: {
-  bootstrap?: string;
-  relay?: string;
-  dht?: boolean;
-  relays?: boolean;
-  timeout?: number;
-}): TransportOptions {
-  const list = (s: string | undefined) => s?.split(",").map((x) => x.trim()).filter((x) => x) ?? [];
-  const bootstrap = list(flags.bootstrap ?? Deno.env.get("CIPHERPOST_BOOTSTRAP"));
-  const relays = list(flags.relay ?? Deno.env.get("CIPHERPOST_RELAYS"));
+/**
+ * Complete options: the public bootstrap nodes and relays where none are given (an empty list
+ * counts as none), both paths on, a 2000 ms timeout. Throws `usage` when both paths are off.
+ */
+export function transportOptions(o: Partial<TransportOptions> = {}): TransportOptions {
   const opts: TransportOptions = {
-    bootstrap: bootstrap.length ? bootstrap : DEFAULT_BOOTSTRAP,
-    relays: relays.length ? relays : DEFAULT_RELAYS,
-    useDht: flags.dht !== false,
-    useRelays: flags.relays !== false,
-    timeoutMs: flags.timeout ?? envTimeout() ?? 2000,
+    bootstrap: o.bootstrap?.length ? o.bootstrap : DEFAULT_BOOTSTRAP,
+    relays: o.relays?.length ? o.relays : DEFAULT_RELAYS,
+    useDht: o.useDht !== false,
+    useRelays: o.useRelays !== false,
+    timeoutMs: o.timeoutMs ?? 2000,
   };
+  if (o.log) opts.log = o.log;
   if (!opts.useDht && !opts.useRelays) {
     throw new CipherpostError("usage", "--no-dht and --no-relay together leave no network to use");
   }
@@ -210,12 +197,14 @@ export class Transport {
       tasks.push((async () => {
         try {
           const dht = await this.#openDht();
-          reachable = true;
+          // Reachable once a lookup has heard from a node (`get` throws when none ever
+          // answered): `open` returns before anything has answered.
           const r = await dht.get(publicKey, {
             onItem: (item, from) => offer(item, `dht:${from}`),
             signal: abort.signal,
             mode: accept ? "first" : "full",
           });
+          reachable = true;
           report.dhtQueried = r.queried;
           report.dhtResponded = r.responded;
           report.invalid += r.invalid;
@@ -328,7 +317,9 @@ export class Transport {
     await Promise.all(tasks);
     if (conflict) {
       // A conflict may be our own packet arriving first by another path (the relay's DHT put
-      // racing ours): if the newest packet out there is exactly this one, the put succeeded.
+      // racing ours, or an earlier put of it): if the newest packet out there is exactly this
+      // one, the put succeeded. This is the only such re-check (one resolve over both paths);
+      // DhtClient.put and relayPut report the conflict as it is.
       const now = await this.resolve(packet.publicKey).catch(() => null);
       if (
         !now || now.packet.timestamp !== packet.timestamp ||
@@ -381,11 +372,9 @@ export class Transport {
         last = { packet, ...r, attempts: attempt };
       } catch (e) {
         if (!(e instanceof DhtConflictError) || attempt >= maxAttempts) throw e;
-        if (Deno.env.get("CIPHERPOST_DEBUG") === "1") {
-          console.error(
-            `debug: conflict publishing ${encodeZ32(publicKey)}, re-reading (attempt ${attempt})`,
-          );
-        }
+        this.opts.log?.(
+          `conflict publishing ${encodeZ32(publicKey)}, re-reading (attempt ${attempt})`,
+        );
       }
       if (attempt >= maxAttempts) {
         if (last) return last;

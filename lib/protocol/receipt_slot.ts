@@ -1,20 +1,18 @@
 /**
  * The v1 receipt overflow slot (docs/PROTOCOL.md §2): where a v1 receipt goes when it does not
  * fit the recipient's own packet. The slot key follows from the share's ciphertext, which both
- * sender and recipient hold.
+ * sender and recipient hold. Publishing and reading the slot is `lib/flows/receipt_slot_io.ts`.
  *
  * @module
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { txtRecord, txtText } from "../pkarr/dns.ts";
+import { type DnsRecord, txtRecord, txtText } from "../pkarr/dns.ts";
 import { hkdf32 } from "../crypto/kdf.ts";
 import { type Keypair, keypairFromSeed } from "../crypto/keys.ts";
-import { signPacket } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
+import { RECEIPT_SLOT_LABEL, type RecordSet, txtRecordsNamed } from "./labels.ts";
 
 const INFO = "cipherpost/v1/receipt-overflow";
-const LABEL = "_cpr";
 
 /** The overflow slot key of a share, from SHA-256 of its (outer) ciphertext. */
 export function overflowSlot(ciphertextSha256: Uint8Array): Keypair {
@@ -26,20 +24,13 @@ export function overflowSlotOf(ciphertext: Uint8Array): Keypair {
   return overflowSlot(sha256(ciphertext));
 }
 
-/** Publish a receipt's JSON to a slot (a newer packet replaces an older one). */
-export async function publishToSlot(
-  t: Transport,
-  slot: Keypair,
-  receiptJson: string,
-): Promise<void> {
-  const cur = await t.resolve(slot.publicKey);
-  const ts = Math.max(Date.now() * 1000, (cur?.packet.timestamp ?? 0) + 1);
-  await t.publish(signPacket(slot.seed, [txtRecord(LABEL, 300, receiptJson)], ts));
+/** The records of a slot packet holding `receiptJson`. */
+export function slotRecords(receiptJson: string): DnsRecord[] {
+  return [txtRecord(RECEIPT_SLOT_LABEL, 300, receiptJson)];
 }
 
-/** The receipt JSON in a slot, or null. */
-export async function readSlot(t: Transport, slot: Keypair): Promise<string | null> {
-  const r = await t.resolve(slot.publicKey);
-  const rec = r?.packet.records.find((x) => x.name.split(".")[0] === LABEL);
+/** The receipt JSON of a slot packet, or null. */
+export function slotReceiptText(p: RecordSet): string | null {
+  const rec = txtRecordsNamed(p, RECEIPT_SLOT_LABEL)[0];
   return rec ? txtText(rec) : null;
 }

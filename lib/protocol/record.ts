@@ -18,13 +18,83 @@ import {
   parseJson,
 } from "../util/canonical_json.ts";
 import { b64decode, b64encode, concat, fromUtf8, toHex } from "../util/encoding.ts";
-import { signatureError } from "../util/errors.ts";
+import { CipherpostError, signatureError } from "../util/errors.ts";
 import { sign, verifyStrict } from "../crypto/keys.ts";
-import { parsePublicKey } from "../pkarr/public_key.ts";
+import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import type { MaterialType } from "../material/material.ts";
 
 /** The protocol version of v1 records. */
 export const PROTOCOL_V1 = 1;
+
+/** How far ahead of our clock a share's `created_at` or a receipt's `accepted_at` may be. */
+export const MAX_CLOCK_SKEW_SECONDS = 300;
+/** The latest instant a JavaScript Date can show (year 275760): later times are refused. */
+export const MAX_TIME_SECONDS = 8_640_000_000_000;
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+/** Standard padded base64 of a 64-byte Ed25519 signature. */
+const SIG_B64 = /^[A-Za-z0-9+/]{86}==$/;
+const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// deno-lint-ignore no-control-regex
+const C0 = /[\u0000-\u001f]/;
+
+/** The current Unix time in seconds. */
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * A key field: exactly the canonical z-base-32 of a valid point (not another spelling).
+ * @throws Error naming `what` otherwise (callers map it to their lane)
+ */
+export function checkKey(z32: string, what: string): void {
+  let canonical: string;
+  try {
+    canonical = encodeZ32(parsePublicKey(z32));
+  } catch {
+    throw new Error(`${what} is not a public key`);
+  }
+  if (canonical !== z32) throw new Error(`${what} is not canonical z-base-32`);
+}
+
+/**
+ * The validity window of a share, checked before anything of it is shown: `created_at` at most
+ * {@link MAX_CLOCK_SKEW_SECONDS} ahead of `nowSec`, `created_at + ttl_seconds` representable
+ * as a date, and not yet reached.
+ *
+ * @throws CipherpostError("expired") for a share dated in the future or past its expiry;
+ *   a signature-lane error for times that no honest sender produces (negative, undisplayable).
+ */
+export function checkShareTimes(
+  createdAt: number,
+  ttlSeconds: bigint,
+  nowSec = nowSeconds(),
+): void {
+  if (createdAt < 0 || createdAt > MAX_TIME_SECONDS) {
+    throw signatureError("created_at out of range");
+  }
+  if (BigInt(createdAt) + ttlSeconds > BigInt(MAX_TIME_SECONDS)) {
+    throw signatureError("expiry out of range");
+  }
+  if (createdAt > nowSec + MAX_CLOCK_SKEW_SECONDS) {
+    const ahead = createdAt - nowSec;
+    throw new CipherpostError(
+      "expired",
+      `share not valid yet: it is dated ${describeSpan(ahead)} in the future`,
+      "the sender's clock (or yours) is wrong; fix it and send again",
+    );
+  }
+  if (BigInt(nowSec) >= expiresAt(createdAt, ttlSeconds)) {
+    throw new CipherpostError("expired", "share expired");
+  }
+}
+
+function describeSpan(seconds: number): string {
+  if (seconds < 3600) return `${Math.ceil(seconds / 60)} minutes`;
+  if (seconds < 86400 * 2) return `${Math.round(seconds / 3600)} hours`;
+  return `${Math.round(seconds / 86400)} days`;
+}
 
 const MATERIAL_TYPES: readonly MaterialType[] = [
   "generic_secret",
@@ -66,12 +136,17 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
     if (type === "claude_session" && o.protocol_version !== 2) throw new Error("v2-only material");
     const burn = o.burn_after_read;
     if (burn !== undefined && typeof burn !== "boolean") throw new Error("bad burn");
+    const purpose = field.str(o.purpose ?? "");
+    // the receipt signs the purpose canonically, which cannot hold a C0 control: refuse such a
+    // share here, before anything of it is shown (no honest sender writes one: v1.1 could not
+    // receive it either)
+    if (C0.test(purpose)) throw new Error("control character in purpose");
     return {
       burnAfterRead: burn === true,
       createdAt: field.int(o.created_at),
       material: { type, bytes: b64decode(field.str(o.material.bytes)) },
       protocolVersion: field.int(o.protocol_version),
-      purpose: field.str(o.purpose ?? ""),
+      purpose,
     };
   } catch (e) {
     throw signatureError(`envelope: ${(e as Error).message}`);
@@ -134,7 +209,10 @@ function verifySigned(signable: Uint8Array, keyZ32: string, signatureB64: string
 }
 
 /**
- * Parse a `_cipherpost` TXT payload and verify its inner signature. Any failure → exit 3.
+ * Parse a `_cipherpost` TXT payload, check the format of every field (share_ref 32 lowercase
+ * hex, keys canonical z-base-32, blob and signature base64, times in range) and verify its
+ * inner signature. Any failure → exit 3. The validity window is the caller's
+ * ({@link checkShareTimes}).
  */
 export function parseAndVerifyOuterRecord(text: string): OuterRecord {
   let r: OuterRecord;
@@ -158,6 +236,12 @@ export function parseAndVerifyOuterRecord(text: string): OuterRecord {
       signature: field.str(o.signature),
       ttlSeconds: field.u64(o.ttl_seconds),
     };
+    if (!HEX32.test(r.shareRef)) throw new Error("bad share_ref");
+    checkKey(r.pubkey, "pubkey");
+    if (r.recipient !== null) checkKey(r.recipient, "recipient");
+    if (!B64.test(r.blob)) throw new Error("blob is not base64");
+    if (!SIG_B64.test(r.signature)) throw new Error("bad signature encoding");
+    if (r.createdAt < 0) throw new Error("created_at before 1970");
   } catch (e) {
     throw signatureError(`record: ${(e as Error).message}`);
   }
@@ -238,11 +322,16 @@ export function receiptObject(r: Receipt): Record<string, JsonValue> {
   return receiptFields(r, r.signature);
 }
 
-/** Parse receipt JSON; throws a plain Error("malformed") when it is not a receipt at all. */
-export function parseReceipt(text: string): Receipt {
+/**
+ * Parse receipt JSON and check the format of every field: protocol_version 1 or 2, share_ref and
+ * nonce 32 lowercase hex, the hashes 64, keys canonical z-base-32, the signature base64,
+ * `accepted_at` from 1970 to at most {@link MAX_CLOCK_SKEW_SECONDS} ahead of `nowSec`, and a
+ * purpose without C0 controls. Throws an Error when it is not a well-formed receipt.
+ */
+export function parseReceipt(text: string, nowSec = nowSeconds()): Receipt {
   const o = parseJson(text);
   if (!field.isObject(o)) throw new Error("malformed receipt");
-  return {
+  const r: Receipt = {
     acceptedAt: field.int(o.accepted_at),
     ciphertextHash: field.str(o.ciphertext_hash),
     cleartextHash: field.str(o.cleartext_hash),
@@ -254,6 +343,17 @@ export function parseReceipt(text: string): Receipt {
     shareRef: field.str(o.share_ref),
     signature: field.str(o.signature),
   };
+  if (r.protocolVersion !== 1 && r.protocolVersion !== 2) throw new Error("bad protocol_version");
+  if (!HEX32.test(r.shareRef) || !HEX32.test(r.nonce)) throw new Error("bad share_ref or nonce");
+  if (!HEX64.test(r.ciphertextHash) || !HEX64.test(r.cleartextHash)) throw new Error("bad hash");
+  checkKey(r.recipientPubkey, "recipient_pubkey");
+  checkKey(r.senderPubkey, "sender_pubkey");
+  if (!SIG_B64.test(r.signature)) throw new Error("bad signature encoding");
+  if (r.acceptedAt < 0 || r.acceptedAt > nowSec + MAX_CLOCK_SKEW_SECONDS) {
+    throw new Error("accepted_at out of range");
+  }
+  if (C0.test(r.purpose)) throw new Error("control character in purpose");
+  return r;
 }
 
 /** Verify a receipt's signature by `recipient_pubkey`. Failure → exit 3. */
@@ -267,11 +367,11 @@ export function verifyReceipt(r: Receipt): void {
   verifySigned(signable, r.recipientPubkey, r.signature);
 }
 
-/** Parse and verify a receipt; any failure → exit 3. */
-export function parseAndVerifyReceipt(text: string): Receipt {
+/** Parse (with every format check of {@link parseReceipt}) and verify a receipt; any failure → exit 3. */
+export function parseAndVerifyReceipt(text: string, nowSec = nowSeconds()): Receipt {
   let r: Receipt;
   try {
-    r = parseReceipt(text);
+    r = parseReceipt(text, nowSec);
   } catch {
     throw signatureError("malformed receipt");
   }

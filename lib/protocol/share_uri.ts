@@ -9,11 +9,13 @@
  */
 
 import { CipherpostError } from "../util/errors.ts";
-import { decodeZ32, encodeZ32 } from "../pkarr/public_key.ts";
+import { decodeZ32, encodeZ32, isValidPoint } from "../pkarr/public_key.ts";
 
 const SCHEME = "cipherpost://";
 
-/** A parsed share URI. */
+const Z32 = /^[ybndrfg8ejkmcpqxot1uwisza345h769]{52}$/;
+
+/** A parsed share URI; `sender` is always the canonical z-base-32 spelling of a valid key. */
 export type ShareUri =
   | { version: 1; sender: string; shareRef: string }
   | { version: 2; sender: string; locator: Uint8Array };
@@ -22,7 +24,12 @@ function invalid(reason: string, hint?: string): CipherpostError {
   return new CipherpostError("invalid_uri", `invalid share URI: ${reason}`, hint);
 }
 
-/** Parse a share URI; every failure is exit 1 with the reason. */
+/**
+ * Parse a share URI and canonicalise it: the sender must be 52 z-base-32 characters naming a
+ * valid Ed25519 point (a non-canonical last character is re-spelled canonically), the reference
+ * 32 lowercase hex (v1) or `2.` and 52 z-base-32 characters (v2). Every failure is exit 1 with
+ * the reason. Nothing else (the ledger, the network) may be consulted before this.
+ */
 export function parseShareUri(input: string): ShareUri {
   const s = input.trim();
   if (!s.startsWith(SCHEME)) {
@@ -41,13 +48,15 @@ export function parseShareUri(input: string): ShareUri {
   if (new TextEncoder().encode(sender).length !== 52) {
     throw invalid("sender key must be 52 characters");
   }
-  if (/^[0-9a-f]{32}$/.test(ref)) return { version: 1, sender, shareRef: ref };
+  if (!Z32.test(sender)) throw invalid("sender key is not lowercase z-base-32");
+  const senderPk = decodeZ32(sender);
+  if (!isValidPoint(senderPk)) throw invalid("sender is not a valid public key");
+  const canonical = encodeZ32(senderPk);
+  if (/^[0-9a-f]{32}$/.test(ref)) return { version: 1, sender: canonical, shareRef: ref };
   if (ref.startsWith("2.")) {
     const loc = ref.slice(2);
-    if (!/^[ybndrfg8ejkmcpqxot1uwisza345h769]{52}$/.test(loc)) {
-      throw invalid("malformed v2 locator");
-    }
-    return { version: 2, sender, locator: decodeZ32(loc) };
+    if (!Z32.test(loc)) throw invalid("malformed v2 locator");
+    return { version: 2, sender: canonical, locator: decodeZ32(loc) };
   }
   throw invalid("share reference must be 32 lowercase hex characters");
 }

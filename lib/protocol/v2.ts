@@ -11,8 +11,9 @@
  * about 775 bytes, so its base64 (about 1,036 bytes) cannot fit a 1000-byte packet. A revoked
  * manifest's `_cpm` bytes are exactly `revoked` (never a valid age file).
  *
- * Everything here stops before decryption of the blob: the caller decrypts, checks the
- * Envelope and the recipient, and verifies receipts.
+ * Everything here is pure (bytes in, bytes out): keys, the manifest codec, the part and receipt
+ * records. Publishing and fetching them is `lib/flows/v2_transfer.ts`. Nothing here decrypts
+ * the blob: the caller decrypts, checks the Envelope and the recipient, and verifies receipts.
  *
  * @module
  */
@@ -40,9 +41,16 @@ import {
   x25519PublicFromSecret,
 } from "../crypto/keys.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
-import { expiresAt, shareRef as computeShareRef } from "./record.ts";
+import { checkKey, shareRef as computeShareRef } from "./record.ts";
 import { type SignedPacket, signPacket } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
+import {
+  MANIFEST_LABEL,
+  PART_LABEL,
+  RECEIPT_COUNT_LABEL,
+  RECEIPT_SLOT_LABEL,
+  type RecordSet,
+  txtRecordsNamed,
+} from "./labels.ts";
 
 /** Bytes of blob per part packet (the last part holds the rest). */
 export const PART_SIZE = 900;
@@ -53,13 +61,6 @@ export const MAX_BLOB_BYTES = 98_304;
 
 const PROTOCOL_V2 = 2;
 const RECORD_TTL = 300;
-const CONCURRENCY = 32;
-/** Parts fetched at once: all of them (≤ MAX_PARTS); k-rpc's own cap bounds the queries. */
-const FETCH_CONCURRENCY = 128;
-/** A part read asks relays only if the DHT has not delivered it within this many ms. */
-const HEDGE_MS = 400;
-/** Rounds of publishing or fetching before the missing packets are reported. */
-const ROUNDS = 3;
 const REVOKED = "revoked";
 const NO_SALT = new Uint8Array(0);
 const INFO = {
@@ -143,8 +144,8 @@ function manifestFields(
   return o;
 }
 
-/** Parse manifest JSON and verify the sender's signature; any failure → exit 3. */
-function parseAndVerifyManifest(text: string): Manifest {
+/** Parse manifest JSON and verify the sender's signature (nothing else); any failure → exit 3. */
+export function parseAndVerifyManifest(text: string): Manifest {
   let m: Manifest;
   try {
     const o = parseJson(text);
@@ -169,6 +170,13 @@ function parseAndVerifyManifest(text: string): Manifest {
       signature: field.str(o.signature),
       ttlSeconds: field.u64(o.ttl_seconds),
     };
+    if (!/^[0-9a-f]{32}$/.test(m.shareRef)) throw new Error("bad share_ref");
+    if (!/^[0-9a-f]{64}$/.test(m.ciphertextSha256)) throw new Error("bad ciphertext_sha256");
+    checkKey(m.pubkey, "pubkey");
+    checkKey(m.manifestKey, "manifest_key");
+    if (m.recipient !== null) checkKey(m.recipient, "recipient");
+    if (!/^[A-Za-z0-9+/]{86}==$/.test(m.signature)) throw new Error("bad signature encoding");
+    if (m.createdAt < 0) throw new Error("created_at before 1970");
   } catch (e) {
     throw signatureError(`manifest: ${(e as Error).message}`);
   }
@@ -195,10 +203,29 @@ export function binaryTxt(name: string, bytes: Uint8Array): DnsRecord {
 }
 
 /** The concatenated bytes of the TXT record `label` of a packet, or null when absent. */
-export function recordBytes(p: SignedPacket, label: string): Uint8Array | null {
-  const name = `${label}.${encodeZ32(p.publicKey)}`;
-  const r = p.records.find((r) => r.name === name && r.data.type === "TXT");
+export function recordBytes(p: RecordSet, label: string): Uint8Array | null {
+  const r = txtRecordsNamed(p, label)[0];
   return r && r.data.type === "TXT" ? concat(...r.data.strings) : null;
+}
+
+/** The sealed manifest bytes of a manifest packet (`_cpm`), or null when absent. */
+export function manifestBytes(p: RecordSet): Uint8Array | null {
+  return recordBytes(p, MANIFEST_LABEL);
+}
+
+/** The ciphertext bytes of a part packet (`_cpp`), or null when absent. */
+export function partBytes(p: RecordSet): Uint8Array | null {
+  return recordBytes(p, PART_LABEL);
+}
+
+/** The length part `i` of a manifest's blob must have. */
+export function partLength(m: Manifest, i: number): number {
+  return Math.min(m.partSize, m.ciphertextLen - i * m.partSize);
+}
+
+/** The only record of a revoked manifest packet: `_cpm` = `revoked`. */
+export function revocationRecord(): DnsRecord {
+  return binaryTxt(MANIFEST_LABEL, utf8(REVOKED));
 }
 
 /** `C` of the share_ref: the blob without the 32-byte PIN salt. */
@@ -206,18 +233,46 @@ function shareRefOf(blob: Uint8Array, pinRequired: boolean, createdAt: number): 
   return computeShareRef(pinRequired ? blob.subarray(32) : blob, createdAt);
 }
 
-/** The pause before round `round` (> 1): lets a loaded network or relay catch up. */
-function pause(round: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, 250 * (round - 1)));
+/**
+ * Steps 1–2 of §3.5 after the fetch: unseal the `_cpm` bytes and verify the manifest (sender =
+ * `expectedSender`, manifest key, version, part arithmetic, length limit).
+ *
+ * @throws CipherpostError "not_found" (revoked), "signature" (any check).
+ */
+export async function openManifest(
+  sealed: Uint8Array,
+  keys: V2Keys,
+  expectedSender: string,
+): Promise<Manifest> {
+  if (bytesEqual(sealed, utf8(REVOKED))) {
+    throw new CipherpostError("not_found", "share revoked by the sender");
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(
+      await ageDecrypt(sealed, keys.sealIdentity),
+    );
+  } catch {
+    throw signatureError("manifest unseal");
+  }
+  const m = parseAndVerifyManifest(text);
+  if (m.pubkey !== expectedSender) throw signatureError("manifest sender");
+  if (m.manifestKey !== encodeZ32(keys.manifest.publicKey)) throw signatureError("manifest key");
+  const len = m.ciphertextLen;
+  if (len < 1 || len > MAX_BLOB_BYTES) throw signatureError("manifest length");
+  if (m.partSize < 1 || m.partSize > PART_SIZE) throw signatureError("manifest part size");
+  if (m.parts < 1 || m.parts > MAX_PARTS || m.parts !== Math.ceil(len / m.partSize)) {
+    throw signatureError("manifest parts");
+  }
+  return m;
 }
 
-/** Run `fn` over `items` with at most `limit` calls in flight. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+/** Step 5 of §3.5: the whole blob's hash and `share_ref` match the manifest (else exit 3). */
+export function checkBlob(manifest: Manifest, blob: Uint8Array): void {
+  if (toHex(sha256(blob)) !== manifest.ciphertextSha256) throw signatureError("blob hash");
+  if (shareRefOf(blob, manifest.pinRequired, manifest.createdAt) !== manifest.shareRef) {
+    throw signatureError("share_ref");
+  }
 }
 
 /**
@@ -275,240 +330,75 @@ export async function buildV2Share(args: {
     keys.sealRecipient,
   );
   const ts = args.timestampUs ?? Date.now() * 1000;
-  const packets = [signPacket(keys.manifest.seed, [binaryTxt("_cpm", sealed)], ts)];
+  const packets = [signPacket(keys.manifest.seed, [binaryTxt(MANIFEST_LABEL, sealed)], ts)];
   for (let i = 0; i < parts; i++) {
     const bytes = blob.subarray(i * PART_SIZE, Math.min((i + 1) * PART_SIZE, blob.length));
-    packets.push(signPacket(keys.part(i).seed, [binaryTxt("_cpp", bytes)], ts));
+    packets.push(signPacket(keys.part(i).seed, [binaryTxt(PART_LABEL, bytes)], ts));
   }
   return { locator, manifest, packets };
-}
-
-/**
- * Publish packets with at most `concurrency` in flight, in up to 3 rounds (each retrying the
- * packets that no node or relay stored). Every packet must be stored by at least one DHT node or relay. A BEP44 302 (equal or newer seq) counts as
- * stored when the network is found to hold this exact packet (then `stored` is a lower bound).
- *
- * @returns per packet, how many nodes and relays stored it
- * @throws CipherpostError("network") naming how many of how many packets failed.
- */
-export async function publishPackets(
-  t: Transport,
-  packets: SignedPacket[],
-  concurrency = CONCURRENCY,
-): Promise<{ stored: number[] }> {
-  const stored = packets.map(() => 0);
-  const publishOne = async (i: number) => {
-    const p = packets[i];
-    try {
-      const r = await t.publish(p, undefined, { relays: "fallback" });
-      stored[i] = r.dhtStored + r.relaysStored;
-    } catch {
-      // failed this round (Transport.publish already counts "our own packet got there first"
-      // as stored); retried in the next round
-    }
-  };
-  let failed = packets.map((_, i) => i);
-  for (let round = 1; round <= ROUNDS && failed.length > 0; round++) {
-    if (round > 1) await pause(round);
-    await pool(failed, Math.max(1, concurrency), publishOne);
-    failed = failed.filter((i) => stored[i] === 0);
-  }
-  if (failed.length > 0) {
-    throw new CipherpostError(
-      "network",
-      `network error: publish failed for ${failed.length} of ${packets.length} packets`,
-      "check connectivity and send again",
-    );
-  }
-  return { stored };
-}
-
-/** Steps 1–2 of §3.5: the verified manifest of `locator`. */
-async function fetchManifest(
-  t: Transport,
-  keys: V2Keys,
-  expectedSender: string,
-): Promise<Manifest> {
-  const resolved = await t.resolve(
-    keys.manifest.publicKey,
-    (p) => recordBytes(p, "_cpm") !== null,
-  );
-  const sealed = resolved && recordBytes(resolved.packet, "_cpm");
-  if (!sealed) {
-    throw new CipherpostError(
-      "not_found",
-      "share not found: no manifest on the DHT or the relays",
-      "it may have expired, or not be published yet; ask the sender to republish",
-    );
-  }
-  if (bytesEqual(sealed, utf8(REVOKED))) {
-    throw new CipherpostError("not_found", "share revoked by the sender");
-  }
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(
-      await ageDecrypt(sealed, keys.sealIdentity),
-    );
-  } catch {
-    throw signatureError("manifest unseal");
-  }
-  const m = parseAndVerifyManifest(text);
-  if (m.pubkey !== expectedSender) throw signatureError("manifest sender");
-  if (m.manifestKey !== encodeZ32(keys.manifest.publicKey)) throw signatureError("manifest key");
-  const len = m.ciphertextLen;
-  if (len < 1 || len > MAX_BLOB_BYTES) throw signatureError("manifest length");
-  if (m.partSize < 1 || m.partSize > PART_SIZE) throw signatureError("manifest part size");
-  if (m.parts < 1 || m.parts > MAX_PARTS || m.parts !== Math.ceil(len / m.partSize)) {
-    throw signatureError("manifest parts");
-  }
-  return m;
-}
-
-/** Step 4 of §3.5: every part, in rounds; missing → network, wrong → signature. */
-async function fetchParts(t: Transport, keys: V2Keys, m: Manifest): Promise<Uint8Array[]> {
-  const expectedLen = (i: number) => Math.min(m.partSize, m.ciphertextLen - i * m.partSize);
-  const got: (Uint8Array | null)[] = Array.from({ length: m.parts }, () => null);
-  let wrong = false;
-  for (let round = 1; round <= ROUNDS; round++) {
-    const missing = got.flatMap((b, i) => (b ? [] : [i]));
-    if (missing.length === 0) break;
-    if (round > 1) await pause(round);
-    await pool(missing, FETCH_CONCURRENCY, async (i) => {
-      let resolved;
-      try {
-        resolved = await t.resolve(
-          keys.part(i).publicKey,
-          (p) => recordBytes(p, "_cpp")?.length === expectedLen(i),
-          { hedgeMs: HEDGE_MS },
-        );
-      } catch {
-        return; // unreachable this round: still missing
-      }
-      if (!resolved) return;
-      const bytes = recordBytes(resolved.packet, "_cpp");
-      if (bytes?.length === expectedLen(i)) got[i] = bytes;
-      else wrong = true;
-    });
-    if (wrong) throw signatureError("part length");
-  }
-  const missing = got.flatMap((b, i) => (b ? [] : [i]));
-  if (missing.length > 0) {
-    const shown = missing.length > 10 ? [...missing.slice(0, 10), "…"] : missing;
-    throw new CipherpostError(
-      "network",
-      `share incomplete: ${missing.length} of ${m.parts} parts missing (parts ${shown.join(", ")})`,
-      "try again later, or ask the sender to run `cipherpost republish`",
-    );
-  }
-  return got as Uint8Array[];
-}
-
-/**
- * Steps 1–5 of §3.5: resolve, unseal and verify the manifest (sender = `expectedSender`,
- * manifest key, version, part arithmetic, length limit), check the TTL at `nowSec`, fetch every
- * part, and check the whole-blob hash and `share_ref`. The recipient check is the caller's.
- * Nothing is decrypted.
- *
- * @param expectedSender the z32 sender key from the share URI
- * @throws CipherpostError "not_found" (none or revoked), "signature" (any check), "expired",
- *   "network" (parts missing after 3 rounds, or no network at all).
- */
-export async function fetchV2Share(
-  t: Transport,
-  expectedSender: string,
-  locator: Uint8Array,
-  nowSec: number = Math.floor(Date.now() / 1000),
-): Promise<{ manifest: Manifest; blob: Uint8Array }> {
-  const keys = deriveV2Keys(locator);
-  const manifest = await fetchManifest(t, keys, expectedSender);
-  if (BigInt(nowSec) >= expiresAt(manifest.createdAt, manifest.ttlSeconds)) {
-    throw new CipherpostError("expired", "share expired");
-  }
-  const blob = concat(...await fetchParts(t, keys, manifest));
-  if (toHex(sha256(blob)) !== manifest.ciphertextSha256) throw signatureError("blob hash");
-  if (shareRefOf(blob, manifest.pinRequired, manifest.createdAt) !== manifest.shareRef) {
-    throw signatureError("share_ref");
-  }
-  return { manifest, blob };
-}
-
-/** Publish `record` as the only record under `kp`, newer than whatever is there. */
-async function replaceSlot(t: Transport, kp: Keypair, record: DnsRecord): Promise<void> {
-  await t.update(kp.seed, kp.publicKey, () => [record]);
-}
-
-/** Revoke a share: publish a newer manifest packet whose `_cpm` is `revoked`. */
-export async function revokeV2(t: Transport, locator: Uint8Array): Promise<void> {
-  const keys = deriveV2Keys(locator);
-  await replaceSlot(t, keys.manifest, binaryTxt("_cpm", utf8(REVOKED)));
 }
 
 /** Bytes of sealed receipt per receipt packet (leaves room for the `_cprn` count record). */
 const RECEIPT_CHUNK = 860;
 /** At most this many receipt packets (a purpose of several KiB still fits). */
-const MAX_RECEIPT_CHUNKS = 8;
+export const MAX_RECEIPT_CHUNKS = 8;
 
 /** The key of receipt packet `i` (0 = `R`). */
-function receiptKey(locator: Uint8Array, keys: V2Keys, i: number): Keypair {
+export function receiptKey(locator: Uint8Array, keys: V2Keys, i: number): Keypair {
   return i === 0 ? keys.receipt : keypairFromSeed(hkdf32(NO_SALT, locator, `${INFO.receipt}/${i}`));
 }
 
 /**
- * Publish the receipt JSON, sealed to the share's seal key, under `R` (a newer packet replaces
- * an older one). A sealed receipt larger than one packet (a long purpose) continues under
+ * The receipt JSON sealed to the share's seal key, as the records of each receipt packet
+ * (index 0 = `R`). A sealed receipt larger than one packet (a long purpose) continues under
  * `R_i = HKDF(L, "cipherpost/v2/receipt-key/<i>")`, and `R`'s packet says how many with a TXT
- * `_cprn`; the continuation packets are published first.
+ * `_cprn`.
+ *
+ * @throws CipherpostError("too_large") beyond {@link MAX_RECEIPT_CHUNKS} packets.
  */
-export async function publishV2Receipt(
-  t: Transport,
+export async function sealV2Receipt(
   locator: Uint8Array,
   receiptJson: string,
-): Promise<void> {
+): Promise<Array<{ key: Keypair; records: DnsRecord[] }>> {
   const keys = deriveV2Keys(locator);
   const sealed = await ageEncrypt(utf8(receiptJson), keys.sealRecipient);
   const n = Math.ceil(sealed.length / RECEIPT_CHUNK);
   if (n > MAX_RECEIPT_CHUNKS) {
     throw new CipherpostError("too_large", `receipt too large: ${sealed.length} bytes sealed`);
   }
-  const chunk = (i: number) => sealed.subarray(i * RECEIPT_CHUNK, (i + 1) * RECEIPT_CHUNK);
-  await Promise.all(
-    Array.from({ length: n - 1 }, (_, k) => k + 1).map((i) =>
-      replaceSlot(t, receiptKey(locator, keys, i), binaryTxt("_cpr", chunk(i)))
-    ),
-  );
-  const first = [binaryTxt("_cpr", chunk(0))];
-  if (n > 1) first.push(binaryTxt("_cprn", utf8(String(n))));
-  await t.update(keys.receipt.seed, keys.receipt.publicKey, () => first);
+  return Array.from({ length: n }, (_, i) => {
+    const records = [
+      binaryTxt(RECEIPT_SLOT_LABEL, sealed.subarray(i * RECEIPT_CHUNK, (i + 1) * RECEIPT_CHUNK)),
+    ];
+    if (i === 0 && n > 1) records.push(binaryTxt(RECEIPT_COUNT_LABEL, utf8(String(n))));
+    return { key: receiptKey(locator, keys, i), records };
+  });
+}
+
+/** The sealed receipt bytes of a receipt packet (`_cpr`), or null when absent. */
+export function receiptChunk(p: RecordSet): Uint8Array | null {
+  return recordBytes(p, RECEIPT_SLOT_LABEL);
 }
 
 /**
- * The unsealed receipt JSON text under `R` (and its continuation packets), or null when there
- * is none. The receipt itself is not verified here (use `parseAndVerifyReceipt`).
+ * How many receipt packets `R`'s packet announces (1 without `_cprn`).
  *
- * @throws signature error (exit 3) when a receipt packet is there but does not unseal.
+ * @throws signature error (exit 3) for a count that is not 1…{@link MAX_RECEIPT_CHUNKS}.
  */
-export async function fetchV2Receipt(t: Transport, locator: Uint8Array): Promise<string | null> {
-  const keys = deriveV2Keys(locator);
-  const resolved = await t.resolve(keys.receipt.publicKey, (p) => recordBytes(p, "_cpr") !== null);
-  const head = resolved && recordBytes(resolved.packet, "_cpr");
-  if (!head) return null;
-  const countBytes = recordBytes(resolved.packet, "_cprn");
+export function receiptChunkCount(head: RecordSet): number {
+  const countBytes = recordBytes(head, RECEIPT_COUNT_LABEL);
   const n = countBytes ? Number(new TextDecoder().decode(countBytes)) : 1;
   if (!Number.isInteger(n) || n < 1 || n > MAX_RECEIPT_CHUNKS) {
     throw signatureError("receipt chunk count");
   }
-  const rest = await Promise.all(
-    Array.from({ length: n - 1 }, (_, k) => k + 1).map(async (i) => {
-      const kp = receiptKey(locator, keys, i);
-      const r = await t.resolve(kp.publicKey, (p) => recordBytes(p, "_cpr") !== null);
-      const b = r && recordBytes(r.packet, "_cpr");
-      if (!b) throw new CipherpostError("network", `receipt incomplete: part ${i} of ${n} missing`);
-      return b;
-    }),
-  );
+  return n;
+}
+
+/** Unseal the concatenated receipt chunks to the receipt JSON text (else exit 3). */
+export async function unsealV2Receipt(keys: V2Keys, chunks: Uint8Array[]): Promise<string> {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(
-      await ageDecrypt(concat(head, ...rest), keys.sealIdentity),
+      await ageDecrypt(concat(...chunks), keys.sealIdentity),
     );
   } catch {
     throw signatureError("receipt unseal");

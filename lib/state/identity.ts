@@ -15,8 +15,9 @@
 import { base64nopad } from "@scure/base";
 import { ageDecrypt, ageEncrypt } from "../crypto/age.ts";
 import { CipherpostError, decryptError } from "../util/errors.ts";
-import { concat, fromHex, fromUtf8, utf8 } from "../util/encoding.ts";
+import { b64decode, b64encode, concat, fromHex, fromUtf8, utf8 } from "../util/encoding.ts";
 import { ensurePrivateDir, exists, fileMode, writeFileAtomic } from "../util/fsutil.ts";
+import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import { argon2, type Argon2Params, DEFAULT_ARGON2, hkdf32, identityKek } from "../crypto/kdf.ts";
 import {
   ageIdentityOf,
@@ -34,6 +35,11 @@ const MAX_PARAMS: Argon2Params = { m: 1 << 21, t: 64, p: 16 };
 
 /** The file name of the identity inside the cipherpost home. */
 export const IDENTITY_FILE = "secret_key";
+/** The public key beside it (one z-base-32 line, mode 0644), so showing it needs no passphrase. */
+export const PUBLIC_KEY_FILE = "public_key";
+
+const BACKUP_BEGIN = "-----BEGIN CIPHERPOST IDENTITY BACKUP-----";
+const BACKUP_END = "-----END CIPHERPOST IDENTITY BACKUP-----";
 
 /** The parsed, still-encrypted identity file. */
 export interface IdentityFile {
@@ -173,12 +179,51 @@ export interface LoadedIdentity extends Keypair {
 export async function loadIdentity(home: string, passphrase: string): Promise<LoadedIdentity> {
   const bytes = await readIdentityBytes(home);
   const kp = await decodeIdentityFile(bytes, passphrase);
+  // A home written before the public key was kept beside the secret, or whose secret key was
+  // replaced by another tool: (re)write it. Best effort: a read-only home still unlocks.
+  if (await readPublicKey(home) !== encodeZ32(kp.publicKey)) {
+    await writePublicKey(home, kp.publicKey).catch(() => {});
+  }
   return { ...kp, leaksKdfOutput: parseIdentityFile(bytes).leaksKdfOutput };
 }
 
+/** Path of the public key file in a home folder. */
+export function publicKeyPath(home: string): string {
+  return `${home}/${PUBLIC_KEY_FILE}`;
+}
+
+async function writePublicKey(home: string, publicKey: Uint8Array): Promise<void> {
+  await writeFileAtomic(publicKeyPath(home), utf8(`${encodeZ32(publicKey)}\n`), 0o644);
+}
+
 /**
- * Store a seed as the identity of `home` (dir 0700, file 0600, atomic). Refuses to replace an
- * existing identity unless `force` is set: losing a key loses every share sent to it.
+ * The z-base-32 public key kept beside the identity, without the passphrase; null when there is
+ * none, it is damaged, or it is older than the secret key (which another tool may have replaced).
+ */
+export async function readPublicKey(home: string): Promise<string | null> {
+  try {
+    const [pub, sec] = await Promise.all([
+      Deno.stat(publicKeyPath(home)),
+      Deno.stat(identityPath(home)),
+    ]);
+    if (pub.mtime && sec.mtime && pub.mtime.getTime() < sec.mtime.getTime()) return null;
+    const text = (await Deno.readTextFile(publicKeyPath(home))).trim();
+    return encodeZ32(parsePublicKey(text)) === text ? text : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A stored identity, and where the one it replaced was moved (null when there was none). */
+export interface StoredIdentity extends Keypair {
+  backupPath: string | null;
+}
+
+/**
+ * Store a seed as the identity of `home` (dir 0700, file 0600, atomic), with its public key
+ * beside it. Refuses to replace an existing identity unless `force` is set: losing a key loses
+ * every share sent to it. With `force` the old file is kept, renamed to
+ * `secret_key.replaced-<UTC time>` (same mode), and its path returned.
  */
 export async function storeIdentity(
   home: string,
@@ -186,18 +231,71 @@ export async function storeIdentity(
   passphrase: string,
   force: boolean,
   params: Argon2Params = DEFAULT_ARGON2,
-): Promise<Keypair> {
+): Promise<StoredIdentity> {
   const path = identityPath(home);
-  if (!force && await exists(path)) {
+  const existed = await exists(path);
+  if (!force && existed) {
     throw new CipherpostError(
       "identity_exists",
       `an identity already exists at ${path}; refusing to overwrite it`,
-      "pass --force to replace it (shares sent to the old key become unreadable)",
+      "pass --force to replace it (the old file is kept as a backup next to it)",
     );
   }
   await ensurePrivateDir(home);
-  await writeFileAtomic(path, await encodeIdentityFile(seed, passphrase, params), 0o600);
-  return keypairFromSeed(seed);
+  const data = await encodeIdentityFile(seed, passphrase, params);
+  let backupPath: string | null = null;
+  if (existed) {
+    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+    backupPath = `${path}.replaced-${stamp}`;
+    for (let n = 2; await exists(backupPath); n++) backupPath = `${path}.replaced-${stamp}-${n}`;
+    try {
+      await Deno.link(path, backupPath);
+    } catch {
+      await Deno.copyFile(path, backupPath);
+      if (Deno.build.os !== "windows") await Deno.chmod(backupPath, 0o600);
+    }
+  }
+  await writeFileAtomic(path, data, 0o600);
+  const kp = keypairFromSeed(seed);
+  await writePublicKey(home, kp.publicKey);
+  return { ...kp, backupPath };
+}
+
+/**
+ * A passphrase-protected backup of an identity: a fresh `CIPHPOSK` file of the seed (new salt,
+ * no stored KDF output) in base64 between BEGIN/END lines, safe to print and to keep offline.
+ * `identity import` reads it back with the same passphrase.
+ */
+export async function encodeBackup(
+  seed: Uint8Array,
+  passphrase: string,
+  params: Argon2Params = DEFAULT_ARGON2,
+): Promise<string> {
+  const b64 = b64encode(await encodeIdentityFile(seed, passphrase, params));
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `${BACKUP_BEGIN}\n${lines.join("\n")}\n${BACKUP_END}\n`;
+}
+
+/** The `CIPHPOSK` bytes inside a backup's text, or null when `text` is not a backup. */
+function decodeBackup(text: string): Uint8Array | null {
+  const t = text.trim();
+  if (!t.startsWith(BACKUP_BEGIN)) return null;
+  if (!t.endsWith(BACKUP_END)) throw corrupt();
+  try {
+    return b64decode(t.slice(BACKUP_BEGIN.length, -BACKUP_END.length).replace(/\s+/g, ""));
+  } catch {
+    throw corrupt();
+  }
+}
+
+/** True when `bytes` are an encrypted identity (a `CIPHPOSK` file or a backup): import asks the passphrase once. */
+export function isEncryptedImport(bytes: Uint8Array): boolean {
+  if (bytes.length >= 8 && MAGIC.every((b, i) => bytes[i] === b)) return true;
+  try {
+    return fromUtf8(bytes).trim().startsWith(BACKUP_BEGIN);
+  } catch {
+    return false;
+  }
 }
 
 /** Generate a new identity in `home`. */
@@ -206,7 +304,7 @@ export async function generateIdentity(
   passphrase: string,
   force: boolean,
   params: Argon2Params = DEFAULT_ARGON2,
-): Promise<Keypair> {
+): Promise<StoredIdentity> {
   return await storeIdentity(home, generateKeypair().seed, passphrase, force, params);
 }
 
@@ -249,8 +347,8 @@ export async function decodeCclinkKeyFile(
 
 /**
  * Parse an importable secret: a 64-hex-character seed (cclink's plain `~/.pubky/secret_key`),
- * cclink's passphrase-wrapped `CCLINKEK` key file, or a `CIPHPOSK` file (both decrypted with
- * `passphrase`: the file's own passphrase).
+ * a `CIPHPOSK` file, an `identity export` backup, or cclink's passphrase-wrapped `CCLINKEK` key
+ * file (all three decrypted with `passphrase`: the file's own passphrase).
  */
 export async function parseImport(
   bytes: Uint8Array,
@@ -268,9 +366,18 @@ export async function parseImport(
   } catch {
     text = "";
   }
+  const backup = decodeBackup(text);
+  if (backup) return (await decodeIdentityFile(backup, await passphrase())).seed;
   if (/^[0-9a-fA-F]{64}$/.test(text)) return fromHex(text);
+  if (/^AGE-SECRET-KEY-1/i.test(text)) {
+    throw new CipherpostError(
+      "identity_corrupt",
+      "an age secret key cannot be imported: it holds only the X25519 half of an identity",
+      "back up with `cipherpost identity export` (without --age); import reads that back",
+    );
+  }
   throw new CipherpostError(
     "identity_corrupt",
-    "unrecognised identity format: expected 64 hex characters, a CIPHPOSK file or a cclink CCLINKEK key file",
+    "unrecognised identity format: expected an `identity export` backup, a CIPHPOSK file, a cclink CCLINKEK key file or 64 hex characters",
   );
 }

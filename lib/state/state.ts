@@ -14,11 +14,12 @@
  * @module
  */
 
-import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
+import type { SentShareFacts } from "../protocol/receipt_binding.ts";
+import { canonicalize, field, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { stripControl, toHex } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
-import { ensurePrivateDir, exists, writeFileAtomic } from "../util/fsutil.ts";
+import { ensurePrivateDir, exists, sweepStaleTemps, writeFileAtomic } from "../util/fsutil.ts";
 
 /** A ledger row. */
 export interface LedgerRow {
@@ -30,6 +31,111 @@ export interface LedgerRow {
   sender: string;
   shareRef: string;
   state?: "burned";
+}
+
+/** What every sent-share record holds. */
+interface SentShareBase {
+  shareRef: string;
+  /** the share URI as printed by `send` */
+  uri: string;
+  /** z32 key of the sending identity */
+  sender: string;
+  /** z32 key of the recipient; null = to self */
+  recipient: string | null;
+  /** Unix seconds */
+  createdAt: number;
+  /** Unix seconds */
+  expiresAt: number;
+  /**
+   * hex SHA-256 of the outer age ciphertext (PIN: without the salt): binds receipts to the
+   * share, and names a v1 share's receipt overflow slot; absent in old records
+   */
+  ciphertextSha256?: string;
+  /** the purpose as sent (for `cipherpost shares`); absent in older records */
+  purpose?: string;
+}
+
+/** A v1 share this home published (one `_cipherpost` record in the sender's packet). */
+export interface SentShareV1 extends SentShareBase {
+  version: 1;
+}
+
+/** A v2 share this home published (manifest and parts, kept for `republish`). */
+export interface SentShareV2 extends SentShareBase {
+  version: 2;
+  /** hex of the 32-byte locator */
+  locator: string;
+  /** base64 of every signed packet, manifest first */
+  packets: string[];
+  /** a large share's homeserver facts (lib/flows/large_send.ts owns their shape) */
+  large?: { [k: string]: JsonValue };
+}
+
+/** A record of `sent/<share_ref>.json`: a share this home published. */
+export type SentShare = SentShareV1 | SentShareV2;
+
+/** The facts of a sent-share record that bind a receipt to it (see `receiptMismatch`). */
+export function sentShareFacts(s: SentShare): SentShareFacts {
+  return {
+    shareRef: s.shareRef,
+    sender: s.sender,
+    recipient: s.recipient,
+    ciphertextSha256: s.ciphertextSha256 ?? null,
+  };
+}
+
+/** The on-disk form of a sent-share record (canonical JSON, snake_case keys). */
+function sentToJson(s: SentShare): Record<string, JsonValue> {
+  const o: Record<string, JsonValue> = {
+    version: s.version,
+    share_ref: s.shareRef,
+    uri: s.uri,
+    sender: s.sender,
+    recipient: s.recipient,
+    created_at: s.createdAt,
+    expires_at: s.expiresAt,
+  };
+  if (s.ciphertextSha256 !== undefined) o.ciphertext_sha256 = s.ciphertextSha256;
+  if (s.purpose !== undefined) o.purpose = s.purpose;
+  if (s.version === 2) {
+    o.locator = s.locator;
+    o.packets = s.packets;
+    if (s.large !== undefined) o.large = s.large;
+  }
+  return o;
+}
+
+/** Parse and check a sent-share record; throws on anything malformed. */
+function sentFromJson(v: JsonValue): SentShare {
+  if (!field.isObject(v)) throw new Error("not an object");
+  const recipient = v.recipient;
+  if (recipient !== null && typeof recipient !== "string") throw new Error("bad recipient");
+  const base: SentShareBase = {
+    shareRef: field.str(v.share_ref),
+    uri: field.str(v.uri),
+    sender: field.str(v.sender),
+    recipient,
+    createdAt: field.int(v.created_at),
+    expiresAt: field.int(v.expires_at),
+  };
+  if (typeof v.purpose === "string") base.purpose = v.purpose;
+  if (!REF_RE.test(base.shareRef)) throw new Error("bad share_ref");
+  const c = v.ciphertext_sha256;
+  if (c !== undefined && (typeof c !== "string" || !/^[0-9a-f]{64}$/.test(c))) {
+    throw new Error("bad ciphertext_sha256");
+  }
+  if (c !== undefined) base.ciphertextSha256 = c;
+  const version = field.int(v.version);
+  if (version === 1) return { ...base, version: 1 };
+  if (version === 2) {
+    const locator = field.str(v.locator);
+    if (!/^[0-9a-f]{64}$/.test(locator)) throw new Error("bad locator");
+    if (!Array.isArray(v.packets)) throw new Error("bad packets");
+    const packets = v.packets.map((p) => field.str(p));
+    const large = field.isObject(v.large) ? { large: v.large } : {};
+    return { ...base, version: 2, locator, packets, ...large };
+  }
+  throw new Error("unknown version");
 }
 
 /** What the ledger says of a share. */
@@ -54,6 +160,20 @@ function locatorKey(locatorHex: string): string {
   );
 }
 
+/** A state file that exists but cannot be read (permissions, a directory in its place). */
+function stateReadError(what: string, e: unknown): CipherpostError {
+  const why = e instanceof Deno.errors.PermissionDenied
+    ? "permission denied"
+    : e instanceof Deno.errors.IsADirectory
+    ? "it is a directory"
+    : "unreadable";
+  return new CipherpostError(
+    "io",
+    `io error: cannot read state file ${what}: ${why}`,
+    "check the owner and mode of $CIPHERPOST_HOME/state (files 0600, folders 0700)",
+  );
+}
+
 /** ISO `YYYY-MM-DDTHH:MM:SSZ` of a Date. */
 export function isoSeconds(d = new Date()): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -67,10 +187,19 @@ export class State {
     this.dir = `${home}/state`;
   }
 
+  #swept = false;
+
   private async init(): Promise<void> {
     await ensurePrivateDir(this.dir);
     await ensurePrivateDir(`${this.dir}/accepted`);
     await ensurePrivateDir(`${this.dir}/locks`);
+    if (!this.#swept) {
+      // temp files of a killed process (an atomic write cut short) go on the first use
+      this.#swept = true;
+      for (const d of [this.dir, `${this.dir}/sent`, `${this.dir}/v2index`]) {
+        await sweepStaleTemps(d);
+      }
+    }
   }
 
   /**
@@ -96,12 +225,43 @@ export class State {
     };
   }
 
-  /** Whether a share was already accepted or burned (first matching row wins, as in v1.1). */
-  async consumption(ref: string): Promise<Consumption> {
+  /**
+   * Take the exclusive lock on this home's identity packet; returns a release function. Every
+   * read-merge-write of the packet holds it, so local writers (parallel sends and receipt
+   * writes) cannot lose each other's records.
+   */
+  async lockPacket(): Promise<() => void> {
+    await this.init();
+    const f = await Deno.open(`${this.dir}/locks/packet.lock`, {
+      read: true,
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    await f.lock(true);
+    return () => {
+      try {
+        f.unlockSync();
+      } finally {
+        f.close();
+      }
+    };
+  }
+
+  /**
+   * Whether a share was already accepted or burned (first matching row wins, as in v1.1). With
+   * `sender`, only rows of that sender count: another key's record that copies a share_ref is
+   * a different share.
+   */
+  async consumption(ref: string, sender?: string): Promise<Consumption> {
     checkRef(ref);
     if (!await exists(`${this.dir}/accepted/${ref}`)) return { kind: "fresh" };
-    for (const row of await this.rows()) {
-      if (row.shareRef !== ref) continue;
+    const rows = (await this.rows()).filter((r) => r.shareRef === ref);
+    if (sender !== undefined && rows.length > 0 && !rows.some((r) => r.sender === sender)) {
+      return { kind: "fresh" };
+    }
+    for (const row of rows) {
+      if (sender !== undefined && row.sender !== sender) continue;
       return row.state === "burned"
         ? { kind: "burned", at: row.acceptedAt }
         : { kind: "accepted", at: row.acceptedAt };
@@ -116,7 +276,7 @@ export class State {
       text = await Deno.readTextFile(`${this.dir}/accepted.jsonl`);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return [];
-      throw e;
+      throw stateReadError("accepted.jsonl", e);
     }
     const out: LedgerRow[] = [];
     const lines = text.split("\n");
@@ -195,30 +355,37 @@ export class State {
   }
 
   /** Save a sent share's record (atomic, 0600). */
-  async saveSent(ref: string, record: JsonValue): Promise<void> {
-    checkRef(ref);
+  async saveSent(share: SentShare): Promise<void> {
+    checkRef(share.shareRef);
     await this.init();
     await ensurePrivateDir(`${this.dir}/sent`);
-    await writeFileAtomic(`${this.dir}/sent/${ref}.json`, canonicalize(record), 0o600);
+    await writeFileAtomic(
+      `${this.dir}/sent/${share.shareRef}.json`,
+      canonicalize(sentToJson(share)),
+      0o600,
+    );
   }
 
-  /** All sent-share records. */
-  async listSent(): Promise<Array<Record<string, JsonValue>>> {
-    const out: Array<Record<string, JsonValue>> = [];
+  /** All sent-share records (a damaged or foreign file is skipped). */
+  async listSent(): Promise<SentShare[]> {
+    const out: SentShare[] = [];
     try {
       for await (const e of Deno.readDir(`${this.dir}/sent`)) {
         if (!e.isFile || !/^[0-9a-f]{32}\.json$/.test(e.name)) continue;
+        let text: string;
         try {
-          out.push(
-            parseJson(await Deno.readTextFile(`${this.dir}/sent/${e.name}`)) as Record<
-              string,
-              JsonValue
-            >,
-          );
+          text = await Deno.readTextFile(`${this.dir}/sent/${e.name}`);
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) continue; // removed meanwhile
+          throw stateReadError(`sent/${e.name}`, err);
+        }
+        try {
+          out.push(sentFromJson(parseJson(text)));
         } catch { /* damaged: skip */ }
       }
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (e instanceof CipherpostError) throw e;
+      if (!(e instanceof Deno.errors.NotFound)) throw stateReadError("sent", e);
     }
     return out;
   }
@@ -237,12 +404,14 @@ export class State {
 
   /** The share_ref a v2 locator was accepted as, if any. */
   async refForLocator(locatorHex: string): Promise<string | null> {
+    let ref: string;
     try {
-      const ref = (await Deno.readTextFile(`${this.dir}/v2index/${locatorKey(locatorHex)}`)).trim();
-      return REF_RE.test(ref) ? ref : null;
-    } catch {
-      return null;
+      ref = (await Deno.readTextFile(`${this.dir}/v2index/${locatorKey(locatorHex)}`)).trim();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw stateReadError("v2index", e);
     }
+    return REF_RE.test(ref) ? ref : null;
   }
 
   /** Keep a copy of the last packet we published under our identity key (for `republish`). */
@@ -255,9 +424,62 @@ export class State {
   async loadOwnPacket(): Promise<Uint8Array | null> {
     try {
       return await Deno.readFile(`${this.dir}/packet.bin`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw stateReadError("packet.bin", e);
+    }
+  }
+
+  /**
+   * Keep a signed receipt until it is on the network (`pending/<share_ref>.json`, atomic,
+   * 0600): written when a share is accepted, removed once its receipt is published, so that a
+   * crash or a network failure in between is repaired by the next receive or `republish`.
+   */
+  async savePendingReceipt(ref: string, record: JsonValue): Promise<void> {
+    checkRef(ref);
+    await this.init();
+    await ensurePrivateDir(`${this.dir}/pending`);
+    await writeFileAtomic(`${this.dir}/pending/${ref}.json`, canonicalize(record), 0o600);
+  }
+
+  /** The pending receipt of a share, or null. A damaged record is null; other errors throw. */
+  async pendingReceipt(ref: string): Promise<Record<string, JsonValue> | null> {
+    checkRef(ref);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${this.dir}/pending/${ref}.json`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw stateReadError(`pending/${ref}.json`, e);
+    }
+    try {
+      const o = parseJson(text);
+      return o !== null && typeof o === "object" && !Array.isArray(o) ? o : null;
     } catch {
       return null;
     }
+  }
+
+  /** The share_refs with a pending receipt. */
+  async pendingRefs(): Promise<string[]> {
+    const out: string[] = [];
+    try {
+      for await (const e of Deno.readDir(`${this.dir}/pending`)) {
+        const m = /^([0-9a-f]{32})\.json$/.exec(e.name);
+        if (m && e.isFile) out.push(m[1]);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw stateReadError("pending", e);
+    }
+    return out.sort();
+  }
+
+  /** Forget a pending receipt (it was published). */
+  async removePendingReceipt(ref: string): Promise<void> {
+    checkRef(ref);
+    await Deno.remove(`${this.dir}/pending/${ref}.json`).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw stateReadError(`pending/${ref}.json`, e);
+    });
   }
 
   /** Remove a sent-share record. */

@@ -4,33 +4,31 @@
  * pkarr relay (design/relays.md) on `Deno.serve` backed by a {@link DhtClient} on the testnet.
  *
  * Fault injection wraps each node's k-rpc-socket `emit("query", …)`: `latencyMs` delays every
- * incoming query (so every reply) and `lossPct` silently drops that share of them. Faults start
- * once the relay's own DHT client has bootstrapped.
+ * incoming query (so every reply), `lossPct` silently drops that share of them and `deadNodes`
+ * nodes drop all of them. Faults start once the relay's own DHT client has bootstrapped.
  *
  * @module
  */
 
 // @ts-types="../pkarr/dht/bittorrent-dht.d.ts"
 import DHT from "bittorrent-dht";
-import {
-  DhtClient,
-  DhtConflictError,
-  type MutableItem,
-  verifySignature,
-} from "../pkarr/dht/client.ts";
+import { DhtClient } from "../pkarr/dht/client.ts";
+import { DhtConflictError } from "../pkarr/conflict.ts";
+import { type MutableItem, verifySignature } from "../pkarr/item.ts";
 import { CipherpostError } from "../util/errors.ts";
+import { bytesEqual } from "../util/encoding.ts";
 import { decodeZ32, isValidPoint } from "../pkarr/public_key.ts";
 import { moreRecentThan } from "../pkarr/signed_packet.ts";
+import { readLimited, RELAY_BODY_LIMIT, STORED_NODES_HEADER } from "../pkarr/relay.ts";
 import {
   decodeRelayPayload,
   encodeRelayPayload,
-  readLimited,
-  RELAY_BODY_LIMIT,
-  RELAY_PAYLOAD_MAX,
-  RELAY_PAYLOAD_MIN,
-  STORED_NODES_HEADER,
-} from "../pkarr/relay.ts";
+  RELAY_PAYLOAD_MAX_BYTES,
+  RELAY_PAYLOAD_MIN_BYTES,
+} from "../pkarr/relay_payload.ts";
 
+/** BEP44 items one testnet node stores before it evicts the least recently used. */
+const MAX_ITEMS_PER_NODE = 100_000;
 /** Options of {@link startTestnet}. */
 export interface TestnetOptions {
   /** Number of DHT nodes (at least 1). */
@@ -43,6 +41,11 @@ export interface TestnetOptions {
   latencyMs?: number;
   /** Every node silently drops this percentage of incoming queries (default 0). */
   lossPct?: number;
+  /**
+   * This many nodes (the last ones; the bootstrap list still names them) answer nothing at all
+   * once the testnet is up, like nodes that went offline (default 0).
+   */
+  deadNodes?: number;
   /** KRPC timeout of the nodes and of the relay's DHT client (default 500, or 4 × latency). */
   timeoutMs?: number;
 }
@@ -66,6 +69,10 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
   }
   const latencyMs = opts.latencyMs ?? 0;
   const lossPct = opts.lossPct ?? 0;
+  const deadNodes = opts.deadNodes ?? 0;
+  if (!Number.isInteger(deadNodes) || deadNodes < 0 || deadNodes >= opts.nodes) {
+    throw new CipherpostError("usage", "testnet: deadNodes must be 0 to nodes - 1");
+  }
   const timeoutMs = opts.timeoutMs ?? Math.max(500, latencyMs * 4);
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const nodes: DHT[] = [];
@@ -82,7 +89,16 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
 
   try {
     for (let i = 0; i < opts.nodes; i++) {
-      const node = new DHT({ bootstrap: false, verify: verifySignature, timeout: timeoutMs });
+      // bittorrent-dht keeps at most 1000 items per node (an LRU). On the Internet a key's items
+      // spread over millions of nodes; on a testnet of a dozen every node is among the 20
+      // closest to every key and holds every item, so a few 100-packet shares would evict the
+      // oldest shares' parts. Room for MAX_ITEMS_PER_NODE items keeps a long test run faithful.
+      const node = new DHT({
+        bootstrap: false,
+        verify: verifySignature,
+        timeout: timeoutMs,
+        maxValues: MAX_ITEMS_PER_NODE,
+      });
       node.on("warning", () => {});
       nodes.push(node);
       await new Promise<void>((resolve, reject) => {
@@ -99,8 +115,11 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
     const bootstrap = nodes.map((n) => `127.0.0.1:${n.address().port}`);
     relayClient = await DhtClient.open({ bootstrap, timeoutMs });
     // Faults start after the relay's client has bootstrapped, so that it can start at all.
-    if (latencyMs > 0 || lossPct > 0) {
-      for (const node of nodes) injectFaults(node, latencyMs, lossPct, timers);
+    if (latencyMs > 0 || lossPct > 0 || deadNodes > 0) {
+      nodes.forEach((node, i) => {
+        const dead = i >= nodes.length - deadNodes;
+        injectFaults(node, latencyMs, dead ? 100 : lossPct, timers);
+      });
     }
     server = Deno.serve(
       { hostname: "127.0.0.1", port: opts.relayPort ?? 0, onListen: () => {} },
@@ -123,7 +142,7 @@ function injectFaults(
   const emit = sock.emit.bind(sock);
   sock.emit = (event: string, ...args: unknown[]): boolean => {
     if (event !== "query") return emit(event, ...args);
-    if (lossPct > 0 && Math.random() * 100 < lossPct) return true;
+    if (lossPct >= 100 || (lossPct > 0 && Math.random() * 100 < lossPct)) return true;
     if (latencyMs <= 0) return emit(event, ...args);
     const t = setTimeout(() => {
       timers.delete(t);
@@ -173,7 +192,7 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
     }
     const body = await readLimited(req.body, RELAY_BODY_LIMIT).catch(() => new Uint8Array());
     if (!body) return reply(413, "payload too large\n");
-    if (body.length < RELAY_PAYLOAD_MIN || body.length > RELAY_PAYLOAD_MAX) {
+    if (body.length < RELAY_PAYLOAD_MIN_BYTES || body.length > RELAY_PAYLOAD_MAX_BYTES) {
       return reply(400, "invalid payload size\n");
     }
     const item = decodeRelayPayload(k, body);
@@ -185,9 +204,19 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
       return reply(409, "a more recent packet exists\n");
     }
     try {
-      const res = await dht.put(item, ifMatch === null ? {} : { cas: Number(ifMatch) });
+      let stored: number;
+      try {
+        stored = (await dht.put(item, ifMatch === null ? {} : { cas: Number(ifMatch) })).stored;
+      } catch (e) {
+        if (!(e instanceof DhtConflictError)) throw e;
+        // The publisher's own DHT put of this very item may have landed first (bittorrent-dht
+        // nodes answer 302 to an equal seq, 301 to a cas that it has overtaken): then the
+        // item is stored, as a relay in front of a real DHT node would report.
+        stored = await holdersOfExactly(dht, item);
+        if (stored === 0) throw e;
+      }
       cache.set(name, item);
-      return reply(204, null, { [STORED_NODES_HEADER]: String(res.stored) });
+      return reply(204, null, { [STORED_NODES_HEADER]: String(stored) });
     } catch (e) {
       if (e instanceof DhtConflictError) return reply(e.code === 301 ? 412 : 409, `${e.message}\n`);
       return reply(500, `${e instanceof CipherpostError ? e.message : "internal error"}\n`);
@@ -225,6 +254,17 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
       "Last-Modified": lastModified,
     });
   }
+}
+
+/**
+ * How many nodes hold exactly `item` (same seq and signature), 0 when none does or a node holds
+ * a newer seq.
+ */
+async function holdersOfExactly(dht: DhtClient, item: MutableItem): Promise<number> {
+  const seen = await dht.get(item.k);
+  if (seen.items.some(({ item: x }) => x.seq > item.seq)) return 0;
+  return seen.items.filter(({ item: x }) => x.seq === item.seq && bytesEqual(x.sig, item.sig))
+    .length;
 }
 
 function decodeKey(name: string): Uint8Array | null {

@@ -8,10 +8,15 @@
  * produce such bytes at all.
  *
  * The parser rejects duplicate keys (serde does), keeps integers beyond 2^53 exact as `bigint`,
- * and rejects fractions and exponents (no v1 field is a float).
+ * and rejects fractions and exponents (no v1 field is a float). It refuses the key `__proto__`:
+ * whether `obj["__proto__"] = v` makes an own member or replaces the object's prototype depends
+ * on the runtime, and no record of ours has that field.
  *
  * @module
  */
+
+import { CipherpostError } from "./errors.ts";
+import { compareBytes } from "./encoding.ts";
 
 /** A JSON value as this module models it. */
 export type JsonValue =
@@ -24,12 +29,6 @@ export type JsonValue =
   | { [key: string]: JsonValue };
 
 const encoder = new TextEncoder();
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
 
 function canonString(s: string): string {
   // deno-lint-ignore no-control-regex
@@ -70,23 +69,27 @@ export function canonicalize(value: JsonValue): Uint8Array {
  * alphabetically). Callers pass objects whose keys are already in that order.
  */
 export function compactJson(value: JsonValue): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? JSON.rawJSON(v.toString()) : v));
+  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? rawJson(v.toString()) : v));
 }
 
-declare global {
-  interface JSON {
-    rawJSON(text: string): unknown;
-  }
+/** `JSON.rawJSON` (ES2025), which this TypeScript lib does not declare yet; typed locally. */
+function rawJson(text: string): unknown {
+  return (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(text);
 }
 
-/** Strict JSON parse: duplicate keys, floats, trailing data and bad escapes are errors. */
+/**
+ * Strict JSON parse: duplicate keys, the key `__proto__`, floats, nesting deeper than 64,
+ * trailing data and bad escapes are errors.
+ *
+ * @throws CipherpostError("invalid_material", "invalid JSON: …") on any of them
+ */
 export function parseJson(text: string): JsonValue {
   let i = 0;
   const ws = () => {
     while (i < text.length && " \t\n\r".includes(text[i])) i++;
   };
   const fail = (what: string): never => {
-    throw new Error(`invalid JSON: ${what} at ${i}`);
+    throw new CipherpostError("invalid_material", `invalid JSON: ${what} at ${i}`);
   };
   const str = (): string => {
     i++; // opening quote
@@ -134,6 +137,7 @@ export function parseJson(text: string): JsonValue {
         ws();
         if (text[i] !== '"') fail("expected key");
         const k = str();
+        if (k === "__proto__") fail("key __proto__ refused");
         if (Object.hasOwn(obj, k)) fail("duplicate key");
         ws();
         if (text[i++] !== ":") fail("expected ':'");

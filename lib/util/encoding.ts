@@ -63,7 +63,7 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Constant-time equality of two byte arrays of equal length. */
+/** Equality of two byte arrays (constant-time when their lengths are equal). */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let d = 0;
@@ -71,8 +71,40 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
+/** Byte-wise lexicographic comparison (negative, 0, positive); a shorter prefix is smaller. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
 /** Remove every Unicode `Cc` character (U+0000–U+001F, U+007F–U+009F), as v1.1 does to purposes. */
 export function stripControl(s: string): string {
   // deno-lint-ignore no-control-regex
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, "");
+}
+
+const UNSAFE =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from the network made safe for a terminal: every Unicode `Cc` character (C0, DEL, C1),
+ * line/paragraph separator and bidirectional control becomes a visible escape (`\x1b`, `\u202e`).
+ * Backslashes stay as they are (v1.1 shows purposes that way), so a sender can write text that
+ * looks like an escape, but nothing it writes can act on the terminal.
+ */
+export function escapeControl(s: string): string {
+  return s.replace(UNSAFE, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16)}`;
+  });
+}
+
+/** True when `s` holds a character {@link escapeControl} would escape (backslash aside). */
+export function hasUnsafeText(s: string): boolean {
+  UNSAFE.lastIndex = 0;
+  const hit = UNSAFE.test(s);
+  UNSAFE.lastIndex = 0;
+  return hit;
 }

@@ -1,36 +1,14 @@
 /**
- * Error kinds, their user-facing messages and exit codes.
+ * Error kinds and the one error type the library throws, {@link CipherpostError}.
  *
- * One place maps every failure to an exit code. The table follows cipherpost v1.1
- * (protocol digest §9) and adds a few kinds of its own (marked "new"). The README's exit-code
- * table is generated from the same facts: keep the two in step.
+ * The library never decides exit codes: the CLI maps each kind to one (lib/cli/exit_codes.ts).
  *
- * Oracle rules: every signature-class failure prints exactly `signature verification failed`
- * and exits 3; every credential-class failure (wrong passphrase, wrong PIN, tampered inner
- * ciphertext) prints one line and exits 4. Messages never contain secrets or parser internals.
+ * Oracle rules: every signature-class failure has kind `signature` and the one message
+ * `signature verification failed`; every credential-class failure (wrong passphrase, wrong PIN,
+ * tampered inner ciphertext) has one line. Messages never contain secrets or parser internals.
  *
  * @module
  */
-
-/** Process exit codes. */
-export const Exit = {
-  ok: 0,
-  /** configuration, content, I/O and other local errors */
-  general: 1,
-  /** usage errors (unknown flag, missing argument) and expired shares */
-  usage: 2,
-  expired: 2,
-  /** any signature-class failure: one message for all */
-  signature: 3,
-  /** wrong passphrase/PIN, undecryptable ciphertext, loose key-file permissions */
-  credential: 4,
-  /** no record for that key / share on the network */
-  notFound: 5,
-  /** network unreachable, timeouts, missing parts of a multi-packet share */
-  network: 6,
-  /** the user declined, typed the wrong key, or the share was already burned */
-  declined: 7,
-} as const;
 
 /** The kinds of failure the program reports. */
 export type ErrorKind =
@@ -52,40 +30,13 @@ export type ErrorKind =
   | "not_found"
   | "network"
   | "declined"
+  | "interrupted"
   | "no_homeserver"
   | "homeserver"
   | "homeserver_auth"
   | "homeserver_forbidden"
   | "homeserver_quota"
   | "rate_limited";
-
-const EXIT_OF: Record<ErrorKind, number> = {
-  config: Exit.general,
-  usage: Exit.usage,
-  invalid_uri: Exit.general,
-  share_ref_mismatch: Exit.general,
-  too_large: Exit.general,
-  invalid_material: Exit.general,
-  identity_not_found: Exit.general,
-  identity_corrupt: Exit.general,
-  identity_exists: Exit.general,
-  io: Exit.general,
-  expired: Exit.expired,
-  signature: Exit.signature,
-  decrypt: Exit.credential,
-  permissions: Exit.credential,
-  passphrase_input: Exit.credential,
-  not_found: Exit.notFound,
-  network: Exit.network,
-  declined: Exit.declined,
-  // new (issue 10): the homeserver tier
-  no_homeserver: Exit.notFound,
-  homeserver: Exit.network,
-  homeserver_auth: Exit.credential,
-  homeserver_forbidden: Exit.credential,
-  homeserver_quota: Exit.general,
-  rate_limited: Exit.network,
-};
 
 /** The single line printed for every signature-lane failure (oracle rule). */
 export const SIGNATURE_FAILED = "signature verification failed";
@@ -106,11 +57,6 @@ export class CipherpostError extends Error {
     this.kind = kind;
     this.hint = hint;
   }
-
-  /** The exit code for this error. */
-  get exitCode(): number {
-    return EXIT_OF[this.kind];
-  }
 }
 
 /** A signature-lane failure. `detail` is kept for debugging only and never shown. */
@@ -125,29 +71,7 @@ export function decryptError(): CipherpostError {
   return new CipherpostError("decrypt", DECRYPT_FAILED);
 }
 
-/** `configuration error: <msg>` (exit 1). */
+/** `configuration error: <msg>` (kind `config`). */
 export function configError(msg: string, hint?: string): CipherpostError {
   return new CipherpostError("config", `configuration error: ${msg}`, hint);
-}
-
-/** The exit code for any thrown value: unknown errors are exit 1. */
-export function exitCodeOf(e: unknown): number {
-  return e instanceof CipherpostError ? e.exitCode : Exit.general;
-}
-
-/**
- * The lines to print on stderr for any thrown value. Unknown errors print a generic line:
- * their messages may carry library internals (or, in the worst case, data), so they are only
- * shown when `CIPHERPOST_DEBUG=1`.
- */
-export function describeError(e: unknown, debug = false): string[] {
-  if (e instanceof CipherpostError) {
-    const lines = [e.message];
-    if (e.hint) lines.push(`hint: ${e.hint}`);
-    if (debug && e.cause) lines.push(`debug: ${String(e.cause)}`);
-    return lines;
-  }
-  const lines = ["internal error (set CIPHERPOST_DEBUG=1 for details)"];
-  if (debug) lines.push(`debug: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-  return lines;
 }

@@ -1,5 +1,5 @@
 /**
- * Files that hold secrets or state: the cipherpost home, atomic writes (temp file created
+ * Files that hold secrets or state: private folders, atomic writes (temp file created
  * exclusively with the final mode, fsync, rename), and mode checks.
  *
  * @module
@@ -7,46 +7,93 @@
 
 import { CipherpostError } from "./errors.ts";
 
-/** `$CIPHERPOST_HOME` verbatim if set, else `$HOME/.cipherpost`. */
-export function cipherpostHome(): string {
-  const explicit = Deno.env.get("CIPHERPOST_HOME");
-  if (explicit) return explicit;
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
-  if (!home) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: neither CIPHERPOST_HOME nor HOME is set",
-      "set CIPHERPOST_HOME to the folder that holds your identity",
-    );
-  }
-  return `${home}/.cipherpost`;
-}
-
 /** Create a directory (and parents) and set it to 0700. */
 export async function ensurePrivateDir(path: string): Promise<void> {
   await Deno.mkdir(path, { recursive: true, mode: 0o700 });
   if (Deno.build.os !== "windows") await Deno.chmod(path, 0o700);
 }
 
+/** Temp files of {@link writeFileAtomic}: `.cipherpost-<8 hex>.tmp`, beside the target. */
+const TEMP_RE = /^\.cipherpost-[0-9a-f]{8}\.tmp$/;
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+}
+
 /**
- * Write `data` to `path` atomically: a sibling temp file is created exclusively with `mode`,
- * written, fsynced and renamed over `path`. A crash leaves either the old file or the new one,
- * never a partial file. The temp file is removed on failure.
+ * Remove the temp files that a killed writer left in `dir`. A live writer holds an exclusive
+ * lock on its temp file from creation to rename, so a temp file whose lock we can take belongs
+ * to nobody. Best effort: what we cannot list, open or lock is left alone.
+ */
+export async function sweepStaleTemps(dir: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  let names: string[];
+  try {
+    names = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && TEMP_RE.test(e.name)) names.push(e.name);
+    }
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const p = `${dir}/${name}`;
+    let f: Deno.FsFile;
+    try {
+      f = await Deno.open(p, { read: true });
+    } catch {
+      continue;
+    }
+    try {
+      if (!await f.tryLock(true)) continue; // a live writer
+      const [held, now] = [await f.stat(), await Deno.lstat(p).catch(() => null)];
+      if (now && now.ino === held.ino && now.dev === held.dev) await Deno.remove(p).catch(() => {});
+    } catch {
+      /* leave it */
+    } finally {
+      f.close();
+    }
+  }
+}
+
+/** Create and lock a fresh temp file in `dir` (see {@link sweepStaleTemps}). */
+async function createTemp(dir: string, mode: number): Promise<{ f: Deno.FsFile; tmp: string }> {
+  for (let attempt = 0;; attempt++) {
+    const suffix = Array.from(
+      crypto.getRandomValues(new Uint8Array(4)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    const tmp = `${dir}/.cipherpost-${suffix}.tmp`;
+    const f = await Deno.open(tmp, { write: true, createNew: true, mode });
+    if (Deno.build.os === "windows") return { f, tmp };
+    await f.lock(true);
+    // a sweeper may have taken the file between create and lock: then start again
+    const [mine, named] = [await f.stat(), await Deno.lstat(tmp).catch(() => null)];
+    if (named && named.ino === mine.ino && named.dev === mine.dev) return { f, tmp };
+    f.close();
+    if (attempt >= 3) throw new Deno.errors.NotFound(`temp file ${tmp} vanished`);
+  }
+}
+
+/**
+ * Write `data` to `path` atomically: a temp file beside it (`.cipherpost-<8 hex>.tmp`, short
+ * whatever the target's name, locked while in use) is created exclusively with `mode`, written,
+ * fsynced and renamed over `path`. A crash leaves either the old file or the new one, never a
+ * partial file; the temp file is removed on failure, and one left by a killed process is
+ * removed by the next write into that directory.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
-  const suffix = Array.from(
-    crypto.getRandomValues(new Uint8Array(6)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-  const tmp = `${path}.tmp-${suffix}`;
-  const f = await Deno.open(tmp, { write: true, createNew: true, mode });
+  const dir = dirOf(path);
+  await sweepStaleTemps(dir);
+  const { f, tmp } = await createTemp(dir, mode);
   try {
     let off = 0;
     while (off < data.length) off += await f.write(data.subarray(off));
     await f.sync();
-    f.close();
     if (Deno.build.os !== "windows") await Deno.chmod(tmp, mode);
     await Deno.rename(tmp, path);
+    f.close();
   } catch (e) {
     try {
       f.close();
@@ -69,6 +116,104 @@ export async function exists(path: string): Promise<boolean> {
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Check an output path before anything is decrypted or shown: it must not exist, or (with
+ * `force`) be a regular file. A directory, a symbolic link, a device, a FIFO or a socket is
+ * refused with a message saying what to do instead (replacing such a node would break it:
+ * think of `/dev/null` as root).
+ *
+ * @throws CipherpostError("config") for every refusal
+ */
+export async function checkOutputTarget(path: string, force: boolean): Promise<void> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      const dir = dirOf(path);
+      try {
+        if (!(await Deno.stat(dir)).isDirectory) throw new Error("not a directory");
+      } catch {
+        throw new CipherpostError(
+          "config",
+          `configuration error: cannot write ${path}: ${dir} is not a directory`,
+        );
+      }
+      return;
+    }
+    throw new CipherpostError("io", `io error: cannot check ${path}`);
+  }
+  if (st.isDirectory) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: ${path} is a directory`,
+      "give a file name inside it, e.g. -o " + `${path.replace(/\/+$/, "")}/secret`,
+    );
+  }
+  if (st.isSymlink) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: ${path} is a symbolic link; refusing to write through or over it`,
+      "give the real path of a regular file, or -o - for standard output",
+    );
+  }
+  if (!st.isFile) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: ${path} is not a regular file (a device, FIFO or socket)`,
+      "write to a regular file, or use -o - and redirect standard output",
+    );
+  }
+  if (!force) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: ${path} already exists; refusing to overwrite it`,
+      "choose another path, or pass --force",
+    );
+  }
+}
+
+/**
+ * Write an output file atomically, as {@link writeFileAtomic}, without a gap between the check
+ * and the write: without `force` the file appears by `link()` (which fails if anything exists
+ * at `path` by then), with `force` only a regular file is replaced (checked just before the
+ * rename, which replaces the directory entry and never writes into another node).
+ */
+export async function writeOutputFile(
+  path: string,
+  data: Uint8Array,
+  force: boolean,
+): Promise<void> {
+  const dir = dirOf(path);
+  await sweepStaleTemps(dir);
+  const { f, tmp } = await createTemp(dir, 0o600);
+  try {
+    let off = 0;
+    while (off < data.length) off += await f.write(data.subarray(off));
+    await f.sync();
+    if (Deno.build.os !== "windows") await Deno.chmod(tmp, 0o600);
+    if (force) {
+      await checkOutputTarget(path, true);
+      await Deno.rename(tmp, path);
+    } else {
+      try {
+        await Deno.link(tmp, path);
+      } catch (e) {
+        if (e instanceof Deno.errors.AlreadyExists) await checkOutputTarget(path, false);
+        throw e;
+      }
+      await Deno.remove(tmp);
+    }
+    f.close();
+  } catch (e) {
+    try {
+      f.close();
+    } catch { /* already closed */ }
+    await Deno.remove(tmp).catch(() => {});
     throw e;
   }
 }

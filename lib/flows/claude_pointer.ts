@@ -26,7 +26,8 @@ import type { Transport } from "../pkarr/transport.ts";
 import { canonicalize, field, parseJson } from "../util/canonical_json.ts";
 import { b64decode, b64encode, fromUtf8 } from "../util/encoding.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
-import { binaryTxt, publishPackets, recordBytes } from "./v2.ts";
+import { binaryTxt, recordBytes } from "../protocol/v2.ts";
+import { publishPackets } from "./v2_transfer.ts";
 
 const LABEL = "_cpc";
 const INFO = "cipherpost/v2/claude-pointer-key/";

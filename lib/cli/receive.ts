@@ -1,0 +1,214 @@
+/**
+ * `cipherpost receive`: fetch, verify, decrypt and accept a share; publishes a signed receipt.
+ * Acceptance is the sender's key typed back on the terminal, or given in advance (`--accept`).
+ *
+ * @module
+ */
+
+import { type Command, Option } from "@commander-js/extra-typings";
+import { CipherpostError } from "../util/errors.ts";
+import { parseShareUri } from "../protocol/share_uri.ts";
+import { checkConsumed, publishPendingReceipt, receive } from "../flows/receive.ts";
+import type { AcceptanceSummary, FlowUi } from "../flows/ui.ts";
+import { State } from "../state/state.ts";
+import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
+import { acceptanceBanner } from "./format.ts";
+import { cipherpostHome } from "./home.ts";
+import { checkStdout, type Io, writeAllStdout } from "./io.ts";
+import { pinIsPrompted } from "./passphrase.ts";
+import { parseKeyArg } from "./recipient.ts";
+import { startProgress } from "./progress.ts";
+import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
+import { largeReceiveHook, partWorkers } from "./large.ts";
+import {
+  NETWORK_HELP,
+  pinOf,
+  pinSources,
+  unlockIdentity,
+  withNetwork,
+  withPassphrase,
+  withPin,
+  withTransport,
+} from "./options.ts";
+
+/** How many lines a terminal user may type at the acceptance prompt before it counts as declined. */
+const ACCEPT_TRIES = 3;
+
+/** Whether a typed acceptance line is the sender's key (z32 or pk: form). */
+function typedIsSender(typed: string, sender: string): boolean {
+  const t = typed.trim();
+  if (t === sender) return true;
+  try {
+    return encodeZ32(parsePublicKey(t)) === sender;
+  } catch {
+    return false;
+  }
+}
+
+/** One line typed after a `> ` prompt on the terminal; null on end of input or Ctrl-C. */
+export async function readAcceptLine(): Promise<string | null> {
+  try {
+    return new TextDecoder().decode(await ttyReadLine("> ", false, "acceptance"));
+  } catch (e) {
+    if (e instanceof CipherpostError && e.kind === "interrupted") return null;
+    throw e;
+  }
+}
+
+/**
+ * The acceptance step of `receive` (and `claude pickup`): shows the acceptance screen, then takes
+ * `--accept KEY`, or the sender's key typed at the terminal. A line that is not the key is a typo
+ * and is asked again; an empty line, n or no, or the end of input, is the user declining.
+ */
+export function acceptanceConfirm(
+  accept: string | undefined,
+  interactive: boolean,
+  log: (l: string) => void,
+): (s: AcceptanceSummary) => Promise<boolean> {
+  return async (s: AcceptanceSummary): Promise<boolean> => {
+    for (const line of acceptanceBanner(s)) log(line);
+    if (accept !== undefined) {
+      if (typedIsSender(accept, s.sender)) return true;
+      throw new CipherpostError(
+        "declined",
+        "user declined acceptance: --accept does not name this share's sender",
+        "compare it with the Sender line above",
+      );
+    }
+    if (!interactive) {
+      throw new CipherpostError(
+        "declined",
+        "user declined acceptance: no terminal to confirm on",
+        `to accept without a terminal, pass --accept ${s.sender}`,
+      );
+    }
+    log("To accept, paste the sender's z32 pubkey and press Enter (an empty line declines):");
+    for (let i = 1;; i++) {
+      const typed = await readAcceptLine();
+      const t = typed?.trim().toLowerCase() ?? "";
+      if (typed === null || t === "" || t === "n" || t === "no") return false;
+      if (typedIsSender(typed, s.sender)) return true;
+      if (i >= ACCEPT_TRIES) {
+        throw new CipherpostError(
+          "declined",
+          "user declined acceptance: the key typed is not the sender's",
+          "compare it with the Sender line of the screen",
+        );
+      }
+      const left = ACCEPT_TRIES - i;
+      log(
+        `that is not the sender's key (compare it with the Sender line); try again, or press Enter to decline (${left} ${
+          left === 1 ? "try" : "tries"
+        } left):`,
+      );
+    }
+  };
+}
+
+/** Register `receive` on the program. */
+export function registerReceiveCommand(program: Command, io: Io): void {
+  const log = (l: string) => io.err(`${l}\n`);
+  const ui: FlowUi = { status: log, note: (text) => log(`note: ${text}`) };
+
+  withNetwork(withPin(withPassphrase(
+    program.command("receive")
+      .description("fetch, verify, decrypt and accept a share; publishes a signed receipt")
+      .argument("<uri>", "the cipherpost:// URI the sender gave you")
+      .option(
+        "-o, --output <path>",
+        "write the material here, mode 0600 ('-' = stdout; the default, except binary material " +
+          "on a terminal); never through a symlink or onto a directory or device (checked before " +
+          "anything is shown)",
+      )
+      .option("--force", "replace an existing regular output file")
+      .option("--armor", "PEM/ASCII-armor output for x509-cert and pgp-key material")
+      .option(
+        "--accept <key>",
+        "accept non-interactively: the sender's z-base-32 key (or pk: form), typed in advance",
+      )
+      .addOption(
+        new Option("--dht-timeout <s>", "accepted for v1.1 compatibility; use --timeout")
+          .hideHelp(),
+      ),
+  )))
+    .addHelpText(
+      "after",
+      `
+Without a terminal, receive refuses unless --accept names the sender (exit 7). At a terminal, a
+line that is not the sender's key is asked again (three tries); an empty line declines.
+Receiving a share you already accepted writes it again (no prompt, no new receipt) while the
+sender's share is still on the network and unexpired; a burned share is never shown twice.
+Binary material (a DER certificate, a binary PGP key, …) is not written to a terminal: use -o.
+A large share needs -o PATH (a file or a new folder); a re-run after an interruption resumes. An
+accepted large share is not written again.
+Examples:
+  cipherpost receive cipherpost://<sender>/<ref> -o secret.txt
+  cipherpost receive "$URI" --accept <sender-z32> -o - | some-tool
+${NETWORK_HELP}`,
+    )
+    .action(async (uriText, o) => {
+      const uri = parseShareUri(uriText);
+      if (o.accept !== undefined) parseKeyArg(o.accept, "--accept");
+      const state = new State(cipherpostHome());
+      const consumed = await checkConsumed(state, uri, ui);
+      if (consumed?.kind === "pending") {
+        const me = await unlockIdentity(o, io);
+        await withTransport(o, (t) => publishPendingReceipt(t, state, me, consumed.ref, ui));
+        return;
+      }
+      const acceptedBefore = consumed?.kind === "accepted";
+      if (o.output === undefined || o.output === "-") checkStdout();
+      const me = await unlockIdentity(o, io);
+      const interactive = hasTty();
+      let stdoutTty = false;
+      try {
+        stdoutTty = Deno.stdout.isTerminal();
+      } catch { /* not a terminal */ }
+      const confirm = acceptanceConfirm(o.accept, interactive, log);
+      const bar = startProgress("Fetching", { enabled: isStderrTty() });
+      try {
+        await withTransport(o, (t) =>
+          receive(
+            t,
+            state,
+            me,
+            {
+              uri,
+              output: o.output,
+              force: o.force === true,
+              armor: o.armor === true,
+              pin: () => pinOf(o, false),
+              pinTries: pinIsPrompted(pinSources(o)) ? 3 : 1,
+              refuseBinaryOnStdout: o.output === undefined && stdoutTty,
+              progress: (d, n) => bar.update(d, n),
+              large: largeReceiveHook(t, state, me, {
+                output: o.output,
+                force: o.force === true,
+                accept: o.accept,
+                promptLine: interactive ? readAcceptLine : null,
+                workers: partWorkers(),
+              }, (l) => {
+                bar.end();
+                log(l);
+              }),
+            },
+            { ...ui, confirm },
+            writeAllStdout,
+          ));
+      } catch (e) {
+        if (
+          acceptedBefore && e instanceof CipherpostError &&
+          ["not_found", "expired", "network"].includes(e.kind)
+        ) {
+          throw new CipherpostError(
+            e.kind,
+            `cannot write it again: ${e.message}`,
+            "an accepted share can be written again only while the sender's share is on the network and unexpired",
+          );
+        }
+        throw e;
+      } finally {
+        bar.end();
+      }
+    });
+}

@@ -1,0 +1,133 @@
+/**
+ * Package cipherpost hands a secret (a password, a key, a certificate, a file) from one person
+ * to another with no server and no account. The sender's Ed25519 key is the address; the share
+ * is encrypted with age to the recipient's key (X25519 converted from their Ed25519 key), signed
+ * twice, and published as a PKARR signed packet on the Mainline DHT and on pkarr HTTP relays.
+ * The recipient resolves it, verifies both signatures, and only then decrypts; accepting a share
+ * publishes a signed receipt the sender can collect.
+ *
+ * This module is the library. The command-line program is the `./cli` export (`main.ts`).
+ *
+ * ## Use
+ *
+ * An identity is a passphrase-wrapped Ed25519 seed in a home folder. A {@link Transport} is a
+ * handle on the network: open one per task and close it on every path. {@link State} is the
+ * home's record of sent and accepted shares.
+ *
+ * ```ts
+ * import {
+ *   encodeZ32, type FlowUi, type Keypair, loadIdentity, parseShareUri, receive, send, State,
+ *   Transport, transportOptions,
+ * } from "@cipherpost/cipherpost";
+ * declare const passphrase: string, bobZ32: string, bobHome: string, bob: Keypair;
+ *
+ * const home = "/home/alice/.cipherpost";
+ * const me = await loadIdentity(home, passphrase);
+ * const ui: FlowUi = { status: (line) => console.error(line), note: (t) => console.error(t) };
+ * const t = new Transport(transportOptions()); // public DHT bootstrap nodes and relays
+ * try {
+ *   // Alice sends to Bob's z-base-32 key (the output of `cipherpost identity show`).
+ *   const sent = await send(t, new State(home), me, {
+ *     recipient: bobZ32, purpose: "staging db password", material: "generic_secret",
+ *     input: new TextEncoder().encode("hunter2"), ttlSeconds: 86400n, pin: null, burn: false,
+ *   }, ui);
+ *   console.log(sent.uri); // cipherpost://… : give this to Bob
+ *
+ *   // Bob, in his own home. `confirm` sees the verified sender before anything is written;
+ *   // cipherpost's CLI asks its user to type that key back.
+ *   await receive(t, new State(bobHome), bob, {
+ *     uri: parseShareUri(sent.uri), output: "secret.txt", force: false, armor: false,
+ *     pin: () => Promise.reject(new Error("this share has no PIN")),
+ *   }, {
+ *     ...ui,
+ *     confirm: (s) => Promise.resolve(s.sender === encodeZ32(me.publicKey)),
+ *   }, () => Promise.resolve());
+ * } finally {
+ *   await t.close();
+ * }
+ * ```
+ *
+ * Every failure is a {@link CipherpostError} with a {@link ErrorKind}; its `message` is one line
+ * without secrets, safe to show. Signature failures all carry the one message
+ * `signature verification failed`, whatever went wrong, so the error is no oracle.
+ *
+ * ## Do not
+ *
+ * - Print untrusted fields unescaped. Purpose, material previews, receipt fields and anything
+ *   else that came from the network may hold terminal control sequences: strip them (as the CLI
+ *   does) before they reach a terminal.
+ * - Skip verification. Use {@link receive}, {@link parseAndVerifyReceipt} and friends, which
+ *   verify before they decrypt or return anything; {@link parseReceipt} alone checks only the
+ *   shape and must be followed by {@link verifyReceipt}.
+ * - Loosen the identity file. {@link storeIdentity} writes it 0600 in a 0700 folder, atomically;
+ *   keep it that way, and never put the passphrase in argv, logs or the environment of other
+ *   processes.
+ * - Point tests at the public DHT. {@link startTestnet} runs a DHT and a relay on loopback.
+ *
+ * @module
+ */
+
+// Identity: a passphrase-wrapped Ed25519 seed in a home folder.
+export {
+  generateIdentity,
+  IDENTITY_FILE,
+  identityPath,
+  type LoadedIdentity,
+  loadIdentity,
+  parseImport,
+  storeIdentity,
+} from "./lib/state/identity.ts";
+export { State } from "./lib/state/state.ts";
+
+// Keys and addresses.
+export {
+  ageRecipientOfEd,
+  type Keypair,
+  keypairFromSeed,
+  sshFingerprint,
+} from "./lib/crypto/keys.ts";
+export { decodeZ32, encodeZ32, parsePublicKey } from "./lib/pkarr/public_key.ts";
+
+// The network.
+export {
+  DEFAULT_BOOTSTRAP,
+  DEFAULT_RELAYS,
+  Transport,
+  type TransportOptions,
+  transportOptions,
+} from "./lib/pkarr/transport.ts";
+
+// Shares: send, receive, revoke, republish, receipts.
+export { send, type SendRequest, type SendResult } from "./lib/flows/send.ts";
+export { receive, type ReceiveRequest, type ReceiveResult } from "./lib/flows/receive.ts";
+export { revoke } from "./lib/flows/revoke.ts";
+export { republish, type RepublishReport } from "./lib/flows/republish.ts";
+export { collectReceipts, type ReceiptHarvest } from "./lib/flows/receipts.ts";
+export type { AcceptanceSummary, FlowUi, ReceiveUi } from "./lib/flows/ui.ts";
+export {
+  parseAndVerifyReceipt,
+  parseReceipt,
+  type Receipt,
+  verifyReceipt,
+} from "./lib/protocol/record.ts";
+export {
+  formatV1Uri,
+  formatV2Uri,
+  parseShareUri,
+  type ShareUri,
+} from "./lib/protocol/share_uri.ts";
+export { MATERIAL_CAP, type MaterialType } from "./lib/material/material.ts";
+
+// Errors.
+export {
+  CipherpostError,
+  DECRYPT_FAILED,
+  type ErrorKind,
+  SIGNATURE_FAILED,
+} from "./lib/util/errors.ts";
+
+/**
+ * For tests only: a Mainline DHT and a pkarr relay on loopback. Pass its `bootstrap` and
+ * `relayUrl` to a {@link Transport} so nothing leaves the machine.
+ */
+export { startTestnet, type Testnet, type TestnetOptions } from "./lib/testing/testnet.ts";

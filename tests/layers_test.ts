@@ -1,0 +1,430 @@
+// The layer rule of lib/, checked on the real import graph: every import across folders points
+// DOWN the order below, folders of one rank do not import each other, and no file-level import
+// circle exists anywhere in lib/. The README's "Layout" section quotes `LAYERS`; this is the one
+// place the order is written down.
+import assert from "node:assert/strict";
+import { txtRecord, txtText } from "../lib/pkarr/dns.ts";
+import { generateKeypair } from "../lib/crypto/keys.ts";
+import { encodeZ32 } from "../lib/pkarr/public_key.ts";
+import { signPacket } from "../lib/pkarr/signed_packet.ts";
+import {
+  receiptLabel,
+  receiptRecords,
+  recordNamesShare,
+  SHARE_LABEL,
+  shareRecords,
+  textNamesShare,
+} from "../lib/protocol/labels.ts";
+import { type SentShare, State } from "../lib/state/state.ts";
+import { tmpDir } from "./_helpers.ts";
+
+/**
+ * The layers of lib/, lowest first. A folder may import from any folder of a lower rank; folders
+ * of one rank may not import each other; inside a folder imports are free (but no circles). A
+ * subfolder (lib/pkarr/dht/) belongs to its parent's layer.
+ */
+export const LAYERS: readonly (readonly string[])[] = [
+  ["util"],
+  ["crypto"],
+  ["pkarr", "material"],
+  ["protocol"],
+  ["state"],
+  ["homeserver", "claude"],
+  ["flows"],
+  ["testing"],
+  ["cli"],
+];
+
+/** A file-level import graph: path relative to the repository ("lib/util/errors.ts") → imports. */
+export type Graph = Map<string, string[]>;
+
+const root = new URL("..", import.meta.url);
+
+/** The relative specifiers a TypeScript source imports: static, `import type`, re-exports, dynamic. */
+export function importSpecifiers(source: string): string[] {
+  // Drop block comments and whole-line comments so TSDoc examples are not read as imports.
+  // `// @ts-types="…"` pragmas go too: they name a declaration file, not a dependency edge.
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  const found: string[] = [];
+  const patterns = [
+    // import x from "…", import { a } from "…", import type { A } from "…", import * as n from "…"
+    /^\s*import\s+(?:type\s+)?[\w$*{][^;]*?\bfrom\s*["']([^"']+)["']/gm,
+    // export { a } from "…", export type { A } from "…", export * from "…", export * as n from "…"
+    /^\s*export\s+(?:type\s+)?[*{][^;]*?\bfrom\s*["']([^"']+)["']/gm,
+    // import "…" (side effect only)
+    /^\s*import\s*["']([^"']+)["']/gm,
+    // import("…"), await import('…'), import(`…`) with a literal specifier
+    /\bimport\s*\(\s*["'`]([^"'`$]+)["'`]\s*[,)]/g,
+  ];
+  for (const re of patterns) for (const m of code.matchAll(re)) found.push(m[1]);
+  return found;
+}
+
+/** Resolve a relative specifier against the importing file, both repository-relative. */
+export function resolveSpecifier(from: string, spec: string): string | null {
+  if (!spec.startsWith("./") && !spec.startsWith("../")) return null; // npm:, node:, bare
+  const parts = from.split("/").slice(0, -1);
+  for (const seg of spec.split("/")) {
+    if (seg === "." || seg === "") continue;
+    if (seg === "..") {
+      if (parts.length === 0) return `<outside the repository>/${spec}`;
+      parts.pop();
+    } else parts.push(seg);
+  }
+  return parts.join("/");
+}
+
+async function* walk(dir: URL, rel: string): AsyncGenerator<string> {
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name === "node_modules" || e.name === ".git") continue;
+    const path = rel === "" ? e.name : `${rel}/${e.name}`;
+    if (e.isDirectory) yield* walk(new URL(`${e.name}/`, dir), path);
+    else if (e.isFile) yield path;
+  }
+}
+
+/** The import graph of every .ts file under lib/ (edges to files outside lib/ included). */
+export async function readLibGraph(): Promise<Graph> {
+  const graph: Graph = new Map();
+  for await (const path of walk(new URL("lib/", root), "lib")) {
+    if (!path.endsWith(".ts")) continue;
+    const src = await Deno.readTextFile(new URL(path, root));
+    const edges = importSpecifiers(src)
+      .map((s) => resolveSpecifier(path, s))
+      .filter((p): p is string => p !== null);
+    graph.set(path, [...new Set(edges)].sort());
+  }
+  return graph;
+}
+
+/** The rank of a lib/ file's layer, or null when its folder is in no layer. */
+function layerOf(path: string, layers: readonly (readonly string[])[]) {
+  const m = /^lib\/([^/]+)\/./.exec(path);
+  if (!m) return null;
+  const rank = layers.findIndex((l) => l.includes(m[1]));
+  return rank < 0 ? null : { folder: m[1], rank };
+}
+
+/** Every edge that breaks the layer rule, one line each ("a.ts -> b.ts: why"). */
+export function layerViolations(
+  graph: Graph,
+  layers: readonly (readonly string[])[] = LAYERS,
+): string[] {
+  const out: string[] = [];
+  for (const [from, tos] of [...graph].sort(([a], [b]) => a.localeCompare(b))) {
+    const a = layerOf(from, layers);
+    if (!a) {
+      out.push(`${from}: not inside a layer folder of lib/ (${layers.flat().join(", ")})`);
+      continue;
+    }
+    for (const to of tos) {
+      const b = layerOf(to, layers);
+      if (!b) out.push(`${from} -> ${to}: points outside the layer folders of lib/`);
+      else if (a.folder === b.folder || b.rank < a.rank) continue;
+      else if (b.rank === a.rank) {
+        out.push(`${from} -> ${to}: across one rank (${a.folder} | ${b.folder})`);
+      } else out.push(`${from} -> ${to}: points up (${a.folder} < ${b.folder})`);
+    }
+  }
+  return out;
+}
+
+/** Every import circle, as "a.ts -> b.ts -> a.ts" (one per strongly connected component). */
+export function importCycles(graph: Graph): string[] {
+  // Tarjan's strongly connected components, then one concrete circle through each.
+  let next = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const components: string[][] = [];
+  const visit = (v: string) => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const c: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        c.push(w);
+      } while (w !== v);
+      components.push(c);
+    }
+  };
+  for (const v of [...graph.keys()].sort()) if (!index.has(v)) visit(v);
+
+  const out: string[] = [];
+  for (const c of components) {
+    const members = new Set(c);
+    const start = [...c].sort()[0];
+    if (c.length === 1 && !(graph.get(start) ?? []).includes(start)) continue;
+    // Shortest path from start back to start inside the component (breadth-first).
+    const prev = new Map<string, string>();
+    const queue = [start];
+    let closing: string | null = null;
+    while (queue.length > 0 && closing === null) {
+      const v = queue.shift()!;
+      for (const w of (graph.get(v) ?? []).filter((x) => members.has(x)).sort()) {
+        if (w === start) {
+          closing = v;
+          break;
+        }
+        if (!prev.has(w)) {
+          prev.set(w, v);
+          queue.push(w);
+        }
+      }
+    }
+    const path = [start];
+    for (let v = closing!; v !== start; v = prev.get(v)!) path.splice(1, 0, v);
+    path.push(start);
+    out.push(path.join(" -> "));
+  }
+  return out.sort();
+}
+
+Deno.test("layers: the checker reports a circle, an upward edge and an edge across one rank", () => {
+  const g: Graph = new Map([
+    ["lib/util/a.ts", ["lib/util/b.ts"]],
+    ["lib/util/b.ts", ["lib/crypto/c.ts"]], // up: util may not import crypto
+    ["lib/crypto/c.ts", ["lib/util/a.ts"]], // down, fine, but closes a circle a -> b -> c -> a
+    ["lib/pkarr/d.ts", ["lib/material/e.ts", "lib/util/a.ts"]], // across the pkarr | material rank
+    ["lib/material/e.ts", []],
+    ["lib/cli/f.ts", ["lib/pkarr/d.ts", "lib/cli/f.ts"]], // self-import is a circle too
+    ["lib/loose.ts", []], // not in a layer folder
+  ]);
+  assert.deepEqual(layerViolations(g), [
+    "lib/loose.ts: not inside a layer folder of lib/ (util, crypto, pkarr, material, protocol, " +
+    "state, homeserver, claude, flows, testing, cli)",
+    "lib/pkarr/d.ts -> lib/material/e.ts: across one rank (pkarr | material)",
+    "lib/util/b.ts -> lib/crypto/c.ts: points up (util < crypto)",
+  ]);
+  assert.deepEqual(importCycles(g), [
+    "lib/cli/f.ts -> lib/cli/f.ts",
+    "lib/crypto/c.ts -> lib/util/a.ts -> lib/util/b.ts -> lib/crypto/c.ts",
+  ]);
+  // A clean graph (down edges only, free inside a folder, subfolders in the parent layer).
+  const clean: Graph = new Map([
+    ["lib/cli/x.ts", ["lib/flows/y.ts", "lib/cli/z.ts", "lib/util/a.ts"]],
+    ["lib/cli/z.ts", []],
+    ["lib/flows/y.ts", ["lib/pkarr/dht/client.ts"]],
+    ["lib/pkarr/dht/client.ts", ["lib/pkarr/dns.ts"]],
+    ["lib/pkarr/dns.ts", ["lib/util/a.ts"]],
+    ["lib/util/a.ts", []],
+  ]);
+  assert.deepEqual(layerViolations(clean), []);
+  assert.deepEqual(importCycles(clean), []);
+});
+
+Deno.test("layers: every import form is read, comments are not", () => {
+  const src = [
+    "/** Example: import { no } from './in_block_comment.ts'; */",
+    "// import { no } from './in_line_comment.ts';",
+    '// @ts-types="./pragma.d.ts"',
+    'import x from "./default.ts";',
+    'import { a, type B } from "../named.ts";',
+    "import {",
+    "  c,",
+    "  d,",
+    '} from "./multi_line.ts";',
+    'import type { E } from "./type_only.ts";',
+    'import * as ns from "./namespace.ts";',
+    'import "./side_effect.ts";',
+    'export { f } from "./re_export.ts";',
+    'export type { G } from "./type_re_export.ts";',
+    'export * from "./star.ts";',
+    'export * as all from "./star_as.ts";',
+    'const m = await import("./dynamic.ts");',
+    "const n = await import('./dynamic_single.ts', { with: {} });",
+    'import { ed25519 } from "@noble/curves/ed25519.js";',
+    'const s = Array.from("not an import");',
+  ].join("\n");
+  assert.deepEqual(importSpecifiers(src), [
+    "./default.ts",
+    "../named.ts",
+    "./multi_line.ts",
+    "./type_only.ts",
+    "./namespace.ts",
+    "@noble/curves/ed25519.js",
+    "./re_export.ts",
+    "./type_re_export.ts",
+    "./star.ts",
+    "./star_as.ts",
+    "./side_effect.ts",
+    "./dynamic.ts",
+    "./dynamic_single.ts",
+  ]);
+  assert.equal(resolveSpecifier("lib/pkarr/dht/client.ts", "../../util/x.ts"), "lib/util/x.ts");
+  assert.equal(resolveSpecifier("lib/cli/a.ts", "./b.ts"), "lib/cli/b.ts");
+  assert.equal(resolveSpecifier("lib/cli/a.ts", "npm:commander"), null);
+});
+
+Deno.test("layers: lib/ imports point only down the layers", async () => {
+  const graph = await readLibGraph();
+  assert.ok(graph.size > 20, `read only ${graph.size} files under lib/`);
+  const bad = layerViolations(graph);
+  assert.deepEqual(bad, [], `imports that break the layer order:\n  ${bad.join("\n  ")}`);
+});
+
+Deno.test("layers: no import circle in lib/", async () => {
+  const cycles = importCycles(await readLibGraph());
+  assert.deepEqual(cycles, [], `import circles:\n  ${cycles.join("\n  ")}`);
+});
+
+Deno.test("layers: nothing refers to the reference folder beside the repository", async () => {
+  // Code and configuration only: prose (Markdown) may explain the rule without breaking it.
+  const needles = [".." + "/shared", "/work" + "/shared"];
+  const roots = ["lib", "tests", "scripts"];
+  const files: string[] = ["deno.json", "main.ts", "mod.ts"];
+  for (const r of roots) for await (const p of walk(new URL(`${r}/`, root), r)) files.push(p);
+  const hits: string[] = [];
+  let read = 0;
+  for (const f of files) {
+    if (f.endsWith(".md")) continue;
+    let text: string;
+    try {
+      text = new TextDecoder().decode(await Deno.readFile(new URL(f, root)));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    read++;
+    for (const n of needles) if (text.includes(n)) hits.push(`${f}: ${n}`);
+  }
+  assert.ok(read > 30, `read only ${read} files`);
+  assert.deepEqual(hits, [], `files that refer outside the repository:\n  ${hits.join("\n  ")}`);
+});
+
+// Issue 8 (layers): the record-name lookups of lib/protocol/labels.ts, the typed sent-share
+// records of lib/state/state.ts, and the import rules of lib/protocol/ and lib/flows/.
+
+const REF = "0123456789abcdef0123456789abcdef";
+const OTHER = "fedcba9876543210fedcba9876543210";
+
+Deno.test("labels: share and receipt records are found by name relative to the packet key", () => {
+  const kp = generateKeypair();
+  const z = encodeZ32(kp.publicKey);
+  const p = signPacket(kp.seed, [
+    txtRecord("_pubky", 300, "x"),
+    txtRecord(SHARE_LABEL, 300, `{"share_ref":"${REF}"}`),
+    txtRecord(receiptLabel(REF), 300, "r1"),
+    txtRecord(`${receiptLabel(OTHER)}.sub`, 300, "two labels: not a receipt"),
+    txtRecord(`_cprcptx.${z}`, 300, "no dash: not a receipt"),
+    txtRecord("@", 300, "apex"),
+  ], Date.now() * 1000);
+  assert.deepEqual(shareRecords(p).map((r) => r.name), [`_cipherpost.${z}`]);
+  assert.deepEqual(receiptRecords(p).map(txtText), ["r1"]);
+  const share = shareRecords(p)[0];
+  assert.equal(recordNamesShare(share, REF), true);
+  assert.equal(recordNamesShare(share, OTHER), false);
+  assert.equal(textNamesShare(null, REF), false);
+  assert.equal(textNamesShare(`{"share_ref": "${REF}"}`, REF), false, "compact form only");
+  // another key's packet: the same labels under its own origin, none of ours
+  const other = generateKeypair();
+  const q = signPacket(other.seed, [txtRecord(`_cipherpost.${z}`, 300, "foreign")], 1);
+  assert.deepEqual(shareRecords({ publicKey: other.publicKey, records: q.records }), []);
+});
+
+Deno.test("state: sent-share records round-trip typed; malformed files are skipped", async () => {
+  const home = await tmpDir();
+  try {
+    const state = new State(home);
+    const v1: SentShare = {
+      version: 1,
+      shareRef: REF,
+      uri: `cipherpost://x/${REF}`,
+      sender: "s",
+      recipient: null,
+      createdAt: 1,
+      expiresAt: 2,
+      ciphertextSha256: "ab".repeat(32),
+    };
+    const v2: SentShare = {
+      version: 2,
+      shareRef: OTHER,
+      uri: "cipherpost://x/v2",
+      sender: "s",
+      recipient: "r",
+      createdAt: 3,
+      expiresAt: 4,
+      locator: "cd".repeat(32),
+      packets: ["AAAA"],
+    };
+    await state.saveSent(v1);
+    await state.saveSent(v2);
+    // the on-disk form is canonical snake_case JSON, as before issue 8
+    assert.equal(
+      await Deno.readTextFile(`${home}/state/sent/${REF}.json`),
+      `{"ciphertext_sha256":"${
+        "ab".repeat(32)
+      }","created_at":1,"expires_at":2,"recipient":null,"sender":"s","share_ref":"${REF}","uri":"cipherpost://x/${REF}","version":1}`,
+    );
+    const bad = [
+      "not json",
+      `{"version":2,"share_ref":"${
+        "1".repeat(32)
+      }","uri":"u","sender":"s","recipient":null,"created_at":1,"expires_at":2,"packets":[]}`,
+      `{"version":3,"share_ref":"${
+        "2".repeat(32)
+      }","uri":"u","sender":"s","recipient":null,"created_at":1,"expires_at":2}`,
+      `{"version":1,"share_ref":"${
+        "3".repeat(32)
+      }","uri":"u","sender":"s","recipient":7,"created_at":1,"expires_at":2}`,
+    ];
+    for (const [i, text] of bad.entries()) {
+      await Deno.writeTextFile(`${home}/state/sent/${String(i).repeat(32)}.json`, text);
+    }
+    const got = (await state.listSent()).sort((a, b) => a.createdAt - b.createdAt);
+    assert.deepEqual(got, [v1, v2]);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+/** The relative imports of every .ts file directly in `dir`. */
+async function importsOf(dir: string): Promise<Array<{ file: string; spec: string }>> {
+  const out: Array<{ file: string; spec: string }> = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.isFile || !e.name.endsWith(".ts")) continue;
+    const text = await Deno.readTextFile(`${dir}/${e.name}`);
+    for (const m of text.matchAll(/^(?:import|export)[^;]*?from "([^"]+)"/gms)) {
+      out.push({ file: e.name, spec: m[1] });
+    }
+  }
+  return out;
+}
+
+Deno.test("layers: protocol does no network I/O; flows import only shared flow helpers", async () => {
+  const lib = new URL("../lib/", import.meta.url).pathname;
+  const protocol = await importsOf(`${lib}protocol`);
+  assert.ok(protocol.length > 0);
+  for (const { file, spec } of protocol) {
+    assert.ok(!spec.endsWith("/transport.ts"), `${file} imports ${spec}`);
+    assert.ok(
+      !/^\.\.\/(state|flows|cli|testing|homeserver|claude)\//.test(spec),
+      `${file}: ${spec}`,
+    );
+  }
+  const shared = new Set([
+    "./ui.ts",
+    "./v2_transfer.ts",
+    "./receipt_slot_io.ts",
+    "./own_packet.ts",
+    "./pending_receipts.ts",
+  ]);
+  const flows = await importsOf(`${lib}flows`);
+  assert.ok(flows.some((i) => i.file === "receive.ts"));
+  for (const { file, spec } of flows) {
+    if (spec.startsWith("./")) assert.ok(shared.has(spec), `${file} imports the flow ${spec}`);
+    assert.ok(!/^\.\.\/(cli|testing)\//.test(spec), `${file}: ${spec}`);
+  }
+});
