@@ -288,9 +288,13 @@ function decodeBackup(text: string): Uint8Array | null {
   }
 }
 
-/** True when `bytes` are an encrypted identity (a `CIPHPOSK` file or a backup): import asks the passphrase once. */
+/**
+ * True when `bytes` are an encrypted identity (a `CIPHPOSK` file, a backup or a cclink `CCLINKEK`
+ * key file): import asks the passphrase once.
+ */
 export function isEncryptedImport(bytes: Uint8Array): boolean {
   if (bytes.length >= 8 && MAGIC.every((b, i) => bytes[i] === b)) return true;
+  if (bytes.length >= 8 && CCLINK_MAGIC.every((b, i) => bytes[i] === b)) return true;
   try {
     return fromUtf8(bytes).trim().startsWith(BACKUP_BEGIN);
   } catch {
