@@ -436,7 +436,8 @@ export async function largeSend(
     recipient: recipientStr,
     createdAt,
     expiresAt: exp,
-    ciphertextSha256: toHex(sha256(outer)),
+    // a large share's receipt names the whole-ciphertext hash of its parts (PROTOCOL.md §5)
+    ciphertextSha256: pointer.ciphertextHash,
     purpose: req.purpose,
     locator: toHex(built.locator),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
