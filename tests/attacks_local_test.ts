@@ -6,7 +6,7 @@ import { cli, makeUser, tmpDir } from "./_helpers.ts";
 Deno.test("R5: a passphrase variable that is not UTF-8 is exit 4 with a message", async () => {
   const base = await tmpDir();
   const u = await makeUser(base, "u");
-  const r = await cli(["identity", "show"], {
+  const r = await cli(["identity", "check"], {
     home: u.home,
     env: {},
     shell: 'CIPHERPOST_PASSPHRASE="$(printf "\\377")" exec "$@"',

@@ -822,8 +822,10 @@ Deno.test("receipt verify: every single-byte change of the file → exit 3 (or e
   assert.deepEqual(accepted, [], "positions that verified after a change");
 
   // the stdin form too (a few positions: first, a key, a value, the signature, last)
-  const sig = new TextDecoder().decode(json).indexOf(receipt.signature);
-  for (const i of [20, sig + 5, sig + 40]) {
+  // a byte offset (the purpose holds a two-byte "é", so a string index would be one short)
+  const text = new TextDecoder().decode(json);
+  const sig = utf8(text.slice(0, text.indexOf(receipt.signature))).length;
+  for (const i of [20, sig, sig + 40, sig + receipt.signature.length - 3]) {
     const r = await cli(["receipt", "verify", "-"], { stdin: flipPrintable(json, i) });
     assertExit(r, 3, `stdin, byte ${i}`);
     assert.equal(r.stderr, SIG_FAILED);
