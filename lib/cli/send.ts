@@ -242,7 +242,23 @@ ${NETWORK_HELP}`,
             burn: o.burn === true,
             workers: partWorkers(),
             partSize: partSizeOverride(),
-          }, log));
+          }, log)).catch(async (e) => {
+            // no homeserver and none asked for: the DHT-only refusal, with the way to go large
+            if (o.via === undefined && e instanceof CipherpostError && e.kind === "no_homeserver") {
+              const src = plan.source.kind === "path" ? plan.source.path : "standard input";
+              const isDir = plan.source.kind === "path" &&
+                (await Deno.stat(plan.source.path).catch(() => null))?.isDirectory === true;
+              throw new CipherpostError(
+                isDir ? "config" : "too_large",
+                isDir
+                  ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
+                  : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
+                "anything over 64 KiB, or a directory, needs large-payload sending: run " +
+                  '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")',
+              );
+            }
+            throw e;
+          });
         log(
           `sent ${r.size} bytes in ${r.parts} parts (${r.uploaded} uploaded, ${r.reused} already there)`,
         );
