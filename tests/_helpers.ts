@@ -9,8 +9,10 @@ const mainTs = new URL("main.ts", root).pathname;
 /** The program's permission set from deno.json, as flags (so tests run what users run). */
 function permissionFlags(): string[] {
   const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root)));
-  const set = cfg.permissions.cipherpost as Record<string, boolean>;
-  return Object.entries(set).filter(([, v]) => v === true).map(([k]) => `--allow-${k}`);
+  const set = cfg.permissions.cipherpost as Record<string, boolean | string[]>;
+  return Object.entries(set).flatMap(([k, v]) =>
+    v === true ? [`--allow-${k}`] : Array.isArray(v) ? [`--allow-${k}=${v.join(",")}`] : []
+  );
 }
 const FLAGS = [...permissionFlags(), "--no-prompt", "--quiet"];
 

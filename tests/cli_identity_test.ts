@@ -295,7 +295,7 @@ Deno.test("import: refuses to overwrite without --force; garbage is refused and 
     assertExit(g, 1, `import ${what}`);
     assert.equal(
       g.stderr,
-      "unrecognised identity format: expected an `identity export` backup, a CIPHPOSK file or 64 hex characters\n",
+      "unrecognised identity format: expected an `identity export` backup, a CIPHPOSK file, a cclink CCLINKEK key file or 64 hex characters\n",
       what,
     );
     assert.equal(await exists(fresh), false, `${what}: no home, no file written`);

@@ -58,6 +58,13 @@ export const EXIT_OF: Readonly<Record<ErrorKind, number>> = {
   network: Exit.network,
   declined: Exit.declined,
   interrupted: Exit.interrupted,
+  // the homeserver tier (issue 10)
+  no_homeserver: Exit.notFound,
+  homeserver: Exit.network,
+  homeserver_auth: Exit.credential,
+  homeserver_forbidden: Exit.credential,
+  homeserver_quota: Exit.general,
+  rate_limited: Exit.network,
 };
 
 /** The exit code for any thrown value: unknown errors are exit 1. */

@@ -46,7 +46,7 @@ export function acceptanceBanner(s: AcceptanceSummary): string[] {
     `Share ref:   ${s.shareRef}`,
     `Type:        ${env.material.type}`,
     `Size:        ${env.material.bytes.length} bytes`,
-    ...previewMaterial(env.material.type, env.material.bytes, s.now),
+    ...(s.preview ?? previewMaterial(env.material.type, env.material.bytes, s.now)),
     `TTL:         ${Math.floor(left / 3600)}h ${
       String(Math.floor((left % 3600) / 60)).padStart(2, "0")
     }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,

@@ -21,6 +21,8 @@ import { registerDhtCommands } from "./dht.ts";
 import { registerTestnetCommand } from "./testnet.ts";
 import { registerContactsCommands } from "./contacts.ts";
 import { completionScript, SHELLS } from "./completions.ts";
+import { ChildExit, registerClaudeCommands, splitPassThrough } from "./claude.ts";
+import { registerHomeserverCommands } from "./homeserver.ts";
 
 export type { Io } from "./io.ts";
 
@@ -55,6 +57,8 @@ export function buildProgram(io: Io = defaultIo): Command {
   registerDhtCommands(program, io);
   registerTestnetCommand(program, io);
   registerContactsCommands(program, io);
+  registerHomeserverCommands(program, io);
+  registerClaudeCommands(program, io);
 
   program.command("completions")
     .description("print a shell completion script (bash, zsh or fish)")
@@ -80,9 +84,10 @@ export async function run(args: string[], io: Io = defaultIo): Promise<number> {
   const program = buildProgram(io);
   const debug = Deno.env.get("CIPHERPOST_DEBUG") === "1";
   try {
-    await program.parseAsync(args, { from: "user" });
+    await program.parseAsync(splitPassThrough(args), { from: "user" });
     return Exit.ok;
   } catch (e) {
+    if (e instanceof ChildExit) return e.code;
     if (e instanceof CommanderError) {
       if (
         e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0

@@ -19,6 +19,7 @@ import { pinIsPrompted } from "./passphrase.ts";
 import { parseKeyArg } from "./recipient.ts";
 import { startProgress } from "./progress.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
+import { largeReceiveHook, partWorkers } from "./large.ts";
 import {
   NETWORK_HELP,
   pinOf,
@@ -45,13 +46,63 @@ function typedIsSender(typed: string, sender: string): boolean {
 }
 
 /** One line typed after a `> ` prompt on the terminal; null on end of input or Ctrl-C. */
-async function readAcceptLine(): Promise<string | null> {
+export async function readAcceptLine(): Promise<string | null> {
   try {
     return new TextDecoder().decode(await ttyReadLine("> ", false, "acceptance"));
   } catch (e) {
     if (e instanceof CipherpostError && e.kind === "interrupted") return null;
     throw e;
   }
+}
+
+/**
+ * The acceptance step of `receive` (and `claude pickup`): shows the acceptance screen, then takes
+ * `--accept KEY`, or the sender's key typed at the terminal. A line that is not the key is a typo
+ * and is asked again; an empty line, n or no, or the end of input, is the user declining.
+ */
+export function acceptanceConfirm(
+  accept: string | undefined,
+  interactive: boolean,
+  log: (l: string) => void,
+): (s: AcceptanceSummary) => Promise<boolean> {
+  return async (s: AcceptanceSummary): Promise<boolean> => {
+    for (const line of acceptanceBanner(s)) log(line);
+    if (accept !== undefined) {
+      if (typedIsSender(accept, s.sender)) return true;
+      throw new CipherpostError(
+        "declined",
+        "user declined acceptance: --accept does not name this share's sender",
+        "compare it with the Sender line above",
+      );
+    }
+    if (!interactive) {
+      throw new CipherpostError(
+        "declined",
+        "user declined acceptance: no terminal to confirm on",
+        `to accept without a terminal, pass --accept ${s.sender}`,
+      );
+    }
+    log("To accept, paste the sender's z32 pubkey and press Enter (an empty line declines):");
+    for (let i = 1;; i++) {
+      const typed = await readAcceptLine();
+      const t = typed?.trim().toLowerCase() ?? "";
+      if (typed === null || t === "" || t === "n" || t === "no") return false;
+      if (typedIsSender(typed, s.sender)) return true;
+      if (i >= ACCEPT_TRIES) {
+        throw new CipherpostError(
+          "declined",
+          "user declined acceptance: the key typed is not the sender's",
+          "compare it with the Sender line of the screen",
+        );
+      }
+      const left = ACCEPT_TRIES - i;
+      log(
+        `that is not the sender's key (compare it with the Sender line); try again, or press Enter to decline (${left} ${
+          left === 1 ? "try" : "tries"
+        } left):`,
+      );
+    }
+  };
 }
 
 /** Register `receive` on the program. */
@@ -88,6 +139,8 @@ line that is not the sender's key is asked again (three tries); an empty line de
 Receiving a share you already accepted writes it again (no prompt, no new receipt) while the
 sender's share is still on the network and unexpired; a burned share is never shown twice.
 Binary material (a DER certificate, a binary PGP key, …) is not written to a terminal: use -o.
+A large share needs -o PATH (a file or a new folder); a re-run after an interruption resumes. An
+accepted large share is not written again.
 Examples:
   cipherpost receive cipherpost://<sender>/<ref> -o secret.txt
   cipherpost receive "$URI" --accept <sender-z32> -o - | some-tool
@@ -111,47 +164,7 @@ ${NETWORK_HELP}`,
       try {
         stdoutTty = Deno.stdout.isTerminal();
       } catch { /* not a terminal */ }
-      // The acceptance step: --accept KEY, or the sender's key typed at the terminal. A line
-      // that is not the key is a typo and is asked again; an empty line, n or no, or the end of
-      // input, is the user declining.
-      const confirm = async (s: AcceptanceSummary): Promise<boolean> => {
-        for (const line of acceptanceBanner(s)) log(line);
-        if (o.accept !== undefined) {
-          if (typedIsSender(o.accept, s.sender)) return true;
-          throw new CipherpostError(
-            "declined",
-            "user declined acceptance: --accept does not name this share's sender",
-            "compare it with the Sender line above",
-          );
-        }
-        if (!interactive) {
-          throw new CipherpostError(
-            "declined",
-            "user declined acceptance: no terminal to confirm on",
-            `to accept without a terminal, pass --accept ${s.sender}`,
-          );
-        }
-        log("To accept, paste the sender's z32 pubkey and press Enter (an empty line declines):");
-        for (let i = 1;; i++) {
-          const typed = await readAcceptLine();
-          const t = typed?.trim().toLowerCase() ?? "";
-          if (typed === null || t === "" || t === "n" || t === "no") return false;
-          if (typedIsSender(typed, s.sender)) return true;
-          if (i >= ACCEPT_TRIES) {
-            throw new CipherpostError(
-              "declined",
-              "user declined acceptance: the key typed is not the sender's",
-              "compare it with the Sender line of the screen",
-            );
-          }
-          const left = ACCEPT_TRIES - i;
-          log(
-            `that is not the sender's key (compare it with the Sender line); try again, or press Enter to decline (${left} ${
-              left === 1 ? "try" : "tries"
-            } left):`,
-          );
-        }
-      };
+      const confirm = acceptanceConfirm(o.accept, interactive, log);
       const bar = startProgress("Fetching", { enabled: isStderrTty() });
       try {
         await withTransport(o, (t) =>
@@ -168,6 +181,16 @@ ${NETWORK_HELP}`,
               pinTries: pinIsPrompted(pinSources(o)) ? 3 : 1,
               refuseBinaryOnStdout: o.output === undefined && stdoutTty,
               progress: (d, n) => bar.update(d, n),
+              large: largeReceiveHook(t, state, me, {
+                output: o.output,
+                force: o.force === true,
+                accept: o.accept,
+                promptLine: interactive ? readAcceptLine : null,
+                workers: partWorkers(),
+              }, (l) => {
+                bar.end();
+                log(l);
+              }),
             },
             { ...ui, confirm },
             writeAllStdout,

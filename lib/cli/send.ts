@@ -26,6 +26,7 @@ import { DURATION_FORMS, formatDuration, parseDuration } from "./duration.ts";
 import { startProgress } from "./progress.ts";
 import { renderQr } from "./qr.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
+import { partSizeOverride, partWorkers, planInput, runLargeSend } from "./large.ts";
 import {
   NETWORK_HELP,
   pinOf,
@@ -160,6 +161,10 @@ export function registerSendCommand(program: Command, io: Io): void {
         "print {uri, share_ref, expires_at, size, protocol, packets} as JSON (an array of them, with recipient, for several --share)",
       )
       .option(
+        "--via <where>",
+        "dht | homeserver: where the ciphertext goes (default: the DHT when it fits, else your homeserver)",
+      )
+      .option(
         "--qr",
         "also draw the receive command as a QR code on stderr (terminal only; NO_COLOR respected)",
       )
@@ -181,6 +186,10 @@ Examples:
   printf 's3cret' | cipherpost send --share bob -p "API token" --burn --ttl 1h -
   cipherpost send --share bob --share carol -p "wifi" --material-file wifi.txt
   cipherpost send --share <bob-z32> --material ssh-key --material-file id_ed25519 --pin --pin-file pin.txt
+  cipherpost send --share <bob-z32> -p "photos" --material-file ./photos/   # large: via your homeserver
+A directory, more than 64 KiB, or --via homeserver makes a large share (one recipient, or --self):
+the ciphertext goes to your homeserver (cipherpost homeserver signup first) and a re-run after an
+interruption resumes.
 ${NETWORK_HELP}`,
     )
     .action(async (positional, o) => {
@@ -203,7 +212,82 @@ ${NETWORK_HELP}`,
         const r = await resolveRecipient(text, contacts);
         if (!recipients.some((x) => x?.z32 === r.z32)) recipients.push(r);
       }
-      const input = await readInput(o.materialFile, positional, inputCap(material));
+      const plan = await planInput(o.materialFile, positional, o.via, o.material);
+      if (plan.kind === "large") {
+        if (o.protocol === "1") {
+          throw new CipherpostError(
+            "too_large",
+            "a large share (homeserver) cannot be sent as protocol 1",
+            "drop --protocol 1",
+          );
+        }
+        if (recipients.length !== 1) {
+          throw new CipherpostError(
+            "usage",
+            "a large share (homeserver) goes to one recipient: give one --share (or --self)",
+            "send it once per recipient",
+          );
+        }
+        const me = await unlockIdentity(o, io);
+        const pin = o.pin ? await pinOf(o, true) : null;
+        if (pin !== null) validatePin(pin);
+        const to = recipients[0];
+        const r = await withTransport(o, (t) =>
+          runLargeSend(t, home, new State(home), me, {
+            recipient: to === null ? null : to.z32,
+            purpose: stripControl(o.purpose),
+            source: plan.source,
+            ttlSeconds: BigInt(ttl),
+            pin,
+            burn: o.burn === true,
+            workers: partWorkers(),
+            partSize: partSizeOverride(),
+          }, log)).catch(async (e) => {
+            // no homeserver and none asked for: the DHT-only refusal, with the way to go large
+            if (o.via === undefined && e instanceof CipherpostError && e.kind === "no_homeserver") {
+              const src = plan.source.kind === "path" ? plan.source.path : "standard input";
+              const isDir = plan.source.kind === "path" &&
+                (await Deno.stat(plan.source.path).catch(() => null))?.isDirectory === true;
+              throw new CipherpostError(
+                isDir ? "config" : "too_large",
+                isDir
+                  ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
+                  : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
+                "anything over 64 KiB, or a directory, needs large-payload sending: run " +
+                  '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")',
+              );
+            }
+            throw e;
+          });
+        log(
+          `sent ${r.size} bytes in ${r.parts} parts (${r.uploaded} uploaded, ${r.reused} already there)`,
+        );
+        if (o.burn) {
+          log("note: burn-after-read is enforced by the recipient's tool, not by the network");
+        }
+        if (o.json) {
+          io.out(
+            JSON.stringify({
+              uri: r.uri,
+              share_ref: r.shareRef,
+              expires_at: r.expiresAt,
+              size: r.size,
+              protocol: 2,
+              packets: r.packets,
+              via: "homeserver",
+              parts: r.parts,
+              uploaded: r.uploaded,
+              reused: r.reused,
+            }) + "\n",
+          );
+        } else io.out(`${r.uri}\n`);
+        if (o.qr) {
+          const noColor = (Deno.env.get("NO_COLOR") ?? "") !== "";
+          io.err(await renderQr(r.uri, { tty: isStderrTty(), noColor }));
+        }
+        return;
+      }
+      const input = plan.bytes ?? await readInput(o.materialFile, positional, inputCap(material));
       const me = await unlockIdentity(o, io);
       const pin = o.pin ? await pinOf(o, true) : null;
       if (pin !== null) validatePin(pin);

@@ -100,6 +100,11 @@ export function x25519PublicFromSecret(secret: Uint8Array): Uint8Array {
   return x25519.getPublicKey(secret);
 }
 
+/** The X25519 shared secret of our X25519 secret and their X25519 public key. */
+export function x25519Shared(secret: Uint8Array, theirPublic: Uint8Array): Uint8Array {
+  return x25519.getSharedSecret(secret, theirPublic);
+}
+
 /** `age1…` recipient string of an X25519 public key (bech32, HRP `age`). */
 export function ageRecipientOf(x25519Public: Uint8Array): string {
   return bech32.encode("age", bech32.toWords(x25519Public), 1023);

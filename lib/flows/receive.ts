@@ -35,6 +35,8 @@ import type { Transport } from "../pkarr/transport.ts";
 import type { FlowUi, ReceiveUi } from "./ui.ts";
 import { fetchV2Share } from "./v2_transfer.ts";
 import { keepPending, pendingOf, type PendingReceipt, publishPending } from "./pending_receipts.ts";
+import { isPointerEnvelope } from "../protocol/large_manifest.ts";
+import type { LargeContext } from "./large_receive.ts";
 
 /** How to receive. */
 export interface ReceiveRequest {
@@ -54,12 +56,30 @@ export interface ReceiveRequest {
   refuseBinaryOnStdout?: boolean;
   /** multi-packet fetch progress: (parts fetched, parts) */
   progress?: (done: number, total: number) => void;
+  /** takes over when the share is a large-share pointer (docs/PROTOCOL.md §5) */
+  large?: (ctx: LargeContext) => Promise<ReceiveResult>;
+  /**
+   * Material-specific delivery (`claude pickup`): called after every check and the decryption,
+   * before the acceptance screen; its lines replace the material preview, and its `deliver`
+   * replaces writing the output (it runs only after acceptance). A throw aborts the receive
+   * with nothing written and nothing recorded.
+   */
+  handler?: (material: Envelope["material"]) => Promise<MaterialHandler>;
+}
+
+/** What a {@link ReceiveRequest.handler} returns. */
+export interface MaterialHandler {
+  lines: string[];
+  deliver: () => Promise<void>;
 }
 
 /** What was received. */
 export interface ReceiveResult {
-  /** `rewritten`: an accepted share written again (no prompt, no new receipt) */
-  status: "received" | "rewritten";
+  /**
+   * `rewritten`: an accepted share written again (no prompt, no new receipt);
+   * `already_accepted`: an accepted large share, not written again
+   */
+  status: "received" | "rewritten" | "already_accepted";
   shareRef: string;
   receiptPublished?: boolean;
 }
@@ -323,6 +343,15 @@ export async function receive(
     let inner = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
     if (salt) inner = await openPinLayer(inner, salt, req, ui);
     plaintext = inner;
+    if (isPointerEnvelope(plaintext)) {
+      if (req.uri.version !== 2 || !req.large) throw signatureError("large pointer outside v2");
+      if (rewrite) {
+        // a large share is not fetched and written again (nor receipted again) once accepted
+        ui.note("a large share is written once: it was accepted before and is not written again");
+        return { status: "already_accepted", shareRef: share.shareRef };
+      }
+      return await req.large({ ...share, plaintext, locator: req.uri.locator });
+    }
     envelope = parseEnvelope(plaintext);
     if (envelope.createdAt !== share.createdAt || envelope.protocolVersion !== share.protocol) {
       throw signatureError("envelope does not match its record");
@@ -331,7 +360,9 @@ export async function receive(
     // --armor applicability is checked before the banner (v1.1 order).
     let out = envelope.material.bytes;
     if (req.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
-    if (req.refuseBinaryOnStdout && isBinary(out)) {
+
+    const handler = req.handler ? await req.handler(envelope.material) : undefined;
+    if (!handler && req.refuseBinaryOnStdout && isBinary(out)) {
       throw new CipherpostError(
         "config",
         `configuration error: the material is binary (${out.length} bytes, ${envelope.material.type}); not writing it to the terminal`,
@@ -352,11 +383,14 @@ export async function receive(
         ttlSeconds: share.ttlSeconds,
         envelope,
         now,
+        preview: handler?.lines,
       });
       if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
     }
 
-    if (toFile) {
+    if (handler) {
+      await handler.deliver();
+    } else if (toFile) {
       try {
         await writeOutputFile(req.output!, out, req.force);
       } catch (e) {

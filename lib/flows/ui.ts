@@ -27,6 +27,8 @@ export interface AcceptanceSummary {
   envelope: Envelope;
   /** the moment the TTL was checked */
   now: Date;
+  /** lines that replace the material preview (a material handler's, e.g. a Claude session's) */
+  preview?: string[];
 }
 
 /** The UI of `receive`: it also asks the user to accept. */

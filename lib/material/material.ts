@@ -18,7 +18,13 @@ import { parseKeyPacket, pgpArmor, pgpDearmor, pgpMalformed, TAG, walkPackets } 
 import { parseOpenSsh, sshCanonicalFromInput } from "./_ssh.ts";
 
 /** Wire `type` tag of a material. */
-export type MaterialType = "generic_secret" | "x509_cert" | "pgp_key" | "ssh_key";
+export type MaterialType =
+  | "generic_secret"
+  | "x509_cert"
+  | "pgp_key"
+  | "ssh_key"
+  /** a Claude Code session bundle (PROTOCOL.md §6; v2 only; sent by `claude send`) */
+  | "claude_session";
 
 /** Largest stored material, in bytes (larger is rejected). */
 export const MATERIAL_CAP = 65536;
@@ -71,6 +77,16 @@ export function ingestMaterial(type: MaterialType, input: Uint8Array): Uint8Arra
     case "ssh_key":
       refuseSshPublicKey(input);
       stored = sshCanonicalFromInput(input);
+      break;
+    case "claude_session":
+      // the bundle itself is checked where it is parsed (lib/claude/bundle.ts)
+      if (input.length < 18 || input[0] !== 0x1f || input[1] !== 0x8b) {
+        throw new CipherpostError(
+          "invalid_material",
+          "invalid material: variant=claude_session, reason=not a gzip stream",
+        );
+      }
+      stored = input.slice();
       break;
   }
   if (stored.length > MATERIAL_CAP) {
@@ -154,6 +170,11 @@ export function previewMaterial(type: MaterialType, bytes: Uint8Array, now: Date
       return previewPgp(bytes);
     case "ssh_key":
       return previewSsh(bytes);
+    case "claude_session":
+      return [
+        `--- Claude Code session ${"-".repeat(41)}`,
+        field("Bundle:", "gzip-compressed tar (place it with: cipherpost claude pickup URI)"),
+      ];
   }
 }
 
@@ -246,6 +267,8 @@ export function armorMaterial(type: MaterialType, bytes: Uint8Array): Uint8Array
         "config",
         "--armor not applicable to ssh-key — OpenSSH v1 is self-armored",
       );
+    case "claude_session":
+      throw new CipherpostError("config", "--armor not applicable to a Claude Code session");
     case "x509_cert":
       parseX509(bytes);
       return new TextEncoder().encode(x509ToPem(bytes));

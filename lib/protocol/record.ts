@@ -101,6 +101,7 @@ const MATERIAL_TYPES: readonly MaterialType[] = [
   "x509_cert",
   "pgp_key",
   "ssh_key",
+  "claude_session",
 ];
 
 /** The age plaintext of a share. */
@@ -131,6 +132,8 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
     if (!field.isObject(o) || !field.isObject(o.material)) throw new Error("not an object");
     const type = field.str(o.material.type) as MaterialType;
     if (!MATERIAL_TYPES.includes(type)) throw new Error("unknown material");
+    // v1.1 has no such type: a claude_session inside a v1 Envelope is not ours
+    if (type === "claude_session" && o.protocol_version !== 2) throw new Error("v2-only material");
     const burn = o.burn_after_read;
     if (burn !== undefined && typeof burn !== "boolean") throw new Error("bad burn");
     const purpose = field.str(o.purpose ?? "");

@@ -195,7 +195,7 @@ export function parseAndVerifyManifest(text: string): Manifest {
 }
 
 /** A TXT record whose character-strings (≤ 255 bytes each) concatenate to `bytes`. */
-function binaryTxt(name: string, bytes: Uint8Array): DnsRecord {
+export function binaryTxt(name: string, bytes: Uint8Array): DnsRecord {
   const strings: Uint8Array[] = [];
   for (let i = 0; i < bytes.length; i += 255) strings.push(bytes.slice(i, i + 255));
   if (strings.length === 0) strings.push(new Uint8Array(0));
@@ -203,7 +203,7 @@ function binaryTxt(name: string, bytes: Uint8Array): DnsRecord {
 }
 
 /** The concatenated bytes of the TXT record `label` of a packet, or null when absent. */
-function recordBytes(p: RecordSet, label: string): Uint8Array | null {
+export function recordBytes(p: RecordSet, label: string): Uint8Array | null {
   const r = txtRecordsNamed(p, label)[0];
   return r && r.data.type === "TXT" ? concat(...r.data.strings) : null;
 }

@@ -18,7 +18,7 @@ import { CipherpostError, decryptError } from "../util/errors.ts";
 import { b64decode, b64encode, concat, fromHex, fromUtf8, utf8 } from "../util/encoding.ts";
 import { ensurePrivateDir, exists, fileMode, writeFileAtomic } from "../util/fsutil.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
-import { type Argon2Params, DEFAULT_ARGON2, identityKek } from "../crypto/kdf.ts";
+import { argon2, type Argon2Params, DEFAULT_ARGON2, hkdf32, identityKek } from "../crypto/kdf.ts";
 import {
   ageIdentityOf,
   ageRecipientOf,
@@ -288,9 +288,13 @@ function decodeBackup(text: string): Uint8Array | null {
   }
 }
 
-/** True when `bytes` are an encrypted identity (a `CIPHPOSK` file or a backup): import asks the passphrase once. */
+/**
+ * True when `bytes` are an encrypted identity (a `CIPHPOSK` file, a backup or a cclink `CCLINKEK`
+ * key file): import asks the passphrase once.
+ */
 export function isEncryptedImport(bytes: Uint8Array): boolean {
   if (bytes.length >= 8 && MAGIC.every((b, i) => bytes[i] === b)) return true;
+  if (bytes.length >= 8 && CCLINK_MAGIC.every((b, i) => bytes[i] === b)) return true;
   try {
     return fromUtf8(bytes).trim().startsWith(BACKUP_BEGIN);
   } catch {
@@ -308,9 +312,47 @@ export async function generateIdentity(
   return await storeIdentity(home, generateKeypair().seed, passphrase, force, params);
 }
 
+const CCLINK_MAGIC = utf8("CCLINKEK");
+/** cclink's header: magic, version, m, t, p (u32be each), 32-byte salt. */
+const CCLINK_HEADER = 53;
+
+/**
+ * Decrypt cclink's passphrase-wrapped key file (`~/.pubky/secret_key`, v1.3, notes §1.9):
+ * `CCLINKEK` ‖ 0x01 ‖ u32be m ‖ u32be t ‖ u32be p ‖ salt32 ‖ age(seed) where the age
+ * identity is `HKDF-SHA256(no salt, Argon2id(passphrase, salt, m, t, p), "cclink-key-v1")`.
+ * @throws identity_corrupt on a malformed file, decrypt (exit 4) on a wrong passphrase
+ */
+export async function decodeCclinkKeyFile(
+  bytes: Uint8Array,
+  passphrase: string,
+): Promise<Uint8Array> {
+  if (bytes.length <= CCLINK_HEADER || bytes[8] !== 1) throw corrupt();
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const params = { m: dv.getUint32(9), t: dv.getUint32(13), p: dv.getUint32(17) };
+  if (
+    params.m < 8 * params.p || params.m > MAX_PARAMS.m || params.t < 1 ||
+    params.t > MAX_PARAMS.t || params.p < 1 || params.p > MAX_PARAMS.p
+  ) throw corrupt();
+  const salt = bytes.slice(21, CCLINK_HEADER);
+  const kek = hkdf32(
+    new Uint8Array(0),
+    await argon2(utf8(passphrase), salt, params),
+    "cclink-key-v1",
+  );
+  let seed: Uint8Array;
+  try {
+    seed = await ageDecrypt(bytes.subarray(CCLINK_HEADER), ageIdentityOf(kek));
+  } catch {
+    throw decryptError();
+  }
+  if (seed.length !== 32) throw corrupt();
+  return seed;
+}
+
 /**
  * Parse an importable secret: a 64-hex-character seed (cclink's plain `~/.pubky/secret_key`),
- * a `CIPHPOSK` file or an `identity export` backup (both decrypted with `passphrase`).
+ * a `CIPHPOSK` file, an `identity export` backup, or cclink's passphrase-wrapped `CCLINKEK` key
+ * file (all three decrypted with `passphrase`: the file's own passphrase).
  */
 export async function parseImport(
   bytes: Uint8Array,
@@ -318,6 +360,9 @@ export async function parseImport(
 ): Promise<Uint8Array> {
   if (bytes.length >= 8 && MAGIC.every((b, i) => bytes[i] === b)) {
     return (await decodeIdentityFile(bytes, await passphrase())).seed;
+  }
+  if (bytes.length >= 8 && CCLINK_MAGIC.every((b, i) => bytes[i] === b)) {
+    return await decodeCclinkKeyFile(bytes, await passphrase());
   }
   let text: string;
   try {
@@ -337,6 +382,6 @@ export async function parseImport(
   }
   throw new CipherpostError(
     "identity_corrupt",
-    "unrecognised identity format: expected an `identity export` backup, a CIPHPOSK file or 64 hex characters",
+    "unrecognised identity format: expected an `identity export` backup, a CIPHPOSK file, a cclink CCLINKEK key file or 64 hex characters",
   );
 }

@@ -67,6 +67,8 @@ export interface SentShareV2 extends SentShareBase {
   locator: string;
   /** base64 of every signed packet, manifest first */
   packets: string[];
+  /** a large share's homeserver facts (lib/flows/large_send.ts owns their shape) */
+  large?: { [k: string]: JsonValue };
 }
 
 /** A record of `sent/<share_ref>.json`: a share this home published. */
@@ -98,6 +100,7 @@ function sentToJson(s: SentShare): Record<string, JsonValue> {
   if (s.version === 2) {
     o.locator = s.locator;
     o.packets = s.packets;
+    if (s.large !== undefined) o.large = s.large;
   }
   return o;
 }
@@ -128,7 +131,9 @@ function sentFromJson(v: JsonValue): SentShare {
     const locator = field.str(v.locator);
     if (!/^[0-9a-f]{64}$/.test(locator)) throw new Error("bad locator");
     if (!Array.isArray(v.packets)) throw new Error("bad packets");
-    return { ...base, version: 2, locator, packets: v.packets.map((p) => field.str(p)) };
+    const packets = v.packets.map((p) => field.str(p));
+    const large = field.isObject(v.large) ? { large: v.large } : {};
+    return { ...base, version: 2, locator, packets, ...large };
   }
   throw new Error("unknown version");
 }

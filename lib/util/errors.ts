@@ -30,7 +30,13 @@ export type ErrorKind =
   | "not_found"
   | "network"
   | "declined"
-  | "interrupted";
+  | "interrupted"
+  | "no_homeserver"
+  | "homeserver"
+  | "homeserver_auth"
+  | "homeserver_forbidden"
+  | "homeserver_quota"
+  | "rate_limited";
 
 /** The single line printed for every signature-lane failure (oracle rule). */
 export const SIGNATURE_FAILED = "signature verification failed";

@@ -1,0 +1,211 @@
+/**
+ * One part job of the large-share pipeline (docs/PROTOCOL.md §5.6): either encrypt a slice of
+ * the staged file into a ciphertext file (hashing it with SHA-256), or GET a part, hash and
+ * decrypt it as it streams, and write the plaintext at its offset of the temporary output.
+ * Runs in a Web Worker (`large_worker.ts`) or, for comparison, on the calling thread.
+ *
+ * @module
+ */
+
+import { Decrypter, Encrypter } from "age-encryption";
+import { createHash } from "node:crypto";
+
+/** A job sent to the worker. */
+export type PartJob =
+  | {
+    op: "encrypt";
+    id: number;
+    /** staged plaintext file */
+    src: string;
+    offset: number;
+    length: number;
+    /** ciphertext file to create (0600) */
+    dst: string;
+    recipient: string;
+  }
+  | {
+    op: "decrypt";
+    id: number;
+    url: string;
+    headers: Record<string, string>;
+    identity: string;
+    expectHash: string;
+    maxCipher: number;
+    /** temporary output file (exists) */
+    dst: string;
+    offset: number;
+    plainLength: number;
+  };
+
+/** A worker's answer. */
+export type PartReply =
+  | { id: number; op: "progress"; bytes: number }
+  | { id: number; op: "done"; hash?: string; cipherLength?: number }
+  | {
+    id: number;
+    op: "failed";
+    kind: "hash" | "missing" | "network" | "length" | "decrypt" | "io";
+    detail: string;
+  };
+
+const CHUNK = 1 << 20;
+const PROGRESS_EVERY = 4 << 20;
+
+/** A job failure of a known kind. */
+export class Fail extends Error {
+  constructor(
+    readonly kind: "hash" | "missing" | "network" | "length" | "decrypt" | "io",
+    m: string,
+  ) {
+    super(m);
+  }
+}
+
+async function writeAll(f: Deno.FsFile, b: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < b.length) off += await f.write(b.subarray(off));
+}
+
+function sliceStream(f: Deno.FsFile, length: number): ReadableStream<Uint8Array> {
+  let left = length;
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (left === 0) return c.close();
+      const buf = new Uint8Array(Math.min(CHUNK, left));
+      let n = 0;
+      while (n < buf.length) {
+        const r = await f.read(buf.subarray(n));
+        if (r === null) throw new Fail("io", "source file shrank");
+        n += r;
+      }
+      left -= n;
+      c.enqueue(buf);
+    },
+  }, { highWaterMark: 1 });
+}
+
+/** Encrypt one part. */
+export async function encryptPart(
+  job: Extract<PartJob, { op: "encrypt" }>,
+  progress: (n: number) => void,
+) {
+  const src = await Deno.open(job.src, { read: true });
+  const dst = await Deno.open(job.dst, { write: true, createNew: true, mode: 0o600 });
+  try {
+    await src.seek(job.offset, Deno.SeekMode.Start);
+    const e = new Encrypter();
+    e.addRecipient(job.recipient);
+    const h = createHash("sha256");
+    let n = 0;
+    let reported = 0;
+    const ct = await e.encrypt(sliceStream(src, job.length));
+    for await (const c of ct) {
+      h.update(c);
+      await writeAll(dst, c);
+      n += c.length;
+      if (n - reported >= PROGRESS_EVERY) {
+        progress(n - reported);
+        reported = n;
+      }
+    }
+    await dst.sync();
+    progress(n - reported);
+    return { hash: h.digest("hex"), cipherLength: n };
+  } finally {
+    src.close();
+    dst.close();
+  }
+}
+
+/** Fetch, hash and decrypt one part. */
+export async function decryptPart(
+  job: Extract<PartJob, { op: "decrypt" }>,
+  progress: (n: number) => void,
+) {
+  let res: Response;
+  try {
+    res = await fetch(job.url, { headers: job.headers });
+  } catch (e) {
+    throw new Fail("network", `GET failed: ${(e as Error).message}`);
+  }
+  if (res.status === 404) {
+    await res.body?.cancel();
+    throw new Fail("missing", "404");
+  }
+  if (res.status !== 200 || !res.body) {
+    await res.body?.cancel();
+    throw new Fail("network", `GET status ${res.status}`);
+  }
+  const h = createHash("sha256");
+  let cipherBytes = 0;
+  let reported = 0;
+  // a connection that breaks mid-body is a network failure (resumable), not a bad part
+  let sourceFailed = false;
+  const upstream = res.body.getReader();
+  const source = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      let r;
+      try {
+        r = await upstream.read();
+      } catch (e) {
+        sourceFailed = true;
+        throw e;
+      }
+      if (r.done) c.close();
+      else c.enqueue(r.value);
+    },
+    cancel: (why) => upstream.cancel(why),
+  });
+  const hashing = new TransformStream<Uint8Array, Uint8Array>({
+    transform(c, ctl) {
+      cipherBytes += c.length;
+      if (cipherBytes > job.maxCipher) throw new Fail("length", "part longer than its bound");
+      h.update(c);
+      if (cipherBytes - reported >= PROGRESS_EVERY) {
+        progress(cipherBytes - reported);
+        reported = cipherBytes;
+      }
+      ctl.enqueue(c);
+    },
+  });
+  const dst = await Deno.open(job.dst, { write: true });
+  try {
+    await dst.seek(job.offset, Deno.SeekMode.Start);
+    const d = new Decrypter();
+    d.addIdentity(job.identity);
+    let plain = 0;
+    try {
+      const pt = await d.decrypt(source.pipeThrough(hashing));
+      for await (const c of pt) {
+        plain += c.length;
+        if (plain > job.plainLength) throw new Fail("length", "part decrypts to too many bytes");
+        await writeAll(dst, c);
+      }
+    } catch (e) {
+      if (e instanceof Fail) throw e;
+      if (sourceFailed) throw new Fail("network", `GET broke off: ${(e as Error).message}`);
+      // a tampered or truncated part
+      throw new Fail("decrypt", (e as Error).message);
+    }
+    if (h.digest("hex") !== job.expectHash) throw new Fail("hash", "part hash mismatch");
+    if (plain !== job.plainLength) throw new Fail("length", "part length mismatch");
+    await dst.sync();
+    progress(cipherBytes - reported);
+    return {};
+  } finally {
+    dst.close();
+  }
+}
+
+/** Run one job, reporting progress; returns the reply to post. */
+export async function runJob(job: PartJob, progress: (bytes: number) => void): Promise<PartReply> {
+  try {
+    const r = job.op === "encrypt"
+      ? await encryptPart(job, progress)
+      : await decryptPart(job, progress);
+    return { id: job.id, op: "done", ...r };
+  } catch (e) {
+    const kind = e instanceof Fail ? e.kind : "io";
+    return { id: job.id, op: "failed", kind, detail: (e as Error).message };
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Getting a {@link HomeserverClient}: for our own files (stored session, or discovery plus
+ * sign-in, re-made on 401 when the identity is at hand) and for reading anyone's `/pub/`.
+ *
+ * @module
+ */
+
+import { keypairFromSeed } from "../crypto/keys.ts";
+import { encodeZ32 } from "../pkarr/public_key.ts";
+import type { Transport } from "../pkarr/transport.ts";
+import { type Authenticator, HomeserverClient } from "./client.ts";
+import { discover, endpointOf, type HomeserverEndpoint } from "./discovery.ts";
+import type { FetchFn } from "./http.ts";
+import { CipherpostError } from "../util/errors.ts";
+import { type SessionCookie, signIn } from "./session.ts";
+import { loadSession, saveSession } from "./session_store.ts";
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /** cipherpost home (where the session is stored) */
+  home: string;
+  /** our public key */
+  user: Uint8Array;
+  /** our seed: lets the client sign in (and up). Without it only a stored session can write. */
+  seed?: Uint8Array;
+  /** use this homeserver instead of the one in our `_pubky` record (signup) */
+  homeserver?: string;
+  /** for token-required homeservers */
+  signupToken?: string;
+  /** sign up when the homeserver does not know us (default false: only `homeserver signup`) */
+  signup?: boolean;
+  fetch?: FetchFn;
+}
+
+/** A connected client and what it connected to. */
+export interface Connection {
+  client: HomeserverClient;
+  endpoint: HomeserverEndpoint;
+  /** where the session came from at connect time */
+  session: "stored" | "new" | "none";
+  /** true when a sign-in during this connection created the account */
+  signedUp(): boolean;
+}
+
+/**
+ * A client for our own files. Uses the stored session when it matches (and `homeserver` if
+ * given); otherwise discovers our homeserver and signs in at the first write (or at once when
+ * `signup` is set), storing the new session (0600).
+ */
+export async function connect(transport: Transport, o: ConnectOptions): Promise<Connection> {
+  const user = encodeZ32(o.user);
+  if (o.seed && encodeZ32(keypairFromSeed(o.seed).publicKey) !== user) {
+    throw new CipherpostError(
+      "config",
+      "configuration error: the seed does not match the user key",
+    );
+  }
+  const stored = await loadSession(o.home, user);
+  let endpoint: HomeserverEndpoint;
+  let cookie: SessionCookie | null = null;
+  if (stored && (o.homeserver === undefined || o.homeserver === stored.homeserver)) {
+    endpoint = { homeserver: stored.homeserver, baseUrl: stored.baseUrl };
+    cookie = stored.cookie;
+  } else if (o.homeserver !== undefined) {
+    endpoint = { homeserver: o.homeserver, baseUrl: await endpointOf(transport, o.homeserver) };
+  } else {
+    endpoint = await discover(transport, o.user);
+  }
+  let signedUp = false;
+  const session: Connection["session"] = cookie ? "stored" : "none";
+  const auth: Authenticator = {
+    cookie: () => cookie,
+    reauthenticate: async () => {
+      if (!o.seed) return false;
+      const r = await signIn({
+        baseUrl: endpoint.baseUrl,
+        homeserver: endpoint.homeserver,
+        seed: o.seed,
+        signupToken: o.signupToken,
+        signup: o.signup === true,
+        fetch: o.fetch,
+      });
+      signedUp ||= r.signedUp;
+      cookie = r.cookie;
+      await saveSession(o.home, {
+        homeserver: endpoint.homeserver,
+        baseUrl: endpoint.baseUrl,
+        cookie,
+        createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+      });
+      return true;
+    },
+  };
+  const conn: Connection = {
+    client: new HomeserverClient({ baseUrl: endpoint.baseUrl, user, auth, fetch: o.fetch }),
+    endpoint,
+    session,
+    signedUp: () => signedUp,
+  };
+  if (o.signup && !cookie) {
+    await auth.reauthenticate();
+    conn.session = "new";
+  }
+  return conn;
+}
+
+/** A client reading `user`'s `/pub/` anonymously (no session), found by discovery. */
+export async function reader(
+  transport: Transport,
+  user: Uint8Array,
+  f?: FetchFn,
+): Promise<HomeserverClient> {
+  const endpoint = await discover(transport, user);
+  return new HomeserverClient({ baseUrl: endpoint.baseUrl, user: encodeZ32(user), fetch: f });
+}

@@ -1,0 +1,237 @@
+/**
+ * The large-share pointer (docs/PROTOCOL.md §5.1): the `large_pointer` material of a v2 share
+ * that names the homeserver folder, the part layout, our own SHA-256 per part and the
+ * whole-ciphertext hash. Pure codec and checks; bytes in, bytes out.
+ *
+ * @module
+ */
+
+import { sha256 } from "@noble/hashes/sha2.js";
+import { canonicalize, field, type JsonValue, parseJson } from "../util/canonical_json.ts";
+import { b64decode, b64encode, fromHex, fromUtf8, toHex } from "../util/encoding.ts";
+import { signatureError } from "../util/errors.ts";
+import { parsePublicKey } from "../pkarr/public_key.ts";
+
+/** The Envelope material type of a pointer. */
+export const LARGE_POINTER_TYPE = "large_pointer";
+/** Most parts a pointer may list. */
+export const MAX_LARGE_PARTS = 512;
+/** Smallest and largest plaintext part size. */
+export const MIN_PART_SIZE = 1 << 20;
+export const MAX_PART_SIZE = 63 << 20;
+/** Default plaintext part size. */
+export const DEFAULT_PART_SIZE = 16 << 20;
+/** Top-level entries a directory pointer shows at most. */
+export const MAX_TOP_ENTRIES = 20;
+/** Largest payload a pointer can describe. */
+export const MAX_LARGE_SIZE = MAX_LARGE_PARTS * MAX_PART_SIZE;
+
+/** The pointer of a large share. */
+export interface LargePointer {
+  blobId: string;
+  ciphertextHash: string;
+  compression: "none";
+  contentIdentity: string;
+  fileCount: number;
+  homeserver: string;
+  kind: "file" | "directory";
+  name: string;
+  partHashes: string[];
+  partSize: number;
+  parts: number;
+  size: number;
+  topEntries: string[];
+  version: 1;
+}
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const AGE_SECRET = /^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$/;
+
+/** The part count for `size` bytes in parts of `partSize` (at least 1). */
+export function partCount(size: number, partSize: number): number {
+  return Math.max(1, Math.ceil(size / partSize));
+}
+
+/** The plaintext length of part `i`. */
+export function partLength(p: Pick<LargePointer, "size" | "partSize">, i: number): number {
+  return Math.max(0, Math.min(p.partSize, p.size - i * p.partSize));
+}
+
+/** The largest stored (age ciphertext) length a part of `plain` bytes may have. */
+export function maxCipherLength(plain: number): number {
+  return plain + 16 * (Math.floor(plain / 65536) + 1) + 4096;
+}
+
+/** The plaintext part size for a payload of `size` bytes: 16 MiB, raised to keep ≤ 512 parts. */
+export function choosePartSize(size: number): number {
+  if (size > MAX_LARGE_SIZE) {
+    throw new RangeError(`payload of ${size} bytes exceeds ${MAX_LARGE_SIZE}`);
+  }
+  let p = DEFAULT_PART_SIZE;
+  while (partCount(size, p) > MAX_LARGE_PARTS) p += 1 << 20;
+  return p;
+}
+
+/** The whole-ciphertext hash: SHA-256 of the concatenated 32-byte part hashes. */
+export function ciphertextHashOf(partHashes: string[]): string {
+  const h = sha256.create();
+  for (const x of partHashes) h.update(fromHex(x));
+  return toHex(h.digest());
+}
+
+/** The homeserver path of part `i` of a blob folder. */
+export function partPath(blobId: string, i: number): string {
+  return `/pub/cipherpost/blobs/${blobId}/part-${String(i).padStart(5, "0")}`;
+}
+
+/** The homeserver folder of a blob (trailing slash). */
+export function blobDir(blobId: string): string {
+  return `/pub/cipherpost/blobs/${blobId}/`;
+}
+
+function toJson(p: LargePointer): Record<string, JsonValue> {
+  return {
+    blob_id: p.blobId,
+    ciphertext_hash: p.ciphertextHash,
+    compression: p.compression,
+    content_identity: p.contentIdentity,
+    file_count: p.fileCount,
+    homeserver: p.homeserver,
+    kind: p.kind,
+    name: p.name,
+    part_hashes: p.partHashes,
+    part_size: p.partSize,
+    parts: p.parts,
+    size: p.size,
+    top_entries: p.topEntries,
+    version: p.version,
+  };
+}
+
+/** Canonical JSON bytes of a pointer (the material bytes). */
+export function encodePointer(p: LargePointer): Uint8Array {
+  checkPointer(p);
+  return canonicalize(toJson(p));
+}
+
+/** Every bound and binding of §5.1; throws a plain Error naming the first failure. */
+function checkPointer(p: LargePointer): void {
+  if (p.version !== 1) throw new Error("version");
+  if (!HEX32.test(p.blobId)) throw new Error("blob_id");
+  if (p.compression !== "none") throw new Error("compression");
+  if (!AGE_SECRET.test(p.contentIdentity)) throw new Error("content_identity");
+  if (p.kind !== "file" && p.kind !== "directory") throw new Error("kind");
+  parsePublicKey(p.homeserver);
+  if (new TextEncoder().encode(p.name).length > 255) throw new Error("name");
+  if (!Number.isSafeInteger(p.size) || p.size < 0 || p.size > MAX_LARGE_SIZE) {
+    throw new Error("size");
+  }
+  if (p.partSize < MIN_PART_SIZE || p.partSize > MAX_PART_SIZE) throw new Error("part_size");
+  if (p.parts !== partCount(p.size, p.partSize) || p.parts > MAX_LARGE_PARTS) {
+    throw new Error("parts");
+  }
+  if (p.partHashes.length !== p.parts || !p.partHashes.every((h) => HEX64.test(h))) {
+    throw new Error("part_hashes");
+  }
+  if (!HEX64.test(p.ciphertextHash) || ciphertextHashOf(p.partHashes) !== p.ciphertextHash) {
+    throw new Error("ciphertext_hash");
+  }
+  if (!Number.isSafeInteger(p.fileCount) || p.fileCount < 0) throw new Error("file_count");
+  if (p.kind === "file" && (p.fileCount !== 1 || p.topEntries.length !== 0)) {
+    throw new Error("file entries");
+  }
+  if (p.topEntries.length > MAX_TOP_ENTRIES) throw new Error("top_entries");
+}
+
+/** Parse and check pointer bytes; any failure → signature error (exit 3). */
+export function parsePointer(bytes: Uint8Array): LargePointer {
+  try {
+    const o = parseJson(fromUtf8(bytes));
+    if (!field.isObject(o)) throw new Error("not an object");
+    const strings = (v: JsonValue | undefined): string[] => {
+      if (!Array.isArray(v)) throw new Error("not an array");
+      return v.map((x) => field.str(x));
+    };
+    const p: LargePointer = {
+      blobId: field.str(o.blob_id),
+      ciphertextHash: field.str(o.ciphertext_hash),
+      compression: field.str(o.compression) as "none",
+      contentIdentity: field.str(o.content_identity),
+      fileCount: field.int(o.file_count),
+      homeserver: field.str(o.homeserver),
+      kind: field.str(o.kind) as "file",
+      name: field.str(o.name),
+      partHashes: strings(o.part_hashes),
+      partSize: field.int(o.part_size),
+      parts: field.int(o.parts),
+      size: field.int(o.size),
+      topEntries: strings(o.top_entries),
+      version: field.int(o.version) as 1,
+    };
+    checkPointer(p);
+    return p;
+  } catch (e) {
+    throw signatureError(`large pointer: ${(e as Error).message}`);
+  }
+}
+
+/** Envelope fields of a pointer share (same canonical form as every Envelope, §2). */
+export interface PointerEnvelope {
+  burnAfterRead: boolean;
+  createdAt: number;
+  purpose: string;
+  pointer: LargePointer;
+}
+
+/** The canonical Envelope bytes carrying a pointer (protocol_version 2). */
+export function encodePointerEnvelope(e: PointerEnvelope): Uint8Array {
+  const obj: Record<string, JsonValue> = {
+    created_at: e.createdAt,
+    material: { bytes: b64encode(encodePointer(e.pointer)), type: LARGE_POINTER_TYPE },
+    protocol_version: 2,
+    purpose: e.purpose,
+  };
+  if (e.burnAfterRead) obj.burn_after_read = true;
+  return canonicalize(obj);
+}
+
+/** True when decrypted Envelope bytes carry a `large_pointer` material (cheap test, no checks). */
+export function isPointerEnvelope(bytes: Uint8Array): boolean {
+  try {
+    const o = parseJson(fromUtf8(bytes));
+    return field.isObject(o) && field.isObject(o.material) &&
+      o.material.type === LARGE_POINTER_TYPE;
+  } catch {
+    return false;
+  }
+}
+
+/** Parse a pointer Envelope; any failure → signature error (exit 3). */
+export function parsePointerEnvelope(bytes: Uint8Array): PointerEnvelope & {
+  protocolVersion: number;
+} {
+  let o: JsonValue;
+  try {
+    o = parseJson(fromUtf8(bytes));
+    if (!field.isObject(o) || !field.isObject(o.material)) throw new Error("not an object");
+    if (o.material.type !== LARGE_POINTER_TYPE) throw new Error("not a pointer");
+    const burn = o.burn_after_read;
+    if (burn !== undefined && typeof burn !== "boolean") throw new Error("bad burn");
+    return {
+      burnAfterRead: burn === true,
+      createdAt: field.int(o.created_at),
+      protocolVersion: field.int(o.protocol_version),
+      purpose: field.str(o.purpose ?? ""),
+      pointer: parsePointer(b64decode(field.str(o.material.bytes))),
+    };
+  } catch (e) {
+    if (e instanceof Error && e.name === "CipherpostError") throw e;
+    throw signatureError(`pointer envelope: ${(e as Error).message}`);
+  }
+}
+
+/** SHA-256 hex of pointer Envelope bytes (the receipt's `cleartext_hash`). */
+export function envelopeHash(bytes: Uint8Array): string {
+  return toHex(sha256(bytes));
+}

@@ -1,0 +1,430 @@
+/**
+ * Large-payload benchmark (issue 10): one payload (default 1 GiB, from a seeded PRNG) through
+ * `cipherpost send` → stand-in homeserver → `cipherpost receive` on loopback, beside, in the
+ * same run: typage's streaming encrypt+decrypt of the same bytes (one thread), the `age` CLI
+ * encrypt+decrypt, and magic-wormhole on loopback (own mailbox and transit relay). Prints MB/s,
+ * wall time, ratios and the peak RSS (VmHWM) of our sender and receiver.
+ *
+ *   deno run -P=cipherpost --allow-run --no-prompt scripts/bench_large.ts [MiB] [--workers N]
+ *     [--only-ours] [--v8-flags FLAGS]   (default --max-semi-space-size=1, as the task; "" = none)
+ *
+ * Loopback only. magic-wormhole needs the Debian packages magic-wormhole,
+ * python3-magic-wormhole-mailbox-server and magic-wormhole-transit-relay (skipped if absent).
+ *
+ * @module
+ */
+
+import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
+import { createBLAKE3 } from "hash-wasm";
+
+const MiB = 1 << 20;
+const args = [...Deno.args];
+const oIdx = args.indexOf("--only-ours");
+const onlyOurs = oIdx >= 0;
+if (onlyOurs) args.splice(oIdx, 1);
+const vIdx = args.indexOf("--v8-flags");
+// what `deno task cipherpost` and the compiled binaries use (README: memory)
+const v8flags = vIdx >= 0 ? args.splice(vIdx, 2)[1] : "--max-semi-space-size=1";
+const wIdx = args.indexOf("--workers");
+const workers = wIdx >= 0 ? args.splice(wIdx, 2)[1] : "0";
+const sizeMiB = Number(args[0] ?? 1024);
+const SIZE = sizeMiB * MiB;
+const root = new URL("..", import.meta.url);
+const mainTs = new URL("main.ts", root).pathname;
+const PASS = "bench passphrase";
+
+function flags(): string[] {
+  const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root)));
+  return Object.entries(cfg.permissions.cipherpost as Record<string, boolean>)
+    .filter(([, v]) => v).map(([k]) => `--allow-${k}`);
+}
+
+async function writePrng(path: string, size: number, seed: number): Promise<string> {
+  const h = await createBLAKE3();
+  h.init();
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  let x = seed;
+  const buf = new Uint32Array(MiB / 4);
+  for (let left = size; left > 0;) {
+    for (let i = 0; i < buf.length; i++) {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      buf[i] = x;
+    }
+    const b = new Uint8Array(buf.buffer, 0, Math.min(MiB, left));
+    h.update(b);
+    let off = 0;
+    while (off < b.length) off += await f.write(b.subarray(off));
+    left -= b.length;
+  }
+  f.close();
+  return h.digest("hex");
+}
+
+async function blake3File(path: string): Promise<string> {
+  const h = await createBLAKE3();
+  h.init();
+  for await (const c of (await Deno.open(path)).readable) h.update(c);
+  return h.digest("hex");
+}
+
+/**
+ * Run a command under `/usr/bin/time`, which reports the child's peak RSS (`ru_maxrss`, what
+ * `/proc/<pid>/status` calls VmHWM at exit: Deno's sandbox reads /proc only with --allow-all)
+ * and its CPU seconds. Returns wall seconds, peak RSS (KiB), CPU seconds and the output.
+ */
+async function run(
+  cmd: string,
+  argv: string[],
+  opts: { env?: Record<string, string> } = {},
+): Promise<
+  { secs: number; hwmKiB: number; cpu: number; stdout: string; stderr: string; code: number }
+> {
+  const t0 = performance.now();
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "@@RUSAGE %M %U %S", cmd, ...argv],
+    env: opts.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const secs = (performance.now() - t0) / 1000;
+  let stderr = new TextDecoder().decode(out.stderr);
+  const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+  if (m) stderr = stderr.slice(0, m.index);
+  return {
+    secs,
+    hwmKiB: m ? Number(m[1]) : NaN,
+    cpu: m ? Number(m[2]) + Number(m[3]) : NaN,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr,
+    code: out.code,
+  };
+}
+
+function cp(home: string, argv: string[], env: Record<string, string>) {
+  const v8 = v8flags ? [`--v8-flags=${v8flags}`] : [];
+  return run(
+    Deno.execPath(),
+    ["run", ...flags(), ...v8, "--no-prompt", "--quiet", mainTs, ...argv],
+    {
+      env: { ...env, CIPHERPOST_HOME: home, CIPHERPOST_PASSPHRASE: PASS, NO_COLOR: "1" },
+    },
+  );
+}
+
+function fileSource(path: string): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      f: null as Deno.FsFile | null,
+      async start() {
+        this.f = await Deno.open(path);
+      },
+      async pull(c) {
+        const buf = new Uint8Array(MiB);
+        const n = await this.f!.read(buf);
+        if (n === null) {
+          this.f!.close();
+          c.close();
+        } else c.enqueue(buf.subarray(0, n));
+      },
+    } as UnderlyingDefaultSource<Uint8Array> & { f: Deno.FsFile | null },
+  );
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+async function has(bin: string): Promise<boolean> {
+  try {
+    const r = await new Deno.Command("sh", { args: ["-c", `command -v ${bin}`], stdout: "null" })
+      .output();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+class Done extends Error {}
+const rows: { name: string; secs: number; cpu?: number; note?: string }[] = [];
+const base = await Deno.makeTempDir({ prefix: "cp-bench-large-" });
+const src = `${base}/payload.bin`;
+console.error(`generating ${sizeMiB} MiB payload...`);
+const srcHash = await writePrng(src, SIZE, 0x9e3779b9);
+
+// The testnet and the stand-in homeserver run as their own process (`cipherpost testnet
+// --homeserver`), under /usr/bin/time, so their CPU is measured apart from ours.
+const netProc = new Deno.Command("/usr/bin/time", {
+  args: [
+    "-f",
+    "@@RUSAGE %M %U %S",
+    Deno.execPath(),
+    "run",
+    ...flags(),
+    "--no-prompt",
+    "--quiet",
+    mainTs,
+    "testnet",
+    "--nodes",
+    "12",
+    "--homeserver",
+    "--signup-mode",
+    "open",
+  ],
+  stdin: "null",
+  stdout: "piped",
+  stderr: "piped",
+}).spawn();
+const netLines: Record<string, string> = {};
+{
+  const reader = netProc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  while (!netLines.CIPHERPOST_HOMESERVER) {
+    const r = await reader.read();
+    if (r.done) throw new Error("testnet exited");
+    buf += r.value;
+    for (const line of buf.split("\n")) {
+      const m = /^(CIPHERPOST_[A-Z_]+)=(.*)$/.exec(line);
+      if (m) netLines[m[1]] = m[2];
+    }
+  }
+  reader.releaseLock();
+}
+const netStderr = new Response(netProc.stderr).text();
+const netEnv = {
+  CIPHERPOST_BOOTSTRAP: netLines.CIPHERPOST_BOOTSTRAP,
+  CIPHERPOST_RELAYS: netLines.CIPHERPOST_RELAYS,
+  CIPHERPOST_PART_WORKERS: workers,
+};
+let standInCpu = NaN;
+try {
+  // two identities, signed up on the stand-in with the CLI
+  const people = [];
+  for (const name of ["alice", "bob"]) {
+    const home = `${base}/${name}`;
+    for (
+      const argv of [["identity", "generate"], [
+        "homeserver",
+        "signup",
+        netLines.CIPHERPOST_HOMESERVER,
+      ]]
+    ) {
+      const g = await cp(home, argv, netEnv);
+      if (g.code !== 0) throw new Error(`${argv.join(" ")} failed: ${g.stderr}`);
+    }
+    const show = await cp(home, ["identity", "show", "--json"], netEnv);
+    people.push({ home, z32: JSON.parse(show.stdout).z32 as string });
+  }
+  const [alice, bob] = people;
+
+  // ours
+  console.error("cipherpost send...");
+  const s = await cp(alice.home, ["send", "--share", bob.z32, "--material-file", src], netEnv);
+  if (s.code !== 0) throw new Error(`send failed: ${s.stderr}`);
+  console.error("cipherpost receive...");
+  const r = await cp(bob.home, [
+    "receive",
+    s.stdout.trim(),
+    "--accept",
+    alice.z32,
+    "-o",
+    `${base}/received.bin`,
+  ], netEnv);
+  if (r.code !== 0) throw new Error(`receive failed: ${r.stderr}`);
+  const ok = (await blake3File(`${base}/received.bin`)) === srcHash;
+  await Deno.remove(`${base}/received.bin`);
+  rows.push({
+    name: `cipherpost send (workers=${workers})`,
+    secs: s.secs,
+    cpu: s.cpu,
+    note: `peak RSS ${(s.hwmKiB / 1024).toFixed(0)} MiB`,
+  });
+  rows.push({
+    name: `cipherpost receive (workers=${workers})`,
+    secs: r.secs,
+    cpu: r.cpu,
+    note: `peak RSS ${(r.hwmKiB / 1024).toFixed(0)} MiB; output ${ok ? "identical" : "DIFFERS"}`,
+  });
+  rows.push({ name: "cipherpost send → receive (end to end)", secs: s.secs + r.secs });
+
+  if (onlyOurs) throw new Done();
+  // typage, one thread, streaming
+  console.error("typage...");
+  const id = await generateX25519Identity();
+  const e = new Encrypter();
+  e.addRecipient(await identityToRecipient(id));
+  let t0 = performance.now();
+  const enc = `${base}/typage.age`;
+  {
+    const out = await Deno.open(enc, { write: true, create: true, truncate: true });
+    for await (const c of await e.encrypt(fileSource(src))) {
+      let off = 0;
+      while (off < c.length) off += await out.write(c.subarray(off));
+    }
+    out.close();
+  }
+  const tEnc = (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  const d = new Decrypter();
+  d.addIdentity(id);
+  {
+    const out = await Deno.open(`${base}/typage.out`, {
+      write: true,
+      create: true,
+      truncate: true,
+    });
+    for await (const c of await d.decrypt(fileSource(enc))) {
+      let off = 0;
+      while (off < c.length) off += await out.write(c.subarray(off));
+    }
+    out.close();
+  }
+  const tDec = (performance.now() - t0) / 1000;
+  await Deno.remove(enc);
+  await Deno.remove(`${base}/typage.out`);
+  rows.push({ name: "typage encrypt (stream, 1 thread)", secs: tEnc });
+  rows.push({ name: "typage decrypt (stream, 1 thread)", secs: tDec });
+  rows.push({ name: "typage encrypt + decrypt", secs: tEnc + tDec });
+
+  // age CLI
+  if (await has("age")) {
+    console.error("age CLI...");
+    const key = `${base}/age.key`;
+    await Deno.writeTextFile(key, `${id}\n`, { mode: 0o600 });
+    const rcpt = await identityToRecipient(id);
+    const ae = await run("age", ["-r", rcpt, "-o", `${base}/cli.age`, src]);
+    const ad = await run("age", ["-d", "-i", key, "-o", `${base}/cli.out`, `${base}/cli.age`]);
+    await Deno.remove(`${base}/cli.age`);
+    await Deno.remove(`${base}/cli.out`);
+    rows.push({ name: "age CLI encrypt", secs: ae.secs, cpu: ae.cpu });
+    rows.push({ name: "age CLI decrypt", secs: ad.secs, cpu: ad.cpu });
+    rows.push({ name: "age CLI encrypt + decrypt", secs: ae.secs + ad.secs });
+  } else rows.push({ name: "age CLI", secs: NaN, note: "not installed" });
+
+  // magic-wormhole on loopback
+  if (await has("wormhole") && await has("twistd3")) {
+    console.error("magic-wormhole...");
+    const mp = freePort();
+    const tp = freePort();
+    const wd = `${base}/wormhole`;
+    await Deno.mkdir(wd);
+    const mailbox = new Deno.Command("twistd3", {
+      args: [
+        "-n",
+        "--pidfile",
+        `${wd}/mailbox.pid`,
+        "wormhole-mailbox",
+        `--port=tcp:${mp}:interface=127.0.0.1`,
+        `--channel-db=${wd}/relay.sqlite`,
+      ],
+      cwd: wd,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const transit = new Deno.Command("twistd3", {
+      args: [
+        "-n",
+        "--pidfile",
+        `${wd}/transit.pid`,
+        "transitrelay",
+        `--port=tcp:${tp}:interface=127.0.0.1`,
+      ],
+      cwd: wd,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      await new Promise((res) => setTimeout(res, 3000));
+      const common = [
+        `--relay-url=ws://127.0.0.1:${mp}/v1`,
+        `--transit-helper=tcp:127.0.0.1:${tp}`,
+      ];
+      const code = "7-bench-large";
+      const w0 = performance.now();
+      const sender = run("wormhole", [...common, "send", "--hide-progress", `--code=${code}`, src]);
+      await new Promise((res) => setTimeout(res, 1000));
+      await Deno.mkdir(`${wd}/in`);
+      const recv = await run("wormhole", [
+        ...common,
+        "receive",
+        "--hide-progress",
+        "--accept-file",
+        `-o`,
+        `${wd}/in/payload.bin`,
+        code,
+      ]);
+      const sres = await sender;
+      const secs = (performance.now() - w0) / 1000 - 1;
+      const same = recv.code === 0 &&
+        (await blake3File(`${wd}/in/payload.bin`).catch(() => "")) === srcHash;
+      rows.push({
+        name: "magic-wormhole send → receive (loopback)",
+        secs,
+        cpu: sres.cpu + recv.cpu,
+        note: `RSS sender ${(sres.hwmKiB / 1024).toFixed(0)} MiB, receiver ${
+          (recv.hwmKiB / 1024).toFixed(0)
+        } MiB; ${same ? "identical" : `FAILED: ${recv.stderr.slice(0, 200)}`}`,
+      });
+    } finally {
+      for (const c of [mailbox, transit]) {
+        try {
+          c.kill("SIGTERM");
+        } catch { /* gone */ }
+        await c.status;
+      }
+    }
+  } else rows.push({ name: "magic-wormhole", secs: NaN, note: "not installed" });
+} catch (e) {
+  if (!(e instanceof Done)) throw e;
+} finally {
+  // stop the testnet process (the child of /usr/bin/time) and read its CPU
+  const ps = await new Deno.Command("ps", {
+    args: ["--ppid", String(netProc.pid), "-o", "pid="],
+    stdout: "piped",
+  })
+    .output();
+  for (const pid of new TextDecoder().decode(ps.stdout).split(/\s+/).filter((x) => x)) {
+    await new Deno.Command("kill", { args: ["-TERM", pid] }).output();
+  }
+  await netProc.status;
+  const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)/.exec(await netStderr);
+  if (m) standInCpu = Number(m[2]) + Number(m[3]);
+  await Deno.remove(base, { recursive: true }).catch(() => {});
+}
+rows.splice(3, 0, {
+  name: "testnet + stand-in homeserver process (whole run)",
+  secs: NaN,
+  cpu: standInCpu,
+  note: "its own process; CPU over the whole run (mostly our PUTs and GETs)",
+});
+
+const mb = SIZE / 1e6;
+const ours = rows.find((r) => r.name.startsWith("cipherpost send → receive"))!.secs;
+console.log(
+  `payload: ${sizeMiB} MiB (${SIZE} bytes); loopback; ${Deno.build.target}; our CLI with ${
+    v8flags ? `--v8-flags=${v8flags}` : "no V8 flags"
+  }`,
+);
+const load = new TextDecoder().decode(
+  (await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" }).output()).stdout,
+);
+console.log(`load average at the end: ${load.split(" ").slice(0, 3).join(" ")}`);
+console.log("| what | wall s | MB/s | ours e2e ÷ this | CPU s | notes |");
+console.log("| --- | ---: | ---: | ---: | ---: | --- |");
+for (const r of rows) {
+  const ok = Number.isFinite(r.secs);
+  console.log(
+    `| ${r.name} | ${ok ? r.secs.toFixed(2) : "-"} | ${ok ? (mb / r.secs).toFixed(1) : "-"} | ${
+      ok ? (ours / r.secs).toFixed(2) : "-"
+    } | ${r.cpu === undefined || !Number.isFinite(r.cpu) ? "" : r.cpu.toFixed(1)} | ${
+      r.note ?? ""
+    } |`,
+  );
+}

@@ -1,0 +1,429 @@
+// Large shares (docs/PROTOCOL.md §5) through the real CLI, own homes, a local testnet and the
+// stand-in homeserver: round trips of a 200 MiB file and of a directory tree, kill -9 during
+// upload and download with resume, a replaced part, a deleted part, burn, expiry and gc.
+import assert from "node:assert/strict";
+import { createBLAKE3 } from "hash-wasm";
+import {
+  cli,
+  type CliResult,
+  ledgerText,
+  makeUserWithSeed,
+  PASS,
+  testTransport,
+  tmpDir,
+  type User,
+} from "./_helpers.ts";
+import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
+import { connect } from "../lib/homeserver/connect.ts";
+import { keypairFromSeed } from "../lib/crypto/keys.ts";
+import { parseShareUri } from "../lib/protocol/share_uri.ts";
+import { fetchV2Receipt } from "../lib/flows/v2_transfer.ts";
+
+const MiB = 1 << 20;
+const BIG = 200 * MiB;
+
+interface Person extends User {
+  seed: Uint8Array;
+}
+
+/** Write `size` bytes from a seeded xorshift PRNG to `path`, streamed; returns their BLAKE3. */
+async function writePrng(path: string, size: number, seed: number): Promise<string> {
+  const h = await createBLAKE3();
+  h.init();
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  let x = seed >>> 0 || 1;
+  const buf = new Uint32Array(MiB / 4);
+  for (let left = size; left > 0;) {
+    for (let i = 0; i < buf.length; i++) {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      buf[i] = x;
+    }
+    const bytes = new Uint8Array(buf.buffer, 0, Math.min(MiB, left));
+    h.update(bytes);
+    let off = 0;
+    while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    left -= bytes.length;
+  }
+  f.close();
+  return h.digest("hex");
+}
+
+async function blake3File(path: string): Promise<string> {
+  const h = await createBLAKE3();
+  h.init();
+  const f = await Deno.open(path);
+  for await (const c of f.readable) h.update(c);
+  return h.digest("hex");
+}
+
+/** A stable digest of a tree: paths, types, modes, link texts and file hashes. */
+async function treeDigest(root: string, rel = ""): Promise<string[]> {
+  const out: string[] = [];
+  const names: string[] = [];
+  for await (const e of Deno.readDir(`${root}/${rel}`)) names.push(e.name);
+  names.sort();
+  for (const n of names) {
+    const p = rel ? `${rel}/${n}` : n;
+    const st = await Deno.lstat(`${root}/${p}`);
+    const mode = (st.mode ?? 0) & 0o777;
+    if (st.isSymlink) out.push(`L ${p} -> ${await Deno.readLink(`${root}/${p}`)}`);
+    else if (st.isDirectory) out.push(`D ${p} ${mode.toString(8)}`, ...await treeDigest(root, p));
+    else out.push(`F ${p} ${mode.toString(8)} ${await blake3File(`${root}/${p}`)}`);
+  }
+  return out;
+}
+
+async function person(base: string, name: string, n: number): Promise<Person> {
+  const seed = new Uint8Array(32).fill(n);
+  const u = await makeUserWithSeed(base, name, seed);
+  return { ...u, seed };
+}
+
+/** `cipherpost homeserver signup` on the stand-in (open signup). */
+async function signUp(net: Testnet, p: Person, hs: HomeserverStandIn): Promise<void> {
+  const r = await cli(["homeserver", "signup", hs.key], { home: p.home, env: env(net) });
+  assert.deepStrictEqual(r.code, 0, r.stderr);
+}
+
+function env(net: Testnet, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    CIPHERPOST_PASSPHRASE: PASS,
+    CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+    CIPHERPOST_RELAYS: net.relayUrl,
+    ...extra,
+  };
+}
+
+async function send(
+  from: Person,
+  net: Testnet,
+  args: string[],
+  extra: Record<string, string> = {},
+): Promise<CliResult & { uri: string }> {
+  const r = await cli(["send", ...args], { home: from.home, env: env(net, extra) });
+  return { ...r, uri: r.stdout.trim() };
+}
+
+async function receive(to: Person, net: Testnet, uri: string, sender: string, args: string[]) {
+  return await cli(["receive", uri, "--accept", sender, ...args], {
+    home: to.home,
+    env: env(net),
+  });
+}
+
+/** The CLI as a child process we can kill. */
+function spawn(home: string, args: string[], e: Record<string, string>): Deno.ChildProcess {
+  const root = new URL("..", import.meta.url);
+  const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root)));
+  const flags = Object.entries(cfg.permissions.cipherpost as Record<string, boolean>)
+    .filter(([, v]) => v).map(([k]) => `--allow-${k}`);
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, "--no-prompt", "--quiet", new URL("main.ts", root).pathname, ...args],
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      HOME: "/nonexistent",
+      NO_COLOR: "1",
+      DENO_NO_UPDATE_CHECK: "1",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      CIPHERPOST_HOME: home,
+      ...e,
+    },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 120_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function resumeRecords(home: string, prefix: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  try {
+    for await (const e of Deno.readDir(`${home}/state/large`)) {
+      if (e.name.startsWith(prefix) && e.name.endsWith(".json")) {
+        out.push(JSON.parse(await Deno.readTextFile(`${home}/state/large/${e.name}`)));
+      }
+    }
+  } catch { /* none */ }
+  return out;
+}
+
+async function entries(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  return out.sort();
+}
+
+const partPuts = (hs: HomeserverStandIn) =>
+  hs.log.filter((l) => l.method === "PUT" && /\/part-\d{5}$/.test(l.path) && l.status === 201);
+const partGets = (hs: HomeserverStandIn) =>
+  hs.log.filter((l) => l.method === "GET" && /\/part-\d{5}$/.test(l.path) && l.status === 200);
+
+Deno.test({
+  name: "large shares: round trips, resume after kill -9, tampering, missing parts, burn, gc",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const net = await startTestnet({ nodes: 12 });
+    const tr = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: tr });
+    const base = await tmpDir("cp-large-");
+    try {
+      const alice = await person(base, "alice", 1);
+      const bob = await person(base, "bob", 2);
+      await signUp(net, alice, hs);
+      await signUp(net, bob, hs);
+      const big = `${base}/big.bin`;
+      const bigHash = await writePrng(big, BIG, 12345);
+      const parts = Math.ceil(BIG / (16 * MiB));
+
+      await t.step(
+        "self: 200 MiB, kill -9 mid-upload, rerun uploads only the missing parts; kill -9 mid-download, rerun completes",
+        async () => {
+          hs.log.length = 0;
+          const args = ["send", "--self", "-p", "big", "--material-file", big];
+          const child = spawn(alice.home, args, env(net));
+          await waitFor(async () =>
+            (await resumeRecords(alice.home, "send-")).some((r) =>
+              Object.keys(r.done as object).length >= 3
+            )
+          );
+          child.kill("SIGKILL");
+          await child.status;
+          const [rec] = await resumeRecords(alice.home, "send-");
+          const doneBefore = Object.keys(rec.done as object).length;
+          assert(doneBefore >= 3 && doneBefore < parts, `done before kill: ${doneBefore}`);
+          hs.log.length = 0;
+          const r = await send(alice, net, args.slice(1).concat("--json"));
+          assert.deepStrictEqual(r.code, 0, r.stderr);
+          const out = JSON.parse(r.stdout);
+          assert.deepStrictEqual(out.parts, parts);
+          assert.deepStrictEqual(out.reused, doneBefore, r.stderr);
+          assert.deepStrictEqual(out.uploaded, parts - doneBefore);
+          assert.deepStrictEqual(partPuts(hs).length, parts - doneBefore, "PUTs of the rerun");
+          assert.deepStrictEqual(await resumeRecords(alice.home, "send-"), []);
+
+          hs.log.length = 0;
+          const dest = `${base}/self-out.bin`;
+          const rx = spawn(
+            alice.home,
+            ["receive", out.uri, "--accept", alice.z32, "-o", dest],
+            env(net),
+          );
+          await waitFor(async () =>
+            (await resumeRecords(alice.home, "recv-")).some((x) =>
+              (x.verified as number[]).length >= 2
+            )
+          );
+          rx.kill("SIGKILL");
+          await rx.status;
+          const [rr] = await resumeRecords(alice.home, "recv-");
+          const verified = (rr.verified as number[]).length;
+          assert(verified < parts, "killed before the end");
+          assert(!(await entries(base)).includes("self-out.bin"), "nothing at the target yet");
+          hs.log.length = 0;
+          const r2 = await receive(alice, net, out.uri, alice.z32, ["-o", dest]);
+          assert.deepStrictEqual(r2.code, 0, r2.stderr);
+          assert.deepStrictEqual(
+            partGets(hs).length,
+            parts - verified,
+            "only unverified parts fetched",
+          );
+          assert.deepStrictEqual(await blake3File(dest), bigHash);
+          assert.deepStrictEqual((await Deno.stat(dest)).mode! & 0o777, 0o600);
+          assert.deepStrictEqual(
+            (await entries(base)).filter((n) => n.includes("cipherpost-")),
+            [],
+          );
+        },
+      );
+
+      await t.step(
+        "cross-identity: 200 MiB file, receipt binds the whole-ciphertext hash",
+        async () => {
+          const r = await send(alice, net, [
+            "--share",
+            bob.z32,
+            "-p",
+            "to bob",
+            "--material-file",
+            big,
+          ]);
+          assert.deepStrictEqual(r.code, 0, r.stderr);
+          const dest = `${base}/bob-out.bin`;
+          const rx = await receive(bob, net, r.uri, alice.z32, ["-o", dest]);
+          assert.deepStrictEqual(rx.code, 0, rx.stderr);
+          assert.match(rx.stderr, /Size: +209715200 bytes \(200\.0 MiB\) in 13 part/);
+          assert.deepStrictEqual(await blake3File(dest), bigHash);
+          const rc = await cli(["receipts", "--from", bob.z32, "--json"], {
+            home: alice.home,
+            env: env(net),
+          });
+          assert.deepStrictEqual(rc.code, 0, rc.stderr);
+          const receipts = JSON.parse(rc.stdout);
+          const sent = JSON.parse(
+            await Deno.readTextFile(`${alice.home}/state/sent/${receipts[0].share_ref}.json`),
+          );
+          assert.deepStrictEqual(receipts[0].ciphertext_hash, sent.large.ciphertext_hash);
+        },
+      );
+
+      await t.step("directory tree with a PIN, to another key", async () => {
+        const src = `${base}/tree`;
+        await Deno.mkdir(`${src}/sub/deeper`, { recursive: true });
+        await Deno.mkdir(`${src}/empty`);
+        await writePrng(`${src}/a.bin`, 3 * MiB + 17, 7);
+        await Deno.writeTextFile(`${src}/sub/notes.txt`, "hello\n");
+        await Deno.writeTextFile(`${src}/sub/deeper/x.sh`, "#!/bin/sh\necho hi\n");
+        await Deno.chmod(`${src}/sub/deeper/x.sh`, 0o755);
+        await Deno.writeTextFile(`${src}/${"n".repeat(120)}.txt`, "long name");
+        await Deno.symlink("sub/notes.txt", `${src}/link`);
+        await Deno.writeTextFile(`${base}/pin.txt`, "4711-9020");
+        await Deno.chmod(`${base}/pin.txt`, 0o600);
+        const r = await send(alice, net, [
+          "--share",
+          bob.z32,
+          "--pin",
+          "--pin-file",
+          `${base}/pin.txt`,
+          "--material-file",
+          src,
+        ], { CIPHERPOST_PART_SIZE: String(MiB) });
+        assert.deepStrictEqual(r.code, 0, r.stderr);
+        const dest = `${base}/tree-out`;
+        const rx = await receive(bob, net, r.uri, alice.z32, [
+          "-o",
+          dest,
+          "--pin-file",
+          `${base}/pin.txt`,
+        ]);
+        assert.deepStrictEqual(rx.code, 0, rx.stderr);
+        assert.match(rx.stderr, /Files: +4/);
+        assert.match(rx.stderr, /Entries: +a\.bin, empty, link, n+\.txt, sub/);
+        assert.deepStrictEqual(await treeDigest(dest), await treeDigest(src));
+      });
+
+      // Small multi-part shares for the failure cases (1 MiB parts).
+      const small = `${base}/small.bin`;
+      await writePrng(small, 5 * MiB, 99);
+      const smallEnv = { CIPHERPOST_PART_SIZE: String(MiB) };
+      const alicesClient = async () =>
+        (await connect(tr, { home: alice.home, user: keypairFromSeed(alice.seed).publicKey }))
+          .client;
+      const blobOf = async (uri: string) => {
+        for await (const e of Deno.readDir(`${alice.home}/state/sent`)) {
+          const s = JSON.parse(await Deno.readTextFile(`${alice.home}/state/sent/${e.name}`));
+          if (s.uri === uri) return s.large.blob_id as string;
+        }
+        throw new Error("no sent record");
+      };
+
+      await t.step("a replaced part: exit 3, nothing written, no receipt", async () => {
+        const r = await send(alice, net, ["--share", bob.z32, "--material-file", small], smallEnv);
+        assert.deepStrictEqual(r.code, 0, r.stderr);
+        const blob = await blobOf(r.uri);
+        const c = await alicesClient();
+        const p1 = await c.get(`/pub/cipherpost/blobs/${blob}/part-00001`);
+        const bytes = new Uint8Array(await new Response(p1!.body).arrayBuffer());
+        // a validly encrypted part in the wrong place: age accepts it, our hash does not
+        await c.put(`/pub/cipherpost/blobs/${blob}/part-00002`, bytes);
+        const out = `${base}/replaced`;
+        await Deno.mkdir(out);
+        const ledger = await ledgerText(bob.home);
+        const rx = await receive(bob, net, r.uri, alice.z32, ["-o", `${out}/x.bin`]);
+        assert.deepStrictEqual(rx.code, 3, rx.stderr);
+        assert.match(rx.stderr, /signature verification failed/);
+        assert.deepStrictEqual(await entries(out), []);
+        assert.deepStrictEqual(await ledgerText(bob.home), ledger);
+        assert.deepStrictEqual(
+          await fetchV2Receipt(tr, (parseShareUri(r.uri) as { locator: Uint8Array }).locator),
+          null,
+        );
+      });
+
+      await t.step("a deleted part: exit 6 naming it", async () => {
+        const r = await send(alice, net, ["--share", bob.z32, "--material-file", small], smallEnv);
+        assert.deepStrictEqual(r.code, 0, r.stderr);
+        const blob = await blobOf(r.uri);
+        assert(await (await alicesClient()).delete(`/pub/cipherpost/blobs/${blob}/part-00003`));
+        const rx = await receive(bob, net, r.uri, alice.z32, ["-o", `${base}/deleted.bin`]);
+        assert.deepStrictEqual(rx.code, 6, rx.stderr);
+        assert.match(rx.stderr, /1 of 5 parts missing on the homeserver \(parts 3\)/);
+        assert(!(await entries(base)).includes("deleted.bin"));
+      });
+
+      await t.step(
+        "burn: the second receive is refused; gc deletes the receipted burn blob",
+        async () => {
+          const r = await send(alice, net, [
+            "--share",
+            bob.z32,
+            "--burn",
+            "--via",
+            "homeserver",
+            "--material-file",
+            small,
+          ], smallEnv);
+          assert.deepStrictEqual(r.code, 0, r.stderr);
+          const blob = await blobOf(r.uri);
+          const ok = await receive(bob, net, r.uri, alice.z32, ["-o", `${base}/burn1.bin`]);
+          assert.deepStrictEqual(ok.code, 0, ok.stderr);
+          const again = await receive(bob, net, r.uri, alice.z32, ["-o", `${base}/burn2.bin`]);
+          assert.deepStrictEqual(again.code, 7, again.stderr);
+          assert.match(again.stderr, /burned/);
+          const gc = await cli(["homeserver", "gc"], { home: alice.home, env: env(net) });
+          assert.deepStrictEqual(gc.code, 0, gc.stderr);
+          assert.match(gc.stderr, new RegExp(`deleted blob ${blob} \\(burned and receipted\\)`));
+          assert.deepStrictEqual(
+            await (await alicesClient()).list(`/pub/cipherpost/blobs/${blob}/`),
+            [],
+          );
+        },
+      );
+
+      await t.step("expiry and revoke: gc deletes the blob, keeps live ones", async () => {
+        const live = await send(alice, net, ["--self", "--material-file", small], smallEnv);
+        assert.deepStrictEqual(live.code, 0, live.stderr);
+        const r = await send(
+          alice,
+          net,
+          ["--self", "--ttl", "1", "--material-file", small],
+          smallEnv,
+        );
+        assert.deepStrictEqual(r.code, 0, r.stderr);
+        const blob = await blobOf(r.uri);
+        const liveBlob = await blobOf(live.uri);
+        await new Promise((res) => setTimeout(res, 1500));
+        const gc = await cli(["homeserver", "gc"], { home: alice.home, env: env(net) });
+        assert.deepStrictEqual(gc.code, 0, gc.stderr);
+        assert.match(gc.stderr, new RegExp(`deleted blob ${blob} \\(expired\\)`));
+        const c = await alicesClient();
+        assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${blob}/`), []);
+        assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 5);
+        const rv = await cli(["revoke", live.uri], { home: alice.home, env: env(net) });
+        assert.deepStrictEqual(rv.code, 0, rv.stderr);
+        const gc2 = await cli(["homeserver", "gc"], { home: alice.home, env: env(net) });
+        assert.deepStrictEqual(gc2.code, 0, gc2.stderr);
+        assert.match(gc2.stderr, new RegExp(`deleted blob ${liveBlob} \\(revoked or unknown\\)`));
+        assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${liveBlob}/`), []);
+      });
+    } finally {
+      await hs.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
