@@ -208,21 +208,7 @@ export class State {
    */
   async lock(ref: string): Promise<() => void> {
     checkRef(ref);
-    await this.init();
-    const f = await Deno.open(`${this.dir}/locks/${ref}.lock`, {
-      read: true,
-      write: true,
-      create: true,
-      mode: 0o600,
-    });
-    await f.lock(true);
-    return () => {
-      try {
-        f.unlockSync();
-      } finally {
-        f.close();
-      }
-    };
+    return await this.#lockFile(`${ref}.lock`);
   }
 
   /**
@@ -231,8 +217,13 @@ export class State {
    * writes) cannot lose each other's records.
    */
   async lockPacket(): Promise<() => void> {
+    return await this.#lockFile("packet.lock");
+  }
+
+  /** An exclusive lock on `locks/<name>` (0600), held until the returned function is called. */
+  async #lockFile(name: string): Promise<() => void> {
     await this.init();
-    const f = await Deno.open(`${this.dir}/locks/packet.lock`, {
+    const f = await Deno.open(`${this.dir}/locks/${name}`, {
       read: true,
       write: true,
       create: true,
