@@ -1,0 +1,293 @@
+/**
+ * Streaming age files whose payload runs on the runtime's native ChaCha20-Poly1305.
+ *
+ * An age file is a header (recipient stanzas and an HMAC over them, made and checked by
+ * typage, `npm:age-encryption`), a 16-byte nonce, then the payload in age's STREAM layout:
+ * 64 KiB chunks, each sealed with ChaCha20-Poly1305 under `HKDF-SHA-256(file key, nonce,
+ * "payload")` with a 12-byte nonce of an 11-byte big-endian chunk counter and a last-chunk
+ * flag byte. typage seals those chunks in JavaScript (~90 MiB/s here); this module seals them
+ * with `node:crypto`'s ChaCha20-Poly1305 (native code, ~600 MiB/s here), so the large-share
+ * parts (docs/PROTOCOL.md §5.2) are the same age files, made 6× faster. The primitives are the
+ * runtime's and typage's; only the chunk framing is here, checked against the C2SP/CCTV age
+ * vectors and the `age` CLI in `tests/age_stream_test.ts`.
+ *
+ * @module
+ */
+
+import { Decrypter, Encrypter, type Recipient } from "age-encryption";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { createCipheriv, createDecipheriv } from "node:crypto";
+
+const CHUNK = 64 * 1024;
+const TAG = 16;
+const SEALED = CHUNK + TAG;
+const NONCE = 16;
+/** A header longer than this is refused (one X25519 stanza is ~200 bytes). */
+const MAX_HEADER = 64 * 1024;
+const PAYLOAD = new TextEncoder().encode("payload");
+const MAC_LINE = new TextEncoder().encode("\n--- ");
+
+/** Why a file did not decrypt. */
+export class AgeStreamError extends Error {
+  /** @param stage `header`: not an age file for this identity; `payload`: a bad chunk */
+  constructor(readonly stage: "header" | "payload", message: string) {
+    super(message);
+    this.name = "AgeStreamError";
+  }
+}
+
+/** STREAM nonce: 11-byte big-endian chunk counter, then 1 for the last chunk, else 0. */
+function chunkNonce(counter: number, last: boolean): Uint8Array {
+  const n = new Uint8Array(12);
+  // 11-byte big-endian counter; a part never reaches 2^53 chunks
+  let c = counter;
+  for (let i = 10; i >= 0 && c > 0; i--) {
+    n[i] = c % 256;
+    c = Math.floor(c / 256);
+  }
+  n[11] = last ? 1 : 0;
+  return n;
+}
+
+function seal(key: Uint8Array, counter: number, last: boolean, plain: Uint8Array, out: Uint8Array) {
+  const c = createCipheriv("chacha20-poly1305", key, chunkNonce(counter, last), {
+    authTagLength: TAG,
+  });
+  const body = c.update(plain);
+  c.final();
+  out.set(body, 0);
+  out.set(c.getAuthTag(), body.length);
+}
+
+function open(key: Uint8Array, counter: number, last: boolean, sealed: Uint8Array): Uint8Array {
+  if (sealed.length < TAG) throw new AgeStreamError("payload", "truncated chunk");
+  const d = createDecipheriv("chacha20-poly1305", key, chunkNonce(counter, last), {
+    authTagLength: TAG,
+  });
+  d.setAuthTag(sealed.subarray(sealed.length - TAG));
+  const plain = d.update(sealed.subarray(0, sealed.length - TAG));
+  try {
+    d.final();
+  } catch {
+    throw new AgeStreamError("payload", `chunk ${counter} failed to authenticate`);
+  }
+  return new Uint8Array(plain.buffer, plain.byteOffset, plain.length);
+}
+
+/** Bytes of an age file (header and nonce excluded) for `plainLength` bytes of payload. */
+export function sealedLength(plainLength: number): number {
+  return plainLength + TAG * Math.max(1, Math.ceil(plainLength / CHUNK));
+}
+
+/**
+ * The STREAM payload of an age file whose file key is `fileKey` and whose payload nonce is
+ * `nonce`: plaintext in, sealed chunks out. {@link ageStreamEncrypt} uses it with typage's key
+ * and nonce; the tests use it with the CCTV vectors' to compare bytes.
+ */
+export function payloadEncryptor(
+  fileKey: Uint8Array,
+  nonce: Uint8Array,
+): TransformStream<Uint8Array, Uint8Array> {
+  const key = hkdf(sha256, fileKey, nonce, PAYLOAD, 32);
+  const buf = new Uint8Array(CHUNK);
+  let used = 0;
+  let counter = 0;
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, ctl) {
+      // a full buffer is sealed only once more bytes arrive: the last chunk may be full
+      const full = Math.floor((used + chunk.length - 1) / CHUNK);
+      const out = full > 0 ? new Uint8Array(full * SEALED) : undefined;
+      let o = 0;
+      while (chunk.length > 0) {
+        if (used === CHUNK) {
+          seal(key, counter++, false, buf, out!.subarray(o, o + SEALED));
+          o += SEALED;
+          used = 0;
+        }
+        const n = Math.min(CHUNK - used, chunk.length);
+        buf.set(chunk.subarray(0, n), used);
+        used += n;
+        chunk = chunk.subarray(n);
+      }
+      if (out) ctl.enqueue(out);
+    },
+    flush(ctl) {
+      const out = new Uint8Array(used + TAG);
+      seal(key, counter, true, buf.subarray(0, used), out);
+      key.fill(0);
+      ctl.enqueue(out);
+    },
+  });
+}
+
+/** An age file being written: its header (with the nonce) and the payload transform. */
+export interface AgeStreamEncryption {
+  /** the header and the 16-byte payload nonce: the file's first bytes */
+  readonly head: Uint8Array;
+  /** plaintext in, sealed chunks out (the file's remaining bytes) */
+  readonly payload: TransformStream<Uint8Array, Uint8Array>;
+  /** the whole file's length for `plainLength` bytes of plaintext */
+  fileLength(plainLength: number): number;
+}
+
+/**
+ * Start an age file to one `age1…` X25519 recipient. The header is typage's (a fresh file key
+ * and nonce every call); the file key is taken from typage through a second `Recipient` that
+ * adds no stanza.
+ */
+export async function ageStreamEncrypt(recipient: string): Promise<AgeStreamEncryption> {
+  let fileKey: Uint8Array | undefined;
+  const capture: Recipient = {
+    wrapFileKey(k) {
+      fileKey = k.slice();
+      return [];
+    },
+  };
+  const e = new Encrypter();
+  e.addRecipient(recipient);
+  e.addRecipient(capture);
+  // an empty file: header ‖ nonce ‖ one empty sealed last chunk (16 bytes)
+  const empty = await e.encrypt(new Uint8Array(0));
+  if (!fileKey || empty.length < NONCE + TAG) throw new Error("age header not produced");
+  const head = empty.slice(0, empty.length - TAG);
+  const payload = payloadEncryptor(fileKey, head.subarray(head.length - NONCE));
+  fileKey.fill(0);
+  return {
+    head,
+    payload,
+    fileLength: (plainLength) => head.length + sealedLength(plainLength),
+  };
+}
+
+function indexOf(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * Decrypt a whole age file (header, nonce, payload) with one `AGE-SECRET-KEY-1…` identity:
+ * age file bytes in, plaintext out. The header and its HMAC are checked by typage before any
+ * payload is read; each chunk is released only after it authenticates, and the stream errors
+ * with an {@link AgeStreamError} on the first bad, missing or extra chunk (as age requires,
+ * the plaintext released before that point is a prefix of the real one).
+ */
+export function ageStreamDecrypt(identity: string): TransformStream<Uint8Array, Uint8Array> {
+  let head: Uint8Array | null = new Uint8Array(0);
+  let key: Uint8Array | null = null;
+  let nonce: Uint8Array | null = null;
+  const pending: Uint8Array[] = [];
+  let pendingLength = 0;
+  let counter = 0;
+
+  const take = (n: number): Uint8Array => {
+    const out = new Uint8Array(n);
+    let o = 0;
+    while (o < n) {
+      const c = pending[0];
+      const k = Math.min(c.length, n - o);
+      out.set(c.subarray(0, k), o);
+      o += k;
+      if (k === c.length) pending.shift();
+      else pending[0] = c.subarray(k);
+    }
+    pendingLength -= n;
+    return out;
+  };
+
+  const headerFrom = async (bytes: Uint8Array): Promise<Uint8Array | null> => {
+    const at = indexOf(bytes, MAC_LINE);
+    const end = at < 0 ? -1 : bytes.indexOf(0x0a, at + MAC_LINE.length);
+    if (end < 0) {
+      if (bytes.length > MAX_HEADER) throw new AgeStreamError("header", "no age header");
+      return null;
+    }
+    const d = new Decrypter();
+    d.addIdentity(identity);
+    let fileKey: Uint8Array;
+    try {
+      fileKey = await d.decryptHeader(bytes.subarray(0, end + 1));
+    } catch (e) {
+      throw new AgeStreamError("header", (e as Error).message);
+    }
+    pending.push(bytes.subarray(end + 1));
+    pendingLength += bytes.length - end - 1;
+    return fileKey;
+  };
+
+  return new TransformStream<Uint8Array, Uint8Array>({
+    async transform(chunk, ctl) {
+      if (head !== null) {
+        const all = new Uint8Array(head.length + chunk.length);
+        all.set(head);
+        all.set(chunk, head.length);
+        const fileKey = await headerFrom(all);
+        if (fileKey === null) {
+          head = all;
+          return;
+        }
+        head = null;
+        key = fileKey; // the file key; the payload key is derived once the nonce is in
+      } else {
+        pending.push(chunk);
+        pendingLength += chunk.length;
+      }
+      if (nonce === null) {
+        if (pendingLength < NONCE) return;
+        nonce = take(NONCE);
+        const fk = key!;
+        key = hkdf(sha256, fk, nonce, PAYLOAD, 32);
+        fk.fill(0);
+      }
+      // a sealed chunk is opened as "not last" only once bytes after it have arrived
+      const n = Math.floor((pendingLength - 1) / SEALED);
+      if (n <= 0) return;
+      const out = new Uint8Array(n * CHUNK);
+      for (let i = 0; i < n; i++) {
+        const sealed = take(SEALED);
+        try {
+          out.set(open(key!, counter, false, sealed), i * CHUNK);
+        } catch (e) {
+          // a full final chunk with bytes after it: release it, as age's reference
+          // implementation does (CCTV `stream_trailing_garbage_long`), then fail for the rest
+          let final: Uint8Array;
+          try {
+            final = open(key!, counter, true, sealed);
+          } catch {
+            if (i > 0) ctl.enqueue(out.subarray(0, i * CHUNK));
+            throw e;
+          }
+          out.set(final, i * CHUNK);
+          ctl.enqueue(out.subarray(0, (i + 1) * CHUNK));
+          throw new AgeStreamError("payload", "data after the final chunk");
+        }
+        counter++;
+      }
+      ctl.enqueue(out);
+    },
+    flush(ctl) {
+      if (head !== null) throw new AgeStreamError("header", "no age header");
+      if (nonce === null) throw new AgeStreamError("payload", "missing payload nonce");
+      if (pendingLength < TAG) throw new AgeStreamError("payload", "missing final chunk");
+      const sealed = take(pendingLength);
+      let last: Uint8Array;
+      try {
+        last = open(key!, counter, true, sealed);
+      } catch (e) {
+        // a full chunk that authenticates as a middle chunk: release it, as age's reference
+        // implementation does (CCTV `stream_no_final_full`), then fail for the missing end
+        if (sealed.length !== SEALED) throw e;
+        ctl.enqueue(open(key!, counter, false, sealed));
+        throw new AgeStreamError("payload", "missing final chunk");
+      }
+      if (last.length === 0 && counter > 0) {
+        throw new AgeStreamError("payload", "final chunk is empty");
+      }
+      key!.fill(0);
+      if (last.length > 0) ctl.enqueue(last);
+    },
+  });
+}
