@@ -1,7 +1,8 @@
 /**
  * Large-payload benchmark (issue 10): one payload (default 1 GiB, from a seeded PRNG) through
  * `cipherpost send` → stand-in homeserver → `cipherpost receive` on loopback, beside, in the
- * same run: typage's streaming encrypt+decrypt of the same bytes (one thread), the `age` CLI
+ * same run: typage's streaming encrypt+decrypt of the same bytes (one thread), the same with
+ * the payload on the native AEAD (`lib/crypto/age_stream.ts`, what parts use), the `age` CLI
  * encrypt+decrypt, and magic-wormhole on loopback (own mailbox and transit relay). Prints MB/s,
  * wall time, ratios and the peak RSS (VmHWM) of our sender and receiver.
  *
@@ -16,6 +17,7 @@
 
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 import { createBLAKE3 } from "hash-wasm";
+import { ageStreamDecrypt, ageStreamEncrypt } from "../lib/crypto/age_stream.ts";
 
 const MiB = 1 << 20;
 const args = [...Deno.args];
@@ -293,6 +295,34 @@ try {
   rows.push({ name: "typage decrypt (stream, 1 thread)", secs: tDec });
   rows.push({ name: "typage encrypt + decrypt", secs: tEnc + tDec });
 
+  // the same age files with the payload on node:crypto's ChaCha20-Poly1305 (what parts use)
+  console.error("native age STREAM...");
+  t0 = performance.now();
+  {
+    const age = await ageStreamEncrypt(await identityToRecipient(id));
+    const out = await Deno.open(enc, { write: true, create: true, truncate: true });
+    await out.write(age.head);
+    for await (const c of fileSource(src).pipeThrough(age.payload)) {
+      let off = 0;
+      while (off < c.length) off += await out.write(c.subarray(off));
+    }
+    out.close();
+  }
+  const nEnc = (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  {
+    const out = await Deno.open(`${base}/native.out`, { write: true, create: true });
+    for await (const c of fileSource(enc).pipeThrough(ageStreamDecrypt(id))) {
+      let off = 0;
+      while (off < c.length) off += await out.write(c.subarray(off));
+    }
+    out.close();
+  }
+  const nDec = (performance.now() - t0) / 1000;
+  await Deno.remove(enc);
+  await Deno.remove(`${base}/native.out`);
+  rows.push({ name: "native age STREAM encrypt + decrypt (1 thread)", secs: nEnc + nDec });
+
   // age CLI
   if (await has("age")) {
     console.error("age CLI...");
@@ -396,6 +426,7 @@ try {
   await netProc.status;
   const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)/.exec(await netStderr);
   if (m) standInCpu = Number(m[2]) + Number(m[3]);
+  if (m) console.error(`stand-in process: user ${m[2]} s, system ${m[3]} s, max RSS ${m[1]} KiB`);
   await Deno.remove(base, { recursive: true }).catch(() => {});
 }
 rows.splice(3, 0, {

