@@ -24,6 +24,7 @@ import {
   type User,
   withTestnet,
 } from "./_helpers.ts";
+import { HAVE_TMUX, runInTty } from "./_tty.ts";
 
 const CLAUDE_BIN = new URL(
   "./claude-peer/node_modules/@anthropic-ai/claude-code-linux-x64/claude",
@@ -570,6 +571,55 @@ Deno.test("claude: discovery — several sessions, cwd scoping, live registry, C
   } finally {
     sleeper.kill();
     await sleeper.status;
+    await api.close();
+  }
+});
+
+Deno.test("claude: several matching sessions — the newest without a terminal (said so), a picker on one", async () => {
+  await requireClaude();
+  const base = await tmpDir("cp-claude-");
+  const api = startClaudeApi();
+  try {
+    const A = await makePerson(base, "alice");
+    const proj = await mkdirp(`${A.base}/proj`);
+    const older = await newSession(A, api, proj, "older one");
+    const newer = await newSession(A, api, proj, "newer one");
+    // make the order certain whatever the clock resolution
+    const past = new Date(Date.now() - 3600 * 1000);
+    await Deno.utime(transcriptPath(A, proj, older), past, past);
+    await withTestnet(async (net) => {
+      // no terminal: the newest, and it says which
+      const r = await cp(A, api, net, proj, ["send", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`2 sessions match; taking the newest: ${newer} `));
+      assert.ok(r.stderr.includes(`Session ${newer} `), r.stderr);
+
+      if (!HAVE_TMUX) return console.log("tmux unavailable: the picker is not exercised");
+      // a terminal: the picker lists both, newest first; a typo is asked again; 2 is the older
+      const t = await runInTty(["claude", "send"], {
+        cwd: proj,
+        env: {
+          ...claudeEnv(A, api),
+          PATH: `${A.bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
+          CIPHERPOST_HOME: A.home,
+          CIPHERPOST_PASSPHRASE: PASS,
+          CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+          CIPHERPOST_RELAYS: net.relayUrl,
+          CIPHERPOST_TIMEOUT: "6000",
+          NO_COLOR: "1",
+        },
+        steps: [
+          { wait: /which one\?[^\n]*\n {2}1\) \S+[^\n]*\n {2}2\) \S+[^\n]*\n> $/m, type: "3" },
+          { wait: /type a number from 1 to 2 \(2 tries left\):\n> $/m, type: "2" },
+        ],
+      });
+      assert.equal(t.code, 0, t.screen);
+      assert.ok(t.screen.includes(`  1) ${newer}  `), t.screen);
+      assert.ok(t.screen.includes(`  2) ${older}  `), t.screen);
+      assert.ok(t.screen.includes(`Session ${older} `), t.screen);
+      assert.match(t.stdout.trim(), /^cipherpost:\/\//, "the share URI on stdout");
+    });
+  } finally {
     await api.close();
   }
 });

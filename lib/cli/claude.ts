@@ -93,14 +93,18 @@ async function choose(cands: LocalSession[], log: (l: string) => void): Promise<
     log(`${cands.length} sessions match; taking the newest: ${describe(cands[0])}`);
     return cands[0];
   }
-  log("Several sessions match; which one?");
+  log("Several sessions match; which one? (a number; Enter takes 1, the newest)");
   cands.forEach((s, i) => log(`  ${i + 1}) ${describe(s)}`));
-  const line = (await readAcceptLine())?.trim() ?? "";
-  const n = line === "" ? 1 : Number(line);
-  if (!Number.isInteger(n) || n < 1 || n > cands.length) {
-    throw new CipherpostError("declined", "user declined: no session chosen");
+  for (let tries = 3; tries > 0; tries--) {
+    const line = await readAcceptLine();
+    // the end of input (Ctrl-D) or Ctrl-C at the prompt: nothing is sent
+    if (line === null) throw new CipherpostError("declined", "user declined: no session chosen");
+    const t = line.trim();
+    const n = t === "" ? 1 : /^[0-9]{1,4}$/.test(t) ? Number(t) : NaN;
+    if (n >= 1 && n <= cands.length) return cands[n - 1];
+    if (tries > 1) log(`type a number from 1 to ${cands.length} (${tries - 1} tries left):`);
   }
-  return cands[n - 1];
+  throw new CipherpostError("declined", "user declined: no session chosen");
 }
 
 function parseTtl(v: string): bigint {
