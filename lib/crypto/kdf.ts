@@ -26,8 +26,42 @@ export const HKDF_INFO = {
   pin: "cipherpost/v1/pin",
 } as const;
 
-/** Argon2id v0x13 with a 32-byte output. */
+/**
+ * Argon2id v0x13 with a 32-byte output. It runs in a short-lived Web Worker
+ * (`argon2_worker.ts`) so that its memory (64 MiB for the defaults, ~76 MiB of RSS measured)
+ * is returned when it ends: the process that then streams a large share stays under its memory
+ * bound. Where a worker cannot start (a build that left the worker module out), it runs here.
+ */
 export async function argon2(
+  password: Uint8Array,
+  salt: Uint8Array,
+  params: Argon2Params,
+): Promise<Uint8Array> {
+  let w: Worker;
+  try {
+    w = new Worker(new URL("./argon2_worker.ts", import.meta.url), { type: "module" });
+  } catch {
+    return await argon2Here(password, salt, params);
+  }
+  try {
+    const r = await new Promise<{ ok?: Uint8Array; error?: string; failed?: true }>((resolve) => {
+      w.onmessage = (e) => resolve(e.data);
+      // the worker's module did not load or threw outside the job
+      w.onerror = (e) => {
+        e.preventDefault();
+        resolve({ failed: true });
+      };
+      w.postMessage({ password, salt, m: params.m, t: params.t, p: params.p });
+    });
+    if (r.failed) return await argon2Here(password, salt, params);
+    if (r.ok) return r.ok;
+    throw new Error(r.error ?? "argon2 failed");
+  } finally {
+    w.terminate();
+  }
+}
+
+async function argon2Here(
   password: Uint8Array,
   salt: Uint8Array,
   params: Argon2Params,
