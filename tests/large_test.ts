@@ -412,12 +412,54 @@ Deno.test({
         const c = await alicesClient();
         assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${blob}/`), []);
         assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 5);
+        // a folder this home did not send (another machine of the same identity, say): kept
+        const foreign = "f0".repeat(16);
+        await c.put(`/pub/cipherpost/blobs/${foreign}/part-00000`, new Uint8Array(100));
         const rv = await cli(["revoke", live.uri], { home: alice.home, env: env(net) });
         assert.deepStrictEqual(rv.code, 0, rv.stderr);
         const gc2 = await cli(["homeserver", "gc"], { home: alice.home, env: env(net) });
         assert.deepStrictEqual(gc2.code, 0, gc2.stderr);
-        assert.match(gc2.stderr, new RegExp(`deleted blob ${liveBlob} \\(revoked or unknown\\)`));
+        assert.match(gc2.stderr, new RegExp(`deleted blob ${liveBlob} \\(revoked\\)`));
         assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${liveBlob}/`), []);
+        assert.match(gc2.stdout, /; 1 of them not sent from this home \(--delete-unknown/);
+        assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${foreign}/`)).length, 1);
+        // the tombstone did its work: a second gc deletes nothing
+        const gc3 = await cli(["homeserver", "gc"], { home: alice.home, env: env(net) });
+        assert.match(gc3.stdout, /^deleted 0 blob\(s\)/, gc3.stdout);
+        const gc4 = await cli(["homeserver", "gc", "--delete-unknown"], {
+          home: alice.home,
+          env: env(net),
+        });
+        assert.deepStrictEqual(gc4.code, 0, gc4.stderr);
+        assert.match(
+          gc4.stderr,
+          new RegExp(`deleted blob ${foreign} \\(not sent from this home\\)`),
+        );
+        assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${foreign}/`), []);
+      });
+
+      await t.step("republish forgets an expired large share and deletes its blob", async () => {
+        const r = await send(
+          alice,
+          net,
+          ["--self", "--ttl", "1", "--material-file", small],
+          smallEnv,
+        );
+        assert.deepStrictEqual(r.code, 0, r.stderr);
+        const blob = await blobOf(r.uri);
+        await new Promise((res) => setTimeout(res, 1500));
+        const rp = await cli(["republish"], { home: alice.home, env: env(net) });
+        assert.deepStrictEqual(rp.code, 0, rp.stderr);
+        assert.match(
+          rp.stdout,
+          /expired forgotten: [12];.*; homeserver: deleted 1 blob\(s\)/,
+          rp.stdout,
+        );
+        assert.match(rp.stderr, new RegExp(`deleted blob ${blob} \\(expired\\)`));
+        assert.deepStrictEqual(
+          await (await alicesClient()).list(`/pub/cipherpost/blobs/${blob}/`),
+          [],
+        );
       });
     } finally {
       await hs.close();

@@ -18,7 +18,7 @@ import { State } from "../state/state.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
-import { runGc } from "./large.ts";
+import { gcSummary, runGc } from "./large.ts";
 import {
   NETWORK_HELP,
   unlockIdentity,
@@ -213,22 +213,31 @@ ${NETWORK_HELP}`,
     hs.command("gc")
       .description(
         "delete your large-share blobs that expired, were revoked, or were burned and receipted",
+      )
+      .option(
+        "--delete-unknown",
+        "also delete blob folders this home did not send (by default they are kept)",
       ),
   ))
     .addHelpText(
       "after",
       `
 Uses the stored homeserver session (no passphrase) when there is one. Blobs of sends still in
-progress are kept. Run it now and then, e.g. after republish.
+progress are kept, and so are folders this home has no record of: another machine with the
+same identity may have sent them (--delete-unknown deletes those too). republish runs the same
+collection when a homeserver session is stored.
 ${NETWORK_HELP}`,
     )
     .action(async (o) => {
       const home = cipherpostHome();
       const r = await withTransport(
         o,
-        (t) => runGc(t, home, new State(home), () => unlockIdentity(o, io), log),
+        (t) =>
+          runGc(t, home, new State(home), () => unlockIdentity(o, io), log, {
+            deleteUnknown: o.deleteUnknown === true,
+          }),
       );
-      io.out(`deleted ${r.deletedFolders} blob(s) (${r.deletedFiles} files); kept ${r.kept}\n`);
+      io.out(`${gcSummary(r!)}\n`);
     });
 }
 

@@ -13,7 +13,7 @@ import type { Keypair } from "../crypto/keys.ts";
 import { connect } from "../homeserver/connect.ts";
 import { loadSession, sessionFile } from "../homeserver/session_store.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
-import { type GcReport, largeGc } from "../flows/large_gc.ts";
+import { type GcOptions, type GcReport, largeGc } from "../flows/large_gc.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import type { State } from "../state/state.ts";
 import {
@@ -244,25 +244,38 @@ export function partSizeOverride(): number | undefined {
   return n;
 }
 
-/** `homeserver gc`: connect with the stored session (or the identity) and delete unneeded blobs. */
+/**
+ * `homeserver gc`: connect with the stored session (or, when `unlock` is given, the identity)
+ * and delete unneeded blobs. Null when there is no stored session and no `unlock`.
+ */
 export async function runGc(
   t: Transport,
   home: string,
   state: State,
-  unlock: () => Promise<Keypair>,
+  unlock: (() => Promise<Keypair>) | null,
   log: (l: string) => void,
-): Promise<GcReport> {
+  opts: GcOptions = {},
+): Promise<GcReport | null> {
   let user: string | null = null;
   try {
     const j = JSON.parse(await Deno.readTextFile(sessionFile(home)));
     if (typeof j.user === "string") user = j.user;
   } catch { /* no stored session */ }
   const stored = user ? await loadSession(home, user) : null;
+  if (!stored && !unlock) return null;
   const conn = stored
     ? await connect(t, { home, user: parsePublicKey(user!) })
     : await (async () => {
-      const me = await unlock();
+      const me = await unlock!();
       return await connect(t, { home, user: me.publicKey, seed: me.seed });
     })();
-  return await largeGc(t, conn.client, state, log);
+  return await largeGc(t, conn.client, state, log, opts);
+}
+
+/** The one-line summary of a gc run (stdout). */
+export function gcSummary(r: GcReport): string {
+  const unknown = r.unknown > 0
+    ? `; ${r.unknown} of them not sent from this home (--delete-unknown deletes those)`
+    : "";
+  return `deleted ${r.deletedFolders} blob(s) (${r.deletedFiles} files); kept ${r.kept}${unknown}`;
 }

@@ -18,6 +18,8 @@ import { utcMinute } from "./format.ts";
 import { cipherpostHome } from "./home.ts";
 import { startProgress } from "./progress.ts";
 import { isStderrTty } from "./tty.ts";
+import { gcSummary, runGc } from "./large.ts";
+import type { GcReport } from "../flows/large_gc.ts";
 import type { Io } from "./io.ts";
 import {
   NETWORK_HELP,
@@ -61,24 +63,37 @@ export function registerShareCommands(program: Command, io: Io): void {
       `
 Needs no passphrase: it re-puts the signed packets this home already published (the latest
 copy of your own packet), and publishes the receipts of shares you accepted whose receipt a
-crash or a network failure kept back (v1 ones to the share's overflow slot). Run it hourly:
+crash or a network failure kept back (v1 ones to the share's overflow slot). With a stored
+homeserver session it also deletes the large-share blobs homeserver gc would. Run it hourly:
   cron:    0 * * * *  CIPHERPOST_HOME=$HOME/.cipherpost cipherpost republish
   systemd: a timer with OnCalendar=hourly running the same command
 ${NETWORK_HELP}`,
     )
     .action(async (o) => {
       const bar = startProgress("Republishing", { enabled: isStderrTty() });
+      const home = cipherpostHome();
+      const state = new State(home);
       let r;
+      let gc: GcReport | null = null;
       try {
-        r = await withTransport(
-          o,
-          (t) => republish(t, new State(cipherpostHome()), ui, (d, n) => bar.update(d, n)),
-        );
+        r = await withTransport(o, async (t) => {
+          const r = await republish(t, state, ui, (d, n) => bar.update(d, n));
+          bar.end();
+          // large-share blobs: the same collection as `homeserver gc`, with a stored session
+          // only (republish asks for no passphrase); a failure here does not fail republish
+          try {
+            gc = await runGc(t, home, state, null, log);
+          } catch (e) {
+            log(`warning: homeserver gc skipped: ${(e as Error).message}`);
+          }
+          return r;
+        });
       } finally {
         bar.end();
       }
+      const blobs = gc === null ? "" : `; homeserver: ${gcSummary(gc)}`;
       io.out(
-        `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); skipped (already received): ${r.skippedReceived}; expired forgotten: ${r.expiredForgotten}; pending receipts published: ${r.receiptsPublished}\n`,
+        `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); skipped (already received): ${r.skippedReceived}; expired forgotten: ${r.expiredForgotten}; pending receipts published: ${r.receiptsPublished}${blobs}\n`,
       );
     });
 

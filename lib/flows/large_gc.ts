@@ -1,7 +1,9 @@
 /**
  * Garbage collection of large-share blobs on our homeserver (docs/PROTOCOL.md §5.6): a blob
- * folder is deleted when its share expired, was revoked (no sent record is left for it), or was
- * a burn share that has a receipt. Folders of sends still in progress are kept.
+ * folder is deleted when its share expired, was revoked (its record is gone and a tombstone
+ * names the folder), or was a burn share that has a receipt. Folders of sends still in progress
+ * are kept, and so are folders this home knows nothing of (another machine of the same
+ * identity may have sent them) unless `deleteUnknown` is set.
  *
  * @module
  */
@@ -23,7 +25,20 @@ export interface GcReport {
   deletedFolders: number;
   deletedFiles: number;
   /** why each deleted folder went: blob id → reason */
-  reasons: Record<string, "expired" | "revoked or unknown" | "burned and receipted">;
+  reasons: Record<string, GcReason>;
+  /** folders kept because this home did not send them (see `deleteUnknown`) */
+  unknown: number;
+}
+
+/** Why a folder was deleted. */
+export type GcReason = "expired" | "revoked" | "burned and receipted" | "not sent from this home";
+
+/** Options of {@link largeGc}. */
+export interface GcOptions {
+  /** also delete folders this home has no record of (default false: they are kept) */
+  deleteUnknown?: boolean;
+  /** "now" in Unix seconds, for tests */
+  nowSec?: number;
 }
 
 async function listAll(store: HomeserverClient, dir: string, shallow: boolean): Promise<string[]> {
@@ -43,9 +58,17 @@ export async function largeGc(
   store: HomeserverClient,
   state: State,
   log: (l: string) => void,
-  nowSec = Math.floor(Date.now() / 1000),
+  o: GcOptions = {},
 ): Promise<GcReport> {
-  const report: GcReport = { kept: 0, deletedFolders: 0, deletedFiles: 0, reasons: {} };
+  const nowSec = o.nowSec ?? Math.floor(Date.now() / 1000);
+  const report: GcReport = {
+    kept: 0,
+    deletedFolders: 0,
+    deletedFiles: 0,
+    reasons: {},
+    unknown: 0,
+  };
+  const gone = await state.goneBlobs();
   const sent = new Map<string, SentShareV2>();
   for (const s of await state.listSent()) {
     const large = s.version === 2 ? s.large : undefined;
@@ -57,9 +80,13 @@ export async function largeGc(
     .filter((x): x is string => x !== undefined);
   for (const id of folders) {
     const s = sent.get(id);
-    let reason: GcReport["reasons"][string] | null = null;
-    if (!s) reason = pending.has(id) ? null : "revoked or unknown";
-    else if (s.expiresAt <= nowSec) reason = "expired";
+    let reason: GcReason | null = null;
+    if (!s) {
+      if (pending.has(id)) reason = null;
+      else if (gone.has(id)) reason = gone.get(id)!;
+      else if (o.deleteUnknown) reason = "not sent from this home";
+      else report.unknown++;
+    } else if (s.expiresAt <= nowSec) reason = "expired";
     else if (s.large?.burn === true) {
       const receipt = await fetchV2Receipt(t, fromHex(s.locator)).catch(() => null);
       if (receipt !== null) reason = "burned and receipted";
@@ -73,7 +100,10 @@ export async function largeGc(
     }
     report.deletedFolders++;
     report.reasons[id] = reason;
+    await state.forgetGoneBlob(id);
     log(`deleted blob ${id} (${reason})`);
   }
+  // tombstones of folders that are no longer there have done their work
+  for (const id of gone.keys()) if (!folders.includes(id)) await state.forgetGoneBlob(id);
   return report;
 }

@@ -73,7 +73,7 @@ export async function republish(
   const now = Math.floor(Date.now() / 1000);
   for (const s of await state.listSent()) {
     if (s.expiresAt <= now) {
-      await state.removeSent(s.shareRef);
+      await state.removeSent(s.shareRef, "expired");
       report.expiredForgotten++;
       continue;
     }

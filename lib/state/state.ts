@@ -473,9 +473,56 @@ export class State {
     });
   }
 
-  /** Remove a sent-share record. */
-  async removeSent(ref: string): Promise<void> {
+  /**
+   * Remove a sent-share record. A large share leaves a tombstone naming its blob folder
+   * (`large/gone/<blob_id>.json`, with `why`), so `homeserver gc` still knows the folder is
+   * this home's to delete; without one, gc keeps folders it does not know (another machine of
+   * the same identity may have sent them).
+   */
+  async removeSent(ref: string, why: "revoked" | "expired" = "revoked"): Promise<void> {
     checkRef(ref);
-    await Deno.remove(`${this.dir}/sent/${ref}.json`).catch(() => {});
+    const path = `${this.dir}/sent/${ref}.json`;
+    let blob: string | null = null;
+    try {
+      const rec = sentFromJson(parseJson(await Deno.readTextFile(path)));
+      const id = rec.version === 2 ? rec.large?.blob_id : undefined;
+      if (typeof id === "string" && /^[0-9a-f]{32}$/.test(id)) blob = id;
+    } catch { /* gone or damaged: nothing to remember */ }
+    if (blob !== null) {
+      await ensurePrivateDir(`${this.dir}/large`);
+      await ensurePrivateDir(`${this.dir}/large/gone`);
+      await writeFileAtomic(
+        `${this.dir}/large/gone/${blob}.json`,
+        canonicalize({ blob_id: blob, share_ref: ref, why }),
+        0o600,
+      );
+    }
+    await Deno.remove(path).catch(() => {});
+  }
+
+  /** Blob folders of removed large shares (see {@link removeSent}): blob id → why. */
+  async goneBlobs(): Promise<Map<string, "revoked" | "expired">> {
+    const out = new Map<string, "revoked" | "expired">();
+    try {
+      for await (const e of Deno.readDir(`${this.dir}/large/gone`)) {
+        const m = /^([0-9a-f]{32})\.json$/.exec(e.name);
+        if (!e.isFile || !m) continue;
+        let why: "revoked" | "expired" = "revoked";
+        try {
+          const j = parseJson(await Deno.readTextFile(`${this.dir}/large/gone/${e.name}`));
+          if (field.isObject(j) && j.why === "expired") why = "expired";
+        } catch { /* damaged: still this home's blob */ }
+        out.set(m[1], why);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw stateReadError("large/gone", e);
+    }
+    return out;
+  }
+
+  /** Forget a tombstone once its blob folder is deleted. */
+  async forgetGoneBlob(blobId: string): Promise<void> {
+    if (!/^[0-9a-f]{32}$/.test(blobId)) throw new Error("not a blob id");
+    await Deno.remove(`${this.dir}/large/gone/${blobId}.json`).catch(() => {});
   }
 }
