@@ -1,8 +1,8 @@
 /**
  * A stand-in Pubky homeserver for tests and the local testnet. The Rust homeserver cannot be
  * built here (its crates cannot be fetched), so this follows its published cookie API (v0.6,
- * `pubky-homeserver/src/client_server/`) as closely as tests can tell, on `Deno.serve` bound to
- * 127.0.0.1:
+ * `pubky-homeserver/src/client_server/`) as closely as tests can tell, on `node:http` bound to
+ * 127.0.0.1 (`node_http_serve.ts` says why not `Deno.serve`):
  *
  * - `POST /signup[?signup_token=]`, `POST /session`: AuthToken verification (layout, signature
  *   over bytes 65.., ±window, replay guard); signup modes `open` and `token_required` (tokens
@@ -37,6 +37,7 @@ import { Transport } from "../pkarr/transport.ts";
 import { b64encode, concat, toHex, utf8 } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { serveNodeHttp } from "./node_http_serve.ts";
 
 /** Options of {@link startHomeserver}. */
 export interface HomeserverStandInOptions {
@@ -646,18 +647,15 @@ export async function startHomeserver(
     }
   }
 
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: o.port ?? 0, onListen: () => {} },
-    async (req) => {
-      const m = req.method as keyof RequestCounts;
-      counts[m in counts ? m : "OTHER"]++;
-      const { res, tenant } = await route(req);
-      log.push({ method: req.method, path: new URL(req.url).pathname, status: res.status, tenant });
-      if (log.length > 10000) log.shift();
-      return res;
-    },
-  );
-  const port = server.addr.port;
+  const server = await serveNodeHttp("127.0.0.1", o.port ?? 0, async (req) => {
+    const m = req.method as keyof RequestCounts;
+    counts[m in counts ? m : "OTHER"]++;
+    const { res, tenant } = await route(req);
+    log.push({ method: req.method, path: new URL(req.url).pathname, status: res.status, tenant });
+    if (log.length > 10000) log.shift();
+    return res;
+  });
+  const port = server.port;
   const standIn: HomeserverStandIn = {
     key,
     baseUrl: `http://127.0.0.1:${port}`,
