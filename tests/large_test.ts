@@ -365,6 +365,47 @@ Deno.test({
       });
 
       await t.step(
+        "429 on part GETs: waited out as Retry-After says; too many: exit 6 saying so",
+        async () => {
+          const r = await send(
+            alice,
+            net,
+            ["--share", bob.z32, "--material-file", small],
+            smallEnv,
+          );
+          assert.deepStrictEqual(r.code, 0, r.stderr);
+          hs.log.length = 0;
+          hs.rateLimitGets(2, "1");
+          const t0 = performance.now();
+          const rx = await receive(bob, net, r.uri, alice.z32, ["-o", `${base}/limited.bin`]);
+          assert.deepStrictEqual(rx.code, 0, rx.stderr);
+          assert.deepStrictEqual(hs.log.filter((l) => l.status === 429).length, 2);
+          assert.ok(performance.now() - t0 >= 1000, "the Retry-After second was waited");
+          assert.deepStrictEqual(
+            await blake3File(`${base}/limited.bin`),
+            await blake3File(small),
+          );
+          // a server that keeps answering 429 (and asks for an hour): a clear network failure
+          const r2 = await send(
+            alice,
+            net,
+            ["--share", bob.z32, "--material-file", small],
+            smallEnv,
+          );
+          assert.deepStrictEqual(r2.code, 0, r2.stderr);
+          hs.rateLimitGets(1000, "3600");
+          const rx2 = await receive(bob, net, r2.uri, alice.z32, ["-o", `${base}/limited2.bin`]);
+          hs.rateLimitGets(0, "0");
+          assert.deepStrictEqual(rx2.code, 6, rx2.stderr);
+          assert.match(
+            rx2.stderr,
+            /parts could not be fetched \(the homeserver is rate limiting \(429, asks to wait 3600 s\)/,
+          );
+          assert(!(await entries(base)).includes("limited2.bin"));
+        },
+      );
+
+      await t.step(
         "burn: the second receive is refused; gc deletes the receipted burn blob",
         async () => {
           const r = await send(alice, net, [
@@ -461,6 +502,43 @@ Deno.test({
           [],
         );
       });
+    } finally {
+      await hs.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "large shares: over the homeserver quota → exit 1 naming the quota and gc; nothing published",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const net = await startTestnet({ nodes: 12 });
+    const tr = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: tr, quotaBytes: 4 * MiB });
+    const base = await tmpDir("cp-large-quota-");
+    try {
+      const alice = await person(base, "alice", 7);
+      await signUp(net, alice, hs);
+      const file = `${base}/six.bin`;
+      await writePrng(file, 6 * MiB, 99);
+      const r = await send(alice, net, ["--self", "--material-file", file], {
+        CIPHERPOST_PART_SIZE: String(MiB),
+      });
+      assert.deepStrictEqual(r.code, 1, r.stderr);
+      assert.deepStrictEqual(r.stdout, "");
+      assert.match(r.stderr, /storage quota exceeded on the homeserver/);
+      assert.match(r.stderr, /cipherpost homeserver gc/);
+      // no share was published or recorded; the resume record stays for a later retry
+      const sent = await Array.fromAsync(Deno.readDir(`${alice.home}/state/sent`)).catch(() => []);
+      assert.deepStrictEqual(sent.length, 0);
+      assert.deepStrictEqual((await resumeRecords(alice.home, "send-")).length, 1);
+      assert.ok(hs.log.some((l) => l.method === "PUT" && l.status === 507), "a 507 was answered");
+      assert.ok(hs.usedBytes(alice.z32) <= 4 * MiB);
     } finally {
       await hs.close();
       await tr.close();

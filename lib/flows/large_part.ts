@@ -9,6 +9,7 @@
 
 import { ageStreamDecrypt, ageStreamEncrypt } from "../crypto/age_stream.ts";
 import { createHash } from "node:crypto";
+import { retryAfterMs } from "../homeserver/http.ts";
 
 /** A job sent to the worker. */
 export type PartJob =
@@ -122,17 +123,44 @@ export async function encryptPart(
   }
 }
 
+/** 429 answers honoured per part GET, and the longest `Retry-After` waited for. */
+const MAX_429 = 3;
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/**
+ * GET a part, waiting out a 429 as the server asks (`Retry-After`, else 1, 2, 4 s) up to
+ * {@link MAX_429} times; a longer wait than a minute, or a fourth 429, is a network failure
+ * that says so (the part stays missing; re-running the receive resumes).
+ */
+async function getPart(url: string, headers: Record<string, string>): Promise<Response> {
+  for (let tries = 0;; tries++) {
+    let res: Response;
+    try {
+      res = await fetch(url, { headers });
+    } catch (e) {
+      throw new Fail("network", `GET failed: ${(e as Error).message}`);
+    }
+    if (res.status !== 429) return res;
+    await res.body?.cancel();
+    const wait = retryAfterMs(res.headers.get("retry-after")) ?? 1000 * 2 ** tries;
+    if (tries >= MAX_429 || wait > MAX_RETRY_AFTER_MS) {
+      throw new Fail(
+        "network",
+        `the homeserver is rate limiting (429${
+          wait > MAX_RETRY_AFTER_MS ? `, asks to wait ${Math.ceil(wait / 1000)} s` : ""
+        }); try again later`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
 /** Fetch, hash and decrypt one part. */
 export async function decryptPart(
   job: Extract<PartJob, { op: "decrypt" }>,
   progress: (n: number) => void,
 ) {
-  let res: Response;
-  try {
-    res = await fetch(job.url, { headers: job.headers });
-  } catch (e) {
-    throw new Fail("network", `GET failed: ${(e as Error).message}`);
-  }
+  const res = await getPart(job.url, job.headers);
   if (res.status === 404) {
     await res.body?.cancel();
     throw new Fail("missing", "404");

@@ -249,6 +249,7 @@ export async function largeReceive(
   const missing: number[] = [];
   const unreachable: number[] = [];
   let bad: PartFailure | null = null;
+  let netDetail: string | null = null;
   try {
     await eachLimited(todo, Math.max(2, req.workers ?? 2), async (i) => {
       if (bad) return;
@@ -269,7 +270,10 @@ export async function largeReceive(
       } catch (e) {
         if (!(e instanceof PartFailure)) throw e;
         if (e.kind === "missing") missing.push(i);
-        else if (e.kind === "network") unreachable.push(i);
+        else if (e.kind === "network") {
+          unreachable.push(i);
+          netDetail ??= e.message;
+        }
         else bad ??= e;
       }
     });
@@ -295,7 +299,9 @@ export async function largeReceive(
   if (unreachable.length > 0) {
     throw new CipherpostError(
       "network",
-      `network error: ${unreachable.length} of ${p.parts} parts could not be fetched`,
+      `network error: ${unreachable.length} of ${p.parts} parts could not be fetched (${
+        stripControl(netDetail ?? "unknown").slice(0, 200)
+      })`,
       "receive again: verified parts are kept",
     );
   }

@@ -83,6 +83,8 @@ export interface HomeserverStandIn {
   /** the last 10000 requests */
   readonly log: RequestLogEntry[];
   resetCounts(): void;
+  /** answer the next `n` GETs under `/pub/` with 429 and `Retry-After: retryAfter` (tests) */
+  rateLimitGets(n: number, retryAfter: string): void;
   /** a new single-use signup token `XXXX-XXXX-XXXX` */
   mintSignupToken(): string;
   /** bytes charged to a user (content + 256 per file) */
@@ -647,10 +649,19 @@ export async function startHomeserver(
     }
   }
 
+  let limited = { n: 0, retryAfter: "0" };
   const server = await serveNodeHttp("127.0.0.1", o.port ?? 0, async (req) => {
     const m = req.method as keyof RequestCounts;
     counts[m in counts ? m : "OTHER"]++;
-    const { res, tenant } = await route(req);
+    const throttled = limited.n > 0 && req.method === "GET" &&
+      new URL(req.url).pathname.startsWith("/pub/");
+    if (throttled) limited.n--;
+    const { res, tenant } = throttled
+      ? {
+        res: text(429, "Too Many Requests", { "retry-after": limited.retryAfter }),
+        tenant: null,
+      }
+      : await route(req);
     log.push({ method: req.method, path: new URL(req.url).pathname, status: res.status, tenant });
     if (log.length > 10000) log.shift();
     return res;
@@ -664,6 +675,9 @@ export async function startHomeserver(
     counts,
     log,
     published: false,
+    rateLimitGets(n, retryAfter) {
+      limited = { n, retryAfter };
+    },
     resetCounts() {
       for (const k of Object.keys(counts) as (keyof RequestCounts)[]) counts[k] = 0;
     },
