@@ -158,12 +158,23 @@ ${NETWORK_HELP}`,
           createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
         });
         log(`${r.signedUp ? "signed up" : "signed in"} at ${homeserver} (${baseUrl})`);
-        const rep = await t.update(
-          me.seed,
-          me.publicKey,
-          (records) => withPubkyRecord(user, records, homeserver),
-        );
-        log(rep ? "published _pubky record" : "_pubky record already points there");
+        try {
+          const rep = await t.update(
+            me.seed,
+            me.publicKey,
+            (records) => withPubkyRecord(user, records, homeserver),
+          );
+          log(rep ? "published _pubky record" : "_pubky record already points there");
+        } catch (e) {
+          if (!(e instanceof CipherpostError) || e.kind !== "too_large") throw e;
+          // the session is stored and works from this home; only others' discovery needs it
+          log(
+            "warning: the _pubky record did not fit in your PKARR packet (live v1 shares and " +
+              "receipts fill its 1000 bytes); large shares from this home work, but other " +
+              "clients cannot find your homeserver until you run this signup again once they " +
+              "have expired or been revoked",
+          );
+        }
       });
       io.out(`${homeserver}\n`);
     });
