@@ -16,8 +16,8 @@
  */
 
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
-import { createBLAKE3 } from "hash-wasm";
 import { ageStreamDecrypt, ageStreamEncrypt } from "../lib/crypto/age_stream.ts";
+import { blake3File, writePrngFile } from "../lib/testing/prng_file.ts";
 
 const MiB = 1 << 20;
 const args = [...Deno.args];
@@ -39,38 +39,6 @@ function flags(): string[] {
   const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root)));
   return Object.entries(cfg.permissions.cipherpost as Record<string, boolean>)
     .filter(([, v]) => v).map(([k]) => `--allow-${k}`);
-}
-
-async function writePrng(path: string, size: number, seed: number): Promise<string> {
-  const h = await createBLAKE3();
-  h.init();
-  const f = await Deno.open(path, { write: true, create: true, truncate: true });
-  let x = seed;
-  const buf = new Uint32Array(MiB / 4);
-  for (let left = size; left > 0;) {
-    for (let i = 0; i < buf.length; i++) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      buf[i] = x;
-    }
-    const b = new Uint8Array(buf.buffer, 0, Math.min(MiB, left));
-    h.update(b);
-    let off = 0;
-    while (off < b.length) off += await f.write(b.subarray(off));
-    left -= b.length;
-  }
-  f.close();
-  return h.digest("hex");
-}
-
-async function blake3File(path: string): Promise<string> {
-  const h = await createBLAKE3();
-  h.init();
-  for await (const c of (await Deno.open(path)).readable) h.update(c);
-  return h.digest("hex");
 }
 
 /**
@@ -159,7 +127,7 @@ const rows: { name: string; secs: number; cpu?: number; note?: string }[] = [];
 const base = await Deno.makeTempDir({ prefix: "cp-bench-large-" });
 const src = `${base}/payload.bin`;
 console.error(`generating ${sizeMiB} MiB payload...`);
-const srcHash = await writePrng(src, SIZE, 0x9e3779b9);
+const srcHash = await writePrngFile(src, SIZE, 0x9e3779b9);
 
 // The testnet and the stand-in homeserver run as their own process (`cipherpost testnet
 // --homeserver`), under /usr/bin/time, so their CPU is measured apart from ours.

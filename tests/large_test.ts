@@ -2,7 +2,6 @@
 // stand-in homeserver: round trips of a 200 MiB file and of a directory tree, kill -9 during
 // upload and download with resume, a replaced part, a deleted part, burn, expiry and gc.
 import assert from "node:assert/strict";
-import { createBLAKE3 } from "hash-wasm";
 import {
   cli,
   type CliResult,
@@ -19,46 +18,13 @@ import { connect } from "../lib/homeserver/connect.ts";
 import { keypairFromSeed } from "../lib/crypto/keys.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
 import { fetchV2Receipt } from "../lib/flows/v2_transfer.ts";
+import { blake3File, writePrngFile } from "../lib/testing/prng_file.ts";
 
 const MiB = 1 << 20;
 const BIG = 200 * MiB;
 
 interface Person extends User {
   seed: Uint8Array;
-}
-
-/** Write `size` bytes from a seeded xorshift PRNG to `path`, streamed; returns their BLAKE3. */
-async function writePrng(path: string, size: number, seed: number): Promise<string> {
-  const h = await createBLAKE3();
-  h.init();
-  const f = await Deno.open(path, { write: true, create: true, truncate: true });
-  let x = seed >>> 0 || 1;
-  const buf = new Uint32Array(MiB / 4);
-  for (let left = size; left > 0;) {
-    for (let i = 0; i < buf.length; i++) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      buf[i] = x;
-    }
-    const bytes = new Uint8Array(buf.buffer, 0, Math.min(MiB, left));
-    h.update(bytes);
-    let off = 0;
-    while (off < bytes.length) off += await f.write(bytes.subarray(off));
-    left -= bytes.length;
-  }
-  f.close();
-  return h.digest("hex");
-}
-
-async function blake3File(path: string): Promise<string> {
-  const h = await createBLAKE3();
-  h.init();
-  const f = await Deno.open(path);
-  for await (const c of f.readable) h.update(c);
-  return h.digest("hex");
 }
 
 /** A stable digest of a tree: paths, types, modes, link texts and file hashes. */
@@ -186,7 +152,7 @@ Deno.test({
       await signUp(net, alice, hs);
       await signUp(net, bob, hs);
       const big = `${base}/big.bin`;
-      const bigHash = await writePrng(big, BIG, 12345);
+      const bigHash = await writePrngFile(big, BIG, 12345);
       const parts = Math.ceil(BIG / (16 * MiB));
 
       await t.step(
@@ -284,7 +250,7 @@ Deno.test({
         const src = `${base}/tree`;
         await Deno.mkdir(`${src}/sub/deeper`, { recursive: true });
         await Deno.mkdir(`${src}/empty`);
-        await writePrng(`${src}/a.bin`, 3 * MiB + 17, 7);
+        await writePrngFile(`${src}/a.bin`, 3 * MiB + 17, 7);
         await Deno.writeTextFile(`${src}/sub/notes.txt`, "hello\n");
         await Deno.writeTextFile(`${src}/sub/deeper/x.sh`, "#!/bin/sh\necho hi\n");
         await Deno.chmod(`${src}/sub/deeper/x.sh`, 0o755);
@@ -317,7 +283,7 @@ Deno.test({
 
       // Small multi-part shares for the failure cases (1 MiB parts).
       const small = `${base}/small.bin`;
-      await writePrng(small, 5 * MiB, 99);
+      await writePrngFile(small, 5 * MiB, 99);
       const smallEnv = { CIPHERPOST_PART_SIZE: String(MiB) };
       const alicesClient = async () =>
         (await connect(tr, { home: alice.home, user: keypairFromSeed(alice.seed).publicKey }))
@@ -525,7 +491,7 @@ Deno.test({
       const alice = await person(base, "alice", 7);
       await signUp(net, alice, hs);
       const file = `${base}/six.bin`;
-      await writePrng(file, 6 * MiB, 99);
+      await writePrngFile(file, 6 * MiB, 99);
       const r = await send(alice, net, ["--self", "--material-file", file], {
         CIPHERPOST_PART_SIZE: String(MiB),
       });

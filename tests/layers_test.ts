@@ -420,6 +420,7 @@ Deno.test("layers: protocol does no network I/O; flows import only shared flow h
     "./receipt_slot_io.ts",
     "./own_packet.ts",
     "./pending_receipts.ts",
+    "./recipient.ts",
     // large-share helpers (parts, their pool and worker entry, tar on disk) and the claude
     // pickup pointer: building blocks of the large and claude flows, not flows themselves
     "./large_part.ts",

@@ -8,7 +8,7 @@
 
 import type { Keypair } from "../crypto/keys.ts";
 import { MATERIAL_CAP } from "../material/material.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
+import { encodeZ32 } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { publishPointer } from "./claude_pointer.ts";
 import type { State } from "../state/state.ts";
@@ -16,6 +16,7 @@ import { CipherpostError } from "../util/errors.ts";
 import { buildBundle, parseBundle, type SessionFiles } from "../claude/bundle.ts";
 import { type SessionSummary, summarizeBundle } from "../claude/summary.ts";
 import { send, type SendResult } from "./send.ts";
+import { recipientOf } from "./recipient.ts";
 
 /** What to send. */
 export interface ClaudeSendRequest {
@@ -70,18 +71,7 @@ export async function claudeSend(
   req: ClaudeSendRequest,
   log: (line: string) => void,
 ): Promise<ClaudeSendResult> {
-  let recipientPk = sender.publicKey;
-  if (req.recipient !== null) {
-    try {
-      recipientPk = parsePublicKey(req.recipient);
-    } catch {
-      throw new CipherpostError(
-        "config",
-        "configuration error: --share needs the recipient's z-base-32 public key",
-        "ask the recipient for the output of: cipherpost identity show",
-      );
-    }
-  }
+  const { publicKey: recipientPk } = recipientOf(sender, req.recipient);
   const bundle = await buildBundle(req.session);
   const summary = summarizeBundle(await parseBundle(bundle));
   log(

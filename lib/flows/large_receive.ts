@@ -273,8 +273,7 @@ export async function largeReceive(
         else if (e.kind === "network") {
           unreachable.push(i);
           netDetail ??= e.message;
-        }
-        else bad ??= e;
+        } else bad ??= e;
       }
     });
   } finally {

@@ -21,7 +21,7 @@ import {
   x25519PublicFromSecret,
 } from "../crypto/keys.ts";
 import type { HomeserverClient } from "../homeserver/client.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
+import { encodeZ32 } from "../pkarr/public_key.ts";
 import { packetToBytes } from "../pkarr/signed_packet.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import {
@@ -45,6 +45,7 @@ import { CipherpostError } from "../util/errors.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../util/fsutil.ts";
 import { eachLimited, PartPool } from "./large_pool.ts";
 import { writeTreeTar } from "./large_tar_fs.ts";
+import { recipientOf } from "./recipient.ts";
 
 /** Where the payload comes from. */
 export type LargeSource =
@@ -244,19 +245,7 @@ export async function largeSend(
   ui: LargeUi,
 ): Promise<LargeSendResult> {
   const senderZ32 = encodeZ32(sender.publicKey);
-  let recipientPk = sender.publicKey;
-  let recipientStr: string | null = null;
-  if (req.recipient !== null) {
-    try {
-      recipientPk = parsePublicKey(req.recipient);
-    } catch {
-      throw new CipherpostError(
-        "config",
-        "configuration error: --share needs the recipient's z-base-32 public key",
-      );
-    }
-    recipientStr = encodeZ32(recipientPk);
-  }
+  const { publicKey: recipientPk, z32: recipientStr } = recipientOf(sender, req.recipient);
   const staged = await stage(state, req.source, ui.log);
   if (staged.size > MAX_LARGE_SIZE) {
     throw new CipherpostError(

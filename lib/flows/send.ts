@@ -18,7 +18,7 @@ import {
   x25519PublicFromSecret,
 } from "../crypto/keys.ts";
 import { ingestMaterial, type MaterialType } from "../material/material.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
+import { encodeZ32 } from "../pkarr/public_key.ts";
 import {
   encodeEnvelope,
   expiresAt,
@@ -36,6 +36,7 @@ import { buildV2Share } from "../protocol/v2.ts";
 import type { FlowUi } from "./ui.ts";
 import { publishPackets } from "./v2_transfer.ts";
 import { updateOwnPacket } from "./own_packet.ts";
+import { recipientOf } from "./recipient.ts";
 
 /** What to send. */
 export interface SendRequest {
@@ -96,20 +97,7 @@ export async function send(
 ): Promise<SendResult> {
   const stored = ingestMaterial(req.material, req.input);
   const senderZ32 = encodeZ32(sender.publicKey);
-  let recipientPk = sender.publicKey;
-  let recipientStr: string | null = null;
-  if (req.recipient !== null) {
-    try {
-      recipientPk = parsePublicKey(req.recipient);
-    } catch {
-      throw new CipherpostError(
-        "config",
-        "configuration error: --share needs the recipient's z-base-32 public key",
-        "ask the recipient for the output of: cipherpost identity show",
-      );
-    }
-    recipientStr = encodeZ32(recipientPk);
-  }
+  const { publicKey: recipientPk, z32: recipientStr } = recipientOf(sender, req.recipient);
   const recipientAge = ageRecipientOfEd(recipientPk);
   const createdAt = Math.floor(Date.now() / 1000);
   const exp = Number(expiresAt(createdAt, req.ttlSeconds));
