@@ -200,3 +200,38 @@ export function testTransport(net: Testnet): Transport {
     timeoutMs: 500,
   });
 }
+
+/** What another program (age, python3, sh) printed and its exit code. */
+export interface ProgramResult {
+  code: number;
+  stdout: Uint8Array;
+  /** stdout decoded and trimmed */
+  text: string;
+  stderr: string;
+}
+
+/** Run another program (not cipherpost) with `args`, optionally feeding `stdin`. */
+export async function runProgram(
+  cmd: string,
+  args: string[],
+  stdin?: Uint8Array,
+): Promise<ProgramResult> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin) {
+    const w = child.stdin.getWriter();
+    await w.write(stdin);
+    await w.close();
+  }
+  const out = await child.output();
+  return {
+    code: out.code,
+    stdout: out.stdout,
+    text: new TextDecoder().decode(out.stdout).trim(),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}

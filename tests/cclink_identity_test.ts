@@ -8,30 +8,12 @@
  */
 
 import assert from "node:assert/strict";
-import { cli, tmpDir } from "./_helpers.ts";
+import { cli, runProgram, tmpDir } from "./_helpers.ts";
 
 const SCRIPT = new URL("./fixtures/make_cclink_key.py", import.meta.url).pathname;
 const RUST = new URL("./fixtures/make_rust_identity.py", import.meta.url).pathname;
 
-async function run(cmd: string, args: string[], stdin?: Uint8Array) {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin) {
-    const w = child.stdin.getWriter();
-    await w.write(stdin);
-    await w.close();
-  }
-  const out = await child.output();
-  return {
-    code: out.code,
-    text: new TextDecoder().decode(out.stdout).trim(),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const run = runProgram;
 
 const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 

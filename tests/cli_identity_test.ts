@@ -21,7 +21,7 @@ import { ageRecipientOf, keypairFromSeed, x25519PublicFromSecret } from "../lib/
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { readReceiptInput } from "../lib/protocol/receipts.ts";
 import { parseReceipt, type Receipt, receiptJson, signReceipt } from "../lib/protocol/record.ts";
-import { cli, type CliResult, tmpDir } from "./_helpers.ts";
+import { cli, type CliResult, runProgram, tmpDir } from "./_helpers.ts";
 
 /** Argon2 parameters for fixtures that are not about the KDF (the file carries them). */
 const CHEAP = { m: 256, t: 1, p: 1 };
@@ -77,26 +77,7 @@ async function listing(dir: string): Promise<string> {
   return rows.sort().join("\n");
 }
 
-/** Run another program; stdout as bytes. */
-async function run(
-  cmd: string,
-  args: string[],
-  stdin?: Uint8Array,
-): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin) {
-    const w = child.stdin.getWriter();
-    await w.write(stdin);
-    await w.close();
-  }
-  const out = await child.output();
-  return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
-}
+const run = runProgram;
 
 /** Assert a CLI result's exit code, showing its output when it differs. */
 function assertExit(r: CliResult, code: number, what: string) {

@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { cli, tmpDir } from "./_helpers.ts";
+import { cli, runProgram, tmpDir } from "./_helpers.ts";
 
 const SCRIPT = new URL("./fixtures/make_rust_identity.py", import.meta.url).pathname;
 const VECTORS = new URL("./vectors/cipherpost/", import.meta.url);
@@ -25,27 +25,7 @@ const VECTOR_KEK = "1bfa4f5d9a8e08c7f18ca56d4dad9bc67b8957f1220467cf2e68e470673d
 const SEED_BYTE = 0x2a;
 const WRONG_PASS = "wrong passphrase or identity decryption failed\n";
 
-/** Run a program; stdout as bytes and as trimmed text. */
-async function run(cmd: string, args: string[], stdin?: Uint8Array) {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin) {
-    const w = child.stdin.getWriter();
-    await w.write(stdin);
-    await w.close();
-  }
-  const out = await child.output();
-  return {
-    code: out.code,
-    bytes: out.stdout,
-    text: new TextDecoder().decode(out.stdout).trim(),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const run = runProgram;
 
 /** Run the fixture script and return its trimmed stdout; fails the test on a non-zero exit. */
 async function py(...args: string[]): Promise<string> {
@@ -180,7 +160,7 @@ Deno.test({
     await writeWithMode(keyFile, `${fromHash}\n`, 0o600);
     const dec = await run("age", ["-d", "-i", keyFile, ctFile]);
     assert.equal(dec.code, 0, dec.stderr);
-    assert.deepEqual(dec.bytes, seed);
+    assert.deepEqual(dec.stdout, seed);
   },
 });
 
@@ -253,8 +233,8 @@ Deno.test({
     await writeWithMode(keyFile, `${await py("kek-argon2", phc, pass)}\n`, 0o600);
     const dec = await run("age", ["-d", "-i", keyFile, ctFile]);
     assert.equal(dec.code, 0, dec.stderr);
-    assert.equal(dec.bytes.length, 32);
-    assert.equal(await py("seed-z32", toHex(dec.bytes)), z32);
+    assert.equal(dec.stdout.length, 32);
+    assert.equal(await py("seed-z32", toHex(dec.stdout)), z32);
 
     // and the wrong passphrase does not
     await writeWithMode(keyFile, `${await py("kek-argon2", phc, "pass")}\n`, 0o600);
