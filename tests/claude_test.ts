@@ -111,7 +111,6 @@ async function cp(
 ): Promise<CliResult> {
   // a generous per-request timeout: this machine's other jobs can starve the in-process testnet
   const env: Record<string, string> = {
-    CIPHERPOST_TIMEOUT: "6000",
     ...p.env,
     ...claudeEnv(p, api),
     ...extraEnv,
@@ -202,13 +201,8 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
   await requireClaude();
   const base = await tmpDir("cp-claude-");
   const api = startClaudeApi();
-  // A fresh testnet for each hand-off: many multi-packet shares on one 12-node testnet degrade
-  // its lookups (seen here after ~5 shares of ~65 packets, with or without Claude Code).
-  let net: Testnet = await startTestnet({ nodes: 12 });
-  const fresh = async () => {
-    await net.close();
-    net = await startTestnet({ nodes: 12 });
-  };
+  // one testnet for every hand-off of the story
+  const net: Testnet = await startTestnet({ nodes: 12 });
   try {
     {
       const A = await makePerson(base, "alice");
@@ -300,7 +294,7 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       await t.step("A sees B's receipt", async () => {
         const r = await cli(["receipts", "--from", B.z32], {
           home: A.home,
-          env: { CIPHERPOST_TIMEOUT: "6000", ...A.env },
+          env: A.env,
           net,
         });
         assert.equal(r.code, 0, r.stderr);
@@ -310,7 +304,6 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       await t.step(
         "hand back B → A with sidecar files; A's copy is extended; claude sees B's turns",
         async () => {
-          await fresh();
           const side = `${B.configDir}/projects/${projectDirName(projB)}/${id}`;
           await Deno.mkdir(`${side}/tool-results`, { recursive: true });
           await Deno.mkdir(`${side}/subagents`, { recursive: true });
@@ -356,7 +349,6 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       );
 
       await t.step("an existing longer transcript is kept", async () => {
-        await fresh();
         // B sends its (now shorter) copy again; A has the gamma turn on top
         const before = await Deno.readFile(transcriptPath(A, projA, id));
         const s = await cp(B, api, net, projB, ["send", id, "--share", A.z32]);
@@ -376,7 +368,6 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       await t.step(
         "a diverged transcript is refused (nothing placed), then forked with --fork",
         async () => {
-          await fresh();
           const c = await claude(B, api, projB, ["--resume", id, "-p", "delta: B's own turn"]);
           assert.equal(c.code, 0, c.stderr);
           const s = await cp(B, api, net, projB, ["send", id, "--share", A.z32]);
@@ -415,7 +406,6 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       );
 
       await t.step("pickup without a URI: the newest hand-off to yourself", async () => {
-        await fresh();
         const proj2 = await mkdirp(`${A.base}/src/other`);
         const id2 = await newSession(A, api, proj2, "zeta: to myself");
         const s = await cp(A, api, net, proj2, ["send"]);
@@ -431,7 +421,6 @@ Deno.test("claude: A → B with another path, B resumes with A's turns; hand bac
       });
 
       await t.step("claude's exit code is passed through", async () => {
-        await fresh();
         const proj3 = await mkdirp(`${A.base}/src/third`);
         const id3 = await newSession(A, api, proj3, "eta");
         const direct = await claude(A, api, proj3, ["--resume", id3, "--no-such-flag"]);
@@ -605,7 +594,6 @@ Deno.test("claude: several matching sessions — the newest without a terminal (
           CIPHERPOST_PASSPHRASE: PASS,
           CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
           CIPHERPOST_RELAYS: net.relayUrl,
-          CIPHERPOST_TIMEOUT: "6000",
           NO_COLOR: "1",
         },
         steps: [
