@@ -58,7 +58,15 @@ import { CipherpostError } from "../lib/util/errors.ts";
 import { EXIT_OF } from "../lib/cli/exit_codes.ts";
 import { b64encode } from "../lib/util/encoding.ts";
 import { createBLAKE3 } from "hash-wasm";
-import { cli, makeUser, sendAs, testTransport, tmpDir, withTestnet } from "./_helpers.ts";
+import {
+  cli,
+  makeUser,
+  makeUserWithSeed,
+  sendAs,
+  testTransport,
+  tmpDir,
+  withTestnet,
+} from "./_helpers.ts";
 import { State } from "../lib/state/state.ts";
 import { Transport } from "../lib/pkarr/transport.ts";
 import { exists } from "../lib/util/fsutil.ts";
@@ -966,4 +974,33 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup t
     await child.stderr.cancel();
     await child.status;
   }
+});
+
+Deno.test("cli: homeserver signup with a full PKARR packet warns, keeps the packet, stores the session", async () => {
+  await withTestnet(async (net) => {
+    const hs = await startHomeserverOnTestnet(net, { signupMode: "open" });
+    const base = await tmpDir();
+    const t = testTransport(net);
+    try {
+      const seed = new Uint8Array(32).fill(0x5a);
+      const bob = await makeUserWithSeed(base, "bob", seed);
+      // a packet with ~950 bytes of other records: no room for _pubky
+      const filler = txtRecord("_other", 300, "x".repeat(900));
+      const full = signPacket(seed, [filler], Date.now() * 1000);
+      await t.publish(full);
+      const up = await cli(["homeserver", "signup", hs.key], { home: bob.home, env: bob.env, net });
+      assertEquals(up.code, 0, up.stderr);
+      assertEquals(up.stdout.trim(), hs.key);
+      assert(up.stderr.includes("warning: the _pubky record did not fit"), up.stderr);
+      assert(up.stderr.includes("run this signup again"), up.stderr);
+      assertEquals((await Deno.stat(sessionFile(bob.home))).mode! & 0o777, 0o600);
+      const p = await t.resolve(decodeZ32(bob.z32));
+      assert(p);
+      assertEquals(p.packet.timestamp, full.timestamp, "the packet was left as it was");
+      assertEquals(homeserverInPacket(p.packet), null);
+    } finally {
+      await t.close();
+      await hs.close();
+    }
+  });
 });
