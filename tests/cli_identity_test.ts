@@ -428,7 +428,7 @@ Deno.test("passphrase: wrong → exit 4 one line; non-UTF-8 file → exit 4; non
   assert.equal(await exists(`${base}/fresh`), false);
 });
 
-Deno.test("passphrase-fd: 0 is refused (exit 1), nothing generated", async () => {
+Deno.test("passphrase-fd: 0, 1 and 2 are refused (exit 1), nothing generated", async () => {
   const base = await tmpDir();
   const home = `${base}/home`;
   await cheapHome(home, new Uint8Array(32).fill(7), "pw");
@@ -441,6 +441,17 @@ Deno.test("passphrase-fd: 0 is refused (exit 1), nothing generated", async () =>
   });
   assertExit(g, 1, "generate --passphrase-fd 0");
   assert.equal(await exists(`${base}/g`), false);
+  // 1 and 2 are where we write: refused before anything is read from them (a read of a
+  // terminal's fd 1 would wait for typing with echo on)
+  for (const [fd, what] of [["1", "stdout is for output"], ["2", "stderr is for messages"]]) {
+    const o = await cli(["identity", "check", "--passphrase-fd", fd], { home });
+    assertExit(o, 1, `--passphrase-fd ${fd}`);
+    assert.equal(
+      o.stderr.split("\n")[0],
+      `configuration error: --passphrase-fd ${fd} is not allowed (${what})`,
+    );
+    assert.equal(o.stdout, "");
+  }
 });
 
 /**

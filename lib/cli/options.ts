@@ -45,7 +45,7 @@ function addPassphrase(cmd: Command) {
     .option("--passphrase-file <path>", "read the passphrase from a file (mode 0600 or 0400)")
     .option(
       "--passphrase-fd <n>",
-      "read the passphrase from an inherited pipe descriptor (not 0)",
+      "read the passphrase from an inherited pipe descriptor (3 or above)",
       parseIntArg,
     )
     .addOption(
@@ -74,7 +74,11 @@ export type PinFlags = {
 function addPin(cmd: Command) {
   return cmd
     .option("--pin-file <path>", "read the PIN from a file (mode 0600 or 0400)")
-    .option("--pin-fd <n>", "read the PIN from an inherited pipe descriptor (not 0)", parseIntArg)
+    .option(
+      "--pin-fd <n>",
+      "read the PIN from an inherited pipe descriptor (3 or above)",
+      parseIntArg,
+    )
     .addOption(new Option("--pin-value <value>", "refused: a PIN in argv leaks").hideHelp());
 }
 const _pinFlags: Same<Added<typeof addPin>, PinFlags> = true;

@@ -139,9 +139,12 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
     if (!Number.isInteger(fd) || fd < 0) {
       throw configError(`${flags.fd} takes a file descriptor number`);
     }
-    if (fd === 0) {
+    if (fd <= 2) {
+      // 0 carries data; 1 and 2 are where we write (on a terminal, reading them would wait
+      // for typing with echo on; on a pipe they cannot be read at all)
+      const what = ["stdin carries data", "stdout is for output", "stderr is for messages"][fd];
       throw configError(
-        `${flags.fd} 0 is not allowed (stdin carries data)`,
+        `${flags.fd} ${fd} is not allowed (${what})`,
         `use another descriptor, e.g. ${flags.fd} 3 3< <(pass show cipherpost)`,
       );
     }
