@@ -521,9 +521,13 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     );
 
     await t.step(
-      "R5/R7: a closed or full stdout: nothing marked accepted, no receipt",
+      "R5/R7: a closed, full or reader-less (`| true`) stdout: nothing marked accepted, no receipt",
       async () => {
-        for (const shell of ['exec "$@" >&-', 'exec "$@" > /dev/full']) {
+        // the last: a pipe whose read end is closed before cipherpost starts, as `| true`
+        // leaves it once `true` has exited (made deterministic: no race with the reader)
+        const readerGone = `exec python3 -c 'import os,sys; r,w=os.pipe(); os.close(r); ` +
+          `os.dup2(w,1); os.execvp(sys.argv[1], sys.argv[1:])' "$@"`;
+        for (const shell of ['exec "$@" >&-', 'exec "$@" > /dev/full', readerGone]) {
           const s = await sendAs(alice, net, ["--self", "-p", "r7", "--burn", "-"], "burn me");
           assert.equal(s.code, 0, s.stderr);
           const r = await cli(["receive", s.uri, "--accept", alice.z32, "-o", "-"], {
