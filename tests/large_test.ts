@@ -19,6 +19,7 @@ import { keypairFromSeed } from "../lib/crypto/keys.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
 import { fetchV2Receipt } from "../lib/flows/v2_transfer.ts";
 import { blake3File, writePrngFile } from "../lib/testing/prng_file.ts";
+import { HAVE_TMUX, runInTty } from "./_tty.ts";
 
 const MiB = 1 << 20;
 const BIG = 200 * MiB;
@@ -329,6 +330,38 @@ Deno.test({
         assert.match(rx.stderr, /1 of 5 parts missing on the homeserver \(parts 3\)/);
         assert(!(await entries(base)).includes("deleted.bin"));
       });
+
+      await t.step(
+        "progress: a bar with rate and ETA on a terminal, nothing without one",
+        async () => {
+          const quiet = await send(alice, net, ["--self", "--material-file", small], smallEnv);
+          assert.deepStrictEqual(quiet.code, 0, quiet.stderr);
+          assert.doesNotMatch(quiet.stderr, /\[#|\r|ETA/, "no bar when stderr is not a terminal");
+          if (!HAVE_TMUX) return console.log("tmux unavailable: the terminal bar is not exercised");
+          const ttyEnv = {
+            ...env(net, smallEnv),
+            CIPHERPOST_HOME: alice.home,
+            NO_COLOR: "1",
+          };
+          const up = await runInTty(["send", "--self", "--material-file", small], { env: ttyEnv });
+          assert.deepStrictEqual(up.code, 0, up.screen);
+          assert.match(
+            up.screen,
+            /upload \[#{24}\] 100% 5\.0 MiB\/5\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0:00/,
+          );
+          const uri = up.stdout.trim();
+          const down = await runInTty(
+            ["receive", uri, "--accept", alice.z32, "-o", `${base}/tty.bin`],
+            { env: ttyEnv },
+          );
+          assert.deepStrictEqual(down.code, 0, down.screen);
+          assert.match(
+            down.screen,
+            /download \[#{24}\] 100% 5\.0 MiB\/5\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0:00/,
+          );
+          assert.deepStrictEqual(await blake3File(`${base}/tty.bin`), await blake3File(small));
+        },
+      );
 
       await t.step(
         "429 on part GETs: waited out as Retry-After says; too many: exit 6 saying so",

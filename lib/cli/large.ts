@@ -146,6 +146,7 @@ export function largeUi(log: (l: string) => void, label: string): LargeUi & { en
   const start = performance.now();
   let last = 0;
   let drawn = false;
+  let finished = false;
   const enc = new TextEncoder();
   return {
     log(line) {
@@ -154,7 +155,7 @@ export function largeUi(log: (l: string) => void, label: string): LargeUi & { en
       log(line);
     },
     progress(done, total) {
-      if (!tty) return;
+      if (!tty || finished) return;
       const now = performance.now();
       if (now - last < 200 && done < total) return;
       last = now;
@@ -165,14 +166,16 @@ export function largeUi(log: (l: string) => void, label: string): LargeUi & { en
       const w = 24;
       const bar = "#".repeat(Math.round(frac * w)).padEnd(w, "-");
       const etaS = `${Math.floor(eta / 60)}:${String(Math.floor(eta % 60)).padStart(2, "0")}`;
+      // the finished bar stays on its own line (rate and time of the whole transfer)
+      finished = done >= total;
       Deno.stderr.writeSync(
         enc.encode(
           `\r\x1b[K${label} [${bar}] ${(frac * 100).toFixed(0)}% ${human(done)}/${human(total)} ${
             human(rate)
-          }/s ETA ${etaS}`,
+          }/s ETA ${etaS}${finished ? "\n" : ""}`,
         ),
       );
-      drawn = true;
+      drawn = !finished;
     },
     end() {
       if (drawn) Deno.stderr.writeSync(enc.encode("\n"));
