@@ -14,6 +14,7 @@ import {
   sealedLength,
 } from "../lib/crypto/age_stream.ts";
 import { tmpDir } from "./_helpers.ts";
+import { concat } from "../lib/util/encoding.ts";
 
 const VECTORS = new URL("./vectors/cctv-age/", import.meta.url);
 
@@ -76,20 +77,10 @@ async function decryptAll(
   const parts: Uint8Array[] = [];
   try {
     for await (const p of src.pipeThrough(ageStreamDecrypt(identity))) parts.push(p);
-    return { plain: concatAll(parts) };
+    return { plain: concat(...parts) };
   } catch (error) {
-    return { plain: concatAll(parts), error };
+    return { plain: concat(...parts), error };
   }
-}
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 const sha256hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -106,7 +97,7 @@ async function encryptAll(recipient: string, plain: Uint8Array, split = 7000) {
   });
   const parts = [enc.head];
   for await (const p of src.pipeThrough(enc.payload)) parts.push(p);
-  const file = concatAll(parts);
+  const file = concat(...parts);
   assert.equal(file.length, enc.fileLength(plain.length), "fileLength predicts the size");
   return file;
 }
@@ -169,7 +160,7 @@ Deno.test("age STREAM: the payload of every CCTV success vector re-encrypts byte
     const sealed: Uint8Array[] = [];
     const src = new Blob([plain as BlobPart]).stream();
     for await (const p of src.pipeThrough(payloadEncryptor(fileKey, nonce))) sealed.push(p);
-    assert.deepEqual(concatAll(sealed), payload, v.name);
+    assert.deepEqual(concat(...sealed), payload, v.name);
     assert.equal(payload.length, sealedLength(plain.length), `${v.name}: sealedLength`);
     checked++;
   }
