@@ -7,29 +7,19 @@
 
 /// <reference lib="deno.worker" />
 
-import { argon2id } from "hash-wasm";
+import { argon2Here, type Argon2Params } from "./kdf.ts";
 
 /** What `kdf.ts` posts. */
 export interface Argon2Job {
   password: Uint8Array;
   salt: Uint8Array;
-  m: number;
-  t: number;
-  p: number;
+  params: Argon2Params;
 }
 
 self.onmessage = async (e: MessageEvent<Argon2Job>) => {
   const j = e.data;
   try {
-    const out = await argon2id({
-      password: j.password,
-      salt: j.salt,
-      parallelism: j.p,
-      iterations: j.t,
-      memorySize: j.m,
-      hashLength: 32,
-      outputType: "binary",
-    });
+    const out = await argon2Here(j.password, j.salt, j.params);
     self.postMessage({ ok: out });
   } catch (err) {
     self.postMessage({ error: (err as Error).message });

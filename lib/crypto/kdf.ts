@@ -51,7 +51,7 @@ export async function argon2(
         e.preventDefault();
         resolve({ failed: true });
       };
-      w.postMessage({ password, salt, m: params.m, t: params.t, p: params.p });
+      w.postMessage({ password, salt, params });
     });
     if (r.failed) return await argon2Here(password, salt, params);
     if (r.ok) return r.ok;
@@ -61,7 +61,8 @@ export async function argon2(
   }
 }
 
-async function argon2Here(
+/** {@link argon2} on the calling thread (what `argon2_worker.ts` runs; the fallback here). */
+export async function argon2Here(
   password: Uint8Array,
   salt: Uint8Array,
   params: Argon2Params,
