@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import {
   cli,
+  cliArgv,
+  cliCommand,
   type CliResult,
   ledgerText,
   makeUserWithSeed,
@@ -85,12 +87,9 @@ async function receive(to: Person, net: Testnet, uri: string, sender: string, ar
 
 /** The CLI as a child process we can kill. */
 function spawn(home: string, args: string[], e: Record<string, string>): Deno.ChildProcess {
-  const root = new URL("..", import.meta.url);
-  const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root)));
-  const flags = Object.entries(cfg.permissions.cipherpost as Record<string, boolean>)
-    .filter(([, v]) => v).map(([k]) => `--allow-${k}`);
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, "--no-prompt", "--quiet", new URL("main.ts", root).pathname, ...args],
+  const argv = cliArgv(args);
+  return new Deno.Command(argv[0], {
+    args: argv.slice(1),
     env: {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       HOME: "/nonexistent",
@@ -131,6 +130,13 @@ async function entries(dir: string): Promise<string[]> {
   const out: string[] = [];
   for await (const e of Deno.readDir(dir)) out.push(e.name);
   return out.sort();
+}
+
+/** The status file path of the newest blob with a PUT in the log. */
+function statusPathOf(hs: HomeserverStandIn): string {
+  const put = hs.log.findLast((l) => l.method === "PUT" && l.path.endsWith("/status"));
+  assert(put, "a status file was written");
+  return put.path;
 }
 
 const partPuts = (hs: HomeserverStandIn) =>
@@ -244,6 +250,73 @@ Deno.test({
             await Deno.readTextFile(`${alice.home}/state/sent/${receipts[0].share_ref}.json`),
           );
           assert.deepStrictEqual(receipts[0].ciphertext_hash, sent.large.ciphertext_hash);
+        },
+      );
+
+      await t.step(
+        "the URI comes before the upload ends; a receiver started then waits for the parts (--wait 0 does not)",
+        async () => {
+          const src = `${base}/slow.bin`;
+          const srcHash = await writePrngFile(src, 16 * MiB, 777);
+          hs.holdPartPuts(true); // no part gets up until released
+          hs.log.length = 0;
+          const child = cliCommand(
+            ["send", "--share", bob.z32, "-p", "slow", "--material-file", src],
+            { home: alice.home, env: env(net, { CIPHERPOST_PART_SIZE: String(MiB) }) },
+          ).spawn();
+          try {
+            const stderrText = new Response(child.stderr).text();
+            const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+            let out = "";
+            while (!out.includes("\n")) {
+              const r = await reader.read();
+              if (r.done) break;
+              out += r.value;
+            }
+            const uri = out.trim();
+            assert.match(uri, /^cipherpost:\/\//);
+            assert.deepStrictEqual(partPuts(hs).length, 0, "the URI is out before any part is up");
+            const status = await fetch(`${hs.baseUrl}${statusPathOf(hs)}`, {
+              headers: { "pubky-host": alice.z32 },
+            });
+            assert.deepStrictEqual(status.status, 200);
+            assert.deepStrictEqual(JSON.parse(await status.text()), {
+              parts: 16,
+              state: "uploading",
+            });
+
+            const dest = `${base}/slow-out.bin`;
+            const quick = await receive(bob, net, uri, alice.z32, ["-o", dest, "--wait", "0"]);
+            assert.deepStrictEqual(quick.code, 6, quick.stderr);
+            assert.match(quick.stderr, /share incomplete: 16 of 16 parts missing/);
+            assert(!(await entries(base)).includes("slow-out.bin"), "nothing at the target");
+
+            const statusGets = () =>
+              hs.log.filter((l) => l.method === "GET" && l.path.endsWith("/status")).length;
+            const asked = statusGets();
+            const rxRun = receive(bob, net, uri, alice.z32, ["-o", dest]);
+            // the receiver has found a part missing and read the status: let the parts go up
+            await waitFor(() => statusGets() > asked);
+            hs.holdPartPuts(false);
+            const rx = await rxRun;
+            assert.deepStrictEqual(rx.code, 0, rx.stderr);
+            assert.match(rx.stderr, /the sender is still uploading; waiting/);
+            assert.deepStrictEqual(await blake3File(dest), srcHash);
+            for (;;) {
+              const r = await reader.read();
+              if (r.done) break;
+              out += r.value;
+            }
+            const sent = await child.status;
+            const errText = await stderrText;
+            assert.deepStrictEqual(sent.code, 0, errText);
+            assert.match(errText, /the receiver can start now/);
+            assert.deepStrictEqual(out.trim(), uri, "the URI is printed once");
+            const final = hs.log.filter((l) => l.method === "PUT" && l.path.endsWith("/status"));
+            assert.deepStrictEqual(final.length, 2, "status written uploading, then complete");
+          } finally {
+            hs.holdPartPuts(false);
+          }
         },
       );
 
@@ -451,7 +524,8 @@ Deno.test({
         assert.match(gc.stderr, new RegExp(`deleted blob ${blob} \\(expired\\)`));
         const c = await alicesClient();
         assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${blob}/`), []);
-        assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 5);
+        // its parts and the status file (§5.3)
+        assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 6);
         // a folder this home did not send (another machine of the same identity, say): kept
         const foreign = "f0".repeat(16);
         await c.put(`/pub/cipherpost/blobs/${foreign}/part-00000`, new Uint8Array(100));
@@ -512,7 +586,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "large shares: over the homeserver quota → exit 1 naming the quota and gc; nothing published",
+    "large shares: over the homeserver quota → exit 1 naming the quota and gc; the share waits for a re-run",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -525,17 +599,34 @@ Deno.test({
       await signUp(net, alice, hs);
       const file = `${base}/six.bin`;
       await writePrngFile(file, 6 * MiB, 99);
-      const r = await send(alice, net, ["--self", "--material-file", file], {
-        CIPHERPOST_PART_SIZE: String(MiB),
-      });
+      // parts are held until the pointer is out, so the quota stops the upload after it
+      hs.holdPartPuts(true);
+      const child = cliCommand(["send", "--self", "--material-file", file], {
+        home: alice.home,
+        env: env(net, { CIPHERPOST_PART_SIZE: String(MiB) }),
+      }).spawn();
+      const errText = new Response(child.stderr).text();
+      let stdout = "";
+      try {
+        for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) {
+          stdout += c;
+          if (stdout.includes("\n")) hs.holdPartPuts(false);
+        }
+      } finally {
+        hs.holdPartPuts(false);
+      }
+      const r = { code: (await child.status).code, stdout, stderr: await errText };
       assert.deepStrictEqual(r.code, 1, r.stderr);
-      assert.deepStrictEqual(r.stdout, "");
       assert.match(r.stderr, /storage quota exceeded on the homeserver/);
       assert.match(r.stderr, /cipherpost homeserver gc/);
-      // no share was published or recorded; the resume record stays for a later retry
+      // every part was sealed, so the pointer went out (§5.3) before the quota stopped the
+      // upload: the share is recorded, says it is incomplete, and the resume record stays
+      assert.match(r.stdout, /^cipherpost:\/\/\S+\n$/);
+      assert.match(r.stderr, /is published but incomplete: run the same send again/);
       const sent = await Array.fromAsync(Deno.readDir(`${alice.home}/state/sent`)).catch(() => []);
-      assert.deepStrictEqual(sent.length, 0);
-      assert.deepStrictEqual((await resumeRecords(alice.home, "send-")).length, 1);
+      assert.deepStrictEqual(sent.length, 1);
+      const [rec] = await resumeRecords(alice.home, "send-");
+      assert.ok(rec.published, "the resume record knows the share is out");
       assert.ok(hs.log.some((l) => l.method === "PUT" && l.status === 507), "a 507 was answered");
       assert.ok(hs.usedBytes(alice.z32) <= 4 * MiB);
     } finally {

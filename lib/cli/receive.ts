@@ -20,6 +20,7 @@ import { parseKeyArg } from "./recipient.ts";
 import { startProgress } from "./progress.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
 import { largeReceiveHook, partWorkers } from "./large.ts";
+import { DURATION_FORMS, parseDuration } from "./duration.ts";
 import {
   NETWORK_HELP,
   pinOf,
@@ -126,6 +127,12 @@ export function registerReceiveCommand(program: Command, io: Io): void {
         "--accept <key>",
         "accept non-interactively: the sender's z-base-32 key (or pk: form), typed in advance",
       )
+      .option(
+        "--wait <duration>",
+        "large share: how long to wait for parts the sender is still uploading, without a new " +
+          `one arriving (${DURATION_FORMS}; 0 = do not wait)`,
+        "10m",
+      )
       .addOption(
         new Option("--dht-timeout <s>", "accepted for v1.1 compatibility; use --timeout")
           .hideHelp(),
@@ -149,6 +156,7 @@ ${NETWORK_HELP}`,
     .action(async (uriText, o) => {
       const uri = parseShareUri(uriText);
       if (o.accept !== undefined) parseKeyArg(o.accept, "--accept");
+      const partWaitMs = waitMs(o.wait);
       const state = new State(cipherpostHome());
       const consumed = await checkConsumed(state, uri, ui);
       if (consumed?.kind === "pending") {
@@ -187,6 +195,7 @@ ${NETWORK_HELP}`,
                 accept: o.accept,
                 promptLine: interactive ? readAcceptLine : null,
                 workers: partWorkers(),
+                waitMs: partWaitMs,
               }, (l) => {
                 bar.end();
                 log(l);
@@ -211,4 +220,9 @@ ${NETWORK_HELP}`,
         bar.end();
       }
     });
+}
+
+/** `--wait`: `0` or a duration, in milliseconds. */
+function waitMs(text: string): number {
+  return text.trim() === "0" ? 0 : parseDuration(text, "--wait") * 1000;
 }

@@ -232,6 +232,16 @@ ${NETWORK_HELP}`,
         const pin = o.pin ? await pinOf(o, true) : null;
         if (pin !== null) validatePin(pin);
         const to = recipients[0];
+        const tty = isStderrTty();
+        const noColor = (Deno.env.get("NO_COLOR") ?? "") !== "";
+        // the URI is printed as soon as the pointer is out; the upload goes on (§5.3)
+        const onPublished = async (share: { uri: string }, say: (l: string) => void) => {
+          if (o.json) return;
+          io.out(`${share.uri}\n`);
+          say("The share is published: the receiver can start now. Parts are still uploading;");
+          say("keep this running until it says sent.");
+          if (o.qr) say((await renderQr(share.uri, { tty, noColor })).replace(/\n$/, ""));
+        };
         const r = await withTransport(o, (t) =>
           runLargeSend(t, home, new State(home), me, {
             recipient: to === null ? null : to.z32,
@@ -242,6 +252,7 @@ ${NETWORK_HELP}`,
             burn: o.burn === true,
             workers: partWorkers(),
             partSize: partSizeOverride(),
+            onPublished,
           }, log)).catch(async (e) => {
             // no homeserver and none asked for: the DHT-only refusal, with the way to go large
             if (o.via === undefined && e instanceof CipherpostError && e.kind === "no_homeserver") {
@@ -280,10 +291,7 @@ ${NETWORK_HELP}`,
               reused: r.reused,
             }) + "\n",
           );
-        } else io.out(`${r.uri}\n`);
-        if (o.qr) {
-          const noColor = (Deno.env.get("NO_COLOR") ?? "") !== "";
-          io.err(await renderQr(r.uri, { tty: isStderrTty(), noColor }));
+          if (o.qr) io.err(await renderQr(r.uri, { tty, noColor }));
         }
         return;
       }

@@ -14,12 +14,15 @@ import { endpointOf } from "../homeserver/discovery.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import {
+  type BlobStatus,
   envelopeHash,
   type LargePointer,
   maxCipherLength,
+  parseBlobStatus,
   parsePointerEnvelope,
   partLength,
   partPath,
+  statusPath,
 } from "../protocol/large_manifest.ts";
 import { expiresAt, receiptJson, signReceipt } from "../protocol/record.ts";
 import { publishV2Receipt } from "./v2_transfer.ts";
@@ -27,6 +30,7 @@ import { isoSeconds, type State } from "../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { stripControl, toHex, utf8 } from "../util/encoding.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
+import { readStreamCapped } from "../util/bounded_read.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../util/fsutil.ts";
 import { eachLimited, PartFailure, PartPool } from "./large_pool.ts";
 import { extractTar } from "./large_tar_fs.ts";
@@ -53,7 +57,17 @@ export interface LargeReceiveRequest {
   promptLine: (() => Promise<string | null>) | null;
   /** Web Workers fetching and decrypting parts; 0 (the default) runs them as streams here */
   workers?: number;
+  /**
+   * How long to wait for missing parts while the sender is still uploading them (§5.5 step 4):
+   * milliseconds without any part arriving; default {@link DEFAULT_PART_WAIT_MS}, 0 = never.
+   */
+  waitMs?: number;
 }
+
+/** The default wait for parts still being uploaded: 10 minutes without one arriving. */
+export const DEFAULT_PART_WAIT_MS = 10 * 60_000;
+/** How often a part that is not there yet is asked for again. */
+const RETRY_MISSING_MS = 1000;
 
 /** What was received. */
 export interface LargeReceiveResult {
@@ -250,21 +264,45 @@ export async function largeReceive(
   const unreachable: number[] = [];
   let bad: PartFailure | null = null;
   let netDetail: string | null = null;
+  // parts still being uploaded (§5.5 step 4): wait while the status file says so and parts
+  // keep arriving
+  const waitMs = Math.max(0, req.waitMs ?? DEFAULT_PART_WAIT_MS);
+  let lastArrival = Date.now();
+  let told = false;
+  let status: { at: number; value: Promise<BlobStatus | null> } | null = null;
+  const blobStatus = () => {
+    if (!status || Date.now() - status.at >= RETRY_MISSING_MS) {
+      status = { at: Date.now(), value: readBlobStatus(baseUrl, ctx.sender, p) };
+    }
+    return status.value;
+  };
+  const stillComing = async (i: number): Promise<boolean> => {
+    if (waitMs === 0 || Date.now() - lastArrival >= waitMs) return false;
+    if ((await blobStatus()) !== "uploading") return false;
+    if (!told) {
+      told = true;
+      ui.log(
+        `part ${i} is not on the homeserver yet: the sender is still uploading; waiting ` +
+          `(up to ${Math.round(waitMs / 1000)} s without a new part)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, RETRY_MISSING_MS));
+    return true;
+  };
   try {
     await eachLimited(todo, Math.max(2, req.workers ?? 2), async (i) => {
       if (bad) return;
       try {
-        await pp.run({
-          op: "decrypt",
-          url: `${baseUrl}${partPath(p.blobId, i)}`,
-          headers: { "pubky-host": ctx.sender },
-          identity: p.contentIdentity,
-          expectHash: p.partHashes[i],
-          maxCipher: maxCipherLength(partLength(p, i)),
-          dst: record.temp,
-          offset: i * p.partSize,
-          plainLength: partLength(p, i),
-        });
+        for (;;) {
+          try {
+            await fetchPart(i);
+            break;
+          } catch (e) {
+            if (e instanceof PartFailure && e.kind === "missing" && await stillComing(i)) continue;
+            throw e;
+          }
+        }
+        lastArrival = Date.now();
         record.verified.push(i);
         await save();
       } catch (e) {
@@ -279,6 +317,19 @@ export async function largeReceive(
   } finally {
     pp.close();
     await saving;
+  }
+  function fetchPart(i: number) {
+    return pp.run({
+      op: "decrypt",
+      url: `${baseUrl}${partPath(p.blobId, i)}`,
+      headers: { "pubky-host": ctx.sender },
+      identity: p.contentIdentity,
+      expectHash: p.partHashes[i],
+      maxCipher: maxCipherLength(partLength(p, i)),
+      dst: record.temp,
+      offset: i * p.partSize,
+      plainLength: partLength(p, i),
+    });
   }
   if (bad) {
     await discard();
@@ -382,6 +433,26 @@ export async function largeReceive(
       receiptPublished: false,
       fetched: todo.length,
     };
+  }
+}
+
+/** A blob's status file, read anonymously (§5.3); null when absent, unreadable or invalid. */
+async function readBlobStatus(
+  baseUrl: string,
+  sender: string,
+  p: LargePointer,
+): Promise<BlobStatus | null> {
+  try {
+    const res = await fetch(`${baseUrl}${statusPath(p.blobId)}`, {
+      headers: { "pubky-host": sender },
+    });
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      return null;
+    }
+    return parseBlobStatus(await readStreamCapped(res.body, 1024), p.parts);
+  } catch {
+    return null;
   }
 }
 

@@ -27,12 +27,14 @@ import type { Transport } from "../pkarr/transport.ts";
 import {
   choosePartSize,
   ciphertextHashOf,
+  encodeBlobStatus,
   encodePointerEnvelope,
   type LargePointer,
   MAX_LARGE_SIZE,
   partCount,
   partLength,
   partPath,
+  statusPath,
 } from "../protocol/large_manifest.ts";
 import { expiresAt, shareRef } from "../protocol/record.ts";
 import { formatV2Uri } from "../protocol/share_uri.ts";
@@ -65,6 +67,20 @@ export interface LargeSendRequest {
   workers?: number;
   /** plaintext part size (tests); default by size (§5.1) */
   partSize?: number;
+  /**
+   * Called once the pointer is published (every part sealed, uploads still going on, §5.3 step
+   * 4): the receiver can start from here. Not called for a share that fails before that.
+   * `log` writes a line to the same place as the UI's (clearing a progress bar first).
+   */
+  onPublished?: (share: PublishedShare, log: (line: string) => void) => void | Promise<void>;
+}
+
+/** A large share whose pointer is out. */
+export interface PublishedShare {
+  uri: string;
+  shareRef: string;
+  expiresAt: number;
+  packets: number;
 }
 
 /** The small UI port of the large flows. */
@@ -107,8 +123,12 @@ interface ResumeRecord {
   size: number;
   /** content identity, age-encrypted to the sender's own key, base64 */
   sealed_identity: string;
+  /** part index → SHA-256 hex of its kept ciphertext (`up-<blob_id>/part-i`) */
+  sealed: Record<string, string>;
   /** part index → SHA-256 hex of the uploaded part */
   done: Record<string, string>;
+  /** set once the pointer is published (its part hashes are then fixed) */
+  published?: { share_ref: string; uri: string; expires_at: number; packets: number };
 }
 
 const hex = (b: Uint8Array) => toHex(b);
@@ -269,7 +289,7 @@ export async function largeSend(
   try {
     const o = parseJson(await Deno.readTextFile(recordPath)) as unknown as ResumeRecord;
     if (o.size === staged.size && o.part_size === partSize && /^[0-9a-f]{32}$/.test(o.blob_id)) {
-      rec = o;
+      rec = { ...o, sealed: o.sealed ?? {} };
     }
   } catch { /* none or damaged: start afresh */ }
   let identity: string;
@@ -291,6 +311,7 @@ export async function largeSend(
       sealed_identity: b64encode(
         await ageEncrypt(utf8(identity), ageRecipientOfEd(sender.publicKey)),
       ),
+      sealed: {},
       done: {},
     };
   }
@@ -305,6 +326,9 @@ export async function largeSend(
   };
   await save();
   const contentRecipient = await identityToRecipient(identity);
+  const tmpDir = `${state.dir}/large/up-${record.blob_id}`;
+  await ensurePrivateDir(tmpDir);
+  const keptFile = (i: number) => `${tmpDir}/part-${i}`;
 
   // Parts recorded as uploaded must be there with our hash (GET + SHA-256, never the ETag alone).
   let reused = 0;
@@ -323,93 +347,235 @@ export async function largeSend(
       delete record.done[k];
     }
   }
+  // Parts sealed before: their kept ciphertext must still hash as recorded.
+  for (const [k, h] of Object.entries(record.sealed)) {
+    if (record.done[k] === h) continue;
+    const ok = await sha256File(keptFile(Number(k))).then((x) => x === h, () => false);
+    if (!ok) delete record.sealed[k];
+  }
+  for (const k of Object.keys(record.sealed)) if (record.done[k]) delete record.sealed[k];
   await save();
 
-  const hashes: string[] = Array.from({ length: parts }, (_, i) => record.done[String(i)] ?? "");
-  const todo = hashes.flatMap((h, i) => (h ? [] : [i]));
+  const todo = Array.from({ length: parts }, (_, i) => i).filter((i) => !record.done[String(i)]);
+  const toSeal = todo.filter((i) => !record.sealed[String(i)]);
+  if (record.published && toSeal.length > 0) {
+    // the published pointer fixed every part's hash, and a part's ciphertext is gone
+    ui.log(
+      `the share ${record.published.uri} sent before cannot be completed (the kept ciphertext of ` +
+        `part ${toSeal[0]} is gone); sending the payload again as a new share`,
+    );
+    await Deno.remove(recordPath).catch(() => {});
+    await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
+    return await largeSend(t, store, homeserver, state, sender, req, ui);
+  }
+
   let done = staged.size - todo.reduce((n, i) => n + partLength(layout, i), 0);
   ui.progress(done, staged.size);
-  const workers = Math.max(0, req.workers ?? 0);
-  // progress counts ciphertext bytes the homeserver has taken (scaled to plaintext), not
-  // bytes encrypted: the bar reaches its end when the last PUT does
-  const pp = new PartPool(workers, () => {});
   const report = (n: number) => {
     done = Math.min(staged.size, Math.max(0, done + n));
     ui.progress(done, staged.size);
   };
-  const tmpDir = `${state.dir}/large/up-${record.blob_id}`;
-  await ensurePrivateDir(tmpDir);
-  try {
-    await eachLimited(todo, Math.max(2, workers) + 1, async (i) => {
-      const tmp = `${tmpDir}/part-${i}`;
-      await Deno.remove(tmp).catch(() => {});
-      const r = await pp.run({
-        op: "encrypt",
-        src: staged.file,
-        offset: i * partSize,
-        length: partLength(layout, i),
-        dst: tmp,
-        recipient: contentRecipient,
-      });
-      const plain = partLength(layout, i);
-      let counted = 0;
-      const body = async () => {
-        report(-counted); // a retried PUT starts over
-        counted = 0;
-        let sent = 0;
-        const f = await Deno.open(tmp);
-        // 64 KiB synchronous reads (what FsFile.readable reads; larger ones raised peak RSS by
-        // ~30 MiB with three parts in flight), counted as they go out
-        return new ReadableStream<Uint8Array>({
-          pull(ctl) {
-            const buf = new Uint8Array(64 << 10);
-            const n = f.readSync(buf);
-            if (n === null) {
-              f.close();
-              return ctl.close();
-            }
-            sent += n;
-            const now = Math.min(plain, Math.floor(sent * plain / r.cipherLength!));
-            report(now - counted);
-            counted = now;
-            ctl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-          },
-          cancel: () => f.close(),
-        }, { highWaterMark: 1 });
-      };
-      try {
-        await store.put(partPath(record.blob_id, i), body, { contentLength: r.cipherLength });
-        report(plain - counted);
-      } finally {
-        await Deno.remove(tmp).catch(() => {});
-      }
-      hashes[i] = r.hash!;
-      record.done[String(i)] = r.hash!;
-      await save();
+  const workers = Math.max(0, req.workers ?? 0);
+  const pp = new PartPool(workers, () => {});
+
+  // Sealing runs ahead, in part order; uploads take sealed parts in order, 2 at a time (§5.6).
+  const ready = todo.filter((i) => record.sealed[String(i)]);
+  let sealing = toSeal.length > 0;
+  let failed: { e: unknown } | null = null;
+  const waiting: (() => void)[] = [];
+  const poke = () => {
+    for (const w of waiting.splice(0)) w();
+  };
+  let published: PublishedShare | null = record.published
+    ? {
+      uri: record.published.uri,
+      shareRef: record.published.share_ref,
+      expiresAt: record.published.expires_at,
+      packets: record.published.packets,
+    }
+    : null;
+  const publish = async () => {
+    const hashes = Array.from(
+      { length: parts },
+      (_, i) => record.done[String(i)] ?? record.sealed[String(i)],
+    );
+    await store.put(statusPath(record.blob_id), encodeBlobStatus(parts, "uploading"));
+    ui.log("Publishing the pointer to DHT...");
+    const share = await publishPointer(t, state, sender, req, {
+      senderZ32,
+      recipientPk,
+      recipientStr,
+      homeserver,
+      staged,
+      blobId: record.blob_id,
+      identity,
+      partSize,
+      hashes,
     });
+    record.published = {
+      share_ref: share.shareRef,
+      uri: share.uri,
+      expires_at: share.expiresAt,
+      packets: share.packets,
+    };
+    await save();
+    published = share;
+    await req.onPublished?.(share, ui.log);
+  };
+
+  const sealAll = async () => {
+    try {
+      await eachLimited(toSeal, Math.max(1, workers), async (i) => {
+        if (failed) return;
+        await Deno.remove(keptFile(i)).catch(() => {});
+        const r = await pp.run({
+          op: "encrypt",
+          src: staged.file,
+          offset: i * partSize,
+          length: partLength(layout, i),
+          dst: keptFile(i),
+          recipient: contentRecipient,
+        });
+        record.sealed[String(i)] = r.hash!;
+        await save();
+        ready.push(i);
+        ready.sort((a, b) => a - b);
+        poke();
+      });
+    } finally {
+      sealing = false;
+      poke();
+    }
+    if (!published && !failed) await publish();
+  };
+
+  const upload = async (i: number) => {
+    const file = keptFile(i);
+    const cipherLength = (await Deno.stat(file)).size;
+    const plain = partLength(layout, i);
+    let counted = 0;
+    const body = async () => {
+      report(-counted); // a retried PUT starts over
+      counted = 0;
+      let sent = 0;
+      const f = await Deno.open(file);
+      // 64 KiB synchronous reads (what FsFile.readable reads; larger ones raised peak RSS by
+      // ~30 MiB with three parts in flight), counted as they go out
+      return new ReadableStream<Uint8Array>({
+        pull(ctl) {
+          const buf = new Uint8Array(64 << 10);
+          const n = f.readSync(buf);
+          if (n === null) {
+            f.close();
+            return ctl.close();
+          }
+          sent += n;
+          const now = Math.min(plain, Math.floor(sent * plain / cipherLength));
+          report(now - counted);
+          counted = now;
+          ctl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+        },
+        cancel: () => f.close(),
+      }, { highWaterMark: 1 });
+    };
+    await store.put(partPath(record.blob_id, i), body, { contentLength: cipherLength });
+    report(plain - counted);
+    record.done[String(i)] = record.sealed[String(i)];
+    delete record.sealed[String(i)];
+    await save();
+    await Deno.remove(file).catch(() => {});
+  };
+
+  const uploader = async () => {
+    while (!failed) {
+      const i = ready.shift();
+      if (i === undefined) {
+        if (!sealing) return;
+        await new Promise<void>((r) => waiting.push(r));
+        continue;
+      }
+      await upload(i);
+    }
+  };
+  const guard = (p: Promise<void>) =>
+    p.catch((e) => {
+      failed ??= { e };
+      poke();
+    });
+
+  try {
+    if (published) await req.onPublished?.(published, ui.log);
+    else if (toSeal.length === 0) await publish();
+    await Promise.all([guard(sealAll()), guard(uploader()), guard(uploader())]);
+    if (failed) throw (failed as { e: unknown }).e;
   } catch (e) {
-    if (e instanceof CipherpostError) throw e;
-    throw new CipherpostError("io", `io error: part upload failed: ${(e as Error).message}`);
+    const err = e instanceof CipherpostError
+      ? e
+      : new CipherpostError("io", `io error: part upload failed: ${(e as Error).message}`);
+    if (!published) throw err;
+    // the pointer is out: say that the share waits for this send to be run again
+    const out = published as PublishedShare;
+    throw new CipherpostError(
+      err.kind,
+      err.message,
+      `${err.hint ? `${err.hint}; ` : ""}the share ${out.shareRef} is published but incomplete: ` +
+        "run the same send again to finish it (it uploads only the missing parts), or revoke it",
+    );
   } finally {
     pp.close();
-    await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
+    await saving;
   }
 
-  // Every part is up: publish the pointer as a v2 share (§3, every mode).
-  const pointer: LargePointer = {
-    blobId: record.blob_id,
-    ciphertextHash: ciphertextHashOf(hashes),
-    compression: "none",
-    contentIdentity: identity,
-    fileCount: staged.fileCount,
-    homeserver,
-    kind: staged.kind,
-    name: staged.name,
-    partHashes: hashes,
-    partSize,
-    parts,
+  // Every part is up.
+  await store.put(statusPath(record.blob_id), encodeBlobStatus(parts, "complete"));
+  await Deno.remove(recordPath).catch(() => {});
+  await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
+  if (staged.temporary) await Deno.remove(staged.file).catch(() => {});
+  const share = published!;
+  return {
+    uri: share.uri,
+    shareRef: share.shareRef,
+    expiresAt: share.expiresAt,
     size: staged.size,
-    topEntries: staged.topEntries,
+    parts,
+    uploaded: todo.length,
+    reused,
+    packets: share.packets,
+  };
+}
+
+/** Build, publish and record the pointer share of a large send whose parts are all sealed. */
+async function publishPointer(
+  t: Transport,
+  state: State,
+  sender: Keypair,
+  req: LargeSendRequest,
+  s: {
+    senderZ32: string;
+    recipientPk: Uint8Array;
+    recipientStr: string | null;
+    homeserver: string;
+    staged: Staged;
+    blobId: string;
+    identity: string;
+    partSize: number;
+    hashes: string[];
+  },
+): Promise<PublishedShare> {
+  const pointer: LargePointer = {
+    blobId: s.blobId,
+    ciphertextHash: ciphertextHashOf(s.hashes),
+    compression: "none",
+    contentIdentity: s.identity,
+    fileCount: s.staged.fileCount,
+    homeserver: s.homeserver,
+    kind: s.staged.kind,
+    name: s.staged.name,
+    partHashes: s.hashes,
+    partSize: s.partSize,
+    parts: s.hashes.length,
+    size: s.staged.size,
+    topEntries: s.staged.topEntries,
     version: 1,
   };
   const createdAt = Math.floor(Date.now() / 1000);
@@ -419,7 +585,7 @@ export async function largeSend(
     purpose: req.purpose,
     pointer,
   });
-  const recipientAge = ageRecipientOfEd(recipientPk);
+  const recipientAge = ageRecipientOfEd(s.recipientPk);
   let blob: Uint8Array;
   let outer: Uint8Array;
   if (req.pin !== null) {
@@ -434,23 +600,22 @@ export async function largeSend(
   const ref = shareRef(outer, createdAt);
   const built = await buildV2Share({
     sender,
-    recipient: recipientStr,
+    recipient: s.recipientStr,
     blob,
     shareRef: ref,
     createdAt,
     ttlSeconds: req.ttlSeconds,
     pinRequired: req.pin !== null,
   });
-  ui.log(`Publishing the pointer (${built.packets.length} packets) to DHT...`);
   await publishPackets(t, built.packets);
-  const uri = formatV2Uri(senderZ32, built.locator);
+  const uri = formatV2Uri(s.senderZ32, built.locator);
   const exp = Number(expiresAt(createdAt, req.ttlSeconds));
   await state.saveSent({
     version: 2,
     shareRef: ref,
     uri,
-    sender: senderZ32,
-    recipient: recipientStr,
+    sender: s.senderZ32,
+    recipient: s.recipientStr,
     createdAt,
     expiresAt: exp,
     // a large share's receipt names the whole-ciphertext hash of its parts (PROTOCOL.md §5)
@@ -459,26 +624,15 @@ export async function largeSend(
     locator: toHex(built.locator),
     packets: built.packets.map((p) => b64encode(packetToBytes(p))),
     large: {
-      homeserver,
-      blob_id: record.blob_id,
-      parts,
-      size: staged.size,
+      homeserver: s.homeserver,
+      blob_id: s.blobId,
+      parts: s.hashes.length,
+      size: s.staged.size,
       burn: req.burn,
       ciphertext_hash: pointer.ciphertextHash,
     },
   });
-  await Deno.remove(recordPath).catch(() => {});
-  if (staged.temporary) await Deno.remove(staged.file).catch(() => {});
-  return {
-    uri,
-    shareRef: ref,
-    expiresAt: exp,
-    size: staged.size,
-    parts,
-    uploaded: todo.length,
-    reused,
-    packets: built.packets.length,
-  };
+  return { uri, shareRef: ref, expiresAt: exp, packets: built.packets.length };
 }
 
 /** The blob ids of sends that are still in progress (their resume records), for gc. */

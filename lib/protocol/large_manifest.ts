@@ -90,6 +90,30 @@ export function blobDir(blobId: string): string {
   return `/pub/cipherpost/blobs/${blobId}/`;
 }
 
+/** Where a blob's upload stands, as its status file says (§5.3): a hint, never a proof. */
+export type BlobStatus = "uploading" | "complete";
+
+/** The homeserver path of a blob's status file. */
+export function statusPath(blobId: string): string {
+  return `${blobDir(blobId)}status`;
+}
+
+/** The status file's bytes: canonical JSON `{"parts":N,"state":…}`. */
+export function encodeBlobStatus(parts: number, state: BlobStatus): Uint8Array {
+  return canonicalize({ parts, state });
+}
+
+/** The state a status file gives for a blob of `parts` parts, or null when it says nothing valid. */
+export function parseBlobStatus(bytes: Uint8Array, parts: number): BlobStatus | null {
+  try {
+    const o = parseJson(fromUtf8(bytes));
+    if (o === null || typeof o !== "object" || Array.isArray(o) || o.parts !== parts) return null;
+    return o.state === "uploading" || o.state === "complete" ? o.state : null;
+  } catch {
+    return null;
+  }
+}
+
 function toJson(p: LargePointer): Record<string, JsonValue> {
   return {
     blob_id: p.blobId,

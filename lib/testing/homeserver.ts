@@ -85,6 +85,8 @@ export interface HomeserverStandIn {
   resetCounts(): void;
   /** answer the next `n` GETs under `/pub/` with 429 and `Retry-After: retryAfter` (tests) */
   rateLimitGets(n: number, retryAfter: string): void;
+  /** hold every PUT of a `part-NNNNN` file until called again with false (tests of uploads) */
+  holdPartPuts(hold: boolean): void;
   /** a new single-use signup token `XXXX-XXXX-XXXX` */
   mintSignupToken(): string;
   /** bytes charged to a user (content + 256 per file) */
@@ -651,9 +653,13 @@ export async function startHomeserver(
   }
 
   let limited = { n: 0, retryAfter: "0" };
+  let held: { released: Promise<void>; release: () => void } | null = null;
   const server = await serveNodeHttp("127.0.0.1", o.port ?? 0, async (req) => {
     const m = req.method as keyof RequestCounts;
     counts[m in counts ? m : "OTHER"]++;
+    if (held && req.method === "PUT" && /\/part-\d{5}$/.test(new URL(req.url).pathname)) {
+      await held.released;
+    }
     const throttled = limited.n > 0 && req.method === "GET" &&
       new URL(req.url).pathname.startsWith("/pub/");
     if (throttled) limited.n--;
@@ -678,6 +684,16 @@ export async function startHomeserver(
     published: false,
     rateLimitGets(n, retryAfter) {
       limited = { n, retryAfter };
+    },
+    holdPartPuts(hold) {
+      if (hold && !held) {
+        let release = () => {};
+        const released = new Promise<void>((r) => (release = r));
+        held = { released, release };
+      } else if (!hold && held) {
+        held.release();
+        held = null;
+      }
     },
     resetCounts() {
       for (const k of Object.keys(counts) as (keyof RequestCounts)[]) counts[k] = 0;
