@@ -125,42 +125,68 @@ export function sealedLength(plainLength: number): number {
 }
 
 /**
- * The STREAM payload of an age file whose file key is `fileKey` and whose payload nonce is
- * `nonce`: plaintext in, sealed chunks out. {@link ageStreamEncrypt} uses it with typage's key
- * and nonce; the tests use it with the CCTV vectors' to compare bytes.
+ * The STREAM payload sealer of an age file whose file key is `fileKey` and whose payload nonce
+ * is `nonce`: plaintext in ({@link PayloadSealer.push}, any sizes), sealed chunks out, all
+ * synchronous (no stream machinery on the hot path: a part job calls it in a plain loop).
+ */
+export class PayloadSealer {
+  private readonly key: Uint8Array;
+  private readonly buf = new Uint8Array(CHUNK);
+  private used = 0;
+  private counter = 0;
+
+  constructor(fileKey: Uint8Array, nonce: Uint8Array) {
+    this.key = hkdf(sha256, fileKey, nonce, PAYLOAD, 32);
+  }
+
+  /** Seal what `chunk` completes; returns the sealed bytes (empty while a chunk fills). */
+  push(chunk: Uint8Array): Uint8Array {
+    // a full buffer is sealed only once more bytes arrive: the last chunk may be full
+    const full = Math.floor((this.used + chunk.length - 1) / CHUNK);
+    const out = new Uint8Array(full > 0 ? full * SEALED : 0);
+    let o = 0;
+    while (chunk.length > 0) {
+      if (this.used === CHUNK) {
+        seal(this.key, this.counter++, false, this.buf, out.subarray(o, o + SEALED));
+        o += SEALED;
+        this.used = 0;
+      }
+      const n = Math.min(CHUNK - this.used, chunk.length);
+      this.buf.set(chunk.subarray(0, n), this.used);
+      this.used += n;
+      chunk = chunk.subarray(n);
+    }
+    return out;
+  }
+
+  /** Seal the last chunk (possibly empty) and forget the key. */
+  finish(): Uint8Array {
+    const out = new Uint8Array(this.used + TAG);
+    seal(this.key, this.counter, true, this.buf.subarray(0, this.used), out);
+    this.key.fill(0);
+    return out;
+  }
+}
+
+/**
+ * {@link PayloadSealer} as a stream: plaintext in, sealed chunks out. {@link ageStreamEncrypt}
+ * uses it with typage's key and nonce; the tests use it with the CCTV vectors' to compare bytes.
  */
 export function payloadEncryptor(
   fileKey: Uint8Array,
   nonce: Uint8Array,
 ): TransformStream<Uint8Array, Uint8Array> {
-  const key = hkdf(sha256, fileKey, nonce, PAYLOAD, 32);
-  const buf = new Uint8Array(CHUNK);
-  let used = 0;
-  let counter = 0;
+  return sealerStream(new PayloadSealer(fileKey, nonce));
+}
+
+function sealerStream(s: PayloadSealer): TransformStream<Uint8Array, Uint8Array> {
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, ctl) {
-      // a full buffer is sealed only once more bytes arrive: the last chunk may be full
-      const full = Math.floor((used + chunk.length - 1) / CHUNK);
-      const out = full > 0 ? new Uint8Array(full * SEALED) : undefined;
-      let o = 0;
-      while (chunk.length > 0) {
-        if (used === CHUNK) {
-          seal(key, counter++, false, buf, out!.subarray(o, o + SEALED));
-          o += SEALED;
-          used = 0;
-        }
-        const n = Math.min(CHUNK - used, chunk.length);
-        buf.set(chunk.subarray(0, n), used);
-        used += n;
-        chunk = chunk.subarray(n);
-      }
-      if (out) ctl.enqueue(out);
+      const out = s.push(chunk);
+      if (out.length > 0) ctl.enqueue(out);
     },
     flush(ctl) {
-      const out = new Uint8Array(used + TAG);
-      seal(key, counter, true, buf.subarray(0, used), out);
-      key.fill(0);
-      ctl.enqueue(out);
+      ctl.enqueue(s.finish());
     },
   });
 }
@@ -171,6 +197,8 @@ export interface AgeStreamEncryption {
   readonly head: Uint8Array;
   /** plaintext in, sealed chunks out (the file's remaining bytes) */
   readonly payload: TransformStream<Uint8Array, Uint8Array>;
+  /** the same payload, to call synchronously; use either this or `payload`, not both */
+  readonly sealer: PayloadSealer;
   /** the whole file's length for `plainLength` bytes of plaintext */
   fileLength(plainLength: number): number;
 }
@@ -195,11 +223,12 @@ export async function ageStreamEncrypt(recipient: string): Promise<AgeStreamEncr
   const empty = await e.encrypt(new Uint8Array(0));
   if (!fileKey || empty.length < NONCE + TAG) throw new Error("age header not produced");
   const head = empty.slice(0, empty.length - TAG);
-  const payload = payloadEncryptor(fileKey, head.subarray(head.length - NONCE));
+  const sealer = new PayloadSealer(fileKey, head.subarray(head.length - NONCE));
   fileKey.fill(0);
   return {
     head,
-    payload,
+    payload: sealerStream(sealer),
+    sealer,
     fileLength: (plainLength) => head.length + sealedLength(plainLength),
   };
 }
@@ -213,37 +242,40 @@ function indexOf(hay: Uint8Array, needle: Uint8Array): number {
 }
 
 /**
- * Decrypt a whole age file (header, nonce, payload) with one `AGE-SECRET-KEY-1…` identity:
- * age file bytes in, plaintext out. The header and its HMAC are checked by typage before any
- * payload is read; each chunk is released only after it authenticates, and the stream errors
- * with an {@link AgeStreamError} on the first bad, missing or extra chunk (as age requires,
- * the plaintext released before that point is a prefix of the real one).
+ * Opens a whole age file (header, nonce, payload) with one `AGE-SECRET-KEY-1…` identity, fed
+ * in pieces of any size: {@link AgeFileOpener.push} each, then {@link AgeFileOpener.finish}.
+ * Plaintext goes to `emit` as it authenticates. The header and its HMAC are checked by typage
+ * before any payload is read; each chunk is released only after it authenticates, and the
+ * first bad, missing or extra chunk throws an {@link AgeStreamError} (as age requires, the
+ * plaintext released before that point is a prefix of the real one).
  */
-export function ageStreamDecrypt(identity: string): TransformStream<Uint8Array, Uint8Array> {
-  let head: Uint8Array | null = new Uint8Array(0);
-  let key: Uint8Array | null = null;
-  let nonce: Uint8Array | null = null;
-  const pending: Uint8Array[] = [];
-  let pendingLength = 0;
-  let counter = 0;
+export class AgeFileOpener {
+  private head: Uint8Array | null = new Uint8Array(0);
+  private key: Uint8Array | null = null;
+  private nonce: Uint8Array | null = null;
+  private readonly pending: Uint8Array[] = [];
+  private pendingLength = 0;
+  private counter = 0;
+
+  constructor(private readonly identity: string, private readonly emit: (b: Uint8Array) => void) {}
 
   /** The next `n` pending bytes as consecutive pieces (views, not copies). */
-  const take = (n: number): Uint8Array[] => {
+  private take(n: number): Uint8Array[] {
     const out: Uint8Array[] = [];
     let got = 0;
     while (got < n) {
-      const c = pending[0];
+      const c = this.pending[0];
       const k = Math.min(c.length, n - got);
       out.push(c.subarray(0, k));
       got += k;
-      if (k === c.length) pending.shift();
-      else pending[0] = c.subarray(k);
+      if (k === c.length) this.pending.shift();
+      else this.pending[0] = c.subarray(k);
     }
-    pendingLength -= n;
+    this.pendingLength -= n;
     return out;
-  };
+  }
 
-  const headerFrom = async (bytes: Uint8Array): Promise<Uint8Array | null> => {
+  private async headerFrom(bytes: Uint8Array): Promise<Uint8Array | null> {
     const at = indexOf(bytes, MAC_LINE);
     const end = at < 0 ? -1 : bytes.indexOf(0x0a, at + MAC_LINE.length);
     if (end < 0) {
@@ -251,89 +283,107 @@ export function ageStreamDecrypt(identity: string): TransformStream<Uint8Array, 
       return null;
     }
     const d = new Decrypter();
-    d.addIdentity(identity);
+    d.addIdentity(this.identity);
     let fileKey: Uint8Array;
     try {
       fileKey = await d.decryptHeader(bytes.subarray(0, end + 1));
     } catch (e) {
       throw new AgeStreamError("header", (e as Error).message);
     }
-    pending.push(bytes.subarray(end + 1));
-    pendingLength += bytes.length - end - 1;
+    this.pending.push(bytes.subarray(end + 1));
+    this.pendingLength += bytes.length - end - 1;
     return fileKey;
-  };
+  }
 
-  return new TransformStream<Uint8Array, Uint8Array>({
-    async transform(chunk, ctl) {
-      if (head !== null) {
-        const all = new Uint8Array(head.length + chunk.length);
-        all.set(head);
-        all.set(chunk, head.length);
-        const fileKey = await headerFrom(all);
-        if (fileKey === null) {
-          head = all;
-          return;
-        }
-        head = null;
-        key = fileKey; // the file key; the payload key is derived once the nonce is in
-      } else {
-        pending.push(chunk);
-        pendingLength += chunk.length;
+  /** Take the next bytes of the file; awaits only while the header is still being read. */
+  async push(chunk: Uint8Array): Promise<void> {
+    if (this.head !== null) {
+      const all = new Uint8Array(this.head.length + chunk.length);
+      all.set(this.head);
+      all.set(chunk, this.head.length);
+      const fileKey = await this.headerFrom(all);
+      if (fileKey === null) {
+        this.head = all;
+        return;
       }
-      if (nonce === null) {
-        if (pendingLength < NONCE) return;
-        nonce = tail(take(NONCE), NONCE);
-        const fk = key!;
-        key = hkdf(sha256, fk, nonce, PAYLOAD, 32);
-        fk.fill(0);
-      }
-      // a sealed chunk is opened as "not last" only once bytes after it have arrived
-      const n = Math.floor((pendingLength - 1) / SEALED);
-      if (n <= 0) return;
-      const out = new Uint8Array(n * CHUNK);
-      for (let i = 0; i < n; i++) {
-        const sealed = take(SEALED);
-        const dst = out.subarray(i * CHUNK, (i + 1) * CHUNK);
-        try {
-          open(key!, counter, false, sealed, dst);
-        } catch (e) {
-          // a full final chunk with bytes after it: release it, as age's reference
-          // implementation does (CCTV `stream_trailing_garbage_long`), then fail for the rest
-          try {
-            open(key!, counter, true, sealed, dst);
-          } catch {
-            if (i > 0) ctl.enqueue(out.subarray(0, i * CHUNK));
-            throw e;
-          }
-          ctl.enqueue(out.subarray(0, (i + 1) * CHUNK));
-          throw new AgeStreamError("payload", "data after the final chunk");
-        }
-        counter++;
-      }
-      ctl.enqueue(out);
-    },
-    flush(ctl) {
-      if (head !== null) throw new AgeStreamError("header", "no age header");
-      if (nonce === null) throw new AgeStreamError("payload", "missing payload nonce");
-      if (pendingLength < TAG) throw new AgeStreamError("payload", "missing final chunk");
-      const size = pendingLength;
-      const sealed = take(size);
-      const last = new Uint8Array(size - TAG);
+      this.head = null;
+      this.key = fileKey; // the file key; the payload key is derived once the nonce is in
+    } else {
+      this.pending.push(chunk);
+      this.pendingLength += chunk.length;
+    }
+    this.openReady();
+  }
+
+  private openReady(): void {
+    if (this.nonce === null) {
+      if (this.pendingLength < NONCE) return;
+      this.nonce = tail(this.take(NONCE), NONCE);
+      const fk = this.key!;
+      this.key = hkdf(sha256, fk, this.nonce, PAYLOAD, 32);
+      fk.fill(0);
+    }
+    // a sealed chunk is opened as "not last" only once bytes after it have arrived
+    const n = Math.floor((this.pendingLength - 1) / SEALED);
+    if (n <= 0) return;
+    const out = new Uint8Array(n * CHUNK);
+    for (let i = 0; i < n; i++) {
+      const sealed = this.take(SEALED);
+      const dst = out.subarray(i * CHUNK, (i + 1) * CHUNK);
       try {
-        open(key!, counter, true, sealed, last);
+        open(this.key!, this.counter, false, sealed, dst);
       } catch (e) {
-        // a full chunk that authenticates as a middle chunk: release it, as age's reference
-        // implementation does (CCTV `stream_no_final_full`), then fail for the missing end
-        if (size !== SEALED) throw e;
-        open(key!, counter, false, sealed, last);
-        ctl.enqueue(last);
-        throw new AgeStreamError("payload", "missing final chunk");
+        // a full final chunk with bytes after it: release it, as age's reference
+        // implementation does (CCTV `stream_trailing_garbage_long`), then fail for the rest
+        try {
+          open(this.key!, this.counter, true, sealed, dst);
+        } catch {
+          if (i > 0) this.emit(out.subarray(0, i * CHUNK));
+          throw e;
+        }
+        this.emit(out.subarray(0, (i + 1) * CHUNK));
+        throw new AgeStreamError("payload", "data after the final chunk");
       }
-      if (last.length === 0 && counter > 0) {
-        throw new AgeStreamError("payload", "final chunk is empty");
-      }
-      key!.fill(0);
-      if (last.length > 0) ctl.enqueue(last);
+      this.counter++;
+    }
+    this.emit(out);
+  }
+
+  /** The end of the file: open the final chunk, or throw why the file is incomplete. */
+  finish(): void {
+    if (this.head !== null) throw new AgeStreamError("header", "no age header");
+    if (this.nonce === null) throw new AgeStreamError("payload", "missing payload nonce");
+    if (this.pendingLength < TAG) throw new AgeStreamError("payload", "missing final chunk");
+    const size = this.pendingLength;
+    const sealed = this.take(size);
+    const last = new Uint8Array(size - TAG);
+    try {
+      open(this.key!, this.counter, true, sealed, last);
+    } catch (e) {
+      // a full chunk that authenticates as a middle chunk: release it, as age's reference
+      // implementation does (CCTV `stream_no_final_full`), then fail for the missing end
+      if (size !== SEALED) throw e;
+      open(this.key!, this.counter, false, sealed, last);
+      this.emit(last);
+      throw new AgeStreamError("payload", "missing final chunk");
+    }
+    if (last.length === 0 && this.counter > 0) {
+      throw new AgeStreamError("payload", "final chunk is empty");
+    }
+    this.key!.fill(0);
+    if (last.length > 0) this.emit(last);
+  }
+}
+
+/** {@link AgeFileOpener} as a stream: age file bytes in, plaintext out. */
+export function ageStreamDecrypt(identity: string): TransformStream<Uint8Array, Uint8Array> {
+  let ctl: TransformStreamDefaultController<Uint8Array> | null = null;
+  const opener = new AgeFileOpener(identity, (b) => ctl!.enqueue(b));
+  return new TransformStream<Uint8Array, Uint8Array>({
+    start(c) {
+      ctl = c;
     },
+    transform: (chunk) => opener.push(chunk),
+    flush: () => opener.finish(),
   });
 }

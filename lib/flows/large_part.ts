@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ageStreamDecrypt, ageStreamEncrypt } from "../crypto/age_stream.ts";
+import { AgeFileOpener, ageStreamEncrypt } from "../crypto/age_stream.ts";
 import { createHash } from "node:crypto";
 import { retryAfterMs } from "../homeserver/http.ts";
 
@@ -72,25 +72,21 @@ function writeAll(f: Deno.FsFile, b: Uint8Array): void {
   while (off < b.length) off += f.writeSync(b.subarray(off));
 }
 
-function sliceStream(f: Deno.FsFile, length: number): ReadableStream<Uint8Array> {
-  let left = length;
-  return new ReadableStream<Uint8Array>({
-    pull(c) {
-      if (left === 0) return c.close();
-      const buf = new Uint8Array(Math.min(CHUNK, left));
-      let n = 0;
-      while (n < buf.length) {
-        const r = f.readSync(buf.subarray(n));
-        if (r === null) throw new Fail("io", "source file shrank");
-        n += r;
-      }
-      left -= n;
-      c.enqueue(buf);
-    },
-  }, { highWaterMark: 1 });
+/** Fill `buf` from `f`; a short read means the source shrank. */
+async function readFull(f: Deno.FsFile, buf: Uint8Array): Promise<void> {
+  let n = 0;
+  while (n < buf.length) {
+    const r = await f.read(buf.subarray(n));
+    if (r === null) throw new Fail("io", "source file shrank");
+    n += r;
+  }
 }
 
-/** Encrypt one part. */
+/**
+ * Encrypt one part: 1 MiB reads (awaited, so other parts' uploads go on between them), each
+ * sealed, hashed and written in a plain synchronous loop: no stream machinery (measured, the
+ * same sealing through WHATWG streams cost ~1.3 CPU s more per GiB).
+ */
 export async function encryptPart(
   job: Extract<PartJob, { op: "encrypt" }>,
   progress: (n: number) => void,
@@ -101,19 +97,30 @@ export async function encryptPart(
     await src.seek(job.offset, Deno.SeekMode.Start);
     const age = await ageStreamEncrypt(job.recipient);
     const h = createHash("sha256");
-    h.update(age.head);
-    writeAll(dst, age.head);
-    let n = age.head.length;
-    let reported = 0;
-    for await (const c of sliceStream(src, job.length).pipeThrough(age.payload)) {
+    const put = (c: Uint8Array) => {
+      if (c.length === 0) return;
       h.update(c);
       writeAll(dst, c);
-      n += c.length;
+    };
+    put(age.head);
+    let n = age.head.length;
+    let reported = 0;
+    const buf = new Uint8Array(CHUNK);
+    for (let left = job.length; left > 0;) {
+      const piece = buf.subarray(0, Math.min(CHUNK, left));
+      await readFull(src, piece);
+      left -= piece.length;
+      const sealed = age.sealer.push(piece);
+      put(sealed);
+      n += sealed.length;
       if (n - reported >= PROGRESS_EVERY) {
         progress(n - reported);
         reported = n;
       }
     }
+    const last = age.sealer.finish();
+    put(last);
+    n += last.length;
     // no fsync: the file is a temporary copy for one upload; a crash discards it
     progress(n - reported);
     return { hash: h.digest("hex"), cipherLength: n };
@@ -172,49 +179,42 @@ export async function decryptPart(
   const h = createHash("sha256");
   let cipherBytes = 0;
   let reported = 0;
-  // a connection that breaks mid-body is a network failure (resumable), not a bad part
-  let sourceFailed = false;
-  const upstream = res.body.getReader();
-  const source = new ReadableStream<Uint8Array>({
-    async pull(c) {
-      let r;
-      try {
-        r = await upstream.read();
-      } catch (e) {
-        sourceFailed = true;
-        throw e;
-      }
-      if (r.done) c.close();
-      else c.enqueue(r.value);
-    },
-    cancel: (why) => upstream.cancel(why),
-  });
-  const hashing = new TransformStream<Uint8Array, Uint8Array>({
-    transform(c, ctl) {
-      cipherBytes += c.length;
-      if (cipherBytes > job.maxCipher) throw new Fail("length", "part longer than its bound");
-      h.update(c);
-      if (cipherBytes - reported >= PROGRESS_EVERY) {
-        progress(cipherBytes - reported);
-        reported = cipherBytes;
-      }
-      ctl.enqueue(c);
-    },
-  });
+  let plain = 0;
   const dst = await Deno.open(job.dst, { write: true });
   try {
     await dst.seek(job.offset, Deno.SeekMode.Start);
-    let plain = 0;
+    // each piece of the body is hashed and opened as it comes, in a plain loop; plaintext is
+    // written as it authenticates
+    const opener = new AgeFileOpener(job.identity, (c) => {
+      plain += c.length;
+      if (plain > job.plainLength) throw new Fail("length", "part decrypts to too many bytes");
+      writeAll(dst, c);
+    });
+    const reader = res.body.getReader();
     try {
-      const pt = source.pipeThrough(hashing).pipeThrough(ageStreamDecrypt(job.identity));
-      for await (const c of pt) {
-        plain += c.length;
-        if (plain > job.plainLength) throw new Fail("length", "part decrypts to too many bytes");
-        writeAll(dst, c);
+      for (;;) {
+        let r;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          // a connection that breaks mid-body is a network failure (resumable), not a bad part
+          throw new Fail("network", `GET broke off: ${(e as Error).message}`);
+        }
+        if (r.done) break;
+        const c = r.value;
+        cipherBytes += c.length;
+        if (cipherBytes > job.maxCipher) throw new Fail("length", "part longer than its bound");
+        h.update(c);
+        if (cipherBytes - reported >= PROGRESS_EVERY) {
+          progress(cipherBytes - reported);
+          reported = cipherBytes;
+        }
+        await opener.push(c);
       }
+      opener.finish();
     } catch (e) {
+      await reader.cancel().catch(() => {});
       if (e instanceof Fail) throw e;
-      if (sourceFailed) throw new Fail("network", `GET broke off: ${(e as Error).message}`);
       // a tampered or truncated part
       throw new Fail("decrypt", (e as Error).message);
     }

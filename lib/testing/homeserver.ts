@@ -410,7 +410,9 @@ export async function startHomeserver(
       let off = 0;
       while (off < b.length) off += f.writeSync(b.subarray(off));
     };
+    // the BLAKE3 ETag is computed over the same 1 MiB batches (one WebAssembly call each)
     const flush = async () => {
+      hasher.update(buf.subarray(0, fill));
       await writeAll(buf.subarray(0, fill));
       fill = 0;
     };
@@ -434,10 +436,11 @@ export async function startHomeserver(
           break;
         }
         if (head.length < 16) head = concat(head, value.subarray(0, 16 - head.length));
-        hasher.update(value);
         if (fill + value.length > buf.length) await flush();
-        if (value.length >= buf.length) await writeAll(value);
-        else {
+        if (value.length >= buf.length) {
+          hasher.update(value);
+          await writeAll(value);
+        } else {
           buf.set(value, fill);
           fill += value.length;
         }
@@ -498,7 +501,7 @@ export async function startHomeserver(
     }
     if (req.method === "HEAD") return new Response(null, { status: 200, headers: entryHeaders(e) });
     const file = await Deno.open(e.file, { read: true });
-    return new Response(file.readable, { status: 200, headers: entryHeaders(e) });
+    return new Response(fileBody(file), { status: 200, headers: entryHeaders(e) });
   }
 
   function list(url: URL, tenant: string, dirPath: string): Response {
@@ -731,6 +734,26 @@ export async function startHomeserver(
 }
 
 /** Decode a token already verified by {@link verifyAuthToken} (no second replay check). */
+/**
+ * A stored file as a response body: 1 MiB synchronous reads (a page-cache read is well under a
+ * millisecond; `FsFile.readable` reads 64 KiB per async call, 16× the calls for the same bytes).
+ */
+function fileBody(file: Deno.FsFile): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    pull(c) {
+      const buf = new Uint8Array(1 << 20);
+      const n = file.readSync(buf);
+      if (n === null) {
+        file.close();
+        c.close();
+      } else c.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+    },
+    cancel() {
+      file.close();
+    },
+  }, { highWaterMark: 0 });
+}
+
 function verifyTokenUnchecked(body: Uint8Array) {
   return verifyAuthToken(body, { windowUs: Number.MAX_SAFE_INTEGER });
 }

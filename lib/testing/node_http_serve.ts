@@ -9,7 +9,6 @@
  */
 
 import http from "node:http";
-import { Readable } from "node:stream";
 
 /** A running server. */
 export interface NodeHttpServer {
@@ -43,7 +42,7 @@ export async function serveNodeHttp(
       request = new Request(`http://${req.headers.host ?? hostname}${req.url ?? "/"}`, {
         method,
         headers,
-        body: hasBody ? Readable.toWeb(req) as ReadableStream<Uint8Array> : null,
+        body: hasBody ? bodyOf(req) : null,
         duplex: "half",
       } as RequestInit);
     } catch {
@@ -110,4 +109,43 @@ export async function serveNodeHttp(
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * A request body as a web stream, with backpressure (the socket is paused while 4 chunks wait).
+ * `Readable.toWeb` does the same through Node's generic adapter, which cost ~0.3 CPU s more per
+ * GiB of PUTs here.
+ */
+function bodyOf(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+  let finished = false;
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      req.on("data", (chunk: Uint8Array) => {
+        if (finished) return;
+        c.enqueue(chunk);
+        if ((c.desiredSize ?? 0) <= 0) req.pause();
+      });
+      req.on("end", () => {
+        if (finished) return;
+        finished = true;
+        c.close();
+      });
+      const fail = () => {
+        if (finished) return;
+        finished = true;
+        c.error(new Error("request body broke off"));
+      };
+      req.on("error", fail);
+      req.on("close", () => {
+        if (!req.complete) fail();
+      });
+    },
+    pull() {
+      req.resume();
+    },
+    cancel() {
+      finished = true;
+      req.destroy();
+    },
+  }, { highWaterMark: 4 });
 }
