@@ -66,16 +66,21 @@ async function run(
     stderr: "piped",
   }).output();
   const secs = (performance.now() - t0) / 1000;
-  let stderr = new TextDecoder().decode(out.stderr);
-  const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
-  if (m) stderr = stderr.slice(0, m.index);
   return {
     secs,
+    ...rusageOf(new TextDecoder().decode(out.stderr)),
+    stdout: new TextDecoder().decode(out.stdout),
+    code: out.code,
+  };
+}
+
+/** Split `/usr/bin/time`'s `@@RUSAGE` line off a child's stderr: peak RSS, CPU, the rest. */
+function rusageOf(text: string): { hwmKiB: number; cpu: number; stderr: string } {
+  const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)\s*$/.exec(text);
+  return {
     hwmKiB: m ? Number(m[1]) : NaN,
     cpu: m ? Number(m[2]) + Number(m[3]) : NaN,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr,
-    code: out.code,
+    stderr: m ? text.slice(0, m.index) : text,
   };
 }
 
@@ -123,17 +128,7 @@ async function runFirstLine(
   }
   const status = await child.status;
   const secs = (performance.now() - t0) / 1000;
-  let stderr = await errText;
-  const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
-  if (m) stderr = stderr.slice(0, m.index);
-  return {
-    secs,
-    hwmKiB: m ? Number(m[1]) : NaN,
-    cpu: m ? Number(m[2]) + Number(m[3]) : NaN,
-    stdout,
-    stderr,
-    code: status.code,
-  };
+  return { secs, ...rusageOf(await errText), stdout, code: status.code };
 }
 
 function fileSource(path: string): ReadableStream<Uint8Array> {

@@ -44,6 +44,7 @@ import type { State } from "../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
+import { fileChunks } from "../util/file_stream.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../util/fsutil.ts";
 import { eachLimited, PartPool } from "./large_pool.ts";
 import { writeTreeTar } from "./large_tar_fs.ts";
@@ -458,25 +459,14 @@ export async function largeSend(
       report(-counted); // a retried PUT starts over
       counted = 0;
       let sent = 0;
-      const f = await Deno.open(file);
-      // 64 KiB synchronous reads (what FsFile.readable reads; larger ones raised peak RSS by
-      // ~30 MiB with three parts in flight), counted as they go out
-      return new ReadableStream<Uint8Array>({
-        pull(ctl) {
-          const buf = new Uint8Array(64 << 10);
-          const n = f.readSync(buf);
-          if (n === null) {
-            f.close();
-            return ctl.close();
-          }
-          sent += n;
-          const now = Math.min(plain, Math.floor(sent * plain / cipherLength));
-          report(now - counted);
-          counted = now;
-          ctl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-        },
-        cancel: () => f.close(),
-      }, { highWaterMark: 1 });
+      // 64 KiB reads (larger ones raised peak RSS by ~30 MiB with parts in flight), counted as
+      // they go out
+      return fileChunks(await Deno.open(file), 64 << 10, (n) => {
+        sent += n;
+        const now = Math.min(plain, Math.floor(sent * plain / cipherLength));
+        report(now - counted);
+        counted = now;
+      });
     };
     await store.put(partPath(record.blob_id, i), body, { contentLength: cipherLength });
     report(plain - counted);

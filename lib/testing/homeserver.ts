@@ -38,6 +38,7 @@ import { b64encode, concat, toHex, utf8 } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { serveNodeHttp } from "./node_http_serve.ts";
+import { fileChunks } from "../util/file_stream.ts";
 
 /** Options of {@link startHomeserver}. */
 export interface HomeserverStandInOptions {
@@ -501,7 +502,8 @@ export async function startHomeserver(
     }
     if (req.method === "HEAD") return new Response(null, { status: 200, headers: entryHeaders(e) });
     const file = await Deno.open(e.file, { read: true });
-    return new Response(fileBody(file), { status: 200, headers: entryHeaders(e) });
+    // 1 MiB reads: 16× fewer calls than `FsFile.readable` for the same bytes
+    return new Response(fileChunks(file, 1 << 20), { status: 200, headers: entryHeaders(e) });
   }
 
   function list(url: URL, tenant: string, dirPath: string): Response {
@@ -734,26 +736,6 @@ export async function startHomeserver(
 }
 
 /** Decode a token already verified by {@link verifyAuthToken} (no second replay check). */
-/**
- * A stored file as a response body: 1 MiB synchronous reads (a page-cache read is well under a
- * millisecond; `FsFile.readable` reads 64 KiB per async call, 16× the calls for the same bytes).
- */
-function fileBody(file: Deno.FsFile): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    pull(c) {
-      const buf = new Uint8Array(1 << 20);
-      const n = file.readSync(buf);
-      if (n === null) {
-        file.close();
-        c.close();
-      } else c.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-    },
-    cancel() {
-      file.close();
-    },
-  }, { highWaterMark: 0 });
-}
-
 function verifyTokenUnchecked(body: Uint8Array) {
   return verifyAuthToken(body, { windowUs: Number.MAX_SAFE_INTEGER });
 }
