@@ -320,6 +320,65 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "kill -9 after the pointer is out, kept ciphertext lost: the re-run (stdin) sends a new share",
+        async () => {
+          const bytes = new Uint8Array(4 * MiB).map((_, i) => (i * 2654435761) >>> 24);
+          const args = ["send", "--self", "--via", "homeserver", "-p", "restart", "-"];
+          const e = env(net, { CIPHERPOST_PART_SIZE: String(MiB) });
+          hs.holdPartPuts(true); // the pointer goes out, no part does
+          let first = "";
+          try {
+            const argv = cliArgv(args);
+            const child = new Deno.Command(argv[0], {
+              args: argv.slice(1),
+              env: {
+                ...e,
+                CIPHERPOST_HOME: alice.home,
+                NO_COLOR: "1",
+                HOME: "/nonexistent",
+                DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+              },
+              stdin: "piped",
+              stdout: "piped",
+              stderr: "null",
+            }).spawn();
+            const w = child.stdin.getWriter();
+            await w.write(bytes);
+            await w.close();
+            const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+            while (!first.includes("\n")) {
+              const r = await reader.read();
+              if (r.done) break;
+              first += r.value;
+            }
+            child.kill("SIGKILL");
+            await child.status;
+            await reader.cancel().catch(() => {});
+          } finally {
+            hs.holdPartPuts(false);
+          }
+          assert.match(first, /^cipherpost:\/\//);
+          const [rec] = await resumeRecords(alice.home, "send-");
+          assert.ok(rec?.published, "the resume record knows the pointer is out");
+          for (const d of await entries(`${alice.home}/state/large`)) {
+            if (d.startsWith("up-")) {
+              await Deno.remove(`${alice.home}/state/large/${d}`, { recursive: true });
+            }
+          }
+          const r = await cli([...args, "--json"], { home: alice.home, env: e, stdin: bytes });
+          assert.deepStrictEqual(r.code, 0, r.stderr);
+          assert.match(r.stderr, /cannot be completed \(the kept ciphertext of part \d+ is gone\)/);
+          const out = JSON.parse(r.stdout);
+          assert.notDeepStrictEqual(out.uri, first.trim(), "a new share");
+          assert.deepStrictEqual(out.uploaded, 4);
+          const dest = `${base}/restart-out.bin`;
+          const rx = await receive(alice, net, out.uri, alice.z32, ["-o", dest]);
+          assert.deepStrictEqual(rx.code, 0, rx.stderr);
+          assert.deepStrictEqual(await Deno.readFile(dest), bytes);
+        },
+      );
+
       await t.step("directory tree with a PIN, to another key", async () => {
         const src = `${base}/tree`;
         await Deno.mkdir(`${src}/sub/deeper`, { recursive: true });

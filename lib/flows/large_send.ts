@@ -265,8 +265,7 @@ export async function largeSend(
   req: LargeSendRequest,
   ui: LargeUi,
 ): Promise<LargeSendResult> {
-  const senderZ32 = encodeZ32(sender.publicKey);
-  const { publicKey: recipientPk, z32: recipientStr } = recipientOf(sender, req.recipient);
+  recipientOf(sender, req.recipient); // a bad recipient fails before any staging
   const staged = await stage(state, req.source, ui.log);
   if (staged.size > MAX_LARGE_SIZE) {
     throw new CipherpostError(
@@ -274,6 +273,22 @@ export async function largeSend(
       `payload of ${staged.size} bytes exceeds ${MAX_LARGE_SIZE}`,
     );
   }
+  return await sendStaged(t, store, homeserver, state, sender, req, ui, staged);
+}
+
+/** {@link largeSend} once the source is staged (a restart as a new share comes back here). */
+async function sendStaged(
+  t: Transport,
+  store: HomeserverClient,
+  homeserver: string,
+  state: State,
+  sender: Keypair,
+  req: LargeSendRequest,
+  ui: LargeUi,
+  staged: Staged,
+): Promise<LargeSendResult> {
+  const senderZ32 = encodeZ32(sender.publicKey);
+  const { publicKey: recipientPk, z32: recipientStr } = recipientOf(sender, req.recipient);
   const partSize = req.partSize ?? choosePartSize(staged.size);
   const parts = partCount(staged.size, partSize);
 
@@ -367,7 +382,8 @@ export async function largeSend(
     );
     await Deno.remove(recordPath).catch(() => {});
     await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
-    return await largeSend(t, store, homeserver, state, sender, req, ui);
+    // the staged source is reused: a standard input cannot be read twice
+    return await sendStaged(t, store, homeserver, state, sender, req, ui, staged);
   }
 
   let done = staged.size - todo.reduce((n, i) => n + partLength(layout, i), 0);
