@@ -188,8 +188,9 @@ Examples:
   cipherpost send --share <bob-z32> --material ssh-key --material-file id_ed25519 --pin --pin-file pin.txt
   cipherpost send --share <bob-z32> -p "photos" --material-file ./photos/   # large: via your homeserver
 A directory, more than 64 KiB, or --via homeserver makes a large share (one recipient, or --self):
-the ciphertext goes to your homeserver (cipherpost homeserver signup first) and a re-run after an
-interruption resumes.
+the ciphertext goes to your homeserver (cipherpost homeserver signup first). The URI is printed
+once every part is encrypted, while parts still upload (the receiver can start then; keep send
+running until it says sent), and a re-run after an interruption resumes.
 ${NETWORK_HELP}`,
     )
     .action(async (positional, o) => {
