@@ -273,20 +273,23 @@ export async function largeSend(
       `payload of ${staged.size} bytes exceeds ${MAX_LARGE_SIZE}`,
     );
   }
-  return await sendStaged(t, store, homeserver, state, sender, req, ui, staged);
+  return await sendStaged({ t, store, homeserver, state, sender, req, ui }, staged);
+}
+
+/** What {@link largeSend} was given. */
+interface SendContext {
+  t: Transport;
+  store: HomeserverClient;
+  homeserver: string;
+  state: State;
+  sender: Keypair;
+  req: LargeSendRequest;
+  ui: LargeUi;
 }
 
 /** {@link largeSend} once the source is staged (a restart as a new share comes back here). */
-async function sendStaged(
-  t: Transport,
-  store: HomeserverClient,
-  homeserver: string,
-  state: State,
-  sender: Keypair,
-  req: LargeSendRequest,
-  ui: LargeUi,
-  staged: Staged,
-): Promise<LargeSendResult> {
+async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResult> {
+  const { t, store, homeserver, state, sender, req, ui } = c;
   const senderZ32 = encodeZ32(sender.publicKey);
   const { publicKey: recipientPk, z32: recipientStr } = recipientOf(sender, req.recipient);
   const partSize = req.partSize ?? choosePartSize(staged.size);
@@ -383,7 +386,7 @@ async function sendStaged(
     await Deno.remove(recordPath).catch(() => {});
     await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
     // the staged source is reused: a standard input cannot be read twice
-    return await sendStaged(t, store, homeserver, state, sender, req, ui, staged);
+    return await sendStaged(c, staged);
   }
 
   let done = staged.size - todo.reduce((n, i) => n + partLength(layout, i), 0);
