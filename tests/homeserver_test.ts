@@ -613,6 +613,16 @@ Deno.test("507: the per-user quota gives a clear error, up front and mid-stream;
     assertEquals(hs.usedBytes(client.user), 600_000 + 256);
     // Overwriting a file only charges the difference.
     await client.put("/pub/cipherpost/a", new Uint8Array(900_000));
+    // Two PUTs at once cannot both take the same free space: one is refused, the quota holds.
+    await client.delete("/pub/cipherpost/a");
+    const both = await Promise.allSettled([
+      client.put("/pub/cipherpost/d", new Uint8Array(600_000)),
+      client.put("/pub/cipherpost/e", new Uint8Array(600_000)),
+    ]);
+    assertEquals(both.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+    const refused = both.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    assertEquals((refused.reason as HomeserverError).status, 507);
+    assertEquals(hs.usedBytes(client.user), 600_000 + 256);
   } finally {
     await hs.close();
   }

@@ -152,6 +152,8 @@ interface User {
   publicKey: Uint8Array;
   disabled: boolean;
   used: number;
+  /** bytes (with metadata) of PUTs still being written: counted against the quota too */
+  inFlight: number;
 }
 interface Session {
   user: string;
@@ -311,7 +313,7 @@ export async function startHomeserver(
       if (tokens.get(st) !== null) return text(401, "Token already used");
       tokens.set(st, user);
     }
-    users.set(user, { publicKey: t.publicKey, disabled: false, used: 0 });
+    users.set(user, { publicKey: t.publicKey, disabled: false, used: 0, inFlight: 0 });
     return await createSession(user, t.capabilities);
   }
 
@@ -357,7 +359,26 @@ export async function startHomeserver(
     } catch { /* client went away */ }
   }
 
+  /**
+   * PUT, with the bytes being written counted in the user's `inFlight` until it ends, so
+   * concurrent PUTs cannot each take the same free space of the quota.
+   */
   async function put(req: Request, tenant: string, path: string): Promise<Response> {
+    const held = { bytes: 0 };
+    try {
+      return await putCounted(req, tenant, path, held);
+    } finally {
+      const u = users.get(tenant);
+      if (u) u.inFlight -= held.bytes;
+    }
+  }
+
+  async function putCounted(
+    req: Request,
+    tenant: string,
+    path: string,
+    held: { bytes: number },
+  ): Promise<Response> {
     const u = users.get(tenant);
     if (!u) {
       await drain(req.body);
@@ -388,11 +409,20 @@ export async function startHomeserver(
         await drain(req.body);
         return text(413, "length limit exceeded");
       }
-      if (o.quotaBytes !== undefined && u.used + n + METADATA_BYTES - existingCost > o.quotaBytes) {
+      if (
+        o.quotaBytes !== undefined &&
+        u.used + u.inFlight + n + METADATA_BYTES - existingCost > o.quotaBytes
+      ) {
         await drain(req.body);
         return quotaExceeded();
       }
     }
+    const hold = (bytes: number) => {
+      if (bytes <= held.bytes) return;
+      u.inFlight += bytes - held.bytes;
+      held.bytes = bytes;
+    };
+    if (declared !== null && /^\d+$/.test(declared)) hold(Number(declared) + METADATA_BYTES);
     const tmp = `${dir}/tmp/${toHex(crypto.getRandomValues(new Uint8Array(12)))}`;
     const f = await Deno.open(tmp, { write: true, createNew: true });
     const hasher = await createBLAKE3();
@@ -423,15 +453,19 @@ export async function startHomeserver(
         const { value, done } = await reader.read();
         if (done) break;
         size += value.length;
+        hold(size + METADATA_BYTES);
         if (size > bodyLimit) {
           failure = text(413, "length limit exceeded");
         } else if (
           o.quotaBytes !== undefined &&
-          u.used + size + METADATA_BYTES - existingCost > o.quotaBytes
+          u.used + u.inFlight - existingCost > o.quotaBytes
         ) {
           failure = quotaExceeded();
         }
         if (failure) {
+          // what this PUT held is free again at once, not after its body is drained
+          u.inFlight -= held.bytes;
+          held.bytes = 0;
           reader.releaseLock();
           await drain(req.body);
           break;
