@@ -17,7 +17,7 @@
  */
 
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
-import { ageStreamDecrypt, ageStreamEncrypt } from "../lib/crypto/age_stream.ts";
+import { ageStreamDecrypt, ageStreamEncrypt, payloadStream } from "../lib/crypto/age_stream.ts";
 import { createHash } from "node:crypto";
 import http from "node:http";
 import { createBLAKE3 } from "hash-wasm";
@@ -327,7 +327,7 @@ try {
     const age = await ageStreamEncrypt(await identityToRecipient(id));
     const out = await Deno.open(enc, { write: true, create: true, truncate: true });
     await out.write(age.head);
-    for await (const c of fileSource(src).pipeThrough(age.payload)) {
+    for await (const c of fileSource(src).pipeThrough(payloadStream(age.sealer))) {
       let off = 0;
       while (off < c.length) off += await out.write(c.subarray(off));
     }

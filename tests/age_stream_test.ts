@@ -11,6 +11,7 @@ import {
   ageStreamEncrypt,
   AgeStreamError,
   payloadEncryptor,
+  payloadStream,
   sealedLength,
 } from "../lib/crypto/age_stream.ts";
 import { tmpDir } from "./_helpers.ts";
@@ -96,7 +97,7 @@ async function encryptAll(recipient: string, plain: Uint8Array, split = 7000) {
     },
   });
   const parts = [enc.head];
-  for await (const p of src.pipeThrough(enc.payload)) parts.push(p);
+  for await (const p of src.pipeThrough(payloadStream(enc.sealer))) parts.push(p);
   const file = concat(...parts);
   assert.equal(file.length, enc.fileLength(plain.length), "fileLength predicts the size");
   return file;

@@ -176,10 +176,11 @@ export function payloadEncryptor(
   fileKey: Uint8Array,
   nonce: Uint8Array,
 ): TransformStream<Uint8Array, Uint8Array> {
-  return sealerStream(new PayloadSealer(fileKey, nonce));
+  return payloadStream(new PayloadSealer(fileKey, nonce));
 }
 
-function sealerStream(s: PayloadSealer): TransformStream<Uint8Array, Uint8Array> {
+/** A {@link PayloadSealer} as a stream: plaintext in, sealed chunks out. */
+export function payloadStream(s: PayloadSealer): TransformStream<Uint8Array, Uint8Array> {
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, ctl) {
       const out = s.push(chunk);
@@ -195,9 +196,8 @@ function sealerStream(s: PayloadSealer): TransformStream<Uint8Array, Uint8Array>
 export interface AgeStreamEncryption {
   /** the header and the 16-byte payload nonce: the file's first bytes */
   readonly head: Uint8Array;
-  /** plaintext in, sealed chunks out (the file's remaining bytes) */
-  readonly payload: TransformStream<Uint8Array, Uint8Array>;
-  /** the same payload, to call synchronously; use either this or `payload`, not both */
+  /** plaintext in, sealed chunks out (the file's remaining bytes); {@link payloadStream} makes
+   * it a stream */
   readonly sealer: PayloadSealer;
   /** the whole file's length for `plainLength` bytes of plaintext */
   fileLength(plainLength: number): number;
@@ -227,7 +227,6 @@ export async function ageStreamEncrypt(recipient: string): Promise<AgeStreamEncr
   fileKey.fill(0);
   return {
     head,
-    payload: sealerStream(sealer),
     sealer,
     fileLength: (plainLength) => head.length + sealedLength(plainLength),
   };

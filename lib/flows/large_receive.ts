@@ -289,19 +289,33 @@ export async function largeReceive(
     await new Promise((r) => setTimeout(r, RETRY_MISSING_MS));
     return true;
   };
+  const fetchPart = (i: number) =>
+    pp.run({
+      op: "decrypt",
+      url: `${baseUrl}${partPath(p.blobId, i)}`,
+      headers: { "pubky-host": ctx.sender },
+      identity: p.contentIdentity,
+      expectHash: p.partHashes[i],
+      maxCipher: maxCipherLength(partLength(p, i)),
+      dst: record.temp,
+      offset: i * p.partSize,
+      plainLength: partLength(p, i),
+    });
+  /** {@link fetchPart}, asked again while the part is missing and still coming. */
+  const fetchWhenThere = async (i: number) => {
+    for (;;) {
+      try {
+        return await fetchPart(i);
+      } catch (e) {
+        if (!(e instanceof PartFailure && e.kind === "missing" && await stillComing(i))) throw e;
+      }
+    }
+  };
   try {
     await eachLimited(todo, Math.max(2, req.workers ?? 2), async (i) => {
       if (bad) return;
       try {
-        for (;;) {
-          try {
-            await fetchPart(i);
-            break;
-          } catch (e) {
-            if (e instanceof PartFailure && e.kind === "missing" && await stillComing(i)) continue;
-            throw e;
-          }
-        }
+        await fetchWhenThere(i);
         lastArrival = Date.now();
         record.verified.push(i);
         await save();
@@ -317,19 +331,6 @@ export async function largeReceive(
   } finally {
     pp.close();
     await saving;
-  }
-  function fetchPart(i: number) {
-    return pp.run({
-      op: "decrypt",
-      url: `${baseUrl}${partPath(p.blobId, i)}`,
-      headers: { "pubky-host": ctx.sender },
-      identity: p.contentIdentity,
-      expectHash: p.partHashes[i],
-      maxCipher: maxCipherLength(partLength(p, i)),
-      dst: record.temp,
-      offset: i * p.partSize,
-      plainLength: partLength(p, i),
-    });
   }
   if (bad) {
     await discard();

@@ -366,13 +366,12 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
       delete record.done[k];
     }
   }
-  // Parts sealed before: their kept ciphertext must still hash as recorded.
+  // Parts sealed before and not uploaded: their kept ciphertext must still hash as recorded.
   for (const [k, h] of Object.entries(record.sealed)) {
-    if (record.done[k] === h) continue;
-    const ok = await sha256File(keptFile(Number(k))).then((x) => x === h, () => false);
+    const ok = !record.done[k] &&
+      await sha256File(keptFile(Number(k))).then((x) => x === h, () => false);
     if (!ok) delete record.sealed[k];
   }
-  for (const k of Object.keys(record.sealed)) if (record.done[k]) delete record.sealed[k];
   await save();
 
   const todo = Array.from({ length: parts }, (_, i) => i).filter((i) => !record.done[String(i)]);

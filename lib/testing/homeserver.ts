@@ -364,12 +364,12 @@ export async function startHomeserver(
    * concurrent PUTs cannot each take the same free space of the quota.
    */
   async function put(req: Request, tenant: string, path: string): Promise<Response> {
-    const held = { bytes: 0 };
+    const reserved = { bytes: 0 };
     try {
-      return await putCounted(req, tenant, path, held);
+      return await putCounted(req, tenant, path, reserved);
     } finally {
       const u = users.get(tenant);
-      if (u) u.inFlight -= held.bytes;
+      if (u) u.inFlight -= reserved.bytes;
     }
   }
 
@@ -377,7 +377,7 @@ export async function startHomeserver(
     req: Request,
     tenant: string,
     path: string,
-    held: { bytes: number },
+    reserved: { bytes: number },
   ): Promise<Response> {
     const u = users.get(tenant);
     if (!u) {
@@ -417,12 +417,12 @@ export async function startHomeserver(
         return quotaExceeded();
       }
     }
-    const hold = (bytes: number) => {
-      if (bytes <= held.bytes) return;
-      u.inFlight += bytes - held.bytes;
-      held.bytes = bytes;
+    const reserve = (bytes: number) => {
+      if (bytes <= reserved.bytes) return;
+      u.inFlight += bytes - reserved.bytes;
+      reserved.bytes = bytes;
     };
-    if (declared !== null && /^\d+$/.test(declared)) hold(Number(declared) + METADATA_BYTES);
+    if (declared !== null && /^\d+$/.test(declared)) reserve(Number(declared) + METADATA_BYTES);
     const tmp = `${dir}/tmp/${toHex(crypto.getRandomValues(new Uint8Array(12)))}`;
     const f = await Deno.open(tmp, { write: true, createNew: true });
     const hasher = await createBLAKE3();
@@ -453,7 +453,7 @@ export async function startHomeserver(
         const { value, done } = await reader.read();
         if (done) break;
         size += value.length;
-        hold(size + METADATA_BYTES);
+        reserve(size + METADATA_BYTES);
         if (size > bodyLimit) {
           failure = text(413, "length limit exceeded");
         } else if (
@@ -463,9 +463,9 @@ export async function startHomeserver(
           failure = quotaExceeded();
         }
         if (failure) {
-          // what this PUT held is free again at once, not after its body is drained
-          u.inFlight -= held.bytes;
-          held.bytes = 0;
+          // what this PUT reserved is free again at once, not after its body is drained
+          u.inFlight -= reserved.bytes;
+          reserved.bytes = 0;
           reader.releaseLock();
           await drain(req.body);
           break;
