@@ -98,12 +98,12 @@ export {
 } from "./lib/pkarr/transport.ts";
 
 // Shares: send, receive, revoke, republish, receipts.
-export { send, type SendRequest, type SendResult } from "./lib/flows/send.ts";
-export { receive, type ReceiveRequest, type ReceiveResult } from "./lib/flows/receive.ts";
-export { revoke } from "./lib/flows/revoke.ts";
-export { republish, type RepublishReport } from "./lib/flows/republish.ts";
-export { collectReceipts, type ReceiptHarvest } from "./lib/flows/receipts.ts";
-export type { AcceptanceSummary, FlowUi, ReceiveUi } from "./lib/flows/ui.ts";
+export { send, type SendRequest, type SendResult } from "./lib/flows/share/send.ts";
+export { receive, type ReceiveRequest, type ReceiveResult } from "./lib/flows/share/receive.ts";
+export { revoke } from "./lib/flows/share/revoke.ts";
+export { republish, type RepublishReport } from "./lib/flows/share/republish.ts";
+export { collectReceipts, type ReceiptHarvest } from "./lib/flows/share/receipts.ts";
+export type { AcceptanceSummary, FlowUi, ReceiveUi } from "./lib/flows/share/ui.ts";
 export {
   parseAndVerifyReceipt,
   parseReceipt,

@@ -20,7 +20,7 @@ import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { shareRef } from "../lib/protocol/record.ts";
 import { Transport } from "../lib/pkarr/transport.ts";
 import { buildV2Share } from "../lib/protocol/v2.ts";
-import { fetchV2Share, publishPackets } from "../lib/flows/v2_transfer.ts";
+import { fetchV2Share, publishPackets } from "../lib/flows/share/v2_transfer.ts";
 
 const SIZES = [100, 1024, 8192, 65536];
 const RUNS = Number(Deno.env.get("RUNS") ?? 3);

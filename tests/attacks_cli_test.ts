@@ -32,9 +32,9 @@ import {
   signReceipt,
 } from "../lib/protocol/record.ts";
 import { overflowSlotOf } from "../lib/protocol/receipt_slot.ts";
-import { publishToSlot } from "../lib/flows/receipt_slot_io.ts";
+import { publishToSlot } from "../lib/flows/share/receipt_slot_io.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
-import { publishV2Receipt } from "../lib/flows/v2_transfer.ts";
+import { publishV2Receipt } from "../lib/flows/share/v2_transfer.ts";
 import { signable, signPacket } from "../lib/pkarr/signed_packet.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import {

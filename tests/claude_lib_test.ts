@@ -8,7 +8,7 @@ import { tarEnd, tarHeader, tarPadding } from "../lib/claude/tar.ts";
 import { escapeText, shorten } from "../lib/claude/summary.ts";
 import { transcriptFacts } from "../lib/claude/transcript.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
-import { pointerKey } from "../lib/flows/claude_pointer.ts";
+import { pointerKey } from "../lib/flows/handoff/pointer.ts";
 import { generateKeypair } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { tmpDir } from "./_helpers.ts";

@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { State } from "../lib/state/state.ts";
-import { findSent } from "../lib/flows/revoke.ts";
+import { findSent } from "../lib/flows/share/revoke.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import {
   cli,

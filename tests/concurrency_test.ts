@@ -8,7 +8,7 @@ import { txtRecord, txtText } from "../lib/pkarr/dns.ts";
 import { generateKeypair } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { Transport } from "../lib/pkarr/transport.ts";
-import { updateOwnPacket } from "../lib/flows/own_packet.ts";
+import { updateOwnPacket } from "../lib/flows/share/own_packet.ts";
 import { State } from "../lib/state/state.ts";
 import { cliCommand, tmpDir } from "./_helpers.ts";
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { parseJson } from "../lib/util/canonical_json.ts";
 import { packetFromBytes } from "../lib/pkarr/signed_packet.ts";
-import { collectReceipts } from "../lib/flows/receipts.ts";
+import { collectReceipts } from "../lib/flows/share/receipts.ts";
 import { State } from "../lib/state/state.ts";
 import type { Testnet } from "../lib/testing/testnet.ts";
 import {

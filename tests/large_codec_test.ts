@@ -19,7 +19,7 @@ import {
   type TarEntry,
   tarPadding,
 } from "../lib/material/tar.ts";
-import { extractTar, writeTreeTar } from "../lib/flows/large_tar_fs.ts";
+import { extractTar, writeTreeTar } from "../lib/flows/large/tar_fs.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { ageIdentityOf } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";

@@ -19,7 +19,7 @@ import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserv
 import { connect } from "../lib/homeserver/connect.ts";
 import { keypairFromSeed } from "../lib/crypto/keys.ts";
 import { parseShareUri } from "../lib/protocol/share_uri.ts";
-import { fetchV2Receipt } from "../lib/flows/v2_transfer.ts";
+import { fetchV2Receipt } from "../lib/flows/share/v2_transfer.ts";
 import { blake3File, writePrngFile } from "../lib/testing/prng_file.ts";
 import { HAVE_TMUX, runInTty } from "./_tty.ts";
 

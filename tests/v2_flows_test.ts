@@ -10,7 +10,7 @@ import { parseShareUri } from "../lib/protocol/share_uri.ts";
 import { signPacket } from "../lib/pkarr/signed_packet.ts";
 import type { Testnet } from "../lib/testing/testnet.ts";
 import { buildV2Share, deriveV2Keys } from "../lib/protocol/v2.ts";
-import { fetchV2Receipt, fetchV2Share } from "../lib/flows/v2_transfer.ts";
+import { fetchV2Receipt, fetchV2Share } from "../lib/flows/share/v2_transfer.ts";
 import {
   cli,
   makeUser,

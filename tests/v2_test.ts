@@ -17,7 +17,7 @@ import {
   publishPackets,
   publishV2Receipt,
   revokeV2,
-} from "../lib/flows/v2_transfer.ts";
+} from "../lib/flows/share/v2_transfer.ts";
 
 const isKind = (kind: string, re?: RegExp) => (e: unknown) =>
   e instanceof CipherpostError && e.kind === kind && (!re || re.test(e.message));

@@ -11,7 +11,7 @@ import { sshFingerprint } from "../crypto/keys.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
 import { previewMaterial } from "../material/material.ts";
 import { expiresAt, type Receipt } from "../protocol/record.ts";
-import type { AcceptanceSummary } from "../flows/ui.ts";
+import type { AcceptanceSummary } from "../flows/share/ui.ts";
 
 const pad2 = (n: number) => String(n).padStart(2, "0");
 

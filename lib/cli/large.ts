@@ -13,7 +13,7 @@ import type { Keypair } from "../crypto/keys.ts";
 import { connect } from "../homeserver/connect.ts";
 import { loadSession, sessionFile } from "../homeserver/session_store.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
-import { type GcOptions, type GcReport, largeGc } from "../flows/large_gc.ts";
+import { type GcOptions, type GcReport, largeGc } from "../flows/large/gc.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import type { State } from "../state/state.ts";
 import {
@@ -21,13 +21,13 @@ import {
   type LargeSendResult,
   type LargeSource,
   type LargeUi,
-} from "../flows/large_send.ts";
+} from "../flows/large/send.ts";
 import {
   type LargeContext,
   largeReceive,
   type LargeReceiveRequest,
-} from "../flows/large_receive.ts";
-import type { ReceiveResult } from "../flows/receive.ts";
+} from "../flows/large/receive.ts";
+import type { ReceiveResult } from "../flows/share/receive.ts";
 
 /** What `send` should do with its input. */
 export type InputPlan =

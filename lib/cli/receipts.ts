@@ -9,7 +9,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { CipherpostError } from "../util/errors.ts";
 import { receiptObject } from "../protocol/record.ts";
 import { readReceiptsInput } from "../protocol/receipts.ts";
-import { collectReceipts } from "../flows/receipts.ts";
+import { collectReceipts } from "../flows/share/receipts.ts";
 import { State } from "../state/state.ts";
 import { Contacts } from "../state/contacts.ts";
 import { formatReceiptSummary, formatReceiptTable, utcMinute } from "./format.ts";

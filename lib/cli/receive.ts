@@ -8,8 +8,8 @@
 import { type Command, Option } from "@commander-js/extra-typings";
 import { CipherpostError } from "../util/errors.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
-import { checkConsumed, publishPendingReceipt, receive } from "../flows/receive.ts";
-import type { AcceptanceSummary, FlowUi } from "../flows/ui.ts";
+import { checkConsumed, publishPendingReceipt, receive } from "../flows/share/receive.ts";
+import type { AcceptanceSummary, FlowUi } from "../flows/share/ui.ts";
 import { State } from "../state/state.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import { acceptanceBanner } from "./format.ts";

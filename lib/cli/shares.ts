@@ -8,10 +8,10 @@
 
 import type { Command } from "@commander-js/extra-typings";
 import { stripControl } from "../util/encoding.ts";
-import { collectReceipts } from "../flows/receipts.ts";
-import { republish } from "../flows/republish.ts";
-import { revoke } from "../flows/revoke.ts";
-import type { FlowUi } from "../flows/ui.ts";
+import { collectReceipts } from "../flows/share/receipts.ts";
+import { republish } from "../flows/share/republish.ts";
+import { revoke } from "../flows/share/revoke.ts";
+import type { FlowUi } from "../flows/share/ui.ts";
 import { State } from "../state/state.ts";
 import { Contacts } from "../state/contacts.ts";
 import { utcMinute } from "./format.ts";
@@ -19,7 +19,7 @@ import { cipherpostHome } from "./home.ts";
 import { startProgress } from "./progress.ts";
 import { isStderrTty } from "./tty.ts";
 import { gcSummary, runGc } from "./large.ts";
-import type { GcReport } from "../flows/large_gc.ts";
+import type { GcReport } from "../flows/large/gc.ts";
 import type { Io } from "./io.ts";
 import {
   NETWORK_HELP,

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { ageDecrypt, ageEncrypt } from "../crypto/age.ts";
-import { hkdf32 } from "../crypto/kdf.ts";
+import { ageDecrypt, ageEncrypt } from "../../crypto/age.ts";
+import { hkdf32 } from "../../crypto/kdf.ts";
 import {
   ageIdentityOfSeed,
   ageRecipientOfEd,
@@ -19,15 +19,15 @@ import {
   x25519PublicFromEd,
   x25519SecretFromSeed,
   x25519Shared,
-} from "../crypto/keys.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
-import { signPacket } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { canonicalize, field, parseJson } from "../util/canonical_json.ts";
-import { b64decode, b64encode, fromUtf8 } from "../util/encoding.ts";
-import { CipherpostError, signatureError } from "../util/errors.ts";
-import { binaryTxt, recordBytes } from "../protocol/v2.ts";
-import { publishPackets } from "./v2_transfer.ts";
+} from "../../crypto/keys.ts";
+import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
+import { signPacket } from "../../pkarr/signed_packet.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { canonicalize, field, parseJson } from "../../util/canonical_json.ts";
+import { b64decode, b64encode, fromUtf8 } from "../../util/encoding.ts";
+import { CipherpostError, signatureError } from "../../util/errors.ts";
+import { binaryTxt, recordBytes } from "../../protocol/v2.ts";
+import { publishPackets } from "../share/v2_transfer.ts";
 
 const LABEL = "_cpc";
 const INFO = "cipherpost/v2/claude-pointer-key/";

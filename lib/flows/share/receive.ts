@@ -8,15 +8,15 @@
  * @module
  */
 
-import { ageDecrypt } from "../crypto/age.ts";
-import { txtText } from "../pkarr/dns.ts";
-import { b64decode, bytesEqual, toHex } from "../util/encoding.ts";
-import { CipherpostError, signatureError } from "../util/errors.ts";
-import { checkOutputTarget, writeOutputFile } from "../util/fsutil.ts";
-import { pinKey } from "../crypto/kdf.ts";
-import { ageIdentityOf, ageIdentityOfSeed, type Keypair } from "../crypto/keys.ts";
-import { armorMaterial, type MaterialType } from "../material/material.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
+import { ageDecrypt } from "../../crypto/age.ts";
+import { txtText } from "../../pkarr/dns.ts";
+import { b64decode, bytesEqual, toHex } from "../../util/encoding.ts";
+import { CipherpostError, signatureError } from "../../util/errors.ts";
+import { checkOutputTarget, writeOutputFile } from "../../util/fsutil.ts";
+import { pinKey } from "../../crypto/kdf.ts";
+import { ageIdentityOf, ageIdentityOfSeed, type Keypair } from "../../crypto/keys.ts";
+import { armorMaterial, type MaterialType } from "../../material/material.ts";
+import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
 import {
   checkShareTimes,
   type Envelope,
@@ -26,17 +26,28 @@ import {
   sha256Hex,
   shareRef as computeShareRef,
   signReceipt,
-} from "../protocol/record.ts";
-import { shareRecords, textNamesShare } from "../protocol/labels.ts";
-import type { ShareUri } from "../protocol/share_uri.ts";
-import type { SignedPacket } from "../pkarr/signed_packet.ts";
-import { isoSeconds, type State } from "../state/state.ts";
-import type { Transport } from "../pkarr/transport.ts";
+} from "../../protocol/record.ts";
+import { shareRecords, textNamesShare } from "../../protocol/labels.ts";
+import type { ShareUri } from "../../protocol/share_uri.ts";
+import type { SignedPacket } from "../../pkarr/signed_packet.ts";
+import { isoSeconds, type State } from "../../state/state.ts";
+import type { Transport } from "../../pkarr/transport.ts";
 import type { FlowUi, ReceiveUi } from "./ui.ts";
 import { fetchV2Share } from "./v2_transfer.ts";
 import { keepPending, pendingOf, type PendingReceipt, publishPending } from "./pending_receipts.ts";
-import { isPointerEnvelope } from "../protocol/large_manifest.ts";
-import type { LargeContext } from "./large_receive.ts";
+import { isPointerEnvelope } from "../../protocol/large_manifest.ts";
+
+/** The verified pointer share, handed over by `receive`. */
+export interface LargeContext {
+  sender: string;
+  recipient: string | null;
+  shareRef: string;
+  createdAt: number;
+  ttlSeconds: bigint;
+  /** the decrypted pointer Envelope */
+  plaintext: Uint8Array;
+  locator: Uint8Array;
+}
 
 /** How to receive. */
 export interface ReceiveRequest {

@@ -5,14 +5,14 @@
  * @module
  */
 
-import { fromHex } from "../util/encoding.ts";
-import { CipherpostError } from "../util/errors.ts";
-import type { Keypair } from "../crypto/keys.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { recordNamesShare, shareRecords } from "../protocol/labels.ts";
-import { parseShareUri } from "../protocol/share_uri.ts";
-import type { SentShare, State } from "../state/state.ts";
+import { fromHex } from "../../util/encoding.ts";
+import { CipherpostError } from "../../util/errors.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { encodeZ32 } from "../../pkarr/public_key.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { recordNamesShare, shareRecords } from "../../protocol/labels.ts";
+import { parseShareUri } from "../../protocol/share_uri.ts";
+import type { SentShare, State } from "../../state/state.ts";
 import { revokeV2 } from "./v2_transfer.ts";
 import { updateOwnPacket } from "./own_packet.ts";
 

@@ -6,8 +6,14 @@
  * @module
  */
 
-import { encodeTarHeader, readTar, TAR_END, type TarEntry, tarPadding } from "../material/tar.ts";
-import { MAX_TOP_ENTRIES } from "../protocol/large_manifest.ts";
+import {
+  encodeTarHeader,
+  readTar,
+  TAR_END,
+  type TarEntry,
+  tarPadding,
+} from "../../material/tar.ts";
+import { MAX_TOP_ENTRIES } from "../../protocol/large_manifest.ts";
 
 /** What a written tree contained. */
 export interface TreeSummary {

@@ -10,8 +10,8 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { identityToRecipient } from "age-encryption";
 import { createHash } from "node:crypto";
-import { ageDecrypt, ageEncrypt } from "../crypto/age.ts";
-import { pinKey } from "../crypto/kdf.ts";
+import { ageDecrypt, ageEncrypt } from "../../crypto/age.ts";
+import { pinKey } from "../../crypto/kdf.ts";
 import {
   ageIdentityOf,
   ageIdentityOfSeed,
@@ -19,11 +19,11 @@ import {
   ageRecipientOfEd,
   type Keypair,
   x25519PublicFromSecret,
-} from "../crypto/keys.ts";
-import type { HomeserverClient } from "../homeserver/client.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
-import { packetToBytes } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
+} from "../../crypto/keys.ts";
+import type { HomeserverClient } from "../../homeserver/client.ts";
+import { encodeZ32 } from "../../pkarr/public_key.ts";
+import { packetToBytes } from "../../pkarr/signed_packet.ts";
+import type { Transport } from "../../pkarr/transport.ts";
 import {
   choosePartSize,
   ciphertextHashOf,
@@ -35,20 +35,20 @@ import {
   partLength,
   partPath,
   statusPath,
-} from "../protocol/large_manifest.ts";
-import { expiresAt, shareRef } from "../protocol/record.ts";
-import { formatV2Uri } from "../protocol/share_uri.ts";
-import { buildV2Share } from "../protocol/v2.ts";
-import { publishPackets } from "./v2_transfer.ts";
-import type { State } from "../state/state.ts";
-import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
-import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../util/encoding.ts";
-import { CipherpostError } from "../util/errors.ts";
-import { fileChunks } from "../util/file_stream.ts";
-import { ensurePrivateDir, writeFileAtomic } from "../util/fsutil.ts";
-import { eachLimited, PartPool } from "./large_pool.ts";
-import { writeTreeTar } from "./large_tar_fs.ts";
-import { recipientOf } from "./recipient.ts";
+} from "../../protocol/large_manifest.ts";
+import { expiresAt, shareRef } from "../../protocol/record.ts";
+import { formatV2Uri } from "../../protocol/share_uri.ts";
+import { buildV2Share } from "../../protocol/v2.ts";
+import { publishPackets } from "../share/v2_transfer.ts";
+import type { State } from "../../state/state.ts";
+import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
+import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../../util/encoding.ts";
+import { CipherpostError } from "../../util/errors.ts";
+import { fileChunks } from "../../util/file_stream.ts";
+import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
+import { eachLimited, PartPool } from "./pool.ts";
+import { writeTreeTar } from "./tar_fs.ts";
+import { recipientOf } from "../share/recipient.ts";
 
 /** Where the payload comes from. */
 export type LargeSource =

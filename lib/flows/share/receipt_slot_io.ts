@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { Keypair } from "../crypto/keys.ts";
-import { signPacket } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { slotReceiptText, slotRecords } from "../protocol/receipt_slot.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { signPacket } from "../../pkarr/signed_packet.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { slotReceiptText, slotRecords } from "../../protocol/receipt_slot.ts";
 
 /** Publish a receipt's JSON to a slot (a newer packet replaces an older one). */
 export async function publishToSlot(

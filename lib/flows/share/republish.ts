@@ -5,17 +5,17 @@
  * @module
  */
 
-import { b64decode, fromHex } from "../util/encoding.ts";
-import { parseReceipt, verifyReceipt } from "../protocol/record.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
-import { packetFromBytes } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { type SentShare, sentShareFacts, type State } from "../state/state.ts";
-import { receiptMismatch } from "../protocol/receipt_binding.ts";
+import { b64decode, fromHex } from "../../util/encoding.ts";
+import { parseReceipt, verifyReceipt } from "../../protocol/record.ts";
+import { encodeZ32 } from "../../pkarr/public_key.ts";
+import { packetFromBytes } from "../../pkarr/signed_packet.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { type SentShare, sentShareFacts, type State } from "../../state/state.ts";
+import { receiptMismatch } from "../../protocol/receipt_binding.ts";
 import type { FlowUi } from "./ui.ts";
 import { fetchV2Receipt, publishPackets } from "./v2_transfer.ts";
 import { pendingOf, publishPending } from "./pending_receipts.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError } from "../../util/errors.ts";
 
 /** What `republish` did. */
 export interface RepublishReport {

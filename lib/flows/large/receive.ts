@@ -8,11 +8,11 @@
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { sshFingerprint } from "../crypto/keys.ts";
-import type { Keypair } from "../crypto/keys.ts";
-import { endpointOf } from "../homeserver/discovery.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
-import type { Transport } from "../pkarr/transport.ts";
+import { sshFingerprint } from "../../crypto/keys.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { endpointOf } from "../../homeserver/discovery.ts";
+import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
+import type { Transport } from "../../pkarr/transport.ts";
 import {
   type BlobStatus,
   envelopeHash,
@@ -23,30 +23,21 @@ import {
   partLength,
   partPath,
   statusPath,
-} from "../protocol/large_manifest.ts";
-import { expiresAt, receiptJson, signReceipt } from "../protocol/record.ts";
-import { publishV2Receipt } from "./v2_transfer.ts";
-import { isoSeconds, type State } from "../state/state.ts";
-import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
-import { stripControl, toHex, utf8 } from "../util/encoding.ts";
-import { CipherpostError, signatureError } from "../util/errors.ts";
-import { readStreamCapped } from "../util/bounded_read.ts";
-import { ensurePrivateDir, writeFileAtomic } from "../util/fsutil.ts";
-import { eachLimited, PartFailure, PartPool } from "./large_pool.ts";
-import { extractTar } from "./large_tar_fs.ts";
-import type { LargeUi } from "./large_send.ts";
+} from "../../protocol/large_manifest.ts";
+import { expiresAt, receiptJson, signReceipt } from "../../protocol/record.ts";
+import { publishV2Receipt } from "../share/v2_transfer.ts";
+import { isoSeconds, type State } from "../../state/state.ts";
+import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
+import { stripControl, toHex, utf8 } from "../../util/encoding.ts";
+import { CipherpostError, signatureError } from "../../util/errors.ts";
+import { readStreamCapped } from "../../util/bounded_read.ts";
+import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
+import { eachLimited, PartFailure, PartPool } from "./pool.ts";
+import { extractTar } from "./tar_fs.ts";
+import type { LargeUi } from "./send.ts";
 
-/** The verified pointer share, handed over by `receive`. */
-export interface LargeContext {
-  sender: string;
-  recipient: string | null;
-  shareRef: string;
-  createdAt: number;
-  ttlSeconds: bigint;
-  /** the decrypted pointer Envelope */
-  plaintext: Uint8Array;
-  locator: Uint8Array;
-}
+export type { LargeContext } from "../share/receive.ts";
+import type { LargeContext } from "../share/receive.ts";
 
 /** How to receive. */
 export interface LargeReceiveRequest {

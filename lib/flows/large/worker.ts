@@ -7,7 +7,7 @@
 
 /// <reference lib="deno.worker" />
 
-import { type PartJob, type PartReply, runJob } from "./large_part.ts";
+import { type PartJob, type PartReply, runJob } from "./part.ts";
 
 self.onmessage = async (m: MessageEvent<PartJob>) => {
   const job = m.data;

@@ -5,16 +5,16 @@
  * @module
  */
 
-import { txtText } from "../pkarr/dns.ts";
-import { fromHex } from "../util/encoding.ts";
-import { CipherpostError } from "../util/errors.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { receiptRecords } from "../protocol/labels.ts";
-import { parseReceipt, type Receipt, verifyReceipt } from "../protocol/record.ts";
-import { overflowSlot } from "../protocol/receipt_slot.ts";
-import { sentShareFacts, type State } from "../state/state.ts";
-import { receiptMismatch } from "../protocol/receipt_binding.ts";
+import { txtText } from "../../pkarr/dns.ts";
+import { fromHex } from "../../util/encoding.ts";
+import { CipherpostError } from "../../util/errors.ts";
+import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { receiptRecords } from "../../protocol/labels.ts";
+import { parseReceipt, type Receipt, verifyReceipt } from "../../protocol/record.ts";
+import { overflowSlot } from "../../protocol/receipt_slot.ts";
+import { sentShareFacts, type State } from "../../state/state.ts";
+import { receiptMismatch } from "../../protocol/receipt_binding.ts";
 import { readSlot } from "./receipt_slot_io.ts";
 import { fetchV2Receipt } from "./v2_transfer.ts";
 

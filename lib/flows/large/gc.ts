@@ -8,14 +8,14 @@
  * @module
  */
 
-import type { HomeserverClient } from "../homeserver/client.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { blobDir } from "../protocol/large_manifest.ts";
-import { fetchV2Receipt } from "./v2_transfer.ts";
-import type { SentShareV2 } from "../state/state.ts";
-import type { State } from "../state/state.ts";
-import { fromHex } from "../util/encoding.ts";
-import { pendingBlobIds } from "./large_send.ts";
+import type { HomeserverClient } from "../../homeserver/client.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { blobDir } from "../../protocol/large_manifest.ts";
+import { fetchV2Receipt } from "../share/v2_transfer.ts";
+import type { SentShareV2 } from "../../state/state.ts";
+import type { State } from "../../state/state.ts";
+import { fromHex } from "../../util/encoding.ts";
+import { pendingBlobIds } from "./send.ts";
 
 const BLOBS = "/pub/cipherpost/blobs/";
 

@@ -6,13 +6,13 @@
  * @module
  */
 
-import { concat } from "../util/encoding.ts";
-import { CipherpostError, signatureError } from "../util/errors.ts";
-import type { Keypair } from "../crypto/keys.ts";
-import type { DnsRecord } from "../pkarr/dns.ts";
-import type { SignedPacket } from "../pkarr/signed_packet.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { checkShareTimes } from "../protocol/record.ts";
+import { concat } from "../../util/encoding.ts";
+import { CipherpostError, signatureError } from "../../util/errors.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import type { DnsRecord } from "../../pkarr/dns.ts";
+import type { SignedPacket } from "../../pkarr/signed_packet.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { checkShareTimes } from "../../protocol/record.ts";
 import {
   checkBlob,
   deriveV2Keys,
@@ -28,7 +28,7 @@ import {
   sealV2Receipt,
   unsealV2Receipt,
   type V2Keys,
-} from "../protocol/v2.ts";
+} from "../../protocol/v2.ts";
 
 const CONCURRENCY = 32;
 /** Parts fetched at once: all of them (≤ MAX_PARTS); k-rpc's own cap bounds the queries. */

@@ -7,21 +7,26 @@
  * @module
  */
 
-import type { Keypair } from "../crypto/keys.ts";
-import { parsePublicKey } from "../pkarr/public_key.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { fetchPointer } from "./claude_pointer.ts";
-import { parseShareUri, type ShareUri } from "../protocol/share_uri.ts";
-import type { State } from "../state/state.ts";
-import { CipherpostError, signatureError } from "../util/errors.ts";
-import { type Bundle, parseBundle } from "../claude/bundle.ts";
-import { applyPlacement, type Placement, planPlacement } from "../claude/place.ts";
-import { escapeText, summarizeBundle, summaryLines } from "../claude/summary.ts";
-import { checkConsumed, publishPendingReceipt, receive, type ReceiveResult } from "./receive.ts";
-import type { AcceptanceSummary, FlowUi } from "./ui.ts";
-import type { LargeContext } from "./large_receive.ts";
-import { ensurePrivateDir } from "../util/fsutil.ts";
-import { toHex } from "../util/encoding.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { parsePublicKey } from "../../pkarr/public_key.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { fetchPointer } from "./pointer.ts";
+import { parseShareUri, type ShareUri } from "../../protocol/share_uri.ts";
+import type { State } from "../../state/state.ts";
+import { CipherpostError, signatureError } from "../../util/errors.ts";
+import { type Bundle, parseBundle } from "../../claude/bundle.ts";
+import { applyPlacement, type Placement, planPlacement } from "../../claude/place.ts";
+import { escapeText, summarizeBundle, summaryLines } from "../../claude/summary.ts";
+import {
+  checkConsumed,
+  publishPendingReceipt,
+  receive,
+  type ReceiveResult,
+} from "../share/receive.ts";
+import type { AcceptanceSummary, FlowUi } from "../share/ui.ts";
+import type { LargeContext } from "../large/receive.ts";
+import { ensurePrivateDir } from "../../util/fsutil.ts";
+import { toHex } from "../../util/encoding.ts";
 
 /** How to pick up. */
 export interface ClaudePickupRequest {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Envelope } from "../protocol/record.ts";
+import type { Envelope } from "../../protocol/record.ts";
 
 /** What every flow may tell the user. */
 export interface FlowUi {

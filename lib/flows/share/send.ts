@@ -6,19 +6,19 @@
  * @module
  */
 
-import { ageEncrypt } from "../crypto/age.ts";
-import { type DnsRecord, txtRecord, txtText } from "../pkarr/dns.ts";
-import { b64encode, concat, toHex } from "../util/encoding.ts";
-import { CipherpostError } from "../util/errors.ts";
-import { pinKey } from "../crypto/kdf.ts";
+import { ageEncrypt } from "../../crypto/age.ts";
+import { type DnsRecord, txtRecord, txtText } from "../../pkarr/dns.ts";
+import { b64encode, concat, toHex } from "../../util/encoding.ts";
+import { CipherpostError } from "../../util/errors.ts";
+import { pinKey } from "../../crypto/kdf.ts";
 import {
   ageRecipientOf,
   ageRecipientOfEd,
   type Keypair,
   x25519PublicFromSecret,
-} from "../crypto/keys.ts";
-import { ingestMaterial, type MaterialType } from "../material/material.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
+} from "../../crypto/keys.ts";
+import { ingestMaterial, type MaterialType } from "../../material/material.ts";
+import { encodeZ32 } from "../../pkarr/public_key.ts";
 import {
   encodeEnvelope,
   expiresAt,
@@ -26,13 +26,13 @@ import {
   sha256Hex,
   shareRef,
   signOuterRecord,
-} from "../protocol/record.ts";
-import { recordNamesShare, SHARE_LABEL, shareRecords } from "../protocol/labels.ts";
-import { formatV1Uri, formatV2Uri } from "../protocol/share_uri.ts";
-import { packetToBytes, type SignedPacket, signPacket } from "../pkarr/signed_packet.ts";
-import type { State } from "../state/state.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { buildV2Share } from "../protocol/v2.ts";
+} from "../../protocol/record.ts";
+import { recordNamesShare, SHARE_LABEL, shareRecords } from "../../protocol/labels.ts";
+import { formatV1Uri, formatV2Uri } from "../../protocol/share_uri.ts";
+import { packetToBytes, type SignedPacket, signPacket } from "../../pkarr/signed_packet.ts";
+import type { State } from "../../state/state.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { buildV2Share } from "../../protocol/v2.ts";
 import type { FlowUi } from "./ui.ts";
 import { publishPackets } from "./v2_transfer.ts";
 import { updateOwnPacket } from "./own_packet.ts";

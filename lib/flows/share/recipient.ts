@@ -5,9 +5,9 @@
  * @module
  */
 
-import type { Keypair } from "../crypto/keys.ts";
-import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
-import { CipherpostError } from "../util/errors.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
+import { CipherpostError } from "../../util/errors.ts";
 
 /** The recipient's key, and its canonical z32 (null for a share to oneself). */
 export interface Recipient {

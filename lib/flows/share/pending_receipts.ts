@@ -11,17 +11,17 @@
  * @module
  */
 
-import { txtRecord } from "../pkarr/dns.ts";
-import { recordsNamed } from "../pkarr/signed_packet.ts";
-import { receiptLabel } from "../protocol/labels.ts";
-import { fromHex } from "../util/encoding.ts";
-import { CipherpostError } from "../util/errors.ts";
-import type { Keypair } from "../crypto/keys.ts";
-import { parseReceipt } from "../protocol/record.ts";
-import { overflowSlot } from "../protocol/receipt_slot.ts";
+import { txtRecord } from "../../pkarr/dns.ts";
+import { recordsNamed } from "../../pkarr/signed_packet.ts";
+import { receiptLabel } from "../../protocol/labels.ts";
+import { fromHex } from "../../util/encoding.ts";
+import { CipherpostError } from "../../util/errors.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { parseReceipt } from "../../protocol/record.ts";
+import { overflowSlot } from "../../protocol/receipt_slot.ts";
 import { publishToSlot } from "./receipt_slot_io.ts";
-import { isoSeconds, type State } from "../state/state.ts";
-import type { Transport } from "../pkarr/transport.ts";
+import { isoSeconds, type State } from "../../state/state.ts";
+import type { Transport } from "../../pkarr/transport.ts";
 import { publishV2Receipt } from "./v2_transfer.ts";
 import { updateOwnPacket } from "./own_packet.ts";
 import type { FlowUi } from "./ui.ts";

@@ -6,17 +6,17 @@
  * @module
  */
 
-import type { Keypair } from "../crypto/keys.ts";
-import { MATERIAL_CAP } from "../material/material.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import { publishPointer } from "./claude_pointer.ts";
-import type { State } from "../state/state.ts";
-import { CipherpostError } from "../util/errors.ts";
-import { buildBundle, parseBundle, type SessionFiles } from "../claude/bundle.ts";
-import { type SessionSummary, summarizeBundle } from "../claude/summary.ts";
-import { send, type SendResult } from "./send.ts";
-import { recipientOf } from "./recipient.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { MATERIAL_CAP } from "../../material/material.ts";
+import { encodeZ32 } from "../../pkarr/public_key.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import { publishPointer } from "./pointer.ts";
+import type { State } from "../../state/state.ts";
+import { CipherpostError } from "../../util/errors.ts";
+import { buildBundle, parseBundle, type SessionFiles } from "../../claude/bundle.ts";
+import { type SessionSummary, summarizeBundle } from "../../claude/summary.ts";
+import { send, type SendResult } from "../share/send.ts";
+import { recipientOf } from "../share/recipient.ts";
 
 /** What to send. */
 export interface ClaudeSendRequest {

@@ -7,9 +7,9 @@
  * @module
  */
 
-import { AgeFileOpener, ageStreamEncrypt } from "../crypto/age_stream.ts";
+import { AgeFileOpener, ageStreamEncrypt } from "../../crypto/age_stream.ts";
 import { createHash } from "node:crypto";
-import { retryAfterMs } from "../homeserver/http.ts";
+import { retryAfterMs } from "../../homeserver/http.ts";
 
 /** A job sent to the worker. */
 export type PartJob =

@@ -10,22 +10,22 @@
  * @module
  */
 
-import { type DnsRecord, encodeDnsPacket, normalizeName } from "../pkarr/dns.ts";
-import { toHex } from "../util/encoding.ts";
-import { CipherpostError } from "../util/errors.ts";
-import type { Keypair } from "../crypto/keys.ts";
-import { encodeZ32 } from "../pkarr/public_key.ts";
+import { type DnsRecord, encodeDnsPacket, normalizeName } from "../../pkarr/dns.ts";
+import { toHex } from "../../util/encoding.ts";
+import { CipherpostError } from "../../util/errors.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { encodeZ32 } from "../../pkarr/public_key.ts";
 import {
   moreRecentThan,
   packetFromBytes,
   packetToBytes,
   type SignedPacket,
   signPacket,
-} from "../pkarr/signed_packet.ts";
-import type { State } from "../state/state.ts";
-import { DhtConflictError } from "../pkarr/conflict.ts";
+} from "../../pkarr/signed_packet.ts";
+import type { State } from "../../state/state.ts";
+import { DhtConflictError } from "../../pkarr/conflict.ts";
 import type { FlowUi } from "./ui.ts";
-import type { PublishReport, Transport } from "../pkarr/transport.ts";
+import type { PublishReport, Transport } from "../../pkarr/transport.ts";
 
 function recordKey(origin: string, r: DnsRecord): string | null {
   try {

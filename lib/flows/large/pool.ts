@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type PartJob, type PartReply, runJob } from "./large_part.ts";
+import { type PartJob, type PartReply, runJob } from "./part.ts";
 
 /** A failed part job. */
 export class PartFailure extends Error {
@@ -36,7 +36,7 @@ export class PartPool {
   ) {}
 
   private spawn(): Worker {
-    const w = new Worker(new URL("./large_worker.ts", import.meta.url), { type: "module" });
+    const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
     this.all.push(w);
     this.used.set(w, 0);
     return w;
