@@ -27,25 +27,32 @@
  * const t = new Transport(transportOptions()); // public DHT bootstrap nodes and relays
  * try {
  *   // Alice sends to Bob's z-base-32 key (the output of `cipherpost identity show`).
- *   const sent = await send(t, new State(home), me, {
+ *   const sent = await send({ transport: t, state: new State(home), me }, {
  *     recipient: bobZ32, purpose: "staging db password", material: "generic_secret",
  *     input: new TextEncoder().encode("hunter2"), ttlSeconds: 86400n, pin: null, burn: false,
  *   }, ui);
  *   console.log(sent.uri); // cipherpost://… : give this to Bob
  *
- *   // Bob, in his own home. `confirm` sees the verified sender before anything is written;
- *   // cipherpost's CLI asks its user to type that key back.
- *   await receive(t, new State(bobHome), bob, {
+ *   // Bob, in his own home. `confirm` sees the verified share before anything is written;
+ *   // cipherpost's CLI shows it and asks its user to type the sender's key back. The same
+ *   // call receives a large share (a file or folder on the sender's homeserver).
+ *   await receive({ transport: t, state: new State(bobHome), me: bob }, {
  *     uri: parseShareUri(sent.uri), output: "secret.txt", force: false, armor: false,
  *     pin: () => Promise.reject(new Error("this share has no PIN")),
+ *     writeStdout: () => Promise.resolve(),
  *   }, {
  *     ...ui,
  *     confirm: (s) => Promise.resolve(s.sender === encodeZ32(me.publicKey)),
- *   }, () => Promise.resolve());
+ *   });
  * } finally {
  *   await t.close();
  * }
  * ```
+ *
+ * Large payloads: {@link sendLarge} (a file, a folder or a stream through your homeserver);
+ * {@link receive} takes them too. Claude Code sessions: {@link claudeSend} and
+ * {@link claudePickup}. Keeping shares alive: {@link republishAll} (hourly), and
+ * {@link collectGarbage} for the homeserver.
  *
  * Every failure is a {@link CipherpostError} with a {@link ErrorKind}; its `message` is one line
  * without secrets, safe to show. Signature failures all carry the one message
@@ -97,13 +104,63 @@ export {
   transportOptions,
 } from "./lib/pkarr/transport.ts";
 
-// Shares: send, receive, revoke, republish, receipts.
+// Shares: send, receive (any kind: DHT material or a large share), revoke, republish, receipts.
 export { send, type SendRequest, type SendResult } from "./lib/flows/share/send.ts";
-export { receive, type ReceiveRequest, type ReceiveResult } from "./lib/flows/share/receive.ts";
+export { receive, type ReceiveOptions } from "./lib/flows/large/receive_any.ts";
+export {
+  checkConsumed,
+  type Consumed,
+  type MaterialOutput,
+  publishPendingReceipt,
+  type ReceiveResult,
+} from "./lib/flows/share/receive.ts";
 export { revoke } from "./lib/flows/share/revoke.ts";
-export { republish, type RepublishReport } from "./lib/flows/share/republish.ts";
+export { type RepublishReport } from "./lib/flows/share/republish.ts";
+export { republishAll, type RepublishAllReport } from "./lib/flows/large/republish.ts";
 export { collectReceipts, type ReceiptHarvest } from "./lib/flows/share/receipts.ts";
-export type { AcceptanceSummary, FlowUi, ReceiveUi } from "./lib/flows/share/ui.ts";
+export type {
+  AcceptanceSummary,
+  FlowContext,
+  FlowUi,
+  LargeSummary,
+  MaterialSummary,
+  PayloadSummary,
+  ProgressPhase,
+  SessionSummaryView,
+} from "./lib/flows/share/ui.ts";
+
+// Large shares: files and folders through the sender's Pubky homeserver.
+export {
+  type LargeSendRequest,
+  type LargeSendResult,
+  type LargeSource,
+  type PublishedShare,
+  sendLarge,
+} from "./lib/flows/large/send.ts";
+export type { LargeOutput } from "./lib/flows/large/receive.ts";
+export {
+  collectGarbage,
+  type GcOptions,
+  type GcReason,
+  type GcReport,
+} from "./lib/flows/large/gc.ts";
+
+// Claude Code session hand-off.
+export {
+  claudeSend,
+  type ClaudeSendRequest,
+  type ClaudeSendResult,
+} from "./lib/flows/handoff/send.ts";
+export {
+  claudePickup,
+  type ClaudePickupRequest,
+  type ClaudePickupResult,
+} from "./lib/flows/handoff/pickup.ts";
+export { discoverSession, listSessions } from "./lib/claude/discover.ts";
+
+// Contacts: names for keys.
+export { type Contact, Contacts } from "./lib/state/contacts.ts";
+
 export {
   parseAndVerifyReceipt,
   parseReceipt,

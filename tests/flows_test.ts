@@ -298,7 +298,7 @@ Deno.test("hand-off flows (v1) on a local testnet", async (t) => {
       assert.match(s.stderr, /burn/i);
       const r1 = await receiveAs(bob, net, s.uri, ["--accept", carol.z32, "-o", "-"]);
       assert.equal(r1.code, 0, r1.stderr);
-      assert.match(r1.stderr, /\[BURN — you will only see this once\]/);
+      assert.match(r1.stderr, /\[BURN — accepting consumes it: this home will not show it again\]/);
       const r2 = await receiveAs(bob, net, s.uri, ["--accept", carol.z32, "-o", "-"]);
       assert.equal(r2.code, 7, r2.stderr);
       assert.match(r2.stderr, /share already consumed: it was burned after reading at /);

@@ -19,11 +19,12 @@ import { claudeSend } from "../flows/handoff/send.ts";
 import { claudePickup } from "../flows/handoff/pickup.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
-import { validatePin } from "./passphrase.ts";
+import { pinIsPrompted, validatePin } from "./passphrase.ts";
 import { acceptanceConfirm, readAcceptLine } from "./receive.ts";
 import {
   NETWORK_HELP,
   pinOf,
+  pinSources,
   unlockIdentity,
   withNetwork,
   withPassphrase,
@@ -31,7 +32,10 @@ import {
   withTransport,
 } from "./options.ts";
 import { stripControl } from "../util/encoding.ts";
-import { largeReceiveHook, partSizeOverride, partWorkers, runLargeSend } from "./large.ts";
+import { cliUi, partSizeOverride, partWorkers } from "./large.ts";
+import { DURATION_FORMS, parseDuration } from "./duration.ts";
+import { resolveRecipient } from "./recipient.ts";
+import { Contacts } from "../state/contacts.ts";
 
 /** Thrown to end the CLI with a child's exit code (Claude Code's, passed through). */
 export class ChildExit extends Error {
@@ -107,11 +111,20 @@ async function choose(cands: LocalSession[], log: (l: string) => void): Promise<
   throw new CipherpostError("declined", "user declined: no session chosen");
 }
 
-function parseTtl(v: string): bigint {
-  if (!/^[0-9]{1,12}$/.test(v) || Number(v) < 1) {
-    throw new CipherpostError("usage", "--ttl takes a number of seconds (1 to 999999999999)");
+/**
+ * The environment of the `claude` a pickup launches: ours without any cipherpost secret (the
+ * passphrase and the PIN): that child is an agent running tools with a sender's transcript in
+ * its context, and one `env` would put them in a transcript that a hand-off can ship.
+ */
+export function childEnv(
+  env: Record<string, string> = Deno.env.toObject(),
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (/^CIPHERPOST_(PASSPHRASE|PIN)/i.test(k)) continue;
+    out[k] = v;
   }
-  return BigInt(v);
+  return out;
 }
 
 function handoffCommand(extra: string): string {
@@ -148,9 +161,9 @@ export function registerClaudeCommands(program: Command, io: Io): void {
       )
       .argument("[session_id]", "the session's UUID (default: discovered, see below)")
       .option("--self", "send to your own identity (the default)")
-      .option("--share <key>", "send to this recipient's z-base-32 public key")
+      .option("--share <key>", "send to this recipient: a public key or a contact name")
       .option("-p, --purpose <text>", "what this is for (shown to the recipient; not secret)", "")
-      .option("--ttl <seconds>", "lifetime of the share", "86400")
+      .option("--ttl <duration>", `lifetime of the share: ${DURATION_FORMS}`, "24h")
       .option("--pin", "also require a PIN (Argon2id) to open the share")
       .option("--burn", "burn after read: the recipient's tool shows it once")
       .option("--json", "print {uri, share_ref, session_id, …} as JSON"),
@@ -176,7 +189,11 @@ ${NETWORK_HELP}`,
           "configuration error: choose one of --self or --share <key>",
         );
       }
-      const ttl = parseTtl(o.ttl);
+      const ttl = BigInt(parseDuration(o.ttl));
+      const home = cipherpostHome();
+      const recipient = o.share === undefined
+        ? null
+        : (await resolveRecipient(o.share, new Contacts(home), "--share")).z32;
       const dir = configDir();
       const pick = await discoverSession({
         configDir: dir,
@@ -189,37 +206,25 @@ ${NETWORK_HELP}`,
       const me = await unlockIdentity(o, io);
       const pin = o.pin ? await pinOf(o, true) : null;
       if (pin !== null) validatePin(pin);
-      const home = cipherpostHome();
       const state = new State(home);
-      const recipient = o.share ?? null;
       const purpose = stripControl(o.purpose ?? "");
-      const r = await withTransport(o, (t) =>
-        claudeSend(t, state, me, {
-          session,
-          recipient,
-          purpose,
-          ttlSeconds: ttl,
-          pin,
-          burn: o.burn === true,
-          large: async (bundle, name) => {
-            const sent = await runLargeSend(t, home, state, me, {
-              recipient,
-              purpose,
-              source: { kind: "stream", stream: new Blob([bundle as BlobPart]).stream(), name },
-              ttlSeconds: ttl,
-              pin,
-              burn: o.burn === true,
-              workers: partWorkers(),
-              partSize: partSizeOverride(),
-            }, log);
-            return {
-              uri: sent.uri,
-              shareRef: sent.shareRef,
-              expiresAt: sent.expiresAt,
-              packets: sent.packets,
-            };
-          },
-        }, log));
+      const ui = cliUi(log);
+      let r;
+      try {
+        r = await withTransport(o, (t) =>
+          claudeSend({ transport: t, state, me }, {
+            session,
+            recipient,
+            purpose,
+            ttlSeconds: ttl,
+            pin,
+            burn: o.burn === true,
+            workers: partWorkers(),
+            partSize: partSizeOverride(),
+          }, ui));
+      } finally {
+        ui.end();
+      }
       if (o.json) {
         io.out(
           JSON.stringify({
@@ -250,8 +255,14 @@ ${NETWORK_HELP}`,
         "fetch, verify and accept a session hand-off, place it, and run claude --resume there",
       )
       .argument("[uri]", "the cipherpost:// URI (default: the newest hand-off to you)")
-      .option("--from <key>", "without a URI: the newest hand-off from this key (default: you)")
-      .option("--accept <key>", "accept non-interactively: the sender's z-base-32 key")
+      .option(
+        "--from <key>",
+        "without a URI: the newest hand-off from this key or contact (default: you)",
+      )
+      .option(
+        "--accept <key>",
+        "accept non-interactively: the sender's key (z-base-32 or pk: form) or contact name",
+      )
       .option("--project <dir>", "place the session for this directory")
       .option("--no-launch", "place it and print the claude command instead of running it")
       .option("--fork", "if a local copy has diverged, place the received one under a new ID"),
@@ -274,27 +285,34 @@ ${NETWORK_HELP}`,
     )
     .action(async (uri: string | undefined, o) => {
       const args = passThrough;
+      const home = cipherpostHome();
+      const contacts = new Contacts(home);
+      const from = o.from === undefined
+        ? undefined
+        : (await resolveRecipient(o.from, contacts, "--from")).z32;
+      const accept = o.accept === undefined
+        ? undefined
+        : (await resolveRecipient(o.accept, contacts, "--accept")).z32;
       const me = await unlockIdentity(o, io);
-      const state = new State(cipherpostHome());
-      const r = await withTransport(o, (t) =>
-        claudePickup(t, state, me, {
-          uri,
-          from: o.from,
-          configDir: configDir(),
-          cwd: Deno.cwd(),
-          project: o.project,
-          fork: o.fork === true,
-          pin: () => pinOf(o, false),
-          confirm: acceptanceConfirm(o.accept, interactive(), log),
-          large: (ctx, output) =>
-            largeReceiveHook(t, state, me, {
-              output,
-              force: false,
-              accept: o.accept,
-              promptLine: interactive() ? readAcceptLine : null,
-              workers: partWorkers(),
-            }, log)(ctx),
-        }, log));
+      const state = new State(home);
+      const ui = cliUi(log, { confirm: acceptanceConfirm(accept, interactive(), log) });
+      let r;
+      try {
+        r = await withTransport(o, (t) =>
+          claudePickup({ transport: t, state, me }, {
+            uri,
+            from,
+            configDir: configDir(),
+            cwd: Deno.cwd(),
+            project: o.project,
+            fork: o.fork === true,
+            pin: () => pinOf(o, false),
+            pinTries: pinIsPrompted(pinSources(o)) ? 3 : 1,
+            workers: partWorkers(),
+          }, ui));
+      } finally {
+        ui.end();
+      }
       if (r.status === "already_accepted" || !r.placement) {
         log("nothing placed (this hand-off was already picked up here)");
         return;
@@ -320,6 +338,8 @@ ${NETWORK_HELP}`,
         child = new Deno.Command(bin, {
           args: argv,
           cwd: p.targetDir,
+          clearEnv: true,
+          env: childEnv(),
           stdin: "inherit",
           stdout: "inherit",
           stderr: "inherit",

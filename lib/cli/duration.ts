@@ -27,7 +27,9 @@ export function parseDuration(text: string, flag = "--ttl"): number {
     new CipherpostError(
       "usage",
       `${flag} takes ${DURATION_FORMS}; got '${text}'`,
-      `the share must live at least 1 second and at most ${MAX_TTL_SECONDS} seconds`,
+      flag === "--ttl"
+        ? `the share must live at least 1 second and at most ${MAX_TTL_SECONDS} seconds`
+        : `at least 1 second and at most ${MAX_TTL_SECONDS} seconds`,
     );
   if (!m) throw bad();
   const seconds = Number(m[1]) * UNIT_SECONDS[m[2] || "s"];

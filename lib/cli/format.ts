@@ -12,6 +12,7 @@ import { parsePublicKey } from "../pkarr/public_key.ts";
 import { previewMaterial } from "../material/material.ts";
 import { expiresAt, type Receipt } from "../protocol/record.ts";
 import type { AcceptanceSummary } from "../flows/share/ui.ts";
+import { summaryLines } from "../claude/summary.ts";
 
 const pad2 = (n: number) => String(n).padStart(2, "0");
 
@@ -31,29 +32,104 @@ export function localMinute(unixSeconds: number): string {
   } local`;
 }
 
-/** The acceptance screen (stderr lines, without newlines). */
+/** Sender-controlled text for one terminal line: C0/C1 gone (as v1.1), bidi and the rest escaped. */
+function shown(s: string): string {
+  return escapeControl(stripControl(s));
+}
+
+/**
+ * The acceptance screen (stderr lines, without newlines): the one renderer of every kind of
+ * share (DHT material, large share, Claude Code session). Every sender-controlled string goes
+ * through one escaper.
+ */
 export function acceptanceBanner(s: AcceptanceSummary): string[] {
-  const env = s.envelope;
   const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
   const left = Math.max(0, exp - Math.floor(s.now.getTime() / 1000));
   const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
-  if (env.burnAfterRead) lines.push("[BURN — you will only see this once]");
-  const pk = parsePublicKey(s.sender);
+  if (s.burnAfterRead) {
+    lines.push("[BURN — accepting consumes it: this home will not show it again]");
+  }
   lines.push(
-    `Purpose:     "${escapeControl(stripControl(env.purpose))}"`,
-    `Sender:      ${sshFingerprint(pk)}`,
+    `Purpose:     "${shown(s.purpose)}"`,
+    `Sender:      ${sshFingerprint(parsePublicKey(s.sender))}`,
     `             ${s.sender}`,
+    `             ${
+      s.senderContact === null
+        ? "(not in your contacts)"
+        : `your contact "${shown(s.senderContact)}"`
+    }`,
     `Share ref:   ${s.shareRef}`,
-    `Type:        ${env.material.type}`,
-    `Size:        ${env.material.bytes.length} bytes`,
-    ...(s.preview ?? previewMaterial(env.material.type, env.material.bytes, s.now)),
+    ...payloadLines(s),
     `TTL:         ${Math.floor(left / 3600)}h ${
       String(Math.floor((left % 3600) / 60)).padStart(2, "0")
     }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
-    `Protocol:    v${s.protocol}`,
+    `Protocol:    v${s.protocol}${s.payload.kind === "large" ? " + homeserver" : ""}`,
     "=========================================================",
   );
   return lines;
+}
+
+function payloadLines(s: AcceptanceSummary): string[] {
+  const p = s.payload;
+  switch (p.kind) {
+    case "material":
+      return [
+        `Type:        ${p.type}`,
+        `Size:        ${p.bytes.length} bytes`,
+        ...previewMaterial(p.type, p.bytes, s.now),
+      ];
+    case "large": {
+      const lines = [
+        `Type:        large ${p.content} "${shown(p.name)}"`,
+        `Size:        ${p.size} bytes (${human(p.size)}) in ${p.parts} part(s)`,
+        `From:        homeserver ${p.homeserver}`,
+        `             ${shown(p.endpoint)}`,
+        `Write to:    ${shown(p.target)}`,
+      ];
+      if (p.content === "directory") {
+        lines.push(`Files:       ${p.fileCount} (the sender's count, checked while extracting)`);
+        const entries = (p.topEntries ?? []).map(shown).join(", ");
+        lines.push(`Entries:     ${entries}${(p.topEntries ?? []).length >= 20 ? ", …" : ""}`);
+      }
+      return lines;
+    }
+    case "claude_session": {
+      const action = {
+        new: "new session",
+        replace: "replaces the shorter local copy",
+        keep: "the local copy is longer and is kept",
+        same: "identical to the local copy",
+        fork: `diverged from the local copy: placed as new session ${p.placedAs}`,
+      }[p.action];
+      return [
+        "Type:        claude_session",
+        `Size:        ${p.bundleBytes} bytes`,
+        ...(p.viaHomeserver ? [`From:        ${shown(p.viaHomeserver)} (verified)`] : []),
+        ...summaryLines({
+          sessionId: p.sessionId,
+          project: p.project,
+          messages: p.messages,
+          lastPrompt: p.lastPrompt,
+          size: p.size,
+          sidecarFiles: p.sidecarFiles,
+          claudeVersion: p.claudeVersion,
+        }, p.bundleBytes),
+        `Place in:    ${shown(p.targetDir)}${p.rewritten ? " (paths rewritten)" : ""}`,
+        `Action:      ${action}`,
+      ];
+    }
+  }
+}
+
+function human(n: number): string {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let x = n;
+  while (x >= 1024 && i < u.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${x.toFixed(1)} ${u[i]}`;
 }
 
 function fingerprintOf(z32: string): string {

@@ -18,7 +18,8 @@ import { State } from "../state/state.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
-import { gcSummary, runGc } from "./large.ts";
+import { cliUi, gcSummary } from "./large.ts";
+import { collectGarbage } from "../flows/large/gc.ts";
 import {
   NETWORK_HELP,
   unlockIdentity,
@@ -244,7 +245,7 @@ ${NETWORK_HELP}`,
       const r = await withTransport(
         o,
         (t) =>
-          runGc(t, home, new State(home), () => unlockIdentity(o, io), log, {
+          collectGarbage(t, new State(home), () => unlockIdentity(o, io), cliUi(log), {
             deleteUnknown: o.deleteUnknown === true,
           }),
       );

@@ -9,25 +9,9 @@
 import { MATERIAL_CAP } from "../material/material.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../protocol/large_manifest.ts";
 import { CipherpostError } from "../util/errors.ts";
-import type { Keypair } from "../crypto/keys.ts";
-import { connect } from "../homeserver/connect.ts";
-import { loadSession, sessionFile } from "../homeserver/session_store.ts";
-import { parsePublicKey } from "../pkarr/public_key.ts";
-import { type GcOptions, type GcReport, largeGc } from "../flows/large/gc.ts";
-import type { Transport } from "../pkarr/transport.ts";
-import type { State } from "../state/state.ts";
-import {
-  largeSend,
-  type LargeSendResult,
-  type LargeSource,
-  type LargeUi,
-} from "../flows/large/send.ts";
-import {
-  type LargeContext,
-  largeReceive,
-  type LargeReceiveRequest,
-} from "../flows/large/receive.ts";
-import type { ReceiveResult } from "../flows/share/receive.ts";
+import type { GcReport } from "../flows/large/gc.ts";
+import type { LargeSource } from "../flows/large/send.ts";
+import type { FlowUi } from "../flows/share/ui.ts";
 
 /** What `send` should do with its input. */
 export type InputPlan =
@@ -140,21 +124,49 @@ function human(n: number): string {
   return `${x.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
 }
 
-/** A UI port writing log lines to stderr and, on a terminal, a progress bar with rate and ETA. */
-export function largeUi(log: (l: string) => void, label: string): LargeUi & { end(): void } {
+/** Options of {@link cliUi}. */
+export interface CliUiOptions {
+  /** the acceptance step (see `acceptanceConfirm`) */
+  confirm?: FlowUi["confirm"];
+  /** the bar that shows DHT packet fetches ("fetch" progress) */
+  fetchBar?: { update(done: number, total: number): void; end(): void };
+}
+
+/**
+ * The CLI's UI port: status lines and notes on stderr, and, when stderr is a terminal, a
+ * progress bar with rate and ETA for homeserver transfers (a status line clears it first).
+ * `end()` finishes a bar still drawn.
+ */
+export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & { end(): void } {
+  const confirm = o.confirm;
   const tty = Deno.stderr.isTerminal();
   const start = performance.now();
   let last = 0;
   let drawn = false;
   let finished = false;
   const enc = new TextEncoder();
+  const clear = () => {
+    o.fetchBar?.end();
+    if (drawn) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
+    drawn = false;
+  };
   return {
-    log(line) {
-      if (drawn) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
-      drawn = false;
+    status(line) {
+      clear();
       log(line);
     },
-    progress(done, total) {
+    note(text) {
+      clear();
+      log(`note: ${text}`);
+    },
+    confirm: confirm
+      ? (s) => {
+        clear();
+        return confirm(s);
+      }
+      : undefined,
+    progress(phase, done, total) {
+      if (phase === "fetch") return o.fetchBar?.update(done, total);
       if (!tty || finished) return;
       const now = performance.now();
       if (now - last < 200 && done < total) return;
@@ -170,7 +182,7 @@ export function largeUi(log: (l: string) => void, label: string): LargeUi & { en
       finished = done >= total;
       Deno.stderr.writeSync(
         enc.encode(
-          `\r\x1b[K${label} [${bar}] ${(frac * 100).toFixed(0)}% ${human(done)}/${human(total)} ${
+          `\r\x1b[K${phase} [${bar}] ${(frac * 100).toFixed(0)}% ${human(done)}/${human(total)} ${
             human(rate)
           }/s ETA ${etaS}${finished ? "\n" : ""}`,
         ),
@@ -178,46 +190,10 @@ export function largeUi(log: (l: string) => void, label: string): LargeUi & { en
       drawn = !finished;
     },
     end() {
+      o.fetchBar?.end();
       if (drawn) Deno.stderr.writeSync(enc.encode("\n"));
       drawn = false;
     },
-  };
-}
-
-/** Run a large send: connect to our homeserver (stored session, or sign in) and send. */
-export async function runLargeSend(
-  t: Transport,
-  home: string,
-  state: State,
-  me: Keypair,
-  req: Parameters<typeof largeSend>[5],
-  log: (l: string) => void,
-): Promise<LargeSendResult> {
-  const conn = await connect(t, { home, user: me.publicKey, seed: me.seed });
-  const ui = largeUi(log, "upload");
-  try {
-    log(`Uploading to homeserver ${conn.endpoint.homeserver}...`);
-    return await largeSend(t, conn.client, conn.endpoint.homeserver, state, me, req, ui);
-  } finally {
-    ui.end();
-  }
-}
-
-/** The `large` hook of `receive`. */
-export function largeReceiveHook(
-  t: Transport,
-  state: State,
-  me: Keypair,
-  req: LargeReceiveRequest,
-  log: (l: string) => void,
-): (ctx: LargeContext) => Promise<ReceiveResult> {
-  return async (ctx) => {
-    const ui = largeUi(log, "download");
-    try {
-      return await largeReceive(t, state, me, ctx, req, ui);
-    } finally {
-      ui.end();
-    }
   };
 }
 
@@ -245,34 +221,6 @@ export function partSizeOverride(): number | undefined {
     );
   }
   return n;
-}
-
-/**
- * `homeserver gc`: connect with the stored session (or, when `unlock` is given, the identity)
- * and delete unneeded blobs. Null when there is no stored session and no `unlock`.
- */
-export async function runGc(
-  t: Transport,
-  home: string,
-  state: State,
-  unlock: (() => Promise<Keypair>) | null,
-  log: (l: string) => void,
-  opts: GcOptions = {},
-): Promise<GcReport | null> {
-  let user: string | null = null;
-  try {
-    const j = JSON.parse(await Deno.readTextFile(sessionFile(home)));
-    if (typeof j.user === "string") user = j.user;
-  } catch { /* no stored session */ }
-  const stored = user ? await loadSession(home, user) : null;
-  if (!stored && !unlock) return null;
-  const conn = stored
-    ? await connect(t, { home, user: parsePublicKey(user!) })
-    : await (async () => {
-      const me = await unlock!();
-      return await connect(t, { home, user: me.publicKey, seed: me.seed });
-    })();
-  return await largeGc(t, conn.client, state, log, opts);
 }
 
 /** The one-line summary of a gc run (stdout). */

@@ -8,18 +8,20 @@
 import { type Command, Option } from "@commander-js/extra-typings";
 import { CipherpostError } from "../util/errors.ts";
 import { parseShareUri } from "../protocol/share_uri.ts";
-import { checkConsumed, publishPendingReceipt, receive } from "../flows/share/receive.ts";
-import type { AcceptanceSummary, FlowUi } from "../flows/share/ui.ts";
+import { checkConsumed, publishPendingReceipt } from "../flows/share/receive.ts";
+import { receive } from "../flows/large/receive_any.ts";
+import type { AcceptanceSummary } from "../flows/share/ui.ts";
+import { Contacts } from "../state/contacts.ts";
 import { State } from "../state/state.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import { acceptanceBanner } from "./format.ts";
 import { cipherpostHome } from "./home.ts";
 import { checkStdout, type Io, writeAllStdout } from "./io.ts";
 import { pinIsPrompted } from "./passphrase.ts";
-import { parseKeyArg } from "./recipient.ts";
+import { resolveRecipient } from "./recipient.ts";
 import { startProgress } from "./progress.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
-import { largeReceiveHook, partWorkers } from "./large.ts";
+import { cliUi, partWorkers } from "./large.ts";
 import { DURATION_FORMS, parseDuration } from "./duration.ts";
 import {
   NETWORK_HELP,
@@ -57,9 +59,11 @@ export async function readAcceptLine(): Promise<string | null> {
 }
 
 /**
- * The acceptance step of `receive` (and `claude pickup`): shows the acceptance screen, then takes
- * `--accept KEY`, or the sender's key typed at the terminal. A line that is not the key is a typo
- * and is asked again; an empty line, n or no, or the end of input, is the user declining.
+ * The acceptance step of every receive (`receive`, `claude pickup`, …): shows the acceptance
+ * screen, then takes `accept` (the `--accept` key, already resolved from a key or a contact
+ * name to z32), or the sender's key typed at the terminal (z32 or `pk:`). A line that is not
+ * the key is a typo and is asked again (three tries); an empty line, n or no, or the end of
+ * input, is the user declining.
  */
 export function acceptanceConfirm(
   accept: string | undefined,
@@ -109,7 +113,6 @@ export function acceptanceConfirm(
 /** Register `receive` on the program. */
 export function registerReceiveCommand(program: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
-  const ui: FlowUi = { status: log, note: (text) => log(`note: ${text}`) };
 
   withNetwork(withPin(withPassphrase(
     program.command("receive")
@@ -125,7 +128,7 @@ export function registerReceiveCommand(program: Command, io: Io): void {
       .option("--armor", "PEM/ASCII-armor output for x509-cert and pgp-key material")
       .option(
         "--accept <key>",
-        "accept non-interactively: the sender's z-base-32 key (or pk: form), typed in advance",
+        "accept non-interactively: the sender's key (z-base-32 or pk: form) or contact name",
       )
       .option(
         "--wait <duration>",
@@ -147,7 +150,7 @@ Receiving a share you already accepted writes it again (no prompt, no new receip
 sender's share is still on the network and unexpired; a burned share is never shown twice.
 Binary material (a DER certificate, a binary PGP key, …) is not written to a terminal: use -o.
 A large share needs -o PATH (a file or a new folder); a re-run after an interruption resumes. An
-accepted large share is not written again.
+accepted large share is fetched and written again like any other, while it is on the homeserver.
 Examples:
   cipherpost receive cipherpost://<sender>/<ref> -o secret.txt
   cipherpost receive "$URI" --accept <sender-z32> -o - | some-tool
@@ -155,9 +158,13 @@ ${NETWORK_HELP}`,
     )
     .action(async (uriText, o) => {
       const uri = parseShareUri(uriText);
-      if (o.accept !== undefined) parseKeyArg(o.accept, "--accept");
+      const home = cipherpostHome();
+      const accept = o.accept === undefined
+        ? undefined
+        : (await resolveRecipient(o.accept, new Contacts(home), "--accept")).z32;
       const partWaitMs = waitMs(o.wait);
-      const state = new State(cipherpostHome());
+      const state = new State(home);
+      const ui = cliUi(log);
       const consumed = await checkConsumed(state, uri, ui);
       if (consumed?.kind === "pending") {
         const me = await unlockIdentity(o, io);
@@ -167,43 +174,28 @@ ${NETWORK_HELP}`,
       const acceptedBefore = consumed?.kind === "accepted";
       if (o.output === undefined || o.output === "-") checkStdout();
       const me = await unlockIdentity(o, io);
-      const interactive = hasTty();
       let stdoutTty = false;
       try {
         stdoutTty = Deno.stdout.isTerminal();
       } catch { /* not a terminal */ }
-      const confirm = acceptanceConfirm(o.accept, interactive, log);
-      const bar = startProgress("Fetching", { enabled: isStderrTty() });
+      const flowUi = cliUi(log, {
+        confirm: acceptanceConfirm(accept, hasTty(), log),
+        fetchBar: startProgress("Fetching", { enabled: isStderrTty() }),
+      });
       try {
         await withTransport(o, (t) =>
-          receive(
-            t,
-            state,
-            me,
-            {
-              uri,
-              output: o.output,
-              force: o.force === true,
-              armor: o.armor === true,
-              pin: () => pinOf(o, false),
-              pinTries: pinIsPrompted(pinSources(o)) ? 3 : 1,
-              refuseBinaryOnStdout: o.output === undefined && stdoutTty,
-              progress: (d, n) => bar.update(d, n),
-              large: largeReceiveHook(t, state, me, {
-                output: o.output,
-                force: o.force === true,
-                accept: o.accept,
-                promptLine: interactive ? readAcceptLine : null,
-                workers: partWorkers(),
-                waitMs: partWaitMs,
-              }, (l) => {
-                bar.end();
-                log(l);
-              }),
-            },
-            { ...ui, confirm },
-            writeAllStdout,
-          ));
+          receive({ transport: t, state, me }, {
+            uri,
+            output: o.output,
+            force: o.force === true,
+            armor: o.armor === true,
+            pin: () => pinOf(o, false),
+            pinTries: pinIsPrompted(pinSources(o)) ? 3 : 1,
+            refuseBinaryOnStdout: o.output === undefined && stdoutTty,
+            writeStdout: writeAllStdout,
+            workers: partWorkers(),
+            waitMs: partWaitMs,
+          }, flowUi));
       } catch (e) {
         if (
           acceptedBefore && e instanceof CipherpostError &&
@@ -217,7 +209,7 @@ ${NETWORK_HELP}`,
         }
         throw e;
       } finally {
-        bar.end();
+        flowUi.end();
       }
     });
 }

@@ -26,7 +26,8 @@ import { DURATION_FORMS, formatDuration, parseDuration } from "./duration.ts";
 import { startProgress } from "./progress.ts";
 import { renderQr } from "./qr.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
-import { partSizeOverride, partWorkers, planInput, runLargeSend } from "./large.ts";
+import { cliUi, partSizeOverride, partWorkers, planInput } from "./large.ts";
+import { sendLarge } from "../flows/large/send.ts";
 import {
   NETWORK_HELP,
   pinOf,
@@ -243,34 +244,38 @@ ${NETWORK_HELP}`,
           say("keep this running until it says sent.");
           if (o.qr) say((await renderQr(share.uri, { tty, noColor })).replace(/\n$/, ""));
         };
-        const r = await withTransport(o, (t) =>
-          runLargeSend(t, home, new State(home), me, {
-            recipient: to === null ? null : to.z32,
-            purpose: stripControl(o.purpose),
-            source: plan.source,
-            ttlSeconds: BigInt(ttl),
-            pin,
-            burn: o.burn === true,
-            workers: partWorkers(),
-            partSize: partSizeOverride(),
-            onPublished,
-          }, log)).catch(async (e) => {
-            // no homeserver and none asked for: the DHT-only refusal, with the way to go large
-            if (o.via === undefined && e instanceof CipherpostError && e.kind === "no_homeserver") {
-              const src = plan.source.kind === "path" ? plan.source.path : "standard input";
-              const isDir = plan.source.kind === "path" &&
-                (await Deno.stat(plan.source.path).catch(() => null))?.isDirectory === true;
-              throw new CipherpostError(
-                isDir ? "config" : "too_large",
-                isDir
-                  ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
-                  : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
-                "anything over 64 KiB, or a directory, needs large-payload sending: run " +
-                  '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")',
-              );
-            }
-            throw e;
-          });
+        const largeUi = cliUi(log);
+        const r = await withTransport(
+          o,
+          (t) =>
+            sendLarge({ transport: t, state: new State(home), me }, {
+              recipient: to === null ? null : to.z32,
+              purpose: stripControl(o.purpose),
+              source: plan.source,
+              ttlSeconds: BigInt(ttl),
+              pin,
+              burn: o.burn === true,
+              workers: partWorkers(),
+              partSize: partSizeOverride(),
+              onPublished,
+            }, largeUi),
+        ).catch(async (e) => {
+          // no homeserver and none asked for: the DHT-only refusal, with the way to go large
+          if (o.via === undefined && e instanceof CipherpostError && e.kind === "no_homeserver") {
+            const src = plan.source.kind === "path" ? plan.source.path : "standard input";
+            const isDir = plan.source.kind === "path" &&
+              (await Deno.stat(plan.source.path).catch(() => null))?.isDirectory === true;
+            throw new CipherpostError(
+              isDir ? "config" : "too_large",
+              isDir
+                ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
+                : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
+              "anything over 64 KiB, or a directory, needs large-payload sending: run " +
+                '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")',
+            );
+          }
+          throw e;
+        }).finally(() => largeUi.end());
         log(
           `sent ${r.size} bytes in ${r.parts} parts (${r.uploaded} uploaded, ${r.reused} already there)`,
         );
@@ -326,7 +331,7 @@ ${NETWORK_HELP}`,
           const label = to?.contact ? ` for ${to.contact.name}` : "";
           const bar = startProgress(`Publishing${label}`, { enabled: tty });
           try {
-            const result = await send(t, state, me, {
+            const result = await send({ transport: t, state, me }, {
               recipient: to === null ? null : to.z32,
               purpose: stripControl(o.purpose),
               material,

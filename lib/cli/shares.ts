@@ -9,17 +9,15 @@
 import type { Command } from "@commander-js/extra-typings";
 import { stripControl } from "../util/encoding.ts";
 import { collectReceipts } from "../flows/share/receipts.ts";
-import { republish } from "../flows/share/republish.ts";
+import { republishAll } from "../flows/large/republish.ts";
 import { revoke } from "../flows/share/revoke.ts";
-import type { FlowUi } from "../flows/share/ui.ts";
 import { State } from "../state/state.ts";
 import { Contacts } from "../state/contacts.ts";
 import { utcMinute } from "./format.ts";
 import { cipherpostHome } from "./home.ts";
 import { startProgress } from "./progress.ts";
 import { isStderrTty } from "./tty.ts";
-import { gcSummary, runGc } from "./large.ts";
-import type { GcReport } from "../flows/large/gc.ts";
+import { cliUi, gcSummary } from "./large.ts";
 import type { Io } from "./io.ts";
 import {
   NETWORK_HELP,
@@ -32,7 +30,6 @@ import {
 /** Register `revoke` and `republish` on the program. */
 export function registerShareCommands(program: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
-  const ui: FlowUi = { status: log, note: (text) => log(`note: ${text}`) };
 
   withNetwork(withPassphrase(
     program.command("revoke")
@@ -70,27 +67,23 @@ homeserver session it also deletes the large-share blobs homeserver gc would. Ru
 ${NETWORK_HELP}`,
     )
     .action(async (o) => {
-      const bar = startProgress("Republishing", { enabled: isStderrTty() });
-      const home = cipherpostHome();
-      const state = new State(home);
+      const state = new State(cipherpostHome());
+      const ui = cliUi(log, {
+        fetchBar: startProgress("Republishing", { enabled: isStderrTty() }),
+      });
       let r;
-      let gc: GcReport | null = null;
       try {
-        r = await withTransport(o, async (t) => {
-          const r = await republish(t, state, ui, (d, n) => bar.update(d, n));
-          bar.end();
-          // large-share blobs: the same collection as `homeserver gc`, with a stored session
-          // only (republish asks for no passphrase); a failure here does not fail republish
-          try {
-            gc = await runGc(t, home, state, null, log);
-          } catch (e) {
-            log(`warning: homeserver gc skipped: ${(e as Error).message}`);
-          }
-          return r;
-        });
+        r = await withTransport(o, (t) =>
+          republishAll(t, state, {
+            ...ui,
+            // the packets re-put are the bar's count
+            progress: (_phase, d, n) => ui.progress?.("fetch", d, n),
+          }));
       } finally {
-        bar.end();
+        ui.end();
       }
+      if (r.gcSkipped) log(`warning: homeserver gc skipped: ${r.gcSkipped}`);
+      const gc = r.gc;
       const blobs = gc === null ? "" : `; homeserver: ${gcSummary(gc)}`;
       io.out(
         `identity packet: ${r.identityPacket}; shares: ${r.shares} (${r.packets} packets); skipped (already received): ${r.skippedReceived}; expired forgotten: ${r.expiredForgotten}; pending receipts published: ${r.receiptsPublished}${blobs}\n`,

@@ -11,6 +11,7 @@ import { canonicalize, field, type JsonValue, parseJson } from "../util/canonica
 import { b64decode, b64encode, fromHex, fromUtf8, toHex } from "../util/encoding.ts";
 import { signatureError } from "../util/errors.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
+import { envelopeFields } from "./record.ts";
 
 /** The Envelope material type of a pointer. */
 export const LARGE_POINTER_TYPE = "large_pointer";
@@ -240,13 +241,8 @@ export function parsePointerEnvelope(bytes: Uint8Array): PointerEnvelope & {
     o = parseJson(fromUtf8(bytes));
     if (!field.isObject(o) || !field.isObject(o.material)) throw new Error("not an object");
     if (o.material.type !== LARGE_POINTER_TYPE) throw new Error("not a pointer");
-    const burn = o.burn_after_read;
-    if (burn !== undefined && typeof burn !== "boolean") throw new Error("bad burn");
     return {
-      burnAfterRead: burn === true,
-      createdAt: field.int(o.created_at),
-      protocolVersion: field.int(o.protocol_version),
-      purpose: field.str(o.purpose ?? ""),
+      ...envelopeFields(o),
       pointer: parsePointer(b64decode(field.str(o.material.bytes))),
     };
   } catch (e) {

@@ -125,6 +125,34 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
   return canonicalize(obj);
 }
 
+/** The fields every Envelope has, material or large-share pointer alike. */
+export interface EnvelopeFields {
+  burnAfterRead: boolean;
+  createdAt: number;
+  protocolVersion: number;
+  purpose: string;
+}
+
+/**
+ * The Envelope rules every kind of share follows (§2.2, §5.2): `burn_after_read` a boolean if
+ * present, integer `created_at` and `protocol_version`, and a purpose without C0 controls (the
+ * receipt signs the purpose canonically, which cannot hold one: such a share is refused before
+ * anything of it is shown; no honest sender writes one, and v1.1 could not receive it either).
+ * Throws an Error naming the broken rule.
+ */
+export function envelopeFields(o: { [k: string]: JsonValue }): EnvelopeFields {
+  const burn = o.burn_after_read;
+  if (burn !== undefined && typeof burn !== "boolean") throw new Error("bad burn");
+  const purpose = field.str(o.purpose ?? "");
+  if (C0.test(purpose)) throw new Error("control character in purpose");
+  return {
+    burnAfterRead: burn === true,
+    createdAt: field.int(o.created_at),
+    protocolVersion: field.int(o.protocol_version),
+    purpose,
+  };
+}
+
 /** Parse decrypted Envelope bytes (serde semantics: unknown fields ignored). Fails → exit 3. */
 export function parseEnvelope(bytes: Uint8Array): Envelope {
   try {
@@ -134,19 +162,9 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
     if (!MATERIAL_TYPES.includes(type)) throw new Error("unknown material");
     // v1.1 has no such type: a claude_session inside a v1 Envelope is not ours
     if (type === "claude_session" && o.protocol_version !== 2) throw new Error("v2-only material");
-    const burn = o.burn_after_read;
-    if (burn !== undefined && typeof burn !== "boolean") throw new Error("bad burn");
-    const purpose = field.str(o.purpose ?? "");
-    // the receipt signs the purpose canonically, which cannot hold a C0 control: refuse such a
-    // share here, before anything of it is shown (no honest sender writes one: v1.1 could not
-    // receive it either)
-    if (C0.test(purpose)) throw new Error("control character in purpose");
     return {
-      burnAfterRead: burn === true,
-      createdAt: field.int(o.created_at),
+      ...envelopeFields(o),
       material: { type, bytes: b64decode(field.str(o.material.bytes)) },
-      protocolVersion: field.int(o.protocol_version),
-      purpose,
     };
   } catch (e) {
     throw signatureError(`envelope: ${(e as Error).message}`);

@@ -181,9 +181,13 @@ export function isoSeconds(d = new Date()): string {
 
 /** The state folder of a cipherpost home. */
 export class State {
+  /** the cipherpost home (identity, contacts, state) */
+  readonly home: string;
+  /** the state folder inside it */
   readonly dir: string;
 
   constructor(home: string) {
+    this.home = home;
     this.dir = `${home}/state`;
   }
 

@@ -12,19 +12,23 @@ import { parsePublicKey } from "../../pkarr/public_key.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import { fetchPointer } from "./pointer.ts";
 import { parseShareUri, type ShareUri } from "../../protocol/share_uri.ts";
-import type { State } from "../../state/state.ts";
+import { isPointerEnvelope, parsePointerEnvelope } from "../../protocol/large_manifest.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
-import { type Bundle, parseBundle } from "../../claude/bundle.ts";
+import { type Bundle, MAX_UNPACKED, parseBundle } from "../../claude/bundle.ts";
 import { applyPlacement, type Placement, planPlacement } from "../../claude/place.ts";
-import { escapeText, summarizeBundle, summaryLines } from "../../claude/summary.ts";
+import { summarizeBundle } from "../../claude/summary.ts";
 import {
   checkConsumed,
+  contactNameOf,
+  type OpenedPayload,
+  type OpenedShare,
+  parseShareEnvelope,
   publishPendingReceipt,
-  receive,
-  type ReceiveResult,
+  receiveShare,
+  shareHashes,
 } from "../share/receive.ts";
-import type { AcceptanceSummary, FlowUi } from "../share/ui.ts";
-import type { LargeContext } from "../large/receive.ts";
+import type { FlowContext, FlowUi, SessionSummaryView } from "../share/ui.ts";
+import { openLarge } from "../large/receive.ts";
 import { ensurePrivateDir } from "../../util/fsutil.ts";
 import { toHex } from "../../util/encoding.ts";
 
@@ -32,28 +36,38 @@ import { toHex } from "../../util/encoding.ts";
 export interface ClaudePickupRequest {
   /** the share URI; absent = the newest pointer from `from` (default: our own key) */
   uri?: string;
+  /** without a URI: the sender whose newest hand-off pointer is looked up (z32 or pk:) */
   from?: string;
+  /** Claude Code's config folder (`$CLAUDE_CONFIG_DIR` or `~/.claude`) */
   configDir: string;
+  /** the directory the session would be placed for when nothing else decides */
   cwd: string;
+  /** place the session for this directory */
   project?: string;
+  /** a diverged local copy: place the received one under a new ID */
   fork: boolean;
+  /** obtains the PIN when the share needs one */
   pin: () => Promise<string>;
-  /** shows the acceptance screen and asks the user (see ReceiveUi.confirm) */
-  confirm: (summary: AcceptanceSummary) => Promise<boolean>;
-  /**
-   * Receives a session that travelled through the homeserver tier (a large share, PROTOCOL.md
-   * §5) into `output`, with that flow's acceptance screen; absent = such shares are refused.
-   */
-  large?: (ctx: LargeContext, output: string) => Promise<ReceiveResult>;
+  /** how many PINs to try (default 1) */
+  pinTries?: number;
+  /** Web Workers for a session that travels as a large share (default 0: this thread) */
+  workers?: number;
 }
 
 /** What happened. */
 export interface ClaudePickupResult {
+  /** `placed` now; `already_accepted`: this hand-off was picked up here before */
   status: "placed" | "already_accepted";
   shareRef: string;
   placement?: Placement;
   receiptPublished?: boolean;
 }
+
+/**
+ * The largest compressed session accepted through the homeserver tier: the unpacked cap of a
+ * bundle (its gzip cannot be larger in practice). Checked before the acceptance screen.
+ */
+export const MAX_SESSION_SHARE = MAX_UNPACKED;
 
 /** The share URI to receive: the argument, or the one the pointer names. */
 export async function pickupUri(
@@ -85,93 +99,68 @@ export async function pickupUri(
   return uri;
 }
 
-/** Receive and place a session. */
+/**
+ * Receive and place a session: the one receive pipeline with the session payload handler. A
+ * session that travelled as a DHT share is shown (what, where, what placing does) on the one
+ * acceptance screen; one that travelled as a large share is accepted as a large share of a
+ * session (its size and type checked first), fetched and verified into the home, and then shown
+ * again with what is placed and where, and placed only if that screen is confirmed too. The
+ * share counts as accepted (and is receipted) only once the session is placed. Launching Claude
+ * Code is the caller's job.
+ *
+ * @throws CipherpostError: the receive pipeline's errors, `invalid_material` (not a session),
+ *   `config` (the session cannot be placed: see `placement`), `declined`
+ */
 export async function claudePickup(
-  t: Transport,
-  state: State,
-  me: Keypair,
+  ctx: FlowContext,
   req: ClaudePickupRequest,
-  log: (line: string) => void,
+  ui: FlowUi,
 ): Promise<ClaudePickupResult> {
-  const uri = await pickupUri(t, me, req, log);
-  // A session that came through the homeserver is kept here until it is placed (so a refused
-  // placement can be retried, e.g. with --fork, after the share was accepted).
-  const keptDir = `${state.dir}/claude`;
-  const kept = uri.version === 2 ? `${keptDir}/${toHex(uri.locator).slice(0, 32)}.tar.gz` : null;
-  const placeKept = async (shareRef: string): Promise<ClaudePickupResult> => {
-    const bytes = await Deno.readFile(kept!);
-    const bundle = await parseBundle(bytes);
-    const plan = await planPlacement(bundle, {
+  const { transport: t, state, me } = ctx;
+  const uri = await pickupUri(t, me, req, (l) => ui.status(l));
+  const consumed = await checkConsumed(state, uri, ui);
+  if (consumed) {
+    // a session is placed once: an accepted hand-off only publishes a pending receipt
+    if (consumed.kind === "pending") await publishPendingReceipt(t, state, me, consumed.ref, ui);
+    return { status: "already_accepted", shareRef: consumed.ref };
+  }
+  let placement: Placement | undefined;
+  const place = (bundle: Bundle) =>
+    planPlacement(bundle, {
       configDir: req.configDir,
       cwd: req.cwd,
       project: req.project,
       fork: req.fork,
     });
-    for (const l of screenLines(bundle, bytes.length, plan)) log(l);
-    await applyPlacement(plan);
-    await Deno.remove(kept!).catch(() => {});
-    return { status: "placed", shareRef, placement: plan };
-  };
-  const ui: FlowUi = { status: log, note: (text) => log(`note: ${text}`) };
-  const consumed = await checkConsumed(state, uri, ui);
-  if (consumed) {
-    // a session is placed once: an accepted hand-off only publishes a pending receipt
-    if (consumed.kind === "pending") await publishPendingReceipt(t, state, me, consumed.ref, ui);
-    if (kept && await exists(kept)) return await placeKept(consumed.ref);
-    return { status: "already_accepted", shareRef: consumed.ref };
-  }
-  let placement: Placement | undefined;
-  let viaLarge = false;
-  const r = await receive(
-    t,
-    state,
-    me,
-    {
-      uri,
-      force: false,
-      armor: false,
-      pin: req.pin,
-      large: req.large && kept
-        ? async (ctx) => {
-          await ensurePrivateDir(keptDir);
-          const res = await req.large!(ctx, kept);
-          viaLarge = true;
-          return res;
+  const r = await receiveShare(ctx, {
+    uri,
+    pin: req.pin,
+    pinTries: req.pinTries,
+    payload: {
+      open: async (share, ui) => {
+        if (isPointerEnvelope(share.plaintext)) {
+          return await openLargeSession(ctx, share, req, ui, async (plan) => {
+            placement = plan;
+            await applyPlacement(plan);
+          }, place);
         }
-        : undefined,
-      handler: async (material) => {
-        if (material.type !== "claude_session") {
-          throw new CipherpostError(
-            "invalid_material",
-            `invalid material: this share holds ${material.type}, not a Claude Code session`,
-            "receive it with: cipherpost receive URI",
-          );
-        }
-        const bundle = await parseBundle(material.bytes);
-        const plan = await planPlacement(bundle, {
-          configDir: req.configDir,
-          cwd: req.cwd,
-          project: req.project,
-          fork: req.fork,
-        });
-        placement = plan;
+        const envelope = parseShareEnvelope(share);
+        notASession(envelope.material.type);
+        const bundle = await parseBundle(envelope.material.bytes);
+        const plan = await place(bundle);
         return {
-          lines: screenLines(bundle, material.bytes.length, plan),
-          deliver: () => applyPlacement(plan),
+          purpose: envelope.purpose,
+          burnAfterRead: envelope.burnAfterRead,
+          payload: sessionView(bundle, envelope.material.bytes.length, plan),
+          deliver: async () => {
+            await applyPlacement(plan);
+            placement = plan;
+            return shareHashes(share);
+          },
         };
       },
     },
-    { ...ui, confirm: req.confirm },
-    () => Promise.resolve(),
-  );
-  if (r.status !== "received") {
-    if (kept && await exists(kept)) return await placeKept(r.shareRef);
-    return { status: "already_accepted", shareRef: r.shareRef };
-  }
-  if (viaLarge) {
-    const placed = await placeKept(r.shareRef);
-    return { ...placed, receiptPublished: r.receiptPublished };
-  }
+  }, ui);
   return {
     status: "placed",
     shareRef: r.shareRef,
@@ -180,28 +169,112 @@ export async function claudePickup(
   };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
+function notASession(type: string): void {
+  if (type !== "claude_session") {
+    throw new CipherpostError(
+      "invalid_material",
+      `invalid material: this share holds ${type}, not a Claude Code session`,
+      "receive it with: cipherpost receive URI",
+    );
   }
 }
 
-/** The session part of the acceptance screen, with where it goes and what happens. */
-function screenLines(b: Bundle, bundleBytes: number, plan: Placement): string[] {
-  const lines = summaryLines(summarizeBundle(b), bundleBytes);
-  lines.push(
-    `Place in:    ${escapeText(plan.targetDir)}${plan.rewritten ? " (paths rewritten)" : ""}`,
-  );
-  const what = {
-    new: "new session",
-    replace: "replaces the shorter local copy",
-    keep: "the local copy is longer and is kept",
-    same: "identical to the local copy",
-    fork: `diverged from the local copy: placed as new session ${plan.sessionId}`,
-  }[plan.action];
-  lines.push(`Action:      ${what}`);
-  return lines;
+/**
+ * A session that travelled as a large share: the large share's screen first (refused before it
+ * when it is no single file or over {@link MAX_SESSION_SHARE}); once accepted, the bundle is
+ * fetched into the home (kept until placed), checked, planned, shown, and placed only when that
+ * second screen is confirmed.
+ */
+async function openLargeSession(
+  ctx: FlowContext,
+  share: OpenedShare,
+  req: ClaudePickupRequest,
+  ui: FlowUi,
+  placeIt: (plan: Placement) => Promise<void>,
+  plan: (b: Bundle) => Promise<Placement>,
+): Promise<OpenedPayload> {
+  const pointer = parsePointerEnvelope(share.plaintext);
+  if (pointer.pointer.kind !== "file") {
+    throw new CipherpostError(
+      "invalid_material",
+      "invalid material: this large share is a folder, not a Claude Code session",
+      "receive it with: cipherpost receive URI -o DIR",
+    );
+  }
+  if (pointer.pointer.size > MAX_SESSION_SHARE) {
+    throw new CipherpostError(
+      "invalid_material",
+      `invalid material: a ${pointer.pointer.size}-byte large share is no Claude Code session (at most ${MAX_SESSION_SHARE} bytes)`,
+    );
+  }
+  const keptDir = `${ctx.state.dir}/claude`;
+  await ensurePrivateDir(keptDir);
+  const kept = `${keptDir}/${toHex(share.locator!).slice(0, 32)}.tar.gz`;
+  const large = await openLarge(ctx.transport, ctx.state, share, {
+    output: kept,
+    force: true,
+    workers: req.workers,
+  }, ui);
+  return {
+    ...large,
+    deliver: async () => {
+      const hashes = await large.deliver(false);
+      try {
+        const bytes = await Deno.readFile(kept);
+        let bundle: Bundle;
+        try {
+          bundle = await parseBundle(bytes);
+        } catch (e) {
+          throw e instanceof CipherpostError ? e : new CipherpostError(
+            "invalid_material",
+            "invalid material: the large share is not a Claude Code session bundle",
+          );
+        }
+        const p = await plan(bundle);
+        const view = sessionView(bundle, bytes.length, p);
+        const confirmed = ui.confirm
+          ? await ui.confirm({
+            protocol: share.protocol,
+            sender: share.sender,
+            senderContact: await contactNameOf(ctx.state, share.sender),
+            shareRef: share.shareRef,
+            createdAt: share.createdAt,
+            ttlSeconds: share.ttlSeconds,
+            purpose: pointer.purpose,
+            burnAfterRead: pointer.burnAfterRead,
+            now: new Date(),
+            payload: {
+              ...view,
+              viaHomeserver: large.payload.kind === "large" ? large.payload.endpoint : undefined,
+            },
+          })
+          : false;
+        if (!confirmed) throw new CipherpostError("declined", "user declined placing the session");
+        await placeIt(p);
+        return hashes;
+      } finally {
+        await Deno.remove(kept).catch(() => {});
+      }
+    },
+  };
+}
+
+/** What the acceptance screen shows of a session and its placement. */
+function sessionView(b: Bundle, bundleBytes: number, plan: Placement): SessionSummaryView {
+  const s = summarizeBundle(b);
+  return {
+    kind: "claude_session",
+    sessionId: s.sessionId,
+    project: s.project,
+    messages: s.messages,
+    lastPrompt: s.lastPrompt,
+    size: s.size,
+    sidecarFiles: s.sidecarFiles,
+    bundleBytes,
+    claudeVersion: s.claudeVersion,
+    targetDir: plan.targetDir,
+    rewritten: plan.rewritten,
+    action: plan.action,
+    placedAs: plan.sessionId,
+  };
 }

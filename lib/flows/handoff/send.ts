@@ -6,17 +6,16 @@
  * @module
  */
 
-import type { Keypair } from "../../crypto/keys.ts";
 import { MATERIAL_CAP } from "../../material/material.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
-import type { Transport } from "../../pkarr/transport.ts";
 import { publishPointer } from "./pointer.ts";
-import type { State } from "../../state/state.ts";
 import { CipherpostError } from "../../util/errors.ts";
 import { buildBundle, parseBundle, type SessionFiles } from "../../claude/bundle.ts";
 import { type SessionSummary, summarizeBundle } from "../../claude/summary.ts";
 import { send, type SendResult } from "../share/send.ts";
 import { recipientOf } from "../share/recipient.ts";
+import type { FlowContext, FlowUi } from "../share/ui.ts";
+import { sendLarge } from "../large/send.ts";
 
 /** What to send. */
 export interface ClaudeSendRequest {
@@ -27,20 +26,10 @@ export interface ClaudeSendRequest {
   ttlSeconds: bigint;
   pin: string | null;
   burn: boolean;
-  /**
-   * Sends a bundle too large for a v2 share through the homeserver tier (a large share named
-   * `name`, PROTOCOL.md §5); absent = no homeserver path. It throws `no_homeserver` when the
-   * sender has none.
-   */
-  large?: (bundle: Uint8Array, name: string) => Promise<LargeSent>;
-}
-
-/** What the large path reports. */
-export interface LargeSent {
-  uri: string;
-  shareRef: string;
-  expiresAt: number;
-  packets: number;
+  /** Web Workers for a bundle that travels as a large share (default 0: this thread) */
+  workers?: number;
+  /** plaintext part size of a large share (tests); default by size (§5.1) */
+  partSize?: number;
 }
 
 /** What was sent. */
@@ -63,14 +52,20 @@ export function tooLargeForDht(bytes: number): CipherpostError {
   );
 }
 
-/** Bundle and send a session. Progress lines go to `log`. */
+/**
+ * Bundle and send a session: a v2 `claude_session` share when the compressed bundle fits
+ * (64 KiB), else a large share through the sender's homeserver; then the pickup pointer.
+ *
+ * @throws CipherpostError: the send's errors; `too_large` when the bundle needs a homeserver and
+ *   the sender has none
+ */
 export async function claudeSend(
-  t: Transport,
-  state: State,
-  sender: Keypair,
+  ctx: FlowContext,
   req: ClaudeSendRequest,
-  log: (line: string) => void,
+  ui: FlowUi,
 ): Promise<ClaudeSendResult> {
+  const { transport: t, me: sender } = ctx;
+  const log = (line: string) => ui.status(line);
   const { publicKey: recipientPk } = recipientOf(sender, req.recipient);
   const bundle = await buildBundle(req.session);
   const summary = summarizeBundle(await parseBundle(bundle));
@@ -80,13 +75,32 @@ export async function claudeSend(
   let result: SendResult;
   let via: "dht" | "homeserver" = "dht";
   if (bundle.length > MATERIAL_CAP) {
-    if (!req.large) throw tooLargeForDht(bundle.length);
     log(
       `The bundle is larger than a v2 share (${MATERIAL_CAP} bytes): sending it through your homeserver, if you have one`,
     );
     try {
-      const r = await req.large(bundle, `claude-session-${summary.sessionId}.tar.gz`);
-      result = { ...r, size: bundle.length, protocol: 2 };
+      const r = await sendLarge(ctx, {
+        recipient: req.recipient,
+        purpose: req.purpose,
+        source: {
+          kind: "stream",
+          stream: new Blob([bundle as BlobPart]).stream(),
+          name: `claude-session-${summary.sessionId}.tar.gz`,
+        },
+        ttlSeconds: req.ttlSeconds,
+        pin: req.pin,
+        burn: req.burn,
+        workers: req.workers,
+        partSize: req.partSize,
+      }, ui);
+      result = {
+        uri: r.uri,
+        shareRef: r.shareRef,
+        expiresAt: r.expiresAt,
+        packets: r.packets,
+        size: bundle.length,
+        protocol: 2,
+      };
       via = "homeserver";
     } catch (e) {
       if (e instanceof CipherpostError && e.kind === "no_homeserver") {
@@ -98,7 +112,7 @@ export async function claudeSend(
     result = await sendSmall();
   }
   async function sendSmall(): Promise<SendResult> {
-    return await send(t, state, sender, {
+    return await send(ctx, {
       recipient: req.recipient === null ? null : encodeZ32(recipientPk),
       purpose: req.purpose,
       material: "claude_session",
@@ -107,7 +121,7 @@ export async function claudeSend(
       pin: req.pin,
       burn: req.burn,
       protocol: 2,
-    }, { status: log, note: (text) => log(`note: ${text}`) });
+    }, ui);
   }
   let pointer = true;
   try {

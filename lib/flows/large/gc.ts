@@ -9,6 +9,11 @@
  */
 
 import type { HomeserverClient } from "../../homeserver/client.ts";
+import { connect } from "../../homeserver/connect.ts";
+import { readStoredSession } from "../../homeserver/session_store.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import { parsePublicKey } from "../../pkarr/public_key.ts";
+import type { FlowUi } from "../share/ui.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import { blobDir } from "../../protocol/large_manifest.ts";
 import { fetchV2Receipt } from "../share/v2_transfer.ts";
@@ -52,12 +57,35 @@ async function listAll(store: HomeserverClient, dir: string, shallow: boolean): 
   }
 }
 
-/** Delete the blobs no live share needs. `nowSec` for tests. */
+/**
+ * Garbage-collect our homeserver: connect with the session stored in the home (or, when
+ * `unlock` is given and no session is stored, sign in with the identity it unlocks) and delete
+ * the blobs no live share needs. Null when there is no stored session and no `unlock`.
+ */
+export async function collectGarbage(
+  t: Transport,
+  state: State,
+  unlock: (() => Promise<Keypair>) | null,
+  ui: FlowUi,
+  o: GcOptions = {},
+): Promise<GcReport | null> {
+  const stored = await readStoredSession(state.home);
+  if (!stored && !unlock) return null;
+  const conn = stored
+    ? await connect(t, { home: state.home, user: parsePublicKey(stored.cookie.user) })
+    : await (async () => {
+      const me = await unlock!();
+      return await connect(t, { home: state.home, user: me.publicKey, seed: me.seed });
+    })();
+  return await largeGc(t, conn.client, state, ui, o);
+}
+
+/** Delete the blobs no live share needs, through `store`. `nowSec` for tests. */
 export async function largeGc(
   t: Transport,
   store: HomeserverClient,
   state: State,
-  log: (l: string) => void,
+  ui: FlowUi,
   o: GcOptions = {},
 ): Promise<GcReport> {
   const nowSec = o.nowSec ?? Math.floor(Date.now() / 1000);
@@ -101,7 +129,7 @@ export async function largeGc(
     report.deletedFolders++;
     report.reasons[id] = reason;
     await state.forgetGoneBlob(id);
-    log(`deleted blob ${id} (${reason})`);
+    ui.status(`deleted blob ${id} (${reason})`);
   }
   // tombstones of folders that are no longer there have done their work
   for (const id of gone.keys()) if (!folders.includes(id)) await state.forgetGoneBlob(id);

@@ -1,17 +1,16 @@
 /**
- * Receiving a large share (docs/PROTOCOL.md §5.5), called by `receive` once the v2 pointer share
- * is verified and decrypted: check the pointer, show the acceptance screen, fetch and verify the
- * parts in workers into a temporary file next to the target, make the result appear by one
- * rename, record it and publish the receipt. Resumable per part.
+ * Receiving a large share (docs/PROTOCOL.md §5.5): the payload handler that the one receive
+ * pipeline (lib/flows/share/receive.ts) runs on a verified, decrypted v2 pointer share. It checks
+ * the pointer Envelope, resolves the sender's homeserver for the acceptance screen, and, once
+ * accepted, fetches and verifies the parts (on this thread, or in Web Workers when asked) into
+ * a temporary file next to the target and makes the result appear by one rename. Resumable per
+ * part. Acceptance, the ledger and the receipt are the pipeline's.
  *
  * @module
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { sshFingerprint } from "../../crypto/keys.ts";
-import type { Keypair } from "../../crypto/keys.ts";
 import { endpointOf } from "../../homeserver/discovery.ts";
-import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import {
   type BlobStatus,
@@ -24,9 +23,7 @@ import {
   partPath,
   statusPath,
 } from "../../protocol/large_manifest.ts";
-import { expiresAt, receiptJson, signReceipt } from "../../protocol/record.ts";
-import { publishV2Receipt } from "../share/v2_transfer.ts";
-import { isoSeconds, type State } from "../../state/state.ts";
+import type { State } from "../../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
 import { stripControl, toHex, utf8 } from "../../util/encoding.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
@@ -34,18 +31,15 @@ import { readStreamCapped } from "../../util/bounded_read.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
 import { eachLimited, PartFailure, PartPool } from "./pool.ts";
 import { extractTar } from "./tar_fs.ts";
-import type { LargeUi } from "./send.ts";
+import type { OpenedPayload, OpenedShare } from "../share/receive.ts";
+import type { FlowUi } from "../share/ui.ts";
 
-export type { LargeContext } from "../share/receive.ts";
-import type { LargeContext } from "../share/receive.ts";
-
-/** How to receive. */
-export interface LargeReceiveRequest {
-  /** target path (required) */
-  output: string | undefined;
+/** How a large share is written. */
+export interface LargeOutput {
+  /** the target path (a large share is never written to standard output) */
+  output?: string;
+  /** replace an existing file or folder at the target */
   force: boolean;
-  accept?: string;
-  promptLine: (() => Promise<string | null>) | null;
   /** Web Workers fetching and decrypting parts; 0 (the default) runs them as streams here */
   workers?: number;
   /**
@@ -60,64 +54,10 @@ export const DEFAULT_PART_WAIT_MS = 10 * 60_000;
 /** How often a part that is not there yet is asked for again. */
 const RETRY_MISSING_MS = 1000;
 
-/** What was received. */
-export interface LargeReceiveResult {
-  status: "received";
-  shareRef: string;
-  receiptPublished: boolean;
-  /** parts fetched by this run (the others were verified on disk before) */
-  fetched: number;
-}
-
 interface RecvRecord {
   ciphertext_hash: string;
   temp: string;
   verified: number[];
-}
-
-function human(n: number): string {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < u.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${x.toFixed(1)} ${u[i]}`;
-}
-
-/** The acceptance screen of a large share. */
-export function largeBanner(
-  ctx: LargeContext,
-  e: { burnAfterRead: boolean; purpose: string; pointer: LargePointer },
-  now: Date,
-): string[] {
-  const p = e.pointer;
-  const exp = Number(expiresAt(ctx.createdAt, ctx.ttlSeconds));
-  const left = Math.max(0, exp - Math.floor(now.getTime() / 1000));
-  const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
-  if (e.burnAfterRead) lines.push("[BURN — you will only see this once]");
-  lines.push(
-    `Purpose:     "${stripControl(e.purpose)}"`,
-    `Sender:      ${sshFingerprint(parsePublicKey(ctx.sender))}`,
-    `             ${ctx.sender}`,
-    `Share ref:   ${ctx.shareRef}`,
-    `Type:        large ${p.kind} "${stripControl(p.name)}" (on homeserver ${p.homeserver})`,
-    `Size:        ${p.size} bytes (${human(p.size)}) in ${p.parts} part(s)`,
-  );
-  if (p.kind === "directory") {
-    lines.push(`Files:       ${p.fileCount}`);
-    const shown = p.topEntries.map((x) => stripControl(x)).join(", ");
-    lines.push(`Entries:     ${shown}${p.topEntries.length >= 20 ? ", …" : ""}`);
-  }
-  lines.push(
-    `TTL:         ${Math.floor(left / 3600)}h ${
-      String(Math.floor((left % 3600) / 60)).padStart(2, "0")
-    }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
-    `Protocol:    v2 + homeserver`,
-    "=========================================================",
-  );
-  return lines;
 }
 
 function dirName(p: string): string {
@@ -135,27 +75,27 @@ async function removeAny(p: string): Promise<void> {
 }
 
 /**
- * Receive the large share `ctx` (its pointer share already verified, decrypted, and found not
- * consumed; the share lock is held by the caller).
+ * The payload handler of a large share: parse the pointer Envelope (the share-level Envelope
+ * rules, §5.2), check the target, and resolve the homeserver endpoint the parts will come from
+ * (shown on the acceptance screen). `deliver` fetches, verifies and writes.
  *
- * @throws signature (exit 3: pointer or any part check, nothing written), declined (7),
- *   network (6: missing parts named, or homeserver unreachable), config (1).
+ * @throws signature (a malformed pointer), config (no target, or it exists without `force`),
+ *   homeserver/network (the endpoint cannot be resolved)
  */
-export async function largeReceive(
+export async function openLarge(
   t: Transport,
   state: State,
-  me: Keypair,
-  ctx: LargeContext,
-  req: LargeReceiveRequest,
-  ui: LargeUi,
-): Promise<LargeReceiveResult> {
-  const env = parsePointerEnvelope(ctx.plaintext);
-  if (env.createdAt !== ctx.createdAt || env.protocolVersion !== 2) {
+  share: OpenedShare,
+  o: LargeOutput,
+  ui: FlowUi,
+): Promise<OpenedPayload> {
+  if (share.protocol !== 2 || !share.locator) throw signatureError("large pointer outside v2");
+  const env = parsePointerEnvelope(share.plaintext);
+  if (env.createdAt !== share.createdAt || env.protocolVersion !== 2) {
     throw signatureError("pointer envelope does not match its manifest");
   }
   const p = env.pointer;
-  const now = new Date();
-  const target = req.output;
+  const target = o.output;
   if (target === undefined || target === "-") {
     throw new CipherpostError(
       "config",
@@ -163,37 +103,74 @@ export async function largeReceive(
       `e.g. cipherpost receive <uri> -o ${p.kind === "directory" ? "folder" : "file"}`,
     );
   }
-  for (const line of largeBanner(ctx, env, now)) ui.log(line);
-  let typed: string | null;
-  if (req.accept !== undefined) typed = req.accept;
-  else if (req.promptLine) {
-    ui.log("To accept, paste the sender's z32 pubkey and press Enter:");
-    typed = await req.promptLine();
-  } else {
-    throw new CipherpostError(
-      "declined",
-      "user declined acceptance: no terminal to confirm on",
-      `to accept without a terminal, pass --accept ${ctx.sender}`,
-    );
-  }
-  if (typed === null || typed.trim() !== ctx.sender) {
-    throw new CipherpostError("declined", "user declined acceptance");
-  }
-  let targetExists = false;
-  try {
-    await Deno.lstat(target);
-    targetExists = true;
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  if (targetExists && !req.force) {
+  const targetExists = await exists(target);
+  if (targetExists && !o.force) {
     throw new CipherpostError(
       "config",
       `configuration error: ${target} already exists; refusing to overwrite it`,
       "choose another path, or pass --force",
     );
   }
+  let baseUrl: string;
+  try {
+    baseUrl = await endpointOf(t, p.homeserver);
+  } catch (e) {
+    if (e instanceof CipherpostError) throw e;
+    throw new CipherpostError("network", "network error: the sender's homeserver is unreachable");
+  }
+  const locator = share.locator;
+  return {
+    purpose: env.purpose,
+    burnAfterRead: env.burnAfterRead,
+    payload: {
+      kind: "large",
+      content: p.kind,
+      name: p.name,
+      size: p.size,
+      parts: p.parts,
+      homeserver: p.homeserver,
+      endpoint: baseUrl,
+      fileCount: p.kind === "directory" ? p.fileCount : undefined,
+      topEntries: p.kind === "directory" ? p.topEntries : undefined,
+      target,
+    },
+    deliver: async () => {
+      await fetchLarge(
+        state,
+        { sender: share.sender, locator, pointer: p, baseUrl, target },
+        o,
+        ui,
+      );
+      return { ciphertextHash: p.ciphertextHash, cleartextHash: envelopeHash(share.plaintext) };
+    },
+  };
+}
 
+/** What {@link fetchLarge} fetches. */
+interface LargeFetch {
+  sender: string;
+  locator: Uint8Array;
+  pointer: LargePointer;
+  baseUrl: string;
+  target: string;
+}
+
+/**
+ * Fetch every part, verify it, and make the target appear by one rename (§5.5 steps 3–6);
+ * verified parts are kept in a temporary file for a re-run.
+ *
+ * @throws signature (exit 3: any part check, nothing written), network (6: missing parts
+ *   named, or homeserver unreachable), io
+ */
+async function fetchLarge(
+  state: State,
+  f: LargeFetch,
+  req: LargeOutput,
+  ui: FlowUi,
+): Promise<{ fetched: number }> {
+  const { pointer: p, baseUrl, target } = f;
+  const ctx = { sender: f.sender, locator: f.locator };
+  const targetExists = await exists(target);
   // Resume record: which parts are verified in which temporary file.
   await ensurePrivateDir(`${state.dir}/large`);
   const key = toHex(sha256(utf8(`recv\n${toHex(ctx.locator)}`))).slice(0, 32);
@@ -236,20 +213,16 @@ export async function largeReceive(
     await Deno.remove(recordPath).catch(() => {});
   };
 
-  let baseUrl: string;
-  try {
-    baseUrl = await endpointOf(t, p.homeserver);
-  } catch (e) {
-    if (e instanceof CipherpostError) throw e;
-    throw new CipherpostError("network", "network error: the sender's homeserver is unreachable");
-  }
   const verified = new Set(record.verified);
   const todo = Array.from({ length: p.parts }, (_, i) => i).filter((i) => !verified.has(i));
+  if (verified.size > 0) {
+    ui.status(`resuming: ${verified.size} of ${p.parts} parts already here and verified`);
+  }
   let done = p.size - todo.reduce((n, i) => n + partLength(p, i), 0);
-  ui.progress(done, p.size);
+  ui.progress?.("download", done, p.size);
   const pp = new PartPool(Math.max(0, req.workers ?? 0), (n) => {
     done = Math.min(p.size, done + n);
-    ui.progress(done, p.size);
+    ui.progress?.("download", done, p.size);
   });
   const missing: number[] = [];
   const unreachable: number[] = [];
@@ -272,7 +245,7 @@ export async function largeReceive(
     if ((await blobStatus()) !== "uploading") return false;
     if (!told) {
       told = true;
-      ui.log(
+      ui.status(
         `part ${i} is not on the homeserver yet: the sender is still uploading; waiting ` +
           `(up to ${Math.round(waitMs / 1000)} s without a new part)`,
       );
@@ -348,11 +321,29 @@ export async function largeReceive(
     );
   }
 
-  // Every part verified: make the result appear by one rename.
+  // Every part verified: make the result appear by one rename. A target that did not exist is
+  // claimed exclusively (a hard link for a file, mkdir for a folder), so two receives into the
+  // same new path cannot both write it (the second is refused, nothing replaced).
+  const taken = () =>
+    new CipherpostError(
+      "config",
+      `configuration error: ${target} appeared while this share was being received; it is left as it is`,
+      "choose another path, or pass --force; the verified parts are kept for the re-run",
+    );
   try {
     if (p.kind === "file") {
-      if (targetExists) await removeAny(target);
-      await Deno.rename(record.temp, target);
+      if (targetExists) {
+        await removeAny(target);
+        await Deno.rename(record.temp, target);
+      } else {
+        try {
+          await Deno.link(record.temp, target);
+        } catch (e) {
+          if (e instanceof Deno.errors.AlreadyExists) throw taken();
+          throw e;
+        }
+        await Deno.remove(record.temp);
+      }
     } else {
       const tmpDir = `${record.temp}.d`;
       await removeAny(tmpDir);
@@ -365,66 +356,37 @@ export async function largeReceive(
         throw signatureError(`tar: ${(e as Error).message}`);
       }
       if (targetExists) await removeAny(target);
-      await Deno.rename(tmpDir, target);
+      else {
+        try {
+          await Deno.mkdir(target, { mode: 0o700 });
+        } catch (e) {
+          await removeAny(tmpDir);
+          if (e instanceof Deno.errors.AlreadyExists) throw taken();
+          throw e;
+        }
+      }
+      await Deno.rename(tmpDir, target); // replaces the empty folder claimed above
       await removeAny(record.temp);
     }
   } catch (e) {
     if (e instanceof CipherpostError) throw e;
     throw new CipherpostError("io", `io error: cannot write ${target}`);
   }
+  ui.status(
+    `wrote ${p.size} bytes (${p.kind === "file" ? "file" : `folder of ${p.fileCount} files`}) ` +
+      `to ${target}`,
+  );
   await Deno.remove(recordPath).catch(() => {});
+  return { fetched: todo.length };
+}
 
-  const clear = envelopeHash(ctx.plaintext);
-  await state.markAccepted(ctx.shareRef);
-  await state.indexLocator(toHex(ctx.locator), ctx.shareRef);
-  await state.append({
-    acceptedAt: isoSeconds(),
-    ciphertextHash: p.ciphertextHash,
-    cleartextHash: clear,
-    purpose: env.purpose,
-    sender: ctx.sender,
-    shareRef: ctx.shareRef,
-    state: env.burnAfterRead ? "burned" : undefined,
-  });
-  const receipt = signReceipt({
-    acceptedAt: Math.floor(Date.now() / 1000),
-    ciphertextHash: p.ciphertextHash,
-    cleartextHash: clear,
-    nonce: toHex(crypto.getRandomValues(new Uint8Array(16))),
-    protocolVersion: 2,
-    purpose: env.purpose,
-    recipientPubkey: encodeZ32(me.publicKey),
-    senderPubkey: ctx.sender,
-    shareRef: ctx.shareRef,
-  }, me.seed);
+async function exists(path: string): Promise<boolean> {
   try {
-    ui.log("Publishing receipt to DHT...");
-    await publishV2Receipt(t, ctx.locator, receiptJson(receipt));
-    await state.append({
-      acceptedAt: isoSeconds(),
-      ciphertextHash: p.ciphertextHash,
-      cleartextHash: clear,
-      purpose: env.purpose,
-      receiptPublishedAt: isoSeconds(),
-      sender: ctx.sender,
-      shareRef: ctx.shareRef,
-    });
-    return {
-      status: "received",
-      shareRef: ctx.shareRef,
-      receiptPublished: true,
-      fetched: todo.length,
-    };
+    await Deno.lstat(path);
+    return true;
   } catch (e) {
-    ui.log(
-      `receipt publish failed: ${e instanceof CipherpostError ? e.message : "unexpected error"}`,
-    );
-    return {
-      status: "received",
-      shareRef: ctx.shareRef,
-      receiptPublished: false,
-      fetched: todo.length,
-    };
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw new CipherpostError("io", `io error: cannot check ${path}`);
   }
 }
 
@@ -446,24 +408,4 @@ async function readBlobStatus(
   } catch {
     return null;
   }
-}
-
-function pad2(n: number): string {
-  return String(n).padStart(2, "0");
-}
-
-/** `YYYY-MM-DD HH:MM UTC` of Unix seconds (as the acceptance screen of receive shows it). */
-function utcMinute(unixSeconds: number): string {
-  const d = new Date(unixSeconds * 1000);
-  return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${
-    pad2(d.getUTCHours())
-  }:${pad2(d.getUTCMinutes())} UTC`;
-}
-
-/** `YYYY-MM-DD HH:MM local` of Unix seconds. */
-function localMinute(unixSeconds: number): string {
-  const d = new Date(unixSeconds * 1000);
-  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${
-    pad2(d.getMinutes())
-  } local`;
 }

@@ -21,6 +21,7 @@ import {
   x25519PublicFromSecret,
 } from "../../crypto/keys.ts";
 import type { HomeserverClient } from "../../homeserver/client.ts";
+import { connect } from "../../homeserver/connect.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
 import { packetToBytes } from "../../pkarr/signed_packet.ts";
 import type { Transport } from "../../pkarr/transport.ts";
@@ -49,6 +50,7 @@ import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
 import { eachLimited, PartPool } from "./pool.ts";
 import { writeTreeTar } from "./tar_fs.ts";
 import { recipientOf } from "../share/recipient.ts";
+import type { FlowContext, FlowUi } from "../share/ui.ts";
 
 /** Where the payload comes from. */
 export type LargeSource =
@@ -82,13 +84,6 @@ export interface PublishedShare {
   shareRef: string;
   expiresAt: number;
   packets: number;
-}
-
-/** The small UI port of the large flows. */
-export interface LargeUi {
-  log(line: string): void;
-  /** bytes done of total (both growing monotonically) */
-  progress(done: number, total: number): void;
 }
 
 /** What was sent. */
@@ -252,6 +247,24 @@ async function stage(state: State, src: LargeSource, warn: (l: string) => void):
 }
 
 /**
+ * Send a large share from `ctx.me` through its homeserver: connect with the session stored in
+ * the home (or sign in with the identity and store the session), then {@link largeSend}.
+ *
+ * @throws CipherpostError: "io" (source), "too_large", homeserver errors (no homeserver, no
+ *   session), "network" (DHT).
+ */
+export async function sendLarge(
+  ctx: FlowContext,
+  req: LargeSendRequest,
+  ui: FlowUi,
+): Promise<LargeSendResult> {
+  const { transport: t, state, me } = ctx;
+  const conn = await connect(t, { home: state.home, user: me.publicKey, seed: me.seed });
+  ui.status(`Uploading to homeserver ${conn.endpoint.homeserver}...`);
+  return await largeSend(t, conn.client, conn.endpoint.homeserver, state, me, req, ui);
+}
+
+/**
  * Send a large share through `store` (a client for our own files on `homeserver`).
  *
  * @throws CipherpostError: "io" (source), "too_large", homeserver errors, "network" (DHT).
@@ -263,10 +276,10 @@ export async function largeSend(
   state: State,
   sender: Keypair,
   req: LargeSendRequest,
-  ui: LargeUi,
+  ui: FlowUi,
 ): Promise<LargeSendResult> {
   recipientOf(sender, req.recipient); // a bad recipient fails before any staging
-  const staged = await stage(state, req.source, ui.log);
+  const staged = await stage(state, req.source, (l) => ui.status(l));
   if (staged.size > MAX_LARGE_SIZE) {
     throw new CipherpostError(
       "too_large",
@@ -284,7 +297,7 @@ interface SendContext {
   state: State;
   sender: Keypair;
   req: LargeSendRequest;
-  ui: LargeUi;
+  ui: FlowUi;
 }
 
 /** {@link largeSend} once the source is staged (a restart as a new share comes back here). */
@@ -319,7 +332,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
         ageIdentityOfSeed(sender.seed),
       ),
     );
-    ui.log(`resuming: ${Object.keys(rec.done).length} of ${parts} parts were uploaded before`);
+    ui.status(`resuming: ${Object.keys(rec.done).length} of ${parts} parts were uploaded before`);
   } else {
     const secret = crypto.getRandomValues(new Uint8Array(32));
     identity = ageIdentityOf(secret);
@@ -362,7 +375,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     }
     if (ok) reused++;
     else {
-      ui.log(`part ${i} is not on the homeserver with our hash; uploading it again`);
+      ui.status(`part ${i} is not on the homeserver with our hash; uploading it again`);
       delete record.done[k];
     }
   }
@@ -378,7 +391,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
   const toSeal = todo.filter((i) => !record.sealed[String(i)]);
   if (record.published && toSeal.length > 0) {
     // the published pointer fixed every part's hash, and a part's ciphertext is gone
-    ui.log(
+    ui.status(
       `the share ${record.published.uri} sent before cannot be completed (the kept ciphertext of ` +
         `part ${toSeal[0]} is gone); sending the payload again as a new share`,
     );
@@ -389,10 +402,10 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
   }
 
   let done = staged.size - todo.reduce((n, i) => n + partLength(layout, i), 0);
-  ui.progress(done, staged.size);
+  ui.progress?.("upload", done, staged.size);
   const report = (n: number) => {
     done = Math.min(staged.size, Math.max(0, done + n));
-    ui.progress(done, staged.size);
+    ui.progress?.("upload", done, staged.size);
   };
   const workers = Math.max(0, req.workers ?? 0);
   const pp = new PartPool(workers, () => {});
@@ -419,7 +432,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
       (_, i) => record.done[String(i)] ?? record.sealed[String(i)],
     );
     await store.put(statusPath(record.blob_id), encodeBlobStatus(parts, "uploading"));
-    ui.log("Publishing the pointer to DHT...");
+    ui.status("Publishing the pointer to DHT...");
     const share = await publishPointer(t, state, sender, req, {
       senderZ32,
       recipientPk,
@@ -439,7 +452,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     };
     await save();
     published = share;
-    await req.onPublished?.(share, ui.log);
+    await req.onPublished?.(share, (l) => ui.status(l));
   };
 
   const sealAll = async () => {
@@ -512,7 +525,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     });
 
   try {
-    if (published) await req.onPublished?.(published, ui.log);
+    if (published) await req.onPublished?.(published, (l) => ui.status(l));
     else if (toSeal.length === 0) await publish();
     await Promise.all([guard(sealAll()), guard(uploader()), guard(uploader())]);
     if (failed) throw (failed as { e: unknown }).e;

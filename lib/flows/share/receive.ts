@@ -1,9 +1,11 @@
 /**
- * `receive`: resolve, verify both signatures and every binding, check the TTL, decrypt, ask the
- * UI port to confirm (the CLI shows the acceptance screen and wants the sender's key typed back
- * or `--accept`), write the output atomically, record the acceptance, and publish a signed
- * receipt (protocol digest §7.1, plus the checks v1.1 lacks, §11.4). Nothing from the Envelope
- * reaches the UI before every check passes.
+ * The one receive pipeline (docs/PROTOCOL.md §2.2, §2.3, §3.5): resolve, verify both signatures
+ * and every binding, check the recipient, the ledger and the TTL, decrypt, let the product's
+ * payload handler parse and describe the share, ask the UI port to confirm (the CLI shows the
+ * acceptance screen and wants the sender's key typed back or `--accept`), deliver, keep the
+ * signed receipt as pending, record the acceptance, and publish the receipt. Nothing from the
+ * Envelope reaches the UI before every check passes. Large shares (lib/flows/large/) and Claude
+ * Code hand-offs (lib/flows/handoff/) are payload handlers of this pipeline, never copies of it.
  *
  * @module
  */
@@ -32,66 +34,83 @@ import type { ShareUri } from "../../protocol/share_uri.ts";
 import type { SignedPacket } from "../../pkarr/signed_packet.ts";
 import { isoSeconds, type State } from "../../state/state.ts";
 import type { Transport } from "../../pkarr/transport.ts";
-import type { FlowUi, ReceiveUi } from "./ui.ts";
+import { Contacts } from "../../state/contacts.ts";
+import type { FlowContext, FlowUi, PayloadSummary } from "./ui.ts";
 import { fetchV2Share } from "./v2_transfer.ts";
 import { keepPending, pendingOf, type PendingReceipt, publishPending } from "./pending_receipts.ts";
 import { isPointerEnvelope } from "../../protocol/large_manifest.ts";
 
-/** The verified pointer share, handed over by `receive`. */
-export interface LargeContext {
+/** A verified and decrypted share, handed to a {@link PayloadHandler}. */
+export interface OpenedShare {
+  protocol: 1 | 2;
+  /** z32 sender key (both signatures verified) */
   sender: string;
   recipient: string | null;
   shareRef: string;
   createdAt: number;
   ttlSeconds: bigint;
-  /** the decrypted pointer Envelope */
+  /** the decrypted Envelope bytes (a material Envelope or a large-share pointer Envelope) */
   plaintext: Uint8Array;
-  locator: Uint8Array;
+  /** the outer age ciphertext (what `ciphertext_hash` of a DHT share's receipt covers) */
+  outer: Uint8Array;
+  /** v2: the share's locator */
+  locator?: Uint8Array;
+}
+
+/** What a receipt binds of a delivered payload (docs/PROTOCOL.md §2.3). */
+export interface DeliveredHashes {
+  ciphertextHash: string;
+  cleartextHash: string;
+}
+
+/** A parsed payload: what the acceptance screen shows, and how to deliver it once accepted. */
+export interface OpenedPayload {
+  purpose: string;
+  burnAfterRead: boolean;
+  payload: PayloadSummary;
+  /**
+   * Deliver the payload (write it, place it); runs only after the user accepted, or for a share
+   * accepted before (`again`). Must leave nothing half-written when it throws.
+   */
+  deliver(again: boolean): Promise<DeliveredHashes>;
+}
+
+/**
+ * Turns a verified, decrypted share into an {@link OpenedPayload}. One per product: the
+ * material handler of {@link materialPayload}, the large-share handler, the session handler.
+ */
+export interface PayloadHandler {
+  /** Runs before anything is fetched (e.g. the output target is free). */
+  check?(): Promise<void>;
+  /**
+   * Parse the share (throw a signature error when it is malformed) and describe it. Nothing
+   * is written here.
+   */
+  open(share: OpenedShare, ui: FlowUi): Promise<OpenedPayload>;
 }
 
 /** How to receive. */
 export interface ReceiveRequest {
   uri: ShareUri;
-  /** path, "-" or undefined (stdout) */
-  output?: string;
-  force: boolean;
-  armor: boolean;
   /** obtains the PIN when the share needs one (called again after a wrong PIN) */
   pin: () => Promise<string>;
   /** how many PINs to try before failing with `wrong PIN` (default 1; a terminal gets 3) */
   pinTries?: number;
-  /**
-   * Refuse binary material on the default output (set by the CLI when stdout is a terminal and
-   * no `-o` was given): written raw, it would garble the terminal.
-   */
-  refuseBinaryOnStdout?: boolean;
-  /** multi-packet fetch progress: (parts fetched, parts) */
-  progress?: (done: number, total: number) => void;
-  /** takes over when the share is a large-share pointer (docs/PROTOCOL.md §5) */
-  large?: (ctx: LargeContext) => Promise<ReceiveResult>;
-  /**
-   * Material-specific delivery (`claude pickup`): called after every check and the decryption,
-   * before the acceptance screen; its lines replace the material preview, and its `deliver`
-   * replaces writing the output (it runs only after acceptance). A throw aborts the receive
-   * with nothing written and nothing recorded.
-   */
-  handler?: (material: Envelope["material"]) => Promise<MaterialHandler>;
-}
-
-/** What a {@link ReceiveRequest.handler} returns. */
-export interface MaterialHandler {
-  lines: string[];
-  deliver: () => Promise<void>;
+  /** what the share may hold and how it is delivered */
+  payload: PayloadHandler;
 }
 
 /** What was received. */
 export interface ReceiveResult {
   /**
-   * `rewritten`: an accepted share written again (no prompt, no new receipt);
-   * `already_accepted`: an accepted large share, not written again
+   * `received`: accepted now; `rewritten`: an accepted share delivered again (no prompt, no new
+   * receipt); `receipt_published`: accepted before, only its pending receipt went out now
    */
-  status: "received" | "rewritten" | "already_accepted";
+  status: "received" | "rewritten" | "receipt_published";
   shareRef: string;
+  /** the payload as the acceptance screen showed it */
+  payload?: PayloadSummary;
+  /** false: the receipt is kept and goes out with the next receive or `republish` */
   receiptPublished?: boolean;
 }
 
@@ -254,20 +273,30 @@ async function openPinLayer(
   }
 }
 
-/** Receive a share. */
-export async function receive(
-  t: Transport,
-  state: State,
-  me: Keypair,
+/**
+ * Receive a share: resolve it, verify both signatures and every binding, check the recipient,
+ * the ledger and the TTL, decrypt, let `req.payload` parse and describe it, ask `ui.confirm`,
+ * deliver, and keep then publish a signed receipt. This is the one acceptance path: DHT shares,
+ * large shares and Claude Code hand-offs differ only in their {@link PayloadHandler}.
+ *
+ * Nothing from the share reaches the UI before every check passes. A share accepted before is
+ * delivered again without a prompt and without a second receipt (its pending receipt, if any,
+ * is published instead); a burned one is refused.
+ *
+ * @throws CipherpostError: `signature` (exit 3: any check, nothing written), `expired`,
+ *   `declined` (the user did not accept, or a burned share), `decrypt` (wrong PIN), `network`,
+ *   `not_found`, and the payload handler's errors.
+ */
+export async function receiveShare(
+  ctx: FlowContext,
   req: ReceiveRequest,
-  ui: ReceiveUi,
-  writeStdout: (b: Uint8Array) => Promise<void>,
+  ui: FlowUi,
 ): Promise<ReceiveResult> {
+  const { transport: t, state, me } = ctx;
   const myZ32 = encodeZ32(me.publicKey);
   const senderZ32 = req.uri.sender;
   // The output target is checked before anything is fetched, decrypted or shown.
-  const toFile = req.output !== undefined && req.output !== "-";
-  if (toFile) await checkOutputTarget(req.output!, req.force);
+  await req.payload.check?.();
   let senderPk: Uint8Array;
   try {
     senderPk = parsePublicKey(senderZ32);
@@ -278,44 +307,12 @@ export async function receive(
   ui.status("Resolving from DHT...");
   const share = req.uri.version === 1
     ? await fetchV1(t, senderPk, senderZ32, req.uri.shareRef)
-    : await fetchV2(t, senderZ32, req.uri.locator, req.progress);
-
-  // The recipient is us: a named recipient must be our key; a self-share must be from us. Both
-  // signatures are verified by now, so saying whose share it is reveals nothing forged; it is
-  // still the signature lane (exit 3).
-  if (share.recipient === null) {
-    if (share.sender !== myZ32) {
-      const e = new CipherpostError(
-        "signature",
-        `this share is not for you: the sender sent it to themselves (--self), so only the identity ${share.sender} can open it`,
-      );
-      e.cause = "self-share of another identity";
-      throw e;
-    }
-  } else {
-    let rpk: Uint8Array;
-    try {
-      rpk = parsePublicKey(share.recipient);
-    } catch {
-      throw signatureError("recipient is not a key");
-    }
-    if (!bytesEqual(rpk, me.publicKey)) {
-      const e = new CipherpostError(
-        "signature",
-        `this share is addressed to someone else (${share.recipient}), not to you (${myZ32})`,
-        "if you hold several identities, set CIPHERPOST_HOME to the one it was sent to",
-      );
-      e.cause = "share is addressed to another key";
-      throw e;
-    }
-  }
+    : await fetchV2(t, senderZ32, req.uri.locator, (d, n) => ui.progress?.("fetch", d, n));
+  checkRecipient(share, me, myZ32);
 
   const release = await state.lock(share.shareRef);
-  let envelope: Envelope;
-  let plaintext: Uint8Array;
-  let outer: Uint8Array;
   let pendingToPublish: PendingReceipt | null = null;
-  let rewrite = false;
+  let shown: PayloadSummary;
   try {
     const c = await state.consumption(share.shareRef, share.sender);
     if (c.kind === "accepted") {
@@ -324,165 +321,296 @@ export async function receive(
         // accepted, but its receipt never reached the network: publish that one, nothing else
         ui.status(`already accepted at ${c.at}; publishing its pending receipt`);
         pendingToPublish = p;
-        throw new AlreadyAccepted();
       }
-      rewrite = true; // written again below: no second confirmation, no second receipt
     }
-    if (c.kind === "burned") {
-      throw new CipherpostError(
-        "declined",
-        `share already consumed: it was burned after reading at ${c.at}`,
-        "burn-after-read shares are shown once; ask the sender for a new share",
-      );
-    }
+    if (c.kind === "burned") throw burnedError(c.at);
+    if (pendingToPublish === null) {
+      const again = c.kind === "accepted";
+      const now = new Date();
+      checkShareTimes(share.createdAt, share.ttlSeconds, Math.floor(now.getTime() / 1000));
 
-    const now = new Date();
-    checkShareTimes(share.createdAt, share.ttlSeconds, Math.floor(now.getTime() / 1000));
-
-    // Bindings that need the ciphertext: share_ref recomputes (v1.1 never checked it).
-    outer = share.blob;
-    let salt: Uint8Array | null = null;
-    if (share.pinRequired) {
-      if (share.blob.length < 32) throw signatureError("PIN blob shorter than its salt");
-      salt = share.blob.subarray(0, 32);
-      outer = share.blob.subarray(32);
-    }
-    if (computeShareRef(outer, share.createdAt) !== share.shareRef) {
-      throw signatureError("share_ref mismatch");
-    }
-
-    let inner = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
-    if (salt) inner = await openPinLayer(inner, salt, req, ui);
-    plaintext = inner;
-    if (isPointerEnvelope(plaintext)) {
-      if (req.uri.version !== 2 || !req.large) throw signatureError("large pointer outside v2");
-      if (rewrite) {
-        // a large share is not fetched and written again (nor receipted again) once accepted
-        ui.note("a large share is written once: it was accepted before and is not written again");
-        return { status: "already_accepted", shareRef: share.shareRef };
+      // Bindings that need the ciphertext: share_ref recomputes (v1.1 never checked it).
+      let outer = share.blob;
+      let salt: Uint8Array | null = null;
+      if (share.pinRequired) {
+        if (share.blob.length < 32) throw signatureError("PIN blob shorter than its salt");
+        salt = share.blob.subarray(0, 32);
+        outer = share.blob.subarray(32);
       }
-      return await req.large({ ...share, plaintext, locator: req.uri.locator });
-    }
-    envelope = parseEnvelope(plaintext);
-    if (envelope.createdAt !== share.createdAt || envelope.protocolVersion !== share.protocol) {
-      throw signatureError("envelope does not match its record");
-    }
+      if (computeShareRef(outer, share.createdAt) !== share.shareRef) {
+        throw signatureError("share_ref mismatch");
+      }
+      let plaintext = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
+      if (salt) plaintext = await openPinLayer(plaintext, salt, req, ui);
 
-    // --armor applicability is checked before the banner (v1.1 order).
-    let out = envelope.material.bytes;
-    if (req.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
-
-    const handler = req.handler ? await req.handler(envelope.material) : undefined;
-    if (!handler && req.refuseBinaryOnStdout && isBinary(out)) {
-      throw new CipherpostError(
-        "config",
-        `configuration error: the material is binary (${out.length} bytes, ${envelope.material.type}); not writing it to the terminal`,
-        "write it to a file with -o FILE, or pass -o - to print it anyway" +
-          (envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
-            ? " (--armor gives a text form)"
-            : ""),
-      );
-    }
-
-    // an accepted share written again: no second confirmation (and, below, no second receipt)
-    if (!rewrite) {
-      const accepted = await ui.confirm({
+      const opened = await req.payload.open({
         protocol: share.protocol,
         sender: share.sender,
+        recipient: share.recipient,
         shareRef: share.shareRef,
         createdAt: share.createdAt,
         ttlSeconds: share.ttlSeconds,
-        envelope,
-        now,
-        preview: handler?.lines,
-      });
-      if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
-    }
+        plaintext,
+        outer,
+        locator: req.uri.version === 2 ? req.uri.locator : undefined,
+      }, ui);
+      shown = opened.payload;
 
-    if (handler) {
-      await handler.deliver();
-    } else if (toFile) {
-      try {
-        await writeOutputFile(req.output!, out, req.force);
-      } catch (e) {
-        if (e instanceof CipherpostError) throw e;
-        throw new CipherpostError("io", `io error: cannot write ${req.output}`);
+      // an accepted share delivered again: no second confirmation, no second receipt
+      if (!again) {
+        if (!ui.confirm) {
+          throw new CipherpostError("declined", "user declined acceptance: nobody to ask");
+        }
+        const accepted = await ui.confirm({
+          protocol: share.protocol,
+          sender: share.sender,
+          senderContact: await contactNameOf(state, share.sender),
+          shareRef: share.shareRef,
+          createdAt: share.createdAt,
+          ttlSeconds: share.ttlSeconds,
+          purpose: opened.purpose,
+          burnAfterRead: opened.burnAfterRead,
+          now,
+          payload: opened.payload,
+        });
+        if (!accepted) throw new CipherpostError("declined", "user declined acceptance");
       }
-      ui.status(
-        `wrote ${out.length} bytes (${envelope.material.type}) to ${req.output} (mode 0600)`,
-      );
-    } else {
-      try {
-        await writeStdout(out);
-      } catch (e) {
-        if (e instanceof CipherpostError) throw e;
-        throw new CipherpostError(
-          "io",
-          "io error: cannot write to standard output (closed, full or a broken pipe)",
-          "nothing was accepted; receive again with -o <file>",
-        );
-      }
-    }
-    if (rewrite) return { status: "rewritten", shareRef: share.shareRef };
-    // The output is whole: from here on nothing may fail the delivery. The signed receipt is
-    // kept before the share is marked accepted, so that a crash or a network failure leaves a
-    // receipt to publish (by the next receive of this share, or `republish`), never none.
-    try {
-      const receipt = signReceipt({
-        acceptedAt: Math.floor(Date.now() / 1000),
-        ciphertextHash: sha256Hex(outer),
-        cleartextHash: sha256Hex(plaintext),
-        nonce: toHex(crypto.getRandomValues(new Uint8Array(16))),
-        protocolVersion: share.protocol,
-        purpose: envelope.purpose,
-        recipientPubkey: myZ32,
-        senderPubkey: share.sender,
+      const hashes = await opened.deliver(again);
+      if (again) return { status: "rewritten", shareRef: share.shareRef, payload: shown };
+      // The payload is delivered: from here on nothing may fail the delivery. The signed
+      // receipt is kept before the share is marked accepted, so that a crash or a network
+      // failure leaves a receipt to publish (by the next receive of this share, or
+      // `republish`), never none.
+      pendingToPublish = await keepReceipt(state, me, share, req.uri, opened.purpose, hashes, ui);
+      await state.markAccepted(share.shareRef);
+      if (req.uri.version === 2) await state.indexLocator(toHex(req.uri.locator), share.shareRef);
+      await state.append({
+        acceptedAt: isoSeconds(),
+        ciphertextHash: hashes.ciphertextHash,
+        cleartextHash: hashes.cleartextHash,
+        purpose: opened.purpose,
+        sender: share.sender,
         shareRef: share.shareRef,
-      }, me.seed);
-      pendingToPublish = {
-        shareRef: share.shareRef,
-        receipt: receiptJson(receipt),
-        protocol: share.protocol,
-        locator: req.uri.version === 2 ? toHex(req.uri.locator) : undefined,
-        ciphertextSha256: share.protocol === 1 ? sha256Hex(outer) : undefined,
-      };
-      await keepPending(state, pendingToPublish);
-    } catch (e) {
-      pendingToPublish = null;
-      ui.note(`no receipt: ${e instanceof CipherpostError ? e.message : "it could not be signed"}`);
+        state: opened.burnAfterRead ? "burned" : undefined,
+      });
     }
-    await state.markAccepted(share.shareRef);
-    if (req.uri.version === 2) await state.indexLocator(toHex(req.uri.locator), share.shareRef);
-    await state.append({
-      acceptedAt: isoSeconds(),
-      ciphertextHash: sha256Hex(outer),
-      cleartextHash: sha256Hex(plaintext),
-      purpose: envelope.purpose,
-      sender: share.sender,
-      shareRef: share.shareRef,
-      state: envelope.burnAfterRead ? "burned" : undefined,
-    });
-  } catch (e) {
-    if (!(e instanceof AlreadyAccepted)) throw e;
   } finally {
     release();
   }
 
+  const result = (status: ReceiveResult["status"], published?: boolean): ReceiveResult => ({
+    status,
+    shareRef: share.shareRef,
+    payload: shown,
+    receiptPublished: published,
+  });
+  // a share accepted before: only its pending receipt was to go out
+  const status = shown! === undefined ? "receipt_published" : "received";
   // Receipt: a failure here is a warning, never a lost delivery (it stays pending).
-  if (!pendingToPublish) return { status: "received", shareRef: share.shareRef };
+  if (!pendingToPublish) return result(status);
   try {
     ui.status("Publishing receipt to DHT...");
     await publishPending(t, state, me, pendingToPublish, ui);
-    return { status: "received", shareRef: share.shareRef, receiptPublished: true };
+    return result(status, true);
   } catch (e) {
     ui.status(
       `receipt publish failed: ${
         e instanceof CipherpostError ? e.message : "unexpected error"
-      }; it is kept, and published by the next receive of this share or \`cipherpost republish\``,
+      }; it is kept, and published by the next receive of this share or by republish`,
     );
-    return { status: "received", shareRef: share.shareRef, receiptPublished: false };
+    return result(status, false);
   }
 }
 
-/** Control flow: the share was accepted before, but its receipt is still to be published. */
-class AlreadyAccepted extends Error {}
+/**
+ * The recipient is us: a named recipient must be our key; a self-share must be from us. Both
+ * signatures are verified by now, so saying whose share it is reveals nothing forged; it is
+ * still the signature lane (exit 3).
+ */
+function checkRecipient(share: VerifiedShare, me: Keypair, myZ32: string): void {
+  if (share.recipient === null) {
+    if (share.sender !== myZ32) {
+      const e = new CipherpostError(
+        "signature",
+        `this share is not for you: the sender sent it to themselves, so only the identity ${share.sender} can open it`,
+      );
+      e.cause = "self-share of another identity";
+      throw e;
+    }
+    return;
+  }
+  let rpk: Uint8Array;
+  try {
+    rpk = parsePublicKey(share.recipient);
+  } catch {
+    throw signatureError("recipient is not a key");
+  }
+  if (!bytesEqual(rpk, me.publicKey)) {
+    const e = new CipherpostError(
+      "signature",
+      `this share is addressed to someone else (${share.recipient}), not to you (${myZ32})`,
+      "if you hold several identities, set CIPHERPOST_HOME to the one it was sent to",
+    );
+    e.cause = "share is addressed to another key";
+    throw e;
+  }
+}
+
+function burnedError(at: string): CipherpostError {
+  return new CipherpostError(
+    "declined",
+    `share already consumed: it was burned after reading at ${at}`,
+    "burn-after-read shares are shown once; ask the sender for a new share",
+  );
+}
+
+/** The contact name this home gives a key, or null (a damaged contacts file counts as none). */
+export async function contactNameOf(state: State, z32: string): Promise<string | null> {
+  try {
+    const hits = await new Contacts(state.home).byKey(z32);
+    return hits.length > 0 ? hits[0].name : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Sign the receipt of a delivered share and keep it as pending (published afterwards). A
+ * receipt that cannot be signed is a note, never a lost delivery.
+ */
+async function keepReceipt(
+  state: State,
+  me: Keypair,
+  share: VerifiedShare,
+  uri: ShareUri,
+  purpose: string,
+  hashes: DeliveredHashes,
+  ui: FlowUi,
+): Promise<PendingReceipt | null> {
+  try {
+    const receipt = signReceipt({
+      acceptedAt: Math.floor(Date.now() / 1000),
+      ciphertextHash: hashes.ciphertextHash,
+      cleartextHash: hashes.cleartextHash,
+      nonce: toHex(crypto.getRandomValues(new Uint8Array(16))),
+      protocolVersion: share.protocol,
+      purpose,
+      recipientPubkey: encodeZ32(me.publicKey),
+      senderPubkey: share.sender,
+      shareRef: share.shareRef,
+    }, me.seed);
+    const pending: PendingReceipt = {
+      shareRef: share.shareRef,
+      receipt: receiptJson(receipt),
+      protocol: share.protocol,
+      locator: uri.version === 2 ? toHex(uri.locator) : undefined,
+      ciphertextSha256: share.protocol === 1 ? hashes.ciphertextHash : undefined,
+    };
+    await keepPending(state, pending);
+    return pending;
+  } catch (e) {
+    ui.note(`no receipt: ${e instanceof CipherpostError ? e.message : "it could not be signed"}`);
+    return null;
+  }
+}
+
+/** How a DHT share's material is written. */
+export interface MaterialOutput {
+  /** path, "-" or undefined (the `writeStdout` sink) */
+  output?: string;
+  /** replace an existing regular file */
+  force: boolean;
+  /** PEM/ASCII armor for x509_cert and pgp_key material */
+  armor: boolean;
+  /**
+   * Refuse binary material on the default output (set by the CLI when stdout is a terminal and
+   * no `-o` was given): written raw, it would garble the terminal.
+   */
+  refuseBinaryOnStdout?: boolean;
+  /** where material goes when `output` is "-" or undefined */
+  writeStdout: (bytes: Uint8Array) => Promise<void>;
+}
+
+/**
+ * The payload handler of DHT shares: the material Envelope, written to a file (atomically,
+ * 0600, never through a symlink) or to the stdout sink. A large-share pointer is refused
+ * (the large layer's handler takes those).
+ */
+export function materialPayload(o: MaterialOutput): PayloadHandler {
+  const toFile = o.output !== undefined && o.output !== "-";
+  return {
+    check: toFile ? () => checkOutputTarget(o.output!, o.force) : undefined,
+    open: (share, ui) => Promise.resolve(openMaterial(share, o, ui)),
+  };
+}
+
+/** Parse a material Envelope and check it against its record (the share-level rules). */
+export function parseShareEnvelope(share: OpenedShare): Envelope {
+  if (isPointerEnvelope(share.plaintext)) {
+    throw signatureError("a large-share pointer where a material envelope belongs");
+  }
+  const envelope = parseEnvelope(share.plaintext);
+  if (envelope.createdAt !== share.createdAt || envelope.protocolVersion !== share.protocol) {
+    throw signatureError("envelope does not match its record");
+  }
+  return envelope;
+}
+
+/** The receipt hashes of a DHT share: its outer ciphertext and its Envelope. */
+export function shareHashes(share: OpenedShare): DeliveredHashes {
+  return { ciphertextHash: sha256Hex(share.outer), cleartextHash: sha256Hex(share.plaintext) };
+}
+
+function openMaterial(share: OpenedShare, o: MaterialOutput, ui: FlowUi): OpenedPayload {
+  const envelope = parseShareEnvelope(share);
+  // --armor applicability is checked before the banner (v1.1 order).
+  let out = envelope.material.bytes;
+  if (o.armor) out = armorMaterial(envelope.material.type as MaterialType, out);
+  if (o.refuseBinaryOnStdout && isBinary(out)) {
+    throw new CipherpostError(
+      "config",
+      `configuration error: the material is binary (${out.length} bytes, ${envelope.material.type}); not writing it to the terminal`,
+      "write it to a file with -o FILE, or pass -o - to print it anyway" +
+        (envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
+          ? " (--armor gives a text form)"
+          : ""),
+    );
+  }
+  return {
+    purpose: envelope.purpose,
+    burnAfterRead: envelope.burnAfterRead,
+    payload: { kind: "material", type: envelope.material.type, bytes: envelope.material.bytes },
+    deliver: async () => {
+      await writeMaterial(out, envelope.material.type, o, ui);
+      return shareHashes(share);
+    },
+  };
+}
+
+async function writeMaterial(
+  out: Uint8Array,
+  type: string,
+  o: MaterialOutput,
+  ui: FlowUi,
+): Promise<void> {
+  if (o.output !== undefined && o.output !== "-") {
+    try {
+      await writeOutputFile(o.output, out, o.force);
+    } catch (e) {
+      if (e instanceof CipherpostError) throw e;
+      throw new CipherpostError("io", `io error: cannot write ${o.output}`);
+    }
+    ui.status(`wrote ${out.length} bytes (${type}) to ${o.output} (mode 0600)`);
+    return;
+  }
+  try {
+    await o.writeStdout(out);
+  } catch (e) {
+    if (e instanceof CipherpostError) throw e;
+    throw new CipherpostError(
+      "io",
+      "io error: cannot write to standard output (closed, full or a broken pipe)",
+      "nothing was accepted; receive again with -o <file>",
+    );
+  }
+}

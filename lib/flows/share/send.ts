@@ -14,7 +14,6 @@ import { pinKey } from "../../crypto/kdf.ts";
 import {
   ageRecipientOf,
   ageRecipientOfEd,
-  type Keypair,
   x25519PublicFromSecret,
 } from "../../crypto/keys.ts";
 import { ingestMaterial, type MaterialType } from "../../material/material.ts";
@@ -30,10 +29,8 @@ import {
 import { recordNamesShare, SHARE_LABEL, shareRecords } from "../../protocol/labels.ts";
 import { formatV1Uri, formatV2Uri } from "../../protocol/share_uri.ts";
 import { packetToBytes, type SignedPacket, signPacket } from "../../pkarr/signed_packet.ts";
-import type { State } from "../../state/state.ts";
-import type { Transport } from "../../pkarr/transport.ts";
 import { buildV2Share } from "../../protocol/v2.ts";
-import type { FlowUi } from "./ui.ts";
+import type { FlowContext, FlowUi } from "./ui.ts";
 import { publishPackets } from "./v2_transfer.ts";
 import { updateOwnPacket } from "./own_packet.ts";
 import { recipientOf } from "./recipient.ts";
@@ -89,12 +86,11 @@ class NeedV2 extends Error {}
 
 /** Send a share, telling `ui` what it does. */
 export async function send(
-  t: Transport,
-  state: State,
-  sender: Keypair,
+  ctx: FlowContext,
   req: SendRequest,
   ui: FlowUi,
 ): Promise<SendResult> {
+  const { transport: t, state, me: sender } = ctx;
   const stored = ingestMaterial(req.material, req.input);
   const senderZ32 = encodeZ32(sender.publicKey);
   const { publicKey: recipientPk, z32: recipientStr } = recipientOf(sender, req.recipient);

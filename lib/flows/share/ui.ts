@@ -1,42 +1,126 @@
 /**
- * The small UI port the flows talk through: they report what they do and ask for the one
- * decision they need, and never print, format for humans or read a terminal themselves. The
- * CLI (`lib/cli/`) implements it on stderr and the TTY.
+ * The one UI port every flow talks through (shares, large shares, Claude Code hand-offs): flows
+ * report what they do and ask for the one decision they need, and never print, format for
+ * humans or read a terminal themselves. The CLI (`lib/cli/`) implements it on stderr and the
+ * TTY; a library user implements it however they like.
  *
  * @module
  */
 
-import type { Envelope } from "../../protocol/record.ts";
+import type { MaterialType } from "../../material/material.ts";
+import type { Keypair } from "../../crypto/keys.ts";
+import type { Transport } from "../../pkarr/transport.ts";
+import type { State } from "../../state/state.ts";
 
-/** What every flow may tell the user. */
+/** What a flow runs against: the network, the home's records, and the unlocked identity. */
+export interface FlowContext {
+  /** The network handle (open one per task; the caller closes it). */
+  transport: Transport;
+  /** The home's record of sent and accepted shares. */
+  state: State;
+  /** The unlocked identity the flow acts as. */
+  me: Keypair;
+}
+
+/** What every flow may tell the user, and the one question a receive asks. */
 export interface FlowUi {
   /** A status line: what the flow does now, or what it found ("Publishing to DHT..."). */
   status(line: string): void;
   /** An advisory the user should know about (the CLI shows it as `note: <text>`). */
   note(text: string): void;
+  /**
+   * Transfer progress, in bytes or parts, both growing monotonically; `phase` names what moves
+   * ("fetch" of DHT packets, "upload" or "download" of homeserver parts). Optional.
+   */
+  progress?(phase: ProgressPhase, done: number, total: number): void;
+  /**
+   * Show the acceptance screen of a verified share and ask the user to accept it; resolves true
+   * only when the user confirmed (cipherpost's CLI wants the sender's key typed back, or
+   * `--accept`). May throw a CipherpostError of kind `declined` when nobody can be asked.
+   * Required by every receive; a flow that needs it and finds none declines.
+   */
+  confirm?(summary: AcceptanceSummary): Promise<boolean>;
 }
 
-/** Everything the acceptance screen shows of a verified, decrypted share. */
+/** What a {@link FlowUi.progress} call measures. */
+export type ProgressPhase = "fetch" | "upload" | "download";
+
+/**
+ * Everything the acceptance screen shows of a verified, decrypted share. Every string in it came
+ * from the sender: escape it before it reaches a terminal (the CLI's screen does).
+ */
 export interface AcceptanceSummary {
+  /** 1 or 2 (a large share or a hand-off through the homeserver is a v2 share) */
   protocol: 1 | 2;
   /** z32 sender key (verified) */
   sender: string;
+  /** the sender's contact name in this home, or null when the key is not a contact */
+  senderContact: string | null;
   shareRef: string;
   createdAt: number;
   ttlSeconds: bigint;
-  envelope: Envelope;
+  /** the sender's purpose text (sender-controlled; never holds a C0 control) */
+  purpose: string;
+  /** the share is gone once accepted */
+  burnAfterRead: boolean;
   /** the moment the TTL was checked */
   now: Date;
-  /** lines that replace the material preview (a material handler's, e.g. a Claude session's) */
-  preview?: string[];
+  /** what the share holds */
+  payload: PayloadSummary;
 }
 
-/** The UI of `receive`: it also asks the user to accept. */
-export interface ReceiveUi extends FlowUi {
-  /**
-   * Show the acceptance screen and ask the user to accept the share; true only when the user
-   * confirmed (in cipherpost: typed the sender's key back). May throw a CipherpostError
-   * ("declined") when nobody can be asked.
-   */
-  confirm(summary: AcceptanceSummary): Promise<boolean>;
+/** The variants of what a share can hold, as the acceptance screen shows them. */
+export type PayloadSummary = MaterialSummary | LargeSummary | SessionSummaryView;
+
+/** A DHT share: typed material of at most 64 KiB. */
+export interface MaterialSummary {
+  kind: "material";
+  type: MaterialType;
+  bytes: Uint8Array;
+}
+
+/** A large share: a file or a folder on the sender's homeserver (docs/PROTOCOL.md §5). */
+export interface LargeSummary {
+  kind: "large";
+  /** a single file or a folder (a tar) */
+  content: "file" | "directory";
+  /** the sender's name for it */
+  name: string;
+  size: number;
+  parts: number;
+  /** z32 of the sender's homeserver */
+  homeserver: string;
+  /** the URL the parts will be fetched from (resolved from the homeserver's packet) */
+  endpoint: string;
+  /** directories: the sender's claimed file count and first entries (checked while extracting) */
+  fileCount?: number;
+  topEntries?: string[];
+  /** where it will be written */
+  target: string;
+}
+
+/** A Claude Code session hand-off: what is placed, and where. */
+export interface SessionSummaryView {
+  kind: "claude_session";
+  sessionId: string;
+  /** the project folder recorded in the transcript (sender-controlled) */
+  project: string;
+  messages: number;
+  lastPrompt: string | null;
+  /** bytes of the transcript and sidecar files */
+  size: number;
+  sidecarFiles: number;
+  /** the compressed bundle */
+  bundleBytes: number;
+  claudeVersion: string;
+  /** the directory the session is placed for (and `claude` would run in) */
+  targetDir: string;
+  /** transcript paths are rewritten to targetDir */
+  rewritten: boolean;
+  /** what placing does to a local copy of the same session */
+  action: "new" | "replace" | "keep" | "same" | "fork";
+  /** the session ID it is placed under (a new one for a fork) */
+  placedAs: string;
+  /** it travelled as a large share through the sender's homeserver */
+  viaHomeserver?: string;
 }
