@@ -1,0 +1,200 @@
+// The one receive pipeline (lib/flows/share/receive.ts): a large share goes through the same
+// acceptance, --accept parser, escaping, Envelope rules and pending-receipt path as a DHT share.
+// Each step reproduces a defect of the large path's former copy of acceptance and receipts.
+import assert from "node:assert/strict";
+import { cli, type CliResult, ledgerText, makeUserWithSeed, PASS, testTransport, tmpDir } from "./_helpers.ts";
+import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
+import { keypairFromSeed } from "../lib/crypto/keys.ts";
+import { State } from "../lib/state/state.ts";
+import { sendLarge } from "../lib/flows/large/send.ts";
+
+interface Person {
+  home: string;
+  z32: string;
+  seed: Uint8Array;
+}
+
+async function person(base: string, name: string, n: number): Promise<Person> {
+  const seed = new Uint8Array(32).fill(n);
+  const u = await makeUserWithSeed(base, name, seed);
+  return { home: u.home, z32: u.z32, seed };
+}
+
+function env(net: Testnet, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    CIPHERPOST_PASSPHRASE: PASS,
+    CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+    CIPHERPOST_RELAYS: net.relayUrl,
+    ...extra,
+  };
+}
+
+async function run(
+  p: Person,
+  net: Testnet,
+  args: string[],
+  extra: Record<string, string> = {},
+): Promise<CliResult> {
+  return await cli(args, { home: p.home, env: env(net, extra) });
+}
+
+/** A 100 KiB file (over the DHT's 64 KiB: it goes as a large share). */
+async function payload(path: string, fill: number): Promise<Uint8Array> {
+  const bytes = new Uint8Array(100 * 1024).fill(fill);
+  await Deno.writeFile(path, bytes);
+  return bytes;
+}
+
+Deno.test("one receive pipeline: large shares are accepted, escaped and receipted like any share", async (t) => {
+  const base = await tmpDir("cp-pipeline-");
+  const net = await startTestnet({ nodes: 12 });
+  const tr = testTransport(net);
+  let hs: HomeserverStandIn | null = null;
+  try {
+    hs = await startHomeserver({ signupMode: "open", transport: tr });
+    const alice = await person(base, "alice", 21);
+    const bob = await person(base, "bob", 22);
+    const up = await run(alice, net, ["homeserver", "signup", hs.key]);
+    assert.equal(up.code, 0, up.stderr);
+
+    await t.step("--accept takes the pk: form and a contact name on a large share", async () => {
+      const src = `${base}/report.bin`;
+      const bytes = await payload(src, 1);
+      for (const [k, accept] of [`pk:${alice.z32}`, "alice"].entries()) {
+        if (accept === "alice") {
+          const c = await run(bob, net, ["contacts", "add", "alice", alice.z32]);
+          assert.equal(c.code, 0, c.stderr);
+        }
+        const s = await run(alice, net, ["send", "--share", bob.z32, "-p", "q3", src]);
+        assert.equal(s.code, 0, s.stderr);
+        const out = `${base}/accepted-${k}.bin`;
+        const r = await run(bob, net, ["receive", s.stdout.trim(), "--accept", accept, "-o", out]);
+        assert.equal(r.code, 0, `--accept ${accept}: ${r.stderr}`);
+        assert.deepEqual(await Deno.readFile(out), bytes);
+        assert.match(r.stderr, /Type: +large file "report\.bin"/);
+        assert.match(r.stderr, /From: +homeserver /, "the screen names the homeserver");
+        assert.match(r.stderr, /wrote 102400 bytes \(file\) to /);
+        if (accept === "alice") assert.match(r.stderr, /your contact "alice"/);
+        else assert.match(r.stderr, /\(not in your contacts\)/);
+      }
+    });
+
+    await t.step("bidi controls in a large share's name and purpose are shown escaped", async () => {
+      const name = "invoice\u202Efdp.exe";
+      const src = `${base}/${name}`;
+      await payload(src, 2);
+      const s = await run(alice, net, ["send", "--share", bob.z32, "-p", "pay \u2067me", src]);
+      assert.equal(s.code, 0, s.stderr);
+      const r = await run(bob, net, [
+        "receive",
+        s.stdout.trim(),
+        "--accept",
+        alice.z32,
+        "-o",
+        `${base}/invoice.out`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!r.stderr.includes("\u202E"), "no raw right-to-left override on the screen");
+      assert.ok(!r.stderr.includes("\u2067"), "no raw isolate on the screen");
+      assert.match(r.stderr, /Type: +large file "invoice\\u202efdp\.exe"/);
+      assert.match(r.stderr, /Purpose: +"pay \\u2067me"/);
+    });
+
+    await t.step(
+      "a C0 control in a pointer Envelope's purpose is refused before anything is written",
+      async () => {
+        const src = `${base}/bell.bin`;
+        await payload(src, 3);
+        // the CLI strips controls from -p; a hostile sender uses the library
+        const sent = await sendLarge(
+          { transport: tr, state: new State(alice.home), me: keypairFromSeed(alice.seed) },
+          {
+            recipient: bob.z32,
+            purpose: "ring \u0007 the bell",
+            source: { kind: "path", path: src },
+            ttlSeconds: 3600n,
+            pin: null,
+            burn: false,
+          },
+          { status: () => {}, note: () => {} },
+        );
+        const before = await ledgerText(bob.home);
+        const out = `${base}/bell.out`;
+        const r = await run(bob, net, ["receive", sent.uri, "--accept", alice.z32, "-o", out]);
+        assert.equal(r.code, 3, r.stderr);
+        assert.match(r.stderr, /signature verification failed/);
+        assert.doesNotMatch(r.stderr, /ACCEPTANCE/);
+        await assert.rejects(Deno.lstat(out), Deno.errors.NotFound);
+        assert.equal(await ledgerText(bob.home), before, "not marked accepted");
+        const pending = [];
+        try {
+          for await (const e of Deno.readDir(`${bob.home}/state/pending`)) pending.push(e.name);
+        } catch { /* no folder: none */ }
+        assert.deepEqual(pending, [], "no receipt kept");
+      },
+    );
+
+    await t.step(
+      "a large share's receipt that could not be published is kept and goes out on re-receive",
+      async () => {
+        const src = `${base}/kept.bin`;
+        const bytes = await payload(src, 4);
+        const s = await run(alice, net, ["send", "--share", bob.z32, "-p", "kept", "--json", src]);
+        assert.equal(s.code, 0, s.stderr);
+        const info = JSON.parse(s.stdout);
+        // a relay that serves reads but refuses every write (and no DHT): the share delivers,
+        // the receipt publish fails
+        const ro = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+          if (req.method === "PUT") return new Response("no", { status: 500 });
+          const u = new URL(req.url);
+          return await fetch(`${net.relayUrl}${u.pathname}${u.search}`, { headers: req.headers });
+        });
+        const out = `${base}/kept.out`;
+        try {
+          const r = await run(bob, net, [
+            "receive",
+            info.uri,
+            "--accept",
+            alice.z32,
+            "-o",
+            out,
+            "--no-dht",
+          ], { CIPHERPOST_RELAYS: `http://127.0.0.1:${ro.addr.port}` });
+          assert.equal(r.code, 0, r.stderr);
+          assert.match(r.stderr, /receipt publish failed/);
+          assert.deepEqual(await Deno.readFile(out), bytes);
+        } finally {
+          await ro.shutdown();
+        }
+        const none = await run(alice, net, [
+          "receipts",
+          "--from",
+          bob.z32,
+          "--share-ref",
+          info.share_ref,
+          "--json",
+        ]);
+        assert.notEqual(none.code, 0, "no receipt on the network yet");
+        const again = await run(bob, net, ["receive", info.uri, "--accept", alice.z32, "-o", out]);
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stderr, /receipt was never published: publishing it now/);
+        const rc = await run(alice, net, [
+          "receipts",
+          "--from",
+          bob.z32,
+          "--share-ref",
+          info.share_ref,
+          "--json",
+        ]);
+        assert.equal(rc.code, 0, `receipt still missing after re-receive: ${rc.stderr}`);
+        assert.equal(JSON.parse(rc.stdout)[0]?.recipient_pubkey ?? JSON.parse(rc.stdout).recipient_pubkey, bob.z32);
+      },
+    );
+  } finally {
+    await hs?.close();
+    await tr.close();
+    await net.close();
+    await Deno.remove(base, { recursive: true });
+  }
+});
