@@ -328,7 +328,7 @@ export function receiptObject(r: Receipt): Record<string, JsonValue> {
  * `accepted_at` from 1970 to at most {@link MAX_CLOCK_SKEW_SECONDS} ahead of `nowSec`, and a
  * purpose without C0 controls. Throws an Error when it is not a well-formed receipt.
  */
-export function parseReceipt(text: string, nowSec = nowSeconds()): Receipt {
+export function parseReceipt(text: string, nowSec: number = nowSeconds()): Receipt {
   const o = parseJson(text);
   if (!field.isObject(o)) throw new Error("malformed receipt");
   const r: Receipt = {
@@ -368,7 +368,7 @@ export function verifyReceipt(r: Receipt): void {
 }
 
 /** Parse (with every format check of {@link parseReceipt}) and verify a receipt; any failure → exit 3. */
-export function parseAndVerifyReceipt(text: string, nowSec = nowSeconds()): Receipt {
+export function parseAndVerifyReceipt(text: string, nowSec: number = nowSeconds()): Receipt {
   let r: Receipt;
   try {
     r = parseReceipt(text, nowSec);
