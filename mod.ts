@@ -6,7 +6,8 @@
  * The recipient resolves it, verifies both signatures, and only then decrypts; accepting a share
  * publishes a signed receipt the sender can collect.
  *
- * This module is the library. The command-line program is the `./cli` export (`main.ts`).
+ * This module is the library. The command-line program is the `./cli` export (`main.ts`); a local
+ * testnet and a stand-in homeserver for tests are the `./testing` export (`testing.ts`).
  *
  * ## Use
  *
@@ -62,7 +63,8 @@
  * - Loosen the identity file. {@link storeIdentity} writes it 0600 in a 0700 folder, atomically;
  *   keep it that way, and never put the passphrase in argv, logs or the environment of other
  *   processes.
- * - Point tests at the public DHT. {@link startTestnet} runs a DHT and a relay on loopback.
+ * - Point tests at the public DHT. The `./testing` export (`startTestnet`) runs a DHT and a
+ *   relay on loopback, and a stand-in homeserver.
  *
  * @module
  */
@@ -125,9 +127,3 @@ export {
   type ErrorKind,
   SIGNATURE_FAILED,
 } from "./lib/util/errors.ts";
-
-/**
- * For tests only: a Mainline DHT and a pkarr relay on loopback. Pass its `bootstrap` and
- * `relayUrl` to a {@link Transport} so nothing leaves the machine.
- */
-export { startTestnet, type Testnet, type TestnetOptions } from "./lib/testing/testnet.ts";
