@@ -77,9 +77,20 @@ export {
   type LoadedIdentity,
   loadIdentity,
   parseImport,
+  type StoredIdentity,
   storeIdentity,
 } from "./lib/state/identity.ts";
-export { State } from "./lib/state/state.ts";
+export { type Argon2Params, DEFAULT_ARGON2 } from "./lib/crypto/kdf.ts";
+export {
+  type Consumption,
+  type LedgerRow,
+  type SentShare,
+  type SentShareBase,
+  type SentShareV1,
+  type SentShareV2,
+  State,
+} from "./lib/state/state.ts";
+export type { JsonValue } from "./lib/util/canonical_json.ts";
 
 // Keys and addresses.
 export {
@@ -94,10 +105,18 @@ export { decodeZ32, encodeZ32, parsePublicKey } from "./lib/pkarr/public_key.ts"
 export {
   DEFAULT_BOOTSTRAP,
   DEFAULT_RELAYS,
+  type PublishOptions,
+  type PublishReport,
+  type Resolved,
+  type ResolveOptions,
+  type ResolveReport,
   Transport,
   type TransportOptions,
   transportOptions,
 } from "./lib/pkarr/transport.ts";
+export { DhtConflictError } from "./lib/pkarr/conflict.ts";
+export type { SignedPacket } from "./lib/pkarr/signed_packet.ts";
+export type { DnsRecord, NameType, PrefNameType, RData } from "./lib/pkarr/dns.ts";
 
 // Shares: send, receive, revoke, republish, receipts.
 export { send, type SendRequest, type SendResult } from "./lib/flows/share/send.ts";
@@ -107,6 +126,7 @@ export { republish, type RepublishReport } from "./lib/flows/share/republish.ts"
 export { collectReceipts, type ReceiptHarvest } from "./lib/flows/share/receipts.ts";
 export type { AcceptanceSummary, FlowUi, ReceiveUi } from "./lib/flows/share/ui.ts";
 export {
+  type Envelope,
   parseAndVerifyReceipt,
   parseReceipt,
   type Receipt,
