@@ -125,7 +125,7 @@ export function ageIdentityOf(x25519Secret: Uint8Array): string {
  * The age recipient (`age1…`) that an Ed25519 public key converts to (Edwards → Montgomery):
  * what a share to that key is encrypted to, usable with any age implementation.
  *
- * @throws {Error} when `publicKey` is not a valid Ed25519 point.
+ * @throws {RangeError} (from noble) when `publicKey` is not 32 bytes naming an Ed25519 point.
  */
 export function ageRecipientOfEd(publicKey: Uint8Array): string {
   return ageRecipientOf(x25519PublicFromEd(publicKey));

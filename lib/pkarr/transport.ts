@@ -174,7 +174,7 @@ export class Transport {
     return this.#dhtOpening;
   }
 
-  /** Release sockets and timers. Safe to call twice; the transport can open again later. */
+  /** Release sockets and timers. Safe to call twice; do not use the transport afterwards. */
   async close(): Promise<void> {
     if (this.#dhtOpening) await this.#dhtOpening.catch(() => {});
     await this.#dht?.close();

@@ -194,8 +194,9 @@ export function isoSeconds(d = new Date()): string {
  * The state folder of a cipherpost home (`home/state`): the ledger of accepted shares, the
  * records of sent shares, pending receipts and locks. Nothing is created until first used; every
  * file is written 0600 in 0700 folders. Methods throw {@link CipherpostError} `config` on a
- * malformed `share_ref` and `io` when a state file exists but cannot be read; other file-system
- * failures reject with the `Deno.errors` error as it is.
+ * malformed `share_ref` (`forgetGoneBlob`: a plain Error on a malformed blob id) and `io` when a
+ * state file exists but cannot be read; other file-system failures reject with the `Deno.errors`
+ * error as it is.
  */
 export class State {
   /** The state folder: `home/state`. */

@@ -71,7 +71,10 @@ export interface RequestLogEntry {
   path: string;
   /** The status answered. */
   status: number;
-  /** The z32 key of the user addressed (the Pubky host), or null for none or an unrouted request. */
+  /**
+   * The z32 key of the user addressed (the Pubky host); null when the request named none, for
+   * sign-up and sign-in, and for a GET answered 429 by {@link HomeserverStandIn.rateLimitGets}.
+   */
   tenant: string | null;
 }
 
