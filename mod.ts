@@ -6,7 +6,8 @@
  * The recipient resolves it, verifies both signatures, and only then decrypts; accepting a share
  * publishes a signed receipt the sender can collect.
  *
- * This module is the library. The command-line program is the `./cli` export (`main.ts`).
+ * This module is the library. The command-line program is the `./cli` export (`main.ts`); a local
+ * testnet and a stand-in homeserver for tests are the `./testing` export (`testing.ts`).
  *
  * ## Use
  *
@@ -69,7 +70,8 @@
  * - Loosen the identity file. {@link storeIdentity} writes it 0600 in a 0700 folder, atomically;
  *   keep it that way, and never put the passphrase in argv, logs or the environment of other
  *   processes.
- * - Point tests at the public DHT. {@link startTestnet} runs a DHT and a relay on loopback.
+ * - Point tests at the public DHT. The `./testing` export (`startTestnet`) runs a DHT and a
+ *   relay on loopback, and a stand-in homeserver.
  *
  * @module
  */
@@ -82,9 +84,20 @@ export {
   type LoadedIdentity,
   loadIdentity,
   parseImport,
+  type StoredIdentity,
   storeIdentity,
 } from "./lib/state/identity.ts";
-export { State } from "./lib/state/state.ts";
+export { type Argon2Params, DEFAULT_ARGON2 } from "./lib/crypto/kdf.ts";
+export {
+  type Consumption,
+  type LedgerRow,
+  type SentShare,
+  type SentShareBase,
+  type SentShareV1,
+  type SentShareV2,
+  State,
+} from "./lib/state/state.ts";
+export type { JsonValue } from "./lib/util/canonical_json.ts";
 
 // Keys and addresses.
 export {
@@ -99,10 +112,18 @@ export { decodeZ32, encodeZ32, parsePublicKey } from "./lib/pkarr/public_key.ts"
 export {
   DEFAULT_BOOTSTRAP,
   DEFAULT_RELAYS,
+  type PublishOptions,
+  type PublishReport,
+  type Resolved,
+  type ResolveOptions,
+  type ResolveReport,
   Transport,
   type TransportOptions,
   transportOptions,
 } from "./lib/pkarr/transport.ts";
+export { DhtConflictError } from "./lib/pkarr/conflict.ts";
+export type { SignedPacket } from "./lib/pkarr/signed_packet.ts";
+export type { DnsRecord, NameType, PrefNameType, RData } from "./lib/pkarr/dns.ts";
 
 // Shares: send, receive (any kind: DHT material or a large share), revoke, republish, receipts.
 export { send, type SendRequest, type SendResult } from "./lib/flows/share/send.ts";
@@ -162,6 +183,7 @@ export { discoverSession, listSessions } from "./lib/claude/discover.ts";
 export { type Contact, Contacts } from "./lib/state/contacts.ts";
 
 export {
+  type Envelope,
   parseAndVerifyReceipt,
   parseReceipt,
   type Receipt,
@@ -182,9 +204,3 @@ export {
   type ErrorKind,
   SIGNATURE_FAILED,
 } from "./lib/util/errors.ts";
-
-/**
- * For tests only: a Mainline DHT and a pkarr relay on loopback. Pass its `bootstrap` and
- * `relayUrl` to a {@link Transport} so nothing leaves the machine.
- */
-export { startTestnet, type Testnet, type TestnetOptions } from "./lib/testing/testnet.ts";

@@ -10,14 +10,17 @@ import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { utf8 } from "../util/encoding.ts";
 
-/** Argon2id cost parameters (memory in KiB). */
+/** Argon2id cost parameters, as in a PHC string (`m=…,t=…,p=…`). */
 export interface Argon2Params {
+  /** Memory in KiB. */
   m: number;
+  /** Iterations (passes over the memory). */
   t: number;
+  /** Parallelism (lanes). */
   p: number;
 }
 
-/** v1.1 defaults for identities and the fixed PIN parameters. */
+/** The identity default (64 MiB, 3 passes, 1 lane), also the fixed parameters of PIN shares. */
 export const DEFAULT_ARGON2: Argon2Params = { m: 65536, t: 3, p: 1 };
 
 /** HKDF purpose strings (domain separation). */

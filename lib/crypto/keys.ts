@@ -15,11 +15,17 @@ import { b64encodeNoPad, concat, utf8 } from "../util/encoding.ts";
 
 /** An Ed25519 keypair: the 32-byte seed is the secret. */
 export interface Keypair {
+  /** The 32-byte secret seed (RFC 8032); whoever holds it is this identity. */
   seed: Uint8Array;
+  /** The 32-byte public key, the identity's address (z-base-32 in text). */
   publicKey: Uint8Array;
 }
 
-/** The keypair of a 32-byte seed. */
+/**
+ * The keypair of a 32-byte seed. The seed is kept by reference, not copied.
+ *
+ * @throws {Error} when `seed` is not 32 bytes (a programming error, not a {@link CipherpostError}).
+ */
 export function keypairFromSeed(seed: Uint8Array): Keypair {
   if (seed.length !== 32) throw new Error("seed must be 32 bytes");
   return { seed, publicKey: ed25519.getPublicKey(seed) };
@@ -115,7 +121,12 @@ export function ageIdentityOf(x25519Secret: Uint8Array): string {
   return bech32.encode("age-secret-key-", bech32.toWords(x25519Secret), 1023).toUpperCase();
 }
 
-/** The age recipient that an Ed25519 public key converts to. */
+/**
+ * The age recipient (`age1…`) that an Ed25519 public key converts to (Edwards → Montgomery):
+ * what a share to that key is encrypted to, usable with any age implementation.
+ *
+ * @throws {RangeError} (from noble) when `publicKey` is not 32 bytes naming an Ed25519 point.
+ */
 export function ageRecipientOfEd(publicKey: Uint8Array): string {
   return ageRecipientOf(x25519PublicFromEd(publicKey));
 }

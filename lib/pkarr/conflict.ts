@@ -15,6 +15,12 @@ export class DhtConflictError extends CipherpostError {
   /** 301 (CAS mismatch) or 302 (sequence number not newer than the stored one). */
   readonly code: 301 | 302;
 
+  /**
+   * A conflict of kind `network`, with a hint to re-read and try again.
+   *
+   * @param code The BEP44 error code the node or relay answered.
+   * @param message One line for the user.
+   */
   constructor(code: 301 | 302, message: string) {
     super("network", message, "someone published a newer record: re-read it and try again");
     this.name = "DhtConflictError";

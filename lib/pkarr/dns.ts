@@ -46,9 +46,17 @@ export type PrefNameType = "MX" | "AFSDB" | "RT";
 
 /** One resource record. `class` defaults to 1 (IN); it is kept verbatim (all 16 bits). */
 export interface DnsRecord {
+  /**
+   * The owner name. Decoded records carry the full name (`_foo.<key>`); when a packet is signed,
+   * a name is taken relative to its key: `.` or `@` is the key itself, `_foo` becomes
+   * `_foo.<key>`, a name whose last label is the key stays as it is.
+   */
   name: string;
+  /** Time to live, in seconds. */
   ttl: number;
+  /** The DNS class (default 1, IN). */
   class?: number;
+  /** The record's type and data. */
   data: RData;
 }
 

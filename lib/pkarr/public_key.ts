@@ -39,7 +39,11 @@ export function encodeZ32(bytes: Uint8Array): string {
 
 /**
  * Decodes z-base-32 like the Rust `base32` crate (0.5, `Alphabet::Z`): lowercase only, leftover
- * trailing bits are ignored. Throws on a character outside the alphabet.
+ * trailing bits are ignored. It checks only the alphabet: to read a key, use
+ * {@link parsePublicKey}, which also checks the length and the point.
+ *
+ * @throws {CipherpostError} `config` ("invalid public key: not z-base-32") on a character
+ *   outside the alphabet.
  */
 export function decodeZ32(s: string): Uint8Array {
   const out = new Uint8Array(Math.floor((s.length * 5) / 8));
@@ -96,7 +100,8 @@ function stripKeyText(input: string): string {
  * and sub-domains are stripped; the last dot-label wins). The result must be 32 bytes and a valid
  * Ed25519 point.
  *
- * @throws CipherpostError("config", "invalid public key: …")
+ * @returns The 32-byte public key.
+ * @throws {CipherpostError} `config` ("invalid public key: …") when the text holds no such key.
  */
 export function parsePublicKey(input: string): Uint8Array {
   const bytes = decodeZ32(stripKeyText(input));

@@ -15,8 +15,11 @@ import { verifyPacketSignature } from "../crypto/keys.ts";
 
 /** A signed PKARR packet. `timestamp` is µs since the epoch and equals the BEP44 `seq`. */
 export interface SignedPacket {
+  /** The 32-byte Ed25519 key that signed it: whose packet it is. */
   publicKey: Uint8Array;
+  /** The 64-byte Ed25519 signature over the BEP44 signable of `timestamp` and `v`. */
   signature: Uint8Array;
+  /** Microseconds since the epoch; the more recent packet of a key wins. */
   timestamp: number;
   /** the encoded DNS packet (BEP44 `v`) */
   v: Uint8Array;

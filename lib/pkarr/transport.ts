@@ -33,11 +33,15 @@ export const DEFAULT_BOOTSTRAP = [
 /** The public pkarr relays. */
 export const DEFAULT_RELAYS = ["https://pkarr.pubky.app", "https://pkarr.pubky.org"];
 
-/** Where and how to reach the network. */
+/** Where and how to reach the network. {@link transportOptions} fills in the defaults. */
 export interface TransportOptions {
+  /** Mainline DHT bootstrap nodes, `host:port` each. */
   bootstrap: string[];
+  /** pkarr relay base URLs (`https://…`; `http://` for a local testnet). */
   relays: string[];
+  /** Resolve and publish on the DHT. */
   useDht: boolean;
+  /** Resolve and publish through the relays. At least one of the two paths must be on. */
   useRelays: boolean;
   /** Per-request timeout in ms. */
   timeoutMs: number;
@@ -47,7 +51,11 @@ export interface TransportOptions {
 
 /**
  * Complete options: the public bootstrap nodes and relays where none are given (an empty list
- * counts as none), both paths on, a 2000 ms timeout. Throws `usage` when both paths are off.
+ * counts as none), both paths on, a 2000 ms timeout.
+ *
+ * @param o What to set; the rest gets the defaults above.
+ * @returns Options for `new Transport(…)`.
+ * @throws {CipherpostError} `usage` when both `useDht` and `useRelays` are false.
  */
 export function transportOptions(o: Partial<TransportOptions> = {}): TransportOptions {
   const opts: TransportOptions = {
@@ -78,6 +86,7 @@ export interface PublishOptions {
 
 /** A resolved packet and where it came from. */
 export interface Resolved {
+  /** The most recent verified packet (or the first that `accept` took). */
   packet: SignedPacket;
   /** `dht:host:port` or `relay:url` of every source that delivered this exact packet. */
   sources: string[];
@@ -85,19 +94,29 @@ export interface Resolved {
 
 /** Statistics of one resolve, for `dht resolve` and error messages. */
 export interface ResolveReport {
+  /** The packet found, or null when no path had one. */
   result: Resolved | null;
+  /** DHT nodes asked. */
   dhtQueried: number;
+  /** DHT nodes that answered. */
   dhtResponded: number;
+  /** Packets refused (bad signature, malformed DNS, out-of-range timestamp), from any path. */
   invalid: number;
+  /** Relays that answered (with a packet or with "not found"). */
   relaysAnswered: number;
+  /** One line per path that failed (`dht: …`, `relay <url>: …`); not escaped. */
   errors: string[];
 }
 
-/** Outcome of a publish. */
+/** Outcome of a publish by {@link Transport.update}. */
 export interface PublishReport {
+  /** The packet published. */
   packet: SignedPacket;
+  /** DHT nodes that stored it. */
   dhtStored: number;
+  /** Relays that stored it. */
   relaysStored: number;
+  /** Read-merge-write rounds it took (1 without a conflict). */
   attempts: number;
 }
 
@@ -125,12 +144,23 @@ function sameRecords(origin: string, a: DnsRecord[], b: DnsRecord[]): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A handle on the network; open once per command, close at the end. */
+/**
+ * A handle on the network: resolve and publish PKARR signed packets on the DHT and the relays.
+ * Open one per task and {@link Transport.close} it on every path. The DHT client starts on
+ * first use. Every request has the {@link TransportOptions.timeoutMs} timeout; every packet
+ * received is verified before it is counted.
+ */
 export class Transport {
+  /** The options it was made with. */
   readonly opts: TransportOptions;
   #dht: DhtClient | null = null;
   #dhtOpening: Promise<DhtClient> | null = null;
 
+  /**
+   * A transport on `opts`; opens nothing yet.
+   *
+   * @param opts Where and how to reach the network (see {@link transportOptions}).
+   */
   constructor(opts: TransportOptions) {
     this.opts = opts;
   }
@@ -144,7 +174,7 @@ export class Transport {
     return this.#dhtOpening;
   }
 
-  /** Release sockets and timers. */
+  /** Release sockets and timers. Safe to call twice; do not use the transport afterwards. */
   async close(): Promise<void> {
     if (this.#dhtOpening) await this.#dhtOpening.catch(() => {});
     await this.#dht?.close();
@@ -154,7 +184,13 @@ export class Transport {
   /**
    * Resolve the packet of `publicKey`. With `accept`, answer as soon as a verified packet
    * satisfies it; otherwise (or if none does) wait for every path and return the most recent.
-   * Throws `network` (exit 6) only when no path could be reached at all.
+   *
+   * @param publicKey The 32-byte Ed25519 key whose packet to find.
+   * @param accept Takes a verified packet; true stops the search there.
+   * @param opts Hedging of the relays.
+   * @returns The packet found (or none) and what each path did.
+   * @throws {CipherpostError} `network` only when no DHT node and no relay could be reached at
+   *   all (an empty answer is a `null` result, not an error).
    */
   async resolveReport(
     publicKey: Uint8Array,
@@ -259,7 +295,12 @@ export class Transport {
     return report;
   }
 
-  /** Resolve and return just the packet (or null when nobody has one). */
+  /**
+   * Resolve and return just the packet, as {@link Transport.resolveReport} does.
+   *
+   * @returns The packet and its sources, or null when no path had one.
+   * @throws {CipherpostError} `network` when no DHT node and no relay could be reached.
+   */
   async resolve(
     publicKey: Uint8Array,
     accept?: (p: SignedPacket) => boolean,
@@ -269,9 +310,16 @@ export class Transport {
   }
 
   /**
-   * Publish one packet on every enabled path; `cas` is the seq the caller read. Throws
-   * {@link DhtConflictError} when the network holds something newer, `network` when no node and
-   * no relay stored it.
+   * Publish one packet on every enabled path. This replaces the key's whole packet: to add or
+   * change records without losing others, use {@link Transport.update}.
+   *
+   * @param packet A signed packet of the key.
+   * @param cas The timestamp (BEP44 seq) of the packet the caller read, for compare-and-swap.
+   * @param opts Whether the relays are asked always or only when the DHT stored nowhere.
+   * @returns How many DHT nodes and relays stored it (at least one in all).
+   * @throws {DhtConflictError} (kind `network`, `code` 301 or 302) when the network holds a
+   *   newer packet or `cas` no longer matches; {@link CipherpostError} `network` when no node
+   *   and no relay stored it.
    */
   async publish(
     packet: SignedPacket,
@@ -346,14 +394,26 @@ export class Transport {
 
   /**
    * Read-merge-write the packet of `seed`'s key. `edit` gets the current records (empty when
-   * there is no packet) and returns the new list; it may be called again after a conflict.
-   * Returns null without publishing when `edit` returns null (nothing to change).
+   * there is no packet) and returns the new list; it may be called again after a conflict, so
+   * it must derive its answer from the records it is given. The new packet's timestamp is now,
+   * or just after the one read.
+   *
+   * @param seed The 32-byte Ed25519 seed that signs the packet.
+   * @param publicKey The public key of `seed`.
+   * @param edit Current records → new records, or null for "nothing to change".
+   * @param maxAttempts Read-merge-write rounds before giving up on conflicts (default 8).
+   * @returns What was published, or null when `edit` returned null on the first round.
+   * @throws {CipherpostError} `network` when no path stored the packet, or when conflicts
+   *   persist for `maxAttempts` rounds ({@link DhtConflictError} on the last round's conflict);
+   *   `too_large` when `edit`'s records take more than 1000 bytes of DNS; `invalid_material`
+   *   when a record cannot be encoded (a label over 63 bytes, a bad address, …). Whatever `edit`
+   *   throws propagates.
    */
   async update(
     seed: Uint8Array,
     publicKey: Uint8Array,
     edit: (records: DnsRecord[]) => DnsRecord[] | null,
-    maxAttempts = 8,
+    maxAttempts: number = 8,
   ): Promise<PublishReport | null> {
     let last: PublishReport | null = null;
     for (let attempt = 1;; attempt++) {

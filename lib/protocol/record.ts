@@ -104,12 +104,20 @@ const MATERIAL_TYPES: readonly MaterialType[] = [
   "claude_session",
 ];
 
-/** The age plaintext of a share. */
+/** The age plaintext of a share: what the sender signed inside the encryption. */
 export interface Envelope {
+  /** The sender asked that the share be accepted once only. */
   burnAfterRead: boolean;
+  /** When the sender made the share, in Unix seconds. */
   createdAt: number;
+  /** The secret itself and its declared type (checked against the bytes on receive). */
   material: { type: MaterialType; bytes: Uint8Array };
+  /** 1 or 2. */
   protocolVersion: number;
+  /**
+   * The sender's note to the recipient: no C0 controls, but DEL, C1 and bidi controls may
+   * remain, so escape it before display.
+   */
   purpose: string;
 }
 
@@ -287,17 +295,34 @@ export function expiresAt(createdAt: number, ttlSeconds: bigint): bigint {
   return e > max ? max : e;
 }
 
-/** A signed delivery receipt. */
+/**
+ * A signed delivery receipt: the recipient's statement that it accepted a share, published in
+ * the recipient's own packet (and, for v2, in the share's receipt slot). The fields are the
+ * wire fields in camelCase (`accepted_at` → `acceptedAt`); PROTOCOL §2 gives their rules.
+ */
 export interface Receipt {
+  /** When the recipient accepted the share, in Unix seconds. */
   acceptedAt: number;
+  /** SHA-256 (64 lowercase hex) of the share's ciphertext: the bytes `shareRef` covers. */
   ciphertextHash: string;
+  /** SHA-256 (64 lowercase hex) of the decrypted Envelope's canonical bytes. */
   cleartextHash: string;
+  /** 16 random bytes (32 lowercase hex) chosen by the recipient. */
   nonce: string;
+  /** The protocol version of the share: 1 or 2. */
   protocolVersion: number;
+  /**
+   * The share's purpose, as the sender wrote it: no C0 controls, but DEL, C1 and bidi controls
+   * may remain, so escape it before display.
+   */
   purpose: string;
+  /** The recipient's key, canonical z-base-32: the key that signed this receipt. */
   recipientPubkey: string;
+  /** The sender's key, canonical z-base-32. */
   senderPubkey: string;
+  /** The share's reference (32 lowercase hex). */
   shareRef: string;
+  /** Padded base64 of the recipient's Ed25519 signature over the canonical JSON of the rest. */
   signature: string;
 }
 
@@ -344,9 +369,16 @@ export function receiptObject(r: Receipt): Record<string, JsonValue> {
  * Parse receipt JSON and check the format of every field: protocol_version 1 or 2, share_ref and
  * nonce 32 lowercase hex, the hashes 64, keys canonical z-base-32, the signature base64,
  * `accepted_at` from 1970 to at most {@link MAX_CLOCK_SKEW_SECONDS} ahead of `nowSec`, and a
- * purpose without C0 controls. Throws an Error when it is not a well-formed receipt.
+ * purpose without C0 controls. It does not check the signature: follow it with
+ * {@link verifyReceipt}, or use {@link parseAndVerifyReceipt}.
+ *
+ * @param text The receipt's JSON (the TXT record's text).
+ * @param nowSec The verifier's clock in Unix seconds (default: now).
+ * @returns The receipt, unverified.
+ * @throws {Error} a plain `Error` (not a {@link CipherpostError}) when `text` is not a
+ *   well-formed receipt; its message names the first field found wrong.
  */
-export function parseReceipt(text: string, nowSec = nowSeconds()): Receipt {
+export function parseReceipt(text: string, nowSec: number = nowSeconds()): Receipt {
   const o = parseJson(text);
   if (!field.isObject(o)) throw new Error("malformed receipt");
   const r: Receipt = {
@@ -374,7 +406,14 @@ export function parseReceipt(text: string, nowSec = nowSeconds()): Receipt {
   return r;
 }
 
-/** Verify a receipt's signature by `recipient_pubkey`. Failure → exit 3. */
+/**
+ * Verify a receipt's Ed25519 signature by its own `recipientPubkey` (strict verification). This
+ * proves who signed it, not that it is the receipt of a given share: compare `shareRef`,
+ * `senderPubkey`, `recipientPubkey` and `ciphertextHash` with the share's (PROTOCOL §2.1).
+ *
+ * @throws {CipherpostError} `signature` (message {@link SIGNATURE_FAILED}) when the signature
+ *   does not verify or the receipt cannot be canonicalized.
+ */
 export function verifyReceipt(r: Receipt): void {
   let signable: Uint8Array;
   try {
@@ -385,8 +424,16 @@ export function verifyReceipt(r: Receipt): void {
   verifySigned(signable, r.recipientPubkey, r.signature);
 }
 
-/** Parse (with every format check of {@link parseReceipt}) and verify a receipt; any failure → exit 3. */
-export function parseAndVerifyReceipt(text: string, nowSec = nowSeconds()): Receipt {
+/**
+ * Parse (with every format check of {@link parseReceipt}) and verify a receipt.
+ *
+ * @param text The receipt's JSON (the TXT record's text).
+ * @param nowSec The verifier's clock in Unix seconds (default: now).
+ * @returns The receipt, its signature verified.
+ * @throws {CipherpostError} `signature` (message {@link SIGNATURE_FAILED}) on any failure,
+ *   malformed or badly signed alike.
+ */
+export function parseAndVerifyReceipt(text: string, nowSec: number = nowSeconds()): Receipt {
   let r: Receipt;
   try {
     r = parseReceipt(text, nowSec);

@@ -27,8 +27,12 @@ function invalid(reason: string, hint?: string): CipherpostError {
 /**
  * Parse a share URI and canonicalise it: the sender must be 52 z-base-32 characters naming a
  * valid Ed25519 point (a non-canonical last character is re-spelled canonically), the reference
- * 32 lowercase hex (v1) or `2.` and 52 z-base-32 characters (v2). Every failure is exit 1 with
- * the reason. Nothing else (the ledger, the network) may be consulted before this.
+ * 32 lowercase hex (v1) or `2.` and 52 z-base-32 characters (v2). Surrounding whitespace is
+ * ignored. Nothing else (the ledger, the network) may be consulted before this.
+ *
+ * @param input The URI as the sender printed it.
+ * @returns The sender and the share's reference (v1) or locator (v2).
+ * @throws {CipherpostError} `invalid_uri` ("invalid share URI: <reason>") on any failure.
  */
 export function parseShareUri(input: string): ShareUri {
   const s = input.trim();
@@ -61,12 +65,18 @@ export function parseShareUri(input: string): ShareUri {
   throw invalid("share reference must be 32 lowercase hex characters");
 }
 
-/** Format a v1 URI. */
+/**
+ * Format a v1 URI, `cipherpost://<sender>/<shareRef>`. Nothing is checked: `sender` should be a
+ * canonical z-base-32 key and `shareRef` 32 lowercase hex, as {@link parseShareUri} requires.
+ */
 export function formatV1Uri(sender: string, shareRef: string): string {
   return `${SCHEME}${sender}/${shareRef}`;
 }
 
-/** Format a v2 URI. */
+/**
+ * Format a v2 URI, `cipherpost://<sender>/2.<z-base-32 of locator>`. Nothing is checked:
+ * `sender` should be a canonical z-base-32 key and `locator` 32 bytes.
+ */
 export function formatV2Uri(sender: string, locator: Uint8Array): string {
   return `${SCHEME}${sender}/2.${encodeZ32(locator)}`;
 }

@@ -133,7 +133,7 @@ export async function decodeIdentityFile(bytes: Uint8Array, passphrase: string):
   return keypairFromSeed(seed);
 }
 
-/** Path of the identity file in a home folder. */
+/** The path of the identity file in a home folder: `home/` + {@link IDENTITY_FILE}. */
 export function identityPath(home: string): string {
   return `${home}/${IDENTITY_FILE}`;
 }
@@ -172,10 +172,26 @@ export async function readIdentityBytes(home: string): Promise<Uint8Array> {
 
 /** An unlocked identity, and whether its file carries v1.1's passphrase-bypass flaw. */
 export interface LoadedIdentity extends Keypair {
+  /**
+   * True when the file stores the KDF output beside the ciphertext (files written by v1.1), so
+   * that whoever reads the file can unlock it without the passphrase. Re-store the seed with
+   * {@link storeIdentity} (`force`) to drop it.
+   */
   leaksKdfOutput: boolean;
 }
 
-/** Load and unlock the identity in `home`. */
+/**
+ * Load and unlock the identity in `home`, and (re)write the public key file beside it when it is
+ * missing or stale (best effort: a read-only home still unlocks).
+ *
+ * @param home The cipherpost home folder (the identity is `home/secret_key`).
+ * @param passphrase The identity's passphrase.
+ * @returns The keypair, and whether its file leaks the KDF output.
+ * @throws {CipherpostError} `identity_not_found` when there is no identity file;
+ *   `permissions` when its mode is not exactly 0600 (the file is not opened); `identity_corrupt`
+ *   when it is not a well-formed identity file or its KDF parameters exceed the bounds;
+ *   `decrypt` (message {@link DECRYPT_FAILED}) on a wrong passphrase.
+ */
 export async function loadIdentity(home: string, passphrase: string): Promise<LoadedIdentity> {
   const bytes = await readIdentityBytes(home);
   const kp = await decodeIdentityFile(bytes, passphrase);
@@ -216,6 +232,10 @@ export async function readPublicKey(home: string): Promise<string | null> {
 
 /** A stored identity, and where the one it replaced was moved (null when there was none). */
 export interface StoredIdentity extends Keypair {
+  /**
+   * The path of the replaced identity file (`secret_key.replaced-<UTC time>`, mode 0600), or
+   * null when `home` had no identity.
+   */
   backupPath: string | null;
 }
 
@@ -224,6 +244,15 @@ export interface StoredIdentity extends Keypair {
  * beside it. Refuses to replace an existing identity unless `force` is set: losing a key loses
  * every share sent to it. With `force` the old file is kept, renamed to
  * `secret_key.replaced-<UTC time>` (same mode), and its path returned.
+ *
+ * @param home The cipherpost home folder; created (mode 0700) when missing.
+ * @param seed The 32-byte Ed25519 seed.
+ * @param passphrase Wraps the seed (Argon2id, then age); never stored.
+ * @param force Replace an existing identity, keeping the old file as a backup.
+ * @param params Argon2id cost; the default is {@link DEFAULT_ARGON2}. Lower costs are for tests.
+ * @returns The keypair and the backup's path.
+ * @throws {CipherpostError} `identity_exists` when `home` has an identity and `force` is false
+ *   (nothing is written). File-system failures reject with the `Deno.errors` error as it is.
  */
 export async function storeIdentity(
   home: string,
@@ -302,7 +331,16 @@ export function isEncryptedImport(bytes: Uint8Array): boolean {
   }
 }
 
-/** Generate a new identity in `home`. */
+/**
+ * Generate a new identity in `home`: a random seed stored as {@link storeIdentity} does.
+ *
+ * @param home The cipherpost home folder; created (mode 0700) when missing.
+ * @param passphrase Wraps the seed; never stored.
+ * @param force Replace an existing identity, keeping the old file as a backup.
+ * @param params Argon2id cost; the default is {@link DEFAULT_ARGON2}. Lower costs are for tests.
+ * @returns The new keypair and the backup's path.
+ * @throws {CipherpostError} `identity_exists` when `home` has an identity and `force` is false.
+ */
 export async function generateIdentity(
   home: string,
   passphrase: string,
@@ -353,6 +391,12 @@ export async function decodeCclinkKeyFile(
  * Parse an importable secret: a 64-hex-character seed (cclink's plain `~/.pubky/secret_key`),
  * a `CIPHPOSK` file, an `identity export` backup, or cclink's passphrase-wrapped `CCLINKEK` key
  * file (all three decrypted with `passphrase`: the file's own passphrase).
+ *
+ * @param bytes The file's bytes.
+ * @param passphrase Called once, and only when the format is an encrypted one.
+ * @returns The 32-byte seed, to store with {@link storeIdentity}.
+ * @throws {CipherpostError} `identity_corrupt` when the format is not recognised, is an age
+ *   secret key (only half an identity) or is malformed; `decrypt` on a wrong passphrase.
  */
 export async function parseImport(
   bytes: Uint8Array,

@@ -21,20 +21,29 @@ import { stripControl, toHex } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { ensurePrivateDir, exists, sweepStaleTemps, writeFileAtomic } from "../util/fsutil.ts";
 
-/** A ledger row. */
+/** A row of the ledger `accepted.jsonl`: one share this home accepted (v1.1's layout). */
 export interface LedgerRow {
+  /** When the share was accepted: ISO `YYYY-MM-DDTHH:MM:SSZ`. */
   acceptedAt: string;
+  /** SHA-256 (64 lowercase hex) of the share's ciphertext, as its receipt states it. */
   ciphertextHash: string;
+  /** SHA-256 (64 lowercase hex) of the decrypted Envelope, as its receipt states it. */
   cleartextHash: string;
+  /** The share's purpose as sent (stripped of controls when it could not be stored as is). */
   purpose: string;
+  /** When its receipt went out (ISO, as `acceptedAt`), on a row written once it did; else absent. */
   receiptPublishedAt?: string;
+  /** The sender's key, z-base-32. */
   sender: string;
+  /** The share's reference (32 lowercase hex). */
   shareRef: string;
+  /** `burned`: a burn-after-read share, accepted once and never again. */
   state?: "burned";
 }
 
 /** What every sent-share record holds. */
-interface SentShareBase {
+export interface SentShareBase {
+  /** The share's reference (32 lowercase hex), also the record's file name. */
   shareRef: string;
   /** the share URI as printed by `send` */
   uri: string;
@@ -57,11 +66,13 @@ interface SentShareBase {
 
 /** A v1 share this home published (one `_cipherpost` record in the sender's packet). */
 export interface SentShareV1 extends SentShareBase {
+  /** Protocol version 1. */
   version: 1;
 }
 
 /** A v2 share this home published (manifest and parts, kept for `republish`). */
 export interface SentShareV2 extends SentShareBase {
+  /** Protocol version 2. */
   version: 2;
   /** hex of the 32-byte locator */
   locator: string;
@@ -179,13 +190,25 @@ export function isoSeconds(d = new Date()): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-/** The state folder of a cipherpost home. */
+/**
+ * The state folder of a cipherpost home (`home/state`): the ledger of accepted shares, the
+ * records of sent shares, pending receipts and locks. Nothing is created until first used; every
+ * file is written 0600 in 0700 folders. Methods throw {@link CipherpostError} `config` on a
+ * malformed `share_ref` (`forgetGoneBlob`: a plain Error on a malformed blob id) and `io` when a
+ * state file exists but cannot be read; other file-system failures reject with the `Deno.errors`
+ * error as it is.
+ */
 export class State {
-  /** the cipherpost home (identity, contacts, state) */
+  /** The cipherpost home (identity, contacts, state). */
   readonly home: string;
-  /** the state folder inside it */
+  /** The state folder: `home/state`. */
   readonly dir: string;
 
+  /**
+   * A handle on the state of `home`; touches nothing on disk.
+   *
+   * @param home The cipherpost home folder.
+   */
   constructor(home: string) {
     this.home = home;
     this.dir = `${home}/state`;
@@ -193,6 +216,7 @@ export class State {
 
   #swept = false;
 
+  /** Create the folders (0700) and, once, sweep the temp files a killed writer left. */
   private async init(): Promise<void> {
     await ensurePrivateDir(this.dir);
     await ensurePrivateDir(`${this.dir}/accepted`);

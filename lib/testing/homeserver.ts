@@ -65,9 +65,16 @@ export type RequestCounts = Record<"GET" | "HEAD" | "PUT" | "DELETE" | "POST" | 
 
 /** One request of the log. */
 export interface RequestLogEntry {
+  /** The HTTP method. */
   method: string;
+  /** The URL path, still percent-encoded, without the query. */
   path: string;
+  /** The status answered. */
   status: number;
+  /**
+   * The z32 key of the user addressed (the Pubky host); null when the request named none, for
+   * sign-up and sign-in, and for a GET answered 429 by {@link HomeserverStandIn.rateLimitGets}.
+   */
   tenant: string | null;
 }
 
@@ -77,12 +84,15 @@ export interface HomeserverStandIn {
   key: string;
   /** `http://127.0.0.1:<port>` */
   baseUrl: string;
+  /** the HTTP port on 127.0.0.1 */
   port: number;
+  /** how sign-ups are admitted (see {@link HomeserverStandInOptions.signupMode}) */
   signupMode: "open" | "token_required";
   /** requests by method since start (or the last {@link resetCounts}) */
   readonly counts: RequestCounts;
   /** the last 10000 requests */
   readonly log: RequestLogEntry[];
+  /** set every count of {@link counts} back to 0 */
   resetCounts(): void;
   /** answer the next `n` GETs under `/pub/` with 429 and `Retry-After: retryAfter` (tests) */
   rateLimitGets(n: number, retryAfter: string): void;
@@ -226,7 +236,16 @@ function contentTypeOf(path: string, head: Uint8Array): string {
   return "application/octet-stream";
 }
 
-/** Start a stand-in homeserver. */
+/**
+ * Start a stand-in homeserver on 127.0.0.1; with `o.transport`, publish its packet there first.
+ * Call {@link HomeserverStandIn.close} on every path.
+ *
+ * @param o Signup mode, quota, limits, port, seed, folder and transport; all optional.
+ * @returns The running stand-in.
+ * @throws {CipherpostError} `network` when a transport was given and no DHT node or relay
+ *   stored the packet (the stand-in is closed first). A port in use rejects with the socket's
+ *   error.
+ */
 export async function startHomeserver(
   o: HomeserverStandInOptions = {},
 ): Promise<HomeserverStandIn> {
@@ -802,7 +821,15 @@ export function homeserverRecords(port: number): DnsRecord[] {
   ];
 }
 
-/** A stand-in whose packet is on a testnet; `close` also closes its transport. */
+/**
+ * A stand-in whose packet is on a testnet, so clients find it by its key; its `close` also
+ * closes the transport it published with.
+ *
+ * @param net Where the testnet is (a `startTestnet` result will do).
+ * @param o As {@link startHomeserver}'s, without the transport.
+ * @returns The running stand-in, `published` true.
+ * @throws {CipherpostError} `network` when no testnet node or relay stored its packet.
+ */
 export async function startHomeserverOnTestnet(
   net: { bootstrap: string[]; relayUrl: string },
   o: Omit<HomeserverStandInOptions, "transport"> = {},

@@ -50,19 +50,68 @@ export interface TestnetOptions {
   timeoutMs?: number;
 }
 
+/** One BEP44 item as a testnet node stores it (bittorrent-dht's own record). */
+export interface TestnetStoredItem {
+  /** The value (for cipherpost, a DNS packet). */
+  v: Uint8Array;
+  /** The Ed25519 public key of a mutable item. */
+  k?: Uint8Array;
+  /** The Ed25519 signature of a mutable item. */
+  sig?: Uint8Array;
+  /** The sequence number of a mutable item (pkarr: its timestamp in µs). */
+  seq?: number;
+  /** The salt of a mutable item, when it has one. */
+  salt?: Uint8Array;
+  /** The id of the node that put the item. */
+  id: Uint8Array;
+}
+
+/**
+ * A testnet node's item store (bittorrent-dht's private `_values` LRU), keyed by the lowercase
+ * hex of the DHT target. Tests read it to count holders, and write it to plant or drop items.
+ */
+export interface TestnetStore {
+  /** The item under `target`, or undefined; marks it recently used. */
+  get(target: string): TestnetStoredItem | undefined;
+  /** The item under `target`, or undefined; leaves the LRU order alone. */
+  peek(target: string): TestnetStoredItem | undefined;
+  /** Stores `item` under `target`, replacing any item there (no signature check). */
+  set(target: string, item: TestnetStoredItem): void;
+  /** The number of items held. */
+  readonly length: number;
+}
+
+/** What a test may reach of one testnet node: its id and its item store. */
+export interface TestnetNode {
+  /** The node's 20-byte DHT id. */
+  readonly nodeId: Uint8Array;
+  /** The node's item store (a private member of bittorrent-dht, version pinned by the lock). */
+  readonly _values: TestnetStore;
+}
+
 /** A running testnet. */
 export interface Testnet {
   /** `"127.0.0.1:port"` of every node. */
   bootstrap: string[];
   /** `http://127.0.0.1:port` of the relay. */
   relayUrl: string;
-  /** The nodes themselves (tests inspect their private `_values` store). */
-  nodes: DHT[];
+  /** The nodes, in `bootstrap` order (tests inspect and edit their item stores). */
+  nodes: TestnetNode[];
   /** Stops the relay, its DHT client and every node; leaves no socket or timer behind. */
   close(): Promise<void>;
 }
 
-/** Starts a testnet. See {@link TestnetOptions}. */
+/**
+ * Starts `opts.nodes` DHT nodes on 127.0.0.1, seeded as a full mesh, and a pkarr relay backed by
+ * a DHT client on them; fault injection (`latencyMs`, `lossPct`, `deadNodes`) starts once that
+ * client has bootstrapped. Call {@link Testnet.close} on every path.
+ *
+ * @param opts How many nodes, which ports and which faults; see {@link TestnetOptions}.
+ * @returns The running testnet.
+ * @throws {CipherpostError} `usage` when `nodes` is not a positive integer or `deadNodes` is not
+ *   0 to `nodes - 1`. A port already in use rejects with the socket's error, after everything
+ *   started so far is closed.
+ */
 export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1) {
     throw new CipherpostError("usage", "testnet: nodes must be a positive integer");

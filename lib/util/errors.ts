@@ -48,9 +48,18 @@ export const DECRYPT_FAILED = "wrong passphrase or identity decryption failed";
  * no secrets); `hint` is an optional second line telling the user what to do next.
  */
 export class CipherpostError extends Error {
+  /** What went wrong, as a class of failure; the CLI maps each kind to one exit code. */
   readonly kind: ErrorKind;
+  /** A second line telling the user what to do next, when there is one. */
   readonly hint?: string;
 
+  /**
+   * An error of `kind` with a message for the user.
+   *
+   * @param kind The class of failure.
+   * @param message One line for the user, without secrets or parser internals.
+   * @param hint An optional next step for the user.
+   */
   constructor(kind: ErrorKind, message: string, hint?: string) {
     super(message);
     this.name = "CipherpostError";
