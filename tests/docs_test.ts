@@ -274,3 +274,31 @@ Deno.test("README 'try it on one machine' runs as written: testnet, two homes, a
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("development.md's `deno task cipherpost <args>` passes options through (no `--`)", async () => {
+  const dev = read("docs/development.md");
+  assert.match(dev, /^deno task cipherpost <args>/m);
+  assert.ok(
+    !/deno task cipherpost -- /.test(
+      [prose(dev), ...codeBlocks(dev).map((b) => b.body)].join("\n"),
+    ),
+  );
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "-q", "cipherpost", ...args],
+      cwd: rootPath,
+      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  };
+  const v = await run(["--version"]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.equal(v.stdout.trim(), VERSION);
+  const h = await run(["identity", "show", "--help"]);
+  assert.equal(h.code, 0, h.stderr);
+  assert.match(h.stdout, /^Usage: cipherpost identity show/m);
+});
