@@ -177,7 +177,16 @@ export {
   type ClaudePickupRequest,
   type ClaudePickupResult,
 } from "./lib/flows/handoff/pickup.ts";
-export { discoverSession, listSessions } from "./lib/claude/discover.ts";
+export {
+  type DiscoverOptions,
+  discoverSession,
+  listSessions,
+  type LocalSession,
+  type Pick as SessionPick,
+} from "./lib/claude/discover.ts";
+export type { SessionFiles } from "./lib/claude/bundle.ts";
+export type { SessionSummary } from "./lib/claude/summary.ts";
+export type { PlaceAction, Placement } from "./lib/claude/place.ts";
 
 // Contacts: names for keys.
 export { type Contact, Contacts } from "./lib/state/contacts.ts";

@@ -26,6 +26,7 @@ export const NAME_RULE =
 
 /** One entry of the address book. */
 export interface Contact {
+  /** The contact's name (lower case letters, digits, `-` and `_`). */
   name: string;
   /** z-base-32 public key */
   key: string;
@@ -53,9 +54,11 @@ export function checkContactName(text: string): string {
 
 /** The address book of one cipherpost home. */
 export class Contacts {
+  /** The contacts file (`contacts.json` in the home). */
   readonly path: string;
   readonly #home: string;
 
+  /** The contacts of the cipherpost home `home`; touches nothing on disk. */
   constructor(home: string) {
     this.#home = home;
     this.path = `${home}/${CONTACTS_FILE}`;

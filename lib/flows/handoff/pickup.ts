@@ -58,8 +58,11 @@ export interface ClaudePickupRequest {
 export interface ClaudePickupResult {
   /** `placed` now; `already_accepted`: this hand-off was picked up here before */
   status: "placed" | "already_accepted";
+  /** The share's 32-hex reference. */
   shareRef: string;
+  /** Where and how the session was placed (absent when nothing was placed). */
   placement?: Placement;
+  /** False: the signed receipt is kept and goes out with the next receive or `republish`. */
   receiptPublished?: boolean;
 }
 

@@ -19,12 +19,17 @@ import { sendLarge } from "../large/send.ts";
 
 /** What to send. */
 export interface ClaudeSendRequest {
+  /** The session's files (see `discoverSession`). */
   session: SessionFiles;
   /** null = to self */
   recipient: string | null;
+  /** What the share is for, shown to the recipient (not secret; C0 controls are refused). */
   purpose: string;
+  /** The share's lifetime in seconds. */
   ttlSeconds: bigint;
+  /** A PIN the recipient must also type (Argon2id), or null. */
   pin: string | null;
+  /** Burn after read: the recipient's tool shows it once. */
   burn: boolean;
   /** Web Workers for a bundle that travels as a large share (default 0: this thread) */
   workers?: number;
@@ -34,6 +39,7 @@ export interface ClaudeSendRequest {
 
 /** What was sent. */
 export interface ClaudeSendResult extends SendResult {
+  /** What was sent of the session. */
   summary: SessionSummary;
   /** compressed bundle bytes */
   bundleBytes: number;

@@ -26,8 +26,11 @@ const BLOBS = "/pub/cipherpost/blobs/";
 
 /** What gc did. */
 export interface GcReport {
+  /** Blob folders kept (a live share or a send in progress needs them). */
   kept: number;
+  /** Blob folders deleted. */
   deletedFolders: number;
+  /** Files deleted in them. */
   deletedFiles: number;
   /** why each deleted folder went: blob id → reason */
   reasons: Record<string, GcReason>;

@@ -61,10 +61,15 @@ export type LargeSource =
 export interface LargeSendRequest {
   /** null = to self */
   recipient: string | null;
+  /** What the share is for, shown to the recipient (not secret; C0 controls are refused). */
   purpose: string;
+  /** What to send: a file or folder path, or a stream. */
   source: LargeSource;
+  /** The share's lifetime in seconds. */
   ttlSeconds: bigint;
+  /** A PIN the recipient must also type (Argon2id), or null. */
   pin: string | null;
+  /** Burn after read: the recipient's tool shows it once. */
   burn: boolean;
   /** Web Workers encrypting parts; 0 (the default) runs them as concurrent streams here */
   workers?: number;
@@ -80,23 +85,33 @@ export interface LargeSendRequest {
 
 /** A large share whose pointer is out. */
 export interface PublishedShare {
+  /** The `cipherpost://` URI to give the recipient. */
   uri: string;
+  /** The share's 32-hex reference. */
   shareRef: string;
+  /** Unix seconds when the share expires. */
   expiresAt: number;
+  /** DHT packets the share took. */
   packets: number;
 }
 
 /** What was sent. */
 export interface LargeSendResult {
+  /** The `cipherpost://` URI to give the recipient. */
   uri: string;
+  /** The share's 32-hex reference. */
   shareRef: string;
+  /** Unix seconds when the share expires. */
   expiresAt: number;
+  /** Payload bytes. */
   size: number;
+  /** Parts on the homeserver. */
   parts: number;
   /** parts uploaded by this run */
   uploaded: number;
   /** parts found on the homeserver with our hash and kept */
   reused: number;
+  /** DHT packets the share took. */
   packets: number;
 }
 

@@ -20,8 +20,11 @@ import { fetchV2Receipt } from "./v2_transfer.ts";
 
 /** Receipts found for a query, with v1.1's per-item failure counts. */
 export interface ReceiptHarvest {
+  /** Receipt records fetched from the network. */
   fetched: number;
+  /** The receipts whose signatures and fields verify. */
   valid: Receipt[];
+  /** Records that did not verify (ignored). */
   malformed: number;
   /** bad signature, or signed by someone else than the share's recipient / not for that share */
   invalid: number;

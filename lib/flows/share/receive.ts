@@ -107,6 +107,7 @@ export interface ReceiveResult {
    * receipt); `receipt_published`: accepted before, only its pending receipt went out now
    */
   status: "received" | "rewritten" | "receipt_published";
+  /** The share's 32-hex reference. */
   shareRef: string;
   /** the payload as the acceptance screen showed it */
   payload?: PayloadSummary;

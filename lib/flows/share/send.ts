@@ -11,11 +11,7 @@ import { type DnsRecord, txtRecord, txtText } from "../../pkarr/dns.ts";
 import { b64encode, concat, toHex } from "../../util/encoding.ts";
 import { CipherpostError } from "../../util/errors.ts";
 import { pinKey } from "../../crypto/kdf.ts";
-import {
-  ageRecipientOf,
-  ageRecipientOfEd,
-  x25519PublicFromSecret,
-} from "../../crypto/keys.ts";
+import { ageRecipientOf, ageRecipientOfEd, x25519PublicFromSecret } from "../../crypto/keys.ts";
 import { ingestMaterial, type MaterialType } from "../../material/material.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
 import {
@@ -39,12 +35,17 @@ import { recipientOf } from "./recipient.ts";
 export interface SendRequest {
   /** null = to self */
   recipient: string | null;
+  /** What the share is for, shown to the recipient (not secret; C0 controls are refused). */
   purpose: string;
+  /** The material type (keys and certificates are checked and normalised). */
   material: MaterialType;
+  /** The material's bytes (at most 64 KiB). */
   input: Uint8Array;
+  /** The share's lifetime in seconds. */
   ttlSeconds: bigint;
   /** the PIN, already validated, or null */
   pin: string | null;
+  /** Burn after read: the recipient's tool shows it once. */
   burn: boolean;
   /** force a protocol version */
   protocol?: 1 | 2;
@@ -54,11 +55,15 @@ export interface SendRequest {
 
 /** What was sent. */
 export interface SendResult {
+  /** The `cipherpost://` URI to give the recipient. */
   uri: string;
+  /** The share's 32-hex reference. */
   shareRef: string;
+  /** Unix seconds when the share expires. */
   expiresAt: number;
   /** bytes of stored material */
   size: number;
+  /** The wire protocol the share went out in. */
   protocol: 1 | 2;
   /** packets published */
   packets: number;

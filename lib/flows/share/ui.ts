@@ -56,8 +56,11 @@ export interface AcceptanceSummary {
   sender: string;
   /** the sender's contact name in this home, or null when the key is not a contact */
   senderContact: string | null;
+  /** The share's 32-hex reference. */
   shareRef: string;
+  /** Unix seconds when the share was made (signed). */
   createdAt: number;
+  /** The share's lifetime in seconds. */
   ttlSeconds: bigint;
   /** the sender's purpose text (sender-controlled; never holds a C0 control) */
   purpose: string;
@@ -74,19 +77,25 @@ export type PayloadSummary = MaterialSummary | LargeSummary | SessionSummaryView
 
 /** A DHT share: typed material of at most 64 KiB. */
 export interface MaterialSummary {
+  /** The variant: a DHT share's material. */
   kind: "material";
+  /** The material type. */
   type: MaterialType;
+  /** The material (a secret: do not log it). */
   bytes: Uint8Array;
 }
 
 /** A large share: a file or a folder on the sender's homeserver (docs/PROTOCOL.md §5). */
 export interface LargeSummary {
+  /** The variant: a large share. */
   kind: "large";
   /** a single file or a folder (a tar) */
   content: "file" | "directory";
   /** the sender's name for it */
   name: string;
+  /** Payload bytes. */
   size: number;
+  /** Parts on the homeserver. */
   parts: number;
   /** z32 of the sender's homeserver */
   homeserver: string;
@@ -94,6 +103,7 @@ export interface LargeSummary {
   endpoint: string;
   /** directories: the sender's claimed file count and first entries (checked while extracting) */
   fileCount?: number;
+  /** Directories: the sender's first entries (checked while extracting). */
   topEntries?: string[];
   /** where it will be written */
   target: string;
@@ -101,17 +111,23 @@ export interface LargeSummary {
 
 /** A Claude Code session hand-off: what is placed, and where. */
 export interface SessionSummaryView {
+  /** The variant: a Claude Code session. */
   kind: "claude_session";
+  /** The session's ID as the sender has it. */
   sessionId: string;
   /** the project folder recorded in the transcript (sender-controlled) */
   project: string;
+  /** User and assistant messages in the transcript. */
   messages: number;
+  /** The last prompt typed (sender-controlled), or null. */
   lastPrompt: string | null;
   /** bytes of the transcript and sidecar files */
   size: number;
+  /** Files in the session's sidecar folder. */
   sidecarFiles: number;
   /** the compressed bundle */
   bundleBytes: number;
+  /** The Claude Code version that wrote the session (sender-controlled). */
   claudeVersion: string;
   /** the directory the session is placed for (and `claude` would run in) */
   targetDir: string;
