@@ -73,6 +73,15 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", stop, { once: true });
   });
 
+/** The decoded path of `u`, for messages (as given when it does not decode). */
+function pathOf(u: URL): string {
+  try {
+    return decodeURIComponent(u.pathname);
+  } catch {
+    return u.pathname;
+  }
+}
+
 const secs = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 
 /**
@@ -80,7 +89,7 @@ const secs = (ms: number) => `${Math.round(ms / 100) / 10} s`;
  * 429 waited out. Returns 2xx, 304 and the `pass` statuses; throws a {@link HomeserverError}
  * for every other status (as {@link errorOf} maps it), `homeserver` when the server cannot be
  * reached or stalls, and the policy's `homeserver` error when the URL is refused (nothing
- * sent). An abort of `signal` rethrows its reason.
+ * sent). An abort of `signal` ends it with the abort's error.
  */
 export async function homeserverRequest(
   method: string,
@@ -88,7 +97,7 @@ export async function homeserverRequest(
   o: RequestOptions,
 ): Promise<HttpReply> {
   const u = checkEndpoint(url, o.http);
-  const path = o.path ?? decodeURIComponent(u.pathname);
+  const path = o.path ?? pathOf(u);
   const retries = o.retries429 ?? 3;
   const maxWait = o.maxRetryAfterMs ?? 60_000;
   for (let tries = 0;; tries++) {
@@ -177,13 +186,8 @@ async function sendOnce(
     });
   } catch (e) {
     d.disarm();
-    if (o.signal?.aborted) throw o.signal.reason ?? e;
-    throw d.why !== null ? unreachable(method, path, u.origin, new Error(d.why)) : unreachable(
-      method,
-      path,
-      u.origin,
-      e,
-    );
+    if (o.signal?.aborted) throw e;
+    throw unreachable(method, path, u.origin, d.why !== null ? new Error(d.why) : e);
   } finally {
     answered = true;
   }
