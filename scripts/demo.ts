@@ -48,7 +48,13 @@ const t0 = performance.now();
 say("1. starting a local testnet: 20 Mainline DHT nodes + a pkarr relay on 127.0.0.1");
 const net = await startTestnet({ nodes: 20 });
 try {
-  const netEnv = { CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","), CIPHERPOST_RELAYS: net.relayUrl };
+  // what `cipherpost testnet --homeserver` prints: the stand-in homeserver is plain http on
+  // 127.0.0.1, which is refused unless CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1
+  const netEnv = {
+    CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+    CIPHERPOST_RELAYS: net.relayUrl,
+    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
+  };
   // The passphrase travels in the environment here (never argv); real users get a TTY prompt.
   const alice = {
     ...netEnv,

@@ -47,6 +47,8 @@ import {
   withPubkyRecord,
 } from "../lib/homeserver/discovery.ts";
 import { HomeserverError } from "../lib/homeserver/http.ts";
+import { bindHomeserverHttp, type HomeserverHttp } from "../lib/homeserver/endpoint_policy.ts";
+import { homeserverHttpFrom } from "../lib/cli/network_options.ts";
 import { partPath } from "../lib/homeserver/paths.ts";
 import { type SessionCookie, signIn, signOut } from "../lib/homeserver/session.ts";
 import { loadSession, sessionFile } from "../lib/homeserver/session_store.ts";
@@ -105,19 +107,23 @@ async function etagOf(bytes: Uint8Array): Promise<string> {
   return `"${b64encode(h.digest("binary"))}"`;
 }
 
+/** The stand-in is plain http on 127.0.0.1: allowed only explicitly (a testnet). */
+const LOOPBACK: HomeserverHttp = { allowLoopback: true };
+
 /** A signed-in client for a fresh user on an open stand-in. */
 function userClient(baseUrl: string, homeserver: string, seed = generateKeypair().seed) {
   let cookie: SessionCookie | null = null;
   let signins = 0;
   const user = encodeZ32(keypairFromSeed(seed).publicKey);
   const client = new HomeserverClient({
+    http: LOOPBACK,
     baseUrl,
     user,
     auth: {
       cookie: () => cookie,
       reauthenticate: async () => {
         signins++;
-        cookie = (await signIn({ baseUrl, homeserver, seed })).cookie;
+        cookie = (await signIn({ http: LOOPBACK, baseUrl, homeserver, seed })).cookie;
         return true;
       },
     },
@@ -208,7 +214,7 @@ Deno.test("session: signin → 404 → signup → cookie named by the user; the 
   try {
     const seed = generateKeypair().seed;
     const user = encodeZ32(keypairFromSeed(seed).publicKey);
-    const r = await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed });
+    const r = await signIn({ http: LOOPBACK, baseUrl: hs.baseUrl, homeserver: hs.key, seed });
     assert(r.signedUp);
     assertEquals(r.cookie.user, user);
     assertEquals(r.cookie.capabilities, "/pub/cipherpost/:rw");
@@ -219,7 +225,7 @@ Deno.test("session: signin → 404 → signup → cookie named by the user; the 
       ["POST /session 404", "POST /signup 200"],
     );
     // A second sign-in is a plain POST /session.
-    const again = await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed });
+    const again = await signIn({ http: LOOPBACK, baseUrl: hs.baseUrl, homeserver: hs.key, seed });
     assert(!again.signedUp);
     assert(again.cookie.secret !== r.cookie.secret);
     // The stored capabilities of both sessions: nothing ever asked for more.
@@ -233,7 +239,7 @@ Deno.test("session: a replayed token and one signed from byte 64 are refused (40
   const hs = await startHomeserver({ signupMode: "open" });
   try {
     const seed = generateKeypair().seed;
-    await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed });
+    await signIn({ http: LOOPBACK, baseUrl: hs.baseUrl, homeserver: hs.key, seed });
     const token = buildAuthToken(seed, [CIPHERPOST_CAPABILITY]);
     const post = () =>
       fetch(`${hs.baseUrl}/session`, { method: "POST", body: token as Uint8Array<ArrayBuffer> });
@@ -272,26 +278,29 @@ Deno.test("signup modes: token_required needs a minted, unused token (each refus
     };
     const seed = generateKeypair().seed;
     assertEquals(
-      await kind(signIn({ ...base, seed })),
+      await kind(signIn({ http: LOOPBACK, ...base, seed })),
       "homeserver_auth: homeserver: signup requires a signup token",
     );
     assertEquals(
-      await kind(signIn({ ...base, seed, signupToken: "AAAA-BBBB-CCCC" })),
+      await kind(signIn({ http: LOOPBACK, ...base, seed, signupToken: "AAAA-BBBB-CCCC" })),
       "homeserver_auth: homeserver: the signup token is invalid or already used",
     );
     const token = hs.mintSignupToken();
     assert(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(token));
-    assertEquals(await kind(signIn({ ...base, seed, signupToken: token })), "ok");
+    assertEquals(await kind(signIn({ http: LOOPBACK, ...base, seed, signupToken: token })), "ok");
     // Used once: a second user cannot reuse it.
     assertEquals(
-      await kind(signIn({ ...base, seed: generateKeypair().seed, signupToken: token })),
+      await kind(
+        signIn({ http: LOOPBACK, ...base, seed: generateKeypair().seed, signupToken: token }),
+      ),
       "homeserver_auth: homeserver: the signup token is invalid or already used",
     );
     // The signed-up user signs in without a token.
-    assertEquals(await kind(signIn({ ...base, seed })), "ok");
+    assertEquals(await kind(signIn({ http: LOOPBACK, ...base, seed })), "ok");
     // signup: false never creates an account.
     assertEquals(
-      (await kind(signIn({ ...base, seed: generateKeypair().seed, signup: false }))).split(":")[0],
+      (await kind(signIn({ http: LOOPBACK, ...base, seed: generateKeypair().seed, signup: false })))
+        .split(":")[0],
       "homeserver_auth",
     );
   } finally {
@@ -308,11 +317,17 @@ Deno.test("signup: 409 (signed up meanwhile) falls back to signin", async () => 
     const racing = async (input: string | URL, init?: RequestInit) => {
       if (!raced && String(input).endsWith("/signup")) {
         raced = true;
-        await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed });
+        await signIn({ http: LOOPBACK, baseUrl: hs.baseUrl, homeserver: hs.key, seed });
       }
       return await fetch(input, init);
     };
-    const r = await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed, fetch: racing });
+    const r = await signIn({
+      http: LOOPBACK,
+      baseUrl: hs.baseUrl,
+      homeserver: hs.key,
+      seed,
+      fetch: racing,
+    });
     assert(!r.signedUp);
     assertEquals(
       hs.log.map((l) => `${l.method} ${l.path} ${l.status}`),
@@ -356,6 +371,7 @@ Deno.test("capability enforcement: a /pub/cipherpost/:rw session cannot write /p
     const other = await userClient(hs.baseUrl, hs.key);
     await other.client.put("/pub/cipherpost/theirs", enc.encode("x"));
     const foreign = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: other.user,
       auth: { cookie: () => null, reauthenticate: () => Promise.resolve(false) },
@@ -446,7 +462,7 @@ Deno.test("PUT stream / GET stream / HEAD / ETag + If-None-Match / DELETE", asyn
     assertEquals([nf.kind, nf.status, EXIT_OF[nf.kind]], ["not_found", 404, 5]);
     // Anyone reads /pub/ without a session.
     await client.put("/pub/cipherpost/public", enc.encode("hello"));
-    const anon = new HomeserverClient({ baseUrl: hs.baseUrl, user: client.user });
+    const anon = new HomeserverClient({ http: LOOPBACK, baseUrl: hs.baseUrl, user: client.user });
     assertEquals(
       await new Response((await anon.get("/pub/cipherpost/public"))!.body).text(),
       "hello",
@@ -464,6 +480,7 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
     assertEquals(u.signins(), 1);
     // A cookie the server does not know, and no way to sign in: one clear error, exit 4.
     const stale = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       auth: {
@@ -488,13 +505,19 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
     };
     let reauths = 0;
     const c = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       auth: {
         cookie: () => cookie,
         reauthenticate: async () => {
           reauths++;
-          cookie = (await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed: u.seed })).cookie;
+          cookie = (await signIn({
+            http: LOOPBACK,
+            baseUrl: hs.baseUrl,
+            homeserver: hs.key,
+            seed: u.seed,
+          })).cookie;
           return true;
         },
       },
@@ -516,6 +539,7 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
     assertEquals(await new Response((await c.get("/pub/cipherpost/e"))!.body).text(), "five");
     // Re-authentication that does not help: exactly one retry, then homeserver_auth.
     const never = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       auth: {
@@ -641,13 +665,19 @@ Deno.test("429: Retry-After is honoured, then the request succeeds; too long a w
     };
     let cookie: SessionCookie | null = null;
     const c = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       fetch: f,
       auth: {
         cookie: () => cookie,
         reauthenticate: async () => {
-          cookie = (await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed: u.seed })).cookie;
+          cookie = (await signIn({
+            http: LOOPBACK,
+            baseUrl: hs.baseUrl,
+            homeserver: hs.key,
+            seed: u.seed,
+          })).cookie;
           return true;
         },
       },
@@ -655,6 +685,7 @@ Deno.test("429: Retry-After is honoured, then the request succeeds; too long a w
     await c.put("/pub/cipherpost/r", enc.encode("ok"));
     assertEquals(limited, -1);
     const slow = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       fetch: () =>
@@ -802,10 +833,15 @@ Deno.test("stored session: 0600, /pub/cipherpost/:rw only, reused without the se
   try {
     const me = generateKeypair();
     const fakeTransport = {} as never; // homeserver given and session stored: no lookups
-    const baseHs = { home, user: me.publicKey };
+    const baseHs = { home, user: me.publicKey, http: LOOPBACK };
     // With an explicit homeserver and no stored session, connect resolves the endpoint, so give
     // it through a stored session made by signIn directly.
-    const r = await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed: me.seed });
+    const r = await signIn({
+      http: LOOPBACK,
+      baseUrl: hs.baseUrl,
+      homeserver: hs.key,
+      seed: me.seed,
+    });
     const { saveSession } = await import("../lib/homeserver/session_store.ts");
     await saveSession(home, {
       homeserver: hs.key,
@@ -890,7 +926,11 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
         createdAt: 0,
         expiresAt: 0,
       });
-      const conn = await connect({} as never, { home: alice.home, user: decodeZ32(alice.z32) });
+      const conn = await connect({} as never, {
+        home: alice.home,
+        user: decodeZ32(alice.z32),
+        http: LOOPBACK,
+      });
       for (const ref of Object.values(refs)) {
         await conn.client.put(partPath(ref, 0), new Uint8Array(1000));
         await conn.client.put(partPath(ref, 1), new Uint8Array(500));
@@ -912,7 +952,7 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       assert(text.stdout.includes("5 file(s), 2.9 KiB in 2 share folder(s)"), text.stdout);
       // After signing out on the server the stored session is reported as dead.
       const stored = await loadSession(alice.home, alice.z32);
-      await signOut(hs.baseUrl, stored!.cookie);
+      await signOut(hs.baseUrl, stored!.cookie, { http: LOOPBACK });
       const dead = await cli(["homeserver", "status", "--json"], {
         home: alice.home,
         env: {},
@@ -926,7 +966,7 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
   });
 });
 
-Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup token", async () => {
+Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER, the loopback switch and a signup token", async () => {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -946,7 +986,7 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup t
   const lines: string[] = [];
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
-  while (lines.length < 4) {
+  while (lines.length < 5) {
     const { value, done } = await reader.read();
     if (done) break;
     buf += value;
@@ -958,6 +998,7 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup t
     const env = Object.fromEntries(lines.map((l) => l.split("=", 2) as [string, string]));
     assert(isZ32Key(env.CIPHERPOST_HOMESERVER), lines.join("|"));
     assert(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(env.CIPHERPOST_SIGNUP_TOKEN));
+    assertEquals(env.CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK, "1");
     // The homeserver is found through the testnet's relay, and takes the printed token.
     const t = new Transport({
       bootstrap: env.CIPHERPOST_BOOTSTRAP.split(","),
@@ -967,8 +1008,18 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup t
       timeoutMs: 2000,
     });
     try {
+      // without the printed switch the stand-in's plain-http loopback endpoint is refused
+      const refused = await assertRejects(
+        () => endpointOf(t, env.CIPHERPOST_HOMESERVER),
+        CipherpostError,
+      );
+      assertEquals([refused.kind, EXIT_OF[refused.kind]], ["homeserver", 6]);
+      // with the printed lines exported (as `eval` of them does), it is reached
+      const http = homeserverHttpFrom((name) => env[name]);
+      bindHomeserverHttp(t, http);
       const baseUrl = await endpointOf(t, env.CIPHERPOST_HOMESERVER);
       const r = await signIn({
+        http,
         baseUrl,
         homeserver: env.CIPHERPOST_HOMESERVER,
         seed: generateKeypair().seed,

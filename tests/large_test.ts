@@ -64,6 +64,8 @@ function env(net: Testnet, extra: Record<string, string> = {}): Record<string, s
     CIPHERPOST_PASSPHRASE: PASS,
     CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
     CIPHERPOST_RELAYS: net.relayUrl,
+    // the stand-in is plain http on 127.0.0.1 (as `cipherpost testnet --homeserver` prints it)
+    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
     ...extra,
   };
 }

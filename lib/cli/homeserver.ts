@@ -8,6 +8,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { HomeserverClient } from "../homeserver/client.ts";
 import { endpointOf, homeserverOf, isZ32Key, withPubkyRecord } from "../homeserver/discovery.ts";
+import { checkEndpoint, homeserverHttpOf } from "../homeserver/endpoint_policy.ts";
 import { shareRefOfPath } from "../homeserver/paths.ts";
 import { sessionAlive, signIn } from "../homeserver/session.ts";
 import { readStoredSession, saveSession, sessionFile } from "../homeserver/session_store.ts";
@@ -151,7 +152,8 @@ ${NETWORK_HELP}`,
       const user = encodeZ32(me.publicKey);
       await withTransport(o, async (t) => {
         const baseUrl = await endpointOf(t, homeserver);
-        const r = await signIn({ baseUrl, homeserver, seed: me.seed, signupToken });
+        const http = homeserverHttpOf(t);
+        const r = await signIn({ baseUrl, homeserver, seed: me.seed, signupToken, http });
         await saveSession(home, {
           homeserver,
           baseUrl,
@@ -286,16 +288,19 @@ async function status(
   } else if (stored && !published) note = "from the stored session; no _pubky record published";
   else if (!stored && published) note = "from your _pubky record";
   if (!homeserver) return { user, homeserver: null, base_url: null, session: "none" };
-  const baseUrl = stored && stored.homeserver === homeserver
-    ? stored.baseUrl
-    : await endpointOf(t, homeserver);
+  const http = homeserverHttpOf(t);
+  let baseUrl: string;
+  if (stored && stored.homeserver === homeserver) {
+    checkEndpoint(stored.baseUrl, http);
+    baseUrl = stored.baseUrl;
+  } else baseUrl = await endpointOf(t, homeserver);
   let session = "none stored";
   if (stored && stored.homeserver === homeserver) {
-    session = await sessionAlive(baseUrl, stored.cookie)
+    session = await sessionAlive(baseUrl, stored.cookie, { http })
       ? `valid (${stored.cookie.capabilities}, since ${stored.createdAt}; ${sessionFileNote()})`
       : "expired or signed out (run: cipherpost homeserver signup)";
   }
-  const client = new HomeserverClient({ baseUrl, user });
+  const client = new HomeserverClient({ baseUrl, user, http });
   const inv = await inventory(client);
   const sentRefs = new Set(
     (await new State(home).listSent().catch(() => []))

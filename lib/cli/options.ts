@@ -12,7 +12,8 @@ import { type LoadedIdentity, loadIdentity } from "../state/identity.ts";
 import { Transport } from "../pkarr/transport.ts";
 import { getPin, type PassphraseOptions, type PinOptions, retryPassphrase } from "./passphrase.ts";
 import { cipherpostHome } from "./home.ts";
-import { type NetworkFlags, networkOptionsFrom } from "./network_options.ts";
+import { homeserverHttpFrom, type NetworkFlags, networkOptionsFrom } from "./network_options.ts";
+import { bindHomeserverHttp } from "../homeserver/endpoint_policy.ts";
 import { defaultIo, type Io } from "./io.ts";
 
 /** Parse an integer option value or fail as a usage error. */
@@ -124,12 +125,17 @@ export function withNetwork<A extends unknown[], O extends OptionValues, G exten
   return cmd as unknown as Command<A, O & NetworkAdded, G>;
 }
 
-/** Open a Transport as the network flags say, run `f`, and close it on every path. */
+/**
+ * Open a Transport as the network flags say, with the homeserver settings of the environment
+ * bound to it, run `f`, and close it on every path.
+ */
 export async function withTransport<T>(
   o: NetworkFlags,
   f: (t: Transport) => Promise<T>,
 ): Promise<T> {
+  const http = homeserverHttpFrom();
   const t = new Transport(networkOptionsFrom(o));
+  bindHomeserverHttp(t, http);
   try {
     return await f(t);
   } finally {

@@ -10,6 +10,7 @@ import { CipherpostError } from "../util/errors.ts";
 import { startTestnet } from "../testing/testnet.ts";
 import { startHomeserverOnTestnet } from "../testing/homeserver.ts";
 import type { Io } from "./io.ts";
+import { ALLOW_LOOPBACK_ENV } from "./network_options.ts";
 import { parseIntArg } from "./options.ts";
 
 /** Register `testnet` on the program. */
@@ -43,7 +44,11 @@ Prints the environment lines other shells use to reach it, e.g.:
   CIPHERPOST_RELAYS=http://127.0.0.1:40100
 With --homeserver also (the token only in token_required mode; it is single-use):
   CIPHERPOST_HOMESERVER=<homeserver z32>
-  CIPHERPOST_SIGNUP_TOKEN=XXXX-XXXX-XXXX`,
+  CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1
+  CIPHERPOST_SIGNUP_TOKEN=XXXX-XXXX-XXXX
+The stand-in homeserver speaks plain http on 127.0.0.1, which cipherpost refuses unless
+CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1 is set (never the default: otherwise only HTTPS to a
+public domain name is contacted).`,
     )
     .action(async (o) => {
       if (o.loss > 100) throw new CipherpostError("usage", "--loss is a percentage (0 to 100)");
@@ -68,7 +73,7 @@ With --homeserver also (the token only in token_required mode; it is single-use)
         `CIPHERPOST_BOOTSTRAP=${net.bootstrap.join(",")}\nCIPHERPOST_RELAYS=${net.relayUrl}\n`,
       );
       if (hs) {
-        io.out(`CIPHERPOST_HOMESERVER=${hs.key}\n`);
+        io.out(`CIPHERPOST_HOMESERVER=${hs.key}\n${ALLOW_LOOPBACK_ENV}=1\n`);
         if (hs.signupMode === "token_required") {
           io.out(`CIPHERPOST_SIGNUP_TOKEN=${hs.mintSignupToken()}\n`);
         }

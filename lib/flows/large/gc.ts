@@ -49,15 +49,11 @@ export interface GcOptions {
   nowSec?: number;
 }
 
+/** Every path below `dir`, by the client's bounded listing (cursor must advance, ≤ 100k). */
 async function listAll(store: HomeserverClient, dir: string, shallow: boolean): Promise<string[]> {
-  const out: string[] = [];
-  let cursor: string | undefined;
-  while (true) {
-    const page = await store.list(dir, { limit: 1000, cursor, shallow });
-    out.push(...page.map((e) => e.path));
-    if (page.length < 1000) return out;
-    cursor = page[page.length - 1].url;
-  }
+  return (await Array.fromAsync(store.listAll(dir, { shallow, pageSize: 1000 }))).map((e) =>
+    e.path
+  );
 }
 
 /**
