@@ -11,23 +11,22 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { endpointOf } from "../../homeserver/discovery.ts";
+import { readBlobStatus } from "../../homeserver/blob_status.ts";
+import { type HomeserverHttp, homeserverHttpOf } from "../../homeserver/endpoint_policy.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import {
   type BlobStatus,
   envelopeHash,
   type LargePointer,
   maxCipherLength,
-  parseBlobStatus,
   parsePointerEnvelope,
   partLength,
   partPath,
-  statusPath,
 } from "../../protocol/large_manifest.ts";
 import type { State } from "../../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
 import { stripControl, toHex, utf8 } from "../../util/encoding.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
-import { readStreamCapped } from "../../util/bounded_read.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
 import { eachLimited, PartFailure, PartPool } from "./pool.ts";
 import { extractTar } from "./tar_fs.ts";
@@ -137,7 +136,7 @@ export async function openLarge(
     deliver: async () => {
       await fetchLarge(
         state,
-        { sender: share.sender, locator, pointer: p, baseUrl, target },
+        { sender: share.sender, locator, pointer: p, baseUrl, target, http: homeserverHttpOf(t) },
         o,
         ui,
       );
@@ -153,6 +152,8 @@ interface LargeFetch {
   pointer: LargePointer;
   baseUrl: string;
   target: string;
+  /** the endpoint policy and timeouts of every homeserver request */
+  http: HomeserverHttp;
 }
 
 /**
@@ -236,7 +237,10 @@ async function fetchLarge(
   let status: { at: number; value: Promise<BlobStatus | null> } | null = null;
   const blobStatus = () => {
     if (!status || Date.now() - status.at >= RETRY_MISSING_MS) {
-      status = { at: Date.now(), value: readBlobStatus(baseUrl, ctx.sender, p) };
+      status = {
+        at: Date.now(),
+        value: readBlobStatus(baseUrl, ctx.sender, p.blobId, p.parts, { http: f.http }),
+      };
     }
     return status.value;
   };
@@ -257,6 +261,7 @@ async function fetchLarge(
     pp.run({
       op: "decrypt",
       url: `${baseUrl}${partPath(p.blobId, i)}`,
+      http: f.http,
       headers: { "pubky-host": ctx.sender },
       identity: p.contentIdentity,
       expectHash: p.partHashes[i],
@@ -387,25 +392,5 @@ async function exists(path: string): Promise<boolean> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
     throw new CipherpostError("io", `io error: cannot check ${path}`);
-  }
-}
-
-/** A blob's status file, read anonymously (§5.3); null when absent, unreadable or invalid. */
-async function readBlobStatus(
-  baseUrl: string,
-  sender: string,
-  p: LargePointer,
-): Promise<BlobStatus | null> {
-  try {
-    const res = await fetch(`${baseUrl}${statusPath(p.blobId)}`, {
-      headers: { "pubky-host": sender },
-    });
-    if (res.status !== 200 || !res.body) {
-      await res.body?.cancel();
-      return null;
-    }
-    return parseBlobStatus(await readStreamCapped(res.body, 1024), p.parts);
-  } catch {
-    return null;
   }
 }
