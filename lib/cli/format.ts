@@ -105,15 +105,7 @@ function payloadLines(s: AcceptanceSummary): string[] {
         "Type:        claude_session",
         `Size:        ${p.bundleBytes} bytes`,
         ...(p.viaHomeserver ? [`From:        ${shown(p.viaHomeserver)} (verified)`] : []),
-        ...summaryLines({
-          sessionId: p.sessionId,
-          project: p.project,
-          messages: p.messages,
-          lastPrompt: p.lastPrompt,
-          size: p.size,
-          sidecarFiles: p.sidecarFiles,
-          claudeVersion: p.claudeVersion,
-        }, p.bundleBytes),
+        ...summaryLines(p, p.bundleBytes),
         `Place in:    ${shown(p.targetDir)}${p.rewritten ? " (paths rewritten)" : ""}`,
         `Action:      ${action}`,
       ];

@@ -264,17 +264,10 @@ async function openLargeSession(
 
 /** What the acceptance screen shows of a session and its placement. */
 function sessionView(b: Bundle, bundleBytes: number, plan: Placement): SessionSummaryView {
-  const s = summarizeBundle(b);
   return {
+    ...summarizeBundle(b),
     kind: "claude_session",
-    sessionId: s.sessionId,
-    project: s.project,
-    messages: s.messages,
-    lastPrompt: s.lastPrompt,
-    size: s.size,
-    sidecarFiles: s.sidecarFiles,
     bundleBytes,
-    claudeVersion: s.claudeVersion,
     targetDir: plan.targetDir,
     rewritten: plan.rewritten,
     action: plan.action,

@@ -8,6 +8,8 @@
  */
 
 import type { MaterialType } from "../../material/material.ts";
+import type { SessionSummary } from "../../claude/summary.ts";
+import type { PlaceAction } from "../../claude/place.ts";
 import type { Keypair } from "../../crypto/keys.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import type { State } from "../../state/state.ts";
@@ -109,32 +111,21 @@ export interface LargeSummary {
   target: string;
 }
 
-/** A Claude Code session hand-off: what is placed, and where. */
-export interface SessionSummaryView {
+/**
+ * A Claude Code session hand-off: the session's facts (every string sender-controlled) and what
+ * is placed, and where.
+ */
+export interface SessionSummaryView extends SessionSummary {
   /** The variant: a Claude Code session. */
   kind: "claude_session";
-  /** The session's ID as the sender has it. */
-  sessionId: string;
-  /** the project folder recorded in the transcript (sender-controlled) */
-  project: string;
-  /** User and assistant messages in the transcript. */
-  messages: number;
-  /** The last prompt typed (sender-controlled), or null. */
-  lastPrompt: string | null;
-  /** bytes of the transcript and sidecar files */
-  size: number;
-  /** Files in the session's sidecar folder. */
-  sidecarFiles: number;
   /** the compressed bundle */
   bundleBytes: number;
-  /** The Claude Code version that wrote the session (sender-controlled). */
-  claudeVersion: string;
   /** the directory the session is placed for (and `claude` would run in) */
   targetDir: string;
   /** transcript paths are rewritten to targetDir */
   rewritten: boolean;
   /** what placing does to a local copy of the same session */
-  action: "new" | "replace" | "keep" | "same" | "fork";
+  action: PlaceAction;
   /** the session ID it is placed under (a new one for a fork) */
   placedAs: string;
   /** it travelled as a large share through the sender's homeserver */
