@@ -13,6 +13,7 @@
  * @module
  */
 
+import { remedyHint } from "./remedies.ts";
 import { CipherpostError, type ErrorKind } from "../util/errors.ts";
 
 /** Process exit codes. */
@@ -80,7 +81,8 @@ export function exitCodeOf(e: unknown): number {
 export function describeError(e: unknown, debug = false): string[] {
   if (e instanceof CipherpostError) {
     const lines = [e.message];
-    if (e.hint) lines.push(`hint: ${e.hint}`);
+    const hint = e.remedy ? remedyHint(e.remedy) : e.hint;
+    if (hint) lines.push(`hint: ${hint}`);
     if (debug && e.cause) lines.push(`debug: ${String(e.cause)}`);
     return lines;
   }

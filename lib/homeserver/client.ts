@@ -229,7 +229,7 @@ export class HomeserverClient {
       "homeserver_auth",
       `homeserver: ${method} ${path}: not authenticated and no way to sign in here`,
       { status: 401, method, path },
-      "sign in with: cipherpost homeserver signup <homeserver-key> (needs your passphrase)",
+      { step: "homeserver_signup", data: { also: "it needs your passphrase" } },
     );
   }
 

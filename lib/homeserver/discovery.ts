@@ -129,7 +129,7 @@ export async function homeserverOf(transport: Transport, user: Uint8Array): Prom
     throw new CipherpostError(
       "no_homeserver",
       `no homeserver: ${encodeZ32(user)} publishes no _pubky record`,
-      found ? "sign up with: cipherpost homeserver signup <homeserver-key>" : undefined,
+      found ? { step: "homeserver_signup" } : undefined,
     );
   }
   return hs;

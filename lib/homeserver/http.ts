@@ -7,7 +7,7 @@
  */
 
 import { stripControl } from "../util/encoding.ts";
-import { CipherpostError, type ErrorKind } from "../util/errors.ts";
+import { CipherpostError, type ErrorKind, type Remedy } from "../util/errors.ts";
 
 /** A `fetch` function (tests may substitute one; `globalThis.fetch` is never patched). */
 export type FetchFn = (input: string | URL, init?: RequestInit) => Promise<Response>;
@@ -33,7 +33,7 @@ export class HomeserverError extends CipherpostError {
     kind: ErrorKind,
     message: string,
     info: { status: number; method: string; path: string; retryAfterMs?: number },
-    hint?: string,
+    hint?: string | Remedy,
   ) {
     super(kind, message, hint);
     this.status = info.status;
@@ -57,12 +57,12 @@ export function retryAfterMs(v: string | null, nowMs = Date.now()): number | und
   return Number.isNaN(d) ? undefined : Math.max(0, d - nowMs);
 }
 
-const MEANING: Record<number, [ErrorKind, string, string | undefined]> = {
+const MEANING: Record<number, [ErrorKind, string, string | Remedy | undefined]> = {
   400: ["homeserver", "request rejected", undefined],
   401: [
     "homeserver_auth",
     "not authenticated",
-    "sign in again with: cipherpost homeserver signup <homeserver-key>",
+    { step: "homeserver_signup" },
   ],
   403: [
     "homeserver_forbidden",
@@ -76,7 +76,7 @@ const MEANING: Record<number, [ErrorKind, string, string | undefined]> = {
   507: [
     "homeserver_quota",
     "storage quota exceeded on the homeserver",
-    "free space with: cipherpost homeserver gc, or ask the operator for more quota",
+    { step: "homeserver_gc" },
   ],
 };
 

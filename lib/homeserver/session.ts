@@ -145,7 +145,7 @@ async function signinError(res: HttpReply, path: string): Promise<CipherpostErro
       "homeserver_auth",
       "homeserver: this identity has no account on the homeserver",
       { status: 404, method: "POST", path },
-      "sign up with: cipherpost homeserver signup <homeserver-key>",
+      { step: "homeserver_signup" },
     );
   }
   if (res.status === 400) {
@@ -169,7 +169,7 @@ async function signupError(res: HttpReply, hadToken: boolean): Promise<Cipherpos
       "homeserver_auth",
       "homeserver: signup requires a signup token",
       { status: 400, method: "POST", path: "/signup" },
-      "ask the operator for one and pass it with --signup-token-file FILE",
+      { step: "signup_token" },
     );
   }
   if (res.status === 401 || (res.status === 400 && /signup token/i.test(text))) {

@@ -81,7 +81,10 @@ export async function pickupUri(
 ): Promise<ShareUri> {
   if (req.uri !== undefined) {
     if (req.from !== undefined) {
-      throw new CipherpostError("config", "configuration error: give a URI or --from, not both");
+      throw new CipherpostError(
+        "config",
+        "configuration error: give a URI or the sender to look up, not both",
+      );
     }
     return parseShareUri(req.uri);
   }
@@ -90,7 +93,10 @@ export async function pickupUri(
     try {
       senderPk = parsePublicKey(req.from);
     } catch {
-      throw new CipherpostError("config", "configuration error: --from needs a z-base-32 key");
+      throw new CipherpostError(
+        "config",
+        "configuration error: the sender to look up must be a z-base-32 key",
+      );
     }
   }
   log("Looking up the newest session hand-off...");
@@ -177,7 +183,7 @@ function notASession(type: string): void {
     throw new CipherpostError(
       "invalid_material",
       `invalid material: this share holds ${type}, not a Claude Code session`,
-      "receive it with: cipherpost receive URI",
+      { step: "receive_general" },
     );
   }
 }
@@ -201,7 +207,7 @@ async function openLargeSession(
     throw new CipherpostError(
       "invalid_material",
       "invalid material: this large share is a folder, not a Claude Code session",
-      "receive it with: cipherpost receive URI -o DIR",
+      { step: "receive_general", data: { output: "DIR" } },
     );
   }
   if (pointer.pointer.size > MAX_SESSION_SHARE) {

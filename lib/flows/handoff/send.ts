@@ -54,7 +54,7 @@ export function tooLargeForDht(bytes: number): CipherpostError {
   return new CipherpostError(
     "too_large",
     `session too large for the DHT: the compressed bundle is ${bytes} bytes; a v2 share carries at most ${MATERIAL_CAP}`,
-    "large sessions travel through a homeserver: run `cipherpost homeserver signup` first",
+    { step: "homeserver_signup", data: { also: "large sessions travel through a homeserver" } },
   );
 }
 

@@ -98,8 +98,8 @@ export async function openLarge(
   if (target === undefined || target === "-") {
     throw new CipherpostError(
       "config",
-      "configuration error: a large share needs -o PATH (it is not written to standard output)",
-      `e.g. cipherpost receive <uri> -o ${p.kind === "directory" ? "folder" : "file"}`,
+      "configuration error: a large share needs an output path (it is not written to standard output)",
+      { step: "give_output_path", data: { example: p.kind === "directory" ? "folder" : "file" } },
     );
   }
   const targetExists = await exists(target);
@@ -107,7 +107,7 @@ export async function openLarge(
     throw new CipherpostError(
       "config",
       `configuration error: ${target} already exists; refusing to overwrite it`,
-      "choose another path, or pass --force",
+      { step: "replace_target" },
     );
   }
   let baseUrl: string;
@@ -333,7 +333,7 @@ async function fetchLarge(
     new CipherpostError(
       "config",
       `configuration error: ${target} appeared while this share was being received; it is left as it is`,
-      "choose another path, or pass --force; the verified parts are kept for the re-run",
+      { step: "replace_target", data: { also: "the verified parts are kept for the re-run" } },
     );
   try {
     if (p.kind === "file") {

@@ -77,7 +77,7 @@ export async function collectReceipts(
     } catch {
       throw new CipherpostError(
         "config",
-        "configuration error: --from needs a z-base-32 public key",
+        "configuration error: the recipient to look up must be a z-base-32 public key",
       );
     }
     fromZ32 = encodeZ32(pk);

@@ -571,10 +571,12 @@ function openMaterial(share: OpenedShare, o: MaterialOutput, ui: FlowUi): Opened
     throw new CipherpostError(
       "config",
       `configuration error: the material is binary (${out.length} bytes, ${envelope.material.type}); not writing it to the terminal`,
-      "write it to a file with -o FILE, or pass -o - to print it anyway" +
-        (envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
-          ? " (--armor gives a text form)"
-          : ""),
+      {
+        step: "binary_output",
+        data: envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
+          ? { armor: "yes" }
+          : {},
+      },
     );
   }
   return {
@@ -611,7 +613,7 @@ async function writeMaterial(
     throw new CipherpostError(
       "io",
       "io error: cannot write to standard output (closed, full or a broken pipe)",
-      "nothing was accepted; receive again with -o <file>",
+      { step: "give_output_path", data: { also: "nothing was accepted" } },
     );
   }
 }

@@ -24,8 +24,8 @@ export function recipientOf(sender: Keypair, recipient: string | null): Recipien
   } catch {
     throw new CipherpostError(
       "config",
-      "configuration error: --share needs the recipient's z-base-32 public key",
-      "ask the recipient for the output of: cipherpost identity show",
+      "configuration error: the recipient must be a z-base-32 public key",
+      { step: "recipient_key" },
     );
   }
   return { publicKey, z32: encodeZ32(publicKey) };

@@ -161,14 +161,14 @@ export async function send(
       throw new CipherpostError(
         "too_large",
         `share too large for a v1 PKARR packet: the record alone needs more than 1000 bytes of DNS (material is ${stored.length} bytes; about 75-100 bytes of secret fit, PIN shares never fit)`,
-        "drop --protocol 1 to send it as a v2 multi-packet share",
+        { step: "use_protocol_v2" },
       );
     }
     if (req.protocol === 1 && liveV1) {
       throw new CipherpostError(
         "config",
         "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
-        "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
+        { step: "revoke_or_v2" },
       );
     }
     if (fitsAlone && !liveV1 && alone) {
@@ -214,14 +214,14 @@ export async function send(
           throw new CipherpostError(
             "config",
             "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
-            "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
+            { step: "revoke_or_v2" },
           );
         }
         if (req.protocol === 1) {
           throw new CipherpostError(
             "too_large",
             "share does not fit next to the records already in your packet",
-            "drop --protocol 1 to send it as a v2 multi-packet share",
+            { step: "use_protocol_v2" },
           );
         }
         fallback = full ? "packet_full" : "live_v1";
