@@ -7,14 +7,15 @@
  * - `POST /signup[?signup_token=]`, `POST /session`: AuthToken verification (layout, signature
  *   over bytes 65.., ±window, replay guard); signup modes `open` and `token_required` (tokens
  *   minted by {@link HomeserverStandIn.mintSignupToken}, single use); a cookie named by the
- *   user's z32; the postcard `SessionInfo` body.
+ *   user's z32; the postcard `SessionInfo` body. A token body over 64 KiB is refused (413) after
+ *   reading at most 64 KiB + 1 bytes of it.
  * - Tenancy: a bare-z32 `Host`, then `pubky-host` (overrides), then `?pubky-host=`; values with
  *   the `pubky` display prefix are ignored; no tenant → 404 "Pubky Host is missing".
  * - Authorization: `/pub/` reads are public; writes need a session of the tenant whose
  *   capabilities grant `w` on the path (else 401 / 403); paths outside `/pub/` are 403.
  * - `PUT` streams to disk (constant memory, BLAKE3 on the fly, temp file + rename), 100 MiB body
  *   limit (413), per-user quota (507: up front from `Content-Length`, and while streaming; each
- *   file costs 256 bytes of metadata).
+ *   file costs 256 bytes of metadata). PUTs and DELETEs of one file take turns.
  * - `GET`/`HEAD` with `ETag` = quoted base64 BLAKE3, `If-None-Match` / `If-Modified-Since` →
  *   304; `DELETE` 204/404; listings (`limit`, `cursor`, `reverse`, `shallow`) as the reference.
  * - Its own PKARR packet (HTTPS priority 1 `.` with port/ipv4hint, HTTPS priority 10 `localhost`
@@ -243,6 +244,8 @@ interface StandIn {
   tokens: Map<string, string | null>;
   /** user → path → entry */
   entries: Map<string, Map<string, Entry>>;
+  /** `tenant` + path → the end of the last PUT or DELETE of that file (they take turns) */
+  turns: Map<string, Promise<void>>;
   counts: RequestCounts;
   log: RequestLogEntry[];
   /** {@link HomeserverStandIn.rateLimitGets} */
@@ -308,6 +311,7 @@ export async function startHomeserver(
     sessions: new Map(),
     tokens: new Map(),
     entries: new Map(),
+    turns: new Map(),
     counts: { GET: 0, HEAD: 0, PUT: 0, DELETE: 0, POST: 0, OTHER: 0 },
     log: [],
     limited: { n: 0, retryAfter: "0" },
@@ -514,10 +518,19 @@ function signupTokenStatus(s: StandIn, { path }: OpenCall): Response {
   );
 }
 
-/** The AuthToken of a signup or sign-in, verified and not seen before (413 over 64 KiB). */
+/**
+ * The AuthToken of a signup or sign-in, verified and not seen before. At most 64 KiB + 1 bytes
+ * of the body are read: a longer one is refused (413) at once and the rest discarded unread.
+ */
 async function readToken(s: StandIn, req: Request): Promise<Uint8Array | Response> {
-  const body = new Uint8Array(await req.arrayBuffer());
-  if (body.length > TOKEN_LIMIT) return text(413, "Payload Too Large");
+  const declared = req.headers.get("content-length");
+  const body = declared !== null && /^\d+$/.test(declared) && Number(declared) > TOKEN_LIMIT
+    ? null
+    : await readAtMost(req.body, TOKEN_LIMIT + 1);
+  if (body === null || body.length > TOKEN_LIMIT) {
+    void drain(req.body); // in the background: the answer goes out now, nothing is kept
+    return text(413, "Payload Too Large");
+  }
   try {
     const t = verifyAuthToken(body, { windowUs: s.windowUs });
     s.guard.check(t);
@@ -666,8 +679,9 @@ function listingLimit(raw: string | null): number {
 }
 
 /**
- * `PUT`, with the bytes being written counted in the user's `inFlight` until it ends, so
- * concurrent PUTs cannot each take the same free space of the quota.
+ * `PUT`. PUTs and DELETEs of one file take turns, so each sees what the one before it left (the
+ * size it replaces, the file it renames over); the bytes being written are counted in the user's
+ * `inFlight` until the PUT ends, so PUTs of different files cannot each take the same free space.
  */
 async function put(s: StandIn, c: Call): Promise<Response> {
   const u = s.users.get(c.tenant);
@@ -682,16 +696,34 @@ async function put(s: StandIn, c: Call): Promise<Response> {
     await drain(c.req.body);
     return refused!;
   }
-  const reserved = { bytes: 0 };
+  return await inTurn(s, c, async () => {
+    const reserved = { bytes: 0 };
+    try {
+      return await putInTurn(s, c, u, reserved);
+    } finally {
+      u.inFlight -= reserved.bytes;
+    }
+  });
+}
+
+/** Run `f` once every earlier PUT or DELETE of the same file has ended. */
+async function inTurn<T>(s: StandIn, c: Call, f: () => Promise<T>): Promise<T> {
+  const k = `${c.tenant}${c.path}`;
+  const before = s.turns.get(k);
+  let done = () => {};
+  const mine = new Promise<void>((r) => (done = r));
+  s.turns.set(k, mine);
   try {
-    return await putCounted(s, c, u, reserved);
+    await before;
+    return await f();
   } finally {
-    u.inFlight -= reserved.bytes;
+    done();
+    if (s.turns.get(k) === mine) s.turns.delete(k);
   }
 }
 
-/** One PUT: quota up front, the body streamed to a file, the entry replaced. */
-async function putCounted(
+/** One PUT, its turn come: quota up front, the body streamed to a file, the entry replaced. */
+async function putInTurn(
   s: StandIn,
   { req, tenant, path }: Call,
   u: User,
@@ -828,23 +860,47 @@ async function receiveBody(
   return { size, etag: `"${b64encode(hasher.digest("binary"))}"`, head };
 }
 
-/** `DELETE` of a file. */
+/** `DELETE` of a file (in turn with the PUTs of the same file). */
 async function remove(s: StandIn, c: Call): Promise<Response> {
   const u = s.users.get(c.tenant);
   if (!u) return text(404, "Not Found");
-  const mine = s.entries.get(c.tenant);
-  const e = mine?.get(c.path);
-  if (!e || !mine) return text(404, "Not Found");
-  mine.delete(c.path);
-  u.used -= e.size + METADATA_BYTES;
-  await Deno.remove(e.file).catch(() => {});
-  return new Response(null, { status: 204 });
+  return await inTurn(s, c, async () => {
+    const mine = s.entries.get(c.tenant);
+    const e = mine?.get(c.path);
+    if (!e || !mine) return text(404, "Not Found");
+    mine.delete(c.path);
+    u.used -= e.size + METADATA_BYTES;
+    await Deno.remove(e.file).catch(() => {});
+    return new Response(null, { status: 204 });
+  });
 }
 
 // --- bodies ------------------------------------------------------------------------------------
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
   return new Response(body, { status, headers: { "content-type": "text/plain", ...headers } });
+}
+
+/** Up to `max` bytes of a body (fewer when it ends first); the reader is released, not cancelled. */
+async function readAtMost(
+  body: ReadableStream<Uint8Array> | null,
+  max: number,
+): Promise<Uint8Array> {
+  if (!body) return new Uint8Array();
+  const r = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  try {
+    while (n < max) {
+      const { value, done } = await r.read();
+      if (done) break;
+      const take = value.subarray(0, max - n);
+      chunks.push(take);
+      n += take.length;
+    }
+  } catch { /* client went away: what came is what there is */ }
+  r.releaseLock();
+  return concat(...chunks);
 }
 
 /** Read and discard a body (at most `max` bytes, then cancel it). */
