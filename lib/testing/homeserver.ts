@@ -881,7 +881,11 @@ function text(status: number, body: string, headers: Record<string, string> = {}
   return new Response(body, { status, headers: { "content-type": "text/plain", ...headers } });
 }
 
-/** Up to `max` bytes of a body (fewer when it ends first); the reader is released, not cancelled. */
+/**
+ * Up to `max` bytes of a body (fewer when it ends first). The reader is released, not cancelled:
+ * cancelling a `node:http` request body destroys the socket before the answer goes out (which is
+ * why this is not `readLimited` of `lib/pkarr/relay.ts`).
+ */
 async function readAtMost(
   body: ReadableStream<Uint8Array> | null,
   max: number,
