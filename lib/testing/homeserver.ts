@@ -416,7 +416,7 @@ async function route(s: StandIn, req: Request): Promise<{ res: Response; tenant:
   if (open) return { res: await open.handler(s, { req, url, path }), tenant: null };
   const tenant = tenantOf(req, url);
   const refused = await refusal(s, req, tenant, path);
-  if (refused || tenant === null) return { res: refused!, tenant };
+  if (refused || tenant === null) return { res: refused!, tenant }; // a missing tenant is refused
   const call = { req, url, path, tenant };
   if (path === "/session") {
     if (!s.users.has(tenant)) return { res: text(404, "Not Found"), tenant };
