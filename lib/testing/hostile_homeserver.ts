@@ -39,8 +39,9 @@ export type HostileMode =
   | { kind: "hang"; paths?: RegExp }
   /**
    * Send the status line and headers at once, then the body one byte every `intervalMs` (default
-   * 1000). The body is the upstream's answer (its status and headers too) when there is an
-   * upstream, else `body` (default 1 KiB of `x`) with 200. `paths`: every path.
+   * 1000). The body is the upstream's answer (its status and headers too; read whole first, so
+   * keep it test-sized) when there is an upstream, else `body` (default 1 KiB of `x`) with 200.
+   * `paths`: every path.
    */
   | { kind: "drip"; intervalMs?: number; body?: Uint8Array; paths?: RegExp }
   /** Answer `status` (default 302) with `Location: location` and no body. `paths`: every path. */
