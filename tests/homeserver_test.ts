@@ -652,6 +652,127 @@ Deno.test("507: the per-user quota gives a clear error, up front and mid-stream;
   }
 });
 
+/** Wait until `cond` holds (polling); throws after `ms` so a broken server fails the test. */
+async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`never happened: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A request body that stays open until the test writes to it and closes it. */
+function openBody() {
+  let c!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({ start: (x) => void (c = x) });
+  return {
+    body,
+    end(bytes: Uint8Array) {
+      c.enqueue(bytes);
+      c.close();
+    },
+  };
+}
+
+Deno.test("quota: PUTs and a DELETE of one existing path at once charge what is stored, once", async () => {
+  const hs = await startHomeserver({ signupMode: "open", quotaBytes: 4 * 1024 * 1024 });
+  try {
+    const { client } = await userClient(hs.baseUrl, hs.key);
+    const p = "/pub/cipherpost/same";
+    await client.put(p, new Uint8Array(1024 * 1024));
+    assertEquals(hs.usedBytes(client.user), 1024 * 1024 + 256);
+    // Two PUTs that both find the 1 MiB file, still streaming when the first one ends: the old
+    // file must be paid back once, not by each of them.
+    const before = hs.counts.PUT;
+    const a = openBody(), b = openBody();
+    const pa = client.put(p, a.body);
+    const pb = client.put(p, b.body);
+    await until(() => hs.counts.PUT === before + 2, "both PUTs reach the stand-in");
+    a.end(new Uint8Array(1000));
+    await pa;
+    b.end(new Uint8Array(2000).fill(7));
+    await pb;
+    assertEquals((await client.head(p))?.size, 2000);
+    assertEquals(hs.usedBytes(client.user), 2000 + 256);
+    // A DELETE that arrives while a PUT of the same file streams is not paid back twice either.
+    const c = openBody();
+    const pc = client.put(p, c.body);
+    await until(() => hs.counts.PUT === before + 3, "the third PUT reaches the stand-in");
+    const deleted = client.delete(p);
+    await until(() => hs.counts.DELETE === 1, "the DELETE reaches the stand-in");
+    c.end(new Uint8Array(3000));
+    await pc;
+    await deleted;
+    assertEquals(await client.head(p), null);
+    assertEquals(hs.usedBytes(client.user), 0);
+    // The quota still holds: what is left is the whole 4 MiB, and not a byte more.
+    await client.put("/pub/cipherpost/fill", new Uint8Array(4 * 1024 * 1024 - 256));
+    const over = await assertRejects(
+      () => client.put("/pub/cipherpost/more", new Uint8Array(1)),
+      HomeserverError,
+    );
+    assertEquals(over.status, 507);
+  } finally {
+    await hs.close();
+  }
+});
+
+Deno.test("413: /session and /signup refuse a body over 64 KiB after reading 64 KiB + 1, not the rest", async () => {
+  const hs = await startHomeserver({ signupMode: "open" });
+  try {
+    for (const route of ["/session", "/signup"]) {
+      // 64 KiB + 1 bytes, then the body stays open: the answer must come without the rest.
+      let close = () => {};
+      let ended = false;
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < 16; i++) c.enqueue(new Uint8Array(4096));
+          c.enqueue(new Uint8Array(1));
+          close = () => {
+            if (ended) return;
+            ended = true;
+            try {
+              c.close();
+            } catch { /* the request is over: fetch has cancelled the body */ }
+          };
+        },
+      });
+      // should the stand-in wait for the end of the body, the body ends after 30 s and the
+      // assert below names the failure (instead of a hung test)
+      const fallback = setTimeout(() => close(), 30_000);
+      try {
+        const res = await fetch(`${hs.baseUrl}${route}`, {
+          method: "POST",
+          body,
+          duplex: "half",
+        } as RequestInit);
+        assert(!ended, `${route}: answered only once the whole body was sent`);
+        assertEquals(res.status, 413, route);
+        await res.body?.cancel();
+      } finally {
+        clearTimeout(fallback);
+        close();
+      }
+    }
+    // A declared Content-Length over the limit is refused without reading the body at all.
+    const big = await fetch(`${hs.baseUrl}/session`, {
+      method: "POST",
+      body: new Uint8Array(64 * 1024 + 1),
+    });
+    assertEquals(big.status, 413);
+    await big.body?.cancel();
+    // An ordinary sign-up still works after these.
+    const r = await signIn({
+      baseUrl: hs.baseUrl,
+      homeserver: hs.key,
+      seed: generateKeypair().seed,
+    });
+    assert(r.signedUp);
+  } finally {
+    await hs.close();
+  }
+});
+
 Deno.test("429: Retry-After is honoured, then the request succeeds; too long a wait fails clearly", async () => {
   const hs = await startHomeserver({ signupMode: "open" });
   try {
