@@ -12,6 +12,7 @@ import {
   tmpDir,
 } from "./_helpers.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { HAVE_TMUX, runInTty } from "./_tty.ts";
 import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
 import { ageIdentityOf, generateKeypair } from "../lib/crypto/keys.ts";
 import {
@@ -40,6 +41,7 @@ function env(net: Testnet, extra: Record<string, string> = {}): Record<string, s
     CIPHERPOST_PASSPHRASE: PASS,
     CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
     CIPHERPOST_RELAYS: net.relayUrl,
+    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
     ...extra,
   };
 }
