@@ -112,6 +112,29 @@ Deno.test("one receive pipeline: large shares are accepted, escaped and receipte
       }
     });
 
+    await t.step({
+      name: "at a terminal, a typo at a large share's prompt is asked again (three tries)",
+      ignore: !HAVE_TMUX,
+      fn: async () => {
+        const src = `${base}/typo.bin`;
+        const bytes = await payload(src, 5);
+        const s = await run(alice, net, ["send", "--share", bob.z32, "--material-file", src]);
+        assert.equal(s.code, 0, s.stderr);
+        const typo = alice.z32.slice(0, 10) + (alice.z32[10] === "y" ? "b" : "y") +
+          alice.z32.slice(11);
+        const out = `${base}/typo.out`;
+        const r = await runInTty(["receive", s.stdout.trim(), "-o", out], {
+          env: { ...env(net), CIPHERPOST_HOME: bob.home, NO_COLOR: "1" },
+          steps: [
+            { wait: /press Enter \(an empty line declines\):\n> $/m, type: typo },
+            { wait: /that is not the sender's key .*\(2 tries left\):\n> $/m, type: alice.z32 },
+          ],
+        });
+        assert.equal(r.code, 0, r.screen);
+        assert.deepEqual(await Deno.readFile(out), bytes);
+      },
+    });
+
     await t.step(
       "bidi controls in a large share's name and purpose are shown escaped",
       async () => {
@@ -141,6 +164,44 @@ Deno.test("one receive pipeline: large shares are accepted, escaped and receipte
         assert.ok(!r.stderr.includes("\u2067"), "no raw isolate on the screen");
         assert.match(r.stderr, /Type: +large file "invoice\\u202efdp\.exe"/);
         assert.match(r.stderr, /Purpose: +"pay \\u2067me"/);
+      },
+    );
+
+    await t.step(
+      "claude pickup of a large share that is no session: refused, not accepted, nothing kept",
+      async () => {
+        const dir = `${base}/not-a-session`;
+        await Deno.mkdir(dir);
+        await payload(`${dir}/a.bin`, 6);
+        const notGzip = `${base}/not-gzip.tar.gz`;
+        await payload(notGzip, 7);
+        const cfg = `${base}/claude-config`;
+        for (
+          const [src, why] of [[dir, /is a folder, not a Claude Code session/], [
+            notGzip,
+            /not a Claude Code session bundle|invalid material/,
+          ]] as const
+        ) {
+          const s = await run(alice, net, ["send", "--share", bob.z32, "--material-file", src]);
+          assert.equal(s.code, 0, s.stderr);
+          const before = await ledgerText(bob.home);
+          const r = await run(bob, net, [
+            "claude",
+            "pickup",
+            s.stdout.trim(),
+            "--accept",
+            alice.z32,
+            "--no-launch",
+          ], { CLAUDE_CONFIG_DIR: cfg, HOME: base });
+          assert.equal(r.code, 1, r.stderr);
+          assert.match(r.stderr, why);
+          assert.equal(await ledgerText(bob.home), before, "not accepted, no receipt");
+          const kept: string[] = [];
+          try {
+            for await (const e of Deno.readDir(`${bob.home}/state/claude`)) kept.push(e.name);
+          } catch { /* never made */ }
+          assert.deepEqual(kept, [], "nothing kept in the home");
+        }
       },
     );
 
