@@ -7,7 +7,6 @@
  */
 
 import type { Bundle } from "./bundle.ts";
-import { transcriptFacts } from "./transcript.ts";
 
 /** The shown facts of a session. */
 export interface SessionSummary {
@@ -47,9 +46,9 @@ export function shorten(s: string, limit = 72): string {
 
 /** The summary of a received bundle. */
 export function summarizeBundle(b: Bundle): SessionSummary {
-  const f = transcriptFacts(new TextDecoder().decode(b.transcript));
-  let size = b.transcript.length;
-  for (const v of b.sidecar.values()) size += v.length;
+  const f = b.facts;
+  let size = b.transcriptSize;
+  for (const v of b.sidecar.values()) size += v;
   return {
     sessionId: b.meta.sessionId,
     project: b.meta.cwd || f.cwd || "",

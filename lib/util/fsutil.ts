@@ -77,19 +77,25 @@ async function createTemp(dir: string, mode: number): Promise<{ f: Deno.FsFile; 
 }
 
 /**
- * Write `data` to `path` atomically: a temp file beside it (`.cipherpost-<8 hex>.tmp`, short
+ * Write `data` (bytes, or chunks streamed in) to `path` atomically: a temp file beside it (`.cipherpost-<8 hex>.tmp`, short
  * whatever the target's name, locked while in use) is created exclusively with `mode`, written,
  * fsynced and renamed over `path`. A crash leaves either the old file or the new one, never a
  * partial file; the temp file is removed on failure, and one left by a killed process is
  * removed by the next write into that directory.
  */
-export async function writeFileAtomic(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | AsyncIterable<Uint8Array>,
+  mode = 0o600,
+): Promise<void> {
   const dir = dirOf(path);
   await sweepStaleTemps(dir);
   const { f, tmp } = await createTemp(dir, mode);
   try {
-    let off = 0;
-    while (off < data.length) off += await f.write(data.subarray(off));
+    for await (const c of data instanceof Uint8Array ? [data] : data) {
+      let off = 0;
+      while (off < c.length) off += await f.write(c.subarray(off));
+    }
     await f.sync();
     if (Deno.build.os !== "windows") await Deno.chmod(tmp, mode);
     await Deno.rename(tmp, path);
