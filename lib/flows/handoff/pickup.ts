@@ -14,7 +14,7 @@ import { fetchPointer } from "./pointer.ts";
 import { parseShareUri, type ShareUri } from "../../protocol/share_uri.ts";
 import { isPointerEnvelope, parsePointerEnvelope } from "../../protocol/large_manifest.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
-import { type Bundle, MAX_UNPACKED, parseBundle } from "../../claude/bundle.ts";
+import { type Bundle, MAX_UNPACKED, parseBundle, parseBundleFile } from "../../claude/bundle.ts";
 import { applyPlacement, type Placement, planPlacement } from "../../claude/place.ts";
 import { summarizeBundle } from "../../claude/summary.ts";
 import {
@@ -229,10 +229,10 @@ async function openLargeSession(
     deliver: async () => {
       const hashes = await large.deliver(false);
       try {
-        const bytes = await Deno.readFile(kept);
+        // checked (and parsed) streaming from the kept file: never read whole
         let bundle: Bundle;
         try {
-          bundle = await parseBundle(bytes);
+          bundle = await parseBundleFile(kept);
         } catch (e) {
           throw e instanceof CipherpostError ? e : new CipherpostError(
             "invalid_material",
@@ -240,7 +240,7 @@ async function openLargeSession(
           );
         }
         const p = await plan(bundle);
-        const view = sessionView(bundle, bytes.length, p);
+        const view = sessionView(bundle, pointer.pointer.size, p);
         const confirmed = ui.confirm
           ? await ui.confirm({
             protocol: share.protocol,
