@@ -7,7 +7,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { discoverSession, listSessions } from "../claude/discover.ts";
 import { escapeText, formatSize, shorten } from "../claude/summary.ts";
-import { transcriptFacts } from "../claude/transcript.ts";
+import { transcriptFactsOfFile } from "../claude/transcript.ts";
 import type { Io } from "./io.ts";
 import { ageOf, configDir } from "./claude_common.ts";
 
@@ -38,7 +38,7 @@ export function registerClaudeList(claude: Command, io: Io): void {
         let messages = 0;
         let lastPrompt: string | null = null;
         try {
-          const f = transcriptFacts(await Deno.readTextFile(s.transcript));
+          const f = await transcriptFactsOfFile(s.transcript);
           messages = f.messages;
           lastPrompt = f.lastPrompt;
         } catch {
