@@ -28,6 +28,7 @@ export const MAX_SIDECAR_FILES = 10_000;
 
 /** Where a session's files are on this machine. */
 export interface SessionFiles {
+  /** The session's ID (a UUID). */
   sessionId: string;
   /** `<config>/projects/<enc>` */
   projectFolder: string;

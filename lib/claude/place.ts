@@ -45,9 +45,11 @@ export type PlaceAction = "new" | "replace" | "keep" | "same" | "fork";
 
 /** A planned placement. Nothing is written until {@link applyPlacement}. */
 export interface Placement {
+  /** What placing does to a local copy of the same session. */
   action: PlaceAction;
   /** the ID `claude --resume` takes (new when forked) */
   sessionId: string;
+  /** The session's ID as it arrived. */
   originalId: string;
   /** physical target directory */
   targetDir: string;

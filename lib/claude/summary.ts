@@ -10,13 +10,19 @@ import type { Bundle } from "./bundle.ts";
 
 /** The shown facts of a session. */
 export interface SessionSummary {
+  /** The session's ID. */
   sessionId: string;
+  /** The project folder the transcript records (sender-controlled). */
   project: string;
+  /** User and assistant messages in the transcript. */
   messages: number;
+  /** The last prompt typed (sender-controlled), or null. */
   lastPrompt: string | null;
   /** bytes of the transcript plus sidecar files */
   size: number;
+  /** Files in the session's sidecar folder. */
   sidecarFiles: number;
+  /** The Claude Code version that wrote it (sender-controlled). */
   claudeVersion: string;
 }
 

@@ -15,7 +15,12 @@ import { parseShareUri, type ShareUri } from "../../protocol/share_uri.ts";
 import { isPointerEnvelope, parsePointerEnvelope } from "../../protocol/large_manifest.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
 import { type Bundle, MAX_UNPACKED, parseBundle, parseBundleFile } from "../../claude/bundle.ts";
-import { applyPlacement, type Placement, planPlacement } from "../../claude/place.ts";
+import {
+  applyPlacement,
+  type PlaceAction,
+  type Placement,
+  planPlacement,
+} from "../../claude/place.ts";
 import { summarizeBundle } from "../../claude/summary.ts";
 import {
   checkConsumed,
@@ -54,6 +59,33 @@ export interface ClaudePickupRequest {
   workers?: number;
 }
 
+/** Where a session was placed (what `claude --resume` needs). */
+export interface PlacedSession {
+  /** The ID `claude --resume` takes (a new one when forked). */
+  sessionId: string;
+  /** The session's ID as it arrived. */
+  originalId: string;
+  /** The directory the session belongs to (where `claude` runs). */
+  targetDir: string;
+  /** Its folder under Claude Code's `projects/`. */
+  folder: string;
+  /** What placing did to a local copy of the same session. */
+  action: PlaceAction;
+  /** Transcript paths were rewritten to `targetDir`. */
+  rewritten: boolean;
+}
+
+function placedOf(p: Placement): PlacedSession {
+  return {
+    sessionId: p.sessionId,
+    originalId: p.originalId,
+    targetDir: p.targetDir,
+    folder: p.folder,
+    action: p.action,
+    rewritten: p.rewritten,
+  };
+}
+
 /** What happened. */
 export interface ClaudePickupResult {
   /** `placed` now; `already_accepted`: this hand-off was picked up here before */
@@ -61,7 +93,7 @@ export interface ClaudePickupResult {
   /** The share's 32-hex reference. */
   shareRef: string;
   /** Where and how the session was placed (absent when nothing was placed). */
-  placement?: Placement;
+  placement?: PlacedSession;
   /** False: the signed receipt is kept and goes out with the next receive or `republish`. */
   receiptPublished?: boolean;
 }
@@ -173,7 +205,7 @@ export async function claudePickup(
   return {
     status: "placed",
     shareRef: r.shareRef,
-    placement,
+    placement: placement ? placedOf(placement) : undefined,
     receiptPublished: r.receiptPublished,
   };
 }
