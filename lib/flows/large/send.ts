@@ -551,11 +551,20 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     if (!published) throw err;
     // the pointer is out: say that the share waits for this send to be run again
     const out = published as PublishedShare;
+    const incomplete = `the share ${out.shareRef} is published but incomplete: ` +
+      "run the same send again to finish it (it uploads only the missing parts), or revoke it";
     throw new CipherpostError(
       err.kind,
       err.message,
-      `${err.hint ? `${err.hint}; ` : ""}the share ${out.shareRef} is published but incomplete: ` +
-        "run the same send again to finish it (it uploads only the missing parts), or revoke it",
+      err.remedy
+        ? {
+          step: err.remedy.step,
+          data: {
+            ...err.remedy.data,
+            also: [err.remedy.data?.also, incomplete].filter(Boolean).join("; "),
+          },
+        }
+        : `${err.hint ? `${err.hint}; ` : ""}${incomplete}`,
     );
   } finally {
     pp.close();
