@@ -1,6 +1,6 @@
 /**
  * The identity commands (`identity generate|show|export|import`), the passphrase contract
- * (protocol digest §1.4), bad identity files, usage errors and `receipt verify`, each run
+ * (docs/cli.md, "Secrets"), bad identity files, usage errors and `receipt verify`, each run
  * against the real CLI as a subprocess (tests/_helpers.ts `cli`).
  *
  * Identity files that only serve as a starting point for an error path are written in-process
@@ -25,7 +25,7 @@ import { cli, type CliResult, runProgram, tmpDir } from "./_helpers.ts";
 
 /** Argon2 parameters for fixtures that are not about the KDF (the file carries them). */
 const CHEAP = { m: 256, t: 1, p: 1 };
-/** Seed 00×32 and its z-base-32 public key (protocol digest §1.5). */
+/** Seed 00×32 and its z-base-32 public key (tests/vectors/cipherpost/). */
 const SEED00_HEX = "00".repeat(32);
 const SEED00_Z32 = "8pinxxgqs41n4aididenw5apqp1urfmzdztr8jt4abrkdn435ewo";
 const CORRUPT = "identity file corrupted or unreadable\n";

@@ -1,6 +1,6 @@
 // The layer rule of lib/, checked on the real import graph: every import across folders points
 // DOWN the order below, folders of one rank do not import each other, and no file-level import
-// circle exists anywhere in lib/. The README's "Layout" section quotes `LAYERS`; this is the one
+// circle exists anywhere in lib/. docs/development.md's layout section quotes `LAYERS`; this is the one
 // place the order is written down.
 import assert from "node:assert/strict";
 import { txtRecord, txtText } from "../lib/pkarr/dns.ts";

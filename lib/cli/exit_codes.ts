@@ -3,7 +3,7 @@
  * the CLI prints for a failure. Only the CLI knows exit codes; the library throws
  * {@link CipherpostError} with a kind.
  *
- * The table follows cipherpost v1.1 (protocol digest §9) and adds a few kinds of its own. The
+ * The table follows cipherpost v1.1 (docs/cli.md, "Exit codes") and adds a few kinds of its own. The
  * README's "Exit codes" table states the same facts: keep the two in step.
  *
  * Oracle rules: every signature-class failure prints exactly `signature verification failed`

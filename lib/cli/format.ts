@@ -1,6 +1,6 @@
 /**
  * Human output of the CLI: the acceptance screen of `receive`, and the receipt audit view and
- * table of `receipts` and `receipt verify` (protocol digest §7.1, §7.3). Everything that came
+ * table of `receipts` and `receipt verify` (docs/PROTOCOL.md §2.1). Everything that came
  * from the network is stripped of control characters here.
  *
  * @module

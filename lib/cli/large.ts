@@ -200,7 +200,7 @@ export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & 
 /**
  * Part workers per side: `CIPHERPOST_PART_WORKERS`, default 0 = the parts run as concurrent
  * streams on the main thread (3 in flight sending, 2 receiving). Measured on the 2-core box this
- * was built on (README, Benchmarks), that was as fast or faster than 1 or 2 Web Workers and the
+ * was built on (docs/development.md, Benchmarks), that was as fast or faster than 1 or 2 Web Workers and the
  * only setting that kept both sides under 200 MiB of peak RSS; workers pay ~25 MiB and a module
  * load each, and win only when a core is idle.
  */

@@ -1,5 +1,5 @@
 /**
- * Where a passphrase comes from (protocol digest §1.4, v1.1 contract): an inline argv value is
+ * Where a passphrase comes from (docs/cli.md, "Secrets"; the v1.1 contract): an inline argv value is
  * always refused; then `--passphrase-fd N`, `--passphrase-file PATH` (mode 0600/0400),
  * `CIPHERPOST_PASSPHRASE`, and finally a prompt without echo on the terminal (`/dev/tty`, even
  * when stdin is a pipe). The same rules hold for PINs, and every message names which of the two

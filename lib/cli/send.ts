@@ -79,7 +79,7 @@ async function readInput(
       `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`,
       `pack it first (tar -czf ${
         src.replace(/\/+$/, "")
-      }.tgz ${src}); anything over 64 KiB needs large-payload sending (README, "What fits where")`,
+      }.tgz ${src}); anything over 64 KiB needs large-payload sending (docs/network.md, "What fits where")`,
     );
   }
   return await readFileCapped(src, cap, src);
@@ -271,7 +271,7 @@ ${NETWORK_HELP}`,
                 ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
                 : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
               "anything over 64 KiB, or a directory, needs large-payload sending: run " +
-                '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")',
+                '`cipherpost homeserver signup <homeserver-key>` first (docs/network.md, "What fits where")',
             );
           }
           throw e;

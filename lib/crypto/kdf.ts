@@ -1,6 +1,6 @@
 /**
  * Key derivations: Argon2id (hash-wasm) followed by HKDF-SHA256 with a purpose string, for the
- * identity key-encryption key and for PIN shares (protocol digest §1.3, §6.1).
+ * identity key-encryption key and for PIN shares (docs/PROTOCOL.md §1.4, §2).
  *
  * @module
  */

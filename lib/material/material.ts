@@ -1,5 +1,5 @@
 /**
- * Typed materials of cipherpost v1.1 (protocol digest §3.3, §8): the send-side ingest rules
+ * Typed materials of cipherpost v1.1 (docs/PROTOCOL.md §2.4): the send-side ingest rules
  * and stored bytes, the acceptance-screen sub-block, and `--armor` output.
  *
  * Stored bytes are what goes into the envelope: generic secrets and PGP keys verbatim, X.509 as

@@ -1,5 +1,5 @@
 /**
- * cipherpost v1 records (protocol digest §3): the Envelope (age plaintext), the OuterRecord
+ * cipherpost v1 records (docs/PROTOCOL.md §2): the Envelope (age plaintext), the OuterRecord
  * (the signed `_cipherpost` TXT payload) and the Receipt (the signed `_cprcpt-<ref>` payload),
  * their canonical signable bytes, inner Ed25519 signatures and `share_ref`.
  *

@@ -1,6 +1,6 @@
 /**
  * The identity file: an Ed25519 seed, age-encrypted to an X25519 key derived from the
- * passphrase (Argon2id + HKDF), in v1.1's `CIPHPOSK` envelope (protocol digest §1.2–1.3).
+ * passphrase (Argon2id + HKDF), in v1.1's `CIPHPOSK` envelope (docs/PROTOCOL.md §1.4).
  *
  * Layout: `CIPHPOSK` ‖ 0x01 ‖ u16be(len) ‖ PHC string ‖ age binary ciphertext of the seed.
  *

@@ -1,5 +1,5 @@
 /**
- * Local state under `<home>/state` (protocol digest §6.3), compatible with v1.1's layout:
+ * Local state under `<home>/state` (docs/cli.md, "Files in the home"), compatible with v1.1's layout:
  *
  * - `accepted/<share_ref>`: an empty sentinel per accepted share (0600, created exclusively);
  * - `accepted.jsonl`: one canonical-JSON row per event, appended with a single `write` on an
