@@ -450,7 +450,7 @@ Deno.test("claude: discovery — several sessions, cwd scoping, live registry, C
   await requireClaude();
   const base = await tmpDir("cp-claude-");
   const api = startClaudeApi();
-  const sleeper = new Deno.Command("sleep", { args: ["60"], stdout: "null", stderr: "null" })
+  const sleeper = new Deno.Command("sleep", { args: ["3600"], stdout: "null", stderr: "null" })
     .spawn();
   try {
     const A = await makePerson(base, "alice");
@@ -558,7 +558,11 @@ Deno.test("claude: discovery — several sessions, cwd scoping, live registry, C
       await slow.close();
     }
   } finally {
-    sleeper.kill();
+    // a live process stands for a running claude: it must outlive the test however slow the
+    // machine is (it is killed here; one that has ended already needs no kill)
+    try {
+      sleeper.kill();
+    } catch { /* ended */ }
     await sleeper.status;
     await api.close();
   }
