@@ -13,7 +13,8 @@ import { writeFileAtomic } from "../util/fsutil.ts";
 import { State } from "../state/state.ts";
 import { claudeConfigDir } from "../claude/config.ts";
 import { discoverSession, listSessions, type LocalSession } from "../claude/discover.ts";
-import { escapeText, formatSize, shorten } from "../claude/summary.ts";
+import { shorten } from "../claude/summary.ts";
+import { formatBytes } from "../util/human.ts";
 import { transcriptFacts } from "../claude/transcript.ts";
 import { claudeSend } from "../flows/handoff/send.ts";
 import { claudePickup } from "../flows/handoff/pickup.ts";
@@ -30,7 +31,7 @@ import {
   withPin,
   withTransport,
 } from "./options.ts";
-import { stripControl } from "../util/encoding.ts";
+import { escapeControl, hasUnsafeText, stripControl } from "../util/encoding.ts";
 import { largeReceiveHook, partSizeOverride, partWorkers, runLargeSend } from "./large.ts";
 
 /** Thrown to end the CLI with a child's exit code (Claude Code's, passed through). */
@@ -66,8 +67,7 @@ export function claudeBinary(): string {
  */
 export function shellQuote(s: string): string {
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(s)) return `$'${escapeText(s).replaceAll("'", "\\'")}'`;
+  if (hasUnsafeText(s)) return `$'${escapeControl(s, { backslash: true }).replaceAll("'", "\\'")}'`;
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
@@ -84,7 +84,9 @@ function ageOf(d: Date, now = Date.now()): string {
 }
 
 function describe(s: LocalSession): string {
-  return `${s.sessionId}  ${ageOf(s.mtime)}  ${escapeText(s.cwd ?? "(unknown project)")}`;
+  return `${s.sessionId}  ${ageOf(s.mtime)}  ${
+    escapeControl(s.cwd ?? "(unknown project)", { backslash: true })
+  }`;
 }
 
 async function choose(cands: LocalSession[], log: (l: string) => void): Promise<LocalSession> {
@@ -185,7 +187,11 @@ ${NETWORK_HELP}`,
         envSessionId: Deno.env.get("CLAUDE_CODE_SESSION_ID") || undefined,
       });
       const session = await choose(pick.candidates, log);
-      log(`Session ${session.sessionId} (${pick.reason}): ${escapeText(session.cwd ?? "")}`);
+      log(
+        `Session ${session.sessionId} (${pick.reason}): ${
+          escapeControl(session.cwd ?? "", { backslash: true })
+        }`,
+      );
       const me = await unlockIdentity(o, io);
       const pin = o.pin ? await pinOf(o, true) : null;
       if (pin !== null) validatePin(pin);
@@ -307,14 +313,18 @@ ${NETWORK_HELP}`,
         same: "already here (identical)",
         fork: `forked: the local copy diverged, so it was placed as ${p.sessionId}`,
       }[p.action];
-      log(`Session ${p.sessionId} ${verb} in ${escapeText(p.folder)}`);
+      log(`Session ${p.sessionId} ${verb} in ${escapeControl(p.folder, { backslash: true })}`);
       const bin = claudeBinary();
       const argv = ["--resume", p.sessionId, ...args];
       if (o.launch === false) {
         io.out(`cd ${shellQuote(p.targetDir)} && ${[bin, ...argv].map(shellQuote).join(" ")}\n`);
         return;
       }
-      log(`Running: ${[bin, ...argv].map(shellQuote).join(" ")}  (in ${escapeText(p.targetDir)})`);
+      log(
+        `Running: ${[bin, ...argv].map(shellQuote).join(" ")}  (in ${
+          escapeControl(p.targetDir, { backslash: true })
+        })`,
+      );
       let child;
       try {
         child = new Deno.Command(bin, {
@@ -405,7 +415,9 @@ ${NETWORK_HELP}`,
         io.out(
           `${s.sessionId === picked ? "*" : " "} ${s.sessionId}  ${ageOf(s.mtime).padEnd(13)}  ${
             String(messages).padStart(8)
-          }  ${formatSize(s.size).padEnd(9)}  ${escapeText(shorten(s.cwd ?? "(unknown)", 60))}\n`,
+          }  ${formatBytes(s.size).padEnd(9)}  ${
+            escapeControl(shorten(s.cwd ?? "(unknown)", 60), { backslash: true })
+          }\n`,
         );
       }
     });

@@ -6,50 +6,30 @@
  * @module
  */
 
-import { escapeControl, stripControl } from "../util/encoding.ts";
+import { displayText } from "../util/encoding.ts";
 import { sshFingerprint } from "../crypto/keys.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
 import { previewMaterial } from "../material/material.ts";
 import { expiresAt, type Receipt } from "../protocol/record.ts";
 import type { AcceptanceSummary } from "../flows/share/ui.ts";
-
-const pad2 = (n: number) => String(n).padStart(2, "0");
-
-/** `YYYY-MM-DD HH:MM UTC` of Unix seconds. */
-export function utcMinute(unixSeconds: number): string {
-  const d = new Date(unixSeconds * 1000);
-  return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${
-    pad2(d.getUTCHours())
-  }:${pad2(d.getUTCMinutes())} UTC`;
-}
-
-/** `YYYY-MM-DD HH:MM local` of Unix seconds. */
-export function localMinute(unixSeconds: number): string {
-  const d = new Date(unixSeconds * 1000);
-  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${
-    pad2(d.getMinutes())
-  } local`;
-}
+import { localMinute, truncate, ttlRemaining, utcMinute } from "../util/human.ts";
 
 /** The acceptance screen (stderr lines, without newlines). */
 export function acceptanceBanner(s: AcceptanceSummary): string[] {
   const env = s.envelope;
   const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
-  const left = Math.max(0, exp - Math.floor(s.now.getTime() / 1000));
   const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
   if (env.burnAfterRead) lines.push("[BURN — you will only see this once]");
   const pk = parsePublicKey(s.sender);
   lines.push(
-    `Purpose:     "${escapeControl(stripControl(env.purpose))}"`,
+    `Purpose:     "${displayText(env.purpose)}"`,
     `Sender:      ${sshFingerprint(pk)}`,
     `             ${s.sender}`,
     `Share ref:   ${s.shareRef}`,
     `Type:        ${env.material.type}`,
     `Size:        ${env.material.bytes.length} bytes`,
     ...(s.preview ?? previewMaterial(env.material.type, env.material.bytes, s.now)),
-    `TTL:         ${Math.floor(left / 3600)}h ${
-      String(Math.floor((left % 3600) / 60)).padStart(2, "0")
-    }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
+    `TTL:         ${ttlRemaining(exp, s.now)}`,
     `Protocol:    v${s.protocol}`,
     "=========================================================",
   );
@@ -72,7 +52,7 @@ export function formatReceiptSummary(r: Receipt): string {
     ["recipient_pubkey:", `${r.recipientPubkey}`],
     ["recipient_fp:", fingerprintOf(r.recipientPubkey)],
     ["accepted_at:", `${utcMinute(r.acceptedAt)} (${localMinute(r.acceptedAt)})`],
-    ["purpose:", `"${escapeControl(stripControl(r.purpose))}"`],
+    ["purpose:", `"${displayText(r.purpose)}"`],
     ["ciphertext_hash:", r.ciphertextHash],
     ["cleartext_hash:", r.cleartextHash],
     ["nonce:", r.nonce],
@@ -88,8 +68,7 @@ export function formatReceiptTable(receipts: Receipt[]): string {
     "purpose".padEnd(40)
   }  recipient_fp\n`;
   const rows = receipts.map((r) => {
-    let purpose = escapeControl(stripControl(r.purpose));
-    if ([...purpose].length > 40) purpose = [...purpose].slice(0, 39).join("") + "…";
+    const purpose = truncate(displayText(r.purpose), 40);
     return `${r.shareRef.slice(0, 16).padEnd(16)}  ${utcMinute(r.acceptedAt).padEnd(20)}  ${
       purpose.padEnd(40)
     }  ${fingerprintOf(r.recipientPubkey)}\n`;

@@ -14,8 +14,9 @@ import { readStoredSession, saveSession, sessionFile } from "../homeserver/sessi
 import { CIPHERPOST_ROOT } from "../homeserver/capabilities.ts";
 import { decodeZ32, encodeZ32 } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { State } from "../state/state.ts";
+import { isoSeconds, State } from "../state/state.ts";
 import { CipherpostError } from "../util/errors.ts";
+import { formatBytes } from "../util/human.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
 import { gcSummary, runGc } from "./large.ts";
@@ -65,17 +66,6 @@ function homeserverArg(key: string | undefined): string {
     );
   }
   return z;
-}
-
-function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const u = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024, i = 0;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${u[i]}`;
 }
 
 /** What we keep on the homeserver: per share folder, files and bytes (HEAD of every file). */
@@ -155,7 +145,7 @@ ${NETWORK_HELP}`,
           homeserver,
           baseUrl,
           cookie: r.cookie,
-          createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+          createdAt: isoSeconds(),
         });
         log(`${r.signedUp ? "signed up" : "signed in"} at ${homeserver} (${baseUrl})`);
         try {
@@ -207,12 +197,12 @@ ${NETWORK_HELP}`,
       if (out.stored) {
         io.out(
           `stored:      ${out.stored.files} file(s), ${
-            fmtBytes(out.stored.bytes)
+            formatBytes(out.stored.bytes)
           } in ${out.stored.shares.length} share folder(s)\n`,
         );
         for (const s of out.stored.shares) {
           io.out(
-            `  ${s.share_ref}  ${s.files} file(s)  ${fmtBytes(s.bytes)}  ${
+            `  ${s.share_ref}  ${s.files} file(s)  ${formatBytes(s.bytes)}  ${
               s.sent ? "sent from here" : "not in this home"
             }\n`,
           );

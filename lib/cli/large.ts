@@ -11,7 +11,7 @@ import { MAX_PART_SIZE, MIN_PART_SIZE } from "../protocol/large_manifest.ts";
 import { CipherpostError } from "../util/errors.ts";
 import type { Keypair } from "../crypto/keys.ts";
 import { connect } from "../homeserver/connect.ts";
-import { loadSession, sessionFile } from "../homeserver/session_store.ts";
+import { readStoredSession } from "../homeserver/session_store.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
 import { type GcOptions, type GcReport, largeGc } from "../flows/large/gc.ts";
 import type { Transport } from "../pkarr/transport.ts";
@@ -28,6 +28,7 @@ import {
   type LargeReceiveRequest,
 } from "../flows/large/receive.ts";
 import type { ReceiveResult } from "../flows/share/receive.ts";
+import { startProgress } from "./progress.ts";
 
 /** What `send` should do with its input. */
 export type InputPlan =
@@ -129,58 +130,19 @@ export async function planInput(
   return { kind: "large", source: { kind: "path", path: src } };
 }
 
-function human(n: number): string {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < u.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return `${x.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
-}
-
-/** A UI port writing log lines to stderr and, on a terminal, a progress bar with rate and ETA. */
+/**
+ * The UI port of a large send or receive: log lines to `log` and, on a terminal, the byte
+ * progress bar (lib/cli/progress.ts) under them.
+ */
 export function largeUi(log: (l: string) => void, label: string): LargeUi & { end(): void } {
-  const tty = Deno.stderr.isTerminal();
-  const start = performance.now();
-  let last = 0;
-  let drawn = false;
-  let finished = false;
-  const enc = new TextEncoder();
+  const bar = startProgress(label, { bytes: true, intervalMs: 200 });
   return {
     log(line) {
-      if (drawn) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
-      drawn = false;
+      bar.clear();
       log(line);
     },
-    progress(done, total) {
-      if (!tty || finished) return;
-      const now = performance.now();
-      if (now - last < 200 && done < total) return;
-      last = now;
-      const secs = (now - start) / 1000;
-      const rate = secs > 0 ? done / secs : 0;
-      const frac = total > 0 ? done / total : 1;
-      const eta = rate > 0 ? Math.max(0, (total - done) / rate) : 0;
-      const w = 24;
-      const bar = "#".repeat(Math.round(frac * w)).padEnd(w, "-");
-      const etaS = `${Math.floor(eta / 60)}:${String(Math.floor(eta % 60)).padStart(2, "0")}`;
-      // the finished bar stays on its own line (rate and time of the whole transfer)
-      finished = done >= total;
-      Deno.stderr.writeSync(
-        enc.encode(
-          `\r\x1b[K${label} [${bar}] ${(frac * 100).toFixed(0)}% ${human(done)}/${human(total)} ${
-            human(rate)
-          }/s ETA ${etaS}${finished ? "\n" : ""}`,
-        ),
-      );
-      drawn = !finished;
-    },
-    end() {
-      if (drawn) Deno.stderr.writeSync(enc.encode("\n"));
-      drawn = false;
-    },
+    progress: (done, total) => bar.update(done, total),
+    end: () => bar.end(),
   };
 }
 
@@ -259,15 +221,10 @@ export async function runGc(
   log: (l: string) => void,
   opts: GcOptions = {},
 ): Promise<GcReport | null> {
-  let user: string | null = null;
-  try {
-    const j = JSON.parse(await Deno.readTextFile(sessionFile(home)));
-    if (typeof j.user === "string") user = j.user;
-  } catch { /* no stored session */ }
-  const stored = user ? await loadSession(home, user) : null;
+  const stored = await readStoredSession(home);
   if (!stored && !unlock) return null;
   const conn = stored
-    ? await connect(t, { home, user: parsePublicKey(user!) })
+    ? await connect(t, { home, user: parsePublicKey(stored.cookie.user) })
     : await (async () => {
       const me = await unlock!();
       return await connect(t, { home, user: me.publicKey, seed: me.seed });

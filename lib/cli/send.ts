@@ -19,7 +19,7 @@ import { Contacts } from "../state/contacts.ts";
 import { validatePin } from "./passphrase.ts";
 import { cipherpostHome } from "./home.ts";
 import { type Io, readAllStdin } from "./io.ts";
-import { utcMinute } from "./format.ts";
+import { utcMinute } from "../util/human.ts";
 import { type ResolvedKey, resolveRecipient } from "./recipient.ts";
 import { recipientKnownAs, unknownRecipientWarning } from "./contacts.ts";
 import { DURATION_FORMS, formatDuration, parseDuration } from "./duration.ts";

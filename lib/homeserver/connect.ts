@@ -14,6 +14,7 @@ import type { FetchFn } from "./http.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { type SessionCookie, signIn } from "./session.ts";
 import { loadSession, saveSession } from "./session_store.ts";
+import { isoSeconds } from "../state/state.ts";
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
@@ -86,7 +87,7 @@ export async function connect(transport: Transport, o: ConnectOptions): Promise<
         homeserver: endpoint.homeserver,
         baseUrl: endpoint.baseUrl,
         cookie,
-        createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+        createdAt: isoSeconds(),
       });
       return true;
     },
