@@ -207,8 +207,8 @@ ${NETWORK_HELP}`,
           ttlSeconds: ttl,
           pin,
           burn: o.burn === true,
-          large: async (bundle, name) => {
-            const sent = await runLargeSend(t, home, state, me, {
+          large: (bundle, name) =>
+            runLargeSend(t, home, state, me, {
               recipient,
               purpose,
               source: { kind: "stream", stream: new Blob([bundle as BlobPart]).stream(), name },
@@ -217,14 +217,7 @@ ${NETWORK_HELP}`,
               burn: o.burn === true,
               workers: partWorkers(),
               partSize: partSizeOverride(),
-            }, log);
-            return {
-              uri: sent.uri,
-              shareRef: sent.shareRef,
-              expiresAt: sent.expiresAt,
-              packets: sent.packets,
-            };
-          },
+            }, log),
         }, log));
       if (o.json) {
         io.out(

@@ -32,15 +32,7 @@ export interface ClaudeSendRequest {
    * `name`, PROTOCOL.md §5); absent = no homeserver path. It throws `no_homeserver` when the
    * sender has none.
    */
-  large?: (bundle: Uint8Array, name: string) => Promise<LargeSent>;
-}
-
-/** What the large path reports. */
-export interface LargeSent {
-  uri: string;
-  shareRef: string;
-  expiresAt: number;
-  packets: number;
+  large?: (bundle: Uint8Array, name: string) => Promise<SendResult>;
 }
 
 /** What was sent. */
@@ -85,8 +77,7 @@ export async function claudeSend(
       `The bundle is larger than a v2 share (${MATERIAL_CAP} bytes): sending it through your homeserver, if you have one`,
     );
     try {
-      const r = await req.large(bundle, `claude-session-${summary.sessionId}.tar.gz`);
-      result = { ...r, size: bundle.length, protocol: 2 };
+      result = await req.large(bundle, `claude-session-${summary.sessionId}.tar.gz`);
       via = "homeserver";
     } catch (e) {
       if (e instanceof CipherpostError && e.kind === "no_homeserver") {

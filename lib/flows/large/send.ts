@@ -47,6 +47,7 @@ import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
 import { eachLimited, PartPool } from "./pool.ts";
 import { writeTreeTar } from "./tar_fs.ts";
 import { recipientOf } from "../share/recipient.ts";
+import type { SendResult } from "../share/send.ts";
 
 /** Where the payload comes from. */
 export type LargeSource =
@@ -89,12 +90,9 @@ export interface LargeUi {
   progress(done: number, total: number): void;
 }
 
-/** What was sent. */
-export interface LargeSendResult {
-  uri: string;
-  shareRef: string;
-  expiresAt: number;
-  size: number;
+/** What was sent: a v2 share ({@link SendResult}) whose payload is on the homeserver. */
+export interface LargeSendResult extends SendResult {
+  protocol: 2;
   parts: number;
   /** parts uploaded by this run */
   uploaded: number;
@@ -543,6 +541,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     shareRef: share.shareRef,
     expiresAt: share.expiresAt,
     size: staged.size,
+    protocol: 2,
     parts,
     uploaded: todo.length,
     reused,
