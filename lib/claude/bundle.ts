@@ -69,11 +69,6 @@ async function listFiles(dir: string, rel = ""): Promise<string[]> {
   return out;
 }
 
-/** The relative paths of the sidecar's regular files (sorted), for building and for tests. */
-export function sidecarFiles(files: SessionFiles): Promise<string[]> {
-  return listFiles(files.sidecar);
-}
-
 /**
  * Build the bundle of a session: tar bytes streamed into `CompressionStream("gzip")`, one file
  * at a time. A transcript that is being appended to is cut at its last complete line.

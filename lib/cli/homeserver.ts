@@ -8,7 +8,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { HomeserverClient } from "../homeserver/client.ts";
 import { endpointOf, homeserverOf, isZ32Key, withPubkyRecord } from "../homeserver/discovery.ts";
-import { shareRefOfPath } from "../homeserver/paths.ts";
+import { blobIdOfPath } from "../protocol/large_manifest.ts";
 import { sessionAlive, signIn } from "../homeserver/session.ts";
 import { readStoredSession, saveSession, sessionFile } from "../homeserver/session_store.ts";
 import { CIPHERPOST_ROOT } from "../homeserver/capabilities.ts";
@@ -89,7 +89,7 @@ async function inventory(client: HomeserverClient): Promise<{
   }));
   paths.forEach((p, i) => {
     bytes += sizes[i];
-    const ref = shareRefOfPath(p);
+    const ref = blobIdOfPath(p);
     if (!ref) {
       other++;
       return;

@@ -70,11 +70,6 @@ export async function saveSession(home: string, s: StoredSession): Promise<void>
   await writeFileAtomic(sessionFile(home), new TextEncoder().encode(JSON.stringify(body) + "\n"));
 }
 
-/** Remove the stored session (no error when there is none). */
-export async function forgetSession(home: string): Promise<void> {
-  await Deno.remove(sessionFile(home)).catch(() => {});
-}
-
 /** The stored session whoever it belongs to (validated the same way), or null. */
 export async function readStoredSession(home: string): Promise<StoredSession | null> {
   try {
