@@ -16,7 +16,7 @@
  * @module
  */
 
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fsutil.ts";
 import type { Bundle } from "./bundle.ts";
 import { projectsDir } from "./config.ts";
@@ -180,9 +180,8 @@ export async function planPlacement(b: Bundle, o: PlaceOptions): Promise<Placeme
   const local = (await listSessions(o.configDir)).filter((s) => s.sessionId === id);
   if (o.project !== undefined) {
     if (!await isDir(o.project)) {
-      throw new CipherpostError(
-        "config",
-        `configuration error: --project ${o.project} is not a directory`,
+      throw configError(
+        `--project ${o.project} is not a directory`,
       );
     }
     target = o.project;
@@ -216,9 +215,8 @@ export async function planPlacement(b: Bundle, o: PlaceOptions): Promise<Placeme
   if (rel === "local_prefix") return { ...base, action: "replace", sessionId: id, ...same };
   if (rel === "incoming_prefix") return { ...base, action: "keep", sessionId: id, ...same };
   if (!o.fork) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
+    throw configError(
+      `session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
       "pass --fork to place the received one under a new session ID",
     );
   }

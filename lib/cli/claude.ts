@@ -8,7 +8,7 @@
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fsutil.ts";
 import { State } from "../state/state.ts";
 import { claudeConfigDir } from "../claude/config.ts";
@@ -48,9 +48,8 @@ function configDir(): string {
       home: Deno.env.get("HOME"),
     });
   } catch {
-    throw new CipherpostError(
-      "config",
-      "configuration error: cannot find Claude Code's config directory",
+    throw configError(
+      "cannot find Claude Code's config directory",
       "set CLAUDE_CONFIG_DIR or HOME",
     );
   }
@@ -173,9 +172,8 @@ ${NETWORK_HELP}`,
     )
     .action(async (sessionId: string | undefined, o) => {
       if (o.self && o.share !== undefined) {
-        throw new CipherpostError(
-          "config",
-          "configuration error: choose one of --self or --share <key>",
+        throw configError(
+          "choose one of --self or --share <key>",
         );
       }
       const ttl = parseTtl(o.ttl);
@@ -330,11 +328,10 @@ ${NETWORK_HELP}`,
       } catch (e) {
         const denied = e instanceof Deno.errors.NotCapable ||
           e instanceof Deno.errors.PermissionDenied;
-        throw new CipherpostError(
-          "config",
+        throw configError(
           denied
-            ? `configuration error: not allowed to run ${bin} (the run permission names the claude binary)`
-            : `configuration error: cannot run ${bin}`,
+            ? `not allowed to run ${bin} (the run permission names the claude binary)`
+            : `cannot run ${bin}`,
           denied
             ? `grant it: deno run -P=cipherpost --allow-run=${bin} …, or run: ${
               [bin, ...argv].map(shellQuote).join(" ")
@@ -428,9 +425,8 @@ ${NETWORK_HELP}`,
       if (!o.force) {
         try {
           await Deno.lstat(path);
-          throw new CipherpostError(
-            "config",
-            `configuration error: ${path} already exists`,
+          throw configError(
+            `${path} already exists`,
             "pass --force to replace it",
           );
         } catch (e) {

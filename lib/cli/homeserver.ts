@@ -15,7 +15,7 @@ import { CIPHERPOST_ROOT } from "../homeserver/capabilities.ts";
 import { decodeZ32, encodeZ32 } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { isoSeconds, State } from "../state/state.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { formatBytes } from "../util/human.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
@@ -42,9 +42,8 @@ async function readSignupToken(file: string | undefined): Promise<string | undef
   if (raw === undefined) return undefined;
   const t = raw.trim();
   if (!TOKEN_RE.test(t)) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: a signup token looks like XXXX-XXXX-XXXX",
+    throw configError(
+      "a signup token looks like XXXX-XXXX-XXXX",
     );
   }
   return t;

@@ -8,7 +8,7 @@
 
 import { MATERIAL_CAP } from "../material/material.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../protocol/large_manifest.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import type { Keypair } from "../crypto/keys.ts";
 import { connect } from "../homeserver/connect.ts";
 import { readStoredSession } from "../homeserver/session_store.ts";
@@ -73,9 +73,8 @@ export async function planInput(
   const forced = via === "homeserver";
   const checkMaterial = () => {
     if (material !== "generic-secret") {
-      throw new CipherpostError(
-        "config",
-        "configuration error: large shares carry generic-secret material only",
+      throw configError(
+        "large shares carry generic-secret material only",
         "drop --material, or send a typed key or certificate (≤ 64 KiB) over the DHT",
       );
     }

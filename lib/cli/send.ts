@@ -6,7 +6,7 @@
  */
 
 import { type Command, Option } from "@commander-js/extra-typings";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { stripControl } from "../util/encoding.ts";
 import { ensurePrivateDir, exists, writeFileAtomic } from "../util/fsutil.ts";
 import { MATERIAL_CAP, type MaterialType, materialTypeFromFlag } from "../material/material.ts";
@@ -49,23 +49,20 @@ async function readInput(
   cap: number,
 ): Promise<Uint8Array> {
   if (file !== undefined && positional !== undefined) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: give --material-file or '-', not both",
+    throw configError(
+      "give --material-file or '-', not both",
     );
   }
   if (positional !== undefined && positional !== "-") {
-    throw new CipherpostError(
-      "config",
-      `configuration error: unexpected argument '${positional}'`,
+    throw configError(
+      `unexpected argument '${positional}'`,
       `to send a file use --material-file ${positional}`,
     );
   }
   const src = file ?? positional;
   if (src === undefined) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: nothing to send",
+    throw configError(
+      "nothing to send",
       "use --material-file PATH, or '-' to read standard input",
     );
   }
@@ -73,9 +70,8 @@ async function readInput(
   if (src === "-") return await readAllStdin(cap);
   const st = await Deno.stat(src).catch(() => null);
   if (st?.isDirectory) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`,
+    throw configError(
+      `${src} is a directory; send takes one file (up to 64 KiB)`,
       `pack it first (tar -czf ${
         src.replace(/\/+$/, "")
       }.tgz ${src}); anything over 64 KiB needs large-payload sending (README, "What fits where")`,
@@ -260,14 +256,16 @@ ${NETWORK_HELP}`,
               const src = plan.source.kind === "path" ? plan.source.path : "standard input";
               const isDir = plan.source.kind === "path" &&
                 (await Deno.stat(plan.source.path).catch(() => null))?.isDirectory === true;
-              throw new CipherpostError(
-                isDir ? "config" : "too_large",
-                isDir
-                  ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
-                  : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
+              const hint =
                 "anything over 64 KiB, or a directory, needs large-payload sending: run " +
-                  '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")',
-              );
+                '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")';
+              throw isDir
+                ? configError(`${src} is a directory; send takes one file (up to 64 KiB)`, hint)
+                : new CipherpostError(
+                  "too_large",
+                  `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
+                  hint,
+                );
             }
             throw e;
           });

@@ -11,7 +11,7 @@ import type { Transport } from "../pkarr/transport.ts";
 import { type Authenticator, HomeserverClient } from "./client.ts";
 import { discover, endpointOf, type HomeserverEndpoint } from "./discovery.ts";
 import type { FetchFn } from "./http.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { configError } from "../util/errors.ts";
 import { type SessionCookie, signIn } from "./session.ts";
 import { loadSession, saveSession } from "./session_store.ts";
 import { isoSeconds } from "../state/state.ts";
@@ -51,9 +51,8 @@ export interface Connection {
 export async function connect(transport: Transport, o: ConnectOptions): Promise<Connection> {
   const user = encodeZ32(o.user);
   if (o.seed && encodeZ32(keypairFromSeed(o.seed).publicKey) !== user) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: the seed does not match the user key",
+    throw configError(
+      "the seed does not match the user key",
     );
   }
   const stored = await loadSession(o.home, user);

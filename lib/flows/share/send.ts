@@ -8,7 +8,7 @@
 
 import { type DnsRecord, txtRecord, txtText } from "../../pkarr/dns.ts";
 import { b64encode, toHex } from "../../util/encoding.ts";
-import { CipherpostError } from "../../util/errors.ts";
+import { CipherpostError, configError } from "../../util/errors.ts";
 import { newPinLayer, type SealedShare, sealShare } from "../../crypto/pin.ts";
 import { ageRecipientOfEd, type Keypair } from "../../crypto/keys.ts";
 import { ingestMaterial, type MaterialType } from "../../material/material.ts";
@@ -143,9 +143,8 @@ export async function send(
       );
     }
     if (req.protocol === 1 && liveV1) {
-      throw new CipherpostError(
-        "config",
-        "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+      throw configError(
+        "a live v1 share of yours would be replaced (v1 has one share slot per identity)",
         "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
       );
     }
@@ -189,9 +188,8 @@ export async function send(
         const full = e instanceof CipherpostError && e.kind === "too_large";
         if (!(e instanceof NeedV2) && !full) throw e;
         if (req.protocol === 1 && e instanceof NeedV2) {
-          throw new CipherpostError(
-            "config",
-            "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+          throw configError(
+            "a live v1 share of yours would be replaced (v1 has one share slot per identity)",
             "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
           );
         }
