@@ -138,26 +138,30 @@ Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end
     "\r\x1b[2KUp [##--] 1/2 ETA 1s",
     "\r\x1b[2KUp [####] 2/2\n",
   ]);
+  // a bar at time 0 of 3 units, and what it wrote
+  const recorded = () => {
+    const written: string[] = [];
+    const bar = startProgress("Up", { enabled: true, write: (s) => written.push(s), now: () => 0 });
+    bar.update(1, 3);
+    return { bar, written };
+  };
+  const third = "\r\x1b[2KUp [########----------------] 1/3 ETA 0s";
   // clear() erases an unfinished bar for a log line; the next update draws it again at once
-  const log: string[] = [];
-  const l = startProgress("Up", { enabled: true, write: (s) => log.push(s), now: () => 0 });
-  l.update(1, 3);
-  l.clear();
-  l.update(2, 3);
-  l.update(3, 3);
-  l.clear(); // finished: nothing to erase
-  assert.deepEqual(log, [
-    "\r\x1b[2KUp [########----------------] 1/3 ETA 0s",
+  const l = recorded();
+  l.bar.clear();
+  l.bar.update(2, 3);
+  l.bar.update(3, 3);
+  l.bar.clear(); // finished: nothing to erase
+  assert.deepEqual(l.written, [
+    third,
     "\r\x1b[2K",
     "\r\x1b[2KUp [################--------] 2/3 ETA 0s",
     "\r\x1b[2KUp [########################] 3/3\n",
   ]);
   // a bar that never finishes (a failure) still ends its line
-  const cut: string[] = [];
-  const c = startProgress("Up", { enabled: true, write: (s) => cut.push(s), now: () => 0 });
-  c.update(1, 3);
-  c.end();
-  assert.deepEqual(cut, ["\r\x1b[2KUp [########----------------] 1/3 ETA 0s", "\n"]);
+  const c = recorded();
+  c.bar.end();
+  assert.deepEqual(c.written, [third, "\n"]);
 
   const quiet: string[] = [];
   const q = startProgress("Up", { enabled: false, write: (s) => quiet.push(s) });
