@@ -19,6 +19,7 @@ export const PIN_SALT_BYTES = 32;
 
 /** A PIN turned into a key once (Argon2id is costly), for sealing one or more blobs. */
 export interface PinLayer {
+  /** the 32 random bytes in front of the blob */
   salt: Uint8Array;
   /** the age recipient of the PIN key */
   recipient: string;
@@ -28,6 +29,7 @@ export interface PinLayer {
 export interface SealedShare {
   /** `salt ‖ outer` with a PIN, else `outer` */
   blob: Uint8Array;
+  /** the age ciphertext to the recipient (what share_ref and the receipt hash cover) */
   outer: Uint8Array;
 }
 
