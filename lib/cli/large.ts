@@ -9,6 +9,7 @@
 import { MATERIAL_CAP } from "../material/material.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../protocol/large_manifest.ts";
 import { CipherpostError, configError } from "../util/errors.ts";
+import { concat } from "../util/encoding.ts";
 import type { Keypair } from "../crypto/keys.ts";
 import { connect } from "../homeserver/connect.ts";
 import { readStoredSession } from "../homeserver/session_store.ts";
@@ -89,12 +90,7 @@ export async function planInput(
       chunks.push(r.value);
       n += r.value.length;
     }
-    const head = new Uint8Array(n);
-    let off = 0;
-    for (const c of chunks) {
-      head.set(c, off);
-      off += c.length;
-    }
+    const head = concat(...chunks);
     if (n <= MATERIAL_CAP && !forced) {
       reader.releaseLock();
       return { kind: "small", bytes: head };
