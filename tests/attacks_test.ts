@@ -7,7 +7,13 @@ import {
   type JsonValue,
   parseJson,
 } from "../lib/util/canonical_json.ts";
-import { b64encode, escapeControl, hasUnsafeText, utf8 } from "../lib/util/encoding.ts";
+import {
+  b64encode,
+  displayText,
+  escapeControl,
+  hasUnsafeText,
+  utf8,
+} from "../lib/util/encoding.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
 import { State } from "../lib/state/state.ts";
@@ -191,6 +197,10 @@ Deno.test("S3: escapeControl makes every control visible", () => {
   assert.equal(escapeControl("a\\b"), "a\\b"); // backslashes stay (as v1.1 shows them)
   assert.equal(escapeControl("\u009b\u202e\u2066"), "\\x9b\\u202e\\u2066");
   assert.equal(escapeControl("caf\u00e9 \u65e5\u672c"), "caf\u00e9 \u65e5\u672c");
+  // with backslashes too (transcript text, shell quoting): nothing reads as an escape it is not
+  assert.equal(escapeControl("a\\x07\u0007", { backslash: true }), "a\\\\x07\\x07");
+  // a purpose as v1.1 shows it: Cc removed, bidi escaped, backslashes kept
+  assert.equal(displayText("pay\u0007 \u202eoot\\n"), "pay \\u202eoot\\n");
 });
 
 Deno.test("S3: a receipt purpose with bidi controls is shown escaped", () => {

@@ -6,7 +6,8 @@ import { rewriteJsonl } from "../lib/claude/place.ts";
 import { buildBundle, parseBundle } from "../lib/claude/bundle.ts";
 import { TAR_END, tarPadding } from "../lib/material/tar.ts";
 import { rawHeader } from "./_tar.ts";
-import { escapeText, shorten } from "../lib/claude/summary.ts";
+import { shorten } from "../lib/claude/summary.ts";
+import { escapeControl } from "../lib/util/encoding.ts";
 import { transcriptFacts } from "../lib/claude/transcript.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { pointerKey } from "../lib/flows/handoff/pointer.ts";
@@ -115,7 +116,7 @@ Deno.test("bundle: round trip; whole lines only; symlinks and everything outside
   const f = b.facts;
   assert.equal(f.messages, 2);
   assert.deepEqual(f, transcriptFacts(await Deno.readTextFile(files.transcript)));
-  assert.equal(escapeText(f.lastPrompt!), "hello \\x1b[31mred");
+  assert.equal(escapeControl(f.lastPrompt!, { backslash: true }), "hello \\x1b[31mred");
 });
 
 async function gzip(parts: Uint8Array[]): Promise<Uint8Array> {
@@ -163,7 +164,11 @@ Deno.test("bundle refusals: traversal, outside paths, duplicates, links, bad met
 });
 
 Deno.test("escaping and shortening for the acceptance screen", () => {
-  assert.equal(escapeText("a\u001b]0;x\u0007b\u202ec\\"), "a\\x1b]0;x\\x07b\\u{202e}c\\\\");
+  // the one terminal escaper, with backslashes escaped for transcript text
+  assert.equal(
+    escapeControl("a\u001b]0;x\u0007b\u202ec\\\n", { backslash: true }),
+    "a\\x1b]0;x\\x07b\\u202ec\\\\\\x0a",
+  );
   assert.equal(shorten("a  b\n c"), "a b c");
   assert.equal(Array.from(shorten("é".repeat(100), 10)).length, 10);
 });

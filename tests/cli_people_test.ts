@@ -16,6 +16,8 @@ import { keypairFromSeed, sshFingerprint } from "../lib/crypto/keys.ts";
 import { formatDuration, parseDuration } from "../lib/cli/duration.ts";
 import { formatEta, formatProgress, startProgress } from "../lib/cli/progress.ts";
 import { qrModules, qrPayload, renderQr } from "../lib/cli/qr.ts";
+import { formatBytes, localMinute, truncate, ttlRemaining, utcMinute } from "../lib/util/human.ts";
+
 import { misplacedKeyMessage, parseKeyArg, resolveRecipient } from "../lib/cli/recipient.ts";
 import { Contacts } from "../lib/state/contacts.ts";
 import { cli, type CliResult, tmpDir } from "./_helpers.ts";
@@ -73,15 +75,46 @@ Deno.test("--ttl: seconds, s/m/h/d/w suffixes; zero, junk and overflow are usage
   assert.equal(formatDuration(42), "42s");
 });
 
+Deno.test("sizes, minutes and the TTL line: one form each (lib/util/human.ts)", () => {
+  assert.deepEqual(
+    [0, 1023, 1024, 1536, 5 << 20, 3 * 2 ** 30, 2 ** 50].map(formatBytes),
+    ["0 B", "1023 B", "1.0 KiB", "1.5 KiB", "5.0 MiB", "3.0 GiB", "1024.0 TiB"],
+  );
+  const t = Date.UTC(2026, 0, 2, 3, 4, 59) / 1000;
+  assert.equal(utcMinute(t), "2026-01-02 03:04 UTC");
+  assert.match(localMinute(t), /^\d{4}-\d\d-\d\d \d\d:\d\d local$/);
+  const now = new Date((t - 2 * 3600 - 5 * 60 - 30) * 1000);
+  assert.equal(
+    ttlRemaining(t, now),
+    `2h 05m remaining (expires 2026-01-02 03:04 UTC / ${localMinute(t)})`,
+  );
+  assert.match(ttlRemaining(t, new Date((t + 60) * 1000)), /^0h 00m remaining/);
+  assert.equal(truncate("abc", 3), "abc");
+  assert.equal(truncate("é".repeat(5), 3), "éé…");
+});
+
 // ---------------------------------------------------------------------------------------------
 // progress
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end keeps the last line", () => {
-  assert.equal(formatProgress("Publishing", 0, 4, 0, 8), "Publishing [--------] 0/4");
+  assert.equal(formatProgress("Publishing", 0, 4, 0, { width: 8 }), "Publishing [--------] 0/4");
   // 1 of 4 done after 2 s: 3 left at 2 s each
-  assert.equal(formatProgress("Publishing", 1, 4, 2000, 8), "Publishing [##------] 1/4 ETA 6s");
-  assert.equal(formatProgress("Fetching", 4, 4, 9000, 8), "Fetching [########] 4/4");
+  assert.equal(
+    formatProgress("Publishing", 1, 4, 2000, { width: 8 }),
+    "Publishing [##------] 1/4 ETA 6s",
+  );
+  assert.equal(formatProgress("Fetching", 4, 4, 9000, { width: 8 }), "Fetching [########] 4/4");
+  // bytes: percentage, sizes and the average rate; the finished bar keeps the rate, no ETA
+  const MiB = 1 << 20;
+  assert.equal(
+    formatProgress("upload", 2 * MiB, 8 * MiB, 2000, { width: 8, bytes: true }),
+    "upload [##------] 25% 2.0 MiB/8.0 MiB 1.0 MiB/s ETA 6s",
+  );
+  assert.equal(
+    formatProgress("download", 5 * MiB, 5 * MiB, 2000, { width: 4, bytes: true }),
+    "download [####] 100% 5.0 MiB/5.0 MiB 2.5 MiB/s",
+  );
   assert.equal(formatEta(65), "1m05s");
   assert.equal(formatEta(7260), "2h01m");
 
@@ -106,12 +139,30 @@ Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end
     "\r\x1b[2KUp [##--] 1/2 ETA 1s",
     "\r\x1b[2KUp [####] 2/2\n",
   ]);
+  // a bar at time 0 of 3 units, and what it wrote
+  const recorded = () => {
+    const written: string[] = [];
+    const bar = startProgress("Up", { enabled: true, write: (s) => written.push(s), now: () => 0 });
+    bar.update(1, 3);
+    return { bar, written };
+  };
+  const third = "\r\x1b[2KUp [########----------------] 1/3 ETA 0s";
+  // clear() erases an unfinished bar for a log line; the next update draws it again at once
+  const l = recorded();
+  l.bar.clear();
+  l.bar.update(2, 3);
+  l.bar.update(3, 3);
+  l.bar.clear(); // finished: nothing to erase
+  assert.deepEqual(l.written, [
+    third,
+    "\r\x1b[2K",
+    "\r\x1b[2KUp [################--------] 2/3 ETA 0s",
+    "\r\x1b[2KUp [########################] 3/3\n",
+  ]);
   // a bar that never finishes (a failure) still ends its line
-  const cut: string[] = [];
-  const c = startProgress("Up", { enabled: true, write: (s) => cut.push(s), now: () => 0 });
-  c.update(1, 3);
-  c.end();
-  assert.deepEqual(cut, ["\r\x1b[2KUp [########----------------] 1/3 ETA 0s", "\n"]);
+  const c = recorded();
+  c.bar.end();
+  assert.deepEqual(c.written, [third, "\n"]);
 
   const quiet: string[] = [];
   const q = startProgress("Up", { enabled: false, write: (s) => quiet.push(s) });

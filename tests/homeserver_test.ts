@@ -49,7 +49,7 @@ import {
 import { HomeserverError } from "../lib/homeserver/http.ts";
 import { bindHomeserverHttp, type HomeserverHttp } from "../lib/homeserver/endpoint_policy.ts";
 import { homeserverHttpFrom } from "../lib/cli/network_options.ts";
-import { partPath } from "../lib/homeserver/paths.ts";
+import { partPath } from "../lib/protocol/large_manifest.ts";
 import { type SessionCookie, signIn, signOut } from "../lib/homeserver/session.ts";
 import { loadSession, sessionFile } from "../lib/homeserver/session_store.ts";
 import { decodeZ32, encodeZ32 } from "../lib/pkarr/public_key.ts";

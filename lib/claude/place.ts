@@ -19,7 +19,7 @@
  * @module
  */
 
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fsutil.ts";
 import { type Bundle, readBundle } from "./bundle.ts";
 import { projectsDir } from "./config.ts";
@@ -274,9 +274,8 @@ export async function planPlacement(b: Bundle, o: PlaceOptions): Promise<Placeme
   const local = (await listSessions(o.configDir)).filter((s) => s.sessionId === id);
   if (o.project !== undefined) {
     if (!await isDir(o.project)) {
-      throw new CipherpostError(
-        "config",
-        `configuration error: --project ${o.project} is not a directory`,
+      throw configError(
+        `--project ${o.project} is not a directory`,
       );
     }
     target = o.project;
@@ -317,9 +316,8 @@ export async function planPlacement(b: Bundle, o: PlaceOptions): Promise<Placeme
   if (rel === "local_prefix") return { ...base, action: "replace", sessionId: id };
   if (rel === "incoming_prefix") return { ...base, action: "keep", sessionId: id };
   if (!o.fork) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
+    throw configError(
+      `session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
       "pass --fork to place the received one under a new session ID",
     );
   }

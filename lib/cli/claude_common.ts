@@ -6,9 +6,9 @@
  * @module
  */
 
-import { CipherpostError } from "../util/errors.ts";
+import { escapeControl, hasUnsafeText } from "../util/encoding.ts";
+import { configError } from "../util/errors.ts";
 import { claudeConfigDir } from "../claude/config.ts";
-import { escapeText } from "../claude/summary.ts";
 
 /** Thrown to end the CLI with a child's exit code (Claude Code's, passed through). */
 export class ChildExit extends Error {
@@ -24,9 +24,8 @@ export function configDir(): string {
       home: Deno.env.get("HOME"),
     });
   } catch {
-    throw new CipherpostError(
-      "config",
-      "configuration error: cannot find Claude Code's config directory",
+    throw configError(
+      "cannot find Claude Code's config directory",
       "set CLAUDE_CONFIG_DIR or HOME",
     );
   }
@@ -43,8 +42,7 @@ export function claudeBinary(): string {
  */
 export function shellQuote(s: string): string {
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(s)) return `$'${escapeText(s).replaceAll("'", "\\'")}'`;
+  if (hasUnsafeText(s)) return `$'${escapeControl(s, { backslash: true }).replaceAll("'", "\\'")}'`;
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 

@@ -5,7 +5,7 @@
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fsutil.ts";
 import type { Io } from "./io.ts";
 import { configDir, shellQuote } from "./claude_common.ts";
@@ -48,11 +48,7 @@ export function registerClaudeInstallCommand(claude: Command, io: Io): void {
       if (!o.force) {
         try {
           await Deno.lstat(path);
-          throw new CipherpostError(
-            "config",
-            `configuration error: ${path} already exists`,
-            "pass --force to replace it",
-          );
+          throw configError(`${path} already exists`, "pass --force to replace it");
         } catch (e) {
           if (!(e instanceof Deno.errors.NotFound)) throw e;
         }

@@ -4,9 +4,11 @@
  * @module
  */
 
+import { escapeControl } from "../util/encoding.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { discoverSession, listSessions } from "../claude/discover.ts";
-import { escapeText, formatSize, shorten } from "../claude/summary.ts";
+import { shorten } from "../claude/summary.ts";
+import { formatBytes } from "../util/human.ts";
 import { transcriptFactsOfFile } from "../claude/transcript.ts";
 import type { Io } from "./io.ts";
 import { ageOf, configDir } from "./claude_common.ts";
@@ -76,7 +78,9 @@ export function registerClaudeList(claude: Command, io: Io): void {
         io.out(
           `${s.sessionId === picked ? "*" : " "} ${s.sessionId}  ${ageOf(s.mtime).padEnd(13)}  ${
             String(messages).padStart(8)
-          }  ${formatSize(s.size).padEnd(9)}  ${escapeText(shorten(s.cwd ?? "(unknown)", 60))}\n`,
+          }  ${formatBytes(s.size).padEnd(9)}  ${
+            escapeControl(shorten(s.cwd ?? "(unknown)", 60), { backslash: true })
+          }\n`,
         );
       }
     });

@@ -5,10 +5,10 @@
  * @module
  */
 
+import { escapeControl } from "../util/encoding.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { CipherpostError } from "../util/errors.ts";
 import { State } from "../state/state.ts";
-import { escapeText } from "../claude/summary.ts";
 import { claudePickup } from "../flows/handoff/pickup.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
@@ -116,14 +116,18 @@ ${NETWORK_HELP}`,
         same: "already here (identical)",
         fork: `forked: the local copy diverged, so it was placed as ${p.sessionId}`,
       }[p.action];
-      log(`Session ${p.sessionId} ${verb} in ${escapeText(p.folder)}`);
+      log(`Session ${p.sessionId} ${verb} in ${escapeControl(p.folder, { backslash: true })}`);
       const bin = claudeBinary();
       const argv = ["--resume", p.sessionId, ...args];
       if (o.launch === false) {
         io.out(`cd ${shellQuote(p.targetDir)} && ${[bin, ...argv].map(shellQuote).join(" ")}\n`);
         return;
       }
-      log(`Running: ${[bin, ...argv].map(shellQuote).join(" ")}  (in ${escapeText(p.targetDir)})`);
+      log(
+        `Running: ${[bin, ...argv].map(shellQuote).join(" ")}  (in ${
+          escapeControl(p.targetDir, { backslash: true })
+        })`,
+      );
       let child;
       try {
         child = new Deno.Command(bin, {

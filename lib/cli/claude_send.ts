@@ -6,10 +6,9 @@
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { State } from "../state/state.ts";
 import { discoverSession, type LocalSession } from "../claude/discover.ts";
-import { escapeText } from "../claude/summary.ts";
 import { claudeSend } from "../flows/handoff/send.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
@@ -24,7 +23,7 @@ import {
   withPin,
   withTransport,
 } from "./options.ts";
-import { stripControl } from "../util/encoding.ts";
+import { escapeControl, stripControl } from "../util/encoding.ts";
 import { cliUi, partSizeOverride, partWorkers } from "./large.ts";
 import { DURATION_FORMS, parseDuration } from "./duration.ts";
 import { resolveRecipient } from "./recipient.ts";
@@ -32,7 +31,9 @@ import { Contacts } from "../state/contacts.ts";
 import { ageOf, configDir, interactive } from "./claude_common.ts";
 
 function describe(s: LocalSession): string {
-  return `${s.sessionId}  ${ageOf(s.mtime)}  ${escapeText(s.cwd ?? "(unknown project)")}`;
+  return `${s.sessionId}  ${ageOf(s.mtime)}  ${
+    escapeControl(s.cwd ?? "(unknown project)", { backslash: true })
+  }`;
 }
 
 async function choose(cands: LocalSession[], log: (l: string) => void): Promise<LocalSession> {
@@ -88,10 +89,7 @@ ${NETWORK_HELP}`,
     )
     .action(async (sessionId: string | undefined, o) => {
       if (o.self && o.share !== undefined) {
-        throw new CipherpostError(
-          "config",
-          "configuration error: choose one of --self or --share <key>",
-        );
+        throw configError("choose one of --self or --share <key>");
       }
       const ttl = BigInt(parseDuration(o.ttl));
       const home = cipherpostHome();
@@ -106,7 +104,11 @@ ${NETWORK_HELP}`,
         envSessionId: Deno.env.get("CLAUDE_CODE_SESSION_ID") || undefined,
       });
       const session = await choose(pick.candidates, log);
-      log(`Session ${session.sessionId} (${pick.reason}): ${escapeText(session.cwd ?? "")}`);
+      log(
+        `Session ${session.sessionId} (${pick.reason}): ${
+          escapeControl(session.cwd ?? "", { backslash: true })
+        }`,
+      );
       const me = await unlockIdentity(o, io);
       const pin = o.pin ? await pinOf(o, true) : null;
       if (pin !== null) validatePin(pin);

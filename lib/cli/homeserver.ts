@@ -9,14 +9,15 @@ import type { Command } from "@commander-js/extra-typings";
 import { HomeserverClient } from "../homeserver/client.ts";
 import { endpointOf, homeserverOf, isZ32Key, withPubkyRecord } from "../homeserver/discovery.ts";
 import { checkEndpoint, homeserverHttpOf } from "../homeserver/endpoint_policy.ts";
-import { shareRefOfPath } from "../homeserver/paths.ts";
+import { blobIdOfPath } from "../protocol/large_manifest.ts";
 import { sessionAlive, signIn } from "../homeserver/session.ts";
 import { readStoredSession, saveSession, sessionFile } from "../homeserver/session_store.ts";
 import { CIPHERPOST_ROOT } from "../homeserver/capabilities.ts";
 import { decodeZ32, encodeZ32 } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { State } from "../state/state.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { isoSeconds, State } from "../state/state.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
+import { formatBytes } from "../util/human.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
 import { cliUi, gcSummary } from "./large.ts";
@@ -43,9 +44,8 @@ async function readSignupToken(file: string | undefined): Promise<string | undef
   if (raw === undefined) return undefined;
   const t = raw.trim();
   if (!TOKEN_RE.test(t)) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: a signup token looks like XXXX-XXXX-XXXX",
+    throw configError(
+      "a signup token looks like XXXX-XXXX-XXXX",
     );
   }
   return t;
@@ -69,17 +69,6 @@ function homeserverArg(key: string | undefined): string {
   return z;
 }
 
-function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const u = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024, i = 0;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${u[i]}`;
-}
-
 /** What we keep on the homeserver: per share folder, files and bytes (HEAD of every file). */
 async function inventory(client: HomeserverClient): Promise<{
   files: number;
@@ -101,7 +90,7 @@ async function inventory(client: HomeserverClient): Promise<{
   }));
   paths.forEach((p, i) => {
     bytes += sizes[i];
-    const ref = shareRefOfPath(p);
+    const ref = blobIdOfPath(p);
     if (!ref) {
       other++;
       return;
@@ -158,7 +147,7 @@ ${NETWORK_HELP}`,
           homeserver,
           baseUrl,
           cookie: r.cookie,
-          createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+          createdAt: isoSeconds(),
         });
         log(`${r.signedUp ? "signed up" : "signed in"} at ${homeserver} (${baseUrl})`);
         try {
@@ -210,12 +199,12 @@ ${NETWORK_HELP}`,
       if (out.stored) {
         io.out(
           `stored:      ${out.stored.files} file(s), ${
-            fmtBytes(out.stored.bytes)
+            formatBytes(out.stored.bytes)
           } in ${out.stored.shares.length} share folder(s)\n`,
         );
         for (const s of out.stored.shares) {
           io.out(
-            `  ${s.share_ref}  ${s.files} file(s)  ${fmtBytes(s.bytes)}  ${
+            `  ${s.share_ref}  ${s.files} file(s)  ${formatBytes(s.bytes)}  ${
               s.sent ? "sent from here" : "not in this home"
             }\n`,
           );

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { exists, writeFileAtomic } from "../util/fsutil.ts";
 import { cipherpostHome } from "./home.ts";
 import { readAllStdin, SMALL_INPUT_CAP } from "./io.ts";
@@ -104,9 +104,8 @@ export async function exportAction(
     return;
   }
   if (o.output && !o.force && await exists(o.output)) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: ${o.output} already exists; refusing to overwrite it`,
+    throw configError(
+      `${o.output} already exists; refusing to overwrite it`,
       "choose another path, or pass --force",
     );
   }

@@ -8,8 +8,10 @@
 
 import { MATERIAL_CAP } from "../material/material.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../protocol/large_manifest.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
+import { concat } from "../util/encoding.ts";
 import type { GcReport } from "../flows/large/gc.ts";
+import { type Progress, startProgress } from "./progress.ts";
 import type { LargeSource } from "../flows/large/send.ts";
 import type { FlowUi } from "../flows/share/ui.ts";
 
@@ -56,9 +58,8 @@ export async function planInput(
   const forced = via === "homeserver";
   const checkMaterial = () => {
     if (material !== "generic-secret") {
-      throw new CipherpostError(
-        "config",
-        "configuration error: large shares carry generic-secret material only",
+      throw configError(
+        "large shares carry generic-secret material only",
         "drop --material, or send a typed key or certificate (≤ 64 KiB) over the DHT",
       );
     }
@@ -73,12 +74,7 @@ export async function planInput(
       chunks.push(r.value);
       n += r.value.length;
     }
-    const head = new Uint8Array(n);
-    let off = 0;
-    for (const c of chunks) {
-      head.set(c, off);
-      off += c.length;
-    }
+    const head = concat(...chunks);
     if (n <= MATERIAL_CAP && !forced) {
       reader.releaseLock();
       return { kind: "small", bytes: head };
@@ -113,17 +109,6 @@ export async function planInput(
   return { kind: "large", source: { kind: "path", path: src } };
 }
 
-function human(n: number): string {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < u.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return `${x.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
-}
-
 /** Options of {@link cliUi}. */
 export interface CliUiOptions {
   /** the acceptance step (see `acceptanceConfirm`) */
@@ -139,16 +124,11 @@ export interface CliUiOptions {
  */
 export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & { end(): void } {
   const confirm = o.confirm;
-  const tty = Deno.stderr.isTerminal();
-  const start = performance.now();
-  let last = 0;
-  let drawn = false;
-  let finished = false;
-  const enc = new TextEncoder();
+  let bar: Progress | null = null;
+  let barPhase = "";
   const clear = () => {
     o.fetchBar?.end();
-    if (drawn) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
-    drawn = false;
+    bar?.clear();
   };
   return {
     status(line) {
@@ -167,32 +147,16 @@ export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & 
       : undefined,
     progress(phase, done, total) {
       if (phase === "fetch") return o.fetchBar?.update(done, total);
-      if (!tty || finished) return;
-      const now = performance.now();
-      if (now - last < 200 && done < total) return;
-      last = now;
-      const secs = (now - start) / 1000;
-      const rate = secs > 0 ? done / secs : 0;
-      const frac = total > 0 ? done / total : 1;
-      const eta = rate > 0 ? Math.max(0, (total - done) / rate) : 0;
-      const w = 24;
-      const bar = "#".repeat(Math.round(frac * w)).padEnd(w, "-");
-      const etaS = `${Math.floor(eta / 60)}:${String(Math.floor(eta % 60)).padStart(2, "0")}`;
-      // the finished bar stays on its own line (rate and time of the whole transfer)
-      finished = done >= total;
-      Deno.stderr.writeSync(
-        enc.encode(
-          `\r\x1b[K${phase} [${bar}] ${(frac * 100).toFixed(0)}% ${human(done)}/${human(total)} ${
-            human(rate)
-          }/s ETA ${etaS}${finished ? "\n" : ""}`,
-        ),
-      );
-      drawn = !finished;
+      if (bar === null || barPhase !== phase) {
+        bar?.end();
+        bar = startProgress(phase, { bytes: true, intervalMs: 200 });
+        barPhase = phase;
+      }
+      bar.update(done, total);
     },
     end() {
       o.fetchBar?.end();
-      if (drawn) Deno.stderr.writeSync(enc.encode("\n"));
-      drawn = false;
+      bar?.end();
     },
   };
 }

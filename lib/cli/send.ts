@@ -6,7 +6,7 @@
  */
 
 import { type Command, Option } from "@commander-js/extra-typings";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { stripControl } from "../util/encoding.ts";
 import { ensurePrivateDir, exists, writeFileAtomic } from "../util/fsutil.ts";
 import { MATERIAL_CAP, type MaterialType, materialTypeFromFlag } from "../material/material.ts";
@@ -19,7 +19,7 @@ import { Contacts } from "../state/contacts.ts";
 import { validatePin } from "./passphrase.ts";
 import { cipherpostHome } from "./home.ts";
 import { type Io, readAllStdin } from "./io.ts";
-import { utcMinute } from "./format.ts";
+import { utcMinute } from "../util/human.ts";
 import { type ResolvedKey, resolveRecipient } from "./recipient.ts";
 import { recipientKnownAs, unknownRecipientWarning } from "./contacts.ts";
 import { DURATION_FORMS, formatDuration, parseDuration } from "./duration.ts";
@@ -50,23 +50,20 @@ async function readInput(
   cap: number,
 ): Promise<Uint8Array> {
   if (file !== undefined && positional !== undefined) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: give --material-file or '-', not both",
+    throw configError(
+      "give --material-file or '-', not both",
     );
   }
   if (positional !== undefined && positional !== "-") {
-    throw new CipherpostError(
-      "config",
-      `configuration error: unexpected argument '${positional}'`,
+    throw configError(
+      `unexpected argument '${positional}'`,
       `to send a file use --material-file ${positional}`,
     );
   }
   const src = file ?? positional;
   if (src === undefined) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: nothing to send",
+    throw configError(
+      "nothing to send",
       "use --material-file PATH, or '-' to read standard input",
     );
   }
@@ -74,9 +71,8 @@ async function readInput(
   if (src === "-") return await readAllStdin(cap);
   const st = await Deno.stat(src).catch(() => null);
   if (st?.isDirectory) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`,
+    throw configError(
+      `${src} is a directory; send takes one file (up to 64 KiB)`,
       `pack it first (tar -czf ${
         src.replace(/\/+$/, "")
       }.tgz ${src}); anything over 64 KiB needs large-payload sending (docs/network.md, "What fits where")`,

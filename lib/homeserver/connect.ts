@@ -12,9 +12,10 @@ import { type Authenticator, HomeserverClient } from "./client.ts";
 import { discover, endpointOf, type HomeserverEndpoint } from "./discovery.ts";
 import { checkEndpoint, type HomeserverHttp, homeserverHttpOf } from "./endpoint_policy.ts";
 import type { FetchFn } from "./http.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { configError } from "../util/errors.ts";
 import { type SessionCookie, signIn } from "./session.ts";
 import { loadSession, saveSession } from "./session_store.ts";
+import { isoSeconds } from "../state/state.ts";
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
@@ -53,9 +54,8 @@ export interface Connection {
 export async function connect(transport: Transport, o: ConnectOptions): Promise<Connection> {
   const user = encodeZ32(o.user);
   if (o.seed && encodeZ32(keypairFromSeed(o.seed).publicKey) !== user) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: the seed does not match the user key",
+    throw configError(
+      "the seed does not match the user key",
     );
   }
   const http = o.http ?? homeserverHttpOf(transport);
@@ -95,7 +95,7 @@ export async function connect(transport: Transport, o: ConnectOptions): Promise<
         homeserver: endpoint.homeserver,
         baseUrl: endpoint.baseUrl,
         cookie,
-        createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+        createdAt: isoSeconds(),
       });
       return true;
     },

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { stripControl } from "../util/encoding.ts";
+import { displayText } from "../util/encoding.ts";
 import { CipherpostError, type ErrorKind, type Remedy } from "../util/errors.ts";
 
 /** A `fetch` function (tests may substitute one; `globalThis.fetch` is never patched). */
@@ -43,9 +43,12 @@ export class HomeserverError extends CipherpostError {
   }
 }
 
-/** Server-provided text, safe for one terminal line (control characters gone, ≤ 160 chars). */
+/**
+ * Server-provided text, safe for one terminal line: control characters gone, bidirectional
+ * controls escaped ({@link displayText}), at most 160 characters.
+ */
 export function serverText(s: string): string {
-  const t = stripControl(s).trim();
+  const t = displayText(s.trim());
   return t.length > 160 ? `${t.slice(0, 157)}...` : t;
 }
 

@@ -23,9 +23,6 @@ import { sign, verifyStrict } from "../crypto/keys.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import type { MaterialType } from "../material/material.ts";
 
-/** The protocol version of v1 records. */
-export const PROTOCOL_V1 = 1;
-
 /** How far ahead of our clock a share's `created_at` or a receipt's `accepted_at` may be. */
 export const MAX_CLOCK_SKEW_SECONDS = 300;
 /** The latest instant a JavaScript Date can show (year 275760): later times are refused. */

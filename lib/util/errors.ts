@@ -147,6 +147,6 @@ export function decryptError(): CipherpostError {
 }
 
 /** `configuration error: <msg>` (kind `config`). */
-export function configError(msg: string, hint?: string): CipherpostError {
+export function configError(msg: string, hint?: string | Remedy): CipherpostError {
   return new CipherpostError("config", `configuration error: ${msg}`, hint);
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CipherpostError } from "./errors.ts";
+import { CipherpostError, configError } from "./errors.ts";
 
 /** Create a directory (and parents) and set it to 0700. */
 export async function ensurePrivateDir(path: string): Promise<void> {
@@ -144,9 +144,8 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
       try {
         if (!(await Deno.stat(dir)).isDirectory) throw new Error("not a directory");
       } catch {
-        throw new CipherpostError(
-          "config",
-          `configuration error: cannot write ${path}: ${dir} is not a directory`,
+        throw configError(
+          `cannot write ${path}: ${dir} is not a directory`,
         );
       }
       return;
@@ -154,30 +153,26 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
     throw new CipherpostError("io", `io error: cannot check ${path}`);
   }
   if (st.isDirectory) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: ${path} is a directory`,
+    throw configError(
+      `${path} is a directory`,
       "give a file name inside it, e.g. -o " + `${path.replace(/\/+$/, "")}/secret`,
     );
   }
   if (st.isSymlink) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: ${path} is a symbolic link; refusing to write through or over it`,
+    throw configError(
+      `${path} is a symbolic link; refusing to write through or over it`,
       "give the real path of a regular file, or -o - for standard output",
     );
   }
   if (!st.isFile) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: ${path} is not a regular file (a device, FIFO or socket)`,
+    throw configError(
+      `${path} is not a regular file (a device, FIFO or socket)`,
       "write to a regular file, or use -o - and redirect standard output",
     );
   }
   if (!force) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: ${path} already exists; refusing to overwrite it`,
+    throw configError(
+      `${path} already exists; refusing to overwrite it`,
       "choose another path, or pass --force",
     );
   }

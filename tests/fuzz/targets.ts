@@ -39,7 +39,8 @@ import {
   receiptJson,
   receiptSignable,
 } from "../../lib/protocol/record.ts";
-import { formatReceiptSummary, formatReceiptTable, utcMinute } from "../../lib/cli/format.ts";
+import { formatReceiptSummary, formatReceiptTable } from "../../lib/cli/format.ts";
+import { utcMinute } from "../../lib/util/human.ts";
 import { AsnParser, AsnSerializer } from "@peculiar/asn1-schema";
 import {
   AttributeTypeAndValue,

@@ -13,7 +13,7 @@ import type { Transport } from "../../pkarr/transport.ts";
 import { fetchPointer } from "./pointer.ts";
 import { parseShareUri, type ShareUri } from "../../protocol/share_uri.ts";
 import { isPointerEnvelope, parsePointerEnvelope } from "../../protocol/large_manifest.ts";
-import { CipherpostError, signatureError } from "../../util/errors.ts";
+import { CipherpostError, configError, signatureError } from "../../util/errors.ts";
 import { type Bundle, MAX_UNPACKED, parseBundle, parseBundleFile } from "../../claude/bundle.ts";
 import {
   applyPlacement,
@@ -113,10 +113,7 @@ export async function pickupUri(
 ): Promise<ShareUri> {
   if (req.uri !== undefined) {
     if (req.from !== undefined) {
-      throw new CipherpostError(
-        "config",
-        "configuration error: give a URI or the sender to look up, not both",
-      );
+      throw configError("give a URI or the sender to look up, not both");
     }
     return parseShareUri(req.uri);
   }
@@ -125,10 +122,7 @@ export async function pickupUri(
     try {
       senderPk = parsePublicKey(req.from);
     } catch {
-      throw new CipherpostError(
-        "config",
-        "configuration error: the sender to look up must be a z-base-32 key",
-      );
+      throw configError("the sender to look up must be a z-base-32 key");
     }
   }
   log("Looking up the newest session hand-off...");

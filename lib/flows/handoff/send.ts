@@ -99,14 +99,7 @@ export async function claudeSend(
         workers: req.workers,
         partSize: req.partSize,
       }, ui);
-      result = {
-        uri: r.uri,
-        shareRef: r.shareRef,
-        expiresAt: r.expiresAt,
-        packets: r.packets,
-        size: bundle.length,
-        protocol: 2,
-      };
+      result = r;
       via = "homeserver";
     } catch (e) {
       if (e instanceof CipherpostError && e.kind === "no_homeserver") {

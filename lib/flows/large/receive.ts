@@ -12,6 +12,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { endpointOf } from "../../homeserver/discovery.ts";
 import { readBlobStatus } from "../../homeserver/blob_status.ts";
+import { serverText } from "../../homeserver/http.ts";
 import { type HomeserverHttp, homeserverHttpOf } from "../../homeserver/endpoint_policy.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import {
@@ -25,7 +26,7 @@ import {
 } from "../../protocol/large_manifest.ts";
 import type { State } from "../../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
-import { stripControl, toHex, utf8 } from "../../util/encoding.ts";
+import { toHex, utf8 } from "../../util/encoding.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
 import { eachLimited, PartFailure, PartPool } from "./pool.ts";
@@ -320,7 +321,7 @@ async function fetchLarge(
     throw new CipherpostError(
       "network",
       `network error: ${unreachable.length} of ${p.parts} parts could not be fetched (${
-        stripControl(netDetail ?? "unknown").slice(0, 200)
+        serverText(netDetail ?? "unknown")
       })`,
       "receive again: verified parts are kept",
     );

@@ -11,14 +11,12 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { identityToRecipient } from "age-encryption";
 import { createHash } from "node:crypto";
 import { ageDecrypt, ageEncrypt } from "../../crypto/age.ts";
-import { pinKey } from "../../crypto/kdf.ts";
+import { newPinLayer, sealShare } from "../../crypto/pin.ts";
 import {
   ageIdentityOf,
   ageIdentityOfSeed,
-  ageRecipientOf,
   ageRecipientOfEd,
   type Keypair,
-  x25519PublicFromSecret,
 } from "../../crypto/keys.ts";
 import type { HomeserverClient } from "../../homeserver/client.ts";
 import { connect } from "../../homeserver/connect.ts";
@@ -43,7 +41,7 @@ import { buildV2Share } from "../../protocol/v2.ts";
 import { publishPackets } from "../share/v2_transfer.ts";
 import type { State } from "../../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
-import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../../util/encoding.ts";
+import { b64decode, b64encode, fromUtf8, toHex, utf8 } from "../../util/encoding.ts";
 import { CipherpostError } from "../../util/errors.ts";
 import { fileChunks } from "../../util/file_stream.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
@@ -51,6 +49,7 @@ import { eachLimited, PartPool } from "./pool.ts";
 import { writeTreeTar } from "./tar_fs.ts";
 import { recipientOf } from "../share/recipient.ts";
 import type { FlowContext, FlowUi } from "../share/ui.ts";
+import type { SendResult } from "../share/send.ts";
 
 /** Where the payload comes from. */
 export type LargeSource =
@@ -95,16 +94,10 @@ export interface PublishedShare {
   packets: number;
 }
 
-/** What was sent. */
-export interface LargeSendResult {
-  /** The `cipherpost://` URI to give the recipient. */
-  uri: string;
-  /** The share's 32-hex reference. */
-  shareRef: string;
-  /** Unix seconds when the share expires. */
-  expiresAt: number;
-  /** Payload bytes. */
-  size: number;
+/** What was sent: a v2 share ({@link SendResult}) whose payload is on the homeserver. */
+export interface LargeSendResult extends SendResult {
+  /** A large share is a v2 share. */
+  protocol: 2;
   /** Parts on the homeserver. */
   parts: number;
   /** parts uploaded by this run */
@@ -582,6 +575,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     shareRef: share.shareRef,
     expiresAt: share.expiresAt,
     size: staged.size,
+    protocol: 2,
     parts,
     uploaded: todo.length,
     reused,
@@ -631,17 +625,8 @@ async function publishPointer(
     pointer,
   });
   const recipientAge = ageRecipientOfEd(s.recipientPk);
-  let blob: Uint8Array;
-  let outer: Uint8Array;
-  if (req.pin !== null) {
-    const salt = crypto.getRandomValues(new Uint8Array(32));
-    const pinRecipient = ageRecipientOf(x25519PublicFromSecret(await pinKey(req.pin, salt)));
-    outer = await ageEncrypt(await ageEncrypt(env, pinRecipient), recipientAge);
-    blob = concat(salt, outer);
-  } else {
-    outer = await ageEncrypt(env, recipientAge);
-    blob = outer;
-  }
+  const pin = req.pin === null ? null : await newPinLayer(req.pin);
+  const { blob, outer } = await sealShare(env, recipientAge, pin);
   const ref = shareRef(outer, createdAt);
   const built = await buildV2Share({
     sender,

@@ -12,7 +12,7 @@
 
 import { type DnsRecord, encodeDnsPacket, normalizeName } from "../../pkarr/dns.ts";
 import { toHex } from "../../util/encoding.ts";
-import { CipherpostError } from "../../util/errors.ts";
+import { CipherpostError, configError } from "../../util/errors.ts";
 import type { Keypair } from "../../crypto/keys.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
 import {
@@ -95,9 +95,8 @@ export async function updateOwnPacket(
       // Read-your-write: the newest packet holds our change (also after a first write).
       if (last && current && sameRecords(origin, before, records)) return last;
       if (current && current.timestamp >= Number.MAX_SAFE_INTEGER) {
-        throw new CipherpostError(
-          "config",
-          "configuration error: your packet's timestamp is at its maximum " +
+        throw configError(
+          "your packet's timestamp is at its maximum " +
             `(${current.timestamp}), so nothing newer can be published under your key`,
           "it was written with a skewed clock or by another tool; DHT nodes forget it within " +
             "hours if nobody republishes it (then remove $CIPHERPOST_HOME/state/packet.bin), " +

@@ -7,7 +7,7 @@
 
 import { txtText } from "../../pkarr/dns.ts";
 import { fromHex } from "../../util/encoding.ts";
-import { CipherpostError } from "../../util/errors.ts";
+import { CipherpostError, configError } from "../../util/errors.ts";
 import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import { receiptRecords } from "../../protocol/labels.ts";
@@ -75,9 +75,8 @@ export async function collectReceipts(
     try {
       pk = parsePublicKey(from);
     } catch {
-      throw new CipherpostError(
-        "config",
-        "configuration error: the recipient to look up must be a z-base-32 public key",
+      throw configError(
+        "the recipient to look up must be a z-base-32 public key",
       );
     }
     fromZ32 = encodeZ32(pk);

@@ -6,12 +6,11 @@
  * @module
  */
 
-import { ageEncrypt } from "../../crypto/age.ts";
 import { type DnsRecord, txtRecord, txtText } from "../../pkarr/dns.ts";
-import { b64encode, concat, toHex } from "../../util/encoding.ts";
-import { CipherpostError } from "../../util/errors.ts";
-import { pinKey } from "../../crypto/kdf.ts";
-import { ageRecipientOf, ageRecipientOfEd, x25519PublicFromSecret } from "../../crypto/keys.ts";
+import { b64encode, toHex } from "../../util/encoding.ts";
+import { CipherpostError, configError } from "../../util/errors.ts";
+import { newPinLayer, type SealedShare, sealShare } from "../../crypto/pin.ts";
+import { ageRecipientOfEd } from "../../crypto/keys.ts";
 import { ingestMaterial, type MaterialType } from "../../material/material.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
 import {
@@ -71,11 +70,6 @@ export interface SendResult {
   fallback?: "too_large" | "packet_full" | "live_v1";
 }
 
-interface Sealed {
-  blob: Uint8Array;
-  outer: Uint8Array;
-}
-
 function ownRecordExpired(r: DnsRecord, nowSec: number): boolean {
   const text = txtText(r);
   if (text === null) return false;
@@ -102,14 +96,9 @@ export async function send(
   const recipientAge = ageRecipientOfEd(recipientPk);
   const createdAt = Math.floor(Date.now() / 1000);
   const exp = Number(expiresAt(createdAt, req.ttlSeconds));
-  let pinSalt: Uint8Array | null = null;
-  let pinRecipient: string | null = null;
-  if (req.pin !== null) {
-    pinSalt = crypto.getRandomValues(new Uint8Array(32));
-    pinRecipient = ageRecipientOf(x25519PublicFromSecret(await pinKey(req.pin, pinSalt)));
-  }
+  const pin = req.pin === null ? null : await newPinLayer(req.pin);
 
-  const seal = async (protocolVersion: number): Promise<Sealed> => {
+  const seal = async (protocolVersion: number): Promise<SealedShare> => {
     const env = encodeEnvelope({
       burnAfterRead: req.burn,
       createdAt,
@@ -117,12 +106,7 @@ export async function send(
       protocolVersion,
       purpose: req.purpose,
     });
-    if (pinSalt && pinRecipient) {
-      const outer = await ageEncrypt(await ageEncrypt(env, pinRecipient), recipientAge);
-      return { blob: concat(pinSalt, outer), outer };
-    }
-    const outer = await ageEncrypt(env, recipientAge);
-    return { blob: outer, outer };
+    return await sealShare(env, recipientAge, pin);
   };
 
   const base = { shareRef: "", expiresAt: exp, size: stored.length };
@@ -165,9 +149,8 @@ export async function send(
       );
     }
     if (req.protocol === 1 && liveV1) {
-      throw new CipherpostError(
-        "config",
-        "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+      throw configError(
+        "a live v1 share of yours would be replaced (v1 has one share slot per identity)",
         { step: "revoke_or_v2" },
       );
     }
@@ -211,9 +194,8 @@ export async function send(
         const full = e instanceof CipherpostError && e.kind === "too_large";
         if (!(e instanceof NeedV2) && !full) throw e;
         if (req.protocol === 1 && e instanceof NeedV2) {
-          throw new CipherpostError(
-            "config",
-            "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+          throw configError(
+            "a live v1 share of yours would be replaced (v1 has one share slot per identity)",
             { step: "revoke_or_v2" },
           );
         }
