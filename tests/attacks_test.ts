@@ -27,6 +27,7 @@ import { receiptMismatch } from "../lib/protocol/receipt_binding.ts";
 import { previewMaterial } from "../lib/material/material.ts";
 import { formatReceiptSummary } from "../lib/cli/format.ts";
 import { certWithName, sshKeyWithComment } from "./fuzz/targets.ts";
+import { tmpDir } from "./_helpers.ts";
 
 const isKind = (kind: string) => (e: unknown) => e instanceof CipherpostError && e.kind === kind;
 const isSig = isKind("signature");
@@ -243,16 +244,15 @@ Deno.test("R6: share URIs are validated and canonicalised before anything else",
 });
 
 Deno.test("R8: an atomic write to a name of NAME_MAX bytes works (short temp name)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const dir = await tmpDir("cp-attacks-");
   const name = "n".repeat(255);
   await writeFileAtomic(`${dir}/${name}`, utf8("x"));
   assert.equal(await Deno.readTextFile(`${dir}/${name}`), "x");
   assert.deepEqual(await listNames(dir), [name]);
-  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("crash leftovers: the next atomic write sweeps temp files of dead writers only", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const dir = await tmpDir("cp-attacks-");
   // a temp file whose writer is gone (nobody holds its lock), one a live writer holds locked,
   // and a foreign file
   const dead = ".cipherpost-0badf00d.tmp";
@@ -263,7 +263,6 @@ Deno.test("crash leftovers: the next atomic write sweeps temp files of dead writ
   await writeFileAtomic(`${dir}/out`, utf8("whole"));
   assert.deepEqual(await listNames(dir), [alive, "keep.tmp", "out"].sort());
   holder.close();
-  await Deno.remove(dir, { recursive: true });
 });
 
 async function listNames(dir: string): Promise<string[]> {
@@ -275,7 +274,7 @@ async function listNames(dir: string): Promise<string[]> {
 Deno.test("R3: capped reads stop at cap + 1 bytes: /dev/zero, a sparse file, an endless stream", async () => {
   const cap = 65536;
   await assert.rejects(() => readFileCapped("/dev/zero", cap), isKind("too_large"));
-  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const dir = await tmpDir("cp-attacks-");
   const sparse = `${dir}/sparse`;
   const f = await Deno.open(sparse, { write: true, create: true });
   await f.truncate(3 * 1024 ** 3);
@@ -295,7 +294,6 @@ Deno.test("R3: capped reads stop at cap + 1 bytes: /dev/zero, a sparse file, an 
   assert.equal((await readFileCapped(`${dir}/exact`, cap)).length, cap);
   await assert.rejects(() => readFileCapped(dir, cap), isKind("io"));
   await assert.rejects(() => readFileCapped(`${dir}/missing`, cap), isKind("io"));
-  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("S1: a receipt counts only when signed by the share's recipient and bound to it", () => {
@@ -338,7 +336,7 @@ Deno.test("S1: a receipt counts only when signed by the share's recipient and bo
 });
 
 Deno.test("R5: state reads report unreadable files instead of treating them as absent", async () => {
-  const home = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const home = await tmpDir("cp-attacks-");
   const state = new State(home);
   assert.equal(await state.loadOwnPacket(), null);
   await Deno.mkdir(`${home}/state/packet.bin`, { recursive: true });
@@ -347,5 +345,4 @@ Deno.test("R5: state reads report unreadable files instead of treating them as a
   assert.deepEqual(await state.listSent(), []); // a directory there is not a record: skipped
   await Deno.mkdir(`${home}/state/accepted.jsonl`, { recursive: true });
   await assert.rejects(() => state.rows(), isKind("io"));
-  await Deno.remove(home, { recursive: true });
 });
