@@ -1,6 +1,8 @@
 // Seeds of the randomised tests: a fresh random seed on every run, or the one named in an
-// environment variable (CIPHERPOST_LOSS_SEED, CIPHERPOST_FUZZ_SEED, CIPHERPOST_SAMPLE_SEED) to
-// replay a failure; on failure the test prints the seed and the variable that replays it.
+// environment variable to replay a failure (CIPHERPOST_LOSS_SEED: the testnet's lost queries;
+// CIPHERPOST_FUZZ_SEED: the fuzz inputs; CIPHERPOST_SAMPLE_SEED: the receipt bytes the CLI test
+// changes; CIPHERPOST_CRASH_SEED: the kill moments). On failure a test prints its seed and the
+// variable that replays it.
 import { MAX_SEED, randomSeed } from "../lib/testing/testnet.ts";
 
 export { seededRandom } from "../lib/testing/testnet.ts";
