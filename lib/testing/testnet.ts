@@ -149,7 +149,7 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
 }
 
 /** The largest seed {@link seededRandom} and {@link TestnetOptions.lossSeed} take. */
-export const MAX_SEED = 2 ** 31 - 1;
+export const MAX_SEED: number = 2 ** 31 - 1;
 
 /** A random seed, 0 to {@link MAX_SEED}. */
 export function randomSeed(): number {
