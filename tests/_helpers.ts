@@ -111,10 +111,30 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
   };
 }
 
-/** A fresh temporary directory. */
+/** The temporary directories {@link tmpDir} made during the running test. */
+const madeDirs = new Set<string>();
+
+/**
+ * A fresh temporary directory. It is removed, with everything in it, when the test that made it
+ * ends (passed or failed): every test file that imports these helpers runs the hook below.
+ */
 export async function tmpDir(prefix = "cp-test-"): Promise<string> {
-  return await Deno.makeTempDir({ prefix });
+  const dir = await Deno.makeTempDir({ prefix });
+  madeDirs.add(dir);
+  return dir;
 }
+
+Deno.test.afterEach(async () => {
+  const dirs = [...madeDirs];
+  madeDirs.clear();
+  for (const dir of dirs) {
+    try {
+      await Deno.remove(dir, { recursive: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+});
 
 /** A user: a home directory with a generated identity. */
 export interface User {

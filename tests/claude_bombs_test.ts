@@ -1,4 +1,4 @@
-// Hostile Claude Code bundles and transcripts (issue 17, findings 1 and 11): decompression and
+// Hostile Claude Code bundles and transcripts: decompression and
 // line bombs go through parse → summary → plan → placement in a child process whose peak RSS
 // is asserted; `claude list` over a transcript of newlines; a bundle where a file is also a
 // folder; the line splitter and the streamed rewrite against the whole-text one, over seeded

@@ -1,5 +1,5 @@
 /**
- * Issue 12, "built for people": contacts, key parsing that names the right line, --ttl
+ * Built for people: contacts, key parsing that names the right line, --ttl
  * durations, progress bars, the QR code, identity backup/restore, `generate --force` keeping the
  * old file, prompts on /dev/tty with three tries, shell completion and the man page. CLI cases
  * run the real program as a subprocess with its own home; terminal cases run it under tmux.

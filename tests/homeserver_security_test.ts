@@ -1,4 +1,4 @@
-// Where a homeserver request may go, and how long it may take (issue 17 findings 2 and 3): a
+// Where a homeserver request may go, and how long it may take: a
 // sender's pointer chooses the homeserver key, so its endpoint is checked (HTTPS to a public
 // name; loopback only with the testnet switch); redirects are never followed; a server that
 // hangs or drips fails the request within the timeout; a listing that does not advance ends.
