@@ -57,7 +57,7 @@ import { txtRecord } from "../lib/pkarr/dns.ts";
 import { recordsNamed, signPacket } from "../lib/pkarr/signed_packet.ts";
 import { startHomeserver, startHomeserverOnTestnet } from "../lib/testing/homeserver.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
-import { EXIT_OF } from "../lib/cli/exit_codes.ts";
+import { describeError, EXIT_OF } from "../lib/cli/exit_codes.ts";
 import { b64encode } from "../lib/util/encoding.ts";
 import { createBLAKE3 } from "hash-wasm";
 import {
@@ -627,7 +627,16 @@ Deno.test("507: the per-user quota gives a clear error, up front and mid-stream;
     );
     assertEquals([e.kind, e.status, EXIT_OF[e.kind]], ["homeserver_quota", 507, 1]);
     assert(e.message.includes("storage quota exceeded"), e.message);
-    assert(e.hint?.includes("homeserver gc"), e.hint);
+    assertEquals(
+      e.remedy?.step,
+      "homeserver_gc",
+      "the next step is data; the CLI names the command",
+    );
+    assert(
+      describeError(e).includes(
+        "hint: free space with: cipherpost homeserver gc, or ask the operator for more quota",
+      ),
+    );
     const s = await assertRejects(
       () => client.put("/pub/cipherpost/c", zeros(600_000)),
       HomeserverError,
