@@ -20,6 +20,7 @@ import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
 import { cliUi, gcSummary } from "./large.ts";
 import { collectGarbage } from "../flows/large/gc.ts";
+import { updateOwnPacket } from "../flows/share/own_packet.ts";
 import {
   NETWORK_HELP,
   unlockIdentity,
@@ -160,20 +161,22 @@ ${NETWORK_HELP}`,
         });
         log(`${r.signedUp ? "signed up" : "signed in"} at ${homeserver} (${baseUrl})`);
         try {
-          const rep = await t.update(
-            me.seed,
-            me.publicKey,
+          const rep = await updateOwnPacket(
+            t,
+            new State(home),
+            me,
             (records) => withPubkyRecord(user, records, homeserver),
+            cliUi(log),
           );
           log(rep ? "published _pubky record" : "_pubky record already points there");
         } catch (e) {
           if (!(e instanceof CipherpostError) || e.kind !== "too_large") throw e;
           // the session is stored and works from this home; only others' discovery needs it
           log(
-            "warning: the _pubky record did not fit in your PKARR packet (live v1 shares and " +
-              "receipts fill its 1000 bytes); large shares from this home work, but other " +
-              "clients cannot find your homeserver until you run this signup again once they " +
-              "have expired or been revoked",
+            "warning: the _pubky record did not fit in your PKARR packet (v1 shares sent with " +
+              "--protocol 1, or records of another tool, fill its 1000 bytes); large shares from this " +
+              "home work, but other clients cannot find your homeserver until you run this " +
+              "signup again once those records have expired or been revoked",
           );
         }
       });

@@ -100,7 +100,8 @@ async function fallbackNoteOnce(
   const why = reason === "too_large"
     ? "it is larger than one v1 packet holds (about 100 bytes of secret)"
     : reason === "packet_full"
-    ? "your identity packet has no room left for a v1 share"
+    ? "your identity packet has no room left for a v1 share (it keeps room for the _pubky\n" +
+      "      record that points at your homeserver)"
     : "your one v1 slot already holds another live share";
   log(
     `note: sent as protocol v2 because ${why}. The recipient needs this cipherpost to open it;\n` +
