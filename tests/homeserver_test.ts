@@ -47,7 +47,7 @@ import {
   withPubkyRecord,
 } from "../lib/homeserver/discovery.ts";
 import { HomeserverError } from "../lib/homeserver/http.ts";
-import { partPath } from "../lib/homeserver/paths.ts";
+import { partPath } from "../lib/protocol/large_manifest.ts";
 import { type SessionCookie, signIn, signOut } from "../lib/homeserver/session.ts";
 import { loadSession, sessionFile } from "../lib/homeserver/session_store.ts";
 import { decodeZ32, encodeZ32 } from "../lib/pkarr/public_key.ts";
@@ -879,22 +879,35 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       assert(again.stderr.includes("signed in at"), again.stderr);
       assert(again.stderr.includes("already points there"), again.stderr);
 
-      // Status: files and bytes per share folder, whether this home sent it.
+      // Status: files and bytes per blob folder, judged as gc judges them: a live large share
+      // of this home, an expired one, and a folder this home knows nothing of.
       const state = new State(alice.home);
-      const refs = { mine: "a".repeat(32), other: "c".repeat(32) };
-      await state.saveSent({
-        version: 1,
-        shareRef: refs.mine,
-        uri: `cipherpost://${alice.z32}/${refs.mine}`,
-        sender: alice.z32,
-        recipient: null,
-        createdAt: 0,
-        expiresAt: 0,
-      });
+      const ids = { live: "a".repeat(32), expired: "b".repeat(32), other: "c".repeat(32) };
+      const now = Math.floor(Date.now() / 1000);
+      for (
+        const [ref, id, expiresAt] of [["1", ids.live, now + 3600], [
+          "2",
+          ids.expired,
+          now - 1,
+        ]] as const
+      ) {
+        await state.saveSent({
+          version: 2,
+          shareRef: ref.repeat(32),
+          uri: `cipherpost://${alice.z32}/x`,
+          sender: alice.z32,
+          recipient: null,
+          createdAt: 0,
+          expiresAt,
+          locator: "0".repeat(64),
+          packets: [],
+          large: { blob_id: id },
+        });
+      }
       const conn = await connect({} as never, { home: alice.home, user: decodeZ32(alice.z32) });
-      for (const ref of Object.values(refs)) {
-        await conn.client.put(partPath(ref, 0), new Uint8Array(1000));
-        await conn.client.put(partPath(ref, 1), new Uint8Array(500));
+      for (const id of Object.values(ids)) {
+        await conn.client.put(partPath(id, 0), new Uint8Array(1000));
+        await conn.client.put(partPath(id, 1), new Uint8Array(500));
       }
       await conn.client.put("/pub/cipherpost/loose", new Uint8Array(7));
       const st = await cli(["homeserver", "status", "--json"], { home: alice.home, env: {}, net });
@@ -902,15 +915,31 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       const s = JSON.parse(st.stdout);
       assertEquals([s.user, s.homeserver, s.base_url], [alice.z32, hs.key, hs.baseUrl]);
       assert(String(s.session).startsWith("valid (/pub/cipherpost/:rw"), s.session);
-      assertEquals([s.stored.files, s.stored.bytes, s.stored.other_files], [5, 3007, 1]);
-      assertEquals(s.stored.shares, [
-        { share_ref: refs.mine, files: 2, bytes: 1500, sent: true },
-        { share_ref: refs.other, files: 2, bytes: 1500, sent: false },
+      assertEquals([s.stored.files, s.stored.bytes, s.stored.other_files], [7, 4507, 1]);
+      assertEquals(s.stored.blobs, [
+        { blob_id: ids.live, files: 2, bytes: 1500, state: "live", share_ref: "1".repeat(32) },
+        {
+          blob_id: ids.expired,
+          files: 2,
+          bytes: 1500,
+          state: "expired",
+          share_ref: "2".repeat(32),
+        },
+        { blob_id: ids.other, files: 2, bytes: 1500, state: "unknown" },
       ]);
       const text = await cli(["homeserver", "status"], { home: alice.home, env: {}, net });
       assertEquals(text.code, 0, text.stderr);
       assert(text.stdout.includes(`homeserver:  ${hs.key}`), text.stdout);
-      assert(text.stdout.includes("5 file(s), 2.9 KiB in 2 share folder(s)"), text.stdout);
+      assert(text.stdout.includes("7 file(s), 4.4 KiB in 3 blob folder(s)"), text.stdout);
+      assert(!/share_ref|not in this home/.test(text.stdout), text.stdout);
+      assert(text.stdout.includes(`${ids.other}  2 file(s)  1.5 KiB  not sent from this home`));
+      // gc agrees: the expired folder goes, the live one and the unknown one stay
+      const gc = await cli(["homeserver", "gc"], { home: alice.home, env: {}, net });
+      assertEquals(gc.code, 0, gc.stderr);
+      const after = JSON.parse(
+        (await cli(["homeserver", "status", "--json"], { home: alice.home, env: {}, net })).stdout,
+      );
+      assertEquals(after.stored.blobs.map((b: { state: string }) => b.state), ["live", "unknown"]);
       // After signing out on the server the stored session is reported as dead.
       const stored = await loadSession(alice.home, alice.z32);
       await signOut(hs.baseUrl, stored!.cookie);

@@ -91,6 +91,11 @@ export function blobDir(blobId: string): string {
   return `/pub/cipherpost/blobs/${blobId}/`;
 }
 
+/** The blob id of a path in (or of) a blob folder, or null for any other path. */
+export function blobIdOfPath(path: string): string | null {
+  return /^\/pub\/cipherpost\/blobs\/([0-9a-f]{32})\//.exec(path)?.[1] ?? null;
+}
+
 /** Where a blob's upload stands, as its status file says (§5.3): a hint, never a proof. */
 export type BlobStatus = "uploading" | "complete";
 
