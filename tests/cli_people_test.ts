@@ -306,7 +306,7 @@ Deno.test("identity export writes a passphrase-protected backup that import read
   assert.ok(!text.includes("old pass phrase"));
   const again = await cli(["identity", "export", "-o", out], { home, env });
   assertExit(again, 1, "export over an existing file");
-  assert.match(again.stderr, /already exists; refusing to overwrite it/);
+  assert.match(again.stderr, /^cannot write .*: it already exists \(refusing to overwrite it\)$/m);
 
   const restored = `${base}/restored`;
   const wrong = await cli(["identity", "import", out], {

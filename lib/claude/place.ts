@@ -218,7 +218,7 @@ export async function planPlacement(b: Bundle, o: PlaceOptions): Promise<Placeme
   if (!o.fork) {
     throw new CipherpostError(
       "config",
-      `configuration error: session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
+      `session conflict: session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
       "pass --fork to place the received one under a new session ID",
     );
   }

@@ -445,7 +445,7 @@ ${NETWORK_HELP}`,
           await Deno.lstat(path);
           throw new CipherpostError(
             "config",
-            `configuration error: ${path} already exists`,
+            `cannot write ${path}: it already exists`,
             "pass --force to replace it",
           );
         } catch (e) {

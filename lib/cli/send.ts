@@ -76,7 +76,7 @@ async function readInput(
   if (st?.isDirectory) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`,
+      `cannot send ${src}: it is a directory; send takes one file (up to 64 KiB)`,
       `pack it first (tar -czf ${
         src.replace(/\/+$/, "")
       }.tgz ${src}); anything over 64 KiB needs large-payload sending (README, "What fits where")`,
@@ -269,7 +269,7 @@ ${NETWORK_HELP}`,
             throw new CipherpostError(
               isDir ? "config" : "too_large",
               isDir
-                ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
+                ? `cannot send ${src}: it is a directory; send takes one file (up to 64 KiB)`
                 : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
               "anything over 64 KiB, or a directory, needs large-payload sending: run " +
                 '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")',

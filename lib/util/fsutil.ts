@@ -140,7 +140,7 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
       } catch {
         throw new CipherpostError(
           "config",
-          `configuration error: cannot write ${path}: ${dir} is not a directory`,
+          `cannot write ${path}: ${dir} is not a directory`,
         );
       }
       return;
@@ -150,28 +150,28 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
   if (st.isDirectory) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${path} is a directory`,
+      `cannot write ${path}: it is a directory`,
       "give a file name inside it, e.g. -o " + `${path.replace(/\/+$/, "")}/secret`,
     );
   }
   if (st.isSymlink) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${path} is a symbolic link; refusing to write through or over it`,
+      `cannot write ${path}: it is a symbolic link (refusing to write through or over it)`,
       "give the real path of a regular file, or -o - for standard output",
     );
   }
   if (!st.isFile) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${path} is not a regular file (a device, FIFO or socket)`,
+      `cannot write ${path}: it is not a regular file (a device, FIFO or socket)`,
       "write to a regular file, or use -o - and redirect standard output",
     );
   }
   if (!force) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${path} already exists; refusing to overwrite it`,
+      `cannot write ${path}: it already exists (refusing to overwrite it)`,
       "choose another path, or pass --force",
     );
   }
