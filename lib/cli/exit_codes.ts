@@ -33,7 +33,7 @@ export const Exit = {
   network: 6,
   /** the user declined, typed the wrong key, or the share was already burned */
   declined: 7,
-  /** Ctrl-C at a prompt (128 + SIGINT, as a shell reports an interrupted program) */
+  /** Ctrl-C at a prompt or during a large send (128 + SIGINT, as a shell reports it) */
   interrupted: 130,
 } as const;
 

@@ -137,13 +137,17 @@ export interface CliUiOptions {
  * progress bar with rate and ETA for homeserver transfers (a status line clears it first).
  * `end()` finishes a bar still drawn.
  */
-export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & { end(): void } {
+export function cliUi(
+  log: (l: string) => void,
+  o: CliUiOptions = {},
+): FlowUi & { end(): void; uploaded(): { done: number; total: number } | null } {
   const confirm = o.confirm;
   const tty = Deno.stderr.isTerminal();
   const start = performance.now();
   let last = 0;
   let drawn = false;
   let finished = false;
+  let upload: { done: number; total: number } | null = null;
   const enc = new TextEncoder();
   const clear = () => {
     o.fetchBar?.end();
@@ -167,6 +171,7 @@ export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & 
       : undefined,
     progress(phase, done, total) {
       if (phase === "fetch") return o.fetchBar?.update(done, total);
+      if (phase === "upload") upload = { done, total };
       if (!tty || finished) return;
       const now = performance.now();
       if (now - last < 200 && done < total) return;
@@ -194,7 +199,30 @@ export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & 
       if (drawn) Deno.stderr.writeSync(enc.encode("\n"));
       drawn = false;
     },
+    uploaded: () => upload,
   };
+}
+
+/**
+ * While a large send runs: Ctrl-C (SIGINT) ends it with one line saying how far the upload got
+ * and that running the same command again resumes it (the resume record and the kept
+ * ciphertext survive any stop), and exit 130. Returns the function that removes the handler.
+ */
+export function interruptibleSend(
+  ui: ReturnType<typeof cliUi>,
+  log: (l: string) => void,
+  exit: (code: number) => never,
+  code: number,
+): () => void {
+  const onSigint = () => {
+    ui.end();
+    const u = ui.uploaded();
+    const done = u ? `${human(u.done)} of ${human(u.total)} uploaded` : "no part uploaded yet";
+    log(`interrupted (${done}): run the same command again to resume`);
+    exit(code);
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  return () => Deno.removeSignalListener("SIGINT", onSigint);
 }
 
 /**

@@ -26,7 +26,8 @@ import { DURATION_FORMS, formatDuration, parseDuration } from "./duration.ts";
 import { startProgress } from "./progress.ts";
 import { renderQr } from "./qr.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
-import { cliUi, partSizeOverride, partWorkers, planInput } from "./large.ts";
+import { cliUi, interruptibleSend, partSizeOverride, partWorkers, planInput } from "./large.ts";
+import { Exit } from "./exit_codes.ts";
 import { sendLarge } from "../flows/large/send.ts";
 import {
   NETWORK_HELP,
@@ -246,6 +247,7 @@ ${NETWORK_HELP}`,
           if (o.qr) say((await renderQr(share.uri, { tty, noColor })).replace(/\n$/, ""));
         };
         const largeUi = cliUi(log);
+        const release = interruptibleSend(largeUi, log, Deno.exit, Exit.interrupted);
         const r = await withTransport(
           o,
           (t) =>
@@ -276,7 +278,10 @@ ${NETWORK_HELP}`,
             );
           }
           throw e;
-        }).finally(() => largeUi.end());
+        }).finally(() => {
+          release();
+          largeUi.end();
+        });
         log(
           `sent ${r.size} bytes in ${r.parts} parts (${r.uploaded} uploaded, ${r.reused} already there)`,
         );
