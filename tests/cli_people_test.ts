@@ -374,7 +374,8 @@ Deno.test("completions: bash completes commands, subcommands and options from th
     ),
     ["generate", "show", "check", "export", "import"],
   );
-  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "a"]), ["add"]);
+  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "ad"]), ["add"]);
+  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "in"]), ["invite"]);
   const sendOpts = await bashComplete(bash.stdout, ["cipherpost", "send", "--sh"]);
   assert.deepEqual(sendOpts, ["--share"]);
   for (const shell of ["zsh", "fish"]) {

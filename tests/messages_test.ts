@@ -2,8 +2,8 @@
  * Issue 18, item 8: errors say what happened and what to do. Each case runs the real CLI as a
  * subprocess: an inline passphrase refused by every command that takes the passphrase flags
  * (also one that needs no passphrase this time), an output that cannot be written named as such
- * (not "configuration error"), and a mistyped v1 URI (exit 3, with the hint that it may be
- * mistyped). The expired share and the passphrase source are in flows_test.ts and
+ * (not "configuration error"), a mistyped v1 URI (exit 3, with the hint that it may be
+ * mistyped), and a URI with nothing behind it (exit 5, with what to do). The expired share and the passphrase source are in flows_test.ts and
  * cli_identity_test.ts.
  *
  * @module
@@ -92,6 +92,12 @@ Deno.test("messages: a mistyped v1 URI is exit 3 with a hint that it may be mist
       assert.match(r.stderr, /^share_ref in URI does not match resolved record$/m);
       assert.match(r.stderr, /^hint: the URI may be mistyped or cut short: copy it again/m);
       assert.equal(r.stdout, "");
+      // a URI naming a sender with nothing on the DHT: exit 5, and what to do
+      const nobody = `cipherpost://${bob.z32}/${"0".repeat(32)}`;
+      const gone = await receiveAs(alice, net, nobody, ["--accept", bob.z32]);
+      assertExit(gone, 5, "nothing published");
+      assert.match(gone.stderr, /^record not found on DHT$/m);
+      assert.match(gone.stderr, /^hint: check the URI for a typo; else the share expired/m);
       // the URI as sent still works
       const ok = await receiveAs(bob, net, s.uri, ["--accept", alice.z32]);
       assertExit(ok, 0, "the URI as sent");
