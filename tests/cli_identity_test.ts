@@ -31,6 +31,9 @@ const SEED00_HEX = "00".repeat(32);
 const SEED00_Z32 = "8pinxxgqs41n4aididenw5apqp1urfmzdztr8jt4abrkdn435ewo";
 const CORRUPT = "identity file corrupted or unreadable\n";
 const WRONG_PASS = "wrong passphrase or identity decryption failed\n";
+/** The same line, and where the passphrase came from: the environment. */
+const WRONG_PASS_ENV = WRONG_PASS +
+  "hint: the passphrase came from CIPHERPOST_PASSPHRASE (check it, or unset it to be asked on the terminal)\n";
 const SIG_FAILED = "signature verification failed\n";
 
 /** Permission bits of a path. */
@@ -390,7 +393,12 @@ Deno.test("passphrase file: strip exactly one trailing \\r\\n or \\n, nothing el
     await writeWithMode(pf, content, 0o600);
     const r = await cli(["identity", "check", "--passphrase-file", pf], { home: homes.get(pass) });
     assertExit(r, code, `identity ${JSON.stringify(pass)}, file ${JSON.stringify(content)}`);
-    if (code === 4) assert.equal(r.stderr, WRONG_PASS);
+    if (code === 4) {
+      assert.equal(
+        r.stderr,
+        `${WRONG_PASS}hint: the passphrase came from --passphrase-file ${pf}\n`,
+      );
+    }
   }
 });
 
@@ -406,7 +414,7 @@ Deno.test("passphrase: wrong → exit 4 one line; non-UTF-8 file → exit 4; non
       env: { CIPHERPOST_PASSPHRASE: "wrong-pass-3f9a", CIPHERPOST_DEBUG: debug },
     });
     assertExit(wrong, 4, "wrong passphrase");
-    assert.equal(wrong.stderr, WRONG_PASS);
+    assert.equal(wrong.stderr, WRONG_PASS_ENV);
     assert.equal(wrong.stdout, "");
   }
 
@@ -601,7 +609,7 @@ Deno.test("bad identity files: age-layer damage is the credential lane (exit 4),
     await writeWithMode(`${home}/secret_key`, content, 0o600);
     const r = await cli(["identity", "check"], { home, env: { CIPHERPOST_PASSPHRASE: pass } });
     assertExit(r, 4, what);
-    assert.equal(r.stderr, WRONG_PASS, what);
+    assert.equal(r.stderr, WRONG_PASS_ENV, what);
   }
   // a file that decrypts fine but holds 31 bytes instead of a 32-byte seed → corrupt (exit 1)
   const salt = new Uint8Array(16).fill(1);

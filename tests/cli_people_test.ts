@@ -374,7 +374,7 @@ Deno.test("identity export writes a passphrase-protected backup that import read
   assert.ok(!text.includes("old pass phrase"));
   const again = await cli(["identity", "export", "-o", out], { home, env });
   assertExit(again, 1, "export over an existing file");
-  assert.match(again.stderr, /already exists; refusing to overwrite it/);
+  assert.match(again.stderr, /^cannot write .*: it already exists \(refusing to overwrite it\)$/m);
 
   const restored = `${base}/restored`;
   const wrong = await cli(["identity", "import", out], {
@@ -442,7 +442,8 @@ Deno.test("completions: bash completes commands, subcommands and options from th
     ),
     ["generate", "show", "check", "export", "import"],
   );
-  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "a"]), ["add"]);
+  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "ad"]), ["add"]);
+  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "in"]), ["invite"]);
   const sendOpts = await bashComplete(bash.stdout, ["cipherpost", "send", "--sh"]);
   assert.deepEqual(sendOpts, ["--share"]);
   for (const shell of ["zsh", "fish"]) {

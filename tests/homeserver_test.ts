@@ -54,7 +54,7 @@ import { type SessionCookie, signIn, signOut } from "../lib/homeserver/session.t
 import { loadSession, sessionFile } from "../lib/homeserver/session_store.ts";
 import { decodeZ32, encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { txtRecord } from "../lib/pkarr/dns.ts";
-import { recordsNamed, signPacket } from "../lib/pkarr/signed_packet.ts";
+import { packetFromBytes, recordsNamed, signPacket } from "../lib/pkarr/signed_packet.ts";
 import { startHomeserver, startHomeserverOnTestnet } from "../lib/testing/homeserver.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { describeError, EXIT_OF } from "../lib/cli/exit_codes.ts";
@@ -64,6 +64,7 @@ import {
   cli,
   makeUser,
   makeUserWithSeed,
+  receiveAs,
   sendAs,
   testTransport,
   tmpDir,
@@ -1044,26 +1045,39 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       assert(again.stderr.includes("signed in at"), again.stderr);
       assert(again.stderr.includes("already points there"), again.stderr);
 
-      // Status: files and bytes per share folder, whether this home sent it.
+      // Status: files and bytes per blob folder, judged as gc judges them: a live large share
+      // of this home, an expired one, and a folder this home knows nothing of.
       const state = new State(alice.home);
-      const refs = { mine: "a".repeat(32), other: "c".repeat(32) };
-      await state.saveSent({
-        version: 1,
-        shareRef: refs.mine,
-        uri: `cipherpost://${alice.z32}/${refs.mine}`,
-        sender: alice.z32,
-        recipient: null,
-        createdAt: 0,
-        expiresAt: 0,
-      });
+      const ids = { live: "a".repeat(32), expired: "b".repeat(32), other: "c".repeat(32) };
+      const now = Math.floor(Date.now() / 1000);
+      for (
+        const [ref, id, expiresAt] of [["1", ids.live, now + 3600], [
+          "2",
+          ids.expired,
+          now - 1,
+        ]] as const
+      ) {
+        await state.saveSent({
+          version: 2,
+          shareRef: ref.repeat(32),
+          uri: `cipherpost://${alice.z32}/x`,
+          sender: alice.z32,
+          recipient: null,
+          createdAt: 0,
+          expiresAt,
+          locator: "0".repeat(64),
+          packets: [],
+          large: { blob_id: id },
+        });
+      }
       const conn = await connect({} as never, {
         home: alice.home,
         user: decodeZ32(alice.z32),
         http: LOOPBACK,
       });
-      for (const ref of Object.values(refs)) {
-        await conn.client.put(partPath(ref, 0), new Uint8Array(1000));
-        await conn.client.put(partPath(ref, 1), new Uint8Array(500));
+      for (const id of Object.values(ids)) {
+        await conn.client.put(partPath(id, 0), new Uint8Array(1000));
+        await conn.client.put(partPath(id, 1), new Uint8Array(500));
       }
       await conn.client.put("/pub/cipherpost/loose", new Uint8Array(7));
       const st = await cli(["homeserver", "status", "--json"], { home: alice.home, env: {}, net });
@@ -1071,15 +1085,31 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       const s = JSON.parse(st.stdout);
       assertEquals([s.user, s.homeserver, s.base_url], [alice.z32, hs.key, hs.baseUrl]);
       assert(String(s.session).startsWith("valid (/pub/cipherpost/:rw"), s.session);
-      assertEquals([s.stored.files, s.stored.bytes, s.stored.other_files], [5, 3007, 1]);
-      assertEquals(s.stored.shares, [
-        { share_ref: refs.mine, files: 2, bytes: 1500, sent: true },
-        { share_ref: refs.other, files: 2, bytes: 1500, sent: false },
+      assertEquals([s.stored.files, s.stored.bytes, s.stored.other_files], [7, 4507, 1]);
+      assertEquals(s.stored.blobs, [
+        { blob_id: ids.live, files: 2, bytes: 1500, state: "live", share_ref: "1".repeat(32) },
+        {
+          blob_id: ids.expired,
+          files: 2,
+          bytes: 1500,
+          state: "expired",
+          share_ref: "2".repeat(32),
+        },
+        { blob_id: ids.other, files: 2, bytes: 1500, state: "unknown" },
       ]);
       const text = await cli(["homeserver", "status"], { home: alice.home, env: {}, net });
       assertEquals(text.code, 0, text.stderr);
       assert(text.stdout.includes(`homeserver:  ${hs.key}`), text.stdout);
-      assert(text.stdout.includes("5 file(s), 2.9 KiB in 2 share folder(s)"), text.stdout);
+      assert(text.stdout.includes("7 file(s), 4.4 KiB in 3 blob folder(s)"), text.stdout);
+      assert(!/share_ref|not in this home/.test(text.stdout), text.stdout);
+      assert(text.stdout.includes(`${ids.other}  2 file(s)  1.5 KiB  not sent from this home`));
+      // gc agrees: the expired folder goes, the live one and the unknown one stay
+      const gc = await cli(["homeserver", "gc"], { home: alice.home, env: {}, net });
+      assertEquals(gc.code, 0, gc.stderr);
+      const after = JSON.parse(
+        (await cli(["homeserver", "status", "--json"], { home: alice.home, env: {}, net })).stdout,
+      );
+      assertEquals(after.stored.blobs.map((b: { state: string }) => b.state), ["live", "unknown"]);
       // After signing out on the server the stored session is reported as dead.
       const stored = await loadSession(alice.home, alice.z32);
       await signOut(hs.baseUrl, stored!.cookie, { http: LOOPBACK });
@@ -1096,7 +1126,12 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
   });
 });
 
-Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER, the loopback switch and a signup token", async () => {
+/** Run `cipherpost testnet --nodes 4 --homeserver <extra>`; `f` gets its first `n` stdout lines. */
+async function withCliTestnet(
+  extra: string[],
+  n: number,
+  f: (env: Record<string, string>, stderr: () => Promise<string>) => Promise<void>,
+): Promise<void> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -1108,6 +1143,7 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER, the loopback 
       "--nodes",
       "4",
       "--homeserver",
+      ...extra,
     ],
     stdout: "piped",
     stderr: "piped",
@@ -1116,7 +1152,7 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER, the loopback 
   const lines: string[] = [];
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
-  while (lines.length < 5) {
+  while (lines.length < n) {
     const { value, done } = await reader.read();
     if (done) break;
     buf += value;
@@ -1124,13 +1160,49 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER, the loopback 
     buf = parts.pop()!;
     lines.push(...parts);
   }
+  // stderr is collected as it comes; `stderr()` waits for the line naming the signup mode
+  let errText = "";
+  const errDone = (async () => {
+    for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) errText += c;
+  })();
+  const stderr = async () => {
+    for (let i = 0; i < 200 && !/^signup /m.test(errText); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return errText;
+  };
   try {
-    const env = Object.fromEntries(lines.map((l) => l.split("=", 2) as [string, string]));
-    assert(isZ32Key(env.CIPHERPOST_HOMESERVER), lines.join("|"));
-    assert(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(env.CIPHERPOST_SIGNUP_TOKEN));
-    assertEquals(env.CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK, "1");
-    // The homeserver is found through the testnet's relay, and takes the printed token.
-    const t = new Transport({
+    await f(Object.fromEntries(lines.map((l) => l.split("=", 2) as [string, string])), stderr);
+  } finally {
+    child.kill("SIGTERM");
+    await reader.cancel();
+    await errDone;
+    await child.status;
+  }
+}
+
+/**
+ * A transport that reaches the CLI testnet through its relay, with the homeserver settings its
+ * printed lines give (as a shell that exports them does).
+ */
+function relayTransport(env: Record<string, string>): Transport {
+  const t = new Transport({
+    bootstrap: env.CIPHERPOST_BOOTSTRAP.split(","),
+    relays: [env.CIPHERPOST_RELAYS],
+    useDht: false,
+    useRelays: true,
+    timeoutMs: 2000,
+  });
+  bindHomeserverHttp(t, homeserverHttpFrom((name) => env[name]));
+  return t;
+}
+
+Deno.test("cli: testnet --homeserver has open signup by default: several identities sign up", async () => {
+  await withCliTestnet([], 4, async (env, stderr) => {
+    assert(isZ32Key(env.CIPHERPOST_HOMESERVER), JSON.stringify(env));
+    assertEquals(env.CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK, "1", "the loopback switch is printed");
+    // without the printed switch the stand-in's plain-http loopback endpoint is refused
+    const bare = new Transport({
       bootstrap: env.CIPHERPOST_BOOTSTRAP.split(","),
       relays: [env.CIPHERPOST_RELAYS],
       useDht: false,
@@ -1138,33 +1210,133 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER, the loopback 
       timeoutMs: 2000,
     });
     try {
-      // without the printed switch the stand-in's plain-http loopback endpoint is refused
       const refused = await assertRejects(
-        () => endpointOf(t, env.CIPHERPOST_HOMESERVER),
+        () => endpointOf(bare, env.CIPHERPOST_HOMESERVER),
         CipherpostError,
       );
       assertEquals([refused.kind, EXIT_OF[refused.kind]], ["homeserver", 6]);
-      // with the printed lines exported (as `eval` of them does), it is reached
-      const http = homeserverHttpFrom((name) => env[name]);
-      bindHomeserverHttp(t, http);
+    } finally {
+      await bare.close();
+    }
+    assertEquals(env.CIPHERPOST_SIGNUP_TOKEN, undefined);
+    assert((await stderr()).includes("signup open: any number of local identities"));
+    const t = relayTransport(env);
+    try {
       const baseUrl = await endpointOf(t, env.CIPHERPOST_HOMESERVER);
-      const r = await signIn({
-        http,
-        baseUrl,
-        homeserver: env.CIPHERPOST_HOMESERVER,
-        seed: generateKeypair().seed,
-        signupToken: env.CIPHERPOST_SIGNUP_TOKEN,
-      });
-      assert(r.signedUp);
+      for (let i = 0; i < 3; i++) {
+        const r = await signIn({
+          http: LOOPBACK,
+          baseUrl,
+          homeserver: env.CIPHERPOST_HOMESERVER,
+          seed: generateKeypair().seed,
+        });
+        assert(r.signedUp, `identity ${i} signed up`);
+      }
     } finally {
       await t.close();
     }
-  } finally {
-    child.kill("SIGTERM");
-    await reader.cancel();
-    await child.stderr.cancel();
-    await child.status;
-  }
+  });
+});
+
+Deno.test("cli: testnet --signup-mode token_required mints several tokens; a used one says what to do", async () => {
+  const extra = ["--signup-mode", "token_required", "--signup-tokens", "3"];
+  await withCliTestnet(extra, 5, async (env, stderr) => {
+    assert(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(env.CIPHERPOST_SIGNUP_TOKEN));
+    const err = await stderr();
+    assert(err.includes("3 single-use tokens, one per identity"), err);
+    const tokens = [...err.matchAll(/^ {2}([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})$/gm)].map((m) =>
+      m[1]
+    );
+    assertEquals(tokens.length, 3, err);
+    assertEquals(tokens[0], env.CIPHERPOST_SIGNUP_TOKEN);
+    // The homeserver is found through the testnet's relay, and takes each printed token once.
+    const t = relayTransport(env);
+    try {
+      const baseUrl = await endpointOf(t, env.CIPHERPOST_HOMESERVER);
+      const signUp = (signupToken: string) =>
+        signIn({
+          http: LOOPBACK,
+          baseUrl,
+          homeserver: env.CIPHERPOST_HOMESERVER,
+          seed: generateKeypair().seed,
+          signupToken,
+        });
+      for (const tok of tokens) assert((await signUp(tok)).signedUp);
+      const used = await signUp(tokens[0]).then(() => null, (e) => e);
+      assert(used instanceof CipherpostError, String(used));
+      assertEquals(used.message, "homeserver: the signup token is invalid or already used");
+      assert(/admits one identity, once: ask the homeserver's operator/.test(used.hint ?? ""));
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+Deno.test("cli: a v1 share never crowds out _pubky: it goes as v2, then signup fits and a large share works", async () => {
+  await withTestnet(async (net) => {
+    const hs = await startHomeserverOnTestnet(net, { signupMode: "open" });
+    const base = await tmpDir();
+    const t = testTransport(net);
+    try {
+      const alice = await makeUser(base, "alice");
+      const bob = await makeUser(base, "bob");
+      // 60 bytes to another key: a v1 record of ~880 bytes, which fits a packet alone but
+      // leaves no room for a _pubky record (~90 bytes)
+      const secret = "s".repeat(60);
+      const first = await sendAs(alice, net, ["--share", bob.z32, "-p", "x", "-"], secret);
+      assertEquals(first.code, 0, first.stderr);
+      assert(first.stderr.includes("note: sent as protocol v2"), first.stderr);
+      assert(first.stderr.includes("keeps room for the _pubky"), first.stderr);
+      // a small one still goes as v1, next to the room kept
+      const small = await sendAs(alice, net, ["--self", "-p", "x", "-"], "tiny");
+      assertEquals(small.code, 0, small.stderr);
+      assert(/^cipherpost:\/\/[a-z0-9]{52}\/[0-9a-f]{32}$/.test(small.uri), small.uri);
+      const up = await cli(["homeserver", "signup", hs.key], {
+        home: alice.home,
+        env: alice.env,
+        net,
+      });
+      assertEquals(up.code, 0, up.stderr);
+      assert(!up.stderr.includes("did not fit"), up.stderr);
+      assert(up.stderr.includes("published _pubky record"), up.stderr);
+      const p = await t.resolve(decodeZ32(alice.z32));
+      assert(p);
+      assertEquals(homeserverInPacket(p.packet), hs.key);
+      assertEquals(recordsNamed(p.packet, "_cipherpost").length, 1, "the v1 share is kept");
+      // the saved copy (what republish re-puts) has the _pubky record too
+      const saved = await new State(alice.home).loadOwnPacket();
+      assertEquals(homeserverInPacket(packetFromBytes(saved!)), hs.key);
+      // both shares open, and a large share goes through the homeserver
+      for (
+        const [who, uri, want] of [[bob, first.uri, secret], [alice, small.uri, "tiny"]] as const
+      ) {
+        const r = await receiveAs(who, net, uri, ["--accept", alice.z32]);
+        assertEquals(r.code, 0, r.stderr);
+        assertEquals(r.stdout, want);
+      }
+      const big = `${base}/big.bin`;
+      const bytes = new Uint8Array(200_000).map((_, i) => (i * 7919) & 0xff);
+      await Deno.writeFile(big, bytes);
+      const large = await sendAs(alice, net, [
+        "--share",
+        bob.z32,
+        "-p",
+        "big",
+        "--material-file",
+        big,
+      ]);
+      assertEquals(large.code, 0, large.stderr);
+      const out = `${base}/big-copy.bin`;
+      const got = await receiveAs(bob, net, large.uri, ["--accept", alice.z32, "-o", out]);
+      assertEquals(got.code, 0, got.stderr);
+      assert(/Protocol:\s+v2 \+ homeserver/.test(got.stderr), got.stderr);
+      assertEquals(await Deno.readFile(out), bytes);
+    } finally {
+      await t.close();
+      await hs.close();
+      await Deno.remove(base, { recursive: true });
+    }
+  });
 });
 
 Deno.test("cli: homeserver signup with a full PKARR packet warns, keeps the packet, stores the session", async () => {

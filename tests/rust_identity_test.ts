@@ -139,7 +139,11 @@ Deno.test({
 
     const bad = await cli(["identity", "check"], { home, env: { CIPHERPOST_PASSPHRASE: "pas" } });
     assert.equal(bad.code, 4, bad.stderr);
-    assert.equal(bad.stderr, WRONG_PASS);
+    assert.equal(
+      bad.stderr,
+      WRONG_PASS +
+        "hint: the passphrase came from CIPHERPOST_PASSPHRASE (check it, or unset it to be asked on the terminal)\n",
+    );
     assert.equal(bad.stdout, "");
   },
 });

@@ -316,8 +316,9 @@ export async function planPlacement(b: Bundle, o: PlaceOptions): Promise<Placeme
   if (rel === "local_prefix") return { ...base, action: "replace", sessionId: id };
   if (rel === "incoming_prefix") return { ...base, action: "keep", sessionId: id };
   if (!o.fork) {
-    throw configError(
-      `session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
+    throw new CipherpostError(
+      "config",
+      `session conflict: session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
       "pass --fork to place the received one under a new session ID",
     );
   }

@@ -48,7 +48,11 @@ export function registerClaudeInstallCommand(claude: Command, io: Io): void {
       if (!o.force) {
         try {
           await Deno.lstat(path);
-          throw configError(`${path} already exists`, "pass --force to replace it");
+          throw new CipherpostError(
+            "config",
+            `cannot write ${path}: it already exists`,
+            "pass --force to replace it",
+          );
         } catch (e) {
           if (!(e instanceof Deno.errors.NotFound)) throw e;
         }

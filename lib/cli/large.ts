@@ -10,6 +10,7 @@ import { MATERIAL_CAP } from "../material/material.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../protocol/large_manifest.ts";
 import { CipherpostError, configError } from "../util/errors.ts";
 import { concat } from "../util/encoding.ts";
+import { formatBytes } from "../util/human.ts";
 import type { GcReport } from "../flows/large/gc.ts";
 import { type Progress, startProgress } from "./progress.ts";
 import type { LargeSource } from "../flows/large/send.ts";
@@ -122,10 +123,14 @@ export interface CliUiOptions {
  * progress bar with rate and ETA for homeserver transfers (a status line clears it first).
  * `end()` finishes a bar still drawn.
  */
-export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & { end(): void } {
+export function cliUi(
+  log: (l: string) => void,
+  o: CliUiOptions = {},
+): FlowUi & { end(): void; uploaded(): { done: number; total: number } | null } {
   const confirm = o.confirm;
   let bar: Progress | null = null;
   let barPhase = "";
+  let upload: { done: number; total: number } | null = null;
   const clear = () => {
     o.fetchBar?.end();
     bar?.clear();
@@ -147,6 +152,7 @@ export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & 
       : undefined,
     progress(phase, done, total) {
       if (phase === "fetch") return o.fetchBar?.update(done, total);
+      if (phase === "upload") upload = { done, total };
       if (bar === null || barPhase !== phase) {
         bar?.end();
         bar = startProgress(phase, { bytes: true, intervalMs: 200 });
@@ -158,7 +164,32 @@ export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & 
       o.fetchBar?.end();
       bar?.end();
     },
+    uploaded: () => upload,
   };
+}
+
+/**
+ * While a large send runs: Ctrl-C (SIGINT) ends it with one line saying how far the upload got
+ * and that running the same command again resumes it (the resume record and the kept
+ * ciphertext survive any stop), and exit 130. Returns the function that removes the handler.
+ */
+export function interruptibleSend(
+  ui: ReturnType<typeof cliUi>,
+  log: (l: string) => void,
+  exit: (code: number) => never,
+  code: number,
+): () => void {
+  const onSigint = () => {
+    ui.end();
+    const u = ui.uploaded();
+    const done = u
+      ? `${formatBytes(u.done)} of ${formatBytes(u.total)} uploaded`
+      : "no part uploaded yet";
+    log(`interrupted (${done}): run the same command again to resume`);
+    exit(code);
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  return () => Deno.removeSignalListener("SIGINT", onSigint);
 }
 
 /**

@@ -10,7 +10,13 @@ import { type Command, Option, type OptionValues } from "@commander-js/extra-typ
 import { CipherpostError } from "../util/errors.ts";
 import { type LoadedIdentity, loadIdentity } from "../state/identity.ts";
 import { Transport } from "../pkarr/transport.ts";
-import { getPin, type PassphraseOptions, type PinOptions, retryPassphrase } from "./passphrase.ts";
+import {
+  getPin,
+  type PassphraseOptions,
+  type PinOptions,
+  refuseInlinePassphrase,
+  retryPassphrase,
+} from "./passphrase.ts";
 import { cipherpostHome } from "./home.ts";
 import { homeserverHttpFrom, type NetworkFlags, networkOptionsFrom } from "./network_options.ts";
 import { bindHomeserverHttp } from "../homeserver/endpoint_policy.ts";
@@ -51,7 +57,10 @@ function addPassphrase(cmd: Command) {
     )
     .addOption(
       new Option("--passphrase <value>", "refused: a passphrase in argv leaks").hideHelp(),
-    );
+    )
+    // refused before the command runs, also by commands that need no passphrase this time
+    // (`identity show` reads public_key; `homeserver status` uses the stored session)
+    .hook("preAction", (_cmd, action) => refuseInlinePassphrase(action.opts()));
 }
 const _passphraseFlags: Same<Added<typeof addPassphrase>, PassphraseFlags> = true;
 

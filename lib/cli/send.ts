@@ -26,7 +26,8 @@ import { DURATION_FORMS, formatDuration, parseDuration } from "./duration.ts";
 import { startProgress } from "./progress.ts";
 import { renderQr } from "./qr.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
-import { cliUi, partSizeOverride, partWorkers, planInput } from "./large.ts";
+import { cliUi, interruptibleSend, partSizeOverride, partWorkers, planInput } from "./large.ts";
+import { Exit } from "./exit_codes.ts";
 import { sendLarge } from "../flows/large/send.ts";
 import {
   NETWORK_HELP,
@@ -71,8 +72,9 @@ async function readInput(
   if (src === "-") return await readAllStdin(cap);
   const st = await Deno.stat(src).catch(() => null);
   if (st?.isDirectory) {
-    throw configError(
-      `${src} is a directory; send takes one file (up to 64 KiB)`,
+    throw new CipherpostError(
+      "config",
+      `cannot send ${src}: it is a directory; send takes one file (up to 64 KiB)`,
       `pack it first (tar -czf ${
         src.replace(/\/+$/, "")
       }.tgz ${src}); anything over 64 KiB needs large-payload sending (docs/network.md, "What fits where")`,
@@ -96,7 +98,8 @@ async function fallbackNoteOnce(
   const why = reason === "too_large"
     ? "it is larger than one v1 packet holds (about 100 bytes of secret)"
     : reason === "packet_full"
-    ? "your identity packet has no room left for a v1 share"
+    ? "your identity packet has no room left for a v1 share (it keeps room for the _pubky\n" +
+      "      record that points at your homeserver)"
     : "your one v1 slot already holds another live share";
   log(
     `note: sent as protocol v2 because ${why}. The recipient needs this cipherpost to open it;\n` +
@@ -241,6 +244,7 @@ ${NETWORK_HELP}`,
           if (o.qr) say((await renderQr(share.uri, { tty, noColor })).replace(/\n$/, ""));
         };
         const largeUi = cliUi(log);
+        const release = interruptibleSend(largeUi, log, Deno.exit, Exit.interrupted);
         const r = await withTransport(
           o,
           (t) =>
@@ -264,14 +268,17 @@ ${NETWORK_HELP}`,
             throw new CipherpostError(
               isDir ? "config" : "too_large",
               isDir
-                ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
+                ? `cannot send ${src}: it is a directory; send takes one file (up to 64 KiB)`
                 : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
               "anything over 64 KiB, or a directory, needs large-payload sending: run " +
                 '`cipherpost homeserver signup <homeserver-key>` first (docs/network.md, "What fits where")',
             );
           }
           throw e;
-        }).finally(() => largeUi.end());
+        }).finally(() => {
+          release();
+          largeUi.end();
+        });
         log(
           `sent ${r.size} bytes in ${r.parts} parts (${r.uploaded} uploaded, ${r.reused} already there)`,
         );

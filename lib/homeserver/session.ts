@@ -179,6 +179,10 @@ async function signupError(res: HttpReply, hadToken: boolean): Promise<Cipherpos
         ? "homeserver: the signup token is invalid or already used"
         : "homeserver: signup refused",
       { status: res.status, method: "POST", path: "/signup" },
+      hadToken
+        ? "a signup token admits one identity, once: ask the homeserver's operator for a new " +
+          "one (a local testnet prints several, or runs with open signup)"
+        : "ask the homeserver's operator for a signup token",
     );
   }
   if (res.status === 400) {

@@ -82,15 +82,22 @@ export function checkShareTimes(
       "the sender's clock (or yours) is wrong; fix it and send again",
     );
   }
-  if (BigInt(nowSec) >= expiresAt(createdAt, ttlSeconds)) {
-    throw new CipherpostError("expired", "share expired");
+  const exp = expiresAt(createdAt, ttlSeconds);
+  if (BigInt(nowSec) >= exp) {
+    const at = new Date(Number(exp) * 1000).toISOString().slice(0, 16).replace("T", " ");
+    throw new CipherpostError(
+      "expired",
+      `share expired at ${at} UTC (${describeSpan(Math.max(60, nowSec - Number(exp)))} ago)`,
+      "it can no longer be received: ask the sender to send it again",
+    );
   }
 }
 
 function describeSpan(seconds: number): string {
-  if (seconds < 3600) return `${Math.ceil(seconds / 60)} minutes`;
-  if (seconds < 86400 * 2) return `${Math.round(seconds / 3600)} hours`;
-  return `${Math.round(seconds / 86400)} days`;
+  const n = (k: number, unit: string) => `${k} ${unit}${k === 1 ? "" : "s"}`;
+  if (seconds < 3600) return n(Math.max(1, Math.floor(seconds / 60)), "minute");
+  if (seconds < 86400 * 2) return n(Math.round(seconds / 3600), "hour");
+  return n(Math.round(seconds / 86400), "day");
 }
 
 const MATERIAL_TYPES: readonly MaterialType[] = [

@@ -144,7 +144,8 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
       try {
         if (!(await Deno.stat(dir)).isDirectory) throw new Error("not a directory");
       } catch {
-        throw configError(
+        throw new CipherpostError(
+          "config",
           `cannot write ${path}: ${dir} is not a directory`,
         );
       }
@@ -153,26 +154,30 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
     throw new CipherpostError("io", `io error: cannot check ${path}`);
   }
   if (st.isDirectory) {
-    throw configError(
-      `${path} is a directory`,
+    throw new CipherpostError(
+      "config",
+      `cannot write ${path}: it is a directory`,
       "give a file name inside it, e.g. -o " + `${path.replace(/\/+$/, "")}/secret`,
     );
   }
   if (st.isSymlink) {
-    throw configError(
-      `${path} is a symbolic link; refusing to write through or over it`,
+    throw new CipherpostError(
+      "config",
+      `cannot write ${path}: it is a symbolic link (refusing to write through or over it)`,
       "give the real path of a regular file, or -o - for standard output",
     );
   }
   if (!st.isFile) {
-    throw configError(
-      `${path} is not a regular file (a device, FIFO or socket)`,
+    throw new CipherpostError(
+      "config",
+      `cannot write ${path}: it is not a regular file (a device, FIFO or socket)`,
       "write to a regular file, or use -o - and redirect standard output",
     );
   }
   if (!force) {
-    throw configError(
-      `${path} already exists; refusing to overwrite it`,
+    throw new CipherpostError(
+      "config",
+      `cannot write ${path}: it already exists (refusing to overwrite it)`,
       "choose another path, or pass --force",
     );
   }

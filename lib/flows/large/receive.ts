@@ -107,7 +107,7 @@ export async function openLarge(
   if (targetExists && !o.force) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${target} already exists; refusing to overwrite it`,
+      `cannot write ${target}: it already exists (refusing to overwrite it)`,
       { step: "replace_target" },
     );
   }
@@ -333,7 +333,7 @@ async function fetchLarge(
   const taken = () =>
     new CipherpostError(
       "config",
-      `configuration error: ${target} appeared while this share was being received; it is left as it is`,
+      `cannot write ${target}: it appeared while this share was being received; it is left as it is`,
       { step: "replace_target", data: { also: "the verified parts are kept for the re-run" } },
     );
   try {

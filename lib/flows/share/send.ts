@@ -1,7 +1,8 @@
 /**
  * `send`: build the Envelope, encrypt it to the recipient (and a PIN), sign the record and
  * publish it — as a v1.1-compatible share when it fits one packet next to the records already
- * there without displacing a live share, otherwise as a v2 multi-packet share (PROTOCOL.md §3.9).
+ * there (and the room kept for a `_pubky` record) without displacing a live share, otherwise as a
+ * v2 multi-packet share (PROTOCOL.md §3.9).
  *
  * @module
  */
@@ -158,18 +159,25 @@ export async function send(
       ui.status("Publishing to DHT...");
       try {
         const nowSec = Math.floor(Date.now() / 1000);
-        const report = await updateOwnPacket(t, state, sender, (records) => {
-          const drop = new Set(
-            shareRecords({ publicKey: sender.publicKey, records }).filter((r) =>
-              ownRecordExpired(r, nowSec) || recordNamesShare(r, ref)
-            ),
-          );
-          const kept = records.filter((r) => !drop.has(r));
-          if (shareRecords({ publicKey: sender.publicKey, records: kept }).length > 0) {
-            throw new NeedV2("a live v1 share is already published");
-          }
-          return [...kept, shareTxt];
-        }, ui);
+        const report = await updateOwnPacket(
+          t,
+          state,
+          sender,
+          (records) => {
+            const drop = new Set(
+              shareRecords({ publicKey: sender.publicKey, records }).filter((r) =>
+                ownRecordExpired(r, nowSec) || recordNamesShare(r, ref)
+              ),
+            );
+            const kept = records.filter((r) => !drop.has(r));
+            if (shareRecords({ publicKey: sender.publicKey, records: kept }).length > 0) {
+              throw new NeedV2("a live v1 share is already published");
+            }
+            return [...kept, shareTxt];
+          },
+          ui,
+          { keepPubkyRoom: req.protocol !== 1 },
+        );
         if (report) {
           await state.saveSent({
             version: 1,
