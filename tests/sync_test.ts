@@ -1,0 +1,362 @@
+// Claude sync (docs/PROTOCOL.md §7) through the real CLI: two machines (separate HOME and
+// cipherpost homes, the same identity), a local testnet and the stand-in homeserver. Sessions
+// placed under another project path, fast-forward, divergence, history union, deletions, the
+// stat cache, and a homeserver that rolls back, drops or swaps objects (exit 3, nothing written).
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { cli, type CliResult, makeUserWithSeed, PASS, testTransport, tmpDir } from "./_helpers.ts";
+import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { startHomeserver } from "../lib/testing/homeserver.ts";
+import { connect } from "../lib/homeserver/connect.ts";
+import { keypairFromSeed } from "../lib/crypto/keys.ts";
+import { projectDirName } from "../lib/claude/project_dir.ts";
+import type { HomeserverClient } from "../lib/homeserver/client.ts";
+
+const SEED = new Uint8Array(32).fill(7);
+const ID = "4f1c2a9e-1b2c-4d3e-8f90-0123456789ab";
+
+interface Machine {
+  name: string;
+  /** cipherpost home */
+  home: string;
+  /** $HOME */
+  homeDir: string;
+  config: string;
+  project: string;
+  folder: string;
+}
+
+async function machine(base: string, name: string): Promise<Machine> {
+  const u = await makeUserWithSeed(base, `${name}-cp`, SEED);
+  const homeDir = `${base}/${name}-home-${name.toLowerCase()}`;
+  const project = `${homeDir}/code/proj`;
+  await Deno.mkdir(project, { recursive: true });
+  const config = `${homeDir}/.claude`;
+  const folder = `${config}/projects/${projectDirName(project)}`;
+  return { name, home: u.home, homeDir, config, project, folder };
+}
+
+function run(m: Machine, net: Testnet, args: string[]): Promise<CliResult> {
+  return cli(["claude", "sync", ...args], {
+    home: m.home,
+    net,
+    env: { HOME: m.homeDir, CIPHERPOST_PASSPHRASE: PASS, CIPHERPOST_DEVICE_LABEL: m.name },
+  });
+}
+
+async function ok(m: Machine, net: Testnet, args: string[]) {
+  const r = await run(m, net, [...args, "--json"]);
+  assert.deepStrictEqual(r.code, 0, `${m.name} ${args.join(" ")}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+function line(o: Record<string, unknown>): string {
+  return JSON.stringify(o) + "\n";
+}
+
+function turn(m: Machine, n: number, text: string, id = ID): string {
+  return line({
+    type: n % 2 ? "assistant" : "user",
+    uuid: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
+    parentUuid: n ? `00000000-0000-4000-8000-${String(n - 1).padStart(12, "0")}` : null,
+    sessionId: id,
+    cwd: m.project,
+    timestamp: `2026-12-05T10:00:${String(n).padStart(2, "0")}.000Z`,
+    message: { role: n % 2 ? "assistant" : "user", content: text },
+  });
+}
+
+function historyEntry(m: Machine, ts: number, text: string): string {
+  return line({
+    display: text,
+    pastedContents: {},
+    timestamp: ts,
+    project: m.project,
+    sessionId: ID,
+  });
+}
+
+/** Every file below `dir`: path and SHA-256 (a digest of the tree, to show nothing changed). */
+async function tree(dir: string, rel = ""): Promise<string[]> {
+  const out: string[] = [];
+  let names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${dir}/${rel}`)) names.push(e.name);
+  } catch {
+    return out;
+  }
+  names = names.sort();
+  for (const n of names) {
+    const p = rel ? `${rel}/${n}` : n;
+    const st = await Deno.lstat(`${dir}/${p}`);
+    if (st.isDirectory) out.push(...await tree(dir, p));
+    else {
+      const h = createHash("sha256").update(await Deno.readFile(`${dir}/${p}`)).digest("hex");
+      out.push(`${p} ${h}`);
+    }
+  }
+  return out;
+}
+
+async function bytesOf(c: HomeserverClient, path: string): Promise<Uint8Array> {
+  const r = await c.get(path);
+  return new Uint8Array(await new Response(r!.body).arrayBuffer());
+}
+
+Deno.test({
+  name: "claude sync: two machines, one identity: placement, merges, deletions, tampering",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const net = await startTestnet({ nodes: 12 });
+    const tr = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: tr });
+    const base = await tmpDir("cp-sync-");
+    try {
+      const A = await machine(base, "A");
+      const B = await machine(base, "B");
+      const signup = await cli(["homeserver", "signup", hs.key], {
+        home: A.home,
+        net,
+        env: { CIPHERPOST_PASSPHRASE: PASS },
+      });
+      assert.deepStrictEqual(signup.code, 0, signup.stderr);
+      const client = (await connect(tr, { home: A.home, user: keypairFromSeed(SEED).publicKey }))
+        .client;
+      const transcriptA = `${A.folder}/${ID}.jsonl`;
+      const transcriptB = `${B.folder}/${ID}.jsonl`;
+      let devA = "";
+
+      await t.step("a session on A, push; nothing readable on the homeserver", async () => {
+        await Deno.mkdir(`${A.folder}/${ID}/tool-results`, { recursive: true });
+        await Deno.writeTextFile(transcriptA, turn(A, 0, "hello") + turn(A, 1, "hi there"));
+        await Deno.writeTextFile(`${A.folder}/${ID}/tool-results/t1.txt`, "tool output\n");
+        await Deno.writeTextFile(`${A.config}/history.jsonl`, historyEntry(A, 1000, "hello"));
+        // never synced
+        await Deno.writeTextFile(`${A.config}/.credentials.json`, '{"token":"secret"}');
+        await Deno.writeTextFile(`${A.folder}/${ID}.jsonl.lock`, "");
+        await Deno.mkdir(`${A.config}/sessions`, { recursive: true });
+        await Deno.writeTextFile(`${A.config}/sessions/4242.json`, "{}");
+        const r = await ok(A, net, ["push"]);
+        assert.deepStrictEqual(r.pushed, true);
+        assert.deepStrictEqual(r.seq, 1);
+        assert.deepStrictEqual(r.changed, 3);
+        devA = r.device;
+        const listing: string[] = [];
+        for await (const e of client.listAll("/pub/cipherpost/")) listing.push(e.path);
+        assert(listing.length >= 5, listing.join("\n"));
+        for (const p of listing) {
+          assert.match(
+            p,
+            /^\/pub\/cipherpost\/sync\/(o\/[0-9a-f]{64}|[0-9a-f]{32}\/(head|[0-9a-f]{32}))$/,
+          );
+          for (const bad of [ID, "proj", "history", "jsonl", "code", "tool", "A-home"]) {
+            assert(!p.includes(bad), `${p} names ${bad}`);
+          }
+        }
+      });
+
+      await t.step("pull on B: placed under B's project path, cwd rewritten", async () => {
+        const r = await ok(B, net, ["pull"]);
+        assert.deepStrictEqual(r.devices.length, 1);
+        const text = await Deno.readTextFile(transcriptB);
+        assert.deepStrictEqual(text, turn(B, 0, "hello") + turn(B, 1, "hi there"));
+        assert.deepStrictEqual(
+          await Deno.readTextFile(`${B.folder}/${ID}/tool-results/t1.txt`),
+          "tool output\n",
+        );
+        assert.deepStrictEqual(
+          await Deno.readTextFile(`${B.config}/history.jsonl`),
+          historyEntry(B, 1000, "hello"),
+        );
+        for (
+          const p of [
+            ".credentials.json",
+            "sessions/4242.json",
+            `projects/${projectDirName(B.project)}/${ID}.jsonl.lock`,
+          ]
+        ) {
+          await assert.rejects(Deno.stat(`${B.config}/${p}`), Deno.errors.NotFound, p);
+        }
+      });
+
+      await t.step("B appends a turn and pushes; A pulls: fast-forward, no conflict", async () => {
+        await Deno.writeTextFile(transcriptB, turn(B, 2, "from B"), { append: true });
+        const p = await ok(B, net, ["push"]);
+        assert.deepStrictEqual(p.changed, 1);
+        // only the appended bytes travel (one small piece), not the transcript again
+        assert.deepStrictEqual(p.counters.chunks_uploaded, 1);
+        const r = await ok(A, net, ["pull"]);
+        assert.deepStrictEqual(r.actions.map((a: { action: string }) => a.action), [
+          "fast-forward",
+        ]);
+        assert.deepStrictEqual(
+          await Deno.readTextFile(transcriptA),
+          turn(A, 0, "hello") + turn(A, 1, "hi there") + turn(A, 2, "from B"),
+        );
+        const names = (await Array.fromAsync(Deno.readDir(A.folder))).map((e) => e.name).sort();
+        assert.deepStrictEqual(names, [ID, `${ID}.jsonl`, `${ID}.jsonl.lock`]);
+      });
+
+      await t.step("push with nothing changed reads no file", async () => {
+        const r = await ok(A, net, ["push"]);
+        assert.deepStrictEqual(r.pushed, false);
+        assert.deepStrictEqual(r.counters.files_read, 0);
+        assert.deepStrictEqual(r.counters.bytes_read, 0);
+        assert.deepStrictEqual(r.counters.stat_hits, r.counters.files);
+        assert(r.counters.files >= 3);
+      });
+
+      await t.step("history.jsonl from both machines is merged", async () => {
+        await Deno.writeTextFile(`${A.config}/history.jsonl`, historyEntry(A, 2000, "on A"), {
+          append: true,
+        });
+        await Deno.writeTextFile(`${B.config}/history.jsonl`, historyEntry(B, 3000, "on B"), {
+          append: true,
+        });
+        await ok(A, net, ["push"]);
+        await ok(B, net, ["push"]);
+        const r = await ok(A, net, ["pull"]);
+        assert.deepStrictEqual(r.actions.map((a: { action: string }) => a.action), ["merged"]);
+        const want = (m: Machine) =>
+          historyEntry(m, 1000, "hello") + historyEntry(m, 2000, "on A") +
+          historyEntry(m, 3000, "on B");
+        assert.deepStrictEqual(await Deno.readTextFile(`${A.config}/history.jsonl`), want(A));
+        await ok(A, net, ["push"]);
+        await ok(B, net, ["pull"]);
+        assert.deepStrictEqual(await Deno.readTextFile(`${B.config}/history.jsonl`), want(B));
+      });
+
+      await t.step("divergence: both kept, the other as a fork session", async () => {
+        await ok(B, net, ["push"]);
+        await ok(A, net, ["pull"]);
+        await Deno.writeTextFile(transcriptA, turn(A, 3, "A only"), { append: true });
+        await Deno.writeTextFile(transcriptB, turn(B, 3, "B only"), { append: true });
+        await ok(A, net, ["push"]);
+        await ok(B, net, ["push"]);
+        const r = await ok(A, net, ["pull"]);
+        const fork = r.actions.find((a: { action: string }) => a.action === "fork");
+        assert(fork, JSON.stringify(r.actions));
+        const mine = await Deno.readTextFile(transcriptA);
+        assert(mine.endsWith(turn(A, 3, "A only")));
+        const theirs = await Deno.readTextFile(`${A.folder}/${fork.other}.jsonl`);
+        assert(theirs.includes('"content":"B only"'));
+        assert(theirs.includes(`"sessionId":"${fork.other}"`) && !theirs.includes(ID));
+        assert(theirs.includes(`"cwd":"${A.project}"`));
+      });
+
+      await t.step(
+        "a deletion propagates; a file changed since the last sync survives",
+        async () => {
+          await Deno.mkdir(`${A.folder}/memory`, { recursive: true });
+          await Deno.writeTextFile(`${A.folder}/memory/notes.md`, "remember\n");
+          await Deno.mkdir(`${A.config}/plans`, { recursive: true });
+          await Deno.writeTextFile(`${A.config}/plans/plan.md`, "the plan\n");
+          await ok(A, net, ["push"]);
+          await ok(B, net, ["pull"]);
+          assert.deepStrictEqual(
+            await Deno.readTextFile(`${B.folder}/memory/notes.md`),
+            "remember\n",
+          );
+          await Deno.writeTextFile(`${B.config}/plans/plan.md`, "B's better plan\n");
+          await Deno.remove(`${A.folder}/memory/notes.md`);
+          await Deno.remove(`${A.config}/plans/plan.md`);
+          const p = await ok(A, net, ["push"]);
+          assert.deepStrictEqual(p.deleted, 2);
+          const r = await ok(B, net, ["pull"]);
+          const acts = Object.fromEntries(
+            r.actions.map((a: { path: string; action: string }) => [a.path, a.action]),
+          );
+          assert.deepStrictEqual(acts["plans/plan.md"], "kept-changed");
+          await assert.rejects(Deno.stat(`${B.folder}/memory/notes.md`), Deno.errors.NotFound);
+          assert.deepStrictEqual(
+            await Deno.readTextFile(`${B.config}/plans/plan.md`),
+            "B's better plan\n",
+          );
+        },
+      );
+
+      await t.step("status: local changes since the last sync, no network", async () => {
+        await Deno.writeTextFile(`${B.config}/plans/new.md`, "x\n");
+        const r = await ok(B, net, ["status"]);
+        assert(r.added.includes("plans/new.md"), JSON.stringify(r));
+        // kept against A's deletion: it is pushed again as a new file
+        assert(r.added.includes("plans/plan.md"), JSON.stringify(r));
+        assert.deepStrictEqual(r.deleted, []);
+        assert.deepStrictEqual(r.counters.chunks_uploaded, 0);
+      });
+
+      await t.step(
+        "a rolled-back, swapped or dropped object: exit 3, nothing written",
+        async () => {
+          await ok(B, net, ["push"]);
+          await ok(A, net, ["pull"]);
+          const oldHead = await bytesOf(client, `/pub/cipherpost/sync/${devA}/head`);
+          await Deno.writeTextFile(`${A.config}/plans/next.md`, "a new plan\n".repeat(100));
+          hs.log.length = 0;
+          await ok(A, net, ["push"]);
+          const newChunk = hs.log.find((l) => l.method === "PUT" && l.path.includes("/sync/o/"))!
+            .path;
+          const before = await tree(B.config);
+          const expect3 = async (what: string) => {
+            const r = await run(B, net, ["pull"]);
+            assert.deepStrictEqual(r.code, 3, `${what}: ${r.stderr}`);
+            assert.match(r.stderr, /signature verification failed/);
+            assert.deepStrictEqual(await tree(B.config), before, what);
+          };
+          // B reads the new head once (and records its seq) before the homeserver misbehaves
+          const good = await bytesOf(client, newChunk);
+          // a dropped chunk
+          assert(await client.delete(newChunk));
+          await expect3("dropped chunk");
+          // a swapped chunk: another validly encrypted chunk of ours in its place
+          const other = hs.log.find((l) =>
+            l.method === "PUT" && l.path.includes("/sync/o/") && l.path !== newChunk
+          );
+          const swapSrc = other?.path ??
+            (await (async () => {
+              for await (const e of client.listAll("/pub/cipherpost/sync/o/")) {
+                if (e.path !== newChunk) return e.path;
+              }
+              throw new Error("no other chunk");
+            })());
+          await client.put(newChunk, await bytesOf(client, swapSrc));
+          await expect3("swapped chunk");
+          // another device's head in A's place
+          const headA = await bytesOf(client, `/pub/cipherpost/sync/${devA}/head`);
+          await client.put(newChunk, good);
+          const devB = (await ok(B, net, ["status"])).device;
+          await client.put(
+            `/pub/cipherpost/sync/${devA}/head`,
+            await bytesOf(client, `/pub/cipherpost/sync/${devB}/head`),
+          );
+          await expect3("another device's head");
+          await client.put(`/pub/cipherpost/sync/${devA}/head`, headA);
+          // the real head once: B records it; then the old one served again
+          const r = await ok(B, net, ["pull"]);
+          assert(r.actions.some((a: { path: string }) => a.path === "plans/next.md"));
+          const after = await tree(B.config);
+          await client.put(`/pub/cipherpost/sync/${devA}/head`, oldHead);
+          const rb = await run(B, net, ["pull"]);
+          assert.deepStrictEqual(rb.code, 3, rb.stderr);
+          assert.deepStrictEqual(await tree(B.config), after);
+          await client.put(`/pub/cipherpost/sync/${devA}/head`, headA);
+          await ok(B, net, ["pull"]);
+        },
+      );
+
+      await t.step("log: the snapshots of both machines, newest first", async () => {
+        const r = await ok(A, net, ["log"]);
+        assert(r.length >= 4);
+        assert(r.some((e: { label: string }) => e.label === "A"));
+        assert(r.some((e: { label: string }) => e.label === "B"));
+        for (let i = 1; i < r.length; i++) assert(r[i - 1].time >= r[i].time);
+      });
+    } finally {
+      await hs.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
