@@ -103,6 +103,120 @@ async function bytesOf(c: HomeserverClient, path: string): Promise<Uint8Array> {
   return new Uint8Array(await new Response(r!.body).arrayBuffer());
 }
 
+import { BLOCK, type ChunkRef, cutChunks } from "../lib/sync/chunker.ts";
+import { SyncKeys } from "../lib/sync/keys.ts";
+import {
+  type Manifest,
+  openChunk,
+  openSnapshot,
+  sealChunk,
+  sealSnapshot,
+} from "../lib/sync/snapshot.ts";
+
+const KEYS = new SyncKeys(keypairFromSeed(SEED));
+
+/** Cut `bytes` against `base`; the chunks and which were new. */
+async function cut(bytes: Uint8Array, base: ChunkRef[]) {
+  const chunks: ChunkRef[] = [];
+  let fresh = 0;
+  let freshBytes = 0;
+  const s = await cutChunks(
+    new Blob([bytes as Uint8Array<ArrayBuffer>]).stream(),
+    base,
+    KEYS,
+    (c) => {
+      chunks.push([c.id, c.len]);
+      if (!c.reused) {
+        fresh++;
+        freshBytes += c.len;
+      }
+    },
+  );
+  return { chunks, fresh, freshBytes, ...s };
+}
+
+function prng(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 255;
+  }
+  return b;
+}
+
+Deno.test("sync chunker: appends upload only the tail; a completed block is one chunk again", async () => {
+  const seed = 20261205;
+  const data = prng(3 * BLOCK + 5000, seed);
+  const first = await cut(data, []);
+  assert.deepStrictEqual(
+    first.chunks.map((c) => c[1]),
+    [BLOCK, BLOCK, BLOCK, 5000],
+    `seed ${seed}`,
+  );
+  // append 700 bytes: one new piece of 700 bytes
+  const grown = new Uint8Array(data.length + 700);
+  grown.set(data);
+  grown.set(prng(700, seed + 1), data.length);
+  const second = await cut(grown, first.chunks);
+  assert.deepStrictEqual(second.fresh, 1);
+  assert.deepStrictEqual(second.freshBytes, 700);
+  assert.deepStrictEqual(second.chunks.map((c) => c[1]), [BLOCK, BLOCK, BLOCK, 5000, 700]);
+  // nothing changed: nothing new
+  assert.deepStrictEqual((await cut(grown, second.chunks)).fresh, 0);
+  // fill the block and more: the block becomes one chunk, then a new piece
+  const full = new Uint8Array(4 * BLOCK + 10);
+  full.set(grown);
+  full.set(prng(full.length - grown.length, seed + 2), grown.length);
+  const third = await cut(full, second.chunks);
+  assert.deepStrictEqual(third.chunks.map((c) => c[1]), [BLOCK, BLOCK, BLOCK, BLOCK, 10]);
+  assert.deepStrictEqual(third.fresh, 2);
+  // the same content cut without a base gives the same chunks (stored once)
+  assert.deepStrictEqual((await cut(full, [])).chunks, third.chunks);
+  // a change inside one block re-uploads that block only
+  const edited = full.slice();
+  edited[BLOCK + 17] ^= 1;
+  const fourth = await cut(edited, third.chunks);
+  assert.deepStrictEqual(fourth.fresh, 1);
+  assert.notDeepStrictEqual(fourth.hash, third.hash);
+});
+
+Deno.test("sync objects: a flipped byte, another key or a wrong id fail as a signature", async () => {
+  const m: Manifest = {
+    v: 1,
+    device: "0".repeat(32),
+    label: "x",
+    seq: 1,
+    prev: null,
+    time: 1,
+    seen: {},
+    files: [],
+    gone: [],
+  };
+  const sealed = await sealSnapshot(m, KEYS);
+  assert.deepStrictEqual((await openSnapshot(sealed, KEYS, m.device)).seq, 1);
+  await assert.rejects(openSnapshot(sealed, KEYS, "1".repeat(32)), /signature verification failed/);
+  const flipped = sealed.slice();
+  flipped[flipped.length - 20] ^= 1;
+  await assert.rejects(openSnapshot(flipped, KEYS, m.device), /signature verification failed/);
+  const other = new SyncKeys(keypairFromSeed(new Uint8Array(32).fill(8)));
+  await assert.rejects(
+    openSnapshot(await sealSnapshot(m, other), KEYS, m.device),
+    /signature verification failed/,
+  );
+  const plain = new TextEncoder().encode("chunk");
+  const c = await sealChunk(plain, KEYS);
+  assert.deepStrictEqual(c.length > 4096, true);
+  assert.deepStrictEqual(await openChunk(c, KEYS.chunkId(plain), 5, KEYS), plain);
+  await assert.rejects(openChunk(c, KEYS.chunkId(plain), 4, KEYS), /signature verification failed/);
+  await assert.rejects(
+    openChunk(await sealChunk(plain, other), KEYS.chunkId(plain), 5, KEYS),
+    /signature verification failed/,
+  );
+});
+
 Deno.test({
   name: "claude sync: two machines, one identity: placement, merges, deletions, tampering",
   sanitizeOps: false,
