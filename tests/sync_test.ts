@@ -11,6 +11,7 @@ import { connect } from "../lib/homeserver/connect.ts";
 import { keypairFromSeed } from "../lib/crypto/keys.ts";
 import { projectDirName } from "../lib/claude/project_dir.ts";
 import type { HomeserverClient } from "../lib/homeserver/client.ts";
+import { startClaudeApi } from "./_claude_api.ts";
 
 const SEED = new Uint8Array(32).fill(7);
 const ID = "4f1c2a9e-1b2c-4d3e-8f90-0123456789ab";
@@ -467,6 +468,103 @@ Deno.test({
         for (let i = 1; i < r.length; i++) assert(r[i - 1].time >= r[i].time);
       });
     } finally {
+      await hs.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+const CLAUDE_BIN = new URL(
+  "./claude-peer/node_modules/@anthropic-ai/claude-code-linux-x64/claude",
+  import.meta.url,
+).pathname;
+
+Deno.test({
+  name: "claude sync: the real Claude Code resumes on B what A made; B's turn reaches A",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    try {
+      await Deno.stat(CLAUDE_BIN);
+    } catch {
+      throw new Error(
+        "the real Claude Code is not installed: run npm ci --prefix tests/claude-peer",
+      );
+    }
+    const net = await startTestnet({ nodes: 12 });
+    const tr = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: tr });
+    const api = startClaudeApi();
+    const base = await tmpDir("cp-sync-claude-");
+    try {
+      const A = await machine(base, "A");
+      const B = await machine(base, "B");
+      const signup = await cli(["homeserver", "signup", hs.key], {
+        home: A.home,
+        net,
+        env: { CIPHERPOST_PASSPHRASE: PASS },
+      });
+      assert.deepStrictEqual(signup.code, 0, signup.stderr);
+      const claude = async (m: Machine, args: string[]) => {
+        const out = await new Deno.Command(CLAUDE_BIN, {
+          args,
+          cwd: m.project,
+          env: {
+            HOME: m.homeDir,
+            CLAUDE_CONFIG_DIR: m.config,
+            ANTHROPIC_API_KEY: "test",
+            ANTHROPIC_BASE_URL: api.url,
+            DISABLE_TELEMETRY: "1",
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+            DISABLE_AUTOUPDATER: "1",
+            PATH: "/usr/bin:/bin",
+          },
+          clearEnv: true,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.deepStrictEqual(out.code, 0, new TextDecoder().decode(out.stderr));
+      };
+      await claude(A, ["-p", "alpha: explain the parser"]);
+      const ids = (await Array.fromAsync(Deno.readDir(A.folder)))
+        .filter((e) => e.name.endsWith(".jsonl")).map((e) => e.name.slice(0, -6));
+      assert.deepStrictEqual(ids.length, 1);
+      const id = ids[0];
+      // what Claude Code 2.1.x wrote, and what of it the sessions scope takes
+      const written = (await tree(A.config)).map((l) => l.split(" ")[0]);
+      console.log(`note: Claude Code wrote: ${written.join(", ")}`);
+      const pushed = await ok(A, net, ["push"]);
+      assert(pushed.pushed);
+      await ok(B, net, ["pull"]);
+      const placed = `${B.folder}/${id}.jsonl`;
+      const cwds = new Set(
+        (await Deno.readTextFile(placed)).split("\n").filter((l) => l).map((l) => JSON.parse(l).cwd)
+          .filter((c) => typeof c === "string"),
+      );
+      assert.deepStrictEqual([...cwds], [B.project]);
+      const posts = api.requests.length;
+      await claude(B, ["--resume", id, "-p", "beta: carry on"]);
+      const sent = JSON.stringify(api.requests.slice(posts).map((q) => q.body));
+      assert(sent.includes("alpha: explain the parser"), "A's earlier turn reached the API");
+      assert(sent.includes("beta: carry on"));
+      await ok(B, net, ["push"]);
+      const r = await ok(A, net, ["pull"]);
+      assert.deepStrictEqual(
+        r.actions.filter((a: { path: string }) => a.path.endsWith(`${id}.jsonl`)).map((
+          a: { action: string },
+        ) => a.action),
+        ["fast-forward"],
+      );
+      const mine = await Deno.readTextFile(`${A.folder}/${id}.jsonl`);
+      assert(mine.includes("beta: carry on"));
+      assert(!mine.includes(B.project));
+      const conflicts = (await tree(A.config)).filter((l) => l.includes(".sync-conflict-"));
+      assert.deepStrictEqual(conflicts, []);
+    } finally {
+      await api.close();
       await hs.close();
       await tr.close();
       await net.close();
