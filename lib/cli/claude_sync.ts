@@ -14,7 +14,18 @@ import { syncPush } from "../flows/sync/push.ts";
 import { syncStatus } from "../flows/sync/status.ts";
 import type { SyncCounters, SyncEnv } from "../flows/sync/common.ts";
 import { CipherpostError } from "../util/errors.ts";
-import { configDir } from "./claude_common.ts";
+import { configDir, shellQuote } from "./claude_common.ts";
+import { describeError, exitCodeOf } from "./exit_codes.ts";
+import {
+  addAutoHooks,
+  AUTO_EVENTS,
+  type AutoEvent,
+  type AutoRecord,
+  autoState,
+  removeAutoHooks,
+} from "../sync/hooks.ts";
+import { appendHookLog, autoRecordPath, lastHookLog } from "../sync/state.ts";
+import { ensurePrivateDir, writeFileAtomic } from "../util/fsutil.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
 import { cliUi } from "./large.ts";
@@ -56,6 +67,58 @@ function countersJson(c: SyncCounters) {
   };
 }
 
+/**
+ * Run a sync as a Claude Code hook: print nothing, never fail (a hook's error would show in
+ * Claude Code or block it); a failure goes to `sync/hook.log`, which `sync status` shows.
+ */
+async function asHook(
+  what: string,
+  o: { passphraseFile?: string; passphraseFd?: number },
+  f: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    // a hook must never wait at a prompt on Claude Code's terminal
+    if (
+      o.passphraseFile === undefined && o.passphraseFd === undefined &&
+      !Deno.env.get("CIPHERPOST_PASSPHRASE")
+    ) {
+      throw new CipherpostError(
+        "config",
+        "configuration error: a hook cannot ask for the passphrase",
+        "cipherpost claude sync auto enable --passphrase-file PATH",
+      );
+    }
+    await f();
+  } catch (e) {
+    const line = `${new Date().toISOString()} ${what} failed (exit ${exitCodeOf(e)}): ${
+      describeError(e).join(" ")
+    }`;
+    await appendHookLog(cipherpostHome(), line).catch(() => {});
+  }
+}
+
+async function readSettings(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw e;
+  }
+  try {
+    const o = JSON.parse(text);
+    if (typeof o === "object" && o !== null && !Array.isArray(o)) return o;
+  } catch { /* below */ }
+  throw new CipherpostError(
+    "config",
+    `configuration error: ${path} is not a JSON object; nothing changed`,
+  );
+}
+
+async function writeJson(path: string, v: unknown, mode: number): Promise<void> {
+  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(v, null, 2) + "\n"), mode);
+}
+
 /** Register `claude sync …` on the `claude` command group. */
 export function registerClaudeSync(claude: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
@@ -75,10 +138,18 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
     sync.command("push")
       .description("upload what changed here since the last sync (a signed snapshot)")
       .option("-q, --quiet", "print nothing unless it fails")
+      .option("--hook", "as a Claude Code hook: print nothing, exit 0, failures to sync/hook.log")
       .option("--json", "print {seq, pushed, changed, deleted, counters} as JSON"),
   ))
     .addHelpText("after", NETWORK_HELP)
     .action(async (o) => {
+      if (o.hook) {
+        return await asHook("push", o, async () => {
+          const me = await unlockIdentity(o, io);
+          const ctx = { me, home: cipherpostHome() };
+          await withTransport(o, (t) => syncPush({ ...ctx, transport: t }, syncEnv()));
+        });
+      }
       const me = await unlockIdentity(o, io);
       const ui = cliUi(o.quiet ? () => {} : log);
       let r;
@@ -115,10 +186,18 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
       .description("merge every other machine's newest snapshot into this one")
       .option("--dry-run", "show what would change; write nothing")
       .option("-q, --quiet", "print nothing unless it fails")
+      .option("--hook", "as a Claude Code hook: print nothing, exit 0, failures to sync/hook.log")
       .option("--json", "print {devices, actions, counters} as JSON"),
   ))
     .addHelpText("after", NETWORK_HELP)
     .action(async (o) => {
+      if (o.hook) {
+        return await asHook("pull", o, async () => {
+          const me = await unlockIdentity(o, io);
+          const ctx = { me, home: cipherpostHome() };
+          await withTransport(o, (t) => syncPull({ ...ctx, transport: t }, syncEnv()));
+        });
+      }
       const me = await unlockIdentity(o, io);
       const ui = cliUi(o.quiet ? () => {} : log);
       let r: PullResult;
@@ -173,10 +252,13 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
           deleted: r.deleted,
           seen: r.seen,
           counters: countersJson(r.counters),
+          last_hook_failure: await lastHookLog(cipherpostHome()),
         }) + "\n",
       );
       return;
     }
+    const hookLine = await lastHookLog(cipherpostHome());
+    if (hookLine) log(`last hook failure: ${escapeText(hookLine)}`);
     for (const p of r.added) io.out(`added     ${escapeText(p)}\n`);
     for (const p of r.modified) io.out(`modified  ${escapeText(p)}\n`);
     for (const p of r.deleted) io.out(`deleted   ${escapeText(p)}\n`);
@@ -210,5 +292,82 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
           } #${e.seq}  ${e.files} files, ${e.deleted} deleted  (${e.device})\n`,
         );
       }
+    });
+
+  const auto = sync.command("auto")
+    .description("pull when Claude Code starts a session, push when it stops (its hooks)")
+    .exitOverride();
+  const settingsPath = () => `${configDir()}/settings.json`;
+  auto.command("enable")
+    .description("add SessionStart → sync pull and Stop → sync push to Claude Code's settings")
+    .option(
+      "--passphrase-file <path>",
+      "make the hooks unlock your identity with this file (Claude Code has no prompt for it)",
+    )
+    .action(async (o) => {
+      let extra = "";
+      if (o.passphraseFile !== undefined) {
+        let abs: string;
+        try {
+          abs = await Deno.realPath(o.passphraseFile);
+        } catch {
+          throw new CipherpostError("io", `io error: cannot read ${o.passphraseFile}`);
+        }
+        extra = ` --passphrase-file ${shellQuote(abs)}`;
+      }
+      const cmds: Record<AutoEvent, string> = {
+        SessionStart: `cipherpost claude sync pull --hook${extra}`,
+        Stop: `cipherpost claude sync push --hook${extra}`,
+      };
+      const path = settingsPath();
+      const r = addAutoHooks(await readSettings(path), cmds);
+      if (r.changed) {
+        await Deno.mkdir(configDir(), { recursive: true });
+        await ensurePrivateDir(`${cipherpostHome()}/sync`);
+        await writeJson(autoRecordPath(cipherpostHome()), r.record, 0o600);
+        await writeJson(path, r.settings, 0o644);
+      }
+      log(r.changed ? `enabled: hooks added to ${path}` : "already enabled");
+      if (!extra) {
+        log(
+          "the hooks need cipherpost on Claude Code's PATH and CIPHERPOST_PASSPHRASE, or --passphrase-file",
+        );
+      }
+    });
+  auto.command("disable")
+    .description("remove exactly the hooks `auto enable` added")
+    .action(async () => {
+      let record: AutoRecord;
+      try {
+        record = JSON.parse(await Deno.readTextFile(autoRecordPath(cipherpostHome())));
+      } catch {
+        log("not enabled from this cipherpost home: nothing to remove");
+        return;
+      }
+      const path = settingsPath();
+      const r = removeAutoHooks(await readSettings(path), record);
+      if (r.changed) await writeJson(path, r.settings, 0o644);
+      await Deno.remove(autoRecordPath(cipherpostHome())).catch(() => {});
+      log(r.changed ? `disabled: hooks removed from ${path}` : "the hooks were already gone");
+    });
+  auto.command("status")
+    .description("whether the hooks are in Claude Code's settings, and the last hook failure")
+    .option("--json", "print {SessionStart, Stop, last_hook_failure} as JSON")
+    .action(async (o) => {
+      let cmds: Record<AutoEvent, string> | null = null;
+      try {
+        const rec = JSON.parse(await Deno.readTextFile(autoRecordPath(cipherpostHome())));
+        cmds = (rec as AutoRecord).commands;
+      } catch { /* not enabled */ }
+      const st = cmds
+        ? autoState(await readSettings(settingsPath()), cmds)
+        : { SessionStart: false, Stop: false };
+      const last = await lastHookLog(cipherpostHome());
+      if (o.json) {
+        io.out(JSON.stringify({ ...st, last_hook_failure: last }) + "\n");
+        return;
+      }
+      for (const ev of AUTO_EVENTS) io.out(`${ev.padEnd(13)} ${st[ev] ? "on" : "off"}\n`);
+      if (last) io.out(`last hook failure: ${escapeText(last)}\n`);
     });
 }

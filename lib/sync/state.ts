@@ -118,3 +118,37 @@ export async function saveState(home: string, s: SyncState): Promise<void> {
   await ensurePrivateDir(syncDir(home));
   await writeFileAtomic(`${syncDir(home)}/state.json`, utf8(JSON.stringify(s)), 0o600);
 }
+
+/** Largest `hook.log` kept (older lines are dropped past it). */
+const HOOK_LOG_MAX = 256 * 1024;
+
+/** Append one line to `sync/hook.log` (what a failing hook would otherwise print). */
+export async function appendHookLog(home: string, line: string): Promise<void> {
+  await ensurePrivateDir(syncDir(home));
+  const path = `${syncDir(home)}/hook.log`;
+  let old = "";
+  try {
+    old = await Deno.readTextFile(path);
+  } catch { /* none yet */ }
+  let text = old + line.replace(/\n/g, " ") + "\n";
+  if (text.length > HOOK_LOG_MAX) {
+    text = text.slice(text.indexOf("\n", text.length - HOOK_LOG_MAX) + 1);
+  }
+  await writeFileAtomic(path, utf8(text), 0o600);
+}
+
+/** The last line of `sync/hook.log`, or null. */
+export async function lastHookLog(home: string): Promise<string | null> {
+  try {
+    const lines = (await Deno.readTextFile(`${syncDir(home)}/hook.log`)).split("\n")
+      .filter((l) => l);
+    return lines.length ? lines[lines.length - 1] : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `sync/auto.json`: what `auto enable` added (read by `auto disable`). */
+export function autoRecordPath(home: string): string {
+  return `${syncDir(home)}/auto.json`;
+}
