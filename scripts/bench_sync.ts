@@ -269,6 +269,14 @@ try {
     (pull1.hwmKiB / 1024).toFixed(0),
     `${q1.actions.length} files, ${(q1.counters.bytes_downloaded / MB).toFixed(1)} MB down`,
   );
+  const st = await cp(A, ["claude", "sync", "status", "--json"], net);
+  row(
+    "(status: start + passphrase unlock + stat walk, no network)",
+    st.secs.toFixed(2),
+    "-",
+    (st.hwmKiB / 1024).toFixed(0),
+    `${j(st).counters.files_read} files read`,
+  );
   const push2 = await cp(A, ["claude", "sync", "push", "--json"], net);
   const p2 = j(push2);
   row(

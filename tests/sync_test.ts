@@ -4,7 +4,15 @@
 // stat cache, and a homeserver that rolls back, drops or swaps objects (exit 3, nothing written).
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { cli, type CliResult, makeUserWithSeed, PASS, testTransport, tmpDir } from "./_helpers.ts";
+import {
+  cli,
+  cliArgv,
+  type CliResult,
+  makeUserWithSeed,
+  PASS,
+  testTransport,
+  tmpDir,
+} from "./_helpers.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { startHomeserver } from "../lib/testing/homeserver.ts";
 import { connect } from "../lib/homeserver/connect.ts";
@@ -476,13 +484,83 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "claude sync auto: hooks added once, removed exactly; a failing hook is silent and logged",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const net = await startTestnet({ nodes: 8 });
+    const base = await tmpDir("cp-sync-auto-");
+    try {
+      const A = await machine(base, "A");
+      await Deno.mkdir(A.config, { recursive: true });
+      const original = {
+        model: "opus",
+        hooks: { Stop: [{ matcher: "", hooks: [{ type: "command", command: "echo mine" }] }] },
+      };
+      const settings = `${A.config}/settings.json`;
+      await Deno.writeTextFile(settings, JSON.stringify(original));
+      const pf = `${base}/pass`;
+      await Deno.writeTextFile(pf, PASS);
+      await Deno.chmod(pf, 0o600);
+      for (let i = 0; i < 2; i++) {
+        const r = await run(A, net, ["auto", "enable", "--passphrase-file", pf]);
+        assert.deepStrictEqual(r.code, 0, r.stderr);
+      }
+      const on = JSON.parse(await Deno.readTextFile(settings));
+      assert.deepStrictEqual(on.model, "opus");
+      const cmds = (ev: string) =>
+        on.hooks[ev].flatMap((g: { hooks: { command: string }[] }) =>
+          g.hooks.map((h) => h.command)
+        );
+      assert.deepStrictEqual(cmds("Stop"), [
+        "echo mine",
+        `cipherpost claude sync push --hook --passphrase-file ${pf}`,
+      ]);
+      assert.deepStrictEqual(cmds("SessionStart"), [
+        `cipherpost claude sync pull --hook --passphrase-file ${pf}`,
+      ]);
+      const st = await run(A, net, ["auto", "status", "--json"]);
+      assert.deepStrictEqual(JSON.parse(st.stdout), {
+        SessionStart: true,
+        Stop: true,
+        last_hook_failure: null,
+      });
+      // a hook that fails (no homeserver for this identity): no output, exit 0, logged
+      const h = await cli(["claude", "sync", "push", "--hook", "--passphrase-file", pf], {
+        home: A.home,
+        net,
+        env: { HOME: A.homeDir },
+      });
+      assert.deepStrictEqual([h.code, h.stdout, h.stderr], [0, "", ""]);
+      const st2 = JSON.parse((await run(A, net, ["auto", "status", "--json"])).stdout);
+      assert.match(st2.last_hook_failure, /push failed \(exit 5\)/);
+      // without a passphrase source a hook never prompts: it logs
+      const np = await cli(["claude", "sync", "pull", "--hook"], {
+        home: A.home,
+        net,
+        env: { HOME: A.homeDir },
+      });
+      assert.deepStrictEqual([np.code, np.stdout, np.stderr], [0, "", ""]);
+      const st3 = JSON.parse((await run(A, net, ["auto", "status", "--json"])).stdout);
+      assert.match(st3.last_hook_failure, /a hook cannot ask for the passphrase/);
+      const off = await run(A, net, ["auto", "disable"]);
+      assert.deepStrictEqual(off.code, 0, off.stderr);
+      assert.deepStrictEqual(JSON.parse(await Deno.readTextFile(settings)), original);
+    } finally {
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
 const CLAUDE_BIN = new URL(
   "./claude-peer/node_modules/@anthropic-ai/claude-code-linux-x64/claude",
   import.meta.url,
 ).pathname;
 
 Deno.test({
-  name: "claude sync: the real Claude Code resumes on B what A made; B's turn reaches A",
+  name: "claude sync: the real Claude Code resumes on B what A made; B's turn reaches A; auto hooks push A's next turn",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -507,7 +585,7 @@ Deno.test({
         env: { CIPHERPOST_PASSPHRASE: PASS },
       });
       assert.deepStrictEqual(signup.code, 0, signup.stderr);
-      const claude = async (m: Machine, args: string[]) => {
+      const claude = async (m: Machine, args: string[], path = "/usr/bin:/bin") => {
         const out = await new Deno.Command(CLAUDE_BIN, {
           args,
           cwd: m.project,
@@ -519,7 +597,7 @@ Deno.test({
             DISABLE_TELEMETRY: "1",
             CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
             DISABLE_AUTOUPDATER: "1",
-            PATH: "/usr/bin:/bin",
+            PATH: path,
           },
           clearEnv: true,
           stdin: "null",
@@ -563,6 +641,31 @@ Deno.test({
       assert(!mine.includes(B.project));
       const conflicts = (await tree(A.config)).filter((l) => l.includes(".sync-conflict-"));
       assert.deepStrictEqual(conflicts, []);
+      // auto: the real Claude Code runs the hooks; its Stop hook pushes A's next turn to B
+      const bin = `${base}/bin`;
+      await Deno.mkdir(bin);
+      const pf = `${base}/pass`;
+      await Deno.writeTextFile(pf, PASS);
+      await Deno.chmod(pf, 0o600);
+      const quote = (w: string) => `'${w.replaceAll("'", `'\\''`)}'`;
+      await Deno.writeTextFile(
+        `${bin}/cipherpost`,
+        `#!/bin/sh\nexport CIPHERPOST_HOME=${quote(A.home)} CIPHERPOST_BOOTSTRAP=${
+          quote(net.bootstrap.join(","))
+        } CIPHERPOST_RELAYS=${quote(net.relayUrl)} CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1 ` +
+          `CIPHERPOST_DEVICE_LABEL=A DENO_DIR=${
+            quote(Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`)
+          }\nexec ${cliArgv([]).map(quote).join(" ")} "$@"\n`,
+      );
+      await Deno.chmod(`${bin}/cipherpost`, 0o755);
+      const en = await run(A, net, ["auto", "enable", "--passphrase-file", pf]);
+      assert.deepStrictEqual(en.code, 0, en.stderr);
+      await claude(A, ["--resume", id, "-p", "gamma: from A with hooks"], `${bin}:/usr/bin:/bin`);
+      const hooked = await ok(A, net, ["auto", "status"]);
+      assert.deepStrictEqual(hooked.last_hook_failure, null);
+      const rb = await ok(B, net, ["pull"]);
+      assert(rb.actions.some((a: { action: string }) => a.action === "fast-forward"));
+      assert((await Deno.readTextFile(placed)).includes("gamma: from A with hooks"));
     } finally {
       await api.close();
       await hs.close();
