@@ -560,7 +560,8 @@ const CLAUDE_BIN = new URL(
 ).pathname;
 
 Deno.test({
-  name: "claude sync: the real Claude Code resumes on B what A made; B's turn reaches A; auto hooks push A's next turn",
+  name:
+    "claude sync: the real Claude Code resumes on B what A made; B's turn reaches A; auto hooks push A's next turn",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -668,6 +669,112 @@ Deno.test({
       assert((await Deno.readTextFile(placed)).includes("gamma: from A with hooks"));
     } finally {
       await api.close();
+      await hs.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "claude sync: kill -9 during push and pull (10 each) leaves both sides consistent; a re-run completes",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const seed = Number(Deno.env.get("SYNC_KILL_SEED") ?? 4711);
+    let x = seed;
+    const rand = () => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return x / 2147483648;
+    };
+    const net = await startTestnet({ nodes: 8 });
+    const tr = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: tr });
+    const base = await tmpDir("cp-sync-kill-");
+    try {
+      const A = await machine(base, "A");
+      const B = await machine(base, "B");
+      const signup = await cli(["homeserver", "signup", hs.key], {
+        home: A.home,
+        net,
+        env: { CIPHERPOST_PASSPHRASE: PASS },
+      });
+      assert.deepStrictEqual(signup.code, 0, signup.stderr);
+      const spawn = (m: Machine, args: string[]) => {
+        const argv = cliArgv(["claude", "sync", ...args]);
+        return new Deno.Command(argv[0], {
+          args: argv.slice(1),
+          env: {
+            PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+            DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+            HOME: m.homeDir,
+            CIPHERPOST_HOME: m.home,
+            CIPHERPOST_PASSPHRASE: PASS,
+            CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+            CIPHERPOST_RELAYS: net.relayUrl,
+            CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
+            CIPHERPOST_DEVICE_LABEL: m.name,
+          },
+          clearEnv: true,
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+      };
+      /** Start `args`, wait for the first chunk request, kill -9 a random moment later. */
+      const killDuring = async (m: Machine, args: string[], method: string) => {
+        hs.log.length = 0;
+        const child = spawn(m, args);
+        const end = Date.now() + 120_000;
+        let exited = false;
+        child.status.then(() => exited = true);
+        while (
+          !exited && Date.now() < end &&
+          !hs.log.some((l) => l.method === method && l.path.includes("/sync/o/"))
+        ) await new Promise((r) => setTimeout(r, 10));
+        await new Promise((r) => setTimeout(r, Math.floor(rand() * 400)));
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already done */ }
+        await child.status;
+      };
+      await Deno.mkdir(`${A.config}/plans`, { recursive: true });
+      await Deno.mkdir(A.folder, { recursive: true });
+      for (let i = 0; i < 10; i++) {
+        // new and grown files every round: a few MiB to upload and to download
+        await Deno.writeFile(`${A.config}/plans/p${i}.bin`, prng(600_000 + i * 1000, seed + i));
+        await Deno.writeTextFile(`${A.folder}/${ID}.jsonl`, turn(A, i, `round ${i}`), {
+          append: true,
+        });
+        await killDuring(A, ["push"], "PUT");
+        const p = await run(A, net, ["push", "--json"]);
+        assert.deepStrictEqual(p.code, 0, `seed ${seed} round ${i}: ${p.stderr}`);
+        await killDuring(B, ["pull"], "GET");
+        const q = await run(B, net, ["pull", "--json"]);
+        assert.deepStrictEqual(q.code, 0, `seed ${seed} round ${i}: ${q.stderr}`);
+        const again = JSON.parse((await run(B, net, ["pull", "--json"])).stdout);
+        assert.deepStrictEqual(
+          again.actions,
+          [],
+          `seed ${seed} round ${i}: a second pull is a no-op`,
+        );
+      }
+      const plainA = (await tree(`${A.config}/plans`)).sort();
+      assert.deepStrictEqual((await tree(`${B.config}/plans`)).sort(), plainA, `seed ${seed}`);
+      let want = "";
+      for (let i = 0; i < 10; i++) want += turn(B, i, `round ${i}`);
+      assert.deepStrictEqual(
+        await Deno.readTextFile(`${B.folder}/${ID}.jsonl`),
+        want,
+        `seed ${seed}`,
+      );
+      const debris = (await tree(B.config)).filter((l) => /sync-conflict|\.tmp /.test(l));
+      assert.deepStrictEqual(debris, [], `seed ${seed}`);
+      const status = JSON.parse((await run(A, net, ["status", "--json"])).stdout);
+      assert.deepStrictEqual([status.added, status.modified, status.deleted], [[], [], []]);
+    } finally {
       await hs.close();
       await tr.close();
       await net.close();

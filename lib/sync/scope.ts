@@ -45,9 +45,13 @@ export interface FoundFile {
 
 /**
  * Every regular file of the scope below `configDir`, sorted by path; symbolic links and other
- * nodes are skipped. More than {@link MAX_FILES} is an error.
+ * nodes are skipped. More than {@link MAX_FILES} is an error. `onTemp` gets the
+ * config-relative path of every temp file a killed pull left (`.cpsync-*.tmp`).
  */
-export async function walkScope(configDir: string): Promise<FoundFile[]> {
+export async function walkScope(
+  configDir: string,
+  onTemp?: (rel: string) => void,
+): Promise<FoundFile[]> {
   const out: FoundFile[] = [];
   const visit = async (rel: string, depth: number): Promise<void> => {
     if (depth > MAX_DEPTH) return;
@@ -62,6 +66,7 @@ export async function walkScope(configDir: string): Promise<FoundFile[]> {
     names.sort();
     for (const n of names) {
       const p = rel ? `${rel}/${n}` : n;
+      if (/^\.cpsync-[0-9a-f]{8}\.tmp$/.test(n)) onTemp?.(p);
       if (excluded(p)) continue;
       let info: Deno.FileInfo;
       try {
@@ -81,6 +86,13 @@ export async function walkScope(configDir: string): Promise<FoundFile[]> {
       }
     }
   };
+  if (onTemp) {
+    try {
+      for await (const e of Deno.readDir(configDir)) {
+        if (e.isFile && /^\.cpsync-[0-9a-f]{8}\.tmp$/.test(e.name)) onTemp(e.name);
+      }
+    } catch { /* no config folder yet */ }
+  }
   for (const top of SESSIONS_SCOPE) {
     let info: Deno.FileInfo;
     try {

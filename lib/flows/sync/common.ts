@@ -151,9 +151,14 @@ async function rootOfFolder(configDir: string, folder: string, home?: string): P
 }
 
 /** Walk the scope and key every file (project folders get their root, cached in the state). */
-export async function localFiles(env: SyncEnv, state: SyncState): Promise<Map<string, LocalFile>> {
+export async function localFiles(
+  env: SyncEnv,
+  state: SyncState,
+  onTemp?: (abs: string) => void,
+): Promise<Map<string, LocalFile>> {
   const out = new Map<string, LocalFile>();
-  for (const f of await walkScope(env.configDir)) {
+  const files = await walkScope(env.configDir, (rel) => onTemp?.(`${env.configDir}/${rel}`));
+  for (const f of files) {
     let root: string | undefined;
     let path = f.rel;
     const m = /^projects\/([^/]+)\/(.+)$/.exec(f.rel);

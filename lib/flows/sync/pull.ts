@@ -6,6 +6,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { isSessionId } from "../../claude/config.ts";
 import { lineTransform, localDirOf, projectRewrite } from "../../sync/canonical.ts";
 import { CONFLICT_MARK } from "../../sync/scope.ts";
@@ -105,6 +106,18 @@ async function relationOf(
     await ra.cancel().catch(() => {});
     await rb.cancel().catch(() => {});
   }
+}
+
+/**
+ * The session ID a fork gets: a UUID (version 4 layout) derived from the session and the
+ * remote version, so a pull re-run after a kill writes the same fork, not a second one.
+ */
+export function forkIdOf(sessionId: string, hash: string): string {
+  const h = createHash("sha256").update(`cipherpost-sync-fork\0${sessionId}\0${hash}`).digest();
+  h[6] = (h[6] & 0x0f) | 0x40;
+  h[8] = (h[8] & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString("hex");
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
 function stamp(d = new Date()): string {
@@ -216,7 +229,10 @@ export async function syncPull(
     else cands.delete(key);
   }
 
-  const local = await localFiles(env, state);
+  // temp files a killed pull left beside their targets
+  const temps: string[] = [];
+  const local = await localFiles(env, state, (p) => temps.push(p));
+  if (!o.dryRun) { for (const p of temps) await Deno.remove(p).catch(() => {}); }
   const stage = `${syncDir(ctx.home)}/stage`;
   await Deno.remove(stage, { recursive: true }).catch(() => {});
   await ensurePrivateDir(stage);
@@ -315,7 +331,7 @@ export async function syncPull(
             changed = true;
             continue;
           } else if (/^[^/]+\.jsonl$/.test(r.path) && isSessionId(r.path.slice(0, -6))) {
-            const newId = crypto.randomUUID();
+            const newId = forkIdOf(r.path.slice(0, -6), r.hash);
             const forkPath = dst.replace(/[^/]+\.jsonl$/, `${newId}.jsonl`);
             ops.push({
               kind: "write",
