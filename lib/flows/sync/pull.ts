@@ -124,6 +124,9 @@ function stamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
 }
 
+/** Chunks fetched at once during a pull. */
+const DOWNLOADS = 4;
+
 /** Cap of an in-memory `history.jsonl` union (beyond it: last writer, conflict copy). */
 const HISTORY_CAP = 64 << 20;
 
@@ -260,11 +263,20 @@ export async function syncPull(
         const path = `${stage}/${staged++}`;
         const f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
         try {
-          for (const [id, len] of c.file.chunks) {
-            const plain = await fetchChunk(client, keys, id, len, count);
+          // up to DOWNLOADS chunks fetched at once, written in order
+          const window: Promise<Uint8Array>[] = [];
+          const writeNext = async () => {
+            const plain = await window.shift()!;
             let off = 0;
             while (off < plain.length) off += await f.write(plain.subarray(off));
+          };
+          for (const [id, len] of c.file.chunks) {
+            const p = fetchChunk(client, keys, id, len, count);
+            p.catch(() => {}); // awaited in order below; a later failure is not unhandled
+            window.push(p);
+            if (window.length >= DOWNLOADS) await writeNext();
           }
+          while (window.length) await writeNext();
         } finally {
           f.close();
         }

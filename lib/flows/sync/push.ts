@@ -28,6 +28,9 @@ import {
   type SyncEnv,
 } from "./common.ts";
 
+/** Chunks sealed and uploaded at once. */
+const UPLOADS = 4;
+
 /** What a push did. */
 export interface PushResult {
   device: string;
@@ -59,13 +62,23 @@ export async function syncPush(
   for (const fs of Object.values(state.files)) {
     for (const [id] of fs.base?.file?.chunks ?? []) stored.add(id);
   }
+  // up to UPLOADS chunks sealed and sent at once (each ≤ 1 MiB in memory)
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown = null;
   const upload = async (id: string, data: Uint8Array) => {
     if (stored.has(id)) return;
-    const sealed = await sealChunk(data, keys);
-    await client.put(chunkPath(id), sealed);
     stored.add(id);
-    count.chunksUploaded++;
-    count.bytesUploaded += sealed.length;
+    const job: Promise<void> = (async () => {
+      const sealed = await sealChunk(data, keys);
+      await client.put(chunkPath(id), sealed);
+      count.chunksUploaded++;
+      count.bytesUploaded += sealed.length;
+    })().catch((e) => {
+      failure ??= e;
+    }).finally(() => inflight.delete(job));
+    inflight.add(job);
+    if (inflight.size >= UPLOADS) await Promise.race(inflight);
+    if (failure) throw failure;
   };
 
   const local = await localFiles(env, state);
@@ -89,6 +102,8 @@ export async function syncPush(
     files.push(e);
     next[f.key] = { base: { file: e }, local: { st: f.st, entry: e } };
   }
+  await Promise.all(inflight);
+  if (failure) throw failure;
   for (const [key, fs] of Object.entries(state.files)) {
     if (local.has(key)) continue;
     if (fs.base?.file) {
