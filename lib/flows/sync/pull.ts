@@ -213,12 +213,14 @@ export async function syncPull(
     }
   }
   // drop versions another head has seen and replaced
-  const versionIn = (h: Head, key: string) => {
-    const f = h.manifest.files.find((x) => fileKey(x.root, x.path) === key);
-    if (f) return f.origin;
-    const g = h.manifest.gone.find((x) => fileKey(x.root, x.path) === key);
-    return g ? g.origin : null;
-  };
+  const versions = new Map<Head, Map<string, [string, number]>>();
+  for (const h of heads) {
+    const m = new Map<string, [string, number]>();
+    for (const f of h.manifest.files) m.set(fileKey(f.root, f.path), f.origin);
+    for (const g of h.manifest.gone) m.set(fileKey(g.root, g.path), g.origin);
+    versions.set(h, m);
+  }
+  const versionIn = (h: Head, key: string) => versions.get(h)!.get(key) ?? null;
   for (const [key, list] of cands) {
     const kept = list.filter((c) => {
       const [od, os] = (c.file ?? c.gone)!.origin;
@@ -235,7 +237,6 @@ export async function syncPull(
   // temp files a killed pull left beside their targets
   const temps: string[] = [];
   const local = await localFiles(env, state, (p) => temps.push(p));
-  if (!o.dryRun) { for (const p of temps) await Deno.remove(p).catch(() => {}); }
   const stage = `${syncDir(ctx.home)}/stage`;
   await Deno.remove(stage, { recursive: true }).catch(() => {});
   await ensurePrivateDir(stage);
@@ -389,6 +390,7 @@ export async function syncPull(
 
     if (!o.dryRun) {
       // phase 2: apply, one rename per file
+      for (const p of temps) await Deno.remove(p).catch(() => {});
       for (const op of ops) {
         if (op.kind === "delete") {
           await Deno.remove(op.path).catch((e) => {
