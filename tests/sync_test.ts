@@ -309,6 +309,12 @@ Deno.test({
         assert.deepStrictEqual(p.changed, 1);
         // only the appended bytes travel (one small piece), not the transcript again
         assert.deepStrictEqual(p.counters.chunks_uploaded, 1);
+        const before = await Deno.readTextFile(transcriptA);
+        const dry = await ok(A, net, ["pull", "--dry-run"]);
+        assert.deepStrictEqual(dry.actions.map((a: { action: string }) => a.action), [
+          "fast-forward",
+        ]);
+        assert.deepStrictEqual(await Deno.readTextFile(transcriptA), before);
         const r = await ok(A, net, ["pull"]);
         assert.deepStrictEqual(r.actions.map((a: { action: string }) => a.action), [
           "fast-forward",
@@ -337,8 +343,9 @@ Deno.test({
         await Deno.writeTextFile(`${B.config}/history.jsonl`, historyEntry(B, 3000, "on B"), {
           append: true,
         });
-        await ok(A, net, ["push"]);
-        await ok(B, net, ["push"]);
+        // two pushes at once: each device writes only its own head, both land
+        const [pa, pb] = await Promise.all([ok(A, net, ["push"]), ok(B, net, ["push"])]);
+        assert(pa.pushed && pb.pushed);
         const r = await ok(A, net, ["pull"]);
         assert.deepStrictEqual(r.actions.map((a: { action: string }) => a.action), ["merged"]);
         const want = (m: Machine) =>
