@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
  * of one rank may not import each other; inside a folder imports are free (but no circles). A
  * subfolder (lib/pkarr/dht/) belongs to its parent's layer unless it is a layer of its own: the
  * flows are three products stacked share ← large ← handoff (a large share is a v2 share whose
- * payload is a pointer; a Claude hand-off is a share or a large share of a session).
+ * payload is a pointer; a Claude hand-off is a share or a large share of a session), and Claude
+ * sync (flows/sync) beside the hand-off, on the sync codecs (sync: chunks, snapshots, state).
  */
 export const LAYERS: readonly (readonly string[])[] = [
   ["util"],
@@ -18,9 +19,10 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["protocol"],
   ["state"],
   ["homeserver", "claude"],
+  ["sync"],
   ["flows/share"],
   ["flows/large"],
-  ["flows/handoff"],
+  ["flows/handoff", "flows/sync"],
   ["testing"],
   ["cli"],
 ];
@@ -203,10 +205,12 @@ Deno.test("layers: the checker reports a circle, an upward edge and an edge acro
   ]);
   assert.deepEqual(layerViolations(g), [
     "lib/flows/loose.ts: not inside a layer folder of lib/ (util, crypto, pkarr, material, " +
-    "protocol, state, homeserver, claude, flows/share, flows/large, flows/handoff, testing, cli)",
+    "protocol, state, homeserver, claude, sync, flows/share, flows/large, flows/handoff, flows/sync, " +
+    "testing, cli)",
     "lib/flows/share/s.ts -> lib/flows/large/l.ts: points up (flows/share < flows/large)",
     "lib/loose.ts: not inside a layer folder of lib/ (util, crypto, pkarr, material, " +
-    "protocol, state, homeserver, claude, flows/share, flows/large, flows/handoff, testing, cli)",
+    "protocol, state, homeserver, claude, sync, flows/share, flows/large, flows/handoff, flows/sync, " +
+    "testing, cli)",
     "lib/pkarr/d.ts -> lib/material/e.ts: across one rank (pkarr | material)",
     "lib/util/b.ts -> lib/crypto/c.ts: points up (util < crypto)",
   ]);

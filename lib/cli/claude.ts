@@ -14,6 +14,7 @@ import { registerClaudeInstallCommand } from "./claude_install.ts";
 import { registerClaudeList } from "./claude_list.ts";
 import { registerClaudePickup } from "./claude_pickup.ts";
 import { registerClaudeSend } from "./claude_send.ts";
+import { registerClaudeSync } from "./claude_sync.ts";
 
 export { ChildExit, splitPassThrough } from "./claude_common.ts";
 
@@ -26,4 +27,5 @@ export function registerClaudeCommands(program: Command, io: Io): void {
   registerClaudePickup(claude, io);
   registerClaudeList(claude, io);
   registerClaudeInstallCommand(claude, io);
+  registerClaudeSync(claude, io);
 }
