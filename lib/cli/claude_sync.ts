@@ -6,8 +6,8 @@
  * @module
  */
 
+import { escapeControl } from "../util/encoding.ts";
 import type { Command } from "@commander-js/extra-typings";
-import { escapeText } from "../claude/summary.ts";
 import { syncLog } from "../flows/sync/log.ts";
 import { type PullResult, syncPull } from "../flows/sync/pull.ts";
 import { syncPush } from "../flows/sync/push.ts";
@@ -225,8 +225,12 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
       }
       if (o.quiet) return;
       for (const a of r.actions) {
-        const other = a.other ? ` -> ${escapeText(a.other)}` : "";
-        log(`${a.action.padEnd(12)} ${escapeText(a.path)}${other}  (from ${escapeText(a.from)})`);
+        const other = a.other ? ` -> ${escapeControl(a.other, { backslash: true })}` : "";
+        log(
+          `${a.action.padEnd(12)} ${escapeControl(a.path, { backslash: true })}${other}  (from ${
+            escapeControl(a.from, { backslash: true })
+          })`,
+        );
       }
       log(
         r.actions.length === 0
@@ -258,10 +262,10 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
       return;
     }
     const hookLine = await lastHookLog(cipherpostHome());
-    if (hookLine) log(`last hook failure: ${escapeText(hookLine)}`);
-    for (const p of r.added) io.out(`added     ${escapeText(p)}\n`);
-    for (const p of r.modified) io.out(`modified  ${escapeText(p)}\n`);
-    for (const p of r.deleted) io.out(`deleted   ${escapeText(p)}\n`);
+    if (hookLine) log(`last hook failure: ${escapeControl(hookLine, { backslash: true })}`);
+    for (const p of r.added) io.out(`added     ${escapeControl(p, { backslash: true })}\n`);
+    for (const p of r.modified) io.out(`modified  ${escapeControl(p, { backslash: true })}\n`);
+    for (const p of r.deleted) io.out(`deleted   ${escapeControl(p, { backslash: true })}\n`);
     if (r.added.length + r.modified.length + r.deleted.length === 0) log("nothing changed");
   });
 
@@ -288,7 +292,7 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
       for (const e of entries) {
         io.out(
           `${new Date(e.time).toISOString()}  ${e.mine ? "*" : " "} ${
-            escapeText(e.label).padEnd(20)
+            escapeControl(e.label, { backslash: true }).padEnd(20)
           } #${e.seq}  ${e.files} files, ${e.deleted} deleted  (${e.device})\n`,
         );
       }
@@ -368,6 +372,6 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
         return;
       }
       for (const ev of AUTO_EVENTS) io.out(`${ev.padEnd(13)} ${st[ev] ? "on" : "off"}\n`);
-      if (last) io.out(`last hook failure: ${escapeText(last)}\n`);
+      if (last) io.out(`last hook failure: ${escapeControl(last, { backslash: true })}\n`);
     });
 }
