@@ -773,6 +773,7 @@ Deno.test("413: /session and /signup refuse a body over 64 KiB after reading 64 
     await big.body?.cancel();
     // An ordinary sign-up still works after these.
     const r = await signIn({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       homeserver: hs.key,
       seed: generateKeypair().seed,
