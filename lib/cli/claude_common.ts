@@ -7,7 +7,7 @@
  */
 
 import { escapeControl, hasUnsafeText } from "../util/encoding.ts";
-import { configError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { claudeConfigDir } from "../claude/config.ts";
 
 /** Thrown to end the CLI with a child's exit code (Claude Code's, passed through). */
@@ -92,4 +92,21 @@ export function ageOf(d: Date, now = Date.now()): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86400)}d ago`;
+}
+
+/**
+ * `--passphrase-file PATH` for a command line that Claude Code runs (a hook, `/handoff`): the
+ * file's real path, shell-quoted, or "" without one.
+ *
+ * @throws CipherpostError("io") when the file cannot be resolved
+ */
+export async function passphraseFileArg(path: string | undefined): Promise<string> {
+  if (path === undefined) return "";
+  let abs: string;
+  try {
+    abs = await Deno.realPath(path);
+  } catch {
+    throw new CipherpostError("io", `io error: cannot read ${path}`);
+  }
+  return `--passphrase-file ${shellQuote(abs)}`;
 }

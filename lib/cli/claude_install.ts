@@ -5,10 +5,10 @@
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { CipherpostError, configError } from "../util/errors.ts";
+import { CipherpostError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fsutil.ts";
 import type { Io } from "./io.ts";
-import { configDir, shellQuote } from "./claude_common.ts";
+import { configDir, passphraseFileArg } from "./claude_common.ts";
 
 function handoffCommand(extra: string): string {
   return HANDOFF_COMMAND.replace(
@@ -58,16 +58,8 @@ export function registerClaudeInstallCommand(claude: Command, io: Io): void {
         }
       }
       await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
-      let extra = "";
-      if (o.passphraseFile !== undefined) {
-        let abs: string;
-        try {
-          abs = await Deno.realPath(o.passphraseFile);
-        } catch {
-          throw new CipherpostError("io", `io error: cannot read ${o.passphraseFile}`);
-        }
-        extra = `--passphrase-file ${shellQuote(abs)} `;
-      }
+      const arg = await passphraseFileArg(o.passphraseFile);
+      const extra = arg ? `${arg} ` : "";
       await writeFileAtomic(path, new TextEncoder().encode(handoffCommand(extra)), 0o644);
       io.out(`${path}\n`);
       log(

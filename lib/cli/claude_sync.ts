@@ -14,7 +14,7 @@ import { syncPush } from "../flows/sync/push.ts";
 import { syncStatus } from "../flows/sync/status.ts";
 import type { SyncCounters, SyncEnv } from "../flows/sync/common.ts";
 import { CipherpostError } from "../util/errors.ts";
-import { configDir, shellQuote } from "./claude_common.ts";
+import { configDir, passphraseFileArg } from "./claude_common.ts";
 import { describeError, exitCodeOf } from "./exit_codes.ts";
 import {
   addAutoHooks,
@@ -309,16 +309,8 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
       "make the hooks unlock your identity with this file (Claude Code has no prompt for it)",
     )
     .action(async (o) => {
-      let extra = "";
-      if (o.passphraseFile !== undefined) {
-        let abs: string;
-        try {
-          abs = await Deno.realPath(o.passphraseFile);
-        } catch {
-          throw new CipherpostError("io", `io error: cannot read ${o.passphraseFile}`);
-        }
-        extra = ` --passphrase-file ${shellQuote(abs)}`;
-      }
+      const arg = await passphraseFileArg(o.passphraseFile);
+      const extra = arg ? ` ${arg}` : "";
       const cmds: Record<AutoEvent, string> = {
         SessionStart: `cipherpost claude sync pull --hook${extra}`,
         Stop: `cipherpost claude sync push --hook${extra}`,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { concat } from "../../util/encoding.ts";
 import { createHash } from "node:crypto";
 import { isSessionId } from "../../claude/config.ts";
 import { lineTransform, localDirOf, projectRewrite } from "../../sync/canonical.ts";
@@ -138,13 +139,7 @@ async function readAll(s: ReadableStream<Uint8Array>, cap: number): Promise<Uint
     if (n > cap) return null;
     parts.push(c);
   }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(...parts);
 }
 
 /** Union of two `history.jsonl` texts by entry, ordered by `timestamp`, duplicates once. */
