@@ -20,6 +20,8 @@
  * - Its own PKARR packet (HTTPS priority 1 `.` with port/ipv4hint, HTTPS priority 10 `localhost`
  *   with SvcParam 65280 = HTTP port, A 127.0.0.1), published through a Transport.
  *
+ * - `GET /events-stream` (Server-Sent Events) as `events_stream.ts` describes.
+ *
  * Not modelled: Pubky TLS, `/events/`, `/priv/`, admin API, rate limits, grant auth.
  *
  * @module
@@ -39,6 +41,7 @@ import { CipherpostError } from "../util/errors.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { serveNodeHttp } from "./node_http_serve.ts";
 import { fileChunks } from "../util/file_stream.ts";
+import { EventLog } from "./events_stream.ts";
 
 /** Options of {@link startHomeserver}. */
 export interface HomeserverStandInOptions {
@@ -265,6 +268,7 @@ export async function startHomeserver(
   const entries = new Map<string, Map<string, Entry>>(); // user → path → entry
   const counts: RequestCounts = { GET: 0, HEAD: 0, PUT: 0, DELETE: 0, POST: 0, OTHER: 0 };
   const log: RequestLogEntry[] = [];
+  const events = new EventLog(); // GET /events-stream (lib/testing/events_stream.ts)
   const blake3 = await createBLAKE3();
   void blake3; // one instance proves the wasm loads; each PUT makes its own hasher
 
@@ -521,6 +525,7 @@ export async function startHomeserver(
       contentType: contentTypeOf(path, head),
     });
     entries.set(tenant, current);
+    events.put(tenant, path, current.get(path)!.etag);
     u.used += size + METADATA_BYTES - existingCost;
     return new Response(null, { status: 201 });
   }
@@ -610,6 +615,7 @@ export async function startHomeserver(
     const e = mine?.get(path);
     if (!e || !mine) return text(404, "Not Found");
     mine.delete(path);
+    events.del(tenant, path);
     u.used -= e.size + METADATA_BYTES;
     await Deno.remove(e.file).catch(() => {});
     return new Response(null, { status: 204 });
@@ -662,6 +668,9 @@ export async function startHomeserver(
     }
     if (path === "/session" && req.method === "POST") {
       return { res: await signin(req), tenant: null };
+    }
+    if (path === "/events-stream" && req.method === "GET") {
+      return { res: events.stream(url, (u) => users.has(u)), tenant: null };
     }
     if (path.startsWith("/signup_tokens/") && req.method === "GET") {
       if (signupMode !== "token_required") return { res: text(400, "Not required"), tenant: null };
@@ -772,6 +781,7 @@ export async function startHomeserver(
         s.caps.map(formatCapability).join(",")
       ),
     async close() {
+      events.close();
       await server.shutdown();
       if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
