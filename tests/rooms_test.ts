@@ -3,7 +3,15 @@
 // create, invite, join, messages live and by backfill, forged files refused and reported, a
 // dropped message reported missing, removal rotating the key, hostile bodies and a flood.
 import assert from "node:assert/strict";
-import { cli, cliArgv, makeUserWithSeed, PASS, testTransport, tmpDir, type User } from "./_helpers.ts";
+import {
+  cli,
+  cliArgv,
+  makeUserWithSeed,
+  PASS,
+  testTransport,
+  tmpDir,
+  type User,
+} from "./_helpers.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
 import { connect } from "../lib/homeserver/connect.ts";
@@ -12,19 +20,11 @@ import { generateKeypair, type Keypair, keypairFromSeed } from "../lib/crypto/ke
 import { ageDecrypt, ageEncrypt } from "../lib/crypto/age.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { b64decode, b64encode, fromHex, fromUtf8, utf8 } from "../lib/util/encoding.ts";
-import {
-  epochDir,
-  folderTag,
-  keyPath,
-  keyTag,
-  messagePath,
-  rosterPath,
-} from "../lib/rooms/names.ts";
+import { folderTag, keyPath, keyTag, messagePath, rosterPath } from "../lib/rooms/names.ts";
 import {
   type Message,
   messageObject,
   parseInvite,
-  parseRecord,
   recordBytes,
   signedBytes,
   signRecord,
@@ -38,7 +38,6 @@ import {
 } from "../lib/rooms/roster.ts";
 import {
   epochRecipient,
-  newEpochKey,
   openKeyRecord,
   openMessage,
   openSealedRoster,
@@ -75,7 +74,10 @@ Deno.test("room vectors: names, roster, key record and message (docs/PROTOCOL.md
   assert.deepStrictEqual(r1.record, r.epoch1.record);
   assert.deepStrictEqual(r1.hash, r.epoch1.hash);
   assert.deepStrictEqual(fromUtf8(signedBytes("roster", r1.record)), r.epoch1.signed_bytes);
-  const r2 = signRoster(nextRoster(r1, "admit", [n.member], n.creator, 1_800_000_060_000), alice.seed);
+  const r2 = signRoster(
+    nextRoster(r1, "admit", [n.member], n.creator, 1_800_000_060_000),
+    alice.seed,
+  );
   assert.deepStrictEqual(r2.record, r.epoch2.record);
   assert.deepStrictEqual(r2.hash, r.epoch2.hash);
   checkFollows(r1, openRoster(recordBytes(r.epoch2.record)));
@@ -113,7 +115,10 @@ Deno.test("room vectors: names, roster, key record and message (docs/PROTOCOL.md
   assert.deepStrictEqual(got, m.message);
   // the same file at another slot, with another key, or by a non-member
   assert.deepStrictEqual(await openMessage(b64decode(m.file_b64), { ...slot, seq: 2 }), "replayed");
-  assert.deepStrictEqual(await openMessage(b64decode(m.file_b64), { ...slot, epoch: 3 }), "replayed");
+  assert.deepStrictEqual(
+    await openMessage(b64decode(m.file_b64), { ...slot, epoch: 3 }),
+    "replayed",
+  );
   assert.deepStrictEqual(
     await openMessage(b64decode(m.file_b64), { ...slot, epochKey: m.epoch1_key }),
     "undecryptable",
@@ -147,7 +152,10 @@ Deno.test("room records: roster rules refuse what the protocol forbids", () => {
   const renamed = signRoster({ ...nextRoster(r1, "admit", [C], A, 3), name: "y" }, a.seed);
   assert.throws(() => checkFollows(r1, renamed), /identity/);
   // a room id that does not derive from creator and nonce
-  const stolen = signRoster({ ...r1.roster, creator: B, signer: B, members: [B], admins: [B] }, b.seed);
+  const stolen = signRoster(
+    { ...r1.roster, creator: B, signer: B, members: [B], admins: [B] },
+    b.seed,
+  );
   assert.throws(() => openRoster(recordBytes(stolen.record)), /derive/);
   // invites
   assert.throws(() => parseInvite(utf8('{"v":2}')), /unknown version/);
@@ -200,4 +208,385 @@ Deno.test("room sse: the event-stream parser reads events and refuses malformed 
   assert.throws(() => new SseParser().push(utf8("event: PUT\ndata: nope\n\n")), /malformed/);
   assert.throws(() => new SseParser().push(utf8("event: EVIL\ndata: x\n\n")), /malformed/);
   assert.throws(() => new SseParser().push(new Uint8Array(9000).fill(0x61)), /malformed/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Through the network
+
+interface Person extends User {
+  seed: Uint8Array;
+  kp: Keypair;
+}
+
+async function person(base: string, name: string, n: number): Promise<Person> {
+  const seed = new Uint8Array(32).fill(n);
+  const u = await makeUserWithSeed(base, name, seed);
+  return { ...u, seed, kp: keypairFromSeed(seed) };
+}
+
+function env(net: Testnet): Record<string, string> {
+  return {
+    CIPHERPOST_PASSPHRASE: PASS,
+    CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+    CIPHERPOST_RELAYS: net.relayUrl,
+    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
+  };
+}
+
+async function as(p: Person, net: Testnet, args: string[], stdin?: string) {
+  return await cli(args, { home: p.home, env: env(net), stdin });
+}
+
+async function ok(p: Person, net: Testnet, args: string[], stdin?: string): Promise<string> {
+  const r = await as(p, net, args, stdin);
+  assert.deepStrictEqual(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** `room tail --json` as `p`: the messages and stderr. */
+async function tail(p: Person, net: Testnet, room: string, extra: string[] = []) {
+  const r = await as(p, net, ["room", "tail", room, "--json", ...extra]);
+  assert.deepStrictEqual(r.code, 0, r.stderr);
+  const msgs = r.stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+  return { msgs, stderr: r.stderr, stdout: r.stdout };
+}
+
+/** A follower: `room tail --follow --json` as a child process, lines collected as they come. */
+function follow(p: Person, net: Testnet, room: string, extra: string[] = []) {
+  const argv = cliArgv(["room", "tail", room, "--follow", "--json", ...extra]);
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      HOME: "/nonexistent",
+      NO_COLOR: "1",
+      DENO_NO_UPDATE_CHECK: "1",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      CIPHERPOST_HOME: p.home,
+      ...env(net),
+    },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: unknown[] = [];
+  let err = "";
+  const pump = async (s: ReadableStream<Uint8Array>, f: (t: string) => void) => {
+    const dec = new TextDecoder();
+    for await (const c of s) f(dec.decode(c, { stream: true }));
+  };
+  let buf = "";
+  const done = Promise.all([
+    pump(child.stdout, (t) => {
+      buf += t;
+      const parts = buf.split("\n");
+      buf = parts.pop()!;
+      for (const l of parts) if (l !== "") lines.push(JSON.parse(l));
+    }),
+    pump(child.stderr, (t) => (err += t)),
+  ]);
+  return {
+    lines: lines as { author: string; body: string; time: string }[],
+    stderr: () => err,
+    async waitFor(pred: () => boolean, what: string, ms = 60_000) {
+      const until = Date.now() + ms;
+      while (!pred()) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}; stderr: ${err}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await done;
+    },
+  };
+}
+
+/** A client writing to `p`'s own folder, as a hostile homeserver (or p's own machine) could. */
+async function writerFor(p: Person, net: Testnet, base: string): Promise<HomeserverClient> {
+  const home = await Deno.makeTempDir({ dir: base, prefix: "writer-" });
+  const t = testTransport(net);
+  try {
+    return (await connect(t, { home, user: p.kp.publicKey, seed: p.seed })).client;
+  } finally {
+    await t.close();
+  }
+}
+
+async function stateOf(p: Person, room: string): Promise<RoomState> {
+  const st = await loadRoom(p.home, p.kp, room);
+  assert(st, "room state");
+  return st;
+}
+
+Deno.test({
+  name: "rooms: three members, live and backfill, forged files refused, missing, removal",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const net = await startTestnet({ nodes: 12 });
+    const tr = testTransport(net);
+    let hs: HomeserverStandIn | null = null;
+    const base = await tmpDir("cp-rooms-");
+    try {
+      hs = await startHomeserver({ signupMode: "open", transport: tr });
+      const alice = await person(base, "alice", 0x0a);
+      const bob = await person(base, "bob", 0x0b);
+      const carol = await person(base, "carol", 0x0c);
+      for (const p of [alice, bob, carol]) await ok(p, net, ["homeserver", "signup", hs.key]);
+      await ok(alice, net, ["contacts", "add", "bob", bob.z32]);
+      await ok(alice, net, ["contacts", "add", "carol", carol.z32]);
+      await ok(bob, net, ["contacts", "add", "alice", alice.z32]);
+      await ok(carol, net, ["contacts", "add", "alice", alice.z32]);
+      await ok(carol, net, ["contacts", "add", "bob", bob.z32]);
+
+      let room = "";
+      await t.step("create, invite two by key, join with the acceptance of receive", async () => {
+        room = JSON.parse(await ok(alice, net, ["room", "create", "ops", "--json"])).room;
+        assert.match(room, /^[0-9a-f]{32}$/);
+        for (const p of [bob, carol]) {
+          const uri = (await ok(alice, net, ["room", "invite", "ops", p.z32])).trim();
+          assert.match(uri, /^cipherpost:\/\//);
+          // the wrong --accept key declines, nothing joined
+          const no = await as(p, net, ["room", "join", uri, "--accept", p.z32]);
+          assert.notDeepStrictEqual(no.code, 0);
+          assert.match(no.stderr, /declined/);
+          assert.match(no.stderr, /Room invite/);
+          const j = JSON.parse(
+            await ok(p, net, ["room", "join", uri, "--accept", "alice", "--json"]),
+          );
+          assert.deepStrictEqual(j.room, room);
+        }
+        const members = await ok(carol, net, ["room", "members", "ops", "--json"]);
+        const keys = members.trim().split("\n").map((l) => JSON.parse(l).key).sort();
+        assert.deepStrictEqual(keys, [alice.z32, bob.z32, carol.z32].sort());
+        const list = await ok(bob, net, ["room", "list"]);
+        assert.match(list, new RegExp(`${room}  ops`));
+      });
+
+      await t.step(
+        "messages from each reach the others in order, live and by backfill",
+        async () => {
+          const live = follow(carol, net, "ops");
+          try {
+            // the follower is connected once its backfill is done (an empty room prints nothing)
+            await new Promise((r) => setTimeout(r, 4000));
+            await ok(alice, net, ["room", "send", "ops", "hello from alice"]);
+            await ok(bob, net, ["room", "send", room, "-"], "hi from bob\nsecond line");
+            await ok(carol, net, ["room", "send", "ops", "carol here"]);
+            await live.waitFor(() => live.lines.length >= 3, "three live messages");
+            assert.deepStrictEqual(live.lines.map((l) => l.body), [
+              "hello from alice",
+              "hi from bob\nsecond line",
+              "carol here",
+            ]);
+            assert.deepStrictEqual(live.lines[0].author, alice.z32);
+            assert.match(live.lines[0].time, /^\d{4}-\d\d-\d\dT/);
+          } finally {
+            await live.stop();
+          }
+          // the event stream was used (not only polling)
+          assert(hs!.log.some((e) => e.path === "/events-stream" && e.status === 200));
+          for (const p of [alice, bob]) {
+            const { msgs } = await tail(p, net, "ops");
+            assert.deepStrictEqual(msgs.map((m) => m.body), [
+              "hello from alice",
+              "hi from bob\nsecond line",
+              "carol here",
+            ]);
+            assert.deepStrictEqual(msgs.map((m) => m.author), [alice.z32, bob.z32, carol.z32]);
+          }
+          const human = await as(alice, net, ["room", "tail", "ops"]);
+          assert.match(human.stdout, /bob: hi from bob\\x0asecond line/);
+        },
+      );
+
+      await t.step("forged files in a member's folder are refused and reported", async () => {
+        const st = await stateOf(bob, room);
+        const cur = st.epochs.at(-1)!;
+        const w = await writerFor(bob, net, base);
+        const bobSeq = st.seq[String(cur.epoch)];
+        const msg = (seq: number, body: string, author = bob.z32): Message => ({
+          room,
+          epoch: cur.epoch,
+          author,
+          seq,
+          hlc: Date.now(),
+          hlcC: 0,
+          kind: "chat",
+          body,
+        });
+        // 1. a bad signature: signed by bob, then a byte of the signature changed
+        const rec = signRecord("msg", messageObject(msg(bobSeq + 1, "FORGED-SIG")), bob.seed);
+        const sig = b64decode(rec.sig);
+        sig[5] ^= 1;
+        const badSig = await ageEncrypt(
+          recordBytes({ ...rec, sig: b64encode(sig) }),
+          epochRecipient(cur.key),
+        );
+        await w.put(messagePath(room, bob.z32, cur.epoch, bobSeq + 1), badSig);
+        // 2. a non-member's message (it holds the key: a leaked key cannot make it a member)
+        const mallory = generateKeypair();
+        const mz = encodeZ32(mallory.publicKey);
+        await w.put(
+          messagePath(room, bob.z32, cur.epoch, bobSeq + 2),
+          await sealMessage(msg(bobSeq + 2, "FROM-MALLORY", mz), mallory.seed, cur.key),
+        );
+        // 3. bob's genuine message replayed into an earlier epoch (re-encrypted to its key)
+        const genuine = await w.get(messagePath(room, bob.z32, cur.epoch, 1));
+        const genuineBytes = new Uint8Array(await new Response(genuine!.body).arrayBuffer());
+        const plain = await ageDecrypt(genuineBytes, cur.key);
+        const older = st.epochs.find((e) => e.epoch === cur.epoch - 1)!;
+        await w.put(
+          messagePath(room, bob.z32, older.epoch, 1),
+          await ageEncrypt(plain, epochRecipient(older.key)),
+        );
+        // 4. ... and copied as it is (undecryptable with the other epoch's key)
+        await w.put(messagePath(room, bob.z32, older.epoch, 2), genuineBytes);
+        // 5. replayed into another room: a second room with bob in it
+        const side = JSON.parse(await ok(alice, net, ["room", "create", "side", "--json"])).room;
+        const uri = (await ok(alice, net, ["room", "invite", "side", bob.z32])).trim();
+        await ok(bob, net, ["room", "join", uri, "--accept", alice.z32]);
+        const sideSt = await stateOf(bob, side);
+        const sideCur = sideSt.epochs.at(-1)!;
+        await w.put(
+          messagePath(side, bob.z32, sideCur.epoch, 1),
+          await ageEncrypt(plain, epochRecipient(sideCur.key)),
+        );
+
+        // alice holds every epoch (carol joined after the one the replays went into)
+        const { msgs, stderr } = await tail(alice, net, "ops");
+        assert.deepStrictEqual(msgs.length, 3, stderr);
+        assert(!msgs.some((m) => /FORGED|MALLORY/.test(m.body)));
+        assert.match(stderr, /refused 1 message in the folder of bob: bad signature/);
+        assert.match(stderr, /refused 1 message in the folder of bob: the author is not a member/);
+        assert.match(stderr, /refused 1 message in the folder of bob: replayed/);
+        assert.match(stderr, /refused 1 message in the folder of bob: cannot be decrypted/);
+        const s = await tail(alice, net, "side");
+        assert.deepStrictEqual(s.msgs, []);
+        assert.match(s.stderr, /replayed from another room/);
+        // clean up the forgeries of the ops room (bob's later messages follow them)
+        for (const seq of [bobSeq + 1, bobSeq + 2]) {
+          await w.delete(messagePath(room, bob.z32, cur.epoch, seq));
+        }
+        for (const seq of [1, 2]) await w.delete(messagePath(room, bob.z32, older.epoch, seq));
+      });
+
+      await t.step("a message dropped by the homeserver is reported missing", async () => {
+        await ok(bob, net, ["room", "send", "ops", "bob two"]);
+        await ok(bob, net, ["room", "send", "ops", "bob three"]);
+        const st = await stateOf(bob, room);
+        const cur = st.epochs.at(-1)!;
+        const w = await writerFor(bob, net, base);
+        // the homeserver loses bob's "bob two" (seq 2) and ... one more between
+        assert(await w.delete(messagePath(room, bob.z32, cur.epoch, 2)));
+        const { msgs, stderr } = await tail(carol, net, "ops");
+        assert(!msgs.some((m) => m.body === "bob two"));
+        assert(msgs.some((m) => m.body === "bob three"));
+        assert.match(stderr, /1 message from bob is missing \(epoch \d+, 2\)/);
+        // two missing
+        await ok(bob, net, ["room", "send", "ops", "bob four"]);
+        assert(await w.delete(messagePath(room, bob.z32, cur.epoch, 3)));
+        const again = await tail(carol, net, "ops");
+        assert.match(again.stderr, /2 messages from bob are missing \(epoch \d+, 2-3\)/);
+      });
+
+      await t.step("remove carol: she cannot read what follows, the others carry on", async () => {
+        const before = await stateOf(carol, room);
+        await ok(alice, net, ["room", "remove", "ops", carol.z32]);
+        await ok(alice, net, ["room", "send", "ops", "after removal"]);
+        await ok(bob, net, ["room", "send", "ops", "bob after removal"]);
+        for (const p of [alice, bob]) {
+          const { msgs } = await tail(p, net, "ops");
+          assert.deepStrictEqual(msgs.slice(-2).map((m) => m.body), [
+            "after removal",
+            "bob after removal",
+          ]);
+        }
+        const c = await tail(carol, net, "ops");
+        assert(!c.msgs.some((m) => /after removal/.test(m.body)));
+        assert.match(c.stderr, /removed from this room/);
+        const sent = await as(carol, net, ["room", "send", "ops", "still here?"]);
+        assert.notDeepStrictEqual(sent.code, 0);
+        assert.match(sent.stderr, /removed/);
+        // with every key she ever held, the new files do not open
+        const alst = await stateOf(alice, room);
+        const newest = alst.epochs.at(-1)!;
+        assert(!newest.roster.roster.members.includes(carol.z32));
+        assert(newest.epoch > before.epochs.at(-1)!.epoch);
+        const w = await writerFor(alice, net, base);
+        const got = await w.get(messagePath(room, alice.z32, newest.epoch, 1));
+        const file = new Uint8Array(await new Response(got!.body).arrayBuffer());
+        for (const e of (await stateOf(carol, room)).epochs) {
+          await assert.rejects(() => ageDecrypt(file, e.key));
+        }
+        // and her key record for the new epoch does not exist
+        assert.deepStrictEqual(
+          await w.head(keyPath(room, alice.z32, newest.epoch, carol.z32)),
+          null,
+        );
+      });
+
+      await t.step(
+        "hostile input: oversized bodies, controls escaped, a flood limited",
+        async () => {
+          const big = await as(alice, net, ["room", "send", "ops", "-"], "x".repeat(8193));
+          assert.notDeepStrictEqual(big.code, 0);
+          assert.match(big.stderr, /too large/);
+          await ok(alice, net, ["room", "send", "ops", "-"], "x".repeat(8192));
+          await ok(alice, net, ["room", "send", "ops", "\x1b[31mred\u202eevil\x07"]);
+          const human = await as(bob, net, ["room", "tail", "ops"]);
+          assert.deepStrictEqual(human.code, 0, human.stderr);
+          // deno-lint-ignore no-control-regex
+          assert(!/[\x1b\x07\u202e]/.test(human.stdout + human.stderr));
+          assert.match(human.stdout, /\\x1b\[31mred\\u202eevil\\x07/);
+          // an oversized file in alice's folder (a hostile homeserver) is refused, not read whole
+          const st = await stateOf(alice, room);
+          const cur = st.epochs.at(-1)!;
+          const w = await writerFor(alice, net, base);
+          const next = st.seq[String(cur.epoch)] + 1;
+          await w.put(messagePath(room, alice.z32, cur.epoch, next), new Uint8Array(1 << 20));
+          // a flood: 40 messages from bob within a second
+          const bst = await stateOf(bob, room);
+          const bw = await writerFor(bob, net, base);
+          const bcur = bst.epochs.at(-1)!;
+          const first = (bst.seq[String(bcur.epoch)] ?? 0) + 1;
+          const now = Date.now();
+          for (let i = 0; i < 40; i++) {
+            await bw.put(
+              messagePath(room, bob.z32, bcur.epoch, first + i),
+              await sealMessage(
+                {
+                  room,
+                  epoch: bcur.epoch,
+                  author: bob.z32,
+                  seq: first + i,
+                  hlc: now + i,
+                  hlcC: 0,
+                  kind: "chat",
+                  body: `flood ${i}`,
+                },
+                bob.seed,
+                bcur.key,
+              ),
+            );
+          }
+          const { msgs, stderr } = await tail(alice, net, "ops");
+          assert.match(stderr, /refused 1 message in the folder of you: too large/);
+          const flood = msgs.filter((m) => m.body.startsWith("flood "));
+          assert(flood.length <= 30, `${flood.length} flood messages shown`);
+          assert.match(stderr, /more from .* hidden \(flood limit\)/);
+        },
+      );
+    } finally {
+      await hs?.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
 });

@@ -16,12 +16,7 @@ import { current, findRoom, listRooms, saveRoom } from "../rooms/store.ts";
 import { floodLimit, order, type Placed } from "../rooms/order.ts";
 import type { Message } from "../rooms/records.ts";
 import { MAX_BODY } from "../rooms/names.ts";
-import {
-  createRoom,
-  inviteToRoom,
-  leaveRoom,
-  removeFromRoom,
-} from "../flows/rooms/manage.ts";
+import { createRoom, inviteToRoom, leaveRoom, removeFromRoom } from "../flows/rooms/manage.ts";
 import { joinRoom } from "../flows/rooms/join.ts";
 import { sendToRoom } from "../flows/rooms/send.ts";
 import { describeProblem, type RoomProblem, RoomReader } from "../flows/rooms/read.ts";
@@ -112,7 +107,10 @@ export function registerRoomCommands(program: Command, io: Io): void {
   });
 
   withPassphrase(
-    room.command("list").description("the rooms of this home").option("--json", "one object per room"),
+    room.command("list").description("the rooms of this home").option(
+      "--json",
+      "one object per room",
+    ),
   ).action(async (o) => {
     const home = cipherpostHome();
     const me = await unlockIdentity(o, io);
@@ -131,7 +129,9 @@ export function registerRoomCommands(program: Command, io: Io): void {
         );
       } else {
         io.out(
-          `${st.room}  ${escapeControl(st.name)}  (epoch ${cur.epoch}, ${cur.roster.roster.members.length} members)\n`,
+          `${st.room}  ${
+            escapeControl(st.name)
+          }  (epoch ${cur.epoch}, ${cur.roster.roster.members.length} members)\n`,
         );
       }
     }
@@ -183,8 +183,7 @@ export function registerRoomCommands(program: Command, io: Io): void {
         ttlSeconds: ttl,
         pin,
         purpose: o.purpose,
-      }, ui)
-    ).finally(() => ui.end());
+      }, ui)).finally(() => ui.end());
     io.out(
       o.json
         ? `${JSON.stringify({ uri: r.uri, room: r.room, epoch: r.epoch, share_ref: r.shareRef })}\n`
@@ -213,8 +212,7 @@ export function registerRoomCommands(program: Command, io: Io): void {
         uri,
         pin: () => pinOf(o, false),
         pinTries: pinIsPrompted(pinSources(o)) ? 3 : 1,
-      }, ui)
-    ).finally(() => ui.end());
+      }, ui)).finally(() => ui.end());
     if (r.status === "already_accepted") {
       log("this invite was already accepted here");
       return;
@@ -245,7 +243,9 @@ export function registerRoomCommands(program: Command, io: Io): void {
       .argument("<room>", "the room's id or name"),
   )).addHelpText("after", NETWORK_HELP).action(async (roomArg: string, o) => {
     const r = await run(o, (ctx) => leaveRoom(ctx, roomArg));
-    log(`Left ${r.room} (${r.deleted} messages deleted); an admin must remove you to rotate the key`);
+    log(
+      `Left ${r.room} (${r.deleted} messages deleted); an admin must remove you to rotate the key`,
+    );
   });
 
   withNetwork(withPassphrase(

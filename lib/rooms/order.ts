@@ -57,8 +57,8 @@ export function order(messages: readonly Message[], now: number): Placed[] {
     }
   }
   placed.sort((a, b) =>
-    cmp(a.key, b.key) || (a.message.author < b.message.author ? -1 : 
-      a.message.author > b.message.author ? 1 : 0) ||
+    cmp(a.key, b.key) ||
+    (a.message.author < b.message.author ? -1 : a.message.author > b.message.author ? 1 : 0) ||
     a.message.epoch - b.message.epoch || a.message.seq - b.message.seq
   );
   return placed;

@@ -134,7 +134,10 @@ export function nextRoster(
 ): Roster {
   const a = prev.roster;
   if (!a.admins.includes(signer)) {
-    throw new CipherpostError("config", "configuration error: only an admin of the room can do this");
+    throw new CipherpostError(
+      "config",
+      "configuration error: only an admin of the room can do this",
+    );
   }
   const subj = sorted(subject);
   let members: string[];

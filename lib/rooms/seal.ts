@@ -21,8 +21,8 @@ import { decodeZ32, encodeZ32 } from "../pkarr/public_key.ts";
 import { CipherpostError, signatureError } from "../util/errors.ts";
 import { MAX_KEY_FILE, MAX_ROOM_FILE } from "./names.ts";
 import {
-  type KeyRecord,
   keyObject,
+  type KeyRecord,
   type Message,
   messageObject,
   parseKeyRecord,

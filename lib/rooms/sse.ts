@@ -46,7 +46,9 @@ export class SseParser {
       const i = this.#buf.search(/\r\n|\n|\r/);
       if (i < 0) break;
       const line = this.#buf.slice(0, i);
-      this.#buf = this.#buf.slice(this.#buf[i] === "\r" && this.#buf[i + 1] === "\n" ? i + 2 : i + 1);
+      this.#buf = this.#buf.slice(
+        this.#buf[i] === "\r" && this.#buf[i + 1] === "\n" ? i + 2 : i + 1,
+      );
       const e = this.#line(line);
       if (e) out.push(e);
     }

@@ -96,7 +96,11 @@ export async function loadRoom(home: string, me: Keypair, room: string): Promise
     name: s.name,
     creator: s.creator,
     nonce: s.nonce,
-    epochs: s.epochs.map((e) => ({ epoch: e.epoch, key: e.key, roster: openRoster(utf8(e.roster)) })),
+    epochs: s.epochs.map((e) => ({
+      epoch: e.epoch,
+      key: e.key,
+      roster: openRoster(utf8(e.roster)),
+    })),
     seq: s.seq,
     hlc: s.hlc,
   };

@@ -82,7 +82,7 @@ export async function followRoom(
       if (c.removed) {
         sink.note("you were removed from this room: nothing newer can be read");
       }
-      await deliver(await reader.scan(), sink);
+      deliver(await reader.scan(), sink);
     } catch (e) {
       if (!(e instanceof CipherpostError)) throw e;
       sink.note(e.message);
@@ -91,7 +91,7 @@ export async function followRoom(
   }
 }
 
-async function deliver(r: { added: Message[]; problems: RoomProblem[] }, sink: FollowSink) {
+function deliver(r: { added: Message[]; problems: RoomProblem[] }, sink: FollowSink): void {
   for (const m of r.added) sink.message(m);
   for (const p of r.problems) sink.problem(p);
 }
@@ -146,7 +146,7 @@ async function poll(
     await sleep(o.pollMs ?? 2000, signal);
     if (signal.aborted) return;
     try {
-      await deliver(await reader.scan(users), sink);
+      deliver(await reader.scan(users), sink);
     } catch (e) {
       if (!(e instanceof CipherpostError)) throw e;
       sink.note(e.message);
@@ -239,7 +239,7 @@ async function onEvent(
   const epoch = Number(rest[1]), seq = Number(rest[2]);
   if (reader.seen(user, epoch, seq)) return false;
   try {
-    await deliver(await reader.take(user, epoch, seq), sink);
+    deliver(await reader.take(user, epoch, seq), sink);
   } catch (e) {
     if (!(e instanceof CipherpostError)) throw e;
     sink.note(e.message);

@@ -11,13 +11,7 @@ import { CipherpostError } from "../../util/errors.ts";
 import { memberDir } from "../../rooms/names.ts";
 import { checkRoomName, encodeInvite } from "../../rooms/records.ts";
 import { createRoster, nextRoster } from "../../rooms/roster.ts";
-import {
-  current,
-  findRoom,
-  forgetRoom,
-  type RoomState,
-  saveRoom,
-} from "../../rooms/store.ts";
+import { current, findRoom, forgetRoom, type RoomState, saveRoom } from "../../rooms/store.ts";
 import { send } from "../share/send.ts";
 import type { FlowUi } from "../share/ui.ts";
 import { catchUp, publishEpoch } from "./epochs.ts";

@@ -7,12 +7,7 @@
  */
 
 import { CipherpostError } from "../../util/errors.ts";
-import {
-  epochDir,
-  MAX_ROOM_FILE,
-  messagePath,
-  seqOfPath,
-} from "../../rooms/names.ts";
+import { epochDir, MAX_ROOM_FILE, messagePath, seqOfPath } from "../../rooms/names.ts";
 import type { Message } from "../../rooms/records.ts";
 import { missingRanges, rangeCount } from "../../rooms/order.ts";
 import { openMessage, type Refusal } from "../../rooms/seal.ts";
@@ -184,8 +179,7 @@ export class RoomReader {
       );
     }
     this.#files += jobs.length;
-    const out: { author: string; epoch: number; seq: number; got: Message | Refusal | null }[] =
-      [];
+    const out: { author: string; epoch: number; seq: number; got: Message | Refusal | null }[] = [];
     let next = 0;
     const worker = async () => {
       while (next < jobs.length) {
@@ -205,7 +199,11 @@ export class RoomReader {
     const client = await this.net.reader(author);
     let file: Uint8Array | null;
     try {
-      file = await fetchBounded(client, messagePath(this.st.room, author, epoch, seq), MAX_ROOM_FILE);
+      file = await fetchBounded(
+        client,
+        messagePath(this.st.room, author, epoch, seq),
+        MAX_ROOM_FILE,
+      );
     } catch (e) {
       if (e instanceof CipherpostError && e.kind === "too_large") {
         this.#seen.set(key, "oversized");
@@ -232,7 +230,9 @@ export class RoomReader {
 export function describeProblem(p: RoomProblem, name: (z32: string) => string): string {
   const who = name(p.author);
   const where = `epoch ${p.epoch}${
-    p.seqs.length > 0 ? `, ${p.seqs.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(",")}` : ""
+    p.seqs.length > 0
+      ? `, ${p.seqs.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(",")}`
+      : ""
   }`;
   const n = p.count === 1 ? "1 message" : `${p.count} messages`;
   switch (p.kind) {
@@ -241,16 +241,16 @@ export function describeProblem(p: RoomProblem, name: (z32: string) => string): 
     case "unreachable":
       return `the homeserver of ${who} could not be read (${where})`;
     case "bad_signature":
-      return `refused ${n} in ${who}'s folder: bad signature (${where})`;
+      return `refused ${n} in the folder of ${who}: bad signature (${where})`;
     case "not_member":
-      return `refused ${n} in ${who}'s folder: the author is not a member (${where})`;
+      return `refused ${n} in the folder of ${who}: the author is not a member (${where})`;
     case "replayed":
-      return `refused ${n} in ${who}'s folder: replayed from another room, epoch or slot (${where})`;
+      return `refused ${n} in the folder of ${who}: replayed from another room, epoch or slot (${where})`;
     case "undecryptable":
-      return `refused ${n} in ${who}'s folder: cannot be decrypted with the epoch key (${where})`;
+      return `refused ${n} in the folder of ${who}: cannot be decrypted with the epoch key (${where})`;
     case "oversized":
-      return `refused ${n} in ${who}'s folder: too large (${where})`;
+      return `refused ${n} in the folder of ${who}: too large (${where})`;
     case "malformed":
-      return `refused ${n} in ${who}'s folder: malformed (${where})`;
+      return `refused ${n} in the folder of ${who}: malformed (${where})`;
   }
 }

@@ -56,16 +56,20 @@ export async function sendToRoom(
   }
   const seq = last + 1;
   const hlc = tick(st.hlc, Date.now());
-  const file = await sealMessage({
-    room: st.room,
-    epoch: cur.epoch,
-    author: net.me,
-    seq,
-    hlc: hlc.ms,
-    hlcC: hlc.c,
-    kind,
-    body,
-  }, ctx.me.seed, cur.key);
+  const file = await sealMessage(
+    {
+      room: st.room,
+      epoch: cur.epoch,
+      author: net.me,
+      seq,
+      hlc: hlc.ms,
+      hlcC: hlc.c,
+      kind,
+      body,
+    },
+    ctx.me.seed,
+    cur.key,
+  );
   await client.put(messagePath(st.room, net.me, cur.epoch, seq), file);
   st.seq[String(cur.epoch)] = seq;
   st.hlc = hlc;
