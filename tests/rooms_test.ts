@@ -15,7 +15,8 @@ import {
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
 import { connect } from "../lib/homeserver/connect.ts";
-import type { HomeserverClient } from "../lib/homeserver/client.ts";
+import { HomeserverClient } from "../lib/homeserver/client.ts";
+import { signIn } from "../lib/homeserver/session.ts";
 import { generateKeypair, type Keypair, keypairFromSeed } from "../lib/crypto/keys.ts";
 import { ageDecrypt, ageEncrypt } from "../lib/crypto/age.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
@@ -586,6 +587,101 @@ Deno.test({
       await hs?.close();
       await tr.close();
       await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "stand-in /events-stream: history, live, cursors, limit, path, 50 users, errors",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const hs = await startHomeserver({ signupMode: "open" });
+    const base = await tmpDir("cp-rooms-sse-");
+    try {
+      const http = { allowLoopback: true };
+      const users: { kp: Keypair; client: HomeserverClient }[] = [];
+      for (let i = 0; i < 2; i++) {
+        const kp = generateKeypair();
+        const r = await signIn({
+          baseUrl: hs.baseUrl,
+          homeserver: hs.key,
+          seed: kp.seed,
+          signup: true,
+          http,
+        });
+        const client = new HomeserverClient({
+          baseUrl: hs.baseUrl,
+          user: encodeZ32(kp.publicKey),
+          auth: { cookie: () => r.cookie, reauthenticate: () => Promise.resolve(false) },
+          http,
+        });
+        users.push({ kp, client });
+      }
+      const [a, b] = users.map((u) => encodeZ32(u.kp.publicKey));
+      await users[0].client.put("/pub/cipherpost/rooms/t/1", utf8("one"));
+      await users[0].client.put("/pub/other/x", utf8("not in the path")).catch(() => {});
+      await users[1].client.put("/pub/cipherpost/rooms/u/1", utf8("two"));
+      const get = (q: string, signal?: AbortSignal) =>
+        fetch(`${hs!.baseUrl}/events-stream?${q}`, { signal });
+      // history without live: both users' events, then the stream ends
+      const text = await (await get(`user=${a}&user=${b}&path=/pub/cipherpost/`)).text();
+      const events = new SseParser().push(utf8(text));
+      assert.deepStrictEqual(events.map((e) => [e.type, e.user, e.path]), [
+        ["PUT", a, "/pub/cipherpost/rooms/t/1"],
+        ["PUT", b, "/pub/cipherpost/rooms/u/1"],
+      ]);
+      assert.match(events[0].contentHash ?? "", /^[A-Za-z0-9+/]{43}=$/);
+      // a cursor skips what came before; limit closes early
+      const after = new SseParser().push(
+        utf8(await (await get(`user=${a}:${events[0].cursor}&user=${b}`)).text()),
+      );
+      assert.deepStrictEqual(after.map((e) => e.user), [b]);
+      const one = new SseParser().push(
+        utf8(await (await get(`user=${a}&user=${b}&limit=1`)).text()),
+      );
+      assert.deepStrictEqual(one.length, 1);
+      // live: a new PUT arrives on the open stream, a DEL too
+      const ac = new AbortController();
+      const res = await get(
+        `user=${a}:${events[1].cursor}&live=true&path=pub/cipherpost/rooms`,
+        ac.signal,
+      );
+      assert.deepStrictEqual(res.headers.get("content-type"), "text/event-stream");
+      const reader = res.body!.getReader();
+      const parser = new SseParser();
+      await users[0].client.put("/pub/cipherpost/rooms/t/2", utf8("three"));
+      await users[0].client.delete("/pub/cipherpost/rooms/t/1");
+      const got: string[] = [];
+      while (got.length < 2) {
+        const { value } = await reader.read();
+        for (const e of parser.push(value!)) got.push(`${e.type} ${e.path}`);
+      }
+      assert.deepStrictEqual(got, [
+        "PUT /pub/cipherpost/rooms/t/2",
+        "DEL /pub/cipherpost/rooms/t/1",
+      ]);
+      ac.abort();
+      await reader.cancel().catch(() => {});
+      // the reference's refusals
+      const many = Array.from({ length: 51 }, () => `user=${a}`).join("&");
+      const r51 = await get(many);
+      assert.deepStrictEqual([r51.status, await r51.text()], [
+        400,
+        "Too many users. Maximum allowed: 50",
+      ]);
+      const unknown = await get(`user=${encodeZ32(generateKeypair().publicKey)}`);
+      assert.deepStrictEqual(unknown.status, 404);
+      await unknown.body?.cancel();
+      const lr = await get(`user=${a}&live=true&reverse=true`);
+      assert.deepStrictEqual(lr.status, 400);
+      await lr.body?.cancel();
+      const none = await get("live=true");
+      assert.deepStrictEqual(none.status, 400);
+      await none.body?.cancel();
+    } finally {
+      await hs.close();
       await Deno.remove(base, { recursive: true }).catch(() => {});
     }
   },
