@@ -19,6 +19,7 @@ import { startHomeserver } from "../lib/testing/homeserver.ts";
 import { Transport } from "../lib/pkarr/transport.ts";
 import { bindHomeserverHttp } from "../lib/homeserver/endpoint_policy.ts";
 import { connect } from "../lib/homeserver/connect.ts";
+import { withPubkyRecord } from "../lib/homeserver/discovery.ts";
 import { generateKeypair, type Keypair } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { State } from "../lib/state/state.ts";
@@ -71,6 +72,12 @@ async function member(i: number): Promise<Member> {
   const home = `${base}/m${i}`;
   await Deno.mkdir(home, { recursive: true });
   await connect(t, { home, user: me.publicKey, seed: me.seed, homeserver: hs.key, signup: true });
+  // as `homeserver signup` does: the _pubky record, so the others find this homeserver
+  await t.update(
+    me.seed,
+    me.publicKey,
+    (records) => withPubkyRecord(encodeZ32(me.publicKey), records, hs.key),
+  );
   return {
     me,
     z32: encodeZ32(me.publicKey),
