@@ -746,3 +746,90 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "mcp: room_join only files a pending join; room accept joins; room_send and room_recent",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
+    const { StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js");
+    const net = await startTestnet({ nodes: 8 });
+    const tr = testTransport(net);
+    let hs: HomeserverStandIn | null = null;
+    const base = await tmpDir("cp-rooms-mcp-");
+    let client: InstanceType<typeof Client> | null = null;
+    try {
+      hs = await startHomeserver({ signupMode: "open", transport: tr });
+      const alice = await person(base, "alice", 0x1a);
+      const bob = await person(base, "bob", 0x1b);
+      for (const p of [alice, bob]) await ok(p, net, ["homeserver", "signup", hs.key]);
+      await ok(bob, net, ["contacts", "add", "alice", alice.z32]);
+      const room = JSON.parse(await ok(alice, net, ["room", "create", "dev", "--json"])).room;
+      const uri = (await ok(alice, net, ["room", "invite", "dev", bob.z32])).trim();
+      await ok(alice, net, ["room", "send", "dev", "welcome \u202ebob"]);
+
+      const argv = cliArgv(["mcp"]);
+      const transport = new StdioClientTransport({
+        command: argv[0],
+        args: argv.slice(1),
+        env: {
+          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+          HOME: "/nonexistent",
+          DENO_NO_UPDATE_CHECK: "1",
+          DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+          CIPHERPOST_HOME: bob.home,
+          ...env(net),
+        },
+        stderr: "pipe",
+      });
+      client = new Client({ name: "test", version: "1" });
+      await client.connect(transport);
+      const names = (await client.listTools()).tools.map((t: { name: string }) => t.name).sort();
+      assert.deepStrictEqual(names, [
+        "room_join",
+        "room_leave",
+        "room_list",
+        "room_recent",
+        "room_send",
+      ]);
+      const call = async (name: string, args: Record<string, unknown>) => {
+        const r = await client!.callTool({ name, arguments: args });
+        const content = r.content as { type: string; text: string }[];
+        return { text: content.map((c) => c.text).join(""), isError: r.isError === true };
+      };
+      // Claude asks to join: nothing joined, a token for the human
+      const j = await call("room_join", { uri });
+      assert(!j.isError, j.text);
+      const token = /room accept ([0-9a-f]{16})/.exec(j.text)?.[1];
+      assert(token, j.text);
+      assert.deepStrictEqual((await call("room_list", {})).text, "[]");
+      assert.deepStrictEqual(await loadRoom(bob.home, bob.kp, room), null);
+      // the human accepts
+      await ok(bob, net, ["room", "accept", token, "--accept", "alice"]);
+      const listed = JSON.parse((await call("room_list", {})).text);
+      assert.deepStrictEqual(listed.map((r: { room: string }) => r.room), [room]);
+      // Claude reads and posts
+      const recent = await call("room_recent", { room: "dev" });
+      assert(!recent.isError, recent.text);
+      assert.match(recent.text, /^<untrusted-room-chat/);
+      assert.match(recent.text, /@alice \d\d:\d\dZ\] welcome \\u202ebob/);
+      const sent = await call("room_send", { room: "dev", body: "sent by claude" });
+      assert(!sent.isError, sent.text);
+      const { msgs } = await tail(alice, net, "dev");
+      assert.deepStrictEqual(msgs.map((m) => [m.author, m.body]), [
+        [alice.z32, "welcome \u202ebob"],
+        [bob.z32, "sent by claude"],
+      ]);
+      const bad = await call("room_send", { room: "nope", body: "x" });
+      assert(bad.isError);
+      assert.match(bad.text, /no such room/);
+    } finally {
+      await client?.close().catch(() => {});
+      await hs?.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});

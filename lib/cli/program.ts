@@ -24,6 +24,7 @@ import { completionScript, SHELLS } from "./completions.ts";
 import { ChildExit, registerClaudeCommands, splitPassThrough } from "./claude.ts";
 import { registerHomeserverCommands } from "./homeserver.ts";
 import { registerRoomCommands } from "./room.ts";
+import { registerMcpCommand } from "./mcp.ts";
 
 export type { Io } from "./io.ts";
 
@@ -61,6 +62,7 @@ export function buildProgram(io: Io = defaultIo): Command {
   registerHomeserverCommands(program, io);
   registerClaudeCommands(program, io);
   registerRoomCommands(program, io);
+  registerMcpCommand(program, io);
 
   program.command("completions")
     .description("print a shell completion script (bash, zsh or fish)")

@@ -16,6 +16,7 @@ import { current, findRoom, listRooms, saveRoom } from "../rooms/store.ts";
 import { floodLimit, order, type Placed } from "../rooms/order.ts";
 import type { Message } from "../rooms/records.ts";
 import { MAX_BODY } from "../rooms/names.ts";
+import { dropPending, listPending, pendingUri } from "../rooms/pending.ts";
 import { type HookRoom, hookText } from "../rooms/hook_text.ts";
 import {
   advance,
@@ -201,16 +202,7 @@ export function registerRoomCommands(program: Command, io: Io): void {
     log(`They join with: cipherpost room join ${r.uri}`);
   });
 
-  withNetwork(withPin(withPassphrase(
-    room.command("join")
-      .description("receive a room invite (with the acceptance screen of receive) and join")
-      .argument("<uri>", "the invite's cipherpost:// URI")
-      .option(
-        "--accept <key>",
-        "accept non-interactively: the inviter's key (z-base-32 or pk: form) or contact name",
-      )
-      .option("--json", "print {room, name, epoch}"),
-  ))).addHelpText("after", NETWORK_HELP).action(async (uri: string, o) => {
+  async function join(uri: string, o: JoinFlags): Promise<void> {
     const home = cipherpostHome();
     const accept = o.accept === undefined
       ? undefined
@@ -229,7 +221,42 @@ export function registerRoomCommands(program: Command, io: Io): void {
     if (o.json) io.out(`${JSON.stringify({ room: r.room, name: r.name, epoch: r.epoch })}\n`);
     else io.out(`${r.room}\n`);
     log(`Joined "${escapeControl(r.name ?? "")}" (epoch ${r.epoch})`);
+  }
+
+  const joinCommand = withNetwork(withPin(withPassphrase(
+    room.command("join")
+      .description("receive a room invite (with the acceptance screen of receive) and join")
+      .argument("<uri>", "the invite's cipherpost:// URI")
+      .option(
+        "--accept <key>",
+        "accept non-interactively: the inviter's key (z-base-32 or pk: form) or contact name",
+      )
+      .option("--json", "print {room, name, epoch}"),
+  ))).addHelpText("after", NETWORK_HELP);
+  type JoinFlags = Parameters<Parameters<typeof joinCommand.action>[0]>[1];
+  joinCommand.action(async (uri: string, o) => await join(uri, o));
+
+  withNetwork(withPin(withPassphrase(
+    room.command("accept")
+      .description("join a room that Claude asked to join (cipherpost mcp's room_join)")
+      .argument("<token>", "the pending join's token")
+      .option(
+        "--accept <key>",
+        "accept non-interactively: the inviter's key (z-base-32 or pk: form) or contact name",
+      )
+      .option("--json", "print {room, name, epoch}"),
+  ))).addHelpText("after", NETWORK_HELP).action(async (token: string, o) => {
+    const uri = await pendingUri(cipherpostHome(), token);
+    await join(uri, o);
+    await dropPending(cipherpostHome(), token);
   });
+
+  room.command("pending").description("the joins Claude asked for, waiting for room accept")
+    .action(async () => {
+      for (const p of await listPending(cipherpostHome())) {
+        io.out(`${p.token}  ${new Date(p.at).toISOString()}  ${escapeControl(p.uri)}\n`);
+      }
+    });
 
   withNetwork(withPassphrase(
     room.command("remove")
