@@ -1,5 +1,5 @@
 // Makes the room vectors of docs/PROTOCOL.md §8 from fixed seeds:
-//   deno run -A tests/vectors/rooms/generate.ts
+//   deno run -P=cipherpost --no-prompt tests/vectors/rooms/generate.ts
 // Everything but the age files is deterministic (Ed25519 signatures are); the age files are
 // examples that tests/rooms_test.ts opens and checks. Do not edit the JSON by hand.
 import { keypairFromSeed } from "../../../lib/crypto/keys.ts";
