@@ -833,3 +833,56 @@ Deno.test({
     }
   },
 });
+
+Deno.test("claude install-rooms: registers the hook and the MCP server once, keeps every other setting, uninstalls", async () => {
+  const base = await tmpDir("cp-rooms-install-");
+  try {
+    const cfg = `${base}/claude`;
+    await Deno.mkdir(cfg);
+    const other = {
+      model: "x",
+      hooks: {
+        UserPromptSubmit: [{ hooks: [{ type: "command", command: "echo mine" }] }],
+        Stop: [{ hooks: [{ type: "command", command: "true" }] }],
+      },
+    };
+    await Deno.writeTextFile(`${cfg}/settings.json`, JSON.stringify(other));
+    await Deno.writeTextFile(
+      `${cfg}/.claude.json`,
+      JSON.stringify({ numStartups: 3, mcpServers: { other: { command: "o" } } }),
+    );
+    const run = (args: string[]) =>
+      cli(["claude", "install-rooms", ...args], {
+        home: `${base}/home`,
+        env: { CLAUDE_CONFIG_DIR: cfg },
+      });
+    for (let i = 0; i < 2; i++) {
+      const r = await run([]);
+      assert.deepStrictEqual(r.code, 0, r.stderr);
+    }
+    const s = JSON.parse(await Deno.readTextFile(`${cfg}/settings.json`));
+    assert.deepStrictEqual(s.model, "x");
+    assert.deepStrictEqual(s.hooks.Stop, other.hooks.Stop);
+    const commands = s.hooks.UserPromptSubmit.flatMap((g: { hooks: { command: string }[] }) =>
+      g.hooks.map((h) => h.command)
+    );
+    assert.deepStrictEqual(commands, ["echo mine", "cipherpost room hook"]);
+    const g = JSON.parse(await Deno.readTextFile(`${cfg}/.claude.json`));
+    assert.deepStrictEqual(g.numStartups, 3);
+    assert.deepStrictEqual(g.mcpServers.other, { command: "o" });
+    assert.deepStrictEqual(g.mcpServers.cipherpost.args, ["mcp"]);
+    const u = await run(["--uninstall"]);
+    assert.deepStrictEqual(u.code, 0, u.stderr);
+    assert.deepStrictEqual(JSON.parse(await Deno.readTextFile(`${cfg}/settings.json`)), other);
+    const g2 = JSON.parse(await Deno.readTextFile(`${cfg}/.claude.json`));
+    assert.deepStrictEqual(g2, { numStartups: 3, mcpServers: { other: { command: "o" } } });
+    // a settings file that is not JSON is left alone
+    await Deno.writeTextFile(`${cfg}/settings.json`, "{not json");
+    const bad = await run([]);
+    assert.notDeepStrictEqual(bad.code, 0);
+    assert.match(bad.stderr, /not a JSON object/);
+    assert.deepStrictEqual(await Deno.readTextFile(`${cfg}/settings.json`), "{not json");
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
