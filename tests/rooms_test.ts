@@ -886,3 +886,149 @@ Deno.test("claude install-rooms: registers the hook and the MCP server once, kee
     await Deno.remove(base, { recursive: true });
   }
 });
+
+const CLAUDE_BIN = new URL(
+  "./claude-peer/node_modules/@anthropic-ai/claude-code-linux-x64/claude",
+  import.meta.url,
+).pathname;
+
+Deno.test({
+  name:
+    "real Claude Code: room_send through cipherpost mcp reaches a member; the hook's text reaches the API once",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    try {
+      await Deno.stat(CLAUDE_BIN);
+    } catch {
+      throw new Error(
+        "Claude Code is not installed: npm ci --prefix tests/claude-peer --no-audit --no-fund",
+      );
+    }
+    const { startClaudeApi } = await import("./_claude_api.ts");
+    const net = await startTestnet({ nodes: 8 });
+    const tr = testTransport(net);
+    let hs: HomeserverStandIn | null = null;
+    const base = await tmpDir("cp-rooms-claude-");
+    let sentTool = false;
+    const api = startClaudeApi({
+      script: (body) => {
+        const b = body as { tools?: { name: string }[]; messages?: unknown };
+        const offered = (b.tools ?? []).some((t) => t.name === "mcp__cipherpost__room_send");
+        if (!offered || sentTool || JSON.stringify(b.messages ?? "").includes("tool_result")) {
+          return null;
+        }
+        sentTool = true;
+        return { name: "mcp__cipherpost__room_send", input: { room: "ops", body: "from claude" } };
+      },
+    });
+    try {
+      hs = await startHomeserver({ signupMode: "open", transport: tr });
+      const alice = await person(base, "alice", 0x2a);
+      const bob = await person(base, "bob", 0x2b);
+      for (const p of [alice, bob]) await ok(p, net, ["homeserver", "signup", hs.key]);
+      await ok(bob, net, ["contacts", "add", "alice", alice.z32]);
+      await ok(alice, net, ["room", "create", "ops"]);
+      const uri = (await ok(alice, net, ["room", "invite", "ops", bob.z32])).trim();
+      await ok(bob, net, ["room", "join", uri, "--accept", "alice"]);
+
+      // bob's Claude Code: cipherpost on PATH, the hook and the MCP server installed
+      const claudeHome = `${base}/bob-claude-home`;
+      const configDir = `${base}/bob-claude-config`;
+      const bin = `${base}/bob-bin`;
+      const proj = `${base}/proj`;
+      for (const d of [claudeHome, configDir, bin, proj]) await Deno.mkdir(d, { recursive: true });
+      const argv = cliArgv([]);
+      await Deno.writeTextFile(
+        `${bin}/cipherpost`,
+        `#!/bin/sh\nexec ${argv.map((a) => `'${a}'`).join(" ")} "$@"\n`,
+      );
+      await Deno.chmod(`${bin}/cipherpost`, 0o755);
+      const passFile = `${base}/bob-pass.txt`;
+      await Deno.writeTextFile(passFile, PASS, { mode: 0o600 });
+      const claudeEnv = {
+        HOME: claudeHome,
+        CLAUDE_CONFIG_DIR: configDir,
+        ANTHROPIC_API_KEY: "test",
+        ANTHROPIC_BASE_URL: api.url,
+        DISABLE_TELEMETRY: "1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+        DISABLE_AUTOUPDATER: "1",
+        PATH: `${bin}:/usr/bin:/bin`,
+        // MCP tools in the request's tool list, not deferred behind ToolSearch
+        ENABLE_TOOL_SEARCH: "false",
+        CIPHERPOST_HOME: bob.home,
+        CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+        CIPHERPOST_RELAYS: net.relayUrl,
+        CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
+        DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+        DENO_NO_UPDATE_CHECK: "1",
+        NO_COLOR: "1",
+      };
+      const inst = await cli(["claude", "install-rooms", "--passphrase-file", passFile], {
+        home: bob.home,
+        env: { CLAUDE_CONFIG_DIR: configDir },
+      });
+      assert.deepStrictEqual(inst.code, 0, inst.stderr);
+      const session = crypto.randomUUID();
+      await ok(bob, net, ["room", "bind", "ops", "--session", session]);
+      await ok(alice, net, ["room", "send", "ops", "hello claude \u202e"]);
+      const claude = async (args: string[]) => {
+        const out = await new Deno.Command(CLAUDE_BIN, {
+          args,
+          cwd: proj,
+          env: claudeEnv,
+          clearEnv: true,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        return {
+          code: out.code,
+          stdout: new TextDecoder().decode(out.stdout),
+          stderr: new TextDecoder().decode(out.stderr),
+        };
+      };
+      const r = await claude([
+        "--session-id",
+        session,
+        "-p",
+        "post to the room",
+        "--allowedTools",
+        "mcp__cipherpost__room_send",
+      ]);
+      assert.deepStrictEqual(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert(sentTool, "Claude Code offered the cipherpost MCP tools to the model");
+      // the hook's text reached the API, fenced and escaped
+      const seen = api.messagesText();
+      assert.match(seen, /untrusted-room-chat/);
+      assert.match(seen, /hello claude \\\\u202e/);
+      // the tool call ran through cipherpost mcp: alice sees bob's message
+      const { msgs } = await tail(alice, net, "ops");
+      assert.deepStrictEqual(msgs.map((m) => [m.author, m.body]), [
+        [alice.z32, "hello claude \u202e"],
+        [bob.z32, "from claude"],
+      ]);
+      // the cursor advanced: the next prompt gets no new room text
+      const before = api.requests.length;
+      const again = await claude(["--resume", session, "-p", "anything new?"]);
+      assert.deepStrictEqual(again.code, 0, again.stderr);
+      const last = api.requests.slice(before).filter((q) => q.path === "/v1/messages")
+        .map((q) => JSON.stringify(q.body)).join("\n");
+      const fences = (last.match(/<untrusted-room-chat note/g) ?? []).length;
+      const maxPerRequest = Math.max(
+        ...api.requests.slice(before).filter((q) => q.path === "/v1/messages").map((q) =>
+          (JSON.stringify(q.body).match(/<untrusted-room-chat note/g) ?? []).length
+        ),
+      );
+      assert(fences > 0, "the earlier room text is in the resumed history");
+      assert.deepStrictEqual(maxPerRequest, 1, "no second copy of the same lines");
+    } finally {
+      await api.close();
+      await hs?.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
