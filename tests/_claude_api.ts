@@ -30,8 +30,19 @@ function replyFor(n: number): string {
   return `stand-in reply ${n}`;
 }
 
-/** Start the stand-in on a free loopback port (`delayMs`: wait before answering a turn). */
-export function startClaudeApi(opts: { delayMs?: number } = {}): ClaudeApi {
+/** A scripted tool call: the stand-in answers a turn with this `tool_use` block. */
+export interface ScriptedToolUse {
+  name: string;
+  input: Record<string, unknown>;
+}
+
+/**
+ * Start the stand-in on a free loopback port (`delayMs`: wait before answering a turn;
+ * `script`: a tool call to answer a request with, or null for the usual text reply).
+ */
+export function startClaudeApi(
+  opts: { delayMs?: number; script?: (body: unknown) => ScriptedToolUse | null } = {},
+): ClaudeApi {
   const requests: ApiRequest[] = [];
   let n = 0;
   const server = Deno.serve(
@@ -58,6 +69,45 @@ export function startClaudeApi(opts: { delayMs?: number } = {}): ClaudeApi {
       const id = `msg_standin_${++n}`;
       const reply = replyFor(n);
       const usage = { input_tokens: 10, output_tokens: 5 };
+      const tool = opts.script?.(body) ?? null;
+      if (tool && b.stream !== false) {
+        const block = { type: "tool_use", id: `toolu_standin_${n}`, name: tool.name, input: {} };
+        return new Response(
+          [
+            sse("message_start", {
+              type: "message_start",
+              message: {
+                id,
+                type: "message",
+                role: "assistant",
+                model,
+                content: [],
+                stop_reason: null,
+                stop_sequence: null,
+                usage: { input_tokens: 10, output_tokens: 1 },
+              },
+            }),
+            sse("content_block_start", {
+              type: "content_block_start",
+              index: 0,
+              content_block: block,
+            }),
+            sse("content_block_delta", {
+              type: "content_block_delta",
+              index: 0,
+              delta: { type: "input_json_delta", partial_json: JSON.stringify(tool.input) },
+            }),
+            sse("content_block_stop", { type: "content_block_stop", index: 0 }),
+            sse("message_delta", {
+              type: "message_delta",
+              delta: { stop_reason: "tool_use", stop_sequence: null },
+              usage: { output_tokens: 5 },
+            }),
+            sse("message_stop", { type: "message_stop" }),
+          ].join(""),
+          { headers: { "content-type": "text/event-stream", "request-id": `req_${n}` } },
+        );
+      }
       if (b.stream === false) {
         return Response.json({
           id,

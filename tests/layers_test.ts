@@ -19,10 +19,10 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["protocol"],
   ["state"],
   ["homeserver", "claude"],
-  ["sync"],
+  ["sync", "rooms"],
   ["flows/share"],
   ["flows/large"],
-  ["flows/handoff", "flows/sync"],
+  ["flows/handoff", "flows/sync", "flows/rooms"],
   ["testing"],
   ["cli"],
 ];
@@ -205,12 +205,12 @@ Deno.test("layers: the checker reports a circle, an upward edge and an edge acro
   ]);
   assert.deepEqual(layerViolations(g), [
     "lib/flows/loose.ts: not inside a layer folder of lib/ (util, crypto, pkarr, material, " +
-    "protocol, state, homeserver, claude, sync, flows/share, flows/large, flows/handoff, flows/sync, " +
-    "testing, cli)",
+    "protocol, state, homeserver, claude, sync, rooms, flows/share, flows/large, flows/handoff, " +
+    "flows/sync, flows/rooms, testing, cli)",
     "lib/flows/share/s.ts -> lib/flows/large/l.ts: points up (flows/share < flows/large)",
     "lib/loose.ts: not inside a layer folder of lib/ (util, crypto, pkarr, material, " +
-    "protocol, state, homeserver, claude, sync, flows/share, flows/large, flows/handoff, flows/sync, " +
-    "testing, cli)",
+    "protocol, state, homeserver, claude, sync, rooms, flows/share, flows/large, flows/handoff, " +
+    "flows/sync, flows/rooms, testing, cli)",
     "lib/pkarr/d.ts -> lib/material/e.ts: across one rank (pkarr | material)",
     "lib/util/b.ts -> lib/crypto/c.ts: points up (util < crypto)",
   ]);

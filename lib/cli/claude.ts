@@ -11,6 +11,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { Io } from "./io.ts";
 import { registerClaudeInstallCommand } from "./claude_install.ts";
+import { registerClaudeInstallRooms } from "./claude_install_rooms.ts";
 import { registerClaudeList } from "./claude_list.ts";
 import { registerClaudePickup } from "./claude_pickup.ts";
 import { registerClaudeSend } from "./claude_send.ts";
@@ -28,4 +29,5 @@ export function registerClaudeCommands(program: Command, io: Io): void {
   registerClaudeList(claude, io);
   registerClaudeInstallCommand(claude, io);
   registerClaudeSync(claude, io);
+  registerClaudeInstallRooms(claude, io);
 }

@@ -23,6 +23,8 @@ import { registerContactsCommands } from "./contacts.ts";
 import { completionScript, SHELLS } from "./completions.ts";
 import { ChildExit, registerClaudeCommands, splitPassThrough } from "./claude.ts";
 import { registerHomeserverCommands } from "./homeserver.ts";
+import { registerRoomCommands } from "./room.ts";
+import { registerMcpCommand } from "./mcp.ts";
 
 export type { Io } from "./io.ts";
 
@@ -59,6 +61,8 @@ export function buildProgram(io: Io = defaultIo): Command {
   registerContactsCommands(program, io);
   registerHomeserverCommands(program, io);
   registerClaudeCommands(program, io);
+  registerRoomCommands(program, io);
+  registerMcpCommand(program, io);
 
   program.command("completions")
     .description("print a shell completion script (bash, zsh or fish)")

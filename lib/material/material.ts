@@ -25,7 +25,9 @@ export type MaterialType =
   | "pgp_key"
   | "ssh_key"
   /** a Claude Code session bundle (PROTOCOL.md §6; v2 only; sent by `claude send`) */
-  | "claude_session";
+  | "claude_session"
+  /** an invitation to a room (PROTOCOL.md §8.5; v2 only; sent by `room invite`) */
+  | "room_invite";
 
 /** Largest stored material, in bytes (larger is rejected). */
 export const MATERIAL_CAP = 65536;
@@ -85,6 +87,16 @@ export function ingestMaterial(type: MaterialType, input: Uint8Array): Uint8Arra
         throw new CipherpostError(
           "invalid_material",
           "invalid material: variant=claude_session, reason=not a gzip stream",
+        );
+      }
+      stored = input.slice();
+      break;
+    case "room_invite":
+      // the invite itself is checked where it is parsed (lib/rooms/records.ts)
+      if (input.length < 2 || input[0] !== 0x7b) {
+        throw new CipherpostError(
+          "invalid_material",
+          "invalid material: variant=room_invite, reason=not a JSON object",
         );
       }
       stored = input.slice();
@@ -160,6 +172,11 @@ export function previewMaterial(type: MaterialType, bytes: Uint8Array, now: Date
       return [
         `--- Claude Code session ${"-".repeat(41)}`,
         field("Bundle:", "gzip-compressed tar (place it with: cipherpost claude pickup URI)"),
+      ];
+    case "room_invite":
+      return [
+        `--- Room invite ${"-".repeat(49)}`,
+        field("Join:", "an invitation to a room (join it with: cipherpost room join URI)"),
       ];
   }
 }
@@ -255,6 +272,8 @@ export function armorMaterial(type: MaterialType, bytes: Uint8Array): Uint8Array
       );
     case "claude_session":
       throw new CipherpostError("config", "--armor not applicable to a Claude Code session");
+    case "room_invite":
+      throw new CipherpostError("config", "--armor not applicable to a room invite");
     case "x509_cert":
       parseX509(bytes);
       return new TextEncoder().encode(x509ToPem(bytes));

@@ -106,6 +106,7 @@ const MATERIAL_TYPES: readonly MaterialType[] = [
   "pgp_key",
   "ssh_key",
   "claude_session",
+  "room_invite",
 ];
 
 /** The age plaintext of a share: what the sender signed inside the encryption. */
@@ -173,7 +174,9 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
     const type = field.str(o.material.type) as MaterialType;
     if (!MATERIAL_TYPES.includes(type)) throw new Error("unknown material");
     // v1.1 has no such type: a claude_session inside a v1 Envelope is not ours
-    if (type === "claude_session" && o.protocol_version !== 2) throw new Error("v2-only material");
+    if (
+      (type === "claude_session" || type === "room_invite") && o.protocol_version !== 2
+    ) throw new Error("v2-only material");
     return {
       ...envelopeFields(o),
       material: { type, bytes: b64decode(field.str(o.material.bytes)) },

@@ -21,6 +21,8 @@
  * - Its own PKARR packet (HTTPS priority 1 `.` with port/ipv4hint, HTTPS priority 10 `localhost`
  *   with SvcParam 65280 = HTTP port, A 127.0.0.1), published through a Transport.
  *
+ * - `GET /events-stream` (Server-Sent Events) as `events_stream.ts` describes.
+ *
  * Not modelled: Pubky TLS, `/events/`, `/priv/`, admin API, rate limits, grant auth.
  *
  * @module
@@ -40,6 +42,7 @@ import { CipherpostError } from "../util/errors.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { serveNodeHttp } from "./node_http_serve.ts";
 import { fileChunks } from "../util/file_stream.ts";
+import { EventLog } from "./events_stream.ts";
 
 /** Options of {@link startHomeserver}. */
 export interface HomeserverStandInOptions {
@@ -247,6 +250,8 @@ interface StandIn {
   /** files under `files/`, PUTs being written under `tmp/` */
   dir: string;
   guard: ReplayGuard;
+  /** writes and deletes, for `GET /events-stream` (lib/testing/events_stream.ts) */
+  events: EventLog;
   users: Map<string, User>;
   /** session secret → session */
   sessions: Map<string, Session>;
@@ -283,7 +288,13 @@ const OPEN_ROUTES: { method: string; path: string; prefix?: true; handler: Handl
   { method: "POST", path: "/signup", handler: signup },
   { method: "POST", path: "/session", handler: signin },
   { method: "GET", path: "/signup_tokens/", prefix: true, handler: signupTokenStatus },
+  { method: "GET", path: "/events-stream", handler: eventsStream },
 ];
+
+/** `GET /events-stream`: Server-Sent Events of writes and deletes (lib/testing/events_stream.ts). */
+function eventsStream(s: StandIn, c: OpenCall): Response {
+  return s.events.stream(c.url, (u) => s.users.has(u));
+}
 
 /** The tenant's `/session`, by method (after the tenant is known to exist). */
 const SESSION_ROUTES: Record<string, Handler> = { GET: sessionGet, DELETE: sessionDelete };
@@ -326,6 +337,7 @@ export async function startHomeserver(
     windowUs,
     dir,
     guard: new ReplayGuard(windowUs),
+    events: new EventLog(),
     users: new Map(),
     sessions: new Map(),
     tokens: new Map(),
@@ -339,6 +351,7 @@ export async function startHomeserver(
   await createBLAKE3(); // proves the wasm loads; each PUT makes its own hasher
   const server = await serveNodeHttp("127.0.0.1", o.port ?? 0, (req) => handle(s, req));
   const standIn = controls(s, server.port, async () => {
+    s.events.close();
     await server.shutdown();
     if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
   });
@@ -791,6 +804,7 @@ async function putInTurn(
     contentType: contentTypeOf(path, got.head),
   });
   s.entries.set(tenant, mine);
+  s.events.put(tenant, path, got.etag);
   u.used += got.size + METADATA_BYTES - existingCost;
   return new Response(null, { status: 201 });
 }
@@ -888,6 +902,7 @@ async function remove(s: StandIn, c: Call): Promise<Response> {
     const e = mine?.get(c.path);
     if (!e || !mine) return text(404, "Not Found");
     mine.delete(c.path);
+    s.events.del(c.tenant, c.path);
     u.used -= e.size + METADATA_BYTES;
     await Deno.remove(e.file).catch(() => {});
     return new Response(null, { status: 204 });

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CipherpostError, configError } from "./errors.ts";
+import { CipherpostError } from "./errors.ts";
 
 /** Create a directory (and parents) and set it to 0700. */
 export async function ensurePrivateDir(path: string): Promise<void> {

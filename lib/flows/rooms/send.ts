@@ -1,0 +1,78 @@
+/**
+ * `room send`: sign a message with our key, encrypt it to the newest epoch's key and write it
+ * to our own homeserver as our next sequence number (docs/PROTOCOL.md §9.4).
+ *
+ * @module
+ */
+
+import { CipherpostError } from "../../util/errors.ts";
+import { epochDir, messagePath, seqOfPath } from "../../rooms/names.ts";
+import { bodyBytes, type MessageKind } from "../../rooms/records.ts";
+import { tick } from "../../rooms/order.ts";
+import { sealMessage } from "../../rooms/seal.ts";
+import { current, findRoom, saveRoom } from "../../rooms/store.ts";
+import { catchUp } from "./epochs.ts";
+import { type RoomContext, RoomNet } from "./net.ts";
+
+/** What was sent. */
+export interface SentMessage {
+  room: string;
+  epoch: number;
+  seq: number;
+  /** HLC wall time, Unix ms */
+  time: number;
+}
+
+/** Post `body` to `room` (id or name). */
+export async function sendToRoom(
+  ctx: RoomContext,
+  room: string,
+  body: string,
+  kind: MessageKind = "chat",
+): Promise<SentMessage> {
+  bodyBytes(body); // too large → refused before anything else
+  const net = new RoomNet(ctx);
+  const st = await findRoom(ctx.state.home, ctx.me, room);
+  const c = await catchUp(ctx, net, st);
+  if (c.removed) {
+    throw new CipherpostError(
+      "config",
+      "configuration error: you were removed from this room",
+      "forget it with: cipherpost room leave ROOM",
+    );
+  }
+  const cur = current(st);
+  if (!cur.roster.roster.members.includes(net.me)) {
+    throw new CipherpostError("config", "configuration error: you are not a member of this room");
+  }
+  const client = await net.own();
+  let last = st.seq[String(cur.epoch)];
+  if (last === undefined) {
+    // a home that lost its count (or another device of ours): continue after what is there
+    last = 0;
+    for await (const e of client.listAll(epochDir(st.room, net.me, cur.epoch))) {
+      last = Math.max(last, seqOfPath(e.path) ?? 0);
+    }
+  }
+  const seq = last + 1;
+  const hlc = tick(st.hlc, Date.now());
+  const file = await sealMessage(
+    {
+      room: st.room,
+      epoch: cur.epoch,
+      author: net.me,
+      seq,
+      hlc: hlc.ms,
+      hlcC: hlc.c,
+      kind,
+      body,
+    },
+    ctx.me.seed,
+    cur.key,
+  );
+  await client.put(messagePath(st.room, net.me, cur.epoch, seq), file);
+  st.seq[String(cur.epoch)] = seq;
+  st.hlc = hlc;
+  await saveRoom(ctx.state.home, ctx.me, st);
+  return { room: st.room, epoch: cur.epoch, seq, time: hlc.ms };
+}
