@@ -17,6 +17,7 @@ import type { Transport } from "../pkarr/transport.ts";
 import { State } from "../state/state.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { cipherpostHome } from "./home.ts";
+import { readSecretFile } from "./passphrase.ts";
 import type { Io } from "./io.ts";
 import { cliUi, gcSummary } from "./large.ts";
 import { collectGarbage } from "../flows/large/gc.ts";
@@ -33,11 +34,8 @@ const TOKEN_RE = /^[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}$/;
 async function readSignupToken(file: string | undefined): Promise<string | undefined> {
   let raw: string | undefined;
   if (file !== undefined) {
-    try {
-      raw = await Deno.readTextFile(file);
-    } catch {
-      throw new CipherpostError("io", `io error: cannot read ${file}`);
-    }
+    // a token file is a secret file: mode 0600 or 0400, like a passphrase file
+    raw = await readSecretFile(file, "signup token");
   } else raw = Deno.env.get("CIPHERPOST_SIGNUP_TOKEN") || undefined;
   if (raw === undefined) return undefined;
   const t = raw.trim();
