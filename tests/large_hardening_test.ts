@@ -6,6 +6,10 @@ import assert from "node:assert/strict";
 import { HomeserverClient } from "../lib/homeserver/client.ts";
 import { EXIT_OF } from "../lib/cli/exit_codes.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
+import { cli, makeUserWithSeed, PASS, testTransport, tmpDir, type User } from "./_helpers.ts";
+import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { startHomeserver } from "../lib/testing/homeserver.ts";
+import { blake3File, writePrngFile } from "../lib/testing/prng_file.ts";
 
 const MiB = 1 << 20;
 
@@ -109,4 +113,183 @@ Deno.test("homeserver PUT: a 507 sent before the body is read is a refusal (exit
   );
   assert(e2 instanceof CipherpostError);
   assert.deepStrictEqual(EXIT_OF[e2.kind], 6, e2.message);
+});
+
+interface Person extends User {
+  seed: Uint8Array;
+}
+
+async function person(base: string, name: string, n: number): Promise<Person> {
+  const seed = new Uint8Array(32).fill(n);
+  return { ...await makeUserWithSeed(base, name, seed), seed };
+}
+
+function netEnv(net: Testnet, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    CIPHERPOST_PASSPHRASE: PASS,
+    CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+    CIPHERPOST_RELAYS: net.relayUrl,
+    CIPHERPOST_PART_SIZE: String(MiB),
+    ...extra,
+  };
+}
+
+async function largeDir(home: string, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${home}/state/large`)) {
+      if (e.name.startsWith(prefix)) out.push(e.name);
+    }
+  } catch { /* none */ }
+  return out.sort();
+}
+
+async function run(cmd: string, args: string[]): Promise<{ code: number; err: string }> {
+  try {
+    const o = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
+    return { code: o.code, err: new TextDecoder().decode(o.stderr) };
+  } catch (e) {
+    return { code: -1, err: (e as Error).message };
+  }
+}
+
+Deno.test({
+  name:
+    "large shares: concurrent sends of one source, I/O errors while receiving, abandoned shares and receives",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const net = await startTestnet({ nodes: 12 });
+    const tr = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: tr });
+    const base = await tmpDir("cp-largehard-");
+    try {
+      const alice = await person(base, "alice", 1);
+      const bob = await person(base, "bob", 2);
+      for (const p of [alice, bob]) {
+        const r = await cli(["homeserver", "signup", hs.key], { home: p.home, env: netEnv(net) });
+        assert.deepStrictEqual(r.code, 0, r.stderr);
+      }
+      const send = async (args: string[], stdin?: Uint8Array) => {
+        const r = await cli(["send", "--share", bob.z32, "-p", "x", ...args], {
+          home: alice.home,
+          env: netEnv(net),
+          stdin,
+        });
+        return { ...r, uri: r.stdout.trim() };
+      };
+      const receive = (uri: string, args: string[]) =>
+        cli(["receive", uri, "--accept", alice.z32, ...args], { home: bob.home, env: netEnv(net) });
+
+      await t.step(
+        "two sends of one source at once: one at a time, every share sent is received",
+        async () => {
+          const file = `${base}/same.bin`;
+          const tree = `${base}/tree`;
+          await Deno.mkdir(tree);
+          for (let i = 0; i < 3; i++) await writePrngFile(`${tree}/f${i}`, MiB + i, 50 + i);
+          let refused = 0;
+          for (let round = 0; round < 4; round++) {
+            const hash = await writePrngFile(file, 6 * MiB + round, 900 + round);
+            const src = round === 3 ? tree : file;
+            const results = await Promise.all([
+              send(["--material-file", src]),
+              send(["--material-file", src]),
+            ]);
+            assert(results.some((r) => r.code === 0), results.map((r) => r.stderr).join("\n"));
+            for (const [k, r] of results.entries()) {
+              if (r.code !== 0) {
+                assert.deepStrictEqual(r.code, 1, r.stderr);
+                assert.match(r.stderr, /another send of .* is running from this home/);
+                refused++;
+                continue;
+              }
+              const out = `${base}/same-${round}-${k}`;
+              const rx = await receive(r.uri, ["-o", out]);
+              assert.deepStrictEqual(rx.code, 0, `round ${round}: ${rx.stderr}`);
+              if (src === file) assert.deepStrictEqual(await blake3File(out), hash);
+              else {
+                for (let i = 0; i < 3; i++) {
+                  assert.deepStrictEqual(
+                    await blake3File(`${out}/f${i}`),
+                    await blake3File(`${tree}/f${i}`),
+                  );
+                }
+              }
+            }
+          }
+          console.log(`concurrent sends: ${refused} of 8 refused as running`);
+          assert.deepStrictEqual(await largeDir(alice.home, "send-"), []);
+          assert.deepStrictEqual(await largeDir(alice.home, "stage-"), []);
+        },
+      );
+
+      await t.step(
+        "no space left while receiving: exit 1 naming it, the verified parts kept",
+        async () => {
+          const small = `${base}/small`;
+          await Deno.mkdir(small);
+          const m = await run("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", small]);
+          if (m.code !== 0) {
+            console.log(`SKIPPED: cannot mount a 4 MiB tmpfs (${m.err.trim()}); needs root`);
+            return;
+          }
+          try {
+            const src = `${base}/eight.bin`;
+            await writePrngFile(src, 8 * MiB, 4242);
+            const r = await send(["--material-file", src]);
+            assert.deepStrictEqual(r.code, 0, r.stderr);
+            const rx = await receive(r.uri, ["-o", `${small}/eight.bin`]);
+            assert.deepStrictEqual(rx.code, 1, rx.stderr);
+            assert.match(rx.stderr, /no space left on the device/);
+            assert.doesNotMatch(rx.stderr, /signature verification failed/);
+            assert.match(rx.stderr, /verified parts of 8 are kept/);
+            const recs = await largeDir(bob.home, "recv-");
+            assert.deepStrictEqual(recs.length, 1, "the resume record is kept");
+            const rec = JSON.parse(await Deno.readTextFile(`${bob.home}/state/large/${recs[0]}`));
+            assert(rec.verified.length >= 1, `verified parts kept: ${rec.verified.length}`);
+            assert((await Deno.stat(rec.temp)).isFile, "the temporary file is kept");
+            // The verified parts are used by the re-run: a target with room takes the rest.
+            await Deno.remove(rec.temp);
+          } finally {
+            const u = await run("umount", [small]);
+            assert.deepStrictEqual(u.code, 0, u.err);
+          }
+          // (its temporary file went with the tmpfs: the re-run starts over)
+          const recs = await largeDir(bob.home, "recv-");
+          for (const n of recs) await Deno.remove(`${bob.home}/state/large/${n}`);
+        },
+      );
+
+      await t.step(
+        "a target name too long: exit 1 naming it, before anything is fetched",
+        async () => {
+          const src = `${base}/two.bin`;
+          await writePrngFile(src, 2 * MiB, 77);
+          const r = await send(["--material-file", src]);
+          assert.deepStrictEqual(r.code, 0, r.stderr);
+          const gets = hs.log.length;
+          const rx = await receive(r.uri, ["-o", `${base}/${"n".repeat(300)}`]);
+          assert.deepStrictEqual(rx.code, 1, rx.stderr);
+          assert.match(rx.stderr, /file name too long/);
+          assert.doesNotMatch(rx.stderr, /signature verification failed/);
+          assert.deepStrictEqual(
+            hs.log.slice(gets).filter((l) => /\/part-\d+$/.test(l.path)).length,
+            0,
+            "no part fetched",
+          );
+          // A long name that fits (250 bytes) works: the temporary name is cut to fit.
+          const long = `${base}/${"l".repeat(250)}`;
+          const ok = await receive(r.uri, ["-o", long]);
+          assert.deepStrictEqual(ok.code, 0, ok.stderr);
+          assert.deepStrictEqual(await blake3File(long), await blake3File(src));
+        },
+      );
+    } finally {
+      await hs.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
 });

@@ -10,6 +10,7 @@
 import { AgeFileOpener, ageStreamEncrypt } from "../../crypto/age_stream.ts";
 import { createHash } from "node:crypto";
 import { retryAfterMs } from "../../homeserver/http.ts";
+import { localIoCause } from "../../util/fsutil.ts";
 
 /** A job sent to the worker. */
 export type PartJob =
@@ -189,7 +190,12 @@ export async function decryptPart(
     const opener = new AgeFileOpener(job.identity, (c) => {
       plain += c.length;
       if (plain > job.plainLength) throw new Fail("length", "part decrypts to too many bytes");
-      writeAll(dst, c);
+      try {
+        writeAll(dst, c);
+      } catch (e) {
+        // this machine's condition (a full disk …), not the part's: the verified parts stay
+        throw new Fail("io", localIoCause(e) ?? `write failed: ${(e as Error).message}`);
+      }
     });
     const reader = res.body.getReader();
     try {
@@ -238,6 +244,7 @@ export async function runJob(job: PartJob, progress: (bytes: number) => void): P
     return { id: job.id, op: "done", ...r };
   } catch (e) {
     const kind = e instanceof Fail ? e.kind : "io";
-    return { id: job.id, op: "failed", kind, detail: (e as Error).message };
+    const detail = e instanceof Fail ? e.message : localIoCause(e) ?? (e as Error).message;
+    return { id: job.id, op: "failed", kind, detail };
   }
 }
