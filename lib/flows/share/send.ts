@@ -11,7 +11,11 @@ import { type DnsRecord, txtRecord, txtText } from "../../pkarr/dns.ts";
 import { b64encode, concat, toHex } from "../../util/encoding.ts";
 import { CipherpostError } from "../../util/errors.ts";
 import { pinKey } from "../../crypto/kdf.ts";
-import { ageRecipientOf, ageRecipientOfEd, x25519PublicFromSecret } from "../../crypto/keys.ts";
+import {
+  ageRecipientOf,
+  ageRecipientOfEd,
+  x25519PublicFromSecret,
+} from "../../crypto/keys.ts";
 import { ingestMaterial, type MaterialType } from "../../material/material.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
 import {
