@@ -6,7 +6,15 @@ import assert from "node:assert/strict";
 import { HomeserverClient } from "../lib/homeserver/client.ts";
 import { EXIT_OF } from "../lib/cli/exit_codes.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
-import { cli, makeUserWithSeed, PASS, testTransport, tmpDir, type User } from "./_helpers.ts";
+import {
+  cli,
+  cliArgv,
+  makeUserWithSeed,
+  PASS,
+  testTransport,
+  tmpDir,
+  type User,
+} from "./_helpers.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { startHomeserver } from "../lib/testing/homeserver.ts";
 import { blake3File, writePrngFile } from "../lib/testing/prng_file.ts";
@@ -248,6 +256,7 @@ Deno.test({
             assert.deepStrictEqual(recs.length, 1, "the resume record is kept");
             const rec = JSON.parse(await Deno.readTextFile(`${bob.home}/state/large/${recs[0]}`));
             assert(rec.verified.length >= 1, `verified parts kept: ${rec.verified.length}`);
+            assert(rec.expires_at > Date.now() / 1000, "the record knows when its share expires");
             assert((await Deno.stat(rec.temp)).isFile, "the temporary file is kept");
             // The verified parts are used by the re-run: a target with room takes the rest.
             await Deno.remove(rec.temp);
@@ -283,6 +292,104 @@ Deno.test({
           const ok = await receive(r.uri, ["-o", long]);
           assert.deepStrictEqual(ok.code, 0, ok.stderr);
           assert.deepStrictEqual(await blake3File(long), await blake3File(src));
+        },
+      );
+
+      await t.step(
+        "a share abandoned for a new one: its receivers do not wait, and are told to ask for a new share",
+        async () => {
+          const bytes = new Uint8Array(4 * MiB).map((_, i) => (i * 2654435761) >>> 24);
+          const args = ["send", "--share", bob.z32, "--via", "homeserver", "-p", "restart", "-"];
+          hs.holdPartPuts(true); // the pointer goes out, no part does
+          let first = "";
+          try {
+            const argv = cliArgv(args);
+            const child = new Deno.Command(argv[0], {
+              args: argv.slice(1),
+              env: {
+                ...netEnv(net),
+                CIPHERPOST_HOME: alice.home,
+                NO_COLOR: "1",
+                HOME: "/nonexistent",
+                DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+              },
+              stdin: "piped",
+              stdout: "piped",
+              stderr: "null",
+            }).spawn();
+            const w = child.stdin.getWriter();
+            await w.write(bytes);
+            await w.close();
+            const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+            while (!first.includes("\n")) {
+              const r = await reader.read();
+              if (r.done) break;
+              first += r.value;
+            }
+            child.kill("SIGKILL");
+            await child.status;
+            await reader.cancel().catch(() => {});
+          } finally {
+            hs.holdPartPuts(false);
+          }
+          assert.match(first, /^cipherpost:\/\//);
+          for (const d of await largeDir(alice.home, "up-")) {
+            await Deno.remove(`${alice.home}/state/large/${d}`, { recursive: true });
+          }
+          const again = await send(["--via", "homeserver", "-p", "restart", "-"], bytes);
+          assert.deepStrictEqual(again.code, 0, again.stderr);
+          assert.match(again.stderr, /sending the payload again as a new share/);
+          const rx = await receive(first.trim(), ["-o", `${base}/abandoned.bin`, "--wait", "30s"]);
+          assert.deepStrictEqual(rx.code, 6, rx.stderr);
+          assert.doesNotMatch(rx.stderr, /still uploading/, "no wait for parts that never come");
+          assert.match(rx.stderr, /ask the sender for a new share/);
+          assert.doesNotMatch(rx.stderr, /uploads only the missing parts/);
+          const ok = await receive(again.uri, ["-o", `${base}/restarted.bin`]);
+          assert.deepStrictEqual(ok.code, 0, ok.stderr);
+          assert.deepStrictEqual(await Deno.readFile(`${base}/restarted.bin`), bytes);
+        },
+      );
+
+      await t.step(
+        "abandoned receives of expired shares are swept by receive and homeserver gc",
+        async () => {
+          const dir = `${bob.home}/state/large`;
+          await Deno.mkdir(dir, { recursive: true });
+          const plant = async (name: string, expires: number) => {
+            const temp = `${base}/.${name}.cipherpost-${"ab".repeat(6)}`;
+            await Deno.writeFile(temp, new Uint8Array(1000));
+            await Deno.writeTextFile(
+              `${dir}/recv-${name.padEnd(32, "0")}.json`,
+              JSON.stringify({
+                ciphertext_hash: "0".repeat(64),
+                expires_at: expires,
+                temp,
+                verified: [],
+              }),
+            );
+            return temp;
+          };
+          const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
+          const now = Math.floor(Date.now() / 1000);
+          const old1 = await plant("aaaa", now - 10);
+          const live = await plant("bbbb", now + 3600);
+          const gc = await cli(["homeserver", "gc"], { home: bob.home, env: netEnv(net) });
+          assert.deepStrictEqual(gc.code, 0, gc.stderr);
+          assert.match(gc.stderr, /removed 1 abandoned receive/);
+          assert(
+            !(await exists(old1)) && !(await exists(`${dir}/recv-${"aaaa".padEnd(32, "0")}.json`)),
+          );
+          assert(await exists(live) && await exists(`${dir}/recv-${"bbbb".padEnd(32, "0")}.json`));
+          // a receive sweeps too
+          const old2 = await plant("cccc", now - 10);
+          const src = `${base}/sweep.bin`;
+          await writePrngFile(src, 2 * MiB, 31);
+          const r = await send(["--material-file", src]);
+          assert.deepStrictEqual(r.code, 0, r.stderr);
+          const rx = await receive(r.uri, ["-o", `${base}/sweep-out.bin`]);
+          assert.deepStrictEqual(rx.code, 0, rx.stderr);
+          assert(!(await exists(old2)), "swept by the receive");
+          assert(await exists(live), "a live share's receive is kept");
         },
       );
     } finally {
