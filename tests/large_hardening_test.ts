@@ -18,6 +18,10 @@ import {
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { startHomeserver } from "../lib/testing/homeserver.ts";
 import { blake3File, writePrngFile } from "../lib/testing/prng_file.ts";
+import { connect } from "../lib/homeserver/connect.ts";
+import { keypairFromSeed } from "../lib/crypto/keys.ts";
+import { State } from "../lib/state/state.ts";
+import { largeSend } from "../lib/flows/large/send.ts";
 
 const MiB = 1 << 20;
 
@@ -395,6 +399,66 @@ Deno.test({
     } finally {
       await hs.close();
       await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "large send: a part changed on the homeserver by another writer fails the send, never 'sent'",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const net = await startTestnet({ nodes: 8 });
+    const t = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: t });
+    const base = await tmpDir("cp-largehard-tamper-");
+    try {
+      const me = keypairFromSeed(new Uint8Array(32).fill(5));
+      const state = new State(`${base}/home`);
+      let tampered = false;
+      const tamper = async (input: string | URL, init?: RequestInit) => {
+        const res = await fetch(input, init);
+        if (init?.method === "PUT" && String(input).endsWith("/part-00001") && !tampered) {
+          tampered = true; // another writer replaces the part right after our PUT
+          const again = await fetch(input, {
+            method: "PUT",
+            headers: init.headers,
+            body: new Uint8Array(600).fill(1),
+          });
+          await again.body?.cancel();
+        }
+        return res;
+      };
+      const conn = await connect(t, {
+        home: state.home,
+        user: me.publicKey,
+        seed: me.seed,
+        homeserver: hs.key,
+        signup: true,
+        fetch: tamper,
+      });
+      const src = `${base}/three.bin`;
+      await writePrngFile(src, 3 * MiB, 3);
+      const ui = { status() {}, note() {} };
+      const err = await largeSend(t, conn.client, hs.key, state, me, {
+        recipient: null,
+        purpose: "tamper",
+        source: { kind: "path", path: src },
+        ttlSeconds: 3600n,
+        pin: null,
+        burn: false,
+        partSize: MiB,
+      }, ui).then(() => null, (e) => e);
+      assert(tampered, "the part was replaced");
+      assert(err instanceof CipherpostError, `the send must fail: ${err}`);
+      assert.deepStrictEqual(EXIT_OF[err.kind], 1, err.message);
+      assert.match(err.message, /1 of 3 parts on the homeserver are not what this send uploaded/);
+    } finally {
+      await hs.close();
+      await t.close();
       await net.close();
       await Deno.remove(base, { recursive: true }).catch(() => {});
     }
