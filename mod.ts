@@ -176,8 +176,19 @@ export {
   claudePickup,
   type ClaudePickupRequest,
   type ClaudePickupResult,
+  type PlacedSession,
 } from "./lib/flows/handoff/pickup.ts";
-export { discoverSession, listSessions } from "./lib/claude/discover.ts";
+export {
+  type DiscoverOptions,
+  discoverSession,
+  listSessions,
+  type LocalSession,
+  type Pick as SessionPick,
+  type PickReason,
+} from "./lib/claude/discover.ts";
+export type { SessionFiles } from "./lib/claude/bundle.ts";
+export type { SessionSummary } from "./lib/claude/summary.ts";
+export type { PlaceAction } from "./lib/claude/place.ts";
 
 // Contacts: names for keys.
 export { type Contact, Contacts } from "./lib/state/contacts.ts";
@@ -202,5 +213,7 @@ export {
   CipherpostError,
   DECRYPT_FAILED,
   type ErrorKind,
+  type Remedy,
+  type RemedyStep,
   SIGNATURE_FAILED,
 } from "./lib/util/errors.ts";

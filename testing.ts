@@ -53,3 +53,10 @@ export {
   startHomeserver,
   startHomeserverOnTestnet,
 } from "./lib/testing/homeserver.ts";
+export {
+  type HostileHomeserver,
+  type HostileHomeserverOptions,
+  type HostileMode,
+  type HostileRequest,
+  startHostileHomeserver,
+} from "./lib/testing/hostile_homeserver.ts";

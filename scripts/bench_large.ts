@@ -203,7 +203,7 @@ const netLines: Record<string, string> = {};
 {
   const reader = netProc.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
-  while (!netLines.CIPHERPOST_HOMESERVER) {
+  while (netLines.CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK !== "1") {
     const r = await reader.read();
     if (r.done) throw new Error("testnet exited");
     buf += r.value;
@@ -218,6 +218,7 @@ const netStderr = new Response(netProc.stderr).text();
 const netEnv = {
   CIPHERPOST_BOOTSTRAP: netLines.CIPHERPOST_BOOTSTRAP,
   CIPHERPOST_RELAYS: netLines.CIPHERPOST_RELAYS,
+  CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: netLines.CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK,
   CIPHERPOST_PART_WORKERS: workers,
 };
 let standInCpu = NaN;

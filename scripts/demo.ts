@@ -2,7 +2,7 @@
  * The main job on the embedded default: a local Mainline testnet (real DHT nodes on 127.0.0.1
  * and a pkarr relay, in this process), two identities in a temporary folder, a secret sent from
  * Alice to Bob, received non-interactively, and the signed receipt fetched and verified: the
- * README walkthrough's commands, in order. Then a large hand-off: the stand-in homeserver joins
+ * walkthrough's commands (docs/cli.md), in order. Then a large hand-off: the stand-in homeserver joins
  * the testnet, both sign up, Alice sends a folder of 24 MiB through it (ciphertext parts on the
  * homeserver, a signed pointer on the DHT), Bob receives it byte for byte, and Alice verifies
  * his receipt. Every step runs the real CLI entry point (`run` of lib/cli/program.ts) and prints
@@ -48,7 +48,13 @@ const t0 = performance.now();
 say("1. starting a local testnet: 20 Mainline DHT nodes + a pkarr relay on 127.0.0.1");
 const net = await startTestnet({ nodes: 20 });
 try {
-  const netEnv = { CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","), CIPHERPOST_RELAYS: net.relayUrl };
+  // what `cipherpost testnet --homeserver` prints: the stand-in homeserver is plain http on
+  // 127.0.0.1, which is refused unless CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1
+  const netEnv = {
+    CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
+    CIPHERPOST_RELAYS: net.relayUrl,
+    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
+  };
   // The passphrase travels in the environment here (never argv); real users get a TTY prompt.
   const alice = {
     ...netEnv,
@@ -70,7 +76,7 @@ try {
   const bobKey = JSON.parse((await cp(bob, ["identity", "show", "--json"])).out).z32;
   say(`   alice: ${aliceKey}\n   bob:   ${bobKey}`);
 
-  // From here on, exactly the README walkthrough's commands (the demo passes --accept where a
+  // From here on, exactly the walkthrough's commands of docs/cli.md (the demo passes --accept where a
   // person pastes the key at the prompt, and the passphrase through the environment).
   const secretFile = `${dir}/secret.txt`;
   const secret = `demo secret ${crypto.randomUUID()}`;

@@ -2,6 +2,7 @@
 // environment, and share one local testnet per test file.
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { Transport } from "../lib/pkarr/transport.ts";
+import { bindHomeserverHttp } from "../lib/homeserver/endpoint_policy.ts";
 
 const root = new URL("..", import.meta.url);
 const mainTs = new URL("main.ts", root).pathname;
@@ -67,6 +68,8 @@ export function cliCommand(args: string[], o: CliOptions = {}): Deno.Command {
   if (o.net) {
     env.CIPHERPOST_BOOTSTRAP = o.net.bootstrap.join(",");
     env.CIPHERPOST_RELAYS = o.net.relayUrl;
+    // as `cipherpost testnet --homeserver` prints it: the stand-in is plain http on 127.0.0.1
+    env.CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK = "1";
   }
   Object.assign(env, o.env ?? {});
   const argv = cliArgv(args);
@@ -108,10 +111,30 @@ export async function cli(args: string[], o: CliOptions = {}): Promise<CliResult
   };
 }
 
-/** A fresh temporary directory. */
+/** The temporary directories {@link tmpDir} made during the running test. */
+const madeDirs = new Set<string>();
+
+/**
+ * A fresh temporary directory. It is removed, with everything in it, when the test that made it
+ * ends (passed or failed): every test file that imports these helpers runs the hook below.
+ */
 export async function tmpDir(prefix = "cp-test-"): Promise<string> {
-  return await Deno.makeTempDir({ prefix });
+  const dir = await Deno.makeTempDir({ prefix });
+  madeDirs.add(dir);
+  return dir;
 }
+
+Deno.test.afterEach(async () => {
+  const dirs = [...madeDirs];
+  madeDirs.clear();
+  for (const dir of dirs) {
+    try {
+      await Deno.remove(dir, { recursive: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+});
 
 /** A user: a home directory with a generated identity. */
 export interface User {
@@ -190,15 +213,21 @@ export async function ledgerText(home: string): Promise<string> {
   }
 }
 
-/** A library Transport on a testnet (both paths, short timeouts), for crafting attacks. */
+/**
+ * A library Transport on a testnet (both paths, short timeouts), for crafting attacks. Loopback
+ * homeservers (the stand-in on 127.0.0.1) are allowed through it, as with
+ * `CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1` on the CLI.
+ */
 export function testTransport(net: Testnet): Transport {
-  return new Transport({
+  const t = new Transport({
     bootstrap: net.bootstrap,
     relays: [net.relayUrl],
     useDht: true,
     useRelays: true,
     timeoutMs: 500,
   });
+  bindHomeserverHttp(t, { allowLoopback: true });
+  return t;
 }
 
 /** What another program (age, python3, sh) printed and its exit code. */

@@ -1,8 +1,7 @@
-// Issue 9 attacks with the real CLI on a local testnet: forged receipts (S1), republish after
-// revoke (S2), hostile text (S3), hostile times (S4), echoed option values (S6), -o onto
-// filesystem nodes (S7), lost receipts (R2), size caps (R3), unreachable DHT (R4), bad local
-// input (R5), ledger before URI (R6), closed stdout (R7) and edge cases under one's own key
-// (R8). Each test failed before its fix.
+// Attacks with the real CLI on a local testnet: forged receipts, republish after revoke, hostile
+// text, hostile times, echoed option values, -o onto filesystem nodes, lost receipts, size caps,
+// an unreachable DHT, bad local input, the ledger consulted before the URI is checked, a closed
+// stdout, and edge cases under one's own key. Each test failed before its fix.
 import assert from "node:assert/strict";
 import { ageEncrypt } from "../lib/crypto/age.ts";
 import { compactJson } from "../lib/util/canonical_json.ts";
@@ -119,7 +118,7 @@ async function v1RecordOf(net: Testnet, z32: string) {
   }
 }
 
-Deno.test("issue 9 attacks with the CLI", async (t) => {
+Deno.test("attacks with the CLI: forged receipts, hostile input, bad output paths, lost receipts", async (t) => {
   const base = await tmpDir("cp-attacks-");
   await withTestnet(async (net) => {
     const aliceSeed = crypto.getRandomValues(new Uint8Array(32));
@@ -128,7 +127,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     const mallory: Keypair = generateKeypair();
 
     await t.step(
-      "S1: a receipt signed by a third key is not counted (v1 overflow slot)",
+      "a receipt signed by a third key is not counted (v1 overflow slot)",
       async () => {
         const s = await sendAs(alice, net, ["--share", bob.z32, "-p", "s1", "--json", "-"], "s1");
         assert.equal(s.code, 0, s.stderr);
@@ -182,7 +181,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     );
 
     await t.step(
-      "S1: a v2 receipt slot written by a third key, or for another share, is not counted",
+      "a v2 receipt slot written by a third key, or for another share, is not counted",
       async () => {
         const big = crypto.getRandomValues(new Uint8Array(3000));
         await Deno.writeFile(`${base}/s1v2.bin`, big);
@@ -227,7 +226,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     );
 
     await t.step(
-      "S2: republish after revoke does not bring the share back; receipts survive",
+      "republish after revoke does not bring the share back; receipts survive",
       async () => {
         const carol = await makeUser(base, "carol");
         const s = await sendAs(carol, net, ["--share", bob.z32, "-p", "s2", "--json", "-"], "s2");
@@ -276,7 +275,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     );
 
     await t.step(
-      "S3: a control character in a signed purpose is refused before anything is written",
+      "a control character in a signed purpose is refused before anything is written",
       async () => {
         const uri = await craftV1(net, aliceSeed, bob, { purpose: "ring\u0007bell" });
         const out = `${base}/s3.out`;
@@ -287,7 +286,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       },
     );
 
-    await t.step("S3: bidi controls in a purpose reach the acceptance screen escaped", async () => {
+    await t.step("bidi controls in a purpose reach the acceptance screen escaped", async () => {
       const s = await sendAs(alice, net, ["--self", "-p", "pay \u202eoot", "-"], "x");
       assert.equal(s.code, 0, s.stderr);
       const r = await receiveAs(alice, net, s.uri, ["--accept", alice.z32, "-o", `${base}/s3b`]);
@@ -296,7 +295,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       assert.match(r.stderr, /pay \\u202eoot/);
     });
 
-    await t.step("S3: dht resolve prints names and TXT text escaped", async () => {
+    await t.step("dht resolve prints names and TXT text escaped", async () => {
       const kp = generateKeypair();
       await publishRecords(net, kp.seed, [
         txtRecord("_evil", 300, "\u001b]0;owned\u0007\u001b[2J\u0000end"),
@@ -317,7 +316,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     });
 
     await t.step(
-      "S4: a share dated ten years ahead is refused (not valid yet), nothing shown",
+      "a share dated ten years ahead is refused (not valid yet), nothing shown",
       async () => {
         const uri = await craftV1(net, aliceSeed, bob, { createdAt: NOW() + 10 * 365 * 86400 });
         const r = await receiveAs(bob, net, uri, ["--accept", alice.z32, "-o", `${base}/s4.out`]);
@@ -327,14 +326,14 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       },
     );
 
-    await t.step("S4: ttl 2^64-1 is refused, never shown as NaN", async () => {
+    await t.step("ttl 2^64-1 is refused, never shown as NaN", async () => {
       const uri = await craftV1(net, aliceSeed, bob, { ttl: (1n << 64n) - 1n });
       const r = await receiveAs(bob, net, uri, ["--accept", alice.z32, "-o", `${base}/s4b.out`]);
       assert.notEqual(r.code, 0);
       assert.doesNotMatch(r.stderr, /NaN/);
     });
 
-    await t.step("S6: a mistyped option never echoes its value", async () => {
+    await t.step("a mistyped option never echoes its value", async () => {
       for (
         const args of [["--pasphrase=Hunter2"], ["--pasphrase", "Hunter2"], [
           "--passphrase-fil=Hunter2",
@@ -347,7 +346,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     });
 
     await t.step(
-      "S7: -o onto a directory, a symlink or a device is refused before the acceptance screen",
+      "-o onto a directory, a symlink or a device is refused before the acceptance screen",
       async () => {
         const dir = `${base}/s7dir`;
         await Deno.mkdir(dir);
@@ -398,7 +397,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     );
 
     await t.step(
-      "S7: an existing file without --force is refused before the acceptance screen",
+      "an existing file without --force is refused before the acceptance screen",
       async () => {
         const s = await sendAs(alice, net, ["--self", "-p", "s7b", "-"], "s7b");
         const out = `${base}/s7b.out`;
@@ -411,7 +410,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     );
 
     await t.step(
-      "R2: a receipt the ledger says was never published goes out on re-receive",
+      "a receipt the ledger says was never published goes out on re-receive",
       async () => {
         const s = await sendAs(alice, net, ["--share", bob.z32, "-p", "r2", "--json", "-"], "r2");
         assert.equal(s.code, 0, s.stderr);
@@ -462,7 +461,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       },
     );
 
-    await t.step("R3: material larger than the cap is refused without reading it all", async () => {
+    await t.step("material larger than the cap is refused without reading it all", async () => {
       const r = await sendAs(alice, net, ["--self", "--material-file", "/dev/zero"]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /exceeds|too large/);
@@ -473,7 +472,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     });
 
     await t.step(
-      "R4: an unreachable DHT is a network error (exit 6), not 'not found'",
+      "an unreachable DHT is a network error (exit 6), not 'not found'",
       async () => {
         // a port nobody listens on (a free TCP port; the UDP port of that number is free too)
         const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -493,7 +492,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     );
 
     await t.step(
-      "R5: bad local input gets a clear message and a documented exit code",
+      "bad local input gets a clear message and a documented exit code",
       async () => {
         const cases: Array<[string, string[], Record<string, string>, number]> = [
           ["empty passphrase", ["identity", "check"], { CIPHERPOST_PASSPHRASE: "" }, 4],
@@ -521,7 +520,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     );
 
     await t.step(
-      "R5/R7: a closed, full or reader-less (`| true`) stdout: nothing marked accepted, no receipt",
+      "a closed, full or reader-less (`| true`) stdout: nothing marked accepted, no receipt",
       async () => {
         // the last: a pipe whose read end is closed before cipherpost starts, as `| true`
         // leaves it once `true` has exited (made deterministic: no race with the reader)
@@ -545,7 +544,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       },
     );
 
-    await t.step("R6: the URI is validated before the ledger is consulted", async () => {
+    await t.step("the URI is validated before the ledger is consulted", async () => {
       const s = await sendAs(alice, net, ["--share", bob.z32, "-p", "r6", "--json", "-"], "r6");
       const info = JSON.parse(s.stdout);
       const ok = await receiveAs(bob, net, info.uri, ["--accept", alice.z32, "-o", `${base}/r6`]);
@@ -561,7 +560,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       }
     });
 
-    await t.step("R8: a foreign 255-byte name in your packet does not block v1 sends", async () => {
+    await t.step("a foreign 255-byte name in your packet does not block v1 sends", async () => {
       const erin = crypto.getRandomValues(new Uint8Array(32));
       const e = await makeUserWithSeed(base, "erin", erin);
       const long = `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`;
@@ -587,7 +586,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       assert.equal(s.code, 0, s.stderr);
     });
 
-    await t.step("R8: a packet stamped 2^53-1 gives a message that says what to do", async () => {
+    await t.step("a packet stamped 2^53-1 gives a message that says what to do", async () => {
       const frank = crypto.getRandomValues(new Uint8Array(32));
       const f = await makeUserWithSeed(base, "frank", frank);
       await publishRecords(net, frank, [txtRecord("_x", 300, "y")], Number.MAX_SAFE_INTEGER);
@@ -597,7 +596,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
       assert.match(s.stderr, /hint: /);
     });
 
-    await t.step("R8: an output name of NAME_MAX bytes works", async () => {
+    await t.step("an output name of NAME_MAX bytes works", async () => {
       const s = await sendAs(alice, net, ["--self", "-"], "long name");
       const out = `${base}/${"n".repeat(255)}`;
       const r = await receiveAs(alice, net, s.uri, ["--accept", alice.z32, "-o", out]);
@@ -606,7 +605,7 @@ Deno.test("issue 9 attacks with the CLI", async (t) => {
     });
 
     await t.step(
-      "R8: parallel v1 sends: one wins, the others say a live v1 share would be replaced",
+      "parallel v1 sends: one wins, the others say a live v1 share would be replaced",
       async () => {
         const gina = await makeUser(base, "gina");
         const rs = await Promise.all(

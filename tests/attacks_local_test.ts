@@ -1,9 +1,9 @@
-// R5 (issue 9) without a network: bad local input ends in a clear message and a documented exit
-// code, never `internal error`.
+// Bad local input, without a network: it ends in a clear message and a documented exit code,
+// never `internal error`.
 import assert from "node:assert/strict";
 import { cli, makeUser, tmpDir } from "./_helpers.ts";
 
-Deno.test("R5: a passphrase variable that is not UTF-8 is exit 4 with a message", async () => {
+Deno.test("bad local input: a passphrase variable that is not UTF-8 is exit 4 with a message", async () => {
   const base = await tmpDir();
   const u = await makeUser(base, "u");
   const r = await cli(["identity", "check"], {
@@ -16,7 +16,7 @@ Deno.test("R5: a passphrase variable that is not UTF-8 is exit 4 with a message"
   assert.doesNotMatch(r.stderr, /internal error/);
 });
 
-Deno.test("R5: receipt verify of a directory or a missing file is an io error (exit 1)", async () => {
+Deno.test("bad local input: receipt verify of a directory or a missing file is an io error (exit 1)", async () => {
   const base = await tmpDir();
   for (const path of [base, `${base}/missing.json`]) {
     const r = await cli(["receipt", "verify", path]);

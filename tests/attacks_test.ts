@@ -1,5 +1,6 @@
-// Regression tests for the parser-level findings of issue 9 (S3, S4, S5, R6): each one failed
-// before its fix. The flows-level findings are tested with the real CLI in their own files.
+// Regression tests for parser-level attacks (hostile text and times, prototype keys, malformed
+// share URIs, forged receipts, capped reads, atomic writes, unreadable state): each one failed
+// before its fix. The flow-level attacks are tested with the real CLI in their own files.
 import assert from "node:assert/strict";
 import {
   canonicalize,
@@ -7,7 +8,13 @@ import {
   type JsonValue,
   parseJson,
 } from "../lib/util/canonical_json.ts";
-import { b64encode, escapeControl, hasUnsafeText, utf8 } from "../lib/util/encoding.ts";
+import {
+  b64encode,
+  displayText,
+  escapeControl,
+  hasUnsafeText,
+  utf8,
+} from "../lib/util/encoding.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
 import { State } from "../lib/state/state.ts";
@@ -27,6 +34,7 @@ import { receiptMismatch } from "../lib/protocol/receipt_binding.ts";
 import { previewMaterial } from "../lib/material/material.ts";
 import { formatReceiptSummary } from "../lib/cli/format.ts";
 import { certWithName, sshKeyWithComment } from "./fuzz/targets.ts";
+import { tmpDir } from "./_helpers.ts";
 
 const isKind = (kind: string) => (e: unknown) => e instanceof CipherpostError && e.kind === kind;
 const isSig = isKind("signature");
@@ -56,7 +64,7 @@ function receiptFields(
   };
 }
 
-Deno.test("S5: the strict JSON parser refuses the key __proto__", () => {
+Deno.test("the strict JSON parser refuses the key __proto__", () => {
   for (
     const text of [
       '{"__proto__":{"a":1}}',
@@ -71,7 +79,7 @@ Deno.test("S5: the strict JSON parser refuses the key __proto__", () => {
   assert.equal(Object.hasOwn(v, "constructor") && Object.hasOwn(v, "toString"), true);
 });
 
-Deno.test("S5: a validly signed receipt or record with __proto__ prepended is refused", () => {
+Deno.test("a validly signed receipt or record with __proto__ prepended is refused", () => {
   const kp = generateKeypair();
   const good = signed(receiptFields(kp), kp.seed);
   assert.ok(parseAndVerifyReceipt(good));
@@ -90,7 +98,7 @@ Deno.test("S5: a validly signed receipt or record with __proto__ prepended is re
   assert.throws(() => parseAndVerifyOuterRecord(`{"__proto__":{},${rec.slice(1)}`), isSig);
 });
 
-Deno.test("S4: receipts with out-of-range or malformed fields fail verification", () => {
+Deno.test("receipts with out-of-range or malformed fields fail verification", () => {
   const kp = generateKeypair();
   const cases: Array<[string, Record<string, JsonValue>]> = [
     ["accepted_at 2^53-1", { accepted_at: Number.MAX_SAFE_INTEGER }],
@@ -112,7 +120,7 @@ Deno.test("S4: receipts with out-of-range or malformed fields fail verification"
   assert.ok(parseAndVerifyReceipt(signed(receiptFields(kp, { accepted_at: NOW + 60 }), kp.seed)));
 });
 
-Deno.test("S4: share times: future beyond the skew bound, undisplayable expiry", () => {
+Deno.test("share times: future beyond the skew bound, undisplayable expiry", () => {
   // ten years ahead: refused (not valid yet), with a message saying so
   assert.throws(
     () => checkShareTimes(NOW + 10 * 365 * 86400, 86400n, NOW),
@@ -128,7 +136,7 @@ Deno.test("S4: share times: future beyond the skew bound, undisplayable expiry",
   assert.doesNotThrow(() => checkShareTimes(NOW, 999_999_999_999n, NOW));
 });
 
-Deno.test("S4: a v1 record's fields are format-checked before anything is shown", () => {
+Deno.test("a v1 record's fields are format-checked before anything is shown", () => {
   const kp = generateKeypair();
   const base = {
     blob: "AAAA",
@@ -156,7 +164,7 @@ Deno.test("S4: a v1 record's fields are format-checked before anything is shown"
   }
 });
 
-Deno.test("S3: an envelope whose purpose holds a C0 control is refused before display", () => {
+Deno.test("an envelope whose purpose holds a C0 control is refused before display", () => {
   const env = (purpose: string) =>
     utf8(compactJson({
       created_at: NOW,
@@ -170,7 +178,7 @@ Deno.test("S3: an envelope whose purpose holds a C0 control is refused before di
   }
 });
 
-Deno.test("S3: SSH comments and X.509 names reach the acceptance screen escaped", () => {
+Deno.test("SSH comments and X.509 names reach the acceptance screen escaped", () => {
   const hostile = "\u001b]0;pwned\u0007\u001b[2J\u202e";
   const ssh = previewMaterial("ssh_key", sshKeyWithComment(utf8(hostile)), new Date());
   const comment = ssh.find((l) => l.startsWith("Comment:"))!;
@@ -186,14 +194,18 @@ Deno.test("S3: SSH comments and X.509 names reach the acceptance screen escaped"
   }
 });
 
-Deno.test("S3: escapeControl makes every control visible", () => {
+Deno.test("escapeControl makes every control visible", () => {
   assert.equal(escapeControl("a\u0007b"), "a\\x07b");
   assert.equal(escapeControl("a\\b"), "a\\b"); // backslashes stay (as v1.1 shows them)
   assert.equal(escapeControl("\u009b\u202e\u2066"), "\\x9b\\u202e\\u2066");
   assert.equal(escapeControl("caf\u00e9 \u65e5\u672c"), "caf\u00e9 \u65e5\u672c");
+  // with backslashes too (transcript text, shell quoting): nothing reads as an escape it is not
+  assert.equal(escapeControl("a\\x07\u0007", { backslash: true }), "a\\\\x07\\x07");
+  // a purpose as v1.1 shows it: Cc removed, bidi escaped, backslashes kept
+  assert.equal(displayText("pay\u0007 \u202eoot\\n"), "pay \\u202eoot\\n");
 });
 
-Deno.test("S3: a receipt purpose with bidi controls is shown escaped", () => {
+Deno.test("a receipt purpose with bidi controls is shown escaped", () => {
   const kp = generateKeypair();
   const r = signReceipt({
     acceptedAt: NOW,
@@ -210,7 +222,7 @@ Deno.test("S3: a receipt purpose with bidi controls is shown escaped", () => {
   assert.match(formatReceiptSummary(r), /"pay \\u202eoot"/);
 });
 
-Deno.test("R6: share URIs are validated and canonicalised before anything else", () => {
+Deno.test("share URIs are validated and canonicalised before anything else", () => {
   const kp = generateKeypair();
   const z = encodeZ32(kp.publicKey);
   const ref = "0123456789abcdef".repeat(2);
@@ -242,17 +254,16 @@ Deno.test("R6: share URIs are validated and canonicalised before anything else",
   assert.ok(bad !== "", "some repeated character is not a valid point");
 });
 
-Deno.test("R8: an atomic write to a name of NAME_MAX bytes works (short temp name)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+Deno.test("an atomic write to a name of NAME_MAX bytes works (short temp name)", async () => {
+  const dir = await tmpDir("cp-attacks-");
   const name = "n".repeat(255);
   await writeFileAtomic(`${dir}/${name}`, utf8("x"));
   assert.equal(await Deno.readTextFile(`${dir}/${name}`), "x");
   assert.deepEqual(await listNames(dir), [name]);
-  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("crash leftovers: the next atomic write sweeps temp files of dead writers only", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const dir = await tmpDir("cp-attacks-");
   // a temp file whose writer is gone (nobody holds its lock), one a live writer holds locked,
   // and a foreign file
   const dead = ".cipherpost-0badf00d.tmp";
@@ -263,7 +274,6 @@ Deno.test("crash leftovers: the next atomic write sweeps temp files of dead writ
   await writeFileAtomic(`${dir}/out`, utf8("whole"));
   assert.deepEqual(await listNames(dir), [alive, "keep.tmp", "out"].sort());
   holder.close();
-  await Deno.remove(dir, { recursive: true });
 });
 
 async function listNames(dir: string): Promise<string[]> {
@@ -272,10 +282,10 @@ async function listNames(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-Deno.test("R3: capped reads stop at cap + 1 bytes: /dev/zero, a sparse file, an endless stream", async () => {
+Deno.test("capped reads stop at cap + 1 bytes: /dev/zero, a sparse file, an endless stream", async () => {
   const cap = 65536;
   await assert.rejects(() => readFileCapped("/dev/zero", cap), isKind("too_large"));
-  const dir = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+  const dir = await tmpDir("cp-attacks-");
   const sparse = `${dir}/sparse`;
   const f = await Deno.open(sparse, { write: true, create: true });
   await f.truncate(3 * 1024 ** 3);
@@ -295,10 +305,9 @@ Deno.test("R3: capped reads stop at cap + 1 bytes: /dev/zero, a sparse file, an 
   assert.equal((await readFileCapped(`${dir}/exact`, cap)).length, cap);
   await assert.rejects(() => readFileCapped(dir, cap), isKind("io"));
   await assert.rejects(() => readFileCapped(`${dir}/missing`, cap), isKind("io"));
-  await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("S1: a receipt counts only when signed by the share's recipient and bound to it", () => {
+Deno.test("a receipt counts only when signed by the share's recipient and bound to it", () => {
   const alice = generateKeypair();
   const bob = generateKeypair();
   const mallory = generateKeypair();
@@ -337,8 +346,8 @@ Deno.test("S1: a receipt counts only when signed by the share's recipient and bo
   assert.equal(receiptMismatch(receipt(bob), self), "not signed by the recipient");
 });
 
-Deno.test("R5: state reads report unreadable files instead of treating them as absent", async () => {
-  const home = await Deno.makeTempDir({ prefix: "cp-attacks-" });
+Deno.test("state reads report unreadable files instead of treating them as absent", async () => {
+  const home = await tmpDir("cp-attacks-");
   const state = new State(home);
   assert.equal(await state.loadOwnPacket(), null);
   await Deno.mkdir(`${home}/state/packet.bin`, { recursive: true });
@@ -347,5 +356,4 @@ Deno.test("R5: state reads report unreadable files instead of treating them as a
   assert.deepEqual(await state.listSent(), []); // a directory there is not a record: skipped
   await Deno.mkdir(`${home}/state/accepted.jsonl`, { recursive: true });
   await assert.rejects(() => state.rows(), isKind("io"));
-  await Deno.remove(home, { recursive: true });
 });

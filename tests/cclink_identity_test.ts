@@ -9,6 +9,9 @@
 
 import assert from "node:assert/strict";
 import { cli, runProgram, tmpDir } from "./_helpers.ts";
+import { decodeCclinkKeyFile } from "../lib/state/identity.ts";
+import { CipherpostError } from "../lib/util/errors.ts";
+import { utf8 } from "../lib/util/encoding.ts";
 
 const SCRIPT = new URL("./fixtures/make_cclink_key.py", import.meta.url).pathname;
 const RUST = new URL("./fixtures/make_rust_identity.py", import.meta.url).pathname;
@@ -108,4 +111,20 @@ Deno.test({
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stderr.includes(z32));
   },
+});
+
+Deno.test("CCLINKEK: m = 2^21 (over what Argon2 can compute here) is refused before any Argon2 work", async () => {
+  const head = new Uint8Array(53 + 100);
+  head.set(utf8("CCLINKEK"), 0);
+  head[8] = 1;
+  const dv = new DataView(head.buffer);
+  dv.setUint32(9, 1 << 21);
+  dv.setUint32(13, 1);
+  dv.setUint32(17, 1);
+  await assert.rejects(
+    () => decodeCclinkKeyFile(head, "passphrase"),
+    (e) =>
+      e instanceof CipherpostError && e.kind === "identity_corrupt" &&
+      /Argon2 parameters exceed the supported maximum/.test(e.message),
+  );
 });

@@ -4,8 +4,18 @@ import assert from "node:assert/strict";
 import { canonicalize, parseJson } from "../lib/util/canonical_json.ts";
 import { b64encode, fromHex, toHex, utf8 } from "../lib/util/encoding.ts";
 import { argon2, hkdf32, HKDF_INFO, identityKek, pinKey } from "../lib/crypto/kdf.ts";
+import { ageDecrypt } from "../lib/crypto/age.ts";
 import {
+  newPinLayer,
+  openPinLayer,
+  PIN_SALT_BYTES,
+  sealShare,
+  splitPinBlob,
+} from "../lib/crypto/pin.ts";
+import {
+  ageIdentityOfSeed,
   ageRecipientOf,
+  ageRecipientOfEd,
   keypairFromSeed,
   sign,
   sshFingerprint,
@@ -206,6 +216,23 @@ Deno.test("PIN KDF vector: 'validpin1', salt 00..1f", async () => {
     ageRecipientOf(x25519PublicFromSecret(k)),
     "age1uzuswnl9csjwmum9jxrl8ul8c0aw0kamc9ekq64fvzq50xx8d4qqy4v4ak",
   );
+});
+
+Deno.test("PIN layer: salt ‖ outer; the outer file opens with the recipient key, the inner with the PIN only", async () => {
+  const me = keypairFromSeed(new Uint8Array(32).fill(9));
+  const pin = await newPinLayer("validpin1");
+  const sealed = await sealShare(utf8("envelope"), ageRecipientOfEd(me.publicKey), pin);
+  assert.equal(toHex(sealed.blob.subarray(0, PIN_SALT_BYTES)), toHex(pin.salt));
+  const { salt, outer } = splitPinBlob(sealed.blob, true);
+  assert.equal(toHex(outer), toHex(sealed.outer));
+  const inner = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
+  assert.equal(new TextDecoder().decode(await openPinLayer(inner, salt!, "validpin1")), "envelope");
+  await assert.rejects(() => openPinLayer(inner, salt!, "wrongpin1"), { kind: "decrypt" });
+  assert.throws(() => splitPinBlob(new Uint8Array(31), true), { kind: "signature" });
+  // no PIN: the blob is the outer file
+  const plain = await sealShare(utf8("envelope"), ageRecipientOfEd(me.publicKey), null);
+  assert.equal(plain.blob, plain.outer);
+  assert.deepEqual(splitPinBlob(plain.blob, false), { salt: null, outer: plain.blob });
 });
 
 Deno.test("share_ref vector: sha256('hello' ‖ be(1700000000))[..16]", () => {

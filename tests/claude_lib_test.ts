@@ -4,8 +4,10 @@ import assert from "node:assert/strict";
 import { encodePath, longNameHash, projectDirName } from "../lib/claude/project_dir.ts";
 import { rewriteJsonl } from "../lib/claude/place.ts";
 import { buildBundle, parseBundle } from "../lib/claude/bundle.ts";
-import { tarEnd, tarHeader, tarPadding } from "../lib/claude/tar.ts";
-import { escapeText, shorten } from "../lib/claude/summary.ts";
+import { TAR_END, tarPadding } from "../lib/material/tar.ts";
+import { rawHeader } from "./_tar.ts";
+import { shorten } from "../lib/claude/summary.ts";
+import { escapeControl } from "../lib/util/encoding.ts";
 import { transcriptFacts } from "../lib/claude/transcript.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { pointerKey } from "../lib/flows/handoff/pointer.ts";
@@ -109,11 +111,12 @@ Deno.test("bundle: round trip; whole lines only; symlinks and everything outside
   assert.equal(b.meta.sessionId, ID);
   assert.equal(b.meta.cwd, "/p");
   assert.equal(b.meta.claudeVersion, "2.1.328");
-  assert.ok(!new TextDecoder().decode(b.transcript).includes('{"partial":'));
+  assert.equal(b.transcriptSize, (await Deno.stat(files.transcript)).size - '{"partial":'.length);
   assert.deepEqual([...b.sidecar.keys()], ["subagents/agent-1.jsonl"]);
-  const f = transcriptFacts(new TextDecoder().decode(b.transcript));
+  const f = b.facts;
   assert.equal(f.messages, 2);
-  assert.equal(escapeText(f.lastPrompt!), "hello \\x1b[31mred");
+  assert.deepEqual(f, transcriptFacts(await Deno.readTextFile(files.transcript)));
+  assert.equal(escapeControl(f.lastPrompt!, { backslash: true }), "hello \\x1b[31mred");
 });
 
 async function gzip(parts: Uint8Array[]): Promise<Uint8Array> {
@@ -123,14 +126,7 @@ async function gzip(parts: Uint8Array[]): Promise<Uint8Array> {
 
 function entry(path: string, data: string, type = 0x30): Uint8Array[] {
   const d = new TextEncoder().encode(data);
-  const h = tarHeader(path, d.length, 0);
-  if (type !== 0x30) {
-    h[156] = type;
-    h.fill(0x20, 148, 156);
-    let sum = 0;
-    for (const x of h) sum += x;
-    h.set(new TextEncoder().encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
-  }
+  const h = rawHeader(path, d.length, String.fromCharCode(type));
   return [h, d, tarPadding(d.length)];
 }
 
@@ -140,7 +136,7 @@ const meta = (id = ID) =>
 Deno.test("bundle refusals: traversal, outside paths, duplicates, links, bad metadata, not gzip, checksum", async () => {
   const bad = async (parts: Uint8Array[][], why: RegExp) => {
     await assert.rejects(
-      parseBundle(await gzip([...parts.flat(), tarEnd()])),
+      parseBundle(await gzip([...parts.flat(), TAR_END])),
       (e) => e instanceof CipherpostError && e.kind === "invalid_material" && why.test(e.message),
     );
   };
@@ -162,13 +158,17 @@ Deno.test("bundle refusals: traversal, outside paths, duplicates, links, bad met
   await bad([h, entry(`${ID}.jsonl`, "")], /checksum/);
   // and a good one parses
   const ok = await parseBundle(
-    await gzip([...head.flat(), ...entry(`${ID}/t/x.txt`, "x"), tarEnd()]),
+    await gzip([...head.flat(), ...entry(`${ID}/t/x.txt`, "x"), TAR_END]),
   );
   assert.deepEqual([...ok.sidecar.keys()], ["t/x.txt"]);
 });
 
 Deno.test("escaping and shortening for the acceptance screen", () => {
-  assert.equal(escapeText("a\u001b]0;x\u0007b\u202ec\\"), "a\\x1b]0;x\\x07b\\u{202e}c\\\\");
+  // the one terminal escaper, with backslashes escaped for transcript text
+  assert.equal(
+    escapeControl("a\u001b]0;x\u0007b\u202ec\\\n", { backslash: true }),
+    "a\\x1b]0;x\\x07b\\u202ec\\\\\\x0a",
+  );
   assert.equal(shorten("a  b\n c"), "a b c");
   assert.equal(Array.from(shorten("é".repeat(100), 10)).length, 10);
 });

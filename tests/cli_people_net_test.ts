@@ -1,5 +1,5 @@
 /**
- * Issue 12 on a real local testnet, with the real CLI: the README's receipt pipeline, contacts
+ * Built for people, on a real local testnet with the real CLI: the README's receipt pipeline, contacts
  * and the unknown-key warning, several recipients and who has received, `shares`, revoke by
  * prefix, republish skipping received shares, the v2 fallback note once, wrong PINs, and what a
  * person at a terminal sees (tmux): next steps after send, acceptance retries, binary material

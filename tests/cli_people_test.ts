@@ -1,5 +1,5 @@
 /**
- * Issue 12, "built for people": contacts, key parsing that names the right line, --ttl
+ * Built for people: contacts, key parsing that names the right line, --ttl
  * durations, progress bars, the QR code, identity backup/restore, `generate --force` keeping the
  * old file, prompts on /dev/tty with three tries, shell completion and the man page. CLI cases
  * run the real program as a subprocess with its own home; terminal cases run it under tmux.
@@ -8,14 +8,16 @@
  */
 
 import assert from "node:assert/strict";
-import QRCode from "qrcode";
+import { decodeQR } from "qr/decode.js";
 import { encodeIdentityFile } from "../lib/state/identity.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { keypairFromSeed, sshFingerprint } from "../lib/crypto/keys.ts";
 import { formatDuration, parseDuration } from "../lib/cli/duration.ts";
 import { formatEta, formatProgress, startProgress } from "../lib/cli/progress.ts";
-import { qrPayload, renderQr } from "../lib/cli/qr.ts";
+import { qrModules, qrPayload, renderQr } from "../lib/cli/qr.ts";
+import { formatBytes, localMinute, truncate, ttlRemaining, utcMinute } from "../lib/util/human.ts";
+
 import { misplacedKeyMessage, parseKeyArg, resolveRecipient } from "../lib/cli/recipient.ts";
 import { Contacts } from "../lib/state/contacts.ts";
 import { cli, type CliResult, tmpDir } from "./_helpers.ts";
@@ -73,15 +75,46 @@ Deno.test("--ttl: seconds, s/m/h/d/w suffixes; zero, junk and overflow are usage
   assert.equal(formatDuration(42), "42s");
 });
 
+Deno.test("sizes, minutes and the TTL line: one form each (lib/util/human.ts)", () => {
+  assert.deepEqual(
+    [0, 1023, 1024, 1536, 5 << 20, 3 * 2 ** 30, 2 ** 50].map(formatBytes),
+    ["0 B", "1023 B", "1.0 KiB", "1.5 KiB", "5.0 MiB", "3.0 GiB", "1024.0 TiB"],
+  );
+  const t = Date.UTC(2026, 0, 2, 3, 4, 59) / 1000;
+  assert.equal(utcMinute(t), "2026-01-02 03:04 UTC");
+  assert.match(localMinute(t), /^\d{4}-\d\d-\d\d \d\d:\d\d local$/);
+  const now = new Date((t - 2 * 3600 - 5 * 60 - 30) * 1000);
+  assert.equal(
+    ttlRemaining(t, now),
+    `2h 05m remaining (expires 2026-01-02 03:04 UTC / ${localMinute(t)})`,
+  );
+  assert.match(ttlRemaining(t, new Date((t + 60) * 1000)), /^0h 00m remaining/);
+  assert.equal(truncate("abc", 3), "abc");
+  assert.equal(truncate("é".repeat(5), 3), "éé…");
+});
+
 // ---------------------------------------------------------------------------------------------
 // progress
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end keeps the last line", () => {
-  assert.equal(formatProgress("Publishing", 0, 4, 0, 8), "Publishing [--------] 0/4");
+  assert.equal(formatProgress("Publishing", 0, 4, 0, { width: 8 }), "Publishing [--------] 0/4");
   // 1 of 4 done after 2 s: 3 left at 2 s each
-  assert.equal(formatProgress("Publishing", 1, 4, 2000, 8), "Publishing [##------] 1/4 ETA 6s");
-  assert.equal(formatProgress("Fetching", 4, 4, 9000, 8), "Fetching [########] 4/4");
+  assert.equal(
+    formatProgress("Publishing", 1, 4, 2000, { width: 8 }),
+    "Publishing [##------] 1/4 ETA 6s",
+  );
+  assert.equal(formatProgress("Fetching", 4, 4, 9000, { width: 8 }), "Fetching [########] 4/4");
+  // bytes: percentage, sizes and the average rate; the finished bar keeps the rate, no ETA
+  const MiB = 1 << 20;
+  assert.equal(
+    formatProgress("upload", 2 * MiB, 8 * MiB, 2000, { width: 8, bytes: true }),
+    "upload [##------] 25% 2.0 MiB/8.0 MiB 1.0 MiB/s ETA 6s",
+  );
+  assert.equal(
+    formatProgress("download", 5 * MiB, 5 * MiB, 2000, { width: 4, bytes: true }),
+    "download [####] 100% 5.0 MiB/5.0 MiB 2.5 MiB/s",
+  );
   assert.equal(formatEta(65), "1m05s");
   assert.equal(formatEta(7260), "2h01m");
 
@@ -106,12 +139,30 @@ Deno.test("progress: count and ETA; throttled redraws; silent when disabled; end
     "\r\x1b[2KUp [##--] 1/2 ETA 1s",
     "\r\x1b[2KUp [####] 2/2\n",
   ]);
+  // a bar at time 0 of 3 units, and what it wrote
+  const recorded = () => {
+    const written: string[] = [];
+    const bar = startProgress("Up", { enabled: true, write: (s) => written.push(s), now: () => 0 });
+    bar.update(1, 3);
+    return { bar, written };
+  };
+  const third = "\r\x1b[2KUp [########----------------] 1/3 ETA 0s";
+  // clear() erases an unfinished bar for a log line; the next update draws it again at once
+  const l = recorded();
+  l.bar.clear();
+  l.bar.update(2, 3);
+  l.bar.update(3, 3);
+  l.bar.clear(); // finished: nothing to erase
+  assert.deepEqual(l.written, [
+    third,
+    "\r\x1b[2K",
+    "\r\x1b[2KUp [################--------] 2/3 ETA 0s",
+    "\r\x1b[2KUp [########################] 3/3\n",
+  ]);
   // a bar that never finishes (a failure) still ends its line
-  const cut: string[] = [];
-  const c = startProgress("Up", { enabled: true, write: (s) => cut.push(s), now: () => 0 });
-  c.update(1, 3);
-  c.end();
-  assert.deepEqual(cut, ["\r\x1b[2KUp [########----------------] 1/3 ETA 0s", "\n"]);
+  const c = recorded();
+  c.bar.end();
+  assert.deepEqual(c.written, [third, "\n"]);
 
   const quiet: string[] = [];
   const q = startProgress("Up", { enabled: false, write: (s) => quiet.push(s) });
@@ -144,6 +195,24 @@ function modulesOfDrawing(text: string, size: number): boolean[][] {
   return dark.slice(2, size + 2).map((r) => r.slice(2, size + 2));
 }
 
+/** A greyscale picture of a module matrix: 4 pixels a module, a 4-module quiet zone. */
+function imageOf(dark: boolean[][]): { width: number; height: number; data: Uint8Array } {
+  const scale = 4, border = 4, side = (dark.length + 2 * border) * scale;
+  const data = new Uint8Array(side * side * 4).fill(255);
+  for (let y = 0; y < dark.length; y++) {
+    for (let x = 0; x < dark.length; x++) {
+      if (!dark[y][x]) continue;
+      for (let dy = 0; dy < scale; dy++) {
+        for (let dx = 0; dx < scale; dx++) {
+          const px = (x + border) * scale + dx, py = (y + border) * scale + dy;
+          data.fill(0, (py * side + px) * 4, (py * side + px) * 4 + 3);
+        }
+      }
+    }
+  }
+  return { width: side, height: side, data };
+}
+
 Deno.test("QR: holds the receive command line; NO_COLOR has no escapes and encodes it exactly; no terminal, no code", async () => {
   const uri = `cipherpost://${Z32}/0123456789abcdef0123456789abcdef`;
   assert.equal(qrPayload(uri), `cipherpost receive ${uri}`);
@@ -151,13 +220,12 @@ Deno.test("QR: holds the receive command line; NO_COLOR has no escapes and encod
   const plain = await renderQr(uri, { tty: true, noColor: true });
   assert.ok(!plain.includes("\x1b"), "no escape codes under NO_COLOR");
   assert.ok(plain.endsWith(`(QR: the command line "cipherpost receive ${uri}")\n`));
-  const qr = QRCode.create(qrPayload(uri), { errorCorrectionLevel: "L" });
-  const size = qr.modules.size;
-  const want = Array.from(
-    { length: size },
-    (_, y) => Array.from({ length: size }, (_, x) => qr.modules.get(y, x) === 1),
-  );
-  assert.deepEqual(modulesOfDrawing(plain, size), want, "the drawing is the code of the payload");
+  const want = qrModules(qrPayload(uri));
+  const size = want.length;
+  const drawn = modulesOfDrawing(plain, size);
+  assert.deepEqual(drawn, want, "the drawing is the code of the payload");
+  // and a QR reader (the encoder's own package) reads the drawing back as the payload
+  assert.equal(decodeQR(imageOf(drawn)), qrPayload(uri), "the drawing decodes to the payload");
 
   const colour = await renderQr(uri, { tty: true, noColor: false });
   assert.ok(colour.includes("\x1b["), "colour cells on a terminal without NO_COLOR");
@@ -306,7 +374,7 @@ Deno.test("identity export writes a passphrase-protected backup that import read
   assert.ok(!text.includes("old pass phrase"));
   const again = await cli(["identity", "export", "-o", out], { home, env });
   assertExit(again, 1, "export over an existing file");
-  assert.match(again.stderr, /already exists; refusing to overwrite it/);
+  assert.match(again.stderr, /^cannot write .*: it already exists \(refusing to overwrite it\)$/m);
 
   const restored = `${base}/restored`;
   const wrong = await cli(["identity", "import", out], {
@@ -374,7 +442,8 @@ Deno.test("completions: bash completes commands, subcommands and options from th
     ),
     ["generate", "show", "check", "export", "import"],
   );
-  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "a"]), ["add"]);
+  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "ad"]), ["add"]);
+  assert.deepEqual(await bashComplete(bash.stdout, ["cipherpost", "contacts", "in"]), ["invite"]);
   const sendOpts = await bashComplete(bash.stdout, ["cipherpost", "send", "--sh"]);
   assert.deepEqual(sendOpts, ["--share"]);
   for (const shell of ["zsh", "fish"]) {

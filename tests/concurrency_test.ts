@@ -1,6 +1,6 @@
-// R1 (issue 9): a write that reports success is in the packet. Ten writers of one home (each
+// Concurrent writers: a write that reports success is in the packet. Ten writers of one home (each
 // with its own State and Transport, as separate processes have) add one record each to the
-// identity packet at the same time, 20 times over (or for at most CIPHERPOST_R1_BUDGET_S
+// identity packet at the same time, 20 times over (or for at most CIPHERPOST_CONCURRENCY_BUDGET_S
 // seconds), while a busy-loop process per core keeps the CPU saturated; after each round every
 // record is there. The testnet runs in its own process.
 import assert from "node:assert/strict";
@@ -13,8 +13,8 @@ import { State } from "../lib/state/state.ts";
 import { cliCommand, tmpDir } from "./_helpers.ts";
 
 const WRITERS = 10;
-const ROUNDS = Number(Deno.env.get("CIPHERPOST_R1_ROUNDS") ?? "20");
-const BUDGET_MS = 1000 * Number(Deno.env.get("CIPHERPOST_R1_BUDGET_S") ?? "150");
+const ROUNDS = Number(Deno.env.get("CIPHERPOST_CONCURRENCY_ROUNDS") ?? "20");
+const BUDGET_MS = 1000 * Number(Deno.env.get("CIPHERPOST_CONCURRENCY_BUDGET_S") ?? "150");
 
 /** One busy-loop process per core; returns a stop function. */
 function saturateCpu(): () => Promise<void> {
@@ -63,7 +63,7 @@ async function testnetProcess(): Promise<
   };
 }
 
-Deno.test(`R1: ${WRITERS} concurrent writers on one packet × ${ROUNDS}, CPU saturated: nothing lost`, async () => {
+Deno.test(`concurrency: ${WRITERS} concurrent writers on one packet × ${ROUNDS}, CPU saturated: nothing lost`, async () => {
   const net = await testnetProcess();
   const transport = () =>
     new Transport({
@@ -81,7 +81,7 @@ Deno.test(`R1: ${WRITERS} concurrent writers on one packet × ${ROUNDS}, CPU sat
       if (round >= 3 && performance.now() - started > BUDGET_MS) break;
       rounds++;
       const kp = generateKeypair();
-      const home = await tmpDir("cp-r1-");
+      const home = await tmpDir("cp-concurrency-");
       const z = encodeZ32(kp.publicKey);
       // every writer has its own transport (its own DHT client and sockets), like processes
       const results = await Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
@@ -122,5 +122,5 @@ Deno.test(`R1: ${WRITERS} concurrent writers on one packet × ${ROUNDS}, CPU sat
     await stop();
     await net.close();
   }
-  console.log(`R1: ${rounds} rounds of ${WRITERS} writers`);
+  console.log(`concurrency: ${rounds} rounds of ${WRITERS} writers`);
 });

@@ -36,15 +36,17 @@ Deno.test("entry points: mod.ts takes nothing from lib/testing/ or lib/cli/", as
   }
 });
 
-Deno.test("entry points: testing.ts re-exports the testnet and the stand-in homeserver only", async () => {
+Deno.test("entry points: testing.ts re-exports the testnet and the stand-in homeservers only", async () => {
   const from = await libImports("testing.ts");
   assert.deepEqual([...new Set(from)].sort(), [
     "./lib/testing/homeserver.ts",
+    "./lib/testing/hostile_homeserver.ts",
     "./lib/testing/testnet.ts",
   ]);
   assert.deepEqual(Object.keys(testing).sort(), [
     "startHomeserver",
     "startHomeserverOnTestnet",
+    "startHostileHomeserver",
     "startTestnet",
   ]);
 });

@@ -312,7 +312,12 @@ Deno.test("hand-off flows (v1) on a local testnet", async (t) => {
       await new Promise((r) => setTimeout(r, 2100));
       const r = await receiveAs(bob, net, s.uri, ["--accept", carol.z32]);
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, /share expired/);
+      // when, and what to do
+      assert.match(r.stderr, /^share expired at \d{4}-\d\d-\d\d \d\d:\d\d UTC \(1 minute ago\)$/m);
+      assert.match(
+        r.stderr,
+        /^hint: it can no longer be received: ask the sender to send it again$/m,
+      );
     });
 
     await t.step("a share too large for --protocol 1 fails before any network call", async () => {

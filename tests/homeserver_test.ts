@@ -47,21 +47,24 @@ import {
   withPubkyRecord,
 } from "../lib/homeserver/discovery.ts";
 import { HomeserverError } from "../lib/homeserver/http.ts";
-import { partPath } from "../lib/homeserver/paths.ts";
+import { bindHomeserverHttp, type HomeserverHttp } from "../lib/homeserver/endpoint_policy.ts";
+import { homeserverHttpFrom } from "../lib/cli/network_options.ts";
+import { partPath } from "../lib/protocol/large_manifest.ts";
 import { type SessionCookie, signIn, signOut } from "../lib/homeserver/session.ts";
 import { loadSession, sessionFile } from "../lib/homeserver/session_store.ts";
 import { decodeZ32, encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { txtRecord } from "../lib/pkarr/dns.ts";
-import { recordsNamed, signPacket } from "../lib/pkarr/signed_packet.ts";
+import { packetFromBytes, recordsNamed, signPacket } from "../lib/pkarr/signed_packet.ts";
 import { startHomeserver, startHomeserverOnTestnet } from "../lib/testing/homeserver.ts";
 import { CipherpostError } from "../lib/util/errors.ts";
-import { EXIT_OF } from "../lib/cli/exit_codes.ts";
+import { describeError, EXIT_OF } from "../lib/cli/exit_codes.ts";
 import { b64encode } from "../lib/util/encoding.ts";
 import { createBLAKE3 } from "hash-wasm";
 import {
   cli,
   makeUser,
   makeUserWithSeed,
+  receiveAs,
   sendAs,
   testTransport,
   tmpDir,
@@ -105,19 +108,23 @@ async function etagOf(bytes: Uint8Array): Promise<string> {
   return `"${b64encode(h.digest("binary"))}"`;
 }
 
+/** The stand-in is plain http on 127.0.0.1: allowed only explicitly (a testnet). */
+const LOOPBACK: HomeserverHttp = { allowLoopback: true };
+
 /** A signed-in client for a fresh user on an open stand-in. */
 function userClient(baseUrl: string, homeserver: string, seed = generateKeypair().seed) {
   let cookie: SessionCookie | null = null;
   let signins = 0;
   const user = encodeZ32(keypairFromSeed(seed).publicKey);
   const client = new HomeserverClient({
+    http: LOOPBACK,
     baseUrl,
     user,
     auth: {
       cookie: () => cookie,
       reauthenticate: async () => {
         signins++;
-        cookie = (await signIn({ baseUrl, homeserver, seed })).cookie;
+        cookie = (await signIn({ http: LOOPBACK, baseUrl, homeserver, seed })).cookie;
         return true;
       },
     },
@@ -208,7 +215,7 @@ Deno.test("session: signin → 404 → signup → cookie named by the user; the 
   try {
     const seed = generateKeypair().seed;
     const user = encodeZ32(keypairFromSeed(seed).publicKey);
-    const r = await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed });
+    const r = await signIn({ http: LOOPBACK, baseUrl: hs.baseUrl, homeserver: hs.key, seed });
     assert(r.signedUp);
     assertEquals(r.cookie.user, user);
     assertEquals(r.cookie.capabilities, "/pub/cipherpost/:rw");
@@ -219,7 +226,7 @@ Deno.test("session: signin → 404 → signup → cookie named by the user; the 
       ["POST /session 404", "POST /signup 200"],
     );
     // A second sign-in is a plain POST /session.
-    const again = await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed });
+    const again = await signIn({ http: LOOPBACK, baseUrl: hs.baseUrl, homeserver: hs.key, seed });
     assert(!again.signedUp);
     assert(again.cookie.secret !== r.cookie.secret);
     // The stored capabilities of both sessions: nothing ever asked for more.
@@ -233,7 +240,7 @@ Deno.test("session: a replayed token and one signed from byte 64 are refused (40
   const hs = await startHomeserver({ signupMode: "open" });
   try {
     const seed = generateKeypair().seed;
-    await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed });
+    await signIn({ http: LOOPBACK, baseUrl: hs.baseUrl, homeserver: hs.key, seed });
     const token = buildAuthToken(seed, [CIPHERPOST_CAPABILITY]);
     const post = () =>
       fetch(`${hs.baseUrl}/session`, { method: "POST", body: token as Uint8Array<ArrayBuffer> });
@@ -272,26 +279,29 @@ Deno.test("signup modes: token_required needs a minted, unused token (each refus
     };
     const seed = generateKeypair().seed;
     assertEquals(
-      await kind(signIn({ ...base, seed })),
+      await kind(signIn({ http: LOOPBACK, ...base, seed })),
       "homeserver_auth: homeserver: signup requires a signup token",
     );
     assertEquals(
-      await kind(signIn({ ...base, seed, signupToken: "AAAA-BBBB-CCCC" })),
+      await kind(signIn({ http: LOOPBACK, ...base, seed, signupToken: "AAAA-BBBB-CCCC" })),
       "homeserver_auth: homeserver: the signup token is invalid or already used",
     );
     const token = hs.mintSignupToken();
     assert(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(token));
-    assertEquals(await kind(signIn({ ...base, seed, signupToken: token })), "ok");
+    assertEquals(await kind(signIn({ http: LOOPBACK, ...base, seed, signupToken: token })), "ok");
     // Used once: a second user cannot reuse it.
     assertEquals(
-      await kind(signIn({ ...base, seed: generateKeypair().seed, signupToken: token })),
+      await kind(
+        signIn({ http: LOOPBACK, ...base, seed: generateKeypair().seed, signupToken: token }),
+      ),
       "homeserver_auth: homeserver: the signup token is invalid or already used",
     );
     // The signed-up user signs in without a token.
-    assertEquals(await kind(signIn({ ...base, seed })), "ok");
+    assertEquals(await kind(signIn({ http: LOOPBACK, ...base, seed })), "ok");
     // signup: false never creates an account.
     assertEquals(
-      (await kind(signIn({ ...base, seed: generateKeypair().seed, signup: false }))).split(":")[0],
+      (await kind(signIn({ http: LOOPBACK, ...base, seed: generateKeypair().seed, signup: false })))
+        .split(":")[0],
       "homeserver_auth",
     );
   } finally {
@@ -308,11 +318,17 @@ Deno.test("signup: 409 (signed up meanwhile) falls back to signin", async () => 
     const racing = async (input: string | URL, init?: RequestInit) => {
       if (!raced && String(input).endsWith("/signup")) {
         raced = true;
-        await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed });
+        await signIn({ http: LOOPBACK, baseUrl: hs.baseUrl, homeserver: hs.key, seed });
       }
       return await fetch(input, init);
     };
-    const r = await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed, fetch: racing });
+    const r = await signIn({
+      http: LOOPBACK,
+      baseUrl: hs.baseUrl,
+      homeserver: hs.key,
+      seed,
+      fetch: racing,
+    });
     assert(!r.signedUp);
     assertEquals(
       hs.log.map((l) => `${l.method} ${l.path} ${l.status}`),
@@ -356,6 +372,7 @@ Deno.test("capability enforcement: a /pub/cipherpost/:rw session cannot write /p
     const other = await userClient(hs.baseUrl, hs.key);
     await other.client.put("/pub/cipherpost/theirs", enc.encode("x"));
     const foreign = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: other.user,
       auth: { cookie: () => null, reauthenticate: () => Promise.resolve(false) },
@@ -446,7 +463,7 @@ Deno.test("PUT stream / GET stream / HEAD / ETag + If-None-Match / DELETE", asyn
     assertEquals([nf.kind, nf.status, EXIT_OF[nf.kind]], ["not_found", 404, 5]);
     // Anyone reads /pub/ without a session.
     await client.put("/pub/cipherpost/public", enc.encode("hello"));
-    const anon = new HomeserverClient({ baseUrl: hs.baseUrl, user: client.user });
+    const anon = new HomeserverClient({ http: LOOPBACK, baseUrl: hs.baseUrl, user: client.user });
     assertEquals(
       await new Response((await anon.get("/pub/cipherpost/public"))!.body).text(),
       "hello",
@@ -464,6 +481,7 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
     assertEquals(u.signins(), 1);
     // A cookie the server does not know, and no way to sign in: one clear error, exit 4.
     const stale = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       auth: {
@@ -488,13 +506,19 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
     };
     let reauths = 0;
     const c = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       auth: {
         cookie: () => cookie,
         reauthenticate: async () => {
           reauths++;
-          cookie = (await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed: u.seed })).cookie;
+          cookie = (await signIn({
+            http: LOOPBACK,
+            baseUrl: hs.baseUrl,
+            homeserver: hs.key,
+            seed: u.seed,
+          })).cookie;
           return true;
         },
       },
@@ -516,6 +540,7 @@ Deno.test("401: the client re-authenticates once and retries (bytes and stream f
     assertEquals(await new Response((await c.get("/pub/cipherpost/e"))!.body).text(), "five");
     // Re-authentication that does not help: exactly one retry, then homeserver_auth.
     const never = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       auth: {
@@ -603,7 +628,16 @@ Deno.test("507: the per-user quota gives a clear error, up front and mid-stream;
     );
     assertEquals([e.kind, e.status, EXIT_OF[e.kind]], ["homeserver_quota", 507, 1]);
     assert(e.message.includes("storage quota exceeded"), e.message);
-    assert(e.hint?.includes("homeserver gc"), e.hint);
+    assertEquals(
+      e.remedy?.step,
+      "homeserver_gc",
+      "the next step is data; the CLI names the command",
+    );
+    assert(
+      describeError(e).includes(
+        "hint: free space with: cipherpost homeserver gc, or ask the operator for more quota",
+      ),
+    );
     const s = await assertRejects(
       () => client.put("/pub/cipherpost/c", zeros(600_000)),
       HomeserverError,
@@ -628,6 +662,128 @@ Deno.test("507: the per-user quota gives a clear error, up front and mid-stream;
   }
 });
 
+/** Wait until `cond` holds (polling); throws after `ms` so a broken server fails the test. */
+async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`never happened: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A request body that stays open until the test writes to it and closes it. */
+function openBody() {
+  let c!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({ start: (x) => void (c = x) });
+  return {
+    body,
+    end(bytes: Uint8Array) {
+      c.enqueue(bytes);
+      c.close();
+    },
+  };
+}
+
+Deno.test("quota: PUTs and a DELETE of one existing path at once charge what is stored, once", async () => {
+  const hs = await startHomeserver({ signupMode: "open", quotaBytes: 4 * 1024 * 1024 });
+  try {
+    const { client } = await userClient(hs.baseUrl, hs.key);
+    const p = "/pub/cipherpost/same";
+    await client.put(p, new Uint8Array(1024 * 1024));
+    assertEquals(hs.usedBytes(client.user), 1024 * 1024 + 256);
+    // Two PUTs that both find the 1 MiB file, still streaming when the first one ends: the old
+    // file must be paid back once, not by each of them.
+    const before = hs.counts.PUT;
+    const a = openBody(), b = openBody();
+    const pa = client.put(p, a.body);
+    const pb = client.put(p, b.body);
+    await until(() => hs.counts.PUT === before + 2, "both PUTs reach the stand-in");
+    a.end(new Uint8Array(1000));
+    await pa;
+    b.end(new Uint8Array(2000).fill(7));
+    await pb;
+    assertEquals((await client.head(p))?.size, 2000);
+    assertEquals(hs.usedBytes(client.user), 2000 + 256);
+    // A DELETE that arrives while a PUT of the same file streams is not paid back twice either.
+    const c = openBody();
+    const pc = client.put(p, c.body);
+    await until(() => hs.counts.PUT === before + 3, "the third PUT reaches the stand-in");
+    const deleted = client.delete(p);
+    await until(() => hs.counts.DELETE === 1, "the DELETE reaches the stand-in");
+    c.end(new Uint8Array(3000));
+    await pc;
+    await deleted;
+    assertEquals(await client.head(p), null);
+    assertEquals(hs.usedBytes(client.user), 0);
+    // The quota still holds: what is left is the whole 4 MiB, and not a byte more.
+    await client.put("/pub/cipherpost/fill", new Uint8Array(4 * 1024 * 1024 - 256));
+    const over = await assertRejects(
+      () => client.put("/pub/cipherpost/more", new Uint8Array(1)),
+      HomeserverError,
+    );
+    assertEquals(over.status, 507);
+  } finally {
+    await hs.close();
+  }
+});
+
+Deno.test("413: /session and /signup refuse a body over 64 KiB after reading 64 KiB + 1, not the rest", async () => {
+  const hs = await startHomeserver({ signupMode: "open" });
+  try {
+    for (const route of ["/session", "/signup"]) {
+      // 64 KiB + 1 bytes, then the body stays open: the answer must come without the rest.
+      let close = () => {};
+      let ended = false;
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < 16; i++) c.enqueue(new Uint8Array(4096));
+          c.enqueue(new Uint8Array(1));
+          close = () => {
+            if (ended) return;
+            ended = true;
+            try {
+              c.close();
+            } catch { /* the request is over: fetch has cancelled the body */ }
+          };
+        },
+      });
+      // should the stand-in wait for the end of the body, the body ends after 30 s and the
+      // assert below names the failure (instead of a hung test)
+      const fallback = setTimeout(() => close(), 30_000);
+      try {
+        const res = await fetch(`${hs.baseUrl}${route}`, {
+          method: "POST",
+          body,
+          duplex: "half",
+        } as RequestInit);
+        assert(!ended, `${route}: answered only once the whole body was sent`);
+        assertEquals(res.status, 413, route);
+        await res.body?.cancel();
+      } finally {
+        clearTimeout(fallback);
+        close();
+      }
+    }
+    // A declared Content-Length over the limit is refused without reading the body at all.
+    const big = await fetch(`${hs.baseUrl}/session`, {
+      method: "POST",
+      body: new Uint8Array(64 * 1024 + 1),
+    });
+    assertEquals(big.status, 413);
+    await big.body?.cancel();
+    // An ordinary sign-up still works after these.
+    const r = await signIn({
+      http: LOOPBACK,
+      baseUrl: hs.baseUrl,
+      homeserver: hs.key,
+      seed: generateKeypair().seed,
+    });
+    assert(r.signedUp);
+  } finally {
+    await hs.close();
+  }
+});
+
 Deno.test("429: Retry-After is honoured, then the request succeeds; too long a wait fails clearly", async () => {
   const hs = await startHomeserver({ signupMode: "open" });
   try {
@@ -641,13 +797,19 @@ Deno.test("429: Retry-After is honoured, then the request succeeds; too long a w
     };
     let cookie: SessionCookie | null = null;
     const c = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       fetch: f,
       auth: {
         cookie: () => cookie,
         reauthenticate: async () => {
-          cookie = (await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed: u.seed })).cookie;
+          cookie = (await signIn({
+            http: LOOPBACK,
+            baseUrl: hs.baseUrl,
+            homeserver: hs.key,
+            seed: u.seed,
+          })).cookie;
           return true;
         },
       },
@@ -655,6 +817,7 @@ Deno.test("429: Retry-After is honoured, then the request succeeds; too long a w
     await c.put("/pub/cipherpost/r", enc.encode("ok"));
     assertEquals(limited, -1);
     const slow = new HomeserverClient({
+      http: LOOPBACK,
       baseUrl: hs.baseUrl,
       user: u.user,
       fetch: () =>
@@ -802,10 +965,15 @@ Deno.test("stored session: 0600, /pub/cipherpost/:rw only, reused without the se
   try {
     const me = generateKeypair();
     const fakeTransport = {} as never; // homeserver given and session stored: no lookups
-    const baseHs = { home, user: me.publicKey };
+    const baseHs = { home, user: me.publicKey, http: LOOPBACK };
     // With an explicit homeserver and no stored session, connect resolves the endpoint, so give
     // it through a stored session made by signIn directly.
-    const r = await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed: me.seed });
+    const r = await signIn({
+      http: LOOPBACK,
+      baseUrl: hs.baseUrl,
+      homeserver: hs.key,
+      seed: me.seed,
+    });
     const { saveSession } = await import("../lib/homeserver/session_store.ts");
     await saveSession(home, {
       homeserver: hs.key,
@@ -888,22 +1056,39 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       assert(again.stderr.includes("signed in at"), again.stderr);
       assert(again.stderr.includes("already points there"), again.stderr);
 
-      // Status: files and bytes per share folder, whether this home sent it.
+      // Status: files and bytes per blob folder, judged as gc judges them: a live large share
+      // of this home, an expired one, and a folder this home knows nothing of.
       const state = new State(alice.home);
-      const refs = { mine: "a".repeat(32), other: "c".repeat(32) };
-      await state.saveSent({
-        version: 1,
-        shareRef: refs.mine,
-        uri: `cipherpost://${alice.z32}/${refs.mine}`,
-        sender: alice.z32,
-        recipient: null,
-        createdAt: 0,
-        expiresAt: 0,
+      const ids = { live: "a".repeat(32), expired: "b".repeat(32), other: "c".repeat(32) };
+      const now = Math.floor(Date.now() / 1000);
+      for (
+        const [ref, id, expiresAt] of [["1", ids.live, now + 3600], [
+          "2",
+          ids.expired,
+          now - 1,
+        ]] as const
+      ) {
+        await state.saveSent({
+          version: 2,
+          shareRef: ref.repeat(32),
+          uri: `cipherpost://${alice.z32}/x`,
+          sender: alice.z32,
+          recipient: null,
+          createdAt: 0,
+          expiresAt,
+          locator: "0".repeat(64),
+          packets: [],
+          large: { blob_id: id },
+        });
+      }
+      const conn = await connect({} as never, {
+        home: alice.home,
+        user: decodeZ32(alice.z32),
+        http: LOOPBACK,
       });
-      const conn = await connect({} as never, { home: alice.home, user: decodeZ32(alice.z32) });
-      for (const ref of Object.values(refs)) {
-        await conn.client.put(partPath(ref, 0), new Uint8Array(1000));
-        await conn.client.put(partPath(ref, 1), new Uint8Array(500));
+      for (const id of Object.values(ids)) {
+        await conn.client.put(partPath(id, 0), new Uint8Array(1000));
+        await conn.client.put(partPath(id, 1), new Uint8Array(500));
       }
       await conn.client.put("/pub/cipherpost/loose", new Uint8Array(7));
       const st = await cli(["homeserver", "status", "--json"], { home: alice.home, env: {}, net });
@@ -911,18 +1096,34 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       const s = JSON.parse(st.stdout);
       assertEquals([s.user, s.homeserver, s.base_url], [alice.z32, hs.key, hs.baseUrl]);
       assert(String(s.session).startsWith("valid (/pub/cipherpost/:rw"), s.session);
-      assertEquals([s.stored.files, s.stored.bytes, s.stored.other_files], [5, 3007, 1]);
-      assertEquals(s.stored.shares, [
-        { share_ref: refs.mine, files: 2, bytes: 1500, sent: true },
-        { share_ref: refs.other, files: 2, bytes: 1500, sent: false },
+      assertEquals([s.stored.files, s.stored.bytes, s.stored.other_files], [7, 4507, 1]);
+      assertEquals(s.stored.blobs, [
+        { blob_id: ids.live, files: 2, bytes: 1500, state: "live", share_ref: "1".repeat(32) },
+        {
+          blob_id: ids.expired,
+          files: 2,
+          bytes: 1500,
+          state: "expired",
+          share_ref: "2".repeat(32),
+        },
+        { blob_id: ids.other, files: 2, bytes: 1500, state: "unknown" },
       ]);
       const text = await cli(["homeserver", "status"], { home: alice.home, env: {}, net });
       assertEquals(text.code, 0, text.stderr);
       assert(text.stdout.includes(`homeserver:  ${hs.key}`), text.stdout);
-      assert(text.stdout.includes("5 file(s), 2.9 KiB in 2 share folder(s)"), text.stdout);
+      assert(text.stdout.includes("7 file(s), 4.4 KiB in 3 blob folder(s)"), text.stdout);
+      assert(!/share_ref|not in this home/.test(text.stdout), text.stdout);
+      assert(text.stdout.includes(`${ids.other}  2 file(s)  1.5 KiB  not sent from this home`));
+      // gc agrees: the expired folder goes, the live one and the unknown one stay
+      const gc = await cli(["homeserver", "gc"], { home: alice.home, env: {}, net });
+      assertEquals(gc.code, 0, gc.stderr);
+      const after = JSON.parse(
+        (await cli(["homeserver", "status", "--json"], { home: alice.home, env: {}, net })).stdout,
+      );
+      assertEquals(after.stored.blobs.map((b: { state: string }) => b.state), ["live", "unknown"]);
       // After signing out on the server the stored session is reported as dead.
       const stored = await loadSession(alice.home, alice.z32);
-      await signOut(hs.baseUrl, stored!.cookie);
+      await signOut(hs.baseUrl, stored!.cookie, { http: LOOPBACK });
       const dead = await cli(["homeserver", "status", "--json"], {
         home: alice.home,
         env: {},
@@ -936,7 +1137,12 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
   });
 });
 
-Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup token", async () => {
+/** Run `cipherpost testnet --nodes 4 --homeserver <extra>`; `f` gets its first `n` stdout lines. */
+async function withCliTestnet(
+  extra: string[],
+  n: number,
+  f: (env: Record<string, string>, stderr: () => Promise<string>) => Promise<void>,
+): Promise<void> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -948,6 +1154,7 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup t
       "--nodes",
       "4",
       "--homeserver",
+      ...extra,
     ],
     stdout: "piped",
     stderr: "piped",
@@ -956,7 +1163,7 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup t
   const lines: string[] = [];
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
-  while (lines.length < 4) {
+  while (lines.length < n) {
     const { value, done } = await reader.read();
     if (done) break;
     buf += value;
@@ -964,12 +1171,49 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup t
     buf = parts.pop()!;
     lines.push(...parts);
   }
+  // stderr is collected as it comes; `stderr()` waits for the line naming the signup mode
+  let errText = "";
+  const errDone = (async () => {
+    for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) errText += c;
+  })();
+  const stderr = async () => {
+    for (let i = 0; i < 200 && !/^signup /m.test(errText); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return errText;
+  };
   try {
-    const env = Object.fromEntries(lines.map((l) => l.split("=", 2) as [string, string]));
-    assert(isZ32Key(env.CIPHERPOST_HOMESERVER), lines.join("|"));
-    assert(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(env.CIPHERPOST_SIGNUP_TOKEN));
-    // The homeserver is found through the testnet's relay, and takes the printed token.
-    const t = new Transport({
+    await f(Object.fromEntries(lines.map((l) => l.split("=", 2) as [string, string])), stderr);
+  } finally {
+    child.kill("SIGTERM");
+    await reader.cancel();
+    await errDone;
+    await child.status;
+  }
+}
+
+/**
+ * A transport that reaches the CLI testnet through its relay, with the homeserver settings its
+ * printed lines give (as a shell that exports them does).
+ */
+function relayTransport(env: Record<string, string>): Transport {
+  const t = new Transport({
+    bootstrap: env.CIPHERPOST_BOOTSTRAP.split(","),
+    relays: [env.CIPHERPOST_RELAYS],
+    useDht: false,
+    useRelays: true,
+    timeoutMs: 2000,
+  });
+  bindHomeserverHttp(t, homeserverHttpFrom((name) => env[name]));
+  return t;
+}
+
+Deno.test("cli: testnet --homeserver has open signup by default: several identities sign up", async () => {
+  await withCliTestnet([], 4, async (env, stderr) => {
+    assert(isZ32Key(env.CIPHERPOST_HOMESERVER), JSON.stringify(env));
+    assertEquals(env.CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK, "1", "the loopback switch is printed");
+    // without the printed switch the stand-in's plain-http loopback endpoint is refused
+    const bare = new Transport({
       bootstrap: env.CIPHERPOST_BOOTSTRAP.split(","),
       relays: [env.CIPHERPOST_RELAYS],
       useDht: false,
@@ -977,23 +1221,133 @@ Deno.test("cli: testnet --homeserver prints CIPHERPOST_HOMESERVER and a signup t
       timeoutMs: 2000,
     });
     try {
+      const refused = await assertRejects(
+        () => endpointOf(bare, env.CIPHERPOST_HOMESERVER),
+        CipherpostError,
+      );
+      assertEquals([refused.kind, EXIT_OF[refused.kind]], ["homeserver", 6]);
+    } finally {
+      await bare.close();
+    }
+    assertEquals(env.CIPHERPOST_SIGNUP_TOKEN, undefined);
+    assert((await stderr()).includes("signup open: any number of local identities"));
+    const t = relayTransport(env);
+    try {
       const baseUrl = await endpointOf(t, env.CIPHERPOST_HOMESERVER);
-      const r = await signIn({
-        baseUrl,
-        homeserver: env.CIPHERPOST_HOMESERVER,
-        seed: generateKeypair().seed,
-        signupToken: env.CIPHERPOST_SIGNUP_TOKEN,
-      });
-      assert(r.signedUp);
+      for (let i = 0; i < 3; i++) {
+        const r = await signIn({
+          http: LOOPBACK,
+          baseUrl,
+          homeserver: env.CIPHERPOST_HOMESERVER,
+          seed: generateKeypair().seed,
+        });
+        assert(r.signedUp, `identity ${i} signed up`);
+      }
     } finally {
       await t.close();
     }
-  } finally {
-    child.kill("SIGTERM");
-    await reader.cancel();
-    await child.stderr.cancel();
-    await child.status;
-  }
+  });
+});
+
+Deno.test("cli: testnet --signup-mode token_required mints several tokens; a used one says what to do", async () => {
+  const extra = ["--signup-mode", "token_required", "--signup-tokens", "3"];
+  await withCliTestnet(extra, 5, async (env, stderr) => {
+    assert(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(env.CIPHERPOST_SIGNUP_TOKEN));
+    const err = await stderr();
+    assert(err.includes("3 single-use tokens, one per identity"), err);
+    const tokens = [...err.matchAll(/^ {2}([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})$/gm)].map((m) =>
+      m[1]
+    );
+    assertEquals(tokens.length, 3, err);
+    assertEquals(tokens[0], env.CIPHERPOST_SIGNUP_TOKEN);
+    // The homeserver is found through the testnet's relay, and takes each printed token once.
+    const t = relayTransport(env);
+    try {
+      const baseUrl = await endpointOf(t, env.CIPHERPOST_HOMESERVER);
+      const signUp = (signupToken: string) =>
+        signIn({
+          http: LOOPBACK,
+          baseUrl,
+          homeserver: env.CIPHERPOST_HOMESERVER,
+          seed: generateKeypair().seed,
+          signupToken,
+        });
+      for (const tok of tokens) assert((await signUp(tok)).signedUp);
+      const used = await signUp(tokens[0]).then(() => null, (e) => e);
+      assert(used instanceof CipherpostError, String(used));
+      assertEquals(used.message, "homeserver: the signup token is invalid or already used");
+      assert(/admits one identity, once: ask the homeserver's operator/.test(used.hint ?? ""));
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+Deno.test("cli: a v1 share never crowds out _pubky: it goes as v2, then signup fits and a large share works", async () => {
+  await withTestnet(async (net) => {
+    const hs = await startHomeserverOnTestnet(net, { signupMode: "open" });
+    const base = await tmpDir();
+    const t = testTransport(net);
+    try {
+      const alice = await makeUser(base, "alice");
+      const bob = await makeUser(base, "bob");
+      // 60 bytes to another key: a v1 record of ~880 bytes, which fits a packet alone but
+      // leaves no room for a _pubky record (~90 bytes)
+      const secret = "s".repeat(60);
+      const first = await sendAs(alice, net, ["--share", bob.z32, "-p", "x", "-"], secret);
+      assertEquals(first.code, 0, first.stderr);
+      assert(first.stderr.includes("note: sent as protocol v2"), first.stderr);
+      assert(first.stderr.includes("keeps room for the _pubky"), first.stderr);
+      // a small one still goes as v1, next to the room kept
+      const small = await sendAs(alice, net, ["--self", "-p", "x", "-"], "tiny");
+      assertEquals(small.code, 0, small.stderr);
+      assert(/^cipherpost:\/\/[a-z0-9]{52}\/[0-9a-f]{32}$/.test(small.uri), small.uri);
+      const up = await cli(["homeserver", "signup", hs.key], {
+        home: alice.home,
+        env: alice.env,
+        net,
+      });
+      assertEquals(up.code, 0, up.stderr);
+      assert(!up.stderr.includes("did not fit"), up.stderr);
+      assert(up.stderr.includes("published _pubky record"), up.stderr);
+      const p = await t.resolve(decodeZ32(alice.z32));
+      assert(p);
+      assertEquals(homeserverInPacket(p.packet), hs.key);
+      assertEquals(recordsNamed(p.packet, "_cipherpost").length, 1, "the v1 share is kept");
+      // the saved copy (what republish re-puts) has the _pubky record too
+      const saved = await new State(alice.home).loadOwnPacket();
+      assertEquals(homeserverInPacket(packetFromBytes(saved!)), hs.key);
+      // both shares open, and a large share goes through the homeserver
+      for (
+        const [who, uri, want] of [[bob, first.uri, secret], [alice, small.uri, "tiny"]] as const
+      ) {
+        const r = await receiveAs(who, net, uri, ["--accept", alice.z32]);
+        assertEquals(r.code, 0, r.stderr);
+        assertEquals(r.stdout, want);
+      }
+      const big = `${base}/big.bin`;
+      const bytes = new Uint8Array(200_000).map((_, i) => (i * 7919) & 0xff);
+      await Deno.writeFile(big, bytes);
+      const large = await sendAs(alice, net, [
+        "--share",
+        bob.z32,
+        "-p",
+        "big",
+        "--material-file",
+        big,
+      ]);
+      assertEquals(large.code, 0, large.stderr);
+      const out = `${base}/big-copy.bin`;
+      const got = await receiveAs(bob, net, large.uri, ["--accept", alice.z32, "-o", out]);
+      assertEquals(got.code, 0, got.stderr);
+      assert(/Protocol:\s+v2 \+ homeserver/.test(got.stderr), got.stderr);
+      assertEquals(await Deno.readFile(out), bytes);
+    } finally {
+      await t.close();
+      await hs.close();
+      await Deno.remove(base, { recursive: true });
+    }
+  });
 });
 
 Deno.test("cli: homeserver signup with a full PKARR packet warns, keeps the packet, stores the session", async () => {

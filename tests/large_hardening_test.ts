@@ -87,6 +87,7 @@ Deno.test("homeserver PUT: a 507 sent before the body is read is a refusal (exit
     const client = new HomeserverClient({
       baseUrl: `http://127.0.0.1:${srv.port}`,
       user: USER,
+      http: { allowLoopback: true },
       auth: {
         cookie: () => ({ user: USER, secret: "x", capabilities: "/pub/cipherpost/:rw" }),
         reauthenticate: () => Promise.resolve(false),
@@ -114,6 +115,7 @@ Deno.test("homeserver PUT: a 507 sent before the body is read is a refusal (exit
   const client = new HomeserverClient({
     baseUrl: `http://127.0.0.1:${port}`,
     user: USER,
+    http: { allowLoopback: true },
     auth: {
       cookie: () => ({ user: USER, secret: "x", capabilities: "/pub/cipherpost/:rw" }),
       reauthenticate: () => Promise.resolve(false),
@@ -142,6 +144,8 @@ function netEnv(net: Testnet, extra: Record<string, string> = {}): Record<string
     CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
     CIPHERPOST_RELAYS: net.relayUrl,
     CIPHERPOST_PART_SIZE: String(MiB),
+    // the stand-in is plain http on 127.0.0.1
+    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
     ...extra,
   };
 }
@@ -439,6 +443,7 @@ Deno.test({
         homeserver: hs.key,
         signup: true,
         fetch: tamper,
+        http: { allowLoopback: true },
       });
       const src = `${base}/three.bin`;
       await writePrngFile(src, 3 * MiB, 3);

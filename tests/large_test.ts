@@ -64,6 +64,8 @@ function env(net: Testnet, extra: Record<string, string> = {}): Record<string, s
     CIPHERPOST_PASSPHRASE: PASS,
     CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
     CIPHERPOST_RELAYS: net.relayUrl,
+    // the stand-in is plain http on 127.0.0.1 (as `cipherpost testnet --homeserver` prints it)
+    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
     ...extra,
   };
 }
@@ -479,7 +481,7 @@ Deno.test({
           assert.deepStrictEqual(up.code, 0, up.screen);
           assert.match(
             up.screen,
-            /upload \[#{24}\] 100% 5\.0 MiB\/5\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0:00/,
+            /upload \[#{24}\] 100% 5\.0 MiB\/5\.0 MiB [\d.]+ [KMG]?i?B\/s/,
           );
           const uri = up.stdout.trim();
           const down = await runInTty(
@@ -489,7 +491,7 @@ Deno.test({
           assert.deepStrictEqual(down.code, 0, down.screen);
           assert.match(
             down.screen,
-            /download \[#{24}\] 100% 5\.0 MiB\/5\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0:00/,
+            /download \[#{24}\] 100% 5\.0 MiB\/5\.0 MiB [\d.]+ [KMG]?i?B\/s/,
           );
           assert.deepStrictEqual(await blake3File(`${base}/tty.bin`), await blake3File(small));
         },
@@ -688,6 +690,66 @@ Deno.test({
       assert.ok(rec.published, "the resume record knows the share is out");
       assert.ok(hs.log.some((l) => l.method === "PUT" && l.status === 507), "a 507 was answered");
       assert.ok(hs.usedBytes(alice.z32) <= 4 * MiB);
+    } finally {
+      await hs.close();
+      await tr.close();
+      await net.close();
+      await Deno.remove(base, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "large shares: Ctrl-C (SIGINT) during the upload says how far it got and that a re-run resumes (exit 130); the re-run does",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const net = await startTestnet({ nodes: 12 });
+    const tr = testTransport(net);
+    const hs = await startHomeserver({ signupMode: "open", transport: tr });
+    const base = await tmpDir("cp-large-sigint-");
+    try {
+      const alice = await person(base, "alice", 8);
+      await signUp(net, alice, hs);
+      const file = `${base}/four.bin`;
+      const hash = await writePrngFile(file, 4 * MiB, 4242);
+      const args = ["send", "--self", "-p", "ctrl-c", "--material-file", file];
+      const e = env(net, { CIPHERPOST_PART_SIZE: String(MiB) });
+      // no part gets up: the pointer goes out, then the send waits on its first PUTs
+      hs.holdPartPuts(true);
+      const child = cliCommand(args, { home: alice.home, env: e }).spawn();
+      const errText = new Response(child.stderr).text();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let out = "";
+      try {
+        while (!out.includes("\n")) {
+          const r = await reader.read();
+          if (r.done) break;
+          out += r.value;
+        }
+        assert.match(out, /^cipherpost:\/\/\S+\n$/, "the URI is out");
+        child.kill("SIGINT");
+        const code = (await child.status).code;
+        const stderr = await errText;
+        assert.deepStrictEqual(code, 130, stderr);
+        assert.match(
+          stderr,
+          /^interrupted \((no part uploaded yet|[\d.]+ [KMG]?i?B of 4\.0 MiB uploaded)\): run the same command again to resume$/m,
+        );
+      } finally {
+        await reader.cancel().catch(() => {});
+        hs.holdPartPuts(false);
+      }
+      // the re-run finishes the same share
+      const again = await cli(args, { home: alice.home, env: e });
+      assert.deepStrictEqual(again.code, 0, again.stderr);
+      assert.deepStrictEqual(again.stdout, out, "the same URI");
+      assert.match(again.stderr, /resuming:/);
+      const dest = `${base}/four-out.bin`;
+      const rx = await receive(alice, net, out.trim(), alice.z32, ["-o", dest]);
+      assert.deepStrictEqual(rx.code, 0, rx.stderr);
+      assert.deepStrictEqual(await blake3File(dest), hash);
     } finally {
       await hs.close();
       await tr.close();

@@ -1,14 +1,17 @@
 // Keep attacking: a lossy network. On a testnet where every node drops 30% of the queries it
 // gets and 20% of the nodes answer nothing at all, a v1 share and a 64 KiB v2 share still
-// deliver with the real CLI, and their receipts reach the sender.
+// deliver with the real CLI, and their receipts reach the sender. Which queries are lost follows
+// from a seed, printed on failure; CIPHERPOST_LOSS_SEED=<seed> replays it.
 import assert from "node:assert/strict";
 import { startTestnet } from "../lib/testing/testnet.ts";
 import { cli, makeUser, receiveAs, sendAs, tmpDir } from "./_helpers.ts";
+import { testSeed, withSeed } from "./_seed.ts";
 
 Deno.test("loss: 30% packet loss and 20% dead nodes: v1 and 64 KiB v2 deliver with receipts", async () => {
   const base = await tmpDir();
-  const net = await startTestnet({ nodes: 20, lossPct: 30, deadNodes: 4 });
-  try {
+  const lossSeed = testSeed("CIPHERPOST_LOSS_SEED");
+  const net = await startTestnet({ nodes: 20, lossPct: 30, deadNodes: 4, lossSeed });
+  await withSeed("CIPHERPOST_LOSS_SEED", lossSeed, async () => {
     const alice = await makeUser(base, "alice");
     const bob = await makeUser(base, "bob");
 
@@ -67,7 +70,5 @@ Deno.test("loss: 30% packet loss and 20% dead nodes: v1 and 64 KiB v2 deliver wi
     const refs = (JSON.parse(rs.stdout) as Array<{ share_ref: string }>).map((r) => r.share_ref);
     assert.ok(refs.includes(v1Info.share_ref), `v1 receipt missing: ${rs.stdout}`);
     assert.ok(refs.includes(v2Info.share_ref), `v2 receipt missing: ${rs.stdout}`);
-  } finally {
-    await net.close();
-  }
+  }).finally(() => net.close());
 });

@@ -2,7 +2,7 @@
  * Identity-file compatibility with cipherpost v1.1 (the Rust tool), checked with files built
  * and taken apart WITHOUT our code: python3 (tests/fixtures/make_rust_identity.py: BIP-173
  * bech32, z-base-32, HKDF from the stdlib) plus Debian's `age` / `age-keygen`, starting from
- * the KDF vector of protocol digest §1.3.
+ * the KDF vector of docs/PROTOCOL.md §1.4.
  *
  * Skipped (with a message) only when `age`/`age-keygen` are not installed. The test that
  * decrypts a file we wrote also needs Argon2id outside our code: python `cryptography` >= 44;
@@ -17,7 +17,7 @@ import { cli, runProgram, tmpDir } from "./_helpers.ts";
 const SCRIPT = new URL("./fixtures/make_rust_identity.py", import.meta.url).pathname;
 const VECTORS = new URL("./vectors/cipherpost/", import.meta.url);
 
-/** Protocol digest §1.3: passphrase `pass`, salt 00..0f, m=65536,t=3,p=1. */
+/** docs/PROTOCOL.md §1.4: passphrase `pass`, salt 00..0f, m=65536,t=3,p=1. */
 const PASS = "pass";
 const VECTOR_PHC =
   "$argon2id$v=19$m=65536,t=3,p=1$AAECAwQFBgcICQoLDA0ODw$vSH0cBdjFqQdURcPRkXsv/qK4D4xw6906CnfBMUFOLE";
@@ -139,7 +139,11 @@ Deno.test({
 
     const bad = await cli(["identity", "check"], { home, env: { CIPHERPOST_PASSPHRASE: "pas" } });
     assert.equal(bad.code, 4, bad.stderr);
-    assert.equal(bad.stderr, WRONG_PASS);
+    assert.equal(
+      bad.stderr,
+      WRONG_PASS +
+        "hint: the passphrase came from CIPHERPOST_PASSPHRASE (check it, or unset it to be asked on the terminal)\n",
+    );
     assert.equal(bad.stdout, "");
   },
 });

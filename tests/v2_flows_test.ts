@@ -1,4 +1,4 @@
-// Beyond one packet (issue 5), with the real CLI on a real testnet: realistic materials in every
+// Beyond one packet (v2 shares), with the real CLI on a real testnet: realistic materials in every
 // mode, 20 live shares and their receipts, revocation of one, and the multi-packet failures
 // (missing part → network lane, replaced part or hash mismatch → signature lane, no receipt).
 import assert from "node:assert/strict";

@@ -29,11 +29,13 @@ export type PickReason = "argument" | "CLAUDE_CODE_SESSION_ID" | "live" | "recen
 export interface Pick {
   /** the candidates, newest first (one for "argument" and the env variable) */
   candidates: LocalSession[];
+  /** Why these candidates: named, from the environment, a live process, or recent. */
   reason: PickReason;
 }
 
 /** What discovery needs (the CLI passes env values in). */
 export interface DiscoverOptions {
+  /** Claude Code's config folder. */
   configDir: string;
   /** the current directory (physical) */
   cwd: string;
@@ -41,6 +43,7 @@ export interface DiscoverOptions {
   sessionId?: string;
   /** `$CLAUDE_CODE_SESSION_ID` */
   envSessionId?: string;
+  /** The present moment (tests set it). */
   now?: Date;
   /** where process information lives (Linux `/proc`); tests may point elsewhere */
   procRoot?: string;

@@ -13,16 +13,19 @@
  * - sidecar files first, transcript last, each written atomically; files 0600, folders 0755
  *   (Claude Code's modes).
  *
+ * Nothing is held in memory: the bundle is streamed again for the comparison and for writing,
+ * and rewriting works line by line on the JSON text (lines over `LINE_CAP` pass unchanged).
+ *
  * @module
  */
 
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fsutil.ts";
-import type { Bundle } from "./bundle.ts";
+import { type Bundle, readBundle } from "./bundle.ts";
 import { projectsDir } from "./config.ts";
 import { listSessions } from "./discover.ts";
 import { findProjectDirName } from "./project_dir.ts";
-import { transcriptLines } from "./transcript.ts";
+import { LINE_CAP, type LineSink, LineSplitter } from "./transcript.ts";
 
 /** Where and how to place. */
 export interface PlaceOptions {
@@ -42,9 +45,11 @@ export type PlaceAction = "new" | "replace" | "keep" | "same" | "fork";
 
 /** A planned placement. Nothing is written until {@link applyPlacement}. */
 export interface Placement {
+  /** What placing does to a local copy of the same session. */
   action: PlaceAction;
   /** the ID `claude --resume` takes (new when forked) */
   sessionId: string;
+  /** The session's ID as it arrived. */
   originalId: string;
   /** physical target directory */
   targetDir: string;
@@ -52,8 +57,10 @@ export interface Placement {
   folder: string;
   /** the sender's directory differs from the target: paths were rewritten */
   rewritten: boolean;
-  transcript: Uint8Array;
-  sidecar: Map<string, Uint8Array>;
+  /** the bundle to write */
+  bundle: Bundle;
+  /** the sender's directory, rewritten to `targetDir` */
+  from: string;
 }
 
 async function isDir(path: string): Promise<boolean> {
@@ -64,59 +71,51 @@ async function isDir(path: string): Promise<boolean> {
   }
 }
 
-function rewritePath(v: string, from: string, to: string): string {
-  if (v === from) return to;
-  if (v.startsWith(`${from}/`)) return to + v.slice(from.length);
-  return v;
-}
+const escRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** A string as it appears inside a JSON string literal (as JSON.stringify writes it). */
+const inJson = (s: string) => JSON.stringify(s).slice(1, -1);
 
-/** Rewrite the working-directory fields of one parsed JSON value, in place; true if changed. */
-function rewriteValue(o: unknown, from: string, to: string, fromId: string, toId: string): boolean {
-  let changed = false;
-  const marker = `Primary working directory: ${from}`;
-  const walk = (x: unknown): unknown => {
-    if (Array.isArray(x)) {
-      for (let i = 0; i < x.length; i++) x[i] = walk(x[i]);
-      return x;
+/**
+ * Rewrites the working-directory fields of JSONL text in place, on the JSON text itself (the
+ * compact JSON Claude Code writes): every `"cwd"` and `"workingDirectory"` string equal to
+ * `from` or below it, the "Primary working directory" line of the rendered environment, and
+ * (for a fork) `"sessionId"` equal to the replaced ID. All other bytes stay as they are.
+ */
+export class Rewriter {
+  readonly #subs: [RegExp, string][] = [];
+  readonly #needles: string[] = [];
+
+  constructor(from: string, to: string, fromId = "", toId = "") {
+    if (from !== to) {
+      const [f, t] = [escRe(inJson(from)), inJson(to)];
+      this.#subs.push(
+        [new RegExp(`("(?:cwd|workingDirectory)":")${f}(?=["/])`, "g"), t],
+        [new RegExp(`(Primary working directory: )${f}(?=\\\\n|/|")`, "g"), t],
+      );
+      this.#needles.push(inJson(from));
     }
-    if (typeof x === "string") {
-      if (from !== to && x.includes(marker)) {
-        const esc = marker.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-        const y = x.replace(
-          new RegExp(`${esc}(?=[\\n/]|$)`, "g"),
-          () => `Primary working directory: ${to}`,
-        );
-        if (y !== x) changed = true;
-        return y;
-      }
-      return x;
+    if (fromId !== toId) {
+      this.#subs.push([new RegExp(`("sessionId":")${escRe(inJson(fromId))}(?=")`, "g"), toId]);
+      this.#needles.push(fromId);
     }
-    if (typeof x === "object" && x !== null) {
-      const r = x as Record<string, unknown>;
-      for (const k of Object.keys(r)) {
-        const v = r[k];
-        if (typeof v === "string" && (k === "cwd" || k === "workingDirectory")) {
-          const w = rewritePath(v, from, to);
-          if (w !== v) {
-            r[k] = w;
-            changed = true;
-          }
-        } else if (k === "sessionId" && v === fromId && fromId !== toId) {
-          r[k] = toId;
-          changed = true;
-        } else r[k] = walk(v);
-      }
-      return r;
-    }
-    return x;
-  };
-  walk(o);
-  return changed;
+  }
+
+  /** True when there is something to rewrite. */
+  get active(): boolean {
+    return this.#subs.length > 0;
+  }
+
+  /** Rewrite text (a line, or whole lines). */
+  text(s: string): string {
+    if (!this.#needles.some((n) => s.includes(n))) return s;
+    for (const [re, to] of this.#subs) s = s.replace(re, (_m, head: string) => head + to);
+    return s;
+  }
 }
 
 /**
- * Rewrite a JSONL text: lines that mention `from` (or the session ID being replaced) are
- * parsed, rewritten and re-serialized; all other lines are kept byte for byte.
+ * Rewrite a JSONL text (see {@link Rewriter}): lines that hold `from` (or the session ID being
+ * replaced) in a working-directory field are changed there; all other bytes stay.
  */
 export function rewriteJsonl(
   text: string,
@@ -125,48 +124,143 @@ export function rewriteJsonl(
   fromId = "",
   toId = "",
 ): string {
-  const ends = text.endsWith("\n");
-  const out = transcriptLines(text).map((line) => {
-    const touch = (from !== to && line.includes(from)) ||
-      (fromId !== toId && line.includes(fromId));
-    if (!touch) return line;
-    let o: unknown;
-    try {
-      o = JSON.parse(line);
-    } catch {
-      return line;
-    }
-    return rewriteValue(o, from, to, fromId, toId) ? JSON.stringify(o) : line;
-  });
-  return out.join("\n") + (ends && out.length ? "\n" : "");
+  return new Rewriter(from, to, fromId, toId).text(text);
 }
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function rewriteFiles(
-  b: Bundle,
-  from: string,
-  to: string,
-  fromId: string,
-  toId: string,
-): { transcript: Uint8Array; sidecar: Map<string, Uint8Array> } {
-  const conv = (bytes: Uint8Array) =>
-    enc.encode(rewriteJsonl(dec.decode(bytes), from, to, fromId, toId));
-  const sidecar = new Map<string, Uint8Array>();
-  for (const [k, v] of b.sidecar) {
-    sidecar.set(k, /\.(jsonl|json)$/.test(k) ? conv(v) : v);
+/** A {@link LineSink} that collects the rewritten stream, unchanged runs as views of the input. */
+class RewriteSink implements LineSink {
+  #out: Uint8Array[] = [];
+  #run: Uint8Array | null = null;
+  #start = 0;
+  #end = 0;
+
+  constructor(private readonly rw: Rewriter) {}
+
+  line(buf: Uint8Array, start: number, end: number, nl: boolean): void {
+    const stop = nl ? end + 1 : end;
+    if (end > start) {
+      const text = dec.decode(buf.subarray(start, end));
+      const out = this.rw.text(text);
+      if (out !== text) {
+        this.#flush();
+        this.#out.push(enc.encode(nl ? `${out}\n` : out));
+        return;
+      }
+    }
+    if (this.#run === buf && this.#end === start) {
+      this.#end = stop;
+      return;
+    }
+    this.#flush();
+    [this.#run, this.#start, this.#end] = [buf, start, stop];
   }
-  return { transcript: conv(b.transcript), sidecar };
+
+  empty(buf: Uint8Array, start: number, end: number): void {
+    if (this.#run === buf && this.#end === start) {
+      this.#end = end;
+      return;
+    }
+    this.#flush();
+    [this.#run, this.#start, this.#end] = [buf, start, end];
+  }
+
+  long(piece: Uint8Array): void {
+    this.#flush();
+    this.#out.push(piece);
+  }
+
+  #flush(): void {
+    if (this.#run && this.#end > this.#start) {
+      this.#out.push(this.#run.subarray(this.#start, this.#end));
+    }
+    this.#run = null;
+  }
+
+  take(): Uint8Array[] {
+    this.#flush();
+    const o = this.#out;
+    this.#out = [];
+    return o;
+  }
+}
+
+/** A JSONL byte stream rewritten line by line (see {@link Rewriter}). */
+export async function* rewriteStream(
+  chunks: AsyncIterable<Uint8Array>,
+  rw: Rewriter,
+): AsyncGenerator<Uint8Array> {
+  if (!rw.active) {
+    yield* chunks;
+    return;
+  }
+  const sink = new RewriteSink(rw);
+  const split = new LineSplitter(LINE_CAP, sink);
+  for await (const c of chunks) {
+    split.push(c);
+    yield* sink.take();
+  }
+  split.end();
+  yield* sink.take();
 }
 
 type Relation = "same" | "local_prefix" | "incoming_prefix" | "diverged";
 
-function relation(local: string[], incoming: string[]): Relation {
-  const n = Math.min(local.length, incoming.length);
-  for (let i = 0; i < n; i++) if (local[i] !== incoming[i]) return "diverged";
-  if (local.length === incoming.length) return "same";
-  return local.length < incoming.length ? "local_prefix" : "incoming_prefix";
+const NL = new Uint8Array([0x0a]);
+
+/** The stream with a newline added after a last line that has none. */
+async function* wholeLines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let last = 0x0a;
+  for await (const c of chunks) {
+    if (c.length === 0) continue;
+    last = c[c.length - 1];
+    yield c;
+  }
+  if (last !== 0x0a) yield NL;
+}
+
+/**
+ * How two transcripts relate as lists of lines, compared as streams: with a newline added after
+ * an unterminated last line, one list of lines is a prefix of the other exactly when its bytes
+ * are a prefix of the other's bytes.
+ */
+async function relation(
+  local: AsyncIterable<Uint8Array>,
+  incoming: AsyncIterable<Uint8Array>,
+): Promise<Relation> {
+  const a = wholeLines(local);
+  const b = wholeLines(incoming);
+  let [ab, ao, bb, bo]: [Uint8Array, number, Uint8Array, number] = [
+    new Uint8Array(),
+    0,
+    new Uint8Array(),
+    0,
+  ];
+  try {
+    while (true) {
+      if (ao >= ab.length) {
+        const r = await a.next();
+        if (!r.done) [ab, ao] = [r.value, 0];
+      }
+      if (bo >= bb.length) {
+        const r = await b.next();
+        if (!r.done) [bb, bo] = [r.value, 0];
+      }
+      const [aEnd, bEnd] = [ao >= ab.length, bo >= bb.length];
+      if (aEnd && bEnd) return "same";
+      if (aEnd) return "local_prefix";
+      if (bEnd) return "incoming_prefix";
+      const n = Math.min(ab.length - ao, bb.length - bo);
+      for (let i = 0; i < n; i++) if (ab[ao + i] !== bb[bo + i]) return "diverged";
+      ao += n;
+      bo += n;
+    }
+  } finally {
+    await a.return(undefined);
+    await b.return(undefined);
+  }
 }
 
 /**
@@ -180,9 +274,8 @@ export async function planPlacement(b: Bundle, o: PlaceOptions): Promise<Placeme
   const local = (await listSessions(o.configDir)).filter((s) => s.sessionId === id);
   if (o.project !== undefined) {
     if (!await isDir(o.project)) {
-      throw new CipherpostError(
-        "config",
-        `configuration error: --project ${o.project} is not a directory`,
+      throw configError(
+        `--project ${o.project} is not a directory`,
       );
     }
     target = o.project;
@@ -198,48 +291,64 @@ export async function planPlacement(b: Bundle, o: PlaceOptions): Promise<Placeme
   const folder = `${root}/${await findProjectDirName(root, targetDir)}`;
   const from = b.meta.cwd || targetDir;
   const rewritten = from !== targetDir;
-  const same = rewriteFiles(b, from, targetDir, id, id);
-  const base = { originalId: id, targetDir, folder, rewritten };
+  const base = { originalId: id, targetDir, folder, rewritten, bundle: b, from };
 
-  let existing: Uint8Array | null = null;
+  let here: Deno.FsFile;
   try {
-    existing = await Deno.readFile(`${folder}/${id}.jsonl`);
+    here = await Deno.open(`${folder}/${id}.jsonl`, { read: true });
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
+    return { ...base, action: "new", sessionId: id };
   }
-  if (existing === null) return { ...base, action: "new", sessionId: id, ...same };
-  const rel = relation(
-    transcriptLines(dec.decode(existing)),
-    transcriptLines(dec.decode(same.transcript)),
-  );
-  if (rel === "same") return { ...base, action: "same", sessionId: id, ...same };
-  if (rel === "local_prefix") return { ...base, action: "replace", sessionId: id, ...same };
-  if (rel === "incoming_prefix") return { ...base, action: "keep", sessionId: id, ...same };
+  let rel = "diverged" as Relation;
+  try {
+    await readBundle(b.open, {
+      transcript: async (body) => {
+        rel = await relation(here.readable, rewriteStream(body, new Rewriter(from, targetDir)));
+      },
+    });
+  } finally {
+    try {
+      here.close();
+    } catch { /* the stream closed it */ }
+  }
+  if (rel === "same") return { ...base, action: "same", sessionId: id };
+  if (rel === "local_prefix") return { ...base, action: "replace", sessionId: id };
+  if (rel === "incoming_prefix") return { ...base, action: "keep", sessionId: id };
   if (!o.fork) {
     throw new CipherpostError(
       "config",
-      `configuration error: session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
+      `session conflict: session ${id} here and the one received have diverged (each has turns the other lacks); nothing was placed`,
       "pass --fork to place the received one under a new session ID",
     );
   }
   const newId = (o.newId ?? (() => crypto.randomUUID()))();
-  return {
-    ...base,
-    action: "fork",
-    sessionId: newId,
-    ...rewriteFiles(b, from, targetDir, id, newId),
-  };
+  return { ...base, action: "fork", sessionId: newId };
 }
 
-/** Write a planned placement (nothing for "keep" and "same"). */
+/**
+ * Write a planned placement (nothing for "keep" and "same"): one pass over the bundle writes
+ * the sidecar files, a second the transcript, each streamed (rewritten line by line) into an
+ * atomic write.
+ */
 export async function applyPlacement(p: Placement): Promise<void> {
   if (p.action === "keep" || p.action === "same") return;
+  const rw = new Rewriter(p.from, p.targetDir, p.originalId, p.sessionId);
   await Deno.mkdir(p.folder, { recursive: true, mode: 0o755 });
   const side = `${p.folder}/${p.sessionId}`;
-  for (const [rel, bytes] of p.sidecar) {
-    const path = `${side}/${rel}`;
-    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o755 });
-    await writeFileAtomic(path, bytes, 0o600);
-  }
-  await writeFileAtomic(`${p.folder}/${p.sessionId}.jsonl`, p.transcript, 0o600);
+  await readBundle(p.bundle.open, {
+    sidecar: async (rel, body) => {
+      const path = `${side}/${rel}`;
+      await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o755 });
+      await writeFileAtomic(
+        path,
+        /\.(jsonl|json)$/.test(rel) ? rewriteStream(body, rw) : body,
+        0o600,
+      );
+    },
+  });
+  await readBundle(p.bundle.open, {
+    transcript: (body) =>
+      writeFileAtomic(`${p.folder}/${p.sessionId}.jsonl`, rewriteStream(body, rw), 0o600),
+  });
 }

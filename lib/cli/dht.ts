@@ -6,7 +6,7 @@
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { escapeControl } from "../util/encoding.ts";
 import { txtText } from "../pkarr/dns.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
@@ -39,9 +39,8 @@ export function registerDhtCommands(program: Command, io: Io): void {
       try {
         pk = parsePublicKey(key);
       } catch {
-        throw new CipherpostError(
-          "config",
-          "configuration error: not a public key",
+        throw configError(
+          "not a public key",
           "pass a 52-character z-base-32 key",
         );
       }

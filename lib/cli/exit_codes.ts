@@ -3,7 +3,7 @@
  * the CLI prints for a failure. Only the CLI knows exit codes; the library throws
  * {@link CipherpostError} with a kind.
  *
- * The table follows cipherpost v1.1 (protocol digest §9) and adds a few kinds of its own. The
+ * The table follows cipherpost v1.1 (docs/cli.md, "Exit codes") and adds a few kinds of its own. The
  * README's "Exit codes" table states the same facts: keep the two in step.
  *
  * Oracle rules: every signature-class failure prints exactly `signature verification failed`
@@ -13,6 +13,7 @@
  * @module
  */
 
+import { remedyHint } from "./remedies.ts";
 import { CipherpostError, type ErrorKind } from "../util/errors.ts";
 
 /** Process exit codes. */
@@ -33,7 +34,7 @@ export const Exit = {
   network: 6,
   /** the user declined, typed the wrong key, or the share was already burned */
   declined: 7,
-  /** Ctrl-C at a prompt (128 + SIGINT, as a shell reports an interrupted program) */
+  /** Ctrl-C at a prompt or during a large send (128 + SIGINT, as a shell reports it) */
   interrupted: 130,
 } as const;
 
@@ -42,7 +43,7 @@ export const EXIT_OF: Readonly<Record<ErrorKind, number>> = {
   config: Exit.general,
   usage: Exit.usage,
   invalid_uri: Exit.general,
-  share_ref_mismatch: Exit.general,
+  share_ref_mismatch: Exit.signature,
   too_large: Exit.general,
   invalid_material: Exit.general,
   identity_not_found: Exit.general,
@@ -67,6 +68,11 @@ export const EXIT_OF: Readonly<Record<ErrorKind, number>> = {
   rate_limited: Exit.network,
 };
 
+/** The next step printed for an error of a kind when the error itself names none. */
+const DEFAULT_HINT: Partial<Record<ErrorKind, string>> = {
+  share_ref_mismatch: "the URI may be mistyped or cut short: copy it again from the sender",
+};
+
 /** The exit code for any thrown value: unknown errors are exit 1. */
 export function exitCodeOf(e: unknown): number {
   return e instanceof CipherpostError ? EXIT_OF[e.kind] : Exit.general;
@@ -80,7 +86,8 @@ export function exitCodeOf(e: unknown): number {
 export function describeError(e: unknown, debug = false): string[] {
   if (e instanceof CipherpostError) {
     const lines = [e.message];
-    if (e.hint) lines.push(`hint: ${e.hint}`);
+    const hint = e.remedy ? remedyHint(e.remedy) : e.hint ?? DEFAULT_HINT[e.kind];
+    if (hint) lines.push(`hint: ${hint}`);
     if (debug && e.cause) lines.push(`debug: ${String(e.cause)}`);
     return lines;
   }

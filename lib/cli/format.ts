@@ -1,41 +1,19 @@
 /**
  * Human output of the CLI: the acceptance screen of `receive`, and the receipt audit view and
- * table of `receipts` and `receipt verify` (protocol digest §7.1, §7.3). Everything that came
+ * table of `receipts` and `receipt verify` (docs/PROTOCOL.md §2.1). Everything that came
  * from the network is stripped of control characters here.
  *
  * @module
  */
 
-import { escapeControl, stripControl } from "../util/encoding.ts";
+import { displayText } from "../util/encoding.ts";
 import { sshFingerprint } from "../crypto/keys.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
 import { previewMaterial } from "../material/material.ts";
 import { expiresAt, type Receipt } from "../protocol/record.ts";
 import type { AcceptanceSummary } from "../flows/share/ui.ts";
+import { formatBytes, localMinute, truncate, ttlRemaining, utcMinute } from "../util/human.ts";
 import { summaryLines } from "../claude/summary.ts";
-
-const pad2 = (n: number) => String(n).padStart(2, "0");
-
-/** `YYYY-MM-DD HH:MM UTC` of Unix seconds. */
-export function utcMinute(unixSeconds: number): string {
-  const d = new Date(unixSeconds * 1000);
-  return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${
-    pad2(d.getUTCHours())
-  }:${pad2(d.getUTCMinutes())} UTC`;
-}
-
-/** `YYYY-MM-DD HH:MM local` of Unix seconds. */
-export function localMinute(unixSeconds: number): string {
-  const d = new Date(unixSeconds * 1000);
-  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${
-    pad2(d.getMinutes())
-  } local`;
-}
-
-/** Sender-controlled text for one terminal line: C0/C1 gone (as v1.1), bidi and the rest escaped. */
-function shown(s: string): string {
-  return escapeControl(stripControl(s));
-}
 
 /**
  * The acceptance screen (stderr lines, without newlines): the one renderer of every kind of
@@ -44,25 +22,22 @@ function shown(s: string): string {
  */
 export function acceptanceBanner(s: AcceptanceSummary): string[] {
   const exp = Number(expiresAt(s.createdAt, s.ttlSeconds));
-  const left = Math.max(0, exp - Math.floor(s.now.getTime() / 1000));
   const lines = ["=== CIPHERPOST ACCEPTANCE ==============================="];
   if (s.burnAfterRead) {
     lines.push("[BURN — accepting consumes it: this home will not show it again]");
   }
   lines.push(
-    `Purpose:     "${shown(s.purpose)}"`,
+    `Purpose:     "${displayText(s.purpose)}"`,
     `Sender:      ${sshFingerprint(parsePublicKey(s.sender))}`,
     `             ${s.sender}`,
     `             ${
       s.senderContact === null
         ? "(not in your contacts)"
-        : `your contact "${shown(s.senderContact)}"`
+        : `your contact "${displayText(s.senderContact)}"`
     }`,
     `Share ref:   ${s.shareRef}`,
     ...payloadLines(s),
-    `TTL:         ${Math.floor(left / 3600)}h ${
-      String(Math.floor((left % 3600) / 60)).padStart(2, "0")
-    }m remaining (expires ${utcMinute(exp)} / ${localMinute(exp)})`,
+    `TTL:         ${ttlRemaining(exp, s.now)}`,
     `Protocol:    v${s.protocol}${s.payload.kind === "large" ? " + homeserver" : ""}`,
     "=========================================================",
   );
@@ -80,15 +55,15 @@ function payloadLines(s: AcceptanceSummary): string[] {
       ];
     case "large": {
       const lines = [
-        `Type:        large ${p.content} "${shown(p.name)}"`,
-        `Size:        ${p.size} bytes (${human(p.size)}) in ${p.parts} part(s)`,
+        `Type:        large ${p.content} "${displayText(p.name)}"`,
+        `Size:        ${p.size} bytes (${formatBytes(p.size)}) in ${p.parts} part(s)`,
         `From:        homeserver ${p.homeserver}`,
-        `             ${shown(p.endpoint)}`,
-        `Write to:    ${shown(p.target)}`,
+        `             ${displayText(p.endpoint)}`,
+        `Write to:    ${displayText(p.target)}`,
       ];
       if (p.content === "directory") {
         lines.push(`Files:       ${p.fileCount} (the sender's count, checked while extracting)`);
-        const entries = (p.topEntries ?? []).map(shown).join(", ");
+        const entries = (p.topEntries ?? []).map((x) => displayText(x)).join(", ");
         lines.push(`Entries:     ${entries}${(p.topEntries ?? []).length >= 20 ? ", …" : ""}`);
       }
       return lines;
@@ -104,32 +79,13 @@ function payloadLines(s: AcceptanceSummary): string[] {
       return [
         "Type:        claude_session",
         `Size:        ${p.bundleBytes} bytes`,
-        ...(p.viaHomeserver ? [`From:        ${shown(p.viaHomeserver)} (verified)`] : []),
-        ...summaryLines({
-          sessionId: p.sessionId,
-          project: p.project,
-          messages: p.messages,
-          lastPrompt: p.lastPrompt,
-          size: p.size,
-          sidecarFiles: p.sidecarFiles,
-          claudeVersion: p.claudeVersion,
-        }, p.bundleBytes),
-        `Place in:    ${shown(p.targetDir)}${p.rewritten ? " (paths rewritten)" : ""}`,
+        ...(p.viaHomeserver ? [`From:        ${displayText(p.viaHomeserver)} (verified)`] : []),
+        ...summaryLines(p, p.bundleBytes),
+        `Place in:    ${displayText(p.targetDir)}${p.rewritten ? " (paths rewritten)" : ""}`,
         `Action:      ${action}`,
       ];
     }
   }
-}
-
-function human(n: number): string {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < u.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${x.toFixed(1)} ${u[i]}`;
 }
 
 function fingerprintOf(z32: string): string {
@@ -148,7 +104,7 @@ export function formatReceiptSummary(r: Receipt): string {
     ["recipient_pubkey:", `${r.recipientPubkey}`],
     ["recipient_fp:", fingerprintOf(r.recipientPubkey)],
     ["accepted_at:", `${utcMinute(r.acceptedAt)} (${localMinute(r.acceptedAt)})`],
-    ["purpose:", `"${escapeControl(stripControl(r.purpose))}"`],
+    ["purpose:", `"${displayText(r.purpose)}"`],
     ["ciphertext_hash:", r.ciphertextHash],
     ["cleartext_hash:", r.cleartextHash],
     ["nonce:", r.nonce],
@@ -164,8 +120,7 @@ export function formatReceiptTable(receipts: Receipt[]): string {
     "purpose".padEnd(40)
   }  recipient_fp\n`;
   const rows = receipts.map((r) => {
-    let purpose = escapeControl(stripControl(r.purpose));
-    if ([...purpose].length > 40) purpose = [...purpose].slice(0, 39).join("") + "…";
+    const purpose = truncate(displayText(r.purpose), 40);
     return `${r.shareRef.slice(0, 16).padEnd(16)}  ${utcMinute(r.acceptedAt).padEnd(20)}  ${
       purpose.padEnd(40)
     }  ${fingerprintOf(r.recipientPubkey)}\n`;

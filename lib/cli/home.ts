@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CipherpostError } from "../util/errors.ts";
+import { configError } from "../util/errors.ts";
 
 /** `$CIPHERPOST_HOME` verbatim if set, else `$HOME/.cipherpost` (`%USERPROFILE%` on Windows). */
 export function cipherpostHome(): string {
@@ -13,9 +13,8 @@ export function cipherpostHome(): string {
   if (explicit) return explicit;
   const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
   if (!home) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: neither CIPHERPOST_HOME nor HOME is set",
+    throw configError(
+      "neither CIPHERPOST_HOME nor HOME is set",
       "set CIPHERPOST_HOME to the folder that holds your identity",
     );
   }

@@ -8,19 +8,22 @@
 import type { Command } from "@commander-js/extra-typings";
 import { HomeserverClient } from "../homeserver/client.ts";
 import { endpointOf, homeserverOf, isZ32Key, withPubkyRecord } from "../homeserver/discovery.ts";
-import { shareRefOfPath } from "../homeserver/paths.ts";
+import { checkEndpoint, homeserverHttpOf } from "../homeserver/endpoint_policy.ts";
+import { blobIdOfPath } from "../protocol/large_manifest.ts";
 import { sessionAlive, signIn } from "../homeserver/session.ts";
 import { readStoredSession, saveSession, sessionFile } from "../homeserver/session_store.ts";
 import { CIPHERPOST_ROOT } from "../homeserver/capabilities.ts";
 import { decodeZ32, encodeZ32 } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
-import { State } from "../state/state.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { isoSeconds, State } from "../state/state.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
+import { formatBytes } from "../util/human.ts";
 import { cipherpostHome } from "./home.ts";
 import { readSecretFile } from "./passphrase.ts";
 import type { Io } from "./io.ts";
 import { cliUi, gcSummary } from "./large.ts";
-import { collectGarbage } from "../flows/large/gc.ts";
+import { blobJudge, type BlobVerdict, collectGarbage } from "../flows/large/gc.ts";
+import { updateOwnPacket } from "../flows/share/own_packet.ts";
 import {
   NETWORK_HELP,
   unlockIdentity,
@@ -40,9 +43,8 @@ async function readSignupToken(file: string | undefined): Promise<string | undef
   if (raw === undefined) return undefined;
   const t = raw.trim();
   if (!TOKEN_RE.test(t)) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: a signup token looks like XXXX-XXXX-XXXX",
+    throw configError(
+      "a signup token looks like XXXX-XXXX-XXXX",
     );
   }
   return t;
@@ -66,27 +68,16 @@ function homeserverArg(key: string | undefined): string {
   return z;
 }
 
-function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const u = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024, i = 0;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${u[i]}`;
-}
-
-/** What we keep on the homeserver: per share folder, files and bytes (HEAD of every file). */
+/** What we keep on the homeserver: per blob folder, files and bytes (HEAD of every file). */
 async function inventory(client: HomeserverClient): Promise<{
   files: number;
   bytes: number;
-  shares: Map<string, { files: number; bytes: number }>;
+  blobs: Map<string, { files: number; bytes: number }>;
   other: number;
 }> {
   const paths: string[] = [];
   for await (const e of client.listAll(CIPHERPOST_ROOT)) paths.push(e.path);
-  const shares = new Map<string, { files: number; bytes: number }>();
+  const blobs = new Map<string, { files: number; bytes: number }>();
   let bytes = 0, other = 0;
   let next = 0;
   const sizes = new Array<number>(paths.length).fill(0);
@@ -98,18 +89,28 @@ async function inventory(client: HomeserverClient): Promise<{
   }));
   paths.forEach((p, i) => {
     bytes += sizes[i];
-    const ref = shareRefOfPath(p);
-    if (!ref) {
+    const id = blobIdOfPath(p);
+    if (!id) {
       other++;
       return;
     }
-    const s = shares.get(ref) ?? { files: 0, bytes: 0 };
+    const s = blobs.get(id) ?? { files: 0, bytes: 0 };
     s.files++;
     s.bytes += sizes[i];
-    shares.set(ref, s);
+    blobs.set(id, s);
   });
-  return { files: paths.length, bytes, shares, other };
+  return { files: paths.length, bytes, blobs, other };
 }
+
+/** What `homeserver status` says of a blob folder: gc's verdict, in words. */
+const VERDICT_TEXT: Record<BlobVerdict, string> = {
+  live: "a live share sent from this home",
+  sending: "a send in progress from this home (run it again to resume)",
+  unknown: "not sent from this home (gc keeps it; gc --delete-unknown deletes it)",
+  expired: "its share expired (gc deletes it)",
+  revoked: "its share was revoked (gc deletes it)",
+  "burned and receipted": "burned and received (gc deletes it)",
+};
 
 /** Register `homeserver …` on the program. */
 export function registerHomeserverCommands(program: Command, io: Io): void {
@@ -149,29 +150,32 @@ ${NETWORK_HELP}`,
       const user = encodeZ32(me.publicKey);
       await withTransport(o, async (t) => {
         const baseUrl = await endpointOf(t, homeserver);
-        const r = await signIn({ baseUrl, homeserver, seed: me.seed, signupToken });
+        const http = homeserverHttpOf(t);
+        const r = await signIn({ baseUrl, homeserver, seed: me.seed, signupToken, http });
         await saveSession(home, {
           homeserver,
           baseUrl,
           cookie: r.cookie,
-          createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+          createdAt: isoSeconds(),
         });
         log(`${r.signedUp ? "signed up" : "signed in"} at ${homeserver} (${baseUrl})`);
         try {
-          const rep = await t.update(
-            me.seed,
-            me.publicKey,
+          const rep = await updateOwnPacket(
+            t,
+            new State(home),
+            me,
             (records) => withPubkyRecord(user, records, homeserver),
+            cliUi(log),
           );
           log(rep ? "published _pubky record" : "_pubky record already points there");
         } catch (e) {
           if (!(e instanceof CipherpostError) || e.kind !== "too_large") throw e;
           // the session is stored and works from this home; only others' discovery needs it
           log(
-            "warning: the _pubky record did not fit in your PKARR packet (live v1 shares and " +
-              "receipts fill its 1000 bytes); large shares from this home work, but other " +
-              "clients cannot find your homeserver until you run this signup again once they " +
-              "have expired or been revoked",
+            "warning: the _pubky record did not fit in your PKARR packet (v1 shares sent with " +
+              "--protocol 1, or records of another tool, fill its 1000 bytes); large shares from this " +
+              "home work, but other clients cannot find your homeserver until you run this " +
+              "signup again once those records have expired or been revoked",
           );
         }
       });
@@ -187,7 +191,9 @@ ${NETWORK_HELP}`,
       "after",
       `
 Uses the stored session when there is one (no passphrase); otherwise unlocks the identity to
-learn your key.
+learn your key. Each blob folder (a random blob id, one per large share) is judged as
+\`homeserver gc\` judges it: a live share of this home, a send in progress, not sent from this
+home (kept), or expired / revoked / burned and received (gc deletes it).
 ${NETWORK_HELP}`,
     )
     .action(async (o) => {
@@ -206,14 +212,15 @@ ${NETWORK_HELP}`,
       if (out.stored) {
         io.out(
           `stored:      ${out.stored.files} file(s), ${
-            fmtBytes(out.stored.bytes)
-          } in ${out.stored.shares.length} share folder(s)\n`,
+            formatBytes(out.stored.bytes)
+          } in ${out.stored.blobs.length} blob folder(s)\n`,
         );
-        for (const s of out.stored.shares) {
+        for (const b of out.stored.blobs) {
+          const ref = b.share_ref ? ` (share ${b.share_ref})` : "";
           io.out(
-            `  ${s.share_ref}  ${s.files} file(s)  ${fmtBytes(s.bytes)}  ${
-              s.sent ? "sent from here" : "not in this home"
-            }\n`,
+            `  ${b.blob_id}  ${b.files} file(s)  ${formatBytes(b.bytes)}  ${
+              VERDICT_TEXT[b.state]
+            }${ref}\n`,
           );
         }
       }
@@ -261,7 +268,14 @@ interface StatusReport {
     files: number;
     bytes: number;
     other_files: number;
-    shares: { share_ref: string; files: number; bytes: number; sent: boolean }[];
+    /** one entry per blob folder (random blob ids), judged as `homeserver gc` judges them */
+    blobs: {
+      blob_id: string;
+      files: number;
+      bytes: number;
+      state: BlobVerdict;
+      share_ref?: string;
+    }[];
   };
 }
 
@@ -284,38 +298,39 @@ async function status(
   } else if (stored && !published) note = "from the stored session; no _pubky record published";
   else if (!stored && published) note = "from your _pubky record";
   if (!homeserver) return { user, homeserver: null, base_url: null, session: "none" };
-  const baseUrl = stored && stored.homeserver === homeserver
-    ? stored.baseUrl
-    : await endpointOf(t, homeserver);
+  const http = homeserverHttpOf(t);
+  let baseUrl: string;
+  if (stored && stored.homeserver === homeserver) {
+    checkEndpoint(stored.baseUrl, http);
+    baseUrl = stored.baseUrl;
+  } else baseUrl = await endpointOf(t, homeserver);
   let session = "none stored";
   if (stored && stored.homeserver === homeserver) {
-    session = await sessionAlive(baseUrl, stored.cookie)
+    session = await sessionAlive(baseUrl, stored.cookie, { http })
       ? `valid (${stored.cookie.capabilities}, since ${stored.createdAt}; ${sessionFileNote()})`
       : "expired or signed out (run: cipherpost homeserver signup)";
   }
-  const client = new HomeserverClient({ baseUrl, user });
+  const client = new HomeserverClient({ baseUrl, user, http });
   const inv = await inventory(client);
-  const sentRefs = new Set(
-    (await new State(home).listSent().catch(() => []))
-      .map((r) => r.shareRef),
-  );
+  const judge = await blobJudge(t, new State(home));
+  const blobs: NonNullable<StatusReport["stored"]>["blobs"] = [];
+  for (const [id, b] of [...inv.blobs].sort()) {
+    const ref = judge.shareRefOf(id);
+    blobs.push({
+      blob_id: id,
+      files: b.files,
+      bytes: b.bytes,
+      state: await judge.judge(id),
+      ...(ref ? { share_ref: ref } : {}),
+    });
+  }
   return {
     user,
     homeserver,
     base_url: baseUrl,
     note,
     session,
-    stored: {
-      files: inv.files,
-      bytes: inv.bytes,
-      other_files: inv.other,
-      shares: [...inv.shares].sort().map(([ref, s]) => ({
-        share_ref: ref,
-        files: s.files,
-        bytes: s.bytes,
-        sent: sentRefs.has(ref),
-      })),
-    },
+    stored: { files: inv.files, bytes: inv.bytes, other_files: inv.other, blobs },
   };
 }
 

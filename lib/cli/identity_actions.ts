@@ -6,7 +6,7 @@
  */
 
 import { CipherpostError } from "../util/errors.ts";
-import { exists, writeFileAtomic } from "../util/fsutil.ts";
+import { checkOutputTarget, writeFileAtomic } from "../util/fsutil.ts";
 import { cipherpostHome } from "./home.ts";
 import { readAllStdin, SMALL_INPUT_CAP } from "./io.ts";
 import { readFileCapped } from "../util/bounded_read.ts";
@@ -103,13 +103,8 @@ export async function exportAction(
     io.out(`${ageIdentityOfSeed(kp.seed)}\n`);
     return;
   }
-  if (o.output && !o.force && await exists(o.output)) {
-    throw new CipherpostError(
-      "config",
-      `configuration error: ${o.output} already exists; refusing to overwrite it`,
-      "choose another path, or pass --force",
-    );
-  }
+  // the one check of an output path (a directory, a symlink, a device, an existing file)
+  if (o.output) await checkOutputTarget(o.output, o.force === true);
   const home = cipherpostHome();
   const text = await retryPassphrase(opts, async (pass) => {
     const kp = await loadIdentity(home, pass);

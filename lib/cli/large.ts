@@ -8,8 +8,11 @@
 
 import { MATERIAL_CAP } from "../material/material.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../protocol/large_manifest.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
+import { concat } from "../util/encoding.ts";
+import { formatBytes } from "../util/human.ts";
 import type { GcReport } from "../flows/large/gc.ts";
+import { type Progress, startProgress } from "./progress.ts";
 import type { LargeSource } from "../flows/large/send.ts";
 import type { FlowUi } from "../flows/share/ui.ts";
 
@@ -56,9 +59,8 @@ export async function planInput(
   const forced = via === "homeserver";
   const checkMaterial = () => {
     if (material !== "generic-secret") {
-      throw new CipherpostError(
-        "config",
-        "configuration error: large shares carry generic-secret material only",
+      throw configError(
+        "large shares carry generic-secret material only",
         "drop --material, or send a typed key or certificate (≤ 64 KiB) over the DHT",
       );
     }
@@ -73,12 +75,7 @@ export async function planInput(
       chunks.push(r.value);
       n += r.value.length;
     }
-    const head = new Uint8Array(n);
-    let off = 0;
-    for (const c of chunks) {
-      head.set(c, off);
-      off += c.length;
-    }
+    const head = concat(...chunks);
     if (n <= MATERIAL_CAP && !forced) {
       reader.releaseLock();
       return { kind: "small", bytes: head };
@@ -113,17 +110,6 @@ export async function planInput(
   return { kind: "large", source: { kind: "path", path: src } };
 }
 
-function human(n: number): string {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < u.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return `${x.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
-}
-
 /** Options of {@link cliUi}. */
 export interface CliUiOptions {
   /** the acceptance step (see `acceptanceConfirm`) */
@@ -137,18 +123,17 @@ export interface CliUiOptions {
  * progress bar with rate and ETA for homeserver transfers (a status line clears it first).
  * `end()` finishes a bar still drawn.
  */
-export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & { end(): void } {
+export function cliUi(
+  log: (l: string) => void,
+  o: CliUiOptions = {},
+): FlowUi & { end(): void; uploaded(): { done: number; total: number } | null } {
   const confirm = o.confirm;
-  const tty = Deno.stderr.isTerminal();
-  const start = performance.now();
-  let last = 0;
-  let drawn = false;
-  let finished = false;
-  const enc = new TextEncoder();
+  let bar: Progress | null = null;
+  let barPhase = "";
+  let upload: { done: number; total: number } | null = null;
   const clear = () => {
     o.fetchBar?.end();
-    if (drawn) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
-    drawn = false;
+    bar?.clear();
   };
   return {
     status(line) {
@@ -167,40 +152,50 @@ export function cliUi(log: (l: string) => void, o: CliUiOptions = {}): FlowUi & 
       : undefined,
     progress(phase, done, total) {
       if (phase === "fetch") return o.fetchBar?.update(done, total);
-      if (!tty || finished) return;
-      const now = performance.now();
-      if (now - last < 200 && done < total) return;
-      last = now;
-      const secs = (now - start) / 1000;
-      const rate = secs > 0 ? done / secs : 0;
-      const frac = total > 0 ? done / total : 1;
-      const eta = rate > 0 ? Math.max(0, (total - done) / rate) : 0;
-      const w = 24;
-      const bar = "#".repeat(Math.round(frac * w)).padEnd(w, "-");
-      const etaS = `${Math.floor(eta / 60)}:${String(Math.floor(eta % 60)).padStart(2, "0")}`;
-      // the finished bar stays on its own line (rate and time of the whole transfer)
-      finished = done >= total;
-      Deno.stderr.writeSync(
-        enc.encode(
-          `\r\x1b[K${phase} [${bar}] ${(frac * 100).toFixed(0)}% ${human(done)}/${human(total)} ${
-            human(rate)
-          }/s ETA ${etaS}${finished ? "\n" : ""}`,
-        ),
-      );
-      drawn = !finished;
+      if (phase === "upload") upload = { done, total };
+      if (bar === null || barPhase !== phase) {
+        bar?.end();
+        bar = startProgress(phase, { bytes: true, intervalMs: 200 });
+        barPhase = phase;
+      }
+      bar.update(done, total);
     },
     end() {
       o.fetchBar?.end();
-      if (drawn) Deno.stderr.writeSync(enc.encode("\n"));
-      drawn = false;
+      bar?.end();
     },
+    uploaded: () => upload,
   };
+}
+
+/**
+ * While a large send runs: Ctrl-C (SIGINT) ends it with one line saying how far the upload got
+ * and that running the same command again resumes it (the resume record and the kept
+ * ciphertext survive any stop), and exit 130. Returns the function that removes the handler.
+ */
+export function interruptibleSend(
+  ui: ReturnType<typeof cliUi>,
+  log: (l: string) => void,
+  exit: (code: number) => never,
+  code: number,
+): () => void {
+  const onSigint = () => {
+    ui.end();
+    const u = ui.uploaded();
+    const done = u
+      ? `${formatBytes(u.done)} of ${formatBytes(u.total)} uploaded`
+      : "no part uploaded yet";
+    log(`interrupted (${done}): run the same command again to resume`);
+    exit(code);
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  return () => Deno.removeSignalListener("SIGINT", onSigint);
 }
 
 /**
  * Part workers per side: `CIPHERPOST_PART_WORKERS`, default 0 = the parts run as concurrent
  * streams on the main thread (3 in flight sending, 2 receiving). Measured on the 2-core box this
- * was built on (README, Benchmarks), that was as fast or faster than 1 or 2 Web Workers and the
+ * was built on (docs/development.md, Benchmarks), that was as fast or faster than 1 or 2 Web Workers and the
  * only setting that kept both sides under 200 MiB of peak RSS; workers pay ~25 MiB and a module
  * load each, and win only when a core is idle.
  */

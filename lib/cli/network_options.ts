@@ -4,11 +4,17 @@
  * win), and debug lines to stderr with `CIPHERPOST_DEBUG=1`. The library (lib/pkarr/transport.ts)
  * reads none of these: it takes the typed {@link TransportOptions} this module builds.
  *
+ * Homeserver requests (docs/PROTOCOL.md §4.5): `CIPHERPOST_HOMESERVER_TIMEOUT` (milliseconds,
+ * default 30000) is both the first-byte and the idle timeout; `CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1`
+ * lets a homeserver endpoint be plain http on a loopback address (what `cipherpost testnet`
+ * prints; never the default). The library takes them as {@link HomeserverHttp}.
+ *
  * @module
  */
 
 import { CipherpostError } from "../util/errors.ts";
 import { type TransportOptions, transportOptions } from "../pkarr/transport.ts";
+import type { HomeserverHttp } from "../homeserver/endpoint_policy.ts";
 
 /** The network flags as commander parses them (`relay` is false after `--no-relay`). */
 export interface NetworkFlags {
@@ -58,4 +64,36 @@ export function networkOptionsFrom(
     timeoutMs: flags.timeout ?? envTimeout(env) ?? 2000,
     ...(debug ? { log: (line: string) => console.error(`debug: ${line}`) } : {}),
   });
+}
+
+/** The variable that lets homeserver endpoints be plain http on loopback (a local testnet). */
+export const ALLOW_LOOPBACK_ENV = "CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK";
+/** The variable holding the homeserver first-byte and idle timeout, in milliseconds. */
+export const HOMESERVER_TIMEOUT_ENV = "CIPHERPOST_HOMESERVER_TIMEOUT";
+
+/**
+ * The homeserver settings the environment asks for: `CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK` is
+ * `1` (allowed) or unset, empty or `0` (not); `CIPHERPOST_HOMESERVER_TIMEOUT` is 100 to 3600000
+ * ms. Throws `usage` on any other value.
+ */
+export function homeserverHttpFrom(
+  env: EnvGet = (name) => Deno.env.get(name),
+): HomeserverHttp {
+  const http: HomeserverHttp = {};
+  const loop = env(ALLOW_LOOPBACK_ENV);
+  if (loop === "1") http.allowLoopback = true;
+  else if (loop !== undefined && loop !== "" && loop !== "0") {
+    throw new CipherpostError("usage", `${ALLOW_LOOPBACK_ENV} must be 1 (allow) or 0 (refuse)`);
+  }
+  const t = env(HOMESERVER_TIMEOUT_ENV);
+  if (t !== undefined && t !== "") {
+    if (!/^[0-9]{3,7}$/.test(t) || Number(t) < 100 || Number(t) > 3_600_000) {
+      throw new CipherpostError(
+        "usage",
+        `${HOMESERVER_TIMEOUT_ENV} must be a number of milliseconds (100 to 3600000)`,
+      );
+    }
+    http.firstByteTimeoutMs = http.idleTimeoutMs = Number(t);
+  }
+  return http;
 }

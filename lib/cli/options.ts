@@ -10,9 +10,16 @@ import { type Command, Option, type OptionValues } from "@commander-js/extra-typ
 import { CipherpostError } from "../util/errors.ts";
 import { type LoadedIdentity, loadIdentity } from "../state/identity.ts";
 import { Transport } from "../pkarr/transport.ts";
-import { getPin, type PassphraseOptions, type PinOptions, retryPassphrase } from "./passphrase.ts";
+import {
+  getPin,
+  type PassphraseOptions,
+  type PinOptions,
+  refuseInlinePassphrase,
+  retryPassphrase,
+} from "./passphrase.ts";
 import { cipherpostHome } from "./home.ts";
-import { type NetworkFlags, networkOptionsFrom } from "./network_options.ts";
+import { homeserverHttpFrom, type NetworkFlags, networkOptionsFrom } from "./network_options.ts";
+import { bindHomeserverHttp } from "../homeserver/endpoint_policy.ts";
 import { defaultIo, type Io } from "./io.ts";
 
 /** Parse an integer option value or fail as a usage error. */
@@ -50,7 +57,10 @@ function addPassphrase(cmd: Command) {
     )
     .addOption(
       new Option("--passphrase <value>", "refused: a passphrase in argv leaks").hideHelp(),
-    );
+    )
+    // refused before the command runs, also by commands that need no passphrase this time
+    // (`identity show` reads public_key; `homeserver status` uses the stored session)
+    .hook("preAction", (_cmd, action) => refuseInlinePassphrase(action.opts()));
 }
 const _passphraseFlags: Same<Added<typeof addPassphrase>, PassphraseFlags> = true;
 
@@ -124,12 +134,17 @@ export function withNetwork<A extends unknown[], O extends OptionValues, G exten
   return cmd as unknown as Command<A, O & NetworkAdded, G>;
 }
 
-/** Open a Transport as the network flags say, run `f`, and close it on every path. */
+/**
+ * Open a Transport as the network flags say, with the homeserver settings of the environment
+ * bound to it, run `f`, and close it on every path.
+ */
 export async function withTransport<T>(
   o: NetworkFlags,
   f: (t: Transport) => Promise<T>,
 ): Promise<T> {
+  const http = homeserverHttpFrom();
   const t = new Transport(networkOptionsFrom(o));
+  bindHomeserverHttp(t, http);
   try {
     return await f(t);
   } finally {

@@ -1,5 +1,5 @@
 /**
- * Where a passphrase comes from (protocol digest §1.4, v1.1 contract): an inline argv value is
+ * Where a passphrase comes from (docs/cli.md, "Secrets"; the v1.1 contract): an inline argv value is
  * always refused; then `--passphrase-fd N`, `--passphrase-file PATH` (mode 0600/0400),
  * `CIPHERPOST_PASSPHRASE`, and finally a prompt without echo on the terminal (`/dev/tty`, even
  * when stdin is a pipe). The same rules hold for PINs, and every message names which of the two
@@ -26,6 +26,19 @@ export interface PassphraseOptions {
 
 function invalidInput(label: string, msg: string, hint?: string): CipherpostError {
   return new CipherpostError("passphrase_input", `invalid ${label} input: ${msg}`, hint);
+}
+
+/** The refusal of an inline passphrase (`--passphrase VALUE`), whether or not one is needed. */
+export function refuseInlinePassphrase(opts: PassphraseOptions): void {
+  if (opts.passphrase !== undefined) readInline(passphraseSpec(opts));
+}
+
+function readInline(spec: SecretSpec): never {
+  throw invalidInput(
+    spec.label,
+    "inline argv rejected",
+    `use ${spec.flags.file}, ${spec.flags.fd} or ${spec.envVar}`,
+  );
 }
 
 /** Remove exactly one trailing `\r\n`, else one `\n`, else nothing. */
@@ -160,13 +173,7 @@ export async function readSecretFile(path: string, label: string): Promise<strin
 
 async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
   const { flags, label } = spec;
-  if (spec.inline !== undefined) {
-    throw invalidInput(
-      label,
-      "inline argv rejected",
-      `use ${flags.file}, ${flags.fd} or ${spec.envVar}`,
-    );
-  }
+  if (spec.inline !== undefined) readInline(spec);
   if (spec.fd !== undefined && spec.file !== undefined) {
     throw configError(`${flags.fd} and ${flags.file} are mutually exclusive`);
   }
@@ -203,6 +210,18 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
   }
 }
 
+/** Where the secret of `spec` comes from, as the user named it; null for the terminal prompt. */
+function sourceOf(spec: SecretSpec): string | null {
+  if (spec.fd !== undefined) return `${spec.flags.fd} ${spec.fd}`;
+  if (spec.file !== undefined) return `${spec.flags.file} ${spec.file}`;
+  try {
+    if (Deno.env.get(spec.envVar) !== undefined) {
+      return `${spec.envVar} (check it, or unset it to be asked on the terminal)`;
+    }
+  } catch { /* not UTF-8: readSecret reports it */ }
+  return null;
+}
+
 /** How many times a terminal user may retype a wrong passphrase or PIN. */
 export const TTY_TRIES = 3;
 
@@ -225,6 +244,14 @@ async function withSecret<T>(
     try {
       return await use(secret);
     } catch (e) {
+      if (i >= tries && isWrong(e) && e instanceof CipherpostError && !e.hint) {
+        // the same line for every credential failure (oracle rule), and where the secret came
+        // from, which the user may not have in mind (an old CIPHERPOST_PASSPHRASE)
+        const from = sourceOf(spec);
+        if (from) {
+          throw new CipherpostError(e.kind, e.message, `the ${spec.label} came from ${from}`);
+        }
+      }
       if (i >= tries || !isWrong(e)) throw e;
       ttyWrite(
         `${wrongLine}; try again (${tries - i} ${tries - i === 1 ? "try" : "tries"} left)\n`,

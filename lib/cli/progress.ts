@@ -1,10 +1,13 @@
 /**
- * A progress bar for long operations on a terminal's stderr: `label [#####-----] 12/91 ETA 5s`.
- * Generic: callers report `(done, total)`. Silent when stderr is not a terminal (pipes and logs
- * get the plain status lines the commands print anyway).
+ * The progress bar of the CLI, on a terminal's stderr: `label [#####-----] 12/91 ETA 5s` for
+ * counts (packets), `label [#####-----] 50% 2.5 MiB/5.0 MiB 1.2 MiB/s ETA 2s` for bytes (the
+ * parts of a large share). Callers report `(done, total)`. Silent when stderr is not a terminal
+ * (pipes and logs get the plain status lines the commands print anyway).
  *
  * @module
  */
+
+import { formatBytes } from "../util/human.ts";
 
 /** A running progress display. */
 export interface Progress {
@@ -12,6 +15,11 @@ export interface Progress {
   update(done: number, total: number): void;
   /** Finish: the last drawn state stays on its own line (call once, on success or failure). */
   end(): void;
+  /**
+   * Erase an unfinished bar so that a log line can take its place (the next {@link update}
+   * draws it again, below that line).
+   */
+  clear(): void;
 }
 
 /** Where and how to draw; everything has a default suitable for the CLI. */
@@ -26,7 +34,12 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** bar width in characters (default 24) */
   width?: number;
+  /** the units are bytes: show a percentage, sizes and the rate (default: a count) */
+  bytes?: boolean;
 }
+
+/** How {@link formatProgress} draws: bar width (default 24) and whether the units are bytes. */
+export type ProgressFormat = Pick<ProgressOptions, "width" | "bytes">;
 
 /** Seconds as `5s`, `1m05s`, `2h03m`. */
 export function formatEta(seconds: number): string {
@@ -37,24 +50,30 @@ export function formatEta(seconds: number): string {
 }
 
 /**
- * One line of progress. The ETA is extrapolated from the average rate so far and omitted until
- * something is done.
+ * One line of progress. The ETA is extrapolated from the average rate so far, omitted until
+ * something is done and once everything is. In bytes, the rate is the average so far (at the
+ * end: of the whole run).
  */
 export function formatProgress(
   label: string,
   done: number,
   total: number,
   elapsedMs: number,
-  width = 24,
+  f: ProgressFormat = {},
 ): string {
-  const frac = total > 0 ? Math.min(1, Math.max(0, done / total)) : 0;
+  const width = f.width ?? 24;
+  const frac = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
   const full = Math.round(frac * width);
   const bar = "#".repeat(full) + "-".repeat(width - full);
   let eta = "";
   if (done > 0 && done < total) {
     eta = ` ETA ${formatEta((elapsedMs / 1000) * (total - done) / done)}`;
   }
-  return `${label} [${bar}] ${done}/${total}${eta}`;
+  if (!f.bytes) return `${label} [${bar}] ${done}/${total}${eta}`;
+  const rate = elapsedMs > 0 ? Math.round(done / (elapsedMs / 1000)) : 0;
+  return `${label} [${bar}] ${Math.floor(frac * 100)}% ${formatBytes(done)}/${formatBytes(total)} ${
+    formatBytes(rate)
+  }/s${eta}`;
 }
 
 /** Start a progress display for `label`. */
@@ -67,7 +86,7 @@ export function startProgress(label: string, o: ProgressOptions = {}): Progress 
       enabled = false;
     }
   }
-  if (!enabled) return { update() {}, end() {} };
+  if (!enabled) return { update() {}, end() {}, clear() {} };
   const enc = new TextEncoder();
   const write = o.write ?? ((t: string) => {
     Deno.stderr.writeSync(enc.encode(t));
@@ -86,7 +105,7 @@ export function startProgress(label: string, o: ProgressOptions = {}): Progress 
       if (!finished && t - last < interval) return;
       last = t;
       drawn = true;
-      const line = formatProgress(label, done, total, t - start, o.width);
+      const line = formatProgress(label, done, total, t - start, o);
       // the finished bar stays, on its own line, so what follows starts cleanly
       write(`\r\x1b[2K${line}${finished ? "\n" : ""}`);
       if (finished) ended = true;
@@ -95,6 +114,12 @@ export function startProgress(label: string, o: ProgressOptions = {}): Progress 
       if (ended) return;
       ended = true;
       if (drawn) write("\n");
+    },
+    clear() {
+      if (ended || !drawn) return;
+      write("\r\x1b[2K");
+      drawn = false;
+      last = -Infinity;
     },
   };
 }

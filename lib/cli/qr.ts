@@ -8,7 +8,7 @@
  * @module
  */
 
-import QRCode from "qrcode";
+import { encodeQR } from "qr";
 
 /** What the QR code holds for a share URI. */
 export function qrPayload(uri: string): string {
@@ -30,31 +30,68 @@ export interface QrOptions {
 export async function renderQr(uri: string, o: QrOptions): Promise<string> {
   const payload = qrPayload(uri);
   if (!o.tty) return "note: --qr draws only on a terminal (stderr is not one)\n";
-  let code: string;
-  if (o.noColor) {
-    // No escape codes: half blocks, two modules per character cell. As with qrencode's UTF8
-    // output, light modules (and the quiet zone) are the drawn ones, which reads as dark-on-light
-    // on the usual light-on-dark terminal.
-    const qr = QRCode.create(payload, { errorCorrectionLevel: "L" });
-    const size: number = qr.modules.size;
-    const light = (x: number, y: number) =>
-      !(x >= 0 && y >= 0 && x < size && y < size && qr.modules.get(y, x) === 1);
-    const rows: string[] = [];
-    for (let y = -2; y < size + 2; y += 2) {
-      let line = "";
-      for (let x = -2; x < size + 2; x++) {
-        const top = light(x, y), bottom = y + 1 < size + 2 && light(x, y + 1);
-        line += top && bottom ? "\u2588" : top ? "\u2580" : bottom ? "\u2584" : " ";
-      }
-      rows.push(line);
+  const dark = qrModules(payload);
+  const code = o.noColor ? halfBlocks(dark) : colourHalfBlocks(dark);
+  return await Promise.resolve(`${code}(QR: the command line "${payload}")\n`);
+}
+
+/** The code's modules (true = dark), without a quiet zone; error correction level L. */
+export function qrModules(payload: string): boolean[][] {
+  // `raw` always has a quiet zone (at least one module): take the one-module ring off
+  const raw = encodeQR(payload, "raw", { ecc: "low", border: 1 });
+  return raw.slice(1, -1).map((row) => row.slice(1, -1));
+}
+
+/**
+ * No escape codes: half blocks, two modules per character cell. As with qrencode's UTF8 output,
+ * light modules (and a two-module quiet zone) are the drawn ones, which reads as dark-on-light on
+ * the usual light-on-dark terminal.
+ */
+function halfBlocks(dark: boolean[][]): string {
+  const size = dark.length;
+  const light = (x: number, y: number) => !(x >= 0 && y >= 0 && x < size && y < size && dark[y][x]);
+  const rows: string[] = [];
+  for (let y = -2; y < size + 2; y += 2) {
+    let line = "";
+    for (let x = -2; x < size + 2; x++) {
+      const top = light(x, y), bottom = y + 1 < size + 2 && light(x, y + 1);
+      line += top && bottom ? "\u2588" : top ? "\u2580" : bottom ? "\u2584" : " ";
     }
-    code = rows.join("\n") + "\n";
-  } else {
-    code = await QRCode.toString(payload, {
-      type: "terminal",
-      small: true,
-      errorCorrectionLevel: "L",
-    });
+    rows.push(line);
   }
-  return `${code}(QR: the command line "${payload}")\n`;
+  return rows.join("\n") + "\n";
+}
+
+/**
+ * Colour half blocks with a one-module quiet zone, black on a white background (the drawing
+ * `qrcode`'s small terminal renderer made, escape for escape).
+ */
+function colourHalfBlocks(dark: boolean[][]): string {
+  const esc = "\x1b[", reset = `${esc}0m`;
+  const setup = `${esc}47m${esc}30m`; // white background, black foreground
+  const white = `${esc}37m`, black = `${esc}30m`;
+  const size = dark.length;
+  // 0 outside the quiet zone, 1 light, 2 dark
+  const cell = (x: number, y: number) =>
+    x > size || y > size || x < -1 || y < -1
+      ? 0
+      : x >= size || y >= size || x < 0 || y < 0
+      ? 1
+      : dark[y][x]
+      ? 2
+      : 1;
+  const glyph = (top: number, bottom: number): string => {
+    if (top === 0) {
+      if (bottom === 0) return `${reset} ${setup}`;
+      return `${reset}${bottom === 1 ? white : black}\u2584${setup}`;
+    }
+    if (bottom === 0) return `${reset}${top === 1 ? white : black}\u2580${setup}`;
+    return top === 1 ? (bottom === 1 ? " " : "\u2584") : (bottom === 1 ? "\u2580" : "\u2588");
+  };
+  let out = setup;
+  for (let y = -1; y < size + 1; y += 2) {
+    for (let x = -1; x <= size; x++) out += glyph(cell(x, y), cell(x, y + 1));
+    out += `${reset}\n${setup}`;
+  }
+  return out + reset;
 }

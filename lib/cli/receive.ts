@@ -207,6 +207,15 @@ ${NETWORK_HELP}`,
             "an accepted share can be written again only while the sender's share is on the network and unexpired",
           );
         }
+        if (e instanceof CipherpostError && e.kind === "not_found" && !e.hint) {
+          // what to do when the share is not out there (a typo, or gone)
+          throw new CipherpostError(
+            e.kind,
+            e.message,
+            "check the URI for a typo; else the share expired, was revoked, or the DHT forgot " +
+              "it: the sender can run `cipherpost republish` (while it lives) or send it again",
+          );
+        }
         throw e;
       } finally {
         flowUi.end();

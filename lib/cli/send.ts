@@ -6,7 +6,7 @@
  */
 
 import { type Command, Option } from "@commander-js/extra-typings";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { stripControl } from "../util/encoding.ts";
 import { ensurePrivateDir, exists, writeFileAtomic } from "../util/fsutil.ts";
 import { MATERIAL_CAP, type MaterialType, materialTypeFromFlag } from "../material/material.ts";
@@ -19,14 +19,15 @@ import { Contacts } from "../state/contacts.ts";
 import { validatePin } from "./passphrase.ts";
 import { cipherpostHome } from "./home.ts";
 import { type Io, readAllStdin } from "./io.ts";
-import { utcMinute } from "./format.ts";
+import { utcMinute } from "../util/human.ts";
 import { type ResolvedKey, resolveRecipient } from "./recipient.ts";
 import { recipientKnownAs, unknownRecipientWarning } from "./contacts.ts";
 import { DURATION_FORMS, formatDuration, parseDuration } from "./duration.ts";
 import { startProgress } from "./progress.ts";
 import { renderQr } from "./qr.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
-import { cliUi, partSizeOverride, partWorkers, planInput } from "./large.ts";
+import { cliUi, interruptibleSend, partSizeOverride, partWorkers, planInput } from "./large.ts";
+import { Exit } from "./exit_codes.ts";
 import { sendLarge } from "../flows/large/send.ts";
 import {
   NETWORK_HELP,
@@ -50,23 +51,20 @@ async function readInput(
   cap: number,
 ): Promise<Uint8Array> {
   if (file !== undefined && positional !== undefined) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: give --material-file or '-', not both",
+    throw configError(
+      "give --material-file or '-', not both",
     );
   }
   if (positional !== undefined && positional !== "-") {
-    throw new CipherpostError(
-      "config",
-      `configuration error: unexpected argument '${positional}'`,
+    throw configError(
+      `unexpected argument '${positional}'`,
       `to send a file use --material-file ${positional}`,
     );
   }
   const src = file ?? positional;
   if (src === undefined) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: nothing to send",
+    throw configError(
+      "nothing to send",
       "use --material-file PATH, or '-' to read standard input",
     );
   }
@@ -76,10 +74,10 @@ async function readInput(
   if (st?.isDirectory) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`,
+      `cannot send ${src}: it is a directory; send takes one file (up to 64 KiB)`,
       `pack it first (tar -czf ${
         src.replace(/\/+$/, "")
-      }.tgz ${src}); anything over 64 KiB needs large-payload sending (README, "What fits where")`,
+      }.tgz ${src}); anything over 64 KiB needs large-payload sending (docs/network.md, "What fits where")`,
     );
   }
   return await readFileCapped(src, cap, src);
@@ -100,7 +98,8 @@ async function fallbackNoteOnce(
   const why = reason === "too_large"
     ? "it is larger than one v1 packet holds (about 100 bytes of secret)"
     : reason === "packet_full"
-    ? "your identity packet has no room left for a v1 share"
+    ? "your identity packet has no room left for a v1 share (it keeps room for the _pubky\n" +
+      "      record that points at your homeserver)"
     : "your one v1 slot already holds another live share";
   log(
     `note: sent as protocol v2 because ${why}. The recipient needs this cipherpost to open it;\n` +
@@ -245,6 +244,7 @@ ${NETWORK_HELP}`,
           if (o.qr) say((await renderQr(share.uri, { tty, noColor })).replace(/\n$/, ""));
         };
         const largeUi = cliUi(log);
+        const release = interruptibleSend(largeUi, log, Deno.exit, Exit.interrupted);
         const r = await withTransport(
           o,
           (t) =>
@@ -268,14 +268,17 @@ ${NETWORK_HELP}`,
             throw new CipherpostError(
               isDir ? "config" : "too_large",
               isDir
-                ? `configuration error: ${src} is a directory; send takes one file (up to 64 KiB)`
+                ? `cannot send ${src}: it is a directory; send takes one file (up to 64 KiB)`
                 : `${src} exceeds the ${MATERIAL_CAP}-byte DHT material cap (too large)`,
               "anything over 64 KiB, or a directory, needs large-payload sending: run " +
-                '`cipherpost homeserver signup <homeserver-key>` first (README, "What fits where")',
+                '`cipherpost homeserver signup <homeserver-key>` first (docs/network.md, "What fits where")',
             );
           }
           throw e;
-        }).finally(() => largeUi.end());
+        }).finally(() => {
+          release();
+          largeUi.end();
+        });
         log(
           `sent ${r.size} bytes in ${r.parts} parts (${r.uploaded} uploaded, ${r.reused} already there)`,
         );

@@ -7,13 +7,13 @@
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { stripControl } from "../util/encoding.ts";
+import { displayText } from "../util/encoding.ts";
 import { collectReceipts } from "../flows/share/receipts.ts";
 import { republishAll } from "../flows/large/republish.ts";
 import { revoke } from "../flows/share/revoke.ts";
 import { State } from "../state/state.ts";
 import { Contacts } from "../state/contacts.ts";
-import { utcMinute } from "./format.ts";
+import { truncate, utcMinute } from "../util/human.ts";
 import { cipherpostHome } from "./home.ts";
 import { startProgress } from "./progress.ts";
 import { isStderrTty } from "./tty.ts";
@@ -144,8 +144,7 @@ ${NETWORK_HELP}`,
       for (const r of rows) {
         const who = r.recipient_name ??
           (r.recipient === null ? "(self)" : `${r.recipient.slice(0, 16)}…`);
-        let purpose = stripControl(r.purpose ?? "");
-        if ([...purpose].length > 24) purpose = [...purpose].slice(0, 23).join("") + "…";
+        const purpose = truncate(displayText(r.purpose ?? ""), 24);
         io.out(
           `${r.share_ref.slice(0, 12)}  ${who.padEnd(20)}  ${purpose.padEnd(24)}  ${
             utcMinute(r.expires_at).padEnd(20)

@@ -10,6 +10,7 @@ import { CipherpostError } from "../util/errors.ts";
 import { startTestnet } from "../testing/testnet.ts";
 import { startHomeserverOnTestnet } from "../testing/homeserver.ts";
 import type { Io } from "./io.ts";
+import { ALLOW_LOOPBACK_ENV } from "./network_options.ts";
 import { parseIntArg } from "./options.ts";
 
 /** Register `testnet` on the program. */
@@ -31,7 +32,13 @@ export function registerTestnetCommand(program: Command, io: Io): void {
     .option("--homeserver", "also run the stand-in Pubky homeserver (its packet on the testnet)")
     .addOption(
       new Option("--signup-mode <mode>", "homeserver signup mode")
-        .choices(["open", "token_required"] as const).default("token_required" as const),
+        .choices(["open", "token_required"] as const).default("open" as const),
+    )
+    .option(
+      "--signup-tokens <n>",
+      "in token_required mode, how many single-use signup tokens to mint (one per identity)",
+      parseIntArg,
+      5,
     )
     .option("--quota-mb <n>", "homeserver per-user quota in MiB (default unlimited)", parseIntArg)
     .option("--homeserver-port <p>", "homeserver HTTP port; 0 = random", parseIntArg, 0)
@@ -41,12 +48,22 @@ export function registerTestnetCommand(program: Command, io: Io): void {
 Prints the environment lines other shells use to reach it, e.g.:
   CIPHERPOST_BOOTSTRAP=127.0.0.1:40001,127.0.0.1:40002,...
   CIPHERPOST_RELAYS=http://127.0.0.1:40100
-With --homeserver also (the token only in token_required mode; it is single-use):
+With --homeserver also:
   CIPHERPOST_HOMESERVER=<homeserver z32>
-  CIPHERPOST_SIGNUP_TOKEN=XXXX-XXXX-XXXX`,
+The stand-in homeserver's signup is open by default: any number of local identities can run
+\`cipherpost homeserver signup\`. With --signup-mode token_required (to try what an operator's
+homeserver asks for) it also prints the first of --signup-tokens single-use tokens, one per
+identity, and lists the others on stderr:
+  CIPHERPOST_SIGNUP_TOKEN=XXXX-XXXX-XXXX
+It also prints CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1: the stand-in speaks plain http on
+127.0.0.1, which cipherpost refuses unless that is set (never the default: otherwise only HTTPS
+to a public domain name is contacted).`,
     )
     .action(async (o) => {
       if (o.loss > 100) throw new CipherpostError("usage", "--loss is a percentage (0 to 100)");
+      if (o.signupTokens < 1 || o.signupTokens > 1000) {
+        throw new CipherpostError("usage", "--signup-tokens is 1 to 1000");
+      }
       const net = await startTestnet({
         nodes: o.nodes,
         port: o.port,
@@ -68,11 +85,18 @@ With --homeserver also (the token only in token_required mode; it is single-use)
         `CIPHERPOST_BOOTSTRAP=${net.bootstrap.join(",")}\nCIPHERPOST_RELAYS=${net.relayUrl}\n`,
       );
       if (hs) {
-        io.out(`CIPHERPOST_HOMESERVER=${hs.key}\n`);
+        io.out(`CIPHERPOST_HOMESERVER=${hs.key}\n${ALLOW_LOOPBACK_ENV}=1\n`);
+        log(`homeserver (stand-in): ${hs.key} at ${hs.baseUrl}`);
         if (hs.signupMode === "token_required") {
-          io.out(`CIPHERPOST_SIGNUP_TOKEN=${hs.mintSignupToken()}\n`);
+          const tokens = Array.from({ length: o.signupTokens }, () => hs.mintSignupToken());
+          io.out(`CIPHERPOST_SIGNUP_TOKEN=${tokens[0]}\n`);
+          log(
+            `signup needs a token: ${tokens.length} single-use tokens, one per identity ` +
+              `(the first is CIPHERPOST_SIGNUP_TOKEN):\n  ${tokens.join("\n  ")}`,
+          );
+        } else {
+          log("signup open: any number of local identities can run `cipherpost homeserver signup`");
         }
-        log(`homeserver (stand-in): ${hs.key} at ${hs.baseUrl}, signup ${hs.signupMode}`);
       }
       log(
         `testnet: ${o.nodes} nodes on 127.0.0.1, relay ${net.relayUrl}; Ctrl-C or SIGTERM to stop`,

@@ -1,6 +1,6 @@
 /**
  * Key derivations: Argon2id (hash-wasm) followed by HKDF-SHA256 with a purpose string, for the
- * identity key-encryption key and for PIN shares (protocol digest §1.3, §6.1).
+ * identity key-encryption key and for PIN shares (docs/PROTOCOL.md §1.4, §2).
  *
  * @module
  */
@@ -27,6 +27,9 @@ export const DEFAULT_ARGON2: Argon2Params = { m: 65536, t: 3, p: 1 };
 export const HKDF_INFO = {
   identityKek: "cipherpost/v1/identity-kek",
   pin: "cipherpost/v1/pin",
+  inviteSlot: "cipherpost/v1/invite-slot",
+  answerSlot: "cipherpost/v1/invite-answer-slot",
+  invite: "cipherpost/v1/invite",
 } as const;
 
 /**
@@ -98,4 +101,23 @@ export async function identityKek(
 /** The PIN key of a PIN share (an X25519 secret); parameters fixed by v1.1. */
 export async function pinKey(pin: string, salt: Uint8Array): Promise<Uint8Array> {
   return hkdf32(salt, await argon2(utf8(pin), salt, DEFAULT_ARGON2), HKDF_INFO.pin);
+}
+
+/** The two DHT slots of a contact invite (Ed25519 seeds), derived from its code and time window. */
+export async function inviteSlots(
+  code: string,
+  window: number,
+): Promise<{ invite: Uint8Array; answer: Uint8Array }> {
+  // the salt names the time window, so no table of codes computed in advance outlives it
+  const salt = sha256(utf8(`cipherpost/v1/invite-window/${window}`)).subarray(0, 16);
+  const k = await argon2(utf8(code), salt, DEFAULT_ARGON2);
+  return {
+    invite: hkdf32(salt, k, HKDF_INFO.inviteSlot),
+    answer: hkdf32(salt, k, HKDF_INFO.answerSlot),
+  };
+}
+
+/** The key a contact-invite message is encrypted to (an X25519 secret): its code, a random salt. */
+export async function inviteKey(code: string, salt: Uint8Array): Promise<Uint8Array> {
+  return hkdf32(salt, await argon2(utf8(code), salt, DEFAULT_ARGON2), HKDF_INFO.invite);
 }

@@ -1,6 +1,7 @@
 /**
  * The homeserver data client (docs/PROTOCOL.md §4.4): PUT with a streamed body, GET returning a
- * stream, HEAD, DELETE and listing, for one user (the tenant, sent as `pubky-host`).
+ * stream, HEAD, DELETE and listing, for one user (the tenant, sent as `pubky-host`). Every
+ * request goes through {@link homeserverRequest} (endpoint policy, no redirects, timeouts, 429).
  *
  * - Writes carry the session cookie from an {@link Authenticator}; on 401 the client asks it to
  *   re-authenticate once and retries (a PUT only when its body can be made again: give a
@@ -12,7 +13,9 @@
  * @module
  */
 
-import { errorOf, type FetchFn, HomeserverError, retryAfterMs, unreachable } from "./http.ts";
+import type { HomeserverHttp } from "./endpoint_policy.ts";
+import { type FetchFn, HomeserverError, type HttpReply, readUpTo } from "./http.ts";
+import { homeserverRequest } from "./request.ts";
 import { cookieHeader, type SessionCookie } from "./session.ts";
 
 /** Supplies the session cookie and renews it. */
@@ -65,7 +68,11 @@ export interface GetOptions {
 
 /** Options of {@link HomeserverClient.list}. */
 export interface ListOptions {
-  /** 1..65535; the server's default is 100 and it caps at 1000 */
+  /**
+   * 1..65535; the server's default is 100 and it caps at 1000. A page with more entries than
+   * asked (or than {@link MAX_LIST_PAGE}), or more than {@link MAX_LIST_LINE_BYTES} bytes per
+   * entry, is an error.
+   */
   limit?: number;
   /** a previous entry (`pubky://<user>/<path>` or `<user>/<path>`): start after it */
   cursor?: string;
@@ -83,6 +90,23 @@ export interface ListEntry {
   path: string;
 }
 
+/** Options of {@link HomeserverClient.listAll}. */
+export interface ListAllOptions extends Omit<ListOptions, "cursor" | "limit"> {
+  /** entries per page (default {@link LIST_PAGE_SIZE}) */
+  pageSize?: number;
+  /** more entries than this in all is an error (default {@link MAX_LIST_ENTRIES}) */
+  maxEntries?: number;
+}
+
+/** The most entries a listing page may hold (the reference server's own cap). */
+export const MAX_LIST_PAGE = 1000;
+/** Entries per page of {@link HomeserverClient.listAll}. */
+export const LIST_PAGE_SIZE = 500;
+/** Entries {@link HomeserverClient.listAll} yields at most before it fails. */
+export const MAX_LIST_ENTRIES = 100_000;
+/** Bytes a listing line may take: `pubky://<z32>` and a path of at most 4096 bytes. */
+export const MAX_LIST_LINE_BYTES = 4096 + 64;
+
 /** Options of the client. */
 export interface HomeserverClientOptions {
   /** from discovery: `https://domain[:port]` or `http://127.0.0.1:port` */
@@ -96,6 +120,8 @@ export interface HomeserverClientOptions {
   retries429?: number;
   /** longest honoured `Retry-After` in ms (default 60000); longer waits fail at once */
   maxRetryAfterMs?: number;
+  /** endpoint policy and timeouts (default: HTTPS to public names only, 30 s) */
+  http?: HomeserverHttp;
 }
 
 const PATH_RE = /^\/(pub|priv)\/[^\0]*$/;
@@ -120,15 +146,6 @@ function encodePath(path: string): string {
   return path.split("/").map(encodeURIComponent).join("/");
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
-
 /** A client for one user's files on one homeserver. */
 export class HomeserverClient {
   readonly baseUrl: string;
@@ -137,6 +154,7 @@ export class HomeserverClient {
   readonly #fetch: FetchFn;
   readonly #retries429: number;
   readonly #maxRetryAfterMs: number;
+  readonly #http: HomeserverHttp;
 
   constructor(o: HomeserverClientOptions) {
     this.baseUrl = o.baseUrl.replace(/\/+$/, "");
@@ -145,6 +163,7 @@ export class HomeserverClient {
     this.#fetch = o.fetch ?? fetch;
     this.#retries429 = o.retries429 ?? 3;
     this.#maxRetryAfterMs = o.maxRetryAfterMs ?? 60_000;
+    this.#http = { ...o.http };
   }
 
   /**
@@ -164,51 +183,44 @@ export class HomeserverClient {
       allow404?: boolean;
       signal?: AbortSignal;
     } = {},
-  ): Promise<Response> {
+  ): Promise<HttpReply> {
     const url = new URL(this.baseUrl + encodePath(path));
     for (const [k, v] of Object.entries(o.query ?? {})) url.searchParams.set(k, v);
-    let reauthed = false, tries429 = 0;
+    let reauthed = false;
     if (o.write && this.#auth && this.#auth.cookie() === null) {
       reauthed = true;
       if (!await this.#auth.reauthenticate()) throw this.#noSession(method, path);
     }
+    const again = o.replayable !== false;
     for (;;) {
-      const headers: Record<string, string> = { "pubky-host": this.user, ...o.headers };
+      const headers: Record<string, string> = { ...o.headers };
       const c = o.write ? this.#auth?.cookie() : null;
       if (c) headers.cookie = cookieHeader(c);
-      const body = o.makeBody ? await o.makeBody() : null;
-      let res: Response;
-      try {
-        res = await this.#fetch(url, { method, headers, body, signal: o.signal });
-      } catch (e) {
-        if (o.signal?.aborted) throw e;
-        throw unreachable(method, path, this.baseUrl, e);
-      }
-      if (res.ok || res.status === 304 || (res.status === 404 && o.allow404)) return res;
-      const again = o.replayable !== false;
-      if (res.status === 401 && o.write && this.#auth && !reauthed) {
-        await res.body?.cancel();
-        reauthed = true;
-        if (!await this.#auth.reauthenticate()) throw this.#noSession(method, path);
-        if (again) continue;
-        // A one-shot stream cannot be sent twice: the session is fresh, the caller retries.
-        throw new HomeserverError(
-          "homeserver_auth",
-          `homeserver: ${method} ${path}: the session had expired; signed in again, retry`,
-          { status: 401, method, path },
-          "pass the body as a function returning a fresh stream to have it retried",
-        );
-      }
-      if (res.status === 429 && again && tries429 < this.#retries429) {
-        const wait = retryAfterMs(res.headers.get("Retry-After")) ?? 1000 * 2 ** tries429;
-        if (wait <= this.#maxRetryAfterMs) {
-          await res.body?.cancel();
-          tries429++;
-          await sleep(wait, o.signal);
-          continue;
-        }
-      }
-      throw await errorOf(res, method, path);
+      const renew = o.write === true && this.#auth !== null && !reauthed;
+      const res = await homeserverRequest(method, url, {
+        tenant: this.user,
+        path,
+        headers,
+        makeBody: o.makeBody,
+        retries429: again ? this.#retries429 : 0,
+        maxRetryAfterMs: this.#maxRetryAfterMs,
+        pass: [...(o.allow404 ? [404] : []), ...(renew ? [401] : [])],
+        http: this.#http,
+        signal: o.signal,
+        fetch: this.#fetch,
+      });
+      if (res.status !== 401 || !renew) return res;
+      await res.body?.cancel();
+      reauthed = true;
+      if (!await this.#auth!.reauthenticate()) throw this.#noSession(method, path);
+      if (again) continue;
+      // A one-shot stream cannot be sent twice: the session is fresh, the caller retries.
+      throw new HomeserverError(
+        "homeserver_auth",
+        `homeserver: ${method} ${path}: the session had expired; signed in again, retry`,
+        { status: 401, method, path },
+        "pass the body as a function returning a fresh stream to have it retried",
+      );
     }
   }
 
@@ -217,7 +229,7 @@ export class HomeserverClient {
       "homeserver_auth",
       `homeserver: ${method} ${path}: not authenticated and no way to sign in here`,
       { status: 401, method, path },
-      "sign in with: cipherpost homeserver signup <homeserver-key> (needs your passphrase)",
+      { step: "homeserver_signup", data: { also: "it needs your passphrase" } },
     );
   }
 
@@ -238,7 +250,7 @@ export class HomeserverClient {
       }
       return await body();
     };
-    let res: Response;
+    let res: HttpReply;
     try {
       res = await this.#request("PUT", path, {
         headers,
@@ -262,13 +274,17 @@ export class HomeserverClient {
   async #refused(e: unknown, path: string): Promise<unknown> {
     if (!(e instanceof HomeserverError) || e.status !== 0 || e.kind !== "homeserver") return e;
     try {
-      const probe = await this.#fetch(new URL(`${this.baseUrl}/`), {
-        method: "HEAD",
-        signal: AbortSignal.timeout(10_000),
+      // through the one request path (policy, timeouts); any answer at all will do
+      const probe = await homeserverRequest("HEAD", `${this.baseUrl}/`, {
+        tenant: this.user,
+        path: "/",
+        retries429: 0,
+        http: this.#http,
+        fetch: this.#fetch,
       });
       await probe.body?.cancel();
-    } catch {
-      return e;
+    } catch (e2) {
+      if (!(e2 instanceof HomeserverError) || e2.status === 0) return e;
     }
     return new HomeserverError(
       "homeserver_quota",
@@ -276,7 +292,7 @@ export class HomeserverClient {
         "the connection and answers other requests): most likely its storage quota is full " +
         "(507) or the body is too large (413)",
       { status: 0, method: "PUT", path },
-      "free space with: cipherpost homeserver gc, or ask the operator for more quota",
+      { step: "homeserver_gc" },
     );
   }
 
@@ -339,23 +355,51 @@ export class HomeserverClient {
       await res.body?.cancel();
       return [];
     }
-    const text = await res.text();
+    const most = Math.min(opts.limit ?? MAX_LIST_PAGE, MAX_LIST_PAGE);
+    const { bytes, more } = await readUpTo(res.body, most * MAX_LIST_LINE_BYTES);
+    const lines = more ? [] : new TextDecoder().decode(bytes).split("\n").filter((l) => l !== "");
+    if (more || lines.length > most) {
+      throw new HomeserverError(
+        "homeserver",
+        `homeserver: GET ${dir}: the listing page is larger than asked (${most} entries)`,
+        { status: res.status, method: "GET", path: dir },
+      );
+    }
     const prefix = `pubky://${this.user}`;
-    return text.split("\n").filter((l) => l !== "").map((url) => ({
+    return lines.map((url) => ({
       url,
       path: url.startsWith(prefix) ? url.slice(prefix.length) : url.replace(/^pubky:\/\/[^/]*/, ""),
     }));
   }
 
-  /** Every entry below `dir`, page by page (cursor = last entry of the previous page). */
-  async *listAll(
-    dir: string,
-    opts: Omit<ListOptions, "cursor" | "limit"> & { pageSize?: number } = {},
-  ): AsyncGenerator<ListEntry> {
-    const limit = opts.pageSize ?? 500;
+  /**
+   * Every entry below `dir`, page by page (cursor = last entry of the previous page). Fails
+   * (`homeserver`) when a page does not start after the cursor (a server ignoring it would make
+   * this loop forever) and when there are more than `maxEntries` entries in all.
+   */
+  async *listAll(dir: string, opts: ListAllOptions = {}): AsyncGenerator<ListEntry> {
+    const { pageSize, maxEntries, ...rest } = opts;
+    const limit = pageSize ?? LIST_PAGE_SIZE;
+    const max = maxEntries ?? MAX_LIST_ENTRIES;
     let cursor: string | undefined;
+    let n = 0;
     for (;;) {
-      const page = await this.list(dir, { ...opts, limit, cursor });
+      const page = await this.list(dir, { ...rest, limit, cursor });
+      if (cursor !== undefined && page.some((e) => e.url === cursor)) {
+        throw new HomeserverError(
+          "homeserver",
+          `homeserver: GET ${dir}: the listing does not advance past its cursor`,
+          { status: 200, method: "GET", path: dir },
+        );
+      }
+      n += page.length;
+      if (n > max) {
+        throw new HomeserverError(
+          "homeserver",
+          `homeserver: GET ${dir}: more than ${max} entries listed`,
+          { status: 200, method: "GET", path: dir },
+        );
+      }
       yield* page;
       if (page.length < limit) return;
       cursor = page[page.length - 1].url;
@@ -363,7 +407,7 @@ export class HomeserverClient {
   }
 }
 
-function infoOf(path: string, res: Response): EntryInfo {
+function infoOf(path: string, res: HttpReply): EntryInfo {
   const len = res.headers.get("content-length");
   return {
     path,

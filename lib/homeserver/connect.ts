@@ -10,10 +10,12 @@ import { encodeZ32 } from "../pkarr/public_key.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { type Authenticator, HomeserverClient } from "./client.ts";
 import { discover, endpointOf, type HomeserverEndpoint } from "./discovery.ts";
+import { checkEndpoint, type HomeserverHttp, homeserverHttpOf } from "./endpoint_policy.ts";
 import type { FetchFn } from "./http.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { configError } from "../util/errors.ts";
 import { type SessionCookie, signIn } from "./session.ts";
 import { loadSession, saveSession } from "./session_store.ts";
+import { isoSeconds } from "../state/state.ts";
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
@@ -30,6 +32,8 @@ export interface ConnectOptions {
   /** sign up when the homeserver does not know us (default false: only `homeserver signup`) */
   signup?: boolean;
   fetch?: FetchFn;
+  /** endpoint policy and timeouts (default: the settings bound to the transport) */
+  http?: HomeserverHttp;
 }
 
 /** A connected client and what it connected to. */
@@ -50,21 +54,25 @@ export interface Connection {
 export async function connect(transport: Transport, o: ConnectOptions): Promise<Connection> {
   const user = encodeZ32(o.user);
   if (o.seed && encodeZ32(keypairFromSeed(o.seed).publicKey) !== user) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: the seed does not match the user key",
+    throw configError(
+      "the seed does not match the user key",
     );
   }
+  const http = o.http ?? homeserverHttpOf(transport);
   const stored = await loadSession(o.home, user);
   let endpoint: HomeserverEndpoint;
   let cookie: SessionCookie | null = null;
   if (stored && (o.homeserver === undefined || o.homeserver === stored.homeserver)) {
+    checkEndpoint(stored.baseUrl, http);
     endpoint = { homeserver: stored.homeserver, baseUrl: stored.baseUrl };
     cookie = stored.cookie;
   } else if (o.homeserver !== undefined) {
-    endpoint = { homeserver: o.homeserver, baseUrl: await endpointOf(transport, o.homeserver) };
+    endpoint = {
+      homeserver: o.homeserver,
+      baseUrl: await endpointOf(transport, o.homeserver, http),
+    };
   } else {
-    endpoint = await discover(transport, o.user);
+    endpoint = await discover(transport, o.user, http);
   }
   let signedUp = false;
   const session: Connection["session"] = cookie ? "stored" : "none";
@@ -79,6 +87,7 @@ export async function connect(transport: Transport, o: ConnectOptions): Promise<
         signupToken: o.signupToken,
         signup: o.signup === true,
         fetch: o.fetch,
+        http,
       });
       signedUp ||= r.signedUp;
       cookie = r.cookie;
@@ -86,13 +95,13 @@ export async function connect(transport: Transport, o: ConnectOptions): Promise<
         homeserver: endpoint.homeserver,
         baseUrl: endpoint.baseUrl,
         cookie,
-        createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+        createdAt: isoSeconds(),
       });
       return true;
     },
   };
   const conn: Connection = {
-    client: new HomeserverClient({ baseUrl: endpoint.baseUrl, user, auth, fetch: o.fetch }),
+    client: new HomeserverClient({ baseUrl: endpoint.baseUrl, user, auth, fetch: o.fetch, http }),
     endpoint,
     session,
     signedUp: () => signedUp,
@@ -104,12 +113,21 @@ export async function connect(transport: Transport, o: ConnectOptions): Promise<
   return conn;
 }
 
-/** A client reading `user`'s `/pub/` anonymously (no session), found by discovery. */
+/**
+ * A client reading `user`'s `/pub/` anonymously (no session), found by discovery; `http`
+ * defaults to the settings bound to the transport.
+ */
 export async function reader(
   transport: Transport,
   user: Uint8Array,
-  f?: FetchFn,
+  o: { fetch?: FetchFn; http?: HomeserverHttp } = {},
 ): Promise<HomeserverClient> {
-  const endpoint = await discover(transport, user);
-  return new HomeserverClient({ baseUrl: endpoint.baseUrl, user: encodeZ32(user), fetch: f });
+  const http = o.http ?? homeserverHttpOf(transport);
+  const endpoint = await discover(transport, user, http);
+  return new HomeserverClient({
+    baseUrl: endpoint.baseUrl,
+    user: encodeZ32(user),
+    fetch: o.fetch,
+    http,
+  });
 }

@@ -5,7 +5,9 @@
  *
  * A lookup that reaches nobody is `network` (exit 6, thrown by the Transport); a user without a
  * `_pubky` record is `no_homeserver` (exit 5); a homeserver without a usable packet is
- * `homeserver` (exit 6).
+ * `homeserver` (exit 6), and so is one whose endpoint the policy refuses (`checkEndpoint`:
+ * HTTPS to a public name; loopback only when allowed). The key in a pointer is the sender's
+ * choice, so its endpoint is checked before anything is sent to it.
  *
  * @module
  */
@@ -15,6 +17,7 @@ import { decodeZ32, encodeZ32, isValidPoint, Z32_KEY_LENGTH } from "../pkarr/pub
 import { recordsNamed, type SignedPacket } from "../pkarr/signed_packet.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import { CipherpostError } from "../util/errors.ts";
+import { checkEndpoint, type HomeserverHttp, homeserverHttpOf } from "./endpoint_policy.ts";
 
 /** The record name (relative to the user's key) that points at the homeserver. */
 export const PUBKY_RECORD = "_pubky";
@@ -29,7 +32,10 @@ export const PORT_PARAM = 3;
 export interface HomeserverEndpoint {
   /** z-base-32 key of the homeserver */
   homeserver: string;
-  /** `https://domain[:port]` or `http://127.0.0.1:port`, without a trailing slash */
+  /**
+   * `https://domain[:port]` or (a testnet, when loopback is allowed) `http://127.0.0.1:port`,
+   * without a trailing slash: the URL every request goes to, to be shown to the user
+   */
   baseUrl: string;
 }
 
@@ -123,14 +129,22 @@ export async function homeserverOf(transport: Transport, user: Uint8Array): Prom
     throw new CipherpostError(
       "no_homeserver",
       `no homeserver: ${encodeZ32(user)} publishes no _pubky record`,
-      found ? "sign up with: cipherpost homeserver signup <homeserver-key>" : undefined,
+      found ? { step: "homeserver_signup" } : undefined,
     );
   }
   return hs;
 }
 
-/** The base URL of homeserver `homeserver` (z32). Throws `homeserver` or `network`. */
-export async function endpointOf(transport: Transport, homeserver: string): Promise<string> {
+/**
+ * The base URL of homeserver `homeserver` (z32): the one every request to it will use, checked
+ * by `checkEndpoint` under `http` (default: the settings bound to `transport`). Throws
+ * `homeserver` (no usable packet, or an endpoint the policy refuses) or `network`.
+ */
+export async function endpointOf(
+  transport: Transport,
+  homeserver: string,
+  http: HomeserverHttp = homeserverHttpOf(transport),
+): Promise<string> {
   if (!isZ32Key(homeserver)) {
     throw new CipherpostError("usage", "not a homeserver key (52-character z-base-32 expected)");
   }
@@ -147,14 +161,16 @@ export async function endpointOf(transport: Transport, homeserver: string): Prom
         : `homeserver unreachable: no packet found for homeserver ${homeserver}`,
     );
   }
+  checkEndpoint(url, http);
   return url;
 }
 
-/** `user`'s homeserver and where to reach it. */
+/** `user`'s homeserver and where to reach it (checked as in {@link endpointOf}). */
 export async function discover(
   transport: Transport,
   user: Uint8Array,
+  http: HomeserverHttp = homeserverHttpOf(transport),
 ): Promise<HomeserverEndpoint> {
   const homeserver = await homeserverOf(transport, user);
-  return { homeserver, baseUrl: await endpointOf(transport, homeserver) };
+  return { homeserver, baseUrl: await endpointOf(transport, homeserver, http) };
 }

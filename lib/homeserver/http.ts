@@ -6,11 +6,20 @@
  * @module
  */
 
-import { stripControl } from "../util/encoding.ts";
-import { CipherpostError, type ErrorKind } from "../util/errors.ts";
+import { displayText } from "../util/encoding.ts";
+import { CipherpostError, type ErrorKind, type Remedy } from "../util/errors.ts";
 
 /** A `fetch` function (tests may substitute one; `globalThis.fetch` is never patched). */
 export type FetchFn = (input: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** A homeserver response: status, headers and the body (watched by the idle timeout). */
+export interface HttpReply {
+  status: number;
+  ok: boolean;
+  headers: Headers;
+  /** cancel it when not read to the end */
+  body: ReadableStream<Uint8Array> | null;
+}
 
 /** A failed homeserver request: `status` 0 when the server could not be reached. */
 export class HomeserverError extends CipherpostError {
@@ -24,7 +33,7 @@ export class HomeserverError extends CipherpostError {
     kind: ErrorKind,
     message: string,
     info: { status: number; method: string; path: string; retryAfterMs?: number },
-    hint?: string,
+    hint?: string | Remedy,
   ) {
     super(kind, message, hint);
     this.status = info.status;
@@ -34,9 +43,12 @@ export class HomeserverError extends CipherpostError {
   }
 }
 
-/** Server-provided text, safe for one terminal line (control characters gone, ≤ 160 chars). */
+/**
+ * Server-provided text, safe for one terminal line: control characters gone, bidirectional
+ * controls escaped ({@link displayText}), at most 160 characters.
+ */
 export function serverText(s: string): string {
-  const t = stripControl(s).trim();
+  const t = displayText(s.trim());
   return t.length > 160 ? `${t.slice(0, 157)}...` : t;
 }
 
@@ -48,12 +60,12 @@ export function retryAfterMs(v: string | null, nowMs = Date.now()): number | und
   return Number.isNaN(d) ? undefined : Math.max(0, d - nowMs);
 }
 
-const MEANING: Record<number, [ErrorKind, string, string | undefined]> = {
+const MEANING: Record<number, [ErrorKind, string, string | Remedy | undefined]> = {
   400: ["homeserver", "request rejected", undefined],
   401: [
     "homeserver_auth",
     "not authenticated",
-    "sign in again with: cipherpost homeserver signup <homeserver-key>",
+    { step: "homeserver_signup" },
   ],
   403: [
     "homeserver_forbidden",
@@ -67,38 +79,19 @@ const MEANING: Record<number, [ErrorKind, string, string | undefined]> = {
   507: [
     "homeserver_quota",
     "storage quota exceeded on the homeserver",
-    "free space with: cipherpost homeserver gc, or ask the operator for more quota",
+    { step: "homeserver_gc" },
   ],
 };
 
 /** The error for a non-success response (the body is read, at most 4 KiB, and escaped). */
 export async function errorOf(
-  res: Response,
+  res: Pick<HttpReply, "status" | "headers" | "body">,
   method: string,
   path: string,
 ): Promise<HomeserverError> {
   let text = "";
   try {
-    const reader = res.body?.getReader();
-    if (reader) {
-      const chunks: Uint8Array[] = [];
-      let n = 0;
-      while (n < 4096) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        chunks.push(value);
-        n += value.length;
-      }
-      await reader.cancel().catch(() => {});
-      text = new TextDecoder().decode(
-        chunks.reduce((a, c) => {
-          const o = new Uint8Array(a.length + c.length);
-          o.set(a);
-          o.set(c, a.length);
-          return o;
-        }, new Uint8Array()),
-      );
-    }
+    text = new TextDecoder().decode((await readUpTo(res.body, 4096)).bytes);
   } catch { /* no body */ }
   const [kind, meaning, hint] = MEANING[res.status] ??
     ["homeserver", "unexpected response", undefined];
@@ -127,4 +120,43 @@ export function unreachable(
     `homeserver unreachable: ${method} ${path} at ${baseUrl} (${why})`,
     { status: 0, method, path },
   );
+}
+
+/**
+ * At most `cap` bytes of `body` (grown as they come, not allocated up front); `more` is true
+ * when the body had more, which is then cancelled.
+ */
+export async function readUpTo(
+  body: ReadableStream<Uint8Array> | null,
+  cap: number,
+): Promise<{ bytes: Uint8Array; more: boolean }> {
+  if (!body) return { bytes: new Uint8Array(0), more: false };
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  let more = false;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (n + value.length > cap) {
+        chunks.push(value.subarray(0, cap - n));
+        n = cap;
+        more = true;
+        await reader.cancel().catch(() => {});
+        break;
+      }
+      chunks.push(value);
+      n += value.length;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const bytes = new Uint8Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    bytes.set(c, off);
+    off += c.length;
+  }
+  return { bytes, more };
 }

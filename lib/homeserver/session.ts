@@ -12,7 +12,9 @@ import { encodeZ32 } from "../pkarr/public_key.ts";
 import type { CipherpostError } from "../util/errors.ts";
 import { buildAuthToken } from "./auth_token.ts";
 import { type Capability, CIPHERPOST_CAPABILITY, formatCapabilities } from "./capabilities.ts";
-import { errorOf, type FetchFn, HomeserverError, unreachable } from "./http.ts";
+import type { HomeserverHttp } from "./endpoint_policy.ts";
+import { errorOf, type FetchFn, HomeserverError, type HttpReply } from "./http.ts";
+import { homeserverRequest } from "./request.ts";
 
 /** A session credential: the cookie `<user z32>=<secret>`. */
 export interface SessionCookie {
@@ -39,6 +41,15 @@ export interface SignInOptions {
   /** default `[/pub/cipherpost/:rw]` */
   capabilities?: readonly Capability[];
   fetch?: FetchFn;
+  /** endpoint policy and timeouts (default: HTTPS to public names only, 30 s) */
+  http?: HomeserverHttp;
+}
+
+/** How to reach the homeserver for {@link sessionAlive} and {@link signOut}. */
+export interface SessionCallOptions {
+  fetch?: FetchFn;
+  /** endpoint policy and timeouts (default: HTTPS to public names only, 30 s) */
+  http?: HomeserverHttp;
 }
 
 /** What {@link signIn} did. */
@@ -54,7 +65,7 @@ export function cookieHeader(c: SessionCookie): string {
 }
 
 /** The secret of the cookie named `user` in a response's `Set-Cookie` headers, or null. */
-export function sessionSecretOf(res: Response, user: string): string | null {
+export function sessionSecretOf(res: Pick<Response, "headers">, user: string): string | null {
   for (const line of res.headers.getSetCookie()) {
     const first = line.split(";", 1)[0];
     const eq = first.indexOf("=");
@@ -66,27 +77,34 @@ export function sessionSecretOf(res: Response, user: string): string | null {
   return null;
 }
 
+/** The statuses {@link signIn} decides on itself (the others are {@link errorOf}'s). */
+const SIGNIN_STATUSES = [400, 401, 404, 409];
+
 async function post(
   o: SignInOptions,
   path: "/session" | "/signup",
   host: string,
-): Promise<Response> {
-  const f = o.fetch ?? fetch;
-  const token = buildAuthToken(o.seed, o.capabilities ?? [CIPHERPOST_CAPABILITY]);
+): Promise<HttpReply> {
   const url = new URL(path, o.baseUrl);
   if (path === "/signup" && o.signupToken) url.searchParams.set("signup_token", o.signupToken);
-  try {
-    return await f(url, {
-      method: "POST",
-      headers: { "content-type": "application/octet-stream", "pubky-host": host },
-      body: token as Uint8Array<ArrayBuffer>,
-    });
-  } catch (e) {
-    throw unreachable("POST", path, o.baseUrl, e);
-  }
+  return await homeserverRequest("POST", url, {
+    tenant: host,
+    path,
+    headers: { "content-type": "application/octet-stream" },
+    // a fresh token per POST (a 429 retry included): the server refuses a replayed one
+    makeBody: () =>
+      Promise.resolve(
+        buildAuthToken(o.seed, o.capabilities ?? [CIPHERPOST_CAPABILITY]) as Uint8Array<
+          ArrayBuffer
+        >,
+      ),
+    pass: SIGNIN_STATUSES,
+    http: o.http,
+    fetch: o.fetch,
+  });
 }
 
-async function accept(res: Response, user: string, caps: string): Promise<SessionCookie> {
+async function accept(res: HttpReply, user: string, caps: string): Promise<SessionCookie> {
   await res.body?.cancel();
   const secret = sessionSecretOf(res, user);
   if (!secret) {
@@ -120,14 +138,14 @@ export async function signIn(o: SignInOptions): Promise<SignInResult> {
   throw await signinError(res, "/session");
 }
 
-async function signinError(res: Response, path: string): Promise<CipherpostError> {
+async function signinError(res: HttpReply, path: string): Promise<CipherpostError> {
   const e = await errorOf(res, "POST", path);
   if (res.status === 404) {
     return new HomeserverError(
       "homeserver_auth",
       "homeserver: this identity has no account on the homeserver",
       { status: 404, method: "POST", path },
-      "sign up with: cipherpost homeserver signup <homeserver-key>",
+      { step: "homeserver_signup" },
     );
   }
   if (res.status === 400) {
@@ -143,7 +161,7 @@ async function signinError(res: Response, path: string): Promise<CipherpostError
   return e;
 }
 
-async function signupError(res: Response, hadToken: boolean): Promise<CipherpostError> {
+async function signupError(res: HttpReply, hadToken: boolean): Promise<CipherpostError> {
   const e = await errorOf(res, "POST", "/signup");
   const text = e.message;
   if (res.status === 400 && /token required/i.test(text)) {
@@ -151,7 +169,7 @@ async function signupError(res: Response, hadToken: boolean): Promise<Cipherpost
       "homeserver_auth",
       "homeserver: signup requires a signup token",
       { status: 400, method: "POST", path: "/signup" },
-      "ask the operator for one and pass it with --signup-token-file FILE",
+      { step: "signup_token" },
     );
   }
   if (res.status === 401 || (res.status === 400 && /signup token/i.test(text))) {
@@ -161,6 +179,10 @@ async function signupError(res: Response, hadToken: boolean): Promise<Cipherpost
         ? "homeserver: the signup token is invalid or already used"
         : "homeserver: signup refused",
       { status: res.status, method: "POST", path: "/signup" },
+      hadToken
+        ? "a signup token admits one identity, once: ask the homeserver's operator for a new " +
+          "one (a local testnet prints several, or runs with open signup)"
+        : "ask the homeserver's operator for a signup token",
     );
   }
   if (res.status === 400) {
@@ -178,37 +200,28 @@ async function signupError(res: Response, hadToken: boolean): Promise<Cipherpost
 export async function sessionAlive(
   baseUrl: string,
   cookie: SessionCookie,
-  f: FetchFn = fetch,
+  o: SessionCallOptions = {},
 ): Promise<boolean> {
-  let res: Response;
-  try {
-    res = await f(new URL("/session", baseUrl), {
-      headers: { "pubky-host": cookie.user, cookie: cookieHeader(cookie) },
-    });
-  } catch (e) {
-    throw unreachable("GET", "/session", baseUrl, e);
-  }
+  const res = await homeserverRequest("GET", new URL("/session", baseUrl), {
+    tenant: cookie.user,
+    headers: { cookie: cookieHeader(cookie) },
+    pass: [401, 404],
+    ...o,
+  });
   await res.body?.cancel();
-  if (res.ok) return true;
-  if (res.status === 404 || res.status === 401) return false;
-  throw await errorOf(res, "GET", "/session");
+  return res.ok;
 }
 
 /** End the session on the server (`DELETE /session`, idempotent). */
 export async function signOut(
   baseUrl: string,
   cookie: SessionCookie,
-  f: FetchFn = fetch,
+  o: SessionCallOptions = {},
 ): Promise<void> {
-  let res: Response;
-  try {
-    res = await f(new URL("/session", baseUrl), {
-      method: "DELETE",
-      headers: { "pubky-host": cookie.user, cookie: cookieHeader(cookie) },
-    });
-  } catch (e) {
-    throw unreachable("DELETE", "/session", baseUrl, e);
-  }
-  if (!res.ok) throw await errorOf(res, "DELETE", "/session");
+  const res = await homeserverRequest("DELETE", new URL("/session", baseUrl), {
+    tenant: cookie.user,
+    headers: { cookie: cookieHeader(cookie) },
+    ...o,
+  });
   await res.body?.cancel();
 }

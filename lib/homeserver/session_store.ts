@@ -32,27 +32,8 @@ export function sessionFile(home: string): string {
 
 /** The stored session of `user` (z32), or null (none, unreadable, or not ours). */
 export async function loadSession(home: string, user: string): Promise<StoredSession | null> {
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(await Deno.readTextFile(sessionFile(home)));
-  } catch {
-    return null;
-  }
-  const s = (k: string) => (typeof j[k] === "string" ? j[k] as string : "");
-  if (s("user") !== user || !isZ32Key(s("homeserver"))) return null;
-  if (!/^[0-9A-Za-z]{1,128}$/.test(s("secret"))) return null;
-  if (!/^https?:\/\/[^/\s]+$/.test(s("base_url"))) return null;
-  try {
-    if (!isCipherpostOnly(parseCapabilities(s("capabilities")))) return null;
-  } catch {
-    return null;
-  }
-  return {
-    homeserver: s("homeserver"),
-    baseUrl: s("base_url"),
-    cookie: { user, secret: s("secret"), capabilities: s("capabilities") },
-    createdAt: s("created_at"),
-  };
+  const s = await readStoredSession(home);
+  return s !== null && s.cookie.user === user ? s : null;
 }
 
 /** Store a session (replacing any other). */
@@ -70,17 +51,31 @@ export async function saveSession(home: string, s: StoredSession): Promise<void>
   await writeFileAtomic(sessionFile(home), new TextEncoder().encode(JSON.stringify(body) + "\n"));
 }
 
-/** Remove the stored session (no error when there is none). */
-export async function forgetSession(home: string): Promise<void> {
-  await Deno.remove(sessionFile(home)).catch(() => {});
-}
-
-/** The stored session whoever it belongs to (validated the same way), or null. */
+/**
+ * The stored session whoever it belongs to, or null (none, unreadable, malformed, or with
+ * capabilities beyond `/pub/cipherpost/:rw`). The one reader of the session file.
+ */
 export async function readStoredSession(home: string): Promise<StoredSession | null> {
+  let j: Record<string, unknown>;
   try {
-    const j = JSON.parse(await Deno.readTextFile(sessionFile(home)));
-    return typeof j.user === "string" ? await loadSession(home, j.user) : null;
+    j = JSON.parse(await Deno.readTextFile(sessionFile(home)));
   } catch {
     return null;
   }
+  if (j === null || typeof j !== "object") return null;
+  const s = (k: string) => (typeof j[k] === "string" ? j[k] as string : "");
+  if (!isZ32Key(s("user")) || !isZ32Key(s("homeserver"))) return null;
+  if (!/^[0-9A-Za-z]{1,128}$/.test(s("secret"))) return null;
+  if (!/^https?:\/\/[^/\s]+$/.test(s("base_url"))) return null;
+  try {
+    if (!isCipherpostOnly(parseCapabilities(s("capabilities")))) return null;
+  } catch {
+    return null;
+  }
+  return {
+    homeserver: s("homeserver"),
+    baseUrl: s("base_url"),
+    cookie: { user: s("user"), secret: s("secret"), capabilities: s("capabilities") },
+    createdAt: s("created_at"),
+  };
 }

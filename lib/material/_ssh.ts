@@ -10,7 +10,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { base64, base64nopad } from "@scure/base";
 import { CipherpostError } from "../util/errors.ts";
-import { bytesEqual } from "../util/encoding.ts";
+import { bytesEqual, concat } from "../util/encoding.ts";
 
 const BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----";
 const END = "-----END OPENSSH PRIVATE KEY-----";
@@ -260,13 +260,7 @@ function parsePrivateSection(
   const typeField = priv.subarray(typeAt, r.pos);
   const fields = readFields(r, shape.priv);
   const rebuilt = [typeField, ...shape.pubFromPriv.map((i) => fields[i])];
-  const joined = new Uint8Array(rebuilt.reduce((n, f) => n + f.length, 0));
-  let o = 0;
-  for (const f of rebuilt) {
-    joined.set(f, o);
-    o += f.length;
-  }
-  if (!bytesEqual(joined, pubBlob)) throw malformed();
+  if (!bytesEqual(concat(...rebuilt), pubBlob)) throw malformed();
   const comment = r.str();
   const pad = r.take(priv.length - r.pos);
   if (pad.length >= 8 || !pad.every((x, i) => x === i + 1)) throw malformed();

@@ -1,5 +1,5 @@
 /**
- * Typed materials of cipherpost v1.1 (protocol digest §3.3, §8): the send-side ingest rules
+ * Typed materials of cipherpost v1.1 (docs/PROTOCOL.md §2.4): the send-side ingest rules
  * and stored bytes, the acceptance-screen sub-block, and `--armor` output.
  *
  * Stored bytes are what goes into the envelope: generic secrets and PGP keys verbatim, X.509 as
@@ -12,7 +12,8 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hex } from "@scure/base";
 import { CipherpostError } from "../util/errors.ts";
-import { escapeControl } from "../util/encoding.ts";
+import { escapeControl, stripControl } from "../util/encoding.ts";
+import { truncate, utcMinute } from "../util/human.ts";
 import { parseX509, x509DerFromInput, x509ToPem } from "./_x509.ts";
 import { parseKeyPacket, pgpArmor, pgpDearmor, pgpMalformed, TAG, walkPackets } from "./_pgp.ts";
 import { parseOpenSsh, sshCanonicalFromInput } from "./_ssh.ts";
@@ -136,22 +137,7 @@ function field(label: string, value: string): string {
 }
 
 /** `YYYY-MM-DD HH:MM UTC` */
-function utc(d: Date): string {
-  const iso = d.toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
-}
-
-/** Keeps `limit` characters at most; longer text becomes `limit - 1` characters + `…`. */
-function truncate(s: string, limit: number): string {
-  const chars = Array.from(s);
-  return chars.length <= limit ? s : chars.slice(0, limit - 1).join("") + "…";
-}
-
-/** Removes Unicode Cc characters (U+0000–U+001F, U+007F–U+009F). */
-function stripCc(s: string): string {
-  // deno-lint-ignore no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, "");
-}
+const utc = (d: Date) => utcMinute(d.getTime() / 1000);
 
 /**
  * The typed sub-block of the acceptance banner (§8.2), one string per line, no leading or
@@ -225,7 +211,7 @@ function previewPgp(bytes: Uint8Array): string[] {
   lines.push(
     `--- OpenPGP ${"-".repeat(53)}`,
     field("Fingerprint:", key.fingerprint),
-    field("Primary UID:", escapeControl(truncate(stripCc(uid), 64))),
+    field("Primary UID:", escapeControl(truncate(stripControl(uid), 64))),
     field("Key:", key.label),
     field("Subkeys:", subkeys.length === 0 ? "0" : `${subkeys.length} (${subkeys.join(", ")})`),
     field("Created:", utc(key.created)),

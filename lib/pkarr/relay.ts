@@ -9,6 +9,7 @@
  * @module
  */
 
+import { concat } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { DhtConflictError } from "./conflict.ts";
 import type { MutableItem } from "./item.ts";
@@ -160,11 +161,5 @@ export async function readLimited(
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return concat(...chunks);
 }

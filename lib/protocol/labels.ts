@@ -1,5 +1,5 @@
 /**
- * Record names of cipherpost (protocol digest §4.1, docs/PROTOCOL.md §2–§3) and the one way to
+ * Record names of cipherpost (docs/PROTOCOL.md §2–§3) and the one way to
  * look a record up in a packet: pkarr's `recordsNamed` (the name normalized against the
  * packet's key, exact comparison, as the Rust resolver does).
  *

@@ -81,14 +81,23 @@ export function ciphertextHashOf(partHashes: string[]): string {
   return toHex(h.digest());
 }
 
+/** The homeserver folder that holds one folder per large share's blob (trailing slash). */
+export const BLOBS_DIR = "/pub/cipherpost/blobs/";
+
 /** The homeserver path of part `i` of a blob folder. */
 export function partPath(blobId: string, i: number): string {
-  return `/pub/cipherpost/blobs/${blobId}/part-${String(i).padStart(5, "0")}`;
+  return `${blobDir(blobId)}part-${String(i).padStart(5, "0")}`;
 }
 
 /** The homeserver folder of a blob (trailing slash). */
 export function blobDir(blobId: string): string {
-  return `/pub/cipherpost/blobs/${blobId}/`;
+  return `${BLOBS_DIR}${blobId}/`;
+}
+
+/** The blob_id of a path inside a blob folder (`/pub/cipherpost/blobs/<hex32>/…`), or null. */
+export function blobIdOfPath(path: string): string | null {
+  const m = /^\/pub\/cipherpost\/blobs\/([0-9a-f]{32})\//.exec(path);
+  return m ? m[1] : null;
 }
 
 /** Where a blob's upload stands, as its status file says (§5.3): a hint, never a proof. */

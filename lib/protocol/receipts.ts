@@ -1,6 +1,6 @@
 /**
  * Receipts as a sender holds them: reading and verifying a saved receipt offline (protocol
- * digest §7.3). Their human formatting is the CLI's (`lib/cli/format.ts`).
+ * docs/PROTOCOL.md §2.1). Their human formatting is the CLI's (`lib/cli/format.ts`).
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * cipherpost v1 records (protocol digest §3): the Envelope (age plaintext), the OuterRecord
+ * cipherpost v1 records (docs/PROTOCOL.md §2): the Envelope (age plaintext), the OuterRecord
  * (the signed `_cipherpost` TXT payload) and the Receipt (the signed `_cprcpt-<ref>` payload),
  * their canonical signable bytes, inner Ed25519 signatures and `share_ref`.
  *
@@ -22,9 +22,6 @@ import { CipherpostError, signatureError } from "../util/errors.ts";
 import { sign, verifyStrict } from "../crypto/keys.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 import type { MaterialType } from "../material/material.ts";
-
-/** The protocol version of v1 records. */
-export const PROTOCOL_V1 = 1;
 
 /** How far ahead of our clock a share's `created_at` or a receipt's `accepted_at` may be. */
 export const MAX_CLOCK_SKEW_SECONDS = 300;
@@ -85,15 +82,22 @@ export function checkShareTimes(
       "the sender's clock (or yours) is wrong; fix it and send again",
     );
   }
-  if (BigInt(nowSec) >= expiresAt(createdAt, ttlSeconds)) {
-    throw new CipherpostError("expired", "share expired");
+  const exp = expiresAt(createdAt, ttlSeconds);
+  if (BigInt(nowSec) >= exp) {
+    const at = new Date(Number(exp) * 1000).toISOString().slice(0, 16).replace("T", " ");
+    throw new CipherpostError(
+      "expired",
+      `share expired at ${at} UTC (${describeSpan(Math.max(60, nowSec - Number(exp)))} ago)`,
+      "it can no longer be received: ask the sender to send it again",
+    );
   }
 }
 
 function describeSpan(seconds: number): string {
-  if (seconds < 3600) return `${Math.ceil(seconds / 60)} minutes`;
-  if (seconds < 86400 * 2) return `${Math.round(seconds / 3600)} hours`;
-  return `${Math.round(seconds / 86400)} days`;
+  const n = (k: number, unit: string) => `${k} ${unit}${k === 1 ? "" : "s"}`;
+  if (seconds < 3600) return n(Math.max(1, Math.floor(seconds / 60)), "minute");
+  if (seconds < 86400 * 2) return n(Math.round(seconds / 3600), "hour");
+  return n(Math.round(seconds / 86400), "day");
 }
 
 const MATERIAL_TYPES: readonly MaterialType[] = [

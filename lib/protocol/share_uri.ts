@@ -1,7 +1,7 @@
 /**
  * Share URIs.
  *
- * v1 (protocol digest §5): `cipherpost://<sender-z32>/<share_ref: 32 lowercase hex>`.
+ * v1 (docs/PROTOCOL.md §2, §3.2): `cipherpost://<sender-z32>/<share_ref: 32 lowercase hex>`.
  * v2 (docs/PROTOCOL.md §v2): `cipherpost://<sender-z32>/2.<locator: 52 z-base-32 chars>` —
  * a v1 parser rejects it (the ref is not 32 hex characters).
  *

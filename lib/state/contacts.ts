@@ -11,7 +11,7 @@
  */
 
 import { canonicalize, type JsonValue, parseJson } from "../util/canonical_json.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../util/fsutil.ts";
 import { encodeZ32, parsePublicKey } from "../pkarr/public_key.ts";
 
@@ -26,6 +26,7 @@ export const NAME_RULE =
 
 /** One entry of the address book. */
 export interface Contact {
+  /** The contact's name (lower case letters, digits, `-` and `_`). */
   name: string;
   /** z-base-32 public key */
   key: string;
@@ -53,9 +54,11 @@ export function checkContactName(text: string): string {
 
 /** The address book of one cipherpost home. */
 export class Contacts {
+  /** The contacts file (`contacts.json` in the home). */
   readonly path: string;
   readonly #home: string;
 
+  /** The contacts of the cipherpost home `home`; touches nothing on disk. */
   constructor(home: string) {
     this.#home = home;
     this.path = `${home}/${CONTACTS_FILE}`;
@@ -71,9 +74,8 @@ export class Contacts {
       throw new CipherpostError("io", `io error: cannot read ${this.path}`);
     }
     const damaged = () =>
-      new CipherpostError(
-        "config",
-        `configuration error: ${this.path} is damaged`,
+      configError(
+        `${this.path} is damaged`,
         "fix or remove the file (it only holds names for public keys)",
       );
     let o: Record<string, JsonValue>;
@@ -123,9 +125,8 @@ export class Contacts {
     const old = all.find((c) => c.name === name);
     if (old && old.key === key) return old;
     if (old && !replace) {
-      throw new CipherpostError(
-        "config",
-        `configuration error: contact '${name}' already exists with another key (${old.key})`,
+      throw configError(
+        `contact '${name}' already exists with another key (${old.key})`,
         `remove it first (cipherpost contacts remove ${name}) or pass --force`,
       );
     }

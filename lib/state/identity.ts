@@ -1,6 +1,6 @@
 /**
  * The identity file: an Ed25519 seed, age-encrypted to an X25519 key derived from the
- * passphrase (Argon2id + HKDF), in v1.1's `CIPHPOSK` envelope (protocol digest §1.2–1.3).
+ * passphrase (Argon2id + HKDF), in v1.1's `CIPHPOSK` envelope (docs/PROTOCOL.md §1.4).
  *
  * Layout: `CIPHPOSK` ‖ 0x01 ‖ u16be(len) ‖ PHC string ‖ age binary ciphertext of the seed.
  *
@@ -30,8 +30,22 @@ import {
 
 const MAGIC = utf8("CIPHPOSK");
 const VERSION = 1;
-/** Upper bounds on KDF parameters read from a file (a hostile file must not exhaust memory). */
-const MAX_PARAMS: Argon2Params = { m: 1 << 21, t: 64, p: 16 };
+/**
+ * Upper bounds on KDF parameters read from a file (a hostile file must not exhaust memory).
+ * `m` (KiB): 1 GiB is the most the Argon2 implementation can compute; 2^21 KiB needs one
+ * 2 GiB typed array, over V8's limit ("Invalid typed array length"), so it is refused here,
+ * before any Argon2 work, instead of failing inside it.
+ */
+const MAX_PARAMS: Argon2Params = { m: 1 << 20, t: 64, p: 16 };
+
+function paramsTooLarge(): CipherpostError {
+  return new CipherpostError(
+    "identity_corrupt",
+    `identity file corrupted or unreadable: its Argon2 parameters exceed the supported maximum (m ≤ ${
+      MAX_PARAMS.m / 1024
+    } MiB, t ≤ ${MAX_PARAMS.t}, p ≤ ${MAX_PARAMS.p})`,
+  );
+}
 
 /** The file name of the identity inside the cipherpost home. */
 export const IDENTITY_FILE = "secret_key";
@@ -86,11 +100,8 @@ export function parseIdentityFile(bytes: Uint8Array): IdentityFile {
     kv.set(k, v);
   }
   const m = Number(kv.get("m")), t = Number(kv.get("t")), p = Number(kv.get("p"));
-  if (
-    !(m >= 8 * p && t >= 1 && p >= 1) || m > MAX_PARAMS.m || t > MAX_PARAMS.t || p > MAX_PARAMS.p
-  ) {
-    throw corrupt();
-  }
+  if (!(m >= 8 * p && t >= 1 && p >= 1)) throw corrupt();
+  if (m > MAX_PARAMS.m || t > MAX_PARAMS.t || p > MAX_PARAMS.p) throw paramsTooLarge();
   let salt: Uint8Array;
   try {
     salt = base64nopad.decode(parts[i + 1] ?? "");
@@ -367,10 +378,10 @@ export async function decodeCclinkKeyFile(
   if (bytes.length <= CCLINK_HEADER || bytes[8] !== 1) throw corrupt();
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const params = { m: dv.getUint32(9), t: dv.getUint32(13), p: dv.getUint32(17) };
-  if (
-    params.m < 8 * params.p || params.m > MAX_PARAMS.m || params.t < 1 ||
-    params.t > MAX_PARAMS.t || params.p < 1 || params.p > MAX_PARAMS.p
-  ) throw corrupt();
+  if (params.m < 8 * params.p || params.t < 1 || params.p < 1) throw corrupt();
+  if (params.m > MAX_PARAMS.m || params.t > MAX_PARAMS.t || params.p > MAX_PARAMS.p) {
+    throw paramsTooLarge();
+  }
   const salt = bytes.slice(21, CCLINK_HEADER);
   const kek = hkdf32(
     new Uint8Array(0),

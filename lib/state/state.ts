@@ -1,5 +1,5 @@
 /**
- * Local state under `<home>/state` (protocol digest §6.3), compatible with v1.1's layout:
+ * Local state under `<home>/state` (docs/cli.md, "Files in the home"), compatible with v1.1's layout:
  *
  * - `accepted/<share_ref>`: an empty sentinel per accepted share (0600, created exclusively);
  * - `accepted.jsonl`: one canonical-JSON row per event, appended with a single `write` on an
@@ -18,7 +18,7 @@ import type { SentShareFacts } from "../protocol/receipt_binding.ts";
 import { canonicalize, field, type JsonValue, parseJson } from "../util/canonical_json.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { stripControl, toHex } from "../util/encoding.ts";
-import { CipherpostError } from "../util/errors.ts";
+import { CipherpostError, configError } from "../util/errors.ts";
 import { ensurePrivateDir, exists, sweepStaleTemps, writeFileAtomic } from "../util/fsutil.ts";
 
 /** A row of the ledger `accepted.jsonl`: one share this home accepted (v1.1's layout). */
@@ -159,7 +159,9 @@ const REF_RE = /^[0-9a-f]{32}$/;
 
 function checkRef(ref: string): void {
   if (!REF_RE.test(ref)) {
-    throw new CipherpostError("config", "configuration error: malformed share_ref");
+    throw configError(
+      "malformed share_ref",
+    );
   }
 }
 

@@ -5,7 +5,9 @@
  *
  * Fault injection wraps each node's k-rpc-socket `emit("query", …)`: `latencyMs` delays every
  * incoming query (so every reply), `lossPct` silently drops that share of them and `deadNodes`
- * nodes drop all of them. Faults start once the relay's own DHT client has bootstrapped.
+ * nodes drop all of them. Faults start once the relay's own DHT client has bootstrapped. Which
+ * queries are lost follows from `lossSeed` (the n-th query a node gets is dropped or not
+ * whatever the timing), so a lossy run can be replayed with the seed it reports.
  *
  * @module
  */
@@ -16,7 +18,8 @@ import { DhtClient } from "../pkarr/dht/client.ts";
 import { DhtConflictError } from "../pkarr/conflict.ts";
 import { type MutableItem, verifySignature } from "../pkarr/item.ts";
 import { CipherpostError } from "../util/errors.ts";
-import { bytesEqual } from "../util/encoding.ts";
+import { bytesEqual, utf8 } from "../util/encoding.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { decodeZ32, isValidPoint } from "../pkarr/public_key.ts";
 import { moreRecentThan } from "../pkarr/signed_packet.ts";
 import { readLimited, RELAY_BODY_LIMIT, STORED_NODES_HEADER } from "../pkarr/relay.ts";
@@ -53,6 +56,11 @@ export interface TestnetOptions {
   latencyMs?: number;
   /** Every node silently drops this percentage of incoming queries (default 0). */
   lossPct?: number;
+  /**
+   * Seed of the loss decisions, an integer 0 to 2^31 - 1 (default: a random one, reported as
+   * {@link Testnet.lossSeed}).
+   */
+  lossSeed?: number;
   /**
    * This many nodes (the last ones; the bootstrap list still names them) answer nothing at all
    * once the testnet is up, like nodes that went offline (default 0).
@@ -116,6 +124,8 @@ export interface Testnet {
   nodes: TestnetNode[];
   /** Packets the relay keeps in its cache (bounded like a node's store). */
   relayCached(): number;
+  /** The seed of the loss decisions (given, or the random one chosen). */
+  lossSeed: number;
   /** Stops the relay, its DHT client and every node; leaves no socket or timer behind. */
   close(): Promise<void>;
 }
@@ -138,6 +148,10 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
   const latencyMs = opts.latencyMs ?? 0;
   const lossPct = opts.lossPct ?? 0;
   const deadNodes = opts.deadNodes ?? 0;
+  const lossSeed = opts.lossSeed ?? randomSeed();
+  if (!Number.isInteger(lossSeed) || lossSeed < 0 || lossSeed > MAX_SEED) {
+    throw new CipherpostError("usage", "testnet: lossSeed must be an integer 0 to 2^31 - 1");
+  }
   if (!Number.isInteger(deadNodes) || deadNodes < 0 || deadNodes >= opts.nodes) {
     throw new CipherpostError("usage", "testnet: deadNodes must be 0 to nodes - 1");
   }
@@ -188,37 +202,55 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
     if (latencyMs > 0 || lossPct > 0 || deadNodes > 0) {
       nodes.forEach((node, i) => {
         const dead = i >= nodes.length - deadNodes;
-        injectFaults(node, latencyMs, dead ? 100 : lossPct, timers);
+        const drop = seededRandom(lossSeed, `loss node ${i}`);
+        injectFaults(node, latencyMs, dead ? 100 : lossPct, drop, timers);
       });
     }
     server = Deno.serve(
       { hostname: "127.0.0.1", port: opts.relayPort ?? 0, onListen: () => {} },
       relayHandler(relayClient, cache),
     );
-    return {
-      bootstrap,
-      relayUrl: `http://127.0.0.1:${server.addr.port}`,
-      nodes,
-      relayCached: () => cache.size,
-      close,
-    };
+    const relayUrl = `http://127.0.0.1:${server.addr.port}`;
+    return { bootstrap, relayUrl, nodes, lossSeed, relayCached: () => cache.size, close };
   } catch (e) {
     await close();
     throw e;
   }
 }
 
+/** The largest seed {@link seededRandom} and {@link TestnetOptions.lossSeed} take. */
+export const MAX_SEED: number = 2 ** 31 - 1;
+
+/** A random seed, 0 to {@link MAX_SEED}. */
+export function randomSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0] & MAX_SEED;
+}
+
+/**
+ * A replayable stream of numbers in [0, 1): the n-th is read from SHA-256(`seed`, `stream`, n).
+ * The same seed and stream name give the same numbers on every run; different stream names give
+ * independent streams.
+ */
+export function seededRandom(seed: number, stream: string): () => number {
+  let n = 0;
+  return () => {
+    const h = sha256(utf8(`${seed}\0${stream}\0${n++}`));
+    return new DataView(h.buffer, h.byteOffset, 4).getUint32(0) / 2 ** 32;
+  };
+}
+
 function injectFaults(
   node: DHT,
   latencyMs: number,
   lossPct: number,
+  random: () => number,
   timers: Set<ReturnType<typeof setTimeout>>,
 ): void {
   const sock = node._rpc.socket;
   const emit = sock.emit.bind(sock);
   sock.emit = (event: string, ...args: unknown[]): boolean => {
     if (event !== "query") return emit(event, ...args);
-    if (lossPct >= 100 || (lossPct > 0 && Math.random() * 100 < lossPct)) return true;
+    if (lossPct >= 100 || (lossPct > 0 && random() * 100 < lossPct)) return true;
     if (latencyMs <= 0) return emit(event, ...args);
     const t = setTimeout(() => {
       timers.delete(t);

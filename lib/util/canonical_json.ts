@@ -1,6 +1,6 @@
 /**
  * Canonical JSON exactly as cipherpost v1.1 produces it (serde_canonical_json 1.0.0, protocol
- * digest §3.1), plus a strict JSON parser for records arriving from the network.
+ * docs/PROTOCOL.md §1.2), plus a strict JSON parser for records arriving from the network.
  *
  * Canonical form: object members sorted by the bytes of their quoted keys, no whitespace,
  * integers only, and only `"` and `\` escaped. Because Rust re-parses the canonical bytes with

@@ -87,18 +87,40 @@ export function stripControl(s: string): string {
 const UNSAFE =
   // deno-lint-ignore no-control-regex
   /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE_OR_BACKSLASH = new RegExp(`[\\\\${UNSAFE.source.slice(1)}`, "g");
+
+/** How {@link escapeControl} escapes. */
+export interface EscapeOptions {
+  /**
+   * Also write a backslash as `\\`, so that the output reads back unambiguously (text that
+   * looks like an escape cannot be told from one otherwise; a shell's `$'…'` needs it). Default
+   * false: purposes are shown as v1.1 shows them, backslashes as they are.
+   */
+  backslash?: boolean;
+}
 
 /**
- * Text from the network made safe for a terminal: every Unicode `Cc` character (C0, DEL, C1),
- * line/paragraph separator and bidirectional control becomes a visible escape (`\x1b`, `\u202e`).
- * Backslashes stay as they are (v1.1 shows purposes that way), so a sender can write text that
- * looks like an escape, but nothing it writes can act on the terminal.
+ * The one escaper of text for a terminal (anything from the network, a transcript or a file
+ * name): every Unicode `Cc` character (C0, DEL, C1), line/paragraph separator and bidirectional
+ * control becomes a visible escape, `\xNN` up to U+00FF and `\uNNNN` above (`\x1b`, `\u202e`).
+ * Everything else, other non-ASCII text included, stays as it is. Nothing the text holds can act
+ * on the terminal or reorder what is shown.
  */
-export function escapeControl(s: string): string {
-  return s.replace(UNSAFE, (c) => {
+export function escapeControl(s: string, o: EscapeOptions = {}): string {
+  return s.replace(o.backslash ? UNSAFE_OR_BACKSLASH : UNSAFE, (c) => {
+    if (c === "\\") return "\\\\";
     const n = c.charCodeAt(0);
     return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16)}`;
   });
+}
+
+/**
+ * A purpose (or other one-line sender text) as v1.1 shows it: `Cc` controls removed
+ * ({@link stripControl}), then the rest (bidirectional controls, separators) escaped
+ * ({@link escapeControl}).
+ */
+export function displayText(s: string): string {
+  return escapeControl(stripControl(s));
 }
 
 /** True when `s` holds a character {@link escapeControl} would escape (backslash aside). */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CipherpostError } from "./errors.ts";
+import { CipherpostError, configError } from "./errors.ts";
 
 /** Create a directory (and parents) and set it to 0700. */
 export async function ensurePrivateDir(path: string): Promise<void> {
@@ -77,19 +77,25 @@ async function createTemp(dir: string, mode: number): Promise<{ f: Deno.FsFile; 
 }
 
 /**
- * Write `data` to `path` atomically: a temp file beside it (`.cipherpost-<8 hex>.tmp`, short
+ * Write `data` (bytes, or chunks streamed in) to `path` atomically: a temp file beside it (`.cipherpost-<8 hex>.tmp`, short
  * whatever the target's name, locked while in use) is created exclusively with `mode`, written,
  * fsynced and renamed over `path`. A crash leaves either the old file or the new one, never a
  * partial file; the temp file is removed on failure, and one left by a killed process is
  * removed by the next write into that directory.
  */
-export async function writeFileAtomic(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | AsyncIterable<Uint8Array>,
+  mode = 0o600,
+): Promise<void> {
   const dir = dirOf(path);
   await sweepStaleTemps(dir);
   const { f, tmp } = await createTemp(dir, mode);
   try {
-    let off = 0;
-    while (off < data.length) off += await f.write(data.subarray(off));
+    for await (const c of data instanceof Uint8Array ? [data] : data) {
+      let off = 0;
+      while (off < c.length) off += await f.write(c.subarray(off));
+    }
     await f.sync();
     if (Deno.build.os !== "windows") await Deno.chmod(tmp, mode);
     await Deno.rename(tmp, path);
@@ -140,7 +146,7 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
       } catch {
         throw new CipherpostError(
           "config",
-          `configuration error: cannot write ${path}: ${dir} is not a directory`,
+          `cannot write ${path}: ${dir} is not a directory`,
         );
       }
       return;
@@ -151,28 +157,28 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
   if (st.isDirectory) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${path} is a directory`,
+      `cannot write ${path}: it is a directory`,
       "give a file name inside it, e.g. -o " + `${path.replace(/\/+$/, "")}/secret`,
     );
   }
   if (st.isSymlink) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${path} is a symbolic link; refusing to write through or over it`,
+      `cannot write ${path}: it is a symbolic link (refusing to write through or over it)`,
       "give the real path of a regular file, or -o - for standard output",
     );
   }
   if (!st.isFile) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${path} is not a regular file (a device, FIFO or socket)`,
+      `cannot write ${path}: it is not a regular file (a device, FIFO or socket)`,
       "write to a regular file, or use -o - and redirect standard output",
     );
   }
   if (!force) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${path} already exists; refusing to overwrite it`,
+      `cannot write ${path}: it already exists (refusing to overwrite it)`,
       "choose another path, or pass --force",
     );
   }

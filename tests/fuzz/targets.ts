@@ -39,7 +39,8 @@ import {
   receiptJson,
   receiptSignable,
 } from "../../lib/protocol/record.ts";
-import { formatReceiptSummary, formatReceiptTable, utcMinute } from "../../lib/cli/format.ts";
+import { formatReceiptSummary, formatReceiptTable } from "../../lib/cli/format.ts";
+import { utcMinute } from "../../lib/util/human.ts";
 import { AsnParser, AsnSerializer } from "@peculiar/asn1-schema";
 import {
   AttributeTypeAndValue,
@@ -50,6 +51,9 @@ import {
 } from "@peculiar/asn1-x509";
 import { parseAndVerifyManifest } from "../../lib/protocol/v2.ts";
 import { ingestMaterial, type MaterialType, previewMaterial } from "../../lib/material/material.ts";
+import { encodeTarHeader, readTar, TAR_END, tarPadding } from "../../lib/material/tar.ts";
+import { parseBundle } from "../../lib/claude/bundle.ts";
+import { summarizeBundle, summaryLines } from "../../lib/claude/summary.ts";
 
 /** One fuzz target. */
 export interface Target<T = unknown> {
@@ -644,6 +648,115 @@ export function materialTargets(): Target<Uint8Array>[] {
   ];
 }
 
+// ---------------------------------------------------------------------------------------------
+// Tar (directory shares, §5.4) and Claude Code bundles (§6.1)
+
+const FUZZ_SESSION = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d";
+
+function tarBytes(
+  entries: { path: string; type?: "file" | "dir" | "symlink"; body?: string; link?: string }[],
+  ustarOnly = false,
+): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const e of entries) {
+    const body = utf8(e.body ?? "");
+    const type = e.type ?? "file";
+    const size = type === "file" ? body.length : 0;
+    parts.push(
+      encodeTarHeader({ path: e.path, type, mode: 0o644, size, mtime: 1, linkname: e.link }, {
+        ustarOnly,
+      }),
+    );
+    if (size) parts.push(body, tarPadding(size));
+  }
+  return concat(...parts, TAR_END);
+}
+
+/** Readable stream of `b` in uneven chunks (the codec must not depend on chunking). */
+function chunks(b: Uint8Array): ReadableStream<Uint8Array> {
+  let off = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (off >= b.length) return c.close();
+      const n = 1 + ((off * 7919) % 700);
+      c.enqueue(b.slice(off, off + n));
+      off += n;
+    },
+  });
+}
+
+/** The tar reader: a refusal is a plain `Error` by contract (documented here as invalid_material). */
+export const tarTarget: Target<Uint8Array> = {
+  name: "tar",
+  arbitrary: fc.oneof(
+    mutated([
+      tarBytes([
+        { path: "d", type: "dir" },
+        { path: `d/${"long-".repeat(30)}é.txt`, body: "hello" },
+        { path: "l", type: "symlink", link: "d/x".repeat(40) },
+        { path: "d/e", body: "x".repeat(600) },
+      ]),
+      tarBytes([{ path: "a/b", body: "b" }, { path: "a", type: "dir" }]),
+    ]),
+    fc.uint8Array({ maxLength: 2048 }),
+  ),
+  allowed: ["invalid_material"],
+  async run(input) {
+    try {
+      for await (const { entry, body } of readTar(chunks(input))) {
+        let n = 0;
+        for await (const c of body) n += c.length;
+        if (n !== entry.size) {
+          throw new PropertyFailure(`body ${n} bytes, header says ${entry.size}`);
+        }
+      }
+    } catch (e) {
+      if (e instanceof Error && e.constructor === Error) {
+        throw new CipherpostError("invalid_material", `tar: ${e.message}`);
+      }
+      throw e;
+    }
+  },
+};
+
+async function gzipBytes(b: Uint8Array): Promise<Uint8Array> {
+  const s = new Blob([b as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(s).arrayBuffer());
+}
+
+/** A Claude Code bundle: the tar is mutated, then gzip'd, then parsed and summarized. */
+export const bundleTarget: Target<Uint8Array> = {
+  name: "claude-bundle",
+  arbitrary: mutated([
+    tarBytes([
+      {
+        path: "cipherpost-session.json",
+        body: JSON.stringify({
+          claude_version: "2",
+          cwd: "/p",
+          format: 1,
+          session_id: FUZZ_SESSION,
+        }),
+      },
+      {
+        path: `${FUZZ_SESSION}.jsonl`,
+        body: `${
+          JSON.stringify({ type: "user", cwd: "/p", message: { content: "hi" } })
+        }\n\n{"x":\n`,
+      },
+      { path: `${FUZZ_SESSION}/subagents/a.jsonl`, body: "{}\n" },
+      { path: `${FUZZ_SESSION}/t/${"n".repeat(90)}/f`, body: "x" },
+    ], true),
+  ]),
+  allowed: ["invalid_material"],
+  async run(input) {
+    const b = await parseBundle(await gzipBytes(input));
+    for (const line of summaryLines(summarizeBundle(b), input.length)) {
+      if (hasUnsafeText(line)) throw new PropertyFailure(`screen line with a control: ${line}`);
+    }
+  },
+};
+
 /** Every target. */
 export function allTargets(): Target<never>[] {
   return [
@@ -656,5 +769,7 @@ export function allTargets(): Target<never>[] {
     envelopeTarget,
     manifestTarget,
     ...materialTargets(),
+    tarTarget,
+    bundleTarget,
   ] as Target<never>[];
 }

@@ -13,9 +13,14 @@ import type { Transport } from "../../pkarr/transport.ts";
 import { fetchPointer } from "./pointer.ts";
 import { parseShareUri, type ShareUri } from "../../protocol/share_uri.ts";
 import { isPointerEnvelope, parsePointerEnvelope } from "../../protocol/large_manifest.ts";
-import { CipherpostError, signatureError } from "../../util/errors.ts";
-import { type Bundle, MAX_UNPACKED, parseBundle } from "../../claude/bundle.ts";
-import { applyPlacement, type Placement, planPlacement } from "../../claude/place.ts";
+import { CipherpostError, configError, signatureError } from "../../util/errors.ts";
+import { type Bundle, MAX_UNPACKED, parseBundle, parseBundleFile } from "../../claude/bundle.ts";
+import {
+  applyPlacement,
+  type PlaceAction,
+  type Placement,
+  planPlacement,
+} from "../../claude/place.ts";
 import { summarizeBundle } from "../../claude/summary.ts";
 import {
   checkConsumed,
@@ -54,12 +59,42 @@ export interface ClaudePickupRequest {
   workers?: number;
 }
 
+/** Where a session was placed (what `claude --resume` needs). */
+export interface PlacedSession {
+  /** The ID `claude --resume` takes (a new one when forked). */
+  sessionId: string;
+  /** The session's ID as it arrived. */
+  originalId: string;
+  /** The directory the session belongs to (where `claude` runs). */
+  targetDir: string;
+  /** Its folder under Claude Code's `projects/`. */
+  folder: string;
+  /** What placing did to a local copy of the same session. */
+  action: PlaceAction;
+  /** Transcript paths were rewritten to `targetDir`. */
+  rewritten: boolean;
+}
+
+function placedOf(p: Placement): PlacedSession {
+  return {
+    sessionId: p.sessionId,
+    originalId: p.originalId,
+    targetDir: p.targetDir,
+    folder: p.folder,
+    action: p.action,
+    rewritten: p.rewritten,
+  };
+}
+
 /** What happened. */
 export interface ClaudePickupResult {
   /** `placed` now; `already_accepted`: this hand-off was picked up here before */
   status: "placed" | "already_accepted";
+  /** The share's 32-hex reference. */
   shareRef: string;
-  placement?: Placement;
+  /** Where and how the session was placed (absent when nothing was placed). */
+  placement?: PlacedSession;
+  /** False: the signed receipt is kept and goes out with the next receive or `republish`. */
   receiptPublished?: boolean;
 }
 
@@ -78,7 +113,7 @@ export async function pickupUri(
 ): Promise<ShareUri> {
   if (req.uri !== undefined) {
     if (req.from !== undefined) {
-      throw new CipherpostError("config", "configuration error: give a URI or --from, not both");
+      throw configError("give a URI or the sender to look up, not both");
     }
     return parseShareUri(req.uri);
   }
@@ -87,7 +122,7 @@ export async function pickupUri(
     try {
       senderPk = parsePublicKey(req.from);
     } catch {
-      throw new CipherpostError("config", "configuration error: --from needs a z-base-32 key");
+      throw configError("the sender to look up must be a z-base-32 key");
     }
   }
   log("Looking up the newest session hand-off...");
@@ -164,7 +199,7 @@ export async function claudePickup(
   return {
     status: "placed",
     shareRef: r.shareRef,
-    placement,
+    placement: placement ? placedOf(placement) : undefined,
     receiptPublished: r.receiptPublished,
   };
 }
@@ -174,7 +209,7 @@ function notASession(type: string): void {
     throw new CipherpostError(
       "invalid_material",
       `invalid material: this share holds ${type}, not a Claude Code session`,
-      "receive it with: cipherpost receive URI",
+      { step: "receive_general" },
     );
   }
 }
@@ -198,7 +233,7 @@ async function openLargeSession(
     throw new CipherpostError(
       "invalid_material",
       "invalid material: this large share is a folder, not a Claude Code session",
-      "receive it with: cipherpost receive URI -o DIR",
+      { step: "receive_general", data: { output: "DIR" } },
     );
   }
   if (pointer.pointer.size > MAX_SESSION_SHARE) {
@@ -220,10 +255,10 @@ async function openLargeSession(
     deliver: async () => {
       const hashes = await large.deliver(false);
       try {
-        const bytes = await Deno.readFile(kept);
+        // checked (and parsed) streaming from the kept file: never read whole
         let bundle: Bundle;
         try {
-          bundle = await parseBundle(bytes);
+          bundle = await parseBundleFile(kept);
         } catch (e) {
           throw e instanceof CipherpostError ? e : new CipherpostError(
             "invalid_material",
@@ -231,7 +266,7 @@ async function openLargeSession(
           );
         }
         const p = await plan(bundle);
-        const view = sessionView(bundle, bytes.length, p);
+        const view = sessionView(bundle, pointer.pointer.size, p);
         const confirmed = ui.confirm
           ? await ui.confirm({
             protocol: share.protocol,
@@ -261,17 +296,10 @@ async function openLargeSession(
 
 /** What the acceptance screen shows of a session and its placement. */
 function sessionView(b: Bundle, bundleBytes: number, plan: Placement): SessionSummaryView {
-  const s = summarizeBundle(b);
   return {
+    ...summarizeBundle(b),
     kind: "claude_session",
-    sessionId: s.sessionId,
-    project: s.project,
-    messages: s.messages,
-    lastPrompt: s.lastPrompt,
-    size: s.size,
-    sidecarFiles: s.sidecarFiles,
     bundleBytes,
-    claudeVersion: s.claudeVersion,
     targetDir: plan.targetDir,
     rewritten: plan.rewritten,
     action: plan.action,

@@ -113,7 +113,7 @@ export async function fetchPointer(
     throw new CipherpostError(
       "not_found",
       `no session hand-off from ${senderZ32} to you was found`,
-      "pass the URI the sender printed, or check --from",
+      { step: "pickup_uri" },
     );
   }
   let o;

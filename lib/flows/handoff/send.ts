@@ -19,12 +19,17 @@ import { sendLarge } from "../large/send.ts";
 
 /** What to send. */
 export interface ClaudeSendRequest {
+  /** The session's files (see `discoverSession`). */
   session: SessionFiles;
   /** null = to self */
   recipient: string | null;
+  /** What the share is for, shown to the recipient (not secret; C0 controls are refused). */
   purpose: string;
+  /** The share's lifetime in seconds. */
   ttlSeconds: bigint;
+  /** A PIN the recipient must also type (Argon2id), or null. */
   pin: string | null;
+  /** Burn after read: the recipient's tool shows it once. */
   burn: boolean;
   /** Web Workers for a bundle that travels as a large share (default 0: this thread) */
   workers?: number;
@@ -34,6 +39,7 @@ export interface ClaudeSendRequest {
 
 /** What was sent. */
 export interface ClaudeSendResult extends SendResult {
+  /** What was sent of the session. */
   summary: SessionSummary;
   /** compressed bundle bytes */
   bundleBytes: number;
@@ -48,7 +54,7 @@ export function tooLargeForDht(bytes: number): CipherpostError {
   return new CipherpostError(
     "too_large",
     `session too large for the DHT: the compressed bundle is ${bytes} bytes; a v2 share carries at most ${MATERIAL_CAP}`,
-    "large sessions travel through a homeserver: run `cipherpost homeserver signup` first",
+    { step: "homeserver_signup", data: { also: "large sessions travel through a homeserver" } },
   );
 }
 
@@ -93,14 +99,7 @@ export async function claudeSend(
         workers: req.workers,
         partSize: req.partSize,
       }, ui);
-      result = {
-        uri: r.uri,
-        shareRef: r.shareRef,
-        expiresAt: r.expiresAt,
-        packets: r.packets,
-        size: bundle.length,
-        protocol: 2,
-      };
+      result = r;
       via = "homeserver";
     } catch (e) {
       if (e instanceof CipherpostError && e.kind === "no_homeserver") {

@@ -15,7 +15,7 @@ import type { Keypair } from "../../crypto/keys.ts";
 import { parsePublicKey } from "../../pkarr/public_key.ts";
 import type { FlowUi } from "../share/ui.ts";
 import type { Transport } from "../../pkarr/transport.ts";
-import { blobDir } from "../../protocol/large_manifest.ts";
+import { blobDir, blobIdOfPath } from "../../protocol/large_manifest.ts";
 import { fetchV2Receipt } from "../share/v2_transfer.ts";
 import type { SentShareV2 } from "../../state/state.ts";
 import type { State } from "../../state/state.ts";
@@ -27,8 +27,11 @@ const BLOBS = "/pub/cipherpost/blobs/";
 
 /** What gc did. */
 export interface GcReport {
+  /** Blob folders kept (a live share or a send in progress needs them). */
   kept: number;
+  /** Blob folders deleted. */
   deletedFolders: number;
+  /** Files deleted in them. */
   deletedFiles: number;
   /** why each deleted folder went: blob id → reason */
   reasons: Record<string, GcReason>;
@@ -47,15 +50,11 @@ export interface GcOptions {
   nowSec?: number;
 }
 
+/** Every path below `dir`, by the client's bounded listing (cursor must advance, ≤ 100k). */
 async function listAll(store: HomeserverClient, dir: string, shallow: boolean): Promise<string[]> {
-  const out: string[] = [];
-  let cursor: string | undefined;
-  while (true) {
-    const page = await store.list(dir, { limit: 1000, cursor, shallow });
-    out.push(...page.map((e) => e.path));
-    if (page.length < 1000) return out;
-    cursor = page[page.length - 1].url;
-  }
+  return (await Array.fromAsync(store.listAll(dir, { shallow, pageSize: 1000 }))).map((e) =>
+    e.path
+  );
 }
 
 /**
@@ -84,6 +83,62 @@ export async function collectGarbage(
   return await largeGc(t, conn.client, state, ui, o);
 }
 
+/**
+ * What this home knows of a blob folder, as gc judges it: `live` (a live share sent from this
+ * home), `sending` (a send in progress), `unknown` (no record here: another machine of the same
+ * identity may have sent it), or the reason it can go (`expired`, `revoked`, `burned and
+ * receipted`).
+ */
+export type BlobVerdict =
+  | "live"
+  | "sending"
+  | "unknown"
+  | Exclude<GcReason, "not sent from this home">;
+
+/** Judges blob folders by this home's records; {@link largeGc} and `homeserver status` share it. */
+export interface BlobJudge {
+  /** the state of folder `id` (a burn share's receipt is looked up on the DHT) */
+  judge(id: string): Promise<BlobVerdict>;
+  /** the share_ref of the share this home sent from folder `id`, if any */
+  shareRefOf(id: string): string | undefined;
+}
+
+/** A {@link BlobJudge} over the records of `state` now (or at `nowSec`). */
+export async function blobJudge(t: Transport, state: State, nowSec?: number): Promise<BlobJudge> {
+  const now = nowSec ?? Math.floor(Date.now() / 1000);
+  const gone = await state.goneBlobs();
+  const sent = new Map<string, SentShareV2>();
+  for (const s of await state.listSent()) {
+    const large = s.version === 2 ? s.large : undefined;
+    if (s.version === 2 && large && typeof large.blob_id === "string") sent.set(large.blob_id, s);
+  }
+  const pending = await pendingBlobIds(state);
+  return {
+    shareRefOf: (id) => sent.get(id)?.shareRef,
+    async judge(id) {
+      const s = sent.get(id);
+      if (!s) {
+        if (pending.has(id)) return "sending";
+        return gone.get(id) ?? "unknown";
+      }
+      if (s.expiresAt <= now) return "expired";
+      if (s.large?.burn === true) {
+        const receipt = await fetchV2Receipt(t, fromHex(s.locator)).catch(() => null);
+        if (receipt !== null) return "burned and receipted";
+      }
+      return "live";
+    },
+  };
+}
+
+/** The blob ids of the folders under `/pub/cipherpost/blobs/` (other paths are skipped). */
+export async function blobFolders(store: HomeserverClient): Promise<string[]> {
+  return (await listAll(store, BLOBS, true))
+    .map((p) => ({ p, id: blobIdOfPath(p) }))
+    .filter((x): x is { p: string; id: string } => x.id !== null && x.p === blobDir(x.id))
+    .map((x) => x.id);
+}
+
 /** Delete the blobs no live share needs, through `store`. `nowSec` for tests. */
 export async function largeGc(
   t: Transport,
@@ -92,7 +147,6 @@ export async function largeGc(
   ui: FlowUi,
   o: GcOptions = {},
 ): Promise<GcReport> {
-  const nowSec = o.nowSec ?? Math.floor(Date.now() / 1000);
   const report: GcReport = {
     kept: 0,
     deletedFolders: 0,
@@ -101,28 +155,15 @@ export async function largeGc(
     unknown: 0,
   };
   const gone = await state.goneBlobs();
-  const sent = new Map<string, SentShareV2>();
-  for (const s of await state.listSent()) {
-    const large = s.version === 2 ? s.large : undefined;
-    if (s.version === 2 && large && typeof large.blob_id === "string") sent.set(large.blob_id, s);
-  }
-  const pending = await pendingBlobIds(state);
-  const folders = (await listAll(store, BLOBS, true))
-    .map((p) => /^\/pub\/cipherpost\/blobs\/([0-9a-f]{32})\/$/.exec(p)?.[1])
-    .filter((x): x is string => x !== undefined);
+  const judge = await blobJudge(t, state, o.nowSec);
+  const folders = await blobFolders(store);
   for (const id of folders) {
-    const s = sent.get(id);
+    const st = await judge.judge(id);
     let reason: GcReason | null = null;
-    if (!s) {
-      if (pending.has(id)) reason = null;
-      else if (gone.has(id)) reason = gone.get(id)!;
-      else if (o.deleteUnknown) reason = "not sent from this home";
+    if (st === "unknown") {
+      if (o.deleteUnknown) reason = "not sent from this home";
       else report.unknown++;
-    } else if (s.expiresAt <= nowSec) reason = "expired";
-    else if (s.large?.burn === true) {
-      const receipt = await fetchV2Receipt(t, fromHex(s.locator)).catch(() => null);
-      if (receipt !== null) reason = "burned and receipted";
-    }
+    } else if (st !== "live" && st !== "sending") reason = st;
     if (reason === null) {
       report.kept++;
       continue;

@@ -9,7 +9,9 @@
 
 import { AgeFileOpener, ageStreamEncrypt } from "../../crypto/age_stream.ts";
 import { createHash } from "node:crypto";
-import { retryAfterMs } from "../../homeserver/http.ts";
+import type { HomeserverHttp } from "../../homeserver/endpoint_policy.ts";
+import { HomeserverError, type HttpReply } from "../../homeserver/http.ts";
+import { homeserverGet } from "../../homeserver/request.ts";
 import { localIoCause } from "../../util/fsutil.ts";
 
 /** A job sent to the worker. */
@@ -29,7 +31,14 @@ export type PartJob =
     op: "decrypt";
     id: number;
     url: string;
+    /** `pubky-host` (the sender, whose files these are) and any other request headers */
     headers: Record<string, string>;
+    /**
+     * The command's endpoint policy and timeouts (default: 30 s timeouts, and a policy that
+     * admits loopback, since without this field `url` must be built from `endpointOf`, which
+     * already checked the endpoint under the command's own policy).
+     */
+    http?: HomeserverHttp;
     identity: string;
     expectHash: string;
     maxCipher: number;
@@ -132,35 +141,35 @@ export async function encryptPart(
   }
 }
 
-/** 429 answers honoured per part GET, and the longest `Retry-After` waited for. */
-const MAX_429 = 3;
-const MAX_RETRY_AFTER_MS = 60_000;
+/** Checked here for a job without `http`: discovery applied the command's policy to its URL. */
+const CHECKED_BY_DISCOVERY: HomeserverHttp = { allowLoopback: true };
 
 /**
- * GET a part, waiting out a 429 as the server asks (`Retry-After`, else 1, 2, 4 s) up to
- * {@link MAX_429} times; a longer wait than a minute, or a fourth 429, is a network failure
- * that says so (the part stays missing; re-running the receive resumes).
+ * GET a part through the one homeserver GET (endpoint policy, no redirect, timeouts, 429 waited
+ * out as the server asks up to 3 times, at most a minute each). 200 or 404 come back; anything
+ * else, a redirect, a timeout or a refused endpoint is a network failure that says so (the part
+ * stays missing; re-running the receive resumes).
  */
-async function getPart(url: string, headers: Record<string, string>): Promise<Response> {
-  for (let tries = 0;; tries++) {
-    let res: Response;
-    try {
-      res = await fetch(url, { headers });
-    } catch (e) {
-      throw new Fail("network", `GET failed: ${(e as Error).message}`);
-    }
-    if (res.status !== 429) return res;
-    await res.body?.cancel();
-    const wait = retryAfterMs(res.headers.get("retry-after")) ?? 1000 * 2 ** tries;
-    if (tries >= MAX_429 || wait > MAX_RETRY_AFTER_MS) {
+async function getPart(job: Extract<PartJob, { op: "decrypt" }>): Promise<HttpReply> {
+  const { "pubky-host": tenant = "", ...headers } = job.headers;
+  try {
+    return await homeserverGet(job.url, {
+      tenant,
+      headers,
+      pass: [404],
+      http: job.http ?? CHECKED_BY_DISCOVERY,
+    });
+  } catch (e) {
+    if (e instanceof HomeserverError && e.kind === "rate_limited") {
+      const wait = e.retryAfterMs ?? 0;
       throw new Fail(
         "network",
         `the homeserver is rate limiting (429${
-          wait > MAX_RETRY_AFTER_MS ? `, asks to wait ${Math.ceil(wait / 1000)} s` : ""
+          wait > 60_000 ? `, asks to wait ${Math.ceil(wait / 1000)} s` : ""
         }); try again later`,
       );
     }
-    await new Promise((r) => setTimeout(r, wait));
+    throw new Fail("network", `GET failed: ${(e as Error).message}`);
   }
 }
 
@@ -169,7 +178,7 @@ export async function decryptPart(
   job: Extract<PartJob, { op: "decrypt" }>,
   progress: (n: number) => void,
 ) {
-  const res = await getPart(job.url, job.headers);
+  const res = await getPart(job);
   if (res.status === 404) {
     await res.body?.cancel();
     throw new Fail("missing", "404");

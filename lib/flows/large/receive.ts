@@ -11,24 +11,24 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { endpointOf } from "../../homeserver/discovery.ts";
+import { readBlobStatus } from "../../homeserver/blob_status.ts";
+import { serverText } from "../../homeserver/http.ts";
+import { type HomeserverHttp, homeserverHttpOf } from "../../homeserver/endpoint_policy.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import {
   type BlobStatus,
   envelopeHash,
   type LargePointer,
   maxCipherLength,
-  parseBlobStatus,
   parsePointerEnvelope,
   partLength,
   partPath,
-  statusPath,
 } from "../../protocol/large_manifest.ts";
 import type { State } from "../../state/state.ts";
 import { canonicalize, field, type JsonValue, parseJson } from "../../util/canonical_json.ts";
 import { fromUtf8, stripControl, toHex, utf8 } from "../../util/encoding.ts";
 import { expiresAt } from "../../protocol/record.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
-import { readStreamCapped } from "../../util/bounded_read.ts";
 import { ensurePrivateDir, localIoCause, writeFileAtomic } from "../../util/fsutil.ts";
 import { eachLimited, PartFailure, PartPool } from "./pool.ts";
 import { extractTar } from "./tar_fs.ts";
@@ -102,16 +102,16 @@ export async function openLarge(
   if (target === undefined || target === "-") {
     throw new CipherpostError(
       "config",
-      "configuration error: a large share needs -o PATH (it is not written to standard output)",
-      `e.g. cipherpost receive <uri> -o ${p.kind === "directory" ? "folder" : "file"}`,
+      "configuration error: a large share needs an output path (it is not written to standard output)",
+      { step: "give_output_path", data: { example: p.kind === "directory" ? "folder" : "file" } },
     );
   }
   const targetExists = await exists(target);
   if (targetExists && !o.force) {
     throw new CipherpostError(
       "config",
-      `configuration error: ${target} already exists; refusing to overwrite it`,
-      "choose another path, or pass --force",
+      `cannot write ${target}: it already exists (refusing to overwrite it)`,
+      { step: "replace_target" },
     );
   }
   let baseUrl: string;
@@ -146,6 +146,7 @@ export async function openLarge(
           pointer: p,
           baseUrl,
           target,
+          http: homeserverHttpOf(t),
           expiresAt: Number(expiresAt(share.createdAt, share.ttlSeconds)),
         },
         o,
@@ -165,6 +166,8 @@ interface LargeFetch {
   pointer: LargePointer;
   baseUrl: string;
   target: string;
+  /** the endpoint policy and timeouts of every homeserver request */
+  http: HomeserverHttp;
 }
 
 /**
@@ -255,7 +258,10 @@ async function fetchLarge(
   let status: { at: number; value: Promise<BlobStatus | null> } | null = null;
   const blobStatus = () => {
     if (!status || Date.now() - status.at >= RETRY_MISSING_MS) {
-      status = { at: Date.now(), value: readBlobStatus(baseUrl, ctx.sender, p) };
+      status = {
+        at: Date.now(),
+        value: readBlobStatus(baseUrl, ctx.sender, p.blobId, p.parts, { http: f.http }),
+      };
     }
     return status.value;
   };
@@ -276,6 +282,7 @@ async function fetchLarge(
     pp.run({
       op: "decrypt",
       url: `${baseUrl}${partPath(p.blobId, i)}`,
+      http: f.http,
       headers: { "pubky-host": ctx.sender },
       identity: p.contentIdentity,
       expectHash: p.partHashes[i],
@@ -352,7 +359,7 @@ async function fetchLarge(
     throw new CipherpostError(
       "network",
       `network error: ${unreachable.length} of ${p.parts} parts could not be fetched (${
-        stripControl(netDetail ?? "unknown").slice(0, 200)
+        serverText(netDetail ?? "unknown")
       })`,
       "receive again: verified parts are kept",
     );
@@ -375,8 +382,8 @@ async function fetchLarge(
   const taken = () =>
     new CipherpostError(
       "config",
-      `configuration error: ${target} appeared while this share was being received; it is left as it is`,
-      "choose another path, or pass --force; the verified parts are kept for the re-run",
+      `cannot write ${target}: it appeared while this share was being received; it is left as it is`,
+      { step: "replace_target", data: { also: "the verified parts are kept for the re-run" } },
     );
   try {
     if (p.kind === "file") {
@@ -499,24 +506,4 @@ export async function sweepReceives(state: State, nowSec: number, keep?: string)
     } catch { /* damaged or gone: left as it is */ }
   }
   return n;
-}
-
-/** A blob's status file, read anonymously (§5.3); null when absent, unreadable or invalid. */
-async function readBlobStatus(
-  baseUrl: string,
-  sender: string,
-  p: LargePointer,
-): Promise<BlobStatus | null> {
-  try {
-    const res = await fetch(`${baseUrl}${statusPath(p.blobId)}`, {
-      headers: { "pubky-host": sender },
-    });
-    if (res.status !== 200 || !res.body) {
-      await res.body?.cancel();
-      return null;
-    }
-    return parseBlobStatus(await readStreamCapped(res.body, 1024), p.parts);
-  } catch {
-    return null;
-  }
 }

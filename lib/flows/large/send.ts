@@ -12,14 +12,12 @@ import { identityToRecipient } from "age-encryption";
 import { createHash } from "node:crypto";
 import { createBLAKE3, type IHasher } from "hash-wasm";
 import { ageDecrypt, ageEncrypt } from "../../crypto/age.ts";
-import { pinKey } from "../../crypto/kdf.ts";
+import { newPinLayer, sealShare } from "../../crypto/pin.ts";
 import {
   ageIdentityOf,
   ageIdentityOfSeed,
-  ageRecipientOf,
   ageRecipientOfEd,
   type Keypair,
-  x25519PublicFromSecret,
 } from "../../crypto/keys.ts";
 import type { HomeserverClient } from "../../homeserver/client.ts";
 import { connect } from "../../homeserver/connect.ts";
@@ -44,7 +42,7 @@ import { buildV2Share } from "../../protocol/v2.ts";
 import { publishPackets } from "../share/v2_transfer.ts";
 import type { State } from "../../state/state.ts";
 import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
-import { b64decode, b64encode, concat, fromUtf8, toHex, utf8 } from "../../util/encoding.ts";
+import { b64decode, b64encode, fromUtf8, toHex, utf8 } from "../../util/encoding.ts";
 import { CipherpostError } from "../../util/errors.ts";
 import { fileChunks } from "../../util/file_stream.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
@@ -52,6 +50,7 @@ import { eachLimited, PartPool } from "./pool.ts";
 import { writeTreeTar } from "./tar_fs.ts";
 import { recipientOf } from "../share/recipient.ts";
 import type { FlowContext, FlowUi } from "../share/ui.ts";
+import type { SendResult } from "../share/send.ts";
 
 /** Where the payload comes from. */
 export type LargeSource =
@@ -62,10 +61,15 @@ export type LargeSource =
 export interface LargeSendRequest {
   /** null = to self */
   recipient: string | null;
+  /** What the share is for, shown to the recipient (not secret; C0 controls are refused). */
   purpose: string;
+  /** What to send: a file or folder path, or a stream. */
   source: LargeSource;
+  /** The share's lifetime in seconds. */
   ttlSeconds: bigint;
+  /** A PIN the recipient must also type (Argon2id), or null. */
   pin: string | null;
+  /** Burn after read: the recipient's tool shows it once. */
   burn: boolean;
   /** Web Workers encrypting parts; 0 (the default) runs them as concurrent streams here */
   workers?: number;
@@ -81,23 +85,27 @@ export interface LargeSendRequest {
 
 /** A large share whose pointer is out. */
 export interface PublishedShare {
+  /** The `cipherpost://` URI to give the recipient. */
   uri: string;
+  /** The share's 32-hex reference. */
   shareRef: string;
+  /** Unix seconds when the share expires. */
   expiresAt: number;
+  /** DHT packets the share took. */
   packets: number;
 }
 
-/** What was sent. */
-export interface LargeSendResult {
-  uri: string;
-  shareRef: string;
-  expiresAt: number;
-  size: number;
+/** What was sent: a v2 share ({@link SendResult}) whose payload is on the homeserver. */
+export interface LargeSendResult extends SendResult {
+  /** A large share is a v2 share. */
+  protocol: 2;
+  /** Parts on the homeserver. */
   parts: number;
   /** parts uploaded by this run */
   uploaded: number;
   /** parts found on the homeserver with our hash and kept */
   reused: number;
+  /** DHT packets the share took. */
   packets: number;
 }
 
@@ -631,11 +639,20 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     if (!published) throw err;
     // the pointer is out: say that the share waits for this send to be run again
     const out = published as PublishedShare;
+    const incomplete = `the share ${out.shareRef} is published but incomplete: ` +
+      "run the same send again to finish it (it uploads only the missing parts), or revoke it";
     throw new CipherpostError(
       err.kind,
       err.message,
-      `${err.hint ? `${err.hint}; ` : ""}the share ${out.shareRef} is published but incomplete: ` +
-        "run the same send again to finish it (it uploads only the missing parts), or revoke it",
+      err.remedy
+        ? {
+          step: err.remedy.step,
+          data: {
+            ...err.remedy.data,
+            also: [err.remedy.data?.also, incomplete].filter(Boolean).join("; "),
+          },
+        }
+        : `${err.hint ? `${err.hint}; ` : ""}${incomplete}`,
     );
   } finally {
     pp.close();
@@ -665,6 +682,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     shareRef: share.shareRef,
     expiresAt: share.expiresAt,
     size: staged.size,
+    protocol: 2,
     parts,
     uploaded: todo.length,
     reused,
@@ -754,17 +772,8 @@ async function publishPointer(
     pointer,
   });
   const recipientAge = ageRecipientOfEd(s.recipientPk);
-  let blob: Uint8Array;
-  let outer: Uint8Array;
-  if (req.pin !== null) {
-    const salt = crypto.getRandomValues(new Uint8Array(32));
-    const pinRecipient = ageRecipientOf(x25519PublicFromSecret(await pinKey(req.pin, salt)));
-    outer = await ageEncrypt(await ageEncrypt(env, pinRecipient), recipientAge);
-    blob = concat(salt, outer);
-  } else {
-    outer = await ageEncrypt(env, recipientAge);
-    blob = outer;
-  }
+  const pin = req.pin === null ? null : await newPinLayer(req.pin);
+  const { blob, outer } = await sealShare(env, recipientAge, pin);
   const ref = shareRef(outer, createdAt);
   const built = await buildV2Share({
     sender,

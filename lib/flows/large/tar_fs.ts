@@ -91,9 +91,27 @@ export async function writeTreeTar(
 }
 
 /**
+ * The permission bits the process umask lets through, found by creating a file in `dir` with
+ * 0o777 (reading the umask itself needs `--allow-sys`, which cipherpost does not ask for).
+ */
+async function umaskKeeps(dir: string): Promise<number> {
+  const probe = `${dir}/.cipherpost-umask-probe`;
+  const f = await Deno.open(probe, { write: true, createNew: true, mode: 0o777 });
+  f.close();
+  try {
+    return (await Deno.stat(probe)).mode ?? 0o777;
+  } finally {
+    await Deno.remove(probe);
+  }
+}
+
+/**
  * Extract a tar stream into `dest`, which must not exist (it is created 0700). Refuses (throws
  * a plain Error) duplicate entries, entries below a symbolic link of the archive, and anything
- * the codec refuses; on failure `dest` is removed again. Directory modes are applied last.
+ * the codec refuses; on failure `dest` is removed again. Modes are the entries' permission bits
+ * masked by the receiver's umask, as `tar` gives them to a non-root user: files are created
+ * with them, directories (0700 while being filled) get them at the end. A directory entry that
+ * comes after the entries below it (`a/b`, then `a`) is accepted and only sets its mode.
  */
 export async function extractTar(stream: ReadableStream<Uint8Array>, dest: string): Promise<void> {
   await Deno.mkdir(dest, { mode: 0o700 });
@@ -106,37 +124,46 @@ export async function extractTar(stream: ReadableStream<Uint8Array>, dest: strin
 }
 
 async function extractInto(stream: ReadableStream<Uint8Array>, dest: string): Promise<void> {
+  const mask = (await umaskKeeps(dest)) & 0o777;
   const seen = new Set<string>();
+  /** folders made for the entries below them, not (yet) named by an entry of their own */
+  const implied = new Set<string>();
   const links = new Set<string>();
   const dirModes: [string, number][] = [];
   for await (const { entry, body } of readTar(stream)) {
-    if (seen.has(entry.path)) throw new Error(`duplicate entry ${entry.path}`);
+    const name = JSON.stringify(entry.path);
+    if (seen.has(entry.path)) throw new Error(`duplicate entry ${name}`);
+    const late = implied.has(entry.path);
+    if (late && entry.type !== "dir") {
+      throw new Error(`entry ${name} is a folder of earlier entries`);
+    }
     seen.add(entry.path);
+    implied.delete(entry.path);
     const parts = entry.path.split("/");
     for (let i = 1; i < parts.length; i++) {
       const prefix = parts.slice(0, i).join("/");
-      if (links.has(prefix)) throw new Error(`entry below a symbolic link: ${entry.path}`);
-      if (!seen.has(prefix)) {
-        seen.add(prefix);
+      if (links.has(prefix)) throw new Error(`entry below a symbolic link: ${name}`);
+      if (!seen.has(prefix) && !implied.has(prefix)) {
+        implied.add(prefix);
         await Deno.mkdir(`${dest}/${prefix}`, { mode: 0o700 });
       }
     }
     const abs = `${dest}/${entry.path}`;
     if (entry.type === "dir") {
-      await Deno.mkdir(abs, { mode: 0o700 });
+      if (!late) await Deno.mkdir(abs, { mode: 0o700 });
       dirModes.push([abs, entry.mode]);
     } else if (entry.type === "symlink") {
       await Deno.symlink(entry.linkname ?? "", abs);
       links.add(entry.path);
     } else {
-      const f = await Deno.open(abs, { write: true, createNew: true, mode: 0o600 });
+      // created with its mode, so the umask applies (the creating handle can write whatever it is)
+      const f = await Deno.open(abs, { write: true, createNew: true, mode: entry.mode & 0o777 });
       try {
         for await (const c of body) await writeAll(f, c);
       } finally {
         f.close();
       }
-      await Deno.chmod(abs, entry.mode & 0o777);
     }
   }
-  for (const [abs, mode] of dirModes.reverse()) await Deno.chmod(abs, mode & 0o777);
+  for (const [abs, mode] of dirModes.reverse()) await Deno.chmod(abs, mode & mask);
 }

@@ -12,7 +12,7 @@
 
 import { type DnsRecord, encodeDnsPacket, normalizeName } from "../../pkarr/dns.ts";
 import { toHex } from "../../util/encoding.ts";
-import { CipherpostError } from "../../util/errors.ts";
+import { CipherpostError, configError } from "../../util/errors.ts";
 import type { Keypair } from "../../crypto/keys.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
 import {
@@ -26,6 +26,7 @@ import type { State } from "../../state/state.ts";
 import { DhtConflictError } from "../../pkarr/conflict.ts";
 import type { FlowUi } from "./ui.ts";
 import type { PublishReport, Transport } from "../../pkarr/transport.ts";
+import { withPubkyRecord } from "../../homeserver/discovery.ts";
 
 function recordKey(origin: string, r: DnsRecord): string | null {
   try {
@@ -40,6 +41,27 @@ function sameRecords(origin: string, a: DnsRecord[], b: DnsRecord[]): boolean {
   const ka = a.map((r) => recordKey(origin, r)).sort();
   const kb = b.map((r) => recordKey(origin, r)).sort();
   return ka.every((x, i) => x === kb[i]);
+}
+
+/** Whether `records` make a packet of at most 1000 bytes of DNS. */
+function fits(seed: Uint8Array, records: DnsRecord[]): boolean {
+  try {
+    signPacket(seed, records, Date.now() * 1000);
+    return true;
+  } catch (e) {
+    if (e instanceof CipherpostError && e.kind === "too_large") return false;
+    throw e;
+  }
+}
+
+/**
+ * Whether `records` still leave room for a `_pubky` record (the pointer to a homeserver that
+ * `homeserver signup` publishes): the list with its `_pubky` record replaced by, or extended
+ * with, one of the standard size (the target is a 52-character key, written uncompressed, so
+ * any key measures the same) must fit.
+ */
+function roomForPubky(me: Keypair, origin: string, records: DnsRecord[]): boolean {
+  return fits(me.seed, withPubkyRecord(origin, records, origin) ?? records);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -62,9 +84,16 @@ async function savedPacket(state: State, me: Keypair): Promise<SignedPacket | nu
  * again after a conflict. Records that cannot be re-encoded (a name that is too long once
  * under our key, written by another tool) are dropped with a note on `ui`.
  *
+ * The packet always keeps room for a `_pubky` record: an edit that adds a record (a v1 share, a
+ * receipt) fails with `too_large` when the packet would then have no room left for one (its
+ * caller falls back: a share goes as v2, a receipt to its overflow slot), unless
+ * `o.keepPubkyRoom` is false (a share the user forces to v1). Edits that only remove records are
+ * never refused. `o.maxAttempts` bounds the retries after conflicts (default 8).
+ *
  * @returns the report of the publish (null when nothing changed)
  * @throws CipherpostError("network") when the write cannot be confirmed, ("config") when the
- *   packet out there is stamped so far ahead that nothing newer can be published
+ *   packet out there is stamped so far ahead that nothing newer can be published,
+ *   ("too_large") when the records do not fit, or an added record would crowd out `_pubky`
  */
 export async function updateOwnPacket(
   t: Transport,
@@ -72,8 +101,9 @@ export async function updateOwnPacket(
   me: Keypair,
   edit: (records: DnsRecord[]) => DnsRecord[] | null,
   ui: FlowUi = { status: () => {}, note: () => {} },
-  maxAttempts = 8,
+  o: { maxAttempts?: number; keepPubkyRoom?: boolean } = {},
 ): Promise<PublishReport | null> {
+  const maxAttempts = o.maxAttempts ?? 8;
   const origin = encodeZ32(me.publicKey);
   const release = await state.lockPacket();
   try {
@@ -94,10 +124,17 @@ export async function updateOwnPacket(
       if (records === null) return last;
       // Read-your-write: the newest packet holds our change (also after a first write).
       if (last && current && sameRecords(origin, before, records)) return last;
-      if (current && current.timestamp >= Number.MAX_SAFE_INTEGER) {
+      const had = new Set(before.map((r) => recordKey(origin, r)));
+      const adds = records.some((r) => !had.has(recordKey(origin, r)));
+      if (adds && o.keepPubkyRoom !== false && !roomForPubky(me, origin, records)) {
         throw new CipherpostError(
-          "config",
-          "configuration error: your packet's timestamp is at its maximum " +
+          "too_large",
+          "no room in your packet: it keeps room for the _pubky record of a homeserver",
+        );
+      }
+      if (current && current.timestamp >= Number.MAX_SAFE_INTEGER) {
+        throw configError(
+          "your packet's timestamp is at its maximum " +
             `(${current.timestamp}), so nothing newer can be published under your key`,
           "it was written with a skewed clock or by another tool; DHT nodes forget it within " +
             "hours if nobody republishes it (then remove $CIPHERPOST_HOME/state/packet.bin), " +

@@ -7,7 +7,7 @@
 
 import { txtText } from "../../pkarr/dns.ts";
 import { fromHex } from "../../util/encoding.ts";
-import { CipherpostError } from "../../util/errors.ts";
+import { CipherpostError, configError } from "../../util/errors.ts";
 import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import { receiptRecords } from "../../protocol/labels.ts";
@@ -20,8 +20,11 @@ import { fetchV2Receipt } from "./v2_transfer.ts";
 
 /** Receipts found for a query, with v1.1's per-item failure counts. */
 export interface ReceiptHarvest {
+  /** Receipt records fetched from the network. */
   fetched: number;
+  /** The receipts whose signatures and fields verify. */
   valid: Receipt[];
+  /** Records that did not verify (ignored). */
   malformed: number;
   /** bad signature, or signed by someone else than the share's recipient / not for that share */
   invalid: number;
@@ -72,9 +75,8 @@ export async function collectReceipts(
     try {
       pk = parsePublicKey(from);
     } catch {
-      throw new CipherpostError(
-        "config",
-        "configuration error: --from needs a z-base-32 public key",
+      throw configError(
+        "the recipient to look up must be a z-base-32 public key",
       );
     }
     fromZ32 = encodeZ32(pk);

@@ -15,8 +15,8 @@ import { txtText } from "../../pkarr/dns.ts";
 import { b64decode, bytesEqual, toHex } from "../../util/encoding.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
 import { checkOutputTarget, writeOutputFile } from "../../util/fsutil.ts";
-import { pinKey } from "../../crypto/kdf.ts";
-import { ageIdentityOf, ageIdentityOfSeed, type Keypair } from "../../crypto/keys.ts";
+import { openPinLayer, splitPinBlob } from "../../crypto/pin.ts";
+import { ageIdentityOfSeed, type Keypair } from "../../crypto/keys.ts";
 import { armorMaterial, type MaterialType } from "../../material/material.ts";
 import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
 import {
@@ -107,6 +107,7 @@ export interface ReceiveResult {
    * receipt); `receipt_published`: accepted before, only its pending receipt went out now
    */
   status: "received" | "rewritten" | "receipt_published";
+  /** The share's 32-hex reference. */
   shareRef: string;
   /** the payload as the acceptance screen showed it */
   payload?: PayloadSummary;
@@ -255,7 +256,7 @@ export function isBinary(bytes: Uint8Array): boolean {
  * Remove the PIN layer. Both signatures and the share_ref are already verified, so a failure
  * here is a wrong PIN; it is asked again up to `req.pinTries` times, then `wrong PIN` (exit 4).
  */
-async function openPinLayer(
+async function askPin(
   inner: Uint8Array,
   salt: Uint8Array,
   req: ReceiveRequest,
@@ -265,7 +266,7 @@ async function openPinLayer(
   for (let i = 1;; i++) {
     const pin = await req.pin();
     try {
-      return await ageDecrypt(inner, ageIdentityOf(await pinKey(pin, salt)));
+      return await openPinLayer(inner, salt, pin);
     } catch {
       if (i >= tries) throw new CipherpostError("decrypt", "wrong PIN");
       ui.status(`wrong PIN; try again (${tries - i} ${tries - i === 1 ? "try" : "tries"} left)`);
@@ -330,18 +331,12 @@ export async function receiveShare(
       checkShareTimes(share.createdAt, share.ttlSeconds, Math.floor(now.getTime() / 1000));
 
       // Bindings that need the ciphertext: share_ref recomputes (v1.1 never checked it).
-      let outer = share.blob;
-      let salt: Uint8Array | null = null;
-      if (share.pinRequired) {
-        if (share.blob.length < 32) throw signatureError("PIN blob shorter than its salt");
-        salt = share.blob.subarray(0, 32);
-        outer = share.blob.subarray(32);
-      }
+      const { salt, outer } = splitPinBlob(share.blob, share.pinRequired);
       if (computeShareRef(outer, share.createdAt) !== share.shareRef) {
         throw signatureError("share_ref mismatch");
       }
       let plaintext = await ageDecrypt(outer, ageIdentityOfSeed(me.seed));
-      if (salt) plaintext = await openPinLayer(plaintext, salt, req, ui);
+      if (salt) plaintext = await askPin(plaintext, salt, req, ui);
 
       const opened = await req.payload.open({
         protocol: share.protocol,
@@ -570,10 +565,12 @@ function openMaterial(share: OpenedShare, o: MaterialOutput, ui: FlowUi): Opened
     throw new CipherpostError(
       "config",
       `configuration error: the material is binary (${out.length} bytes, ${envelope.material.type}); not writing it to the terminal`,
-      "write it to a file with -o FILE, or pass -o - to print it anyway" +
-        (envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
-          ? " (--armor gives a text form)"
-          : ""),
+      {
+        step: "binary_output",
+        data: envelope.material.type === "x509_cert" || envelope.material.type === "pgp_key"
+          ? { armor: "yes" }
+          : {},
+      },
     );
   }
   return {
@@ -610,7 +607,7 @@ async function writeMaterial(
     throw new CipherpostError(
       "io",
       "io error: cannot write to standard output (closed, full or a broken pipe)",
-      "nothing was accepted; receive again with -o <file>",
+      { step: "give_output_path", data: { also: "nothing was accepted" } },
     );
   }
 }

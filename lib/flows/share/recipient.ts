@@ -7,7 +7,7 @@
 
 import type { Keypair } from "../../crypto/keys.ts";
 import { encodeZ32, parsePublicKey } from "../../pkarr/public_key.ts";
-import { CipherpostError } from "../../util/errors.ts";
+import { configError } from "../../util/errors.ts";
 
 /** The recipient's key, and its canonical z32 (null for a share to oneself). */
 export interface Recipient {
@@ -22,10 +22,9 @@ export function recipientOf(sender: Keypair, recipient: string | null): Recipien
   try {
     publicKey = parsePublicKey(recipient);
   } catch {
-    throw new CipherpostError(
-      "config",
-      "configuration error: --share needs the recipient's z-base-32 public key",
-      "ask the recipient for the output of: cipherpost identity show",
+    throw configError(
+      "the recipient must be a z-base-32 public key",
+      { step: "recipient_key" },
     );
   }
   return { publicKey, z32: encodeZ32(publicKey) };

@@ -19,9 +19,13 @@ import { CipherpostError } from "../../util/errors.ts";
 
 /** What `republish` did. */
 export interface RepublishReport {
+  /** Whether the identity packet was re-put. */
   identityPacket: "republished" | "none";
+  /** Live shares republished. */
   shares: number;
+  /** DHT packets the share took. */
   packets: number;
+  /** Expired shares whose records were forgotten. */
   expiredForgotten: number;
   /** receipts that a crash or a network failure had kept from the network */
   receiptsPublished: number;

@@ -6,7 +6,7 @@
  */
 
 import { fromHex } from "../../util/encoding.ts";
-import { CipherpostError } from "../../util/errors.ts";
+import { CipherpostError, configError } from "../../util/errors.ts";
 import type { Keypair } from "../../crypto/keys.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
 import type { Transport } from "../../pkarr/transport.ts";
@@ -64,9 +64,8 @@ export async function revoke(
   const s = await findSent(state, target);
   const ref = s.shareRef;
   if (s.sender !== encodeZ32(me.publicKey)) {
-    throw new CipherpostError(
-      "config",
-      "configuration error: that share was sent by another identity",
+    throw configError(
+      "that share was sent by another identity",
     );
   }
   if (s.version === 2) {

@@ -1,21 +1,17 @@
 /**
  * `send`: build the Envelope, encrypt it to the recipient (and a PIN), sign the record and
  * publish it — as a v1.1-compatible share when it fits one packet next to the records already
- * there without displacing a live share, otherwise as a v2 multi-packet share (PROTOCOL.md §3.9).
+ * there (and the room kept for a `_pubky` record) without displacing a live share, otherwise as a
+ * v2 multi-packet share (PROTOCOL.md §3.9).
  *
  * @module
  */
 
-import { ageEncrypt } from "../../crypto/age.ts";
 import { type DnsRecord, txtRecord, txtText } from "../../pkarr/dns.ts";
-import { b64encode, concat, toHex } from "../../util/encoding.ts";
-import { CipherpostError } from "../../util/errors.ts";
-import { pinKey } from "../../crypto/kdf.ts";
-import {
-  ageRecipientOf,
-  ageRecipientOfEd,
-  x25519PublicFromSecret,
-} from "../../crypto/keys.ts";
+import { b64encode, toHex } from "../../util/encoding.ts";
+import { CipherpostError, configError } from "../../util/errors.ts";
+import { newPinLayer, type SealedShare, sealShare } from "../../crypto/pin.ts";
+import { ageRecipientOfEd } from "../../crypto/keys.ts";
 import { ingestMaterial, type MaterialType } from "../../material/material.ts";
 import { encodeZ32 } from "../../pkarr/public_key.ts";
 import {
@@ -39,12 +35,17 @@ import { recipientOf } from "./recipient.ts";
 export interface SendRequest {
   /** null = to self */
   recipient: string | null;
+  /** What the share is for, shown to the recipient (not secret; C0 controls are refused). */
   purpose: string;
+  /** The material type (keys and certificates are checked and normalised). */
   material: MaterialType;
+  /** The material's bytes (at most 64 KiB). */
   input: Uint8Array;
+  /** The share's lifetime in seconds. */
   ttlSeconds: bigint;
   /** the PIN, already validated, or null */
   pin: string | null;
+  /** Burn after read: the recipient's tool shows it once. */
   burn: boolean;
   /** force a protocol version */
   protocol?: 1 | 2;
@@ -54,21 +55,20 @@ export interface SendRequest {
 
 /** What was sent. */
 export interface SendResult {
+  /** The `cipherpost://` URI to give the recipient. */
   uri: string;
+  /** The share's 32-hex reference. */
   shareRef: string;
+  /** Unix seconds when the share expires. */
   expiresAt: number;
   /** bytes of stored material */
   size: number;
+  /** The wire protocol the share went out in. */
   protocol: 1 | 2;
   /** packets published */
   packets: number;
   /** why a share went out as v2 without `--protocol 2` (for a note to the user), if it did */
   fallback?: "too_large" | "packet_full" | "live_v1";
-}
-
-interface Sealed {
-  blob: Uint8Array;
-  outer: Uint8Array;
 }
 
 function ownRecordExpired(r: DnsRecord, nowSec: number): boolean {
@@ -97,14 +97,9 @@ export async function send(
   const recipientAge = ageRecipientOfEd(recipientPk);
   const createdAt = Math.floor(Date.now() / 1000);
   const exp = Number(expiresAt(createdAt, req.ttlSeconds));
-  let pinSalt: Uint8Array | null = null;
-  let pinRecipient: string | null = null;
-  if (req.pin !== null) {
-    pinSalt = crypto.getRandomValues(new Uint8Array(32));
-    pinRecipient = ageRecipientOf(x25519PublicFromSecret(await pinKey(req.pin, pinSalt)));
-  }
+  const pin = req.pin === null ? null : await newPinLayer(req.pin);
 
-  const seal = async (protocolVersion: number): Promise<Sealed> => {
+  const seal = async (protocolVersion: number): Promise<SealedShare> => {
     const env = encodeEnvelope({
       burnAfterRead: req.burn,
       createdAt,
@@ -112,12 +107,7 @@ export async function send(
       protocolVersion,
       purpose: req.purpose,
     });
-    if (pinSalt && pinRecipient) {
-      const outer = await ageEncrypt(await ageEncrypt(env, pinRecipient), recipientAge);
-      return { blob: concat(pinSalt, outer), outer };
-    }
-    const outer = await ageEncrypt(env, recipientAge);
-    return { blob: outer, outer };
+    return await sealShare(env, recipientAge, pin);
   };
 
   const base = { shareRef: "", expiresAt: exp, size: stored.length };
@@ -156,32 +146,38 @@ export async function send(
       throw new CipherpostError(
         "too_large",
         `share too large for a v1 PKARR packet: the record alone needs more than 1000 bytes of DNS (material is ${stored.length} bytes; about 75-100 bytes of secret fit, PIN shares never fit)`,
-        "drop --protocol 1 to send it as a v2 multi-packet share",
+        { step: "use_protocol_v2" },
       );
     }
     if (req.protocol === 1 && liveV1) {
-      throw new CipherpostError(
-        "config",
-        "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
-        "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
+      throw configError(
+        "a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+        { step: "revoke_or_v2" },
       );
     }
     if (fitsAlone && !liveV1 && alone) {
       ui.status("Publishing to DHT...");
       try {
         const nowSec = Math.floor(Date.now() / 1000);
-        const report = await updateOwnPacket(t, state, sender, (records) => {
-          const drop = new Set(
-            shareRecords({ publicKey: sender.publicKey, records }).filter((r) =>
-              ownRecordExpired(r, nowSec) || recordNamesShare(r, ref)
-            ),
-          );
-          const kept = records.filter((r) => !drop.has(r));
-          if (shareRecords({ publicKey: sender.publicKey, records: kept }).length > 0) {
-            throw new NeedV2("a live v1 share is already published");
-          }
-          return [...kept, shareTxt];
-        }, ui);
+        const report = await updateOwnPacket(
+          t,
+          state,
+          sender,
+          (records) => {
+            const drop = new Set(
+              shareRecords({ publicKey: sender.publicKey, records }).filter((r) =>
+                ownRecordExpired(r, nowSec) || recordNamesShare(r, ref)
+              ),
+            );
+            const kept = records.filter((r) => !drop.has(r));
+            if (shareRecords({ publicKey: sender.publicKey, records: kept }).length > 0) {
+              throw new NeedV2("a live v1 share is already published");
+            }
+            return [...kept, shareTxt];
+          },
+          ui,
+          { keepPubkyRoom: req.protocol !== 1 },
+        );
         if (report) {
           await state.saveSent({
             version: 1,
@@ -206,17 +202,16 @@ export async function send(
         const full = e instanceof CipherpostError && e.kind === "too_large";
         if (!(e instanceof NeedV2) && !full) throw e;
         if (req.protocol === 1 && e instanceof NeedV2) {
-          throw new CipherpostError(
-            "config",
-            "configuration error: a live v1 share of yours would be replaced (v1 has one share slot per identity)",
-            "revoke it first (cipherpost revoke <share_ref>), or drop --protocol 1",
+          throw configError(
+            "a live v1 share of yours would be replaced (v1 has one share slot per identity)",
+            { step: "revoke_or_v2" },
           );
         }
         if (req.protocol === 1) {
           throw new CipherpostError(
             "too_large",
             "share does not fit next to the records already in your packet",
-            "drop --protocol 1 to send it as a v2 multi-packet share",
+            { step: "use_protocol_v2" },
           );
         }
         fallback = full ? "packet_full" : "live_v1";

@@ -8,6 +8,8 @@
  */
 
 import type { MaterialType } from "../../material/material.ts";
+import type { SessionSummary } from "../../claude/summary.ts";
+import type { PlaceAction } from "../../claude/place.ts";
 import type { Keypair } from "../../crypto/keys.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import type { State } from "../../state/state.ts";
@@ -56,8 +58,11 @@ export interface AcceptanceSummary {
   sender: string;
   /** the sender's contact name in this home, or null when the key is not a contact */
   senderContact: string | null;
+  /** The share's 32-hex reference. */
   shareRef: string;
+  /** Unix seconds when the share was made (signed). */
   createdAt: number;
+  /** The share's lifetime in seconds. */
   ttlSeconds: bigint;
   /** the sender's purpose text (sender-controlled; never holds a C0 control) */
   purpose: string;
@@ -74,19 +79,25 @@ export type PayloadSummary = MaterialSummary | LargeSummary | SessionSummaryView
 
 /** A DHT share: typed material of at most 64 KiB. */
 export interface MaterialSummary {
+  /** The variant: a DHT share's material. */
   kind: "material";
+  /** The material type. */
   type: MaterialType;
+  /** The material (a secret: do not log it). */
   bytes: Uint8Array;
 }
 
 /** A large share: a file or a folder on the sender's homeserver (docs/PROTOCOL.md §5). */
 export interface LargeSummary {
+  /** The variant: a large share. */
   kind: "large";
   /** a single file or a folder (a tar) */
   content: "file" | "directory";
   /** the sender's name for it */
   name: string;
+  /** Payload bytes. */
   size: number;
+  /** Parts on the homeserver. */
   parts: number;
   /** z32 of the sender's homeserver */
   homeserver: string;
@@ -94,31 +105,27 @@ export interface LargeSummary {
   endpoint: string;
   /** directories: the sender's claimed file count and first entries (checked while extracting) */
   fileCount?: number;
+  /** Directories: the sender's first entries (checked while extracting). */
   topEntries?: string[];
   /** where it will be written */
   target: string;
 }
 
-/** A Claude Code session hand-off: what is placed, and where. */
-export interface SessionSummaryView {
+/**
+ * A Claude Code session hand-off: the session's facts (every string sender-controlled) and what
+ * is placed, and where.
+ */
+export interface SessionSummaryView extends SessionSummary {
+  /** The variant: a Claude Code session. */
   kind: "claude_session";
-  sessionId: string;
-  /** the project folder recorded in the transcript (sender-controlled) */
-  project: string;
-  messages: number;
-  lastPrompt: string | null;
-  /** bytes of the transcript and sidecar files */
-  size: number;
-  sidecarFiles: number;
   /** the compressed bundle */
   bundleBytes: number;
-  claudeVersion: string;
   /** the directory the session is placed for (and `claude` would run in) */
   targetDir: string;
   /** transcript paths are rewritten to targetDir */
   rewritten: boolean;
   /** what placing does to a local copy of the same session */
-  action: "new" | "replace" | "keep" | "same" | "fork";
+  action: PlaceAction;
   /** the session ID it is placed under (a new one for a fork) */
   placedAs: string;
   /** it travelled as a large share through the sender's homeserver */

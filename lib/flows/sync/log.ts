@@ -1,0 +1,69 @@
+/**
+ * `claude sync log`: the snapshots of every device, newest first, each checked (§8.3).
+ *
+ * @module
+ */
+
+import { snapPath } from "../../sync/keys.ts";
+import { signatureError } from "../../util/errors.ts";
+import type { FlowUi } from "../share/ui.ts";
+import {
+  listDevices,
+  openSync,
+  readHead,
+  readSnapshot,
+  syncClient,
+  type SyncContext,
+} from "./common.ts";
+
+/** One snapshot of the log. */
+export interface LogEntry {
+  device: string;
+  label: string;
+  seq: number;
+  /** Unix ms */
+  time: number;
+  files: number;
+  deleted: number;
+  /** this machine's own device */
+  mine: boolean;
+}
+
+/** The newest `limit` snapshots of each device, newest first overall. */
+export async function syncLog(
+  ctx: SyncContext,
+  o: { limit?: number } = {},
+  _ui?: FlowUi,
+): Promise<LogEntry[]> {
+  const limit = Math.min(Math.max(o.limit ?? 20, 1), 1000);
+  const { keys, device, state } = await openSync(ctx);
+  const client = await syncClient(ctx);
+  const out: LogEntry[] = [];
+  const names = [...new Set([...await listDevices(client), ...Object.keys(state.heads)])].sort();
+  for (const d of names) {
+    const h = await readHead(client, keys, d, state);
+    if (!h) continue;
+    let m = h.manifest;
+    for (let n = 0; n < limit; n++) {
+      out.push({
+        device: d,
+        label: m.label,
+        seq: m.seq,
+        time: m.time,
+        files: m.files.length,
+        deleted: m.gone.length,
+        mine: d === device,
+      });
+      if (m.prev === null) break;
+      const r = await readSnapshot(client, snapPath(d, m.prev), keys, d);
+      // an older snapshot must be the one before it (seq − 1): anything else is tampering
+      if (r === null) break;
+      if (r.manifest.seq !== m.seq - 1 || keys.snapName(d, r.manifest.seq) !== m.prev) {
+        throw signatureError("snapshot chain broken");
+      }
+      m = r.manifest;
+    }
+  }
+  out.sort((a, b) => b.time - a.time || (a.device < b.device ? -1 : 1));
+  return out;
+}

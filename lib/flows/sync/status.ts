@@ -1,0 +1,57 @@
+/**
+ * `claude sync status`: what changed here since the last sync (no network), and what the last
+ * push and pull left.
+ *
+ * @module
+ */
+
+import type { FlowUi } from "../share/ui.ts";
+import {
+  counters,
+  displayPath,
+  localEntry,
+  localFiles,
+  openSync,
+  type SyncContext,
+  type SyncCounters,
+  type SyncEnv,
+} from "./common.ts";
+
+/** Local changes since the last sync. */
+export interface StatusResult {
+  device: string;
+  seq: number;
+  added: string[];
+  modified: string[];
+  deleted: string[];
+  /** devices whose heads this machine has merged, with their seq */
+  seen: Record<string, number>;
+  counters: SyncCounters;
+}
+
+/** What changed here since the last sync. Reads only files whose stat changed. */
+export async function syncStatus(
+  ctx: Omit<SyncContext, "transport">,
+  env: SyncEnv,
+  _ui?: FlowUi,
+): Promise<StatusResult> {
+  const { keys, device, state } = await openSync(ctx as SyncContext);
+  const count = counters();
+  const local = await localFiles(env, state);
+  const added: string[] = [], modified: string[] = [], deleted: string[] = [];
+  for (const f of local.values()) {
+    const fs = state.files[f.key];
+    const { entry } = await localEntry(f, fs, env, keys, count);
+    const base = fs?.base?.file;
+    if (!base) added.push(displayPath(f.root, f.path));
+    else if (base.hash !== entry.hash) modified.push(displayPath(f.root, f.path));
+  }
+  for (const [key, fs] of Object.entries(state.files)) {
+    if (fs.base?.file && !local.has(key)) {
+      deleted.push(displayPath(fs.base.file.root, fs.base.file.path));
+    }
+  }
+  const seen: Record<string, number> = {};
+  for (const [d, h] of Object.entries(state.heads)) seen[d] = h.seq;
+  return { device, seq: state.seq, added, modified, deleted, seen, counters: count };
+}
