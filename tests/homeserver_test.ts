@@ -1020,6 +1020,16 @@ Deno.test("cli: homeserver signup (token file) publishes _pubky keeping other re
       assert(!(await exists(sessionFile(alice.home))));
       const tokenFile = `${base}/token.txt`;
       await Deno.writeTextFile(tokenFile, hs.mintSignupToken() + "\n");
+      // A token file readable by others is refused, as a passphrase file is (exit 4).
+      await Deno.chmod(tokenFile, 0o644);
+      const loose = await cli(
+        ["homeserver", "signup", hs.key, "--signup-token-file", tokenFile],
+        { home: alice.home, env, net },
+      );
+      assertEquals(loose.code, 4, loose.stderr);
+      assert(loose.stderr.includes("permissions too permissive"), loose.stderr);
+      assert(!(await exists(sessionFile(alice.home))));
+      await Deno.chmod(tokenFile, 0o600);
       hs.resetCounts();
       const up = await cli(
         ["homeserver", "signup", hs.key, "--signup-token-file", tokenFile],

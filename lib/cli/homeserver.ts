@@ -19,6 +19,7 @@ import { isoSeconds, State } from "../state/state.ts";
 import { CipherpostError, configError } from "../util/errors.ts";
 import { formatBytes } from "../util/human.ts";
 import { cipherpostHome } from "./home.ts";
+import { readSecretFile } from "./passphrase.ts";
 import type { Io } from "./io.ts";
 import { cliUi, gcSummary } from "./large.ts";
 import { blobJudge, type BlobVerdict, collectGarbage } from "../flows/large/gc.ts";
@@ -36,11 +37,8 @@ const TOKEN_RE = /^[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}$/;
 async function readSignupToken(file: string | undefined): Promise<string | undefined> {
   let raw: string | undefined;
   if (file !== undefined) {
-    try {
-      raw = await Deno.readTextFile(file);
-    } catch {
-      throw new CipherpostError("io", `io error: cannot read ${file}`);
-    }
+    // a token file is a secret file: mode 0600 or 0400, like a passphrase file
+    raw = await readSecretFile(file, "signup token");
   } else raw = Deno.env.get("CIPHERPOST_SIGNUP_TOKEN") || undefined;
   if (raw === undefined) return undefined;
   const t = raw.trim();

@@ -135,6 +135,42 @@ function willPrompt(spec: SecretSpec): boolean {
   }
 }
 
+/**
+ * Read a secret from a file (a passphrase, a PIN, a signup token): refused unless its mode is
+ * 0600 or 0400 (`permissions`), capped, one trailing newline stripped.
+ */
+export async function readSecretFile(path: string, label: string): Promise<string> {
+  let mode: number | null;
+  try {
+    if ((await Deno.stat(path)).isDirectory) {
+      throw configError(`${label} file ${path} is a directory`, `give the path of a file`);
+    }
+    mode = await fileMode(path);
+  } catch (e) {
+    if (e instanceof CipherpostError) throw e;
+    throw configError(`cannot read ${label} file ${path}`);
+  }
+  if (mode !== null && mode !== 0o600 && mode !== 0o400) {
+    throw new CipherpostError(
+      "permissions",
+      `${label} file permissions too permissive: ${path} has mode ${
+        mode.toString(8).padStart(4, "0")
+      }`,
+      `chmod 600 ${path}`,
+    );
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFileCapped(path, SECRET_FILE_CAP, `${label} file`);
+  } catch (e) {
+    if (e instanceof CipherpostError && e.kind === "too_large") {
+      throw configError(`${label} file ${path} is larger than ${SECRET_FILE_CAP} bytes`);
+    }
+    throw configError(`cannot read ${label} file ${path}`);
+  }
+  return decodeSecret(stripOneNewline(bytes), label);
+}
+
 async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
   const { flags, label } = spec;
   if (spec.inline !== undefined) readInline(spec);
@@ -157,38 +193,7 @@ async function readSecret(spec: SecretSpec, confirm: boolean): Promise<string> {
     }
     return decodeSecret(stripOneNewline(await readLineFromFd(fd, flags)), label);
   }
-  if (spec.file !== undefined) {
-    const path = spec.file;
-    let mode: number | null;
-    try {
-      if ((await Deno.stat(path)).isDirectory) {
-        throw configError(`${label} file ${path} is a directory`, `give the path of a file`);
-      }
-      mode = await fileMode(path);
-    } catch (e) {
-      if (e instanceof CipherpostError) throw e;
-      throw configError(`cannot read ${label} file ${path}`);
-    }
-    if (mode !== null && mode !== 0o600 && mode !== 0o400) {
-      throw new CipherpostError(
-        "permissions",
-        `${label} file permissions too permissive: ${path} has mode ${
-          mode.toString(8).padStart(4, "0")
-        }`,
-        `chmod 600 ${path}`,
-      );
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFileCapped(path, SECRET_FILE_CAP, `${label} file`);
-    } catch (e) {
-      if (e instanceof CipherpostError && e.kind === "too_large") {
-        throw configError(`${label} file ${path} is larger than ${SECRET_FILE_CAP} bytes`);
-      }
-      throw configError(`cannot read ${label} file ${path}`);
-    }
-    return decodeSecret(stripOneNewline(bytes), label);
-  }
+  if (spec.file !== undefined) return await readSecretFile(spec.file, label);
   let env: string | undefined;
   try {
     env = Deno.env.get(spec.envVar);

@@ -250,14 +250,50 @@ export class HomeserverClient {
       }
       return await body();
     };
-    const res = await this.#request("PUT", path, {
-      headers,
-      makeBody,
-      replayable,
-      write: true,
-      signal: opts.signal,
-    });
+    let res: HttpReply;
+    try {
+      res = await this.#request("PUT", path, {
+        headers,
+        makeBody,
+        replayable,
+        write: true,
+        signal: opts.signal,
+      });
+    } catch (e) {
+      throw body instanceof Uint8Array || opts.signal?.aborted ? e : await this.#refused(e, path);
+    }
     await res.body?.cancel();
+  }
+
+  /**
+   * A streamed PUT that got no answer, from a server that answers the next request: a server
+   * refusing a body (507 quota, 413 too large) may answer before reading it and close, and the
+   * connection reset then discards its answer before fetch reads it. That is a refusal (exit 1),
+   * not an unreachable homeserver; a server that does not answer a HEAD either stays unreachable.
+   */
+  async #refused(e: unknown, path: string): Promise<unknown> {
+    if (!(e instanceof HomeserverError) || e.status !== 0 || e.kind !== "homeserver") return e;
+    try {
+      // through the one request path (policy, timeouts); any answer at all will do
+      const probe = await homeserverRequest("HEAD", `${this.baseUrl}/`, {
+        tenant: this.user,
+        path: "/",
+        retries429: 0,
+        http: this.#http,
+        fetch: this.#fetch,
+      });
+      await probe.body?.cancel();
+    } catch (e2) {
+      if (!(e2 instanceof HomeserverError) || e2.status === 0) return e;
+    }
+    return new HomeserverError(
+      "homeserver_quota",
+      `homeserver: PUT ${path}: refused while the body was being sent (the homeserver closed ` +
+        "the connection and answers other requests): most likely its storage quota is full " +
+        "(507) or the body is too large (413)",
+      { status: 0, method: "PUT", path },
+      { step: "homeserver_gc" },
+    );
   }
 
   /** The content of `path`, streamed; null on 304 (`ifNoneMatch` matched). Throws `not_found`. */

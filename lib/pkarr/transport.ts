@@ -80,8 +80,16 @@ export interface ResolveOptions {
 
 /** Options of a publish. */
 export interface PublishOptions {
-  /** "always" (default): DHT and relays in parallel; "fallback": relays only if the DHT failed. */
+  /**
+   * "always" (default): DHT and relays in parallel; "fallback": relays only when the DHT put
+   * stored on fewer than `minDhtStored` nodes.
+   */
   relays?: "always" | "fallback";
+  /**
+   * With "fallback": how many DHT nodes must store the packet for the relays to be skipped
+   * (default 1; capped by the number of nodes the put went to).
+   */
+  minDhtStored?: number;
 }
 
 /** A resolved packet and where it came from. */
@@ -316,7 +324,8 @@ export class Transport {
    * @param packet A signed packet of the key.
    * @param cas The timestamp (BEP44 seq) of the packet the caller read, for compare-and-swap.
    * @param opts Whether the relays are asked always or only when the DHT stored nowhere.
-   * @returns How many DHT nodes and relays stored it (at least one in all).
+   * @returns How many DHT nodes and relays stored it (at least one in all), and how many DHT
+   *   nodes the put went to.
    * @throws {DhtConflictError} (kind `network`, `code` 301 or 302) when the network holds a
    *   newer packet or `cas` no longer matches; {@link CipherpostError} `network` when no node
    *   and no relay stored it.
@@ -325,17 +334,19 @@ export class Transport {
     packet: SignedPacket,
     cas?: number,
     opts: PublishOptions = {},
-  ): Promise<{ dhtStored: number; relaysStored: number }> {
+  ): Promise<{ dhtStored: number; dhtAttempted: number; relaysStored: number }> {
     const item = toItem(packet);
     const errors: string[] = [];
     let conflict: DhtConflictError | null = null;
-    let dhtStored = 0, relaysStored = 0;
+    let dhtStored = 0, dhtAttempted = 0, relaysStored = 0;
     const tasks: Promise<void>[] = [];
     if (this.opts.useDht) {
       tasks.push((async () => {
         try {
           const dht = await this.#openDht();
-          dhtStored = (await dht.put(item, cas === undefined ? {} : { cas })).stored;
+          const r = await dht.put(item, cas === undefined ? {} : { cas });
+          dhtStored = r.stored;
+          dhtAttempted = r.attempted;
         } catch (e) {
           if (e instanceof DhtConflictError) conflict = e;
           else errors.push(`dht: ${(e as Error).message}`);
@@ -347,7 +358,8 @@ export class Transport {
       await Promise.all(tasks);
       tasks.length = 0;
     }
-    if (this.opts.useRelays && !(opts.relays === "fallback" && dhtStored > 0)) {
+    const enough = Math.max(1, Math.min(opts.minDhtStored ?? 1, dhtAttempted));
+    if (this.opts.useRelays && !(opts.relays === "fallback" && dhtStored >= enough)) {
       for (const url of this.opts.relays) {
         tasks.push((async () => {
           try {
@@ -389,7 +401,7 @@ export class Transport {
         })`,
       );
     }
-    return { dhtStored, relaysStored };
+    return { dhtStored, dhtAttempted, relaysStored };
   }
 
   /**

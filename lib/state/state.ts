@@ -250,8 +250,25 @@ export class State {
     return await this.#lockFile("packet.lock");
   }
 
-  /** An exclusive lock on `locks/<name>` (0600), held until the returned function is called. */
-  async #lockFile(name: string): Promise<() => void> {
+  /**
+   * Take the exclusive lock named `name` (`locks/<name>.lock`, e.g. a large send's source) if no
+   * other holder has it: a release function, or null when it is held (by another process, or by
+   * another handle in this one). Never waits.
+   *
+   * @throws Error when `name` is not 1–64 characters of `[a-z0-9-]`
+   */
+  async tryLock(name: string): Promise<(() => void) | null> {
+    if (!/^[a-z0-9-]{1,64}$/.test(name)) throw new Error("not a lock name");
+    return await this.#lockFile(`${name}.lock`, false);
+  }
+
+  /**
+   * An exclusive lock on `locks/<name>` (0600), held until the returned function is called;
+   * with `wait` false, null at once when another holder has it.
+   */
+  async #lockFile(name: string): Promise<() => void>;
+  async #lockFile(name: string, wait: false): Promise<(() => void) | null>;
+  async #lockFile(name: string, wait = true): Promise<(() => void) | null> {
     await this.init();
     const f = await Deno.open(`${this.dir}/locks/${name}`, {
       read: true,
@@ -259,7 +276,11 @@ export class State {
       create: true,
       mode: 0o600,
     });
-    await f.lock(true);
+    if (wait) await f.lock(true);
+    else if (!await f.tryLock(true).catch((e) => (f.close(), Promise.reject(e)))) {
+      f.close();
+      return null;
+    }
     return () => {
       try {
         f.unlockSync();

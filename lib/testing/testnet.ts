@@ -30,8 +30,20 @@ import {
   RELAY_PAYLOAD_MIN_BYTES,
 } from "../pkarr/relay_payload.ts";
 
-/** BEP44 items one testnet node stores before it evicts the least recently used. */
-const MAX_ITEMS_PER_NODE = 100_000;
+/**
+ * BEP44 items all the nodes of a testnet store together before each evicts its least recently
+ * used: a byte budget, not a count per node. An item costs about 1.5 KiB in a node (the value,
+ * key and signature are views of the whole received datagram), and on a testnet of a dozen
+ * nodes every node holds every item. With 100 000 items per node, as before, a testnet that ran
+ * for a day of large-share traffic grew to 0.66–1.6 GiB (issue 17): 20 nodes × 35 000+ items.
+ * 160 000 items in all bound the stores to about 240 MiB (20 nodes: 8 000 each, room for the
+ * packets of a hundred of the largest shares), and the relay cache holds at most as many.
+ */
+const MAX_ITEMS_TOTAL = 160_000;
+/** Items one node keeps when there are `nodes` (at least the bittorrent-dht default). */
+export function itemsPerNode(nodes: number): number {
+  return Math.max(1000, Math.floor(MAX_ITEMS_TOTAL / nodes));
+}
 /** Options of {@link startTestnet}. */
 export interface TestnetOptions {
   /** Number of DHT nodes (at least 1). */
@@ -56,6 +68,11 @@ export interface TestnetOptions {
   deadNodes?: number;
   /** KRPC timeout of the nodes and of the relay's DHT client (default 500, or 4 × latency). */
   timeoutMs?: number;
+  /**
+   * Items each node (and the relay's cache) keeps before evicting the least recently used;
+   * default {@link itemsPerNode} of `nodes` (tests set a small bound to see it hold).
+   */
+  maxItemsPerNode?: number;
 }
 
 /** One BEP44 item as a testnet node stores it (bittorrent-dht's own record). */
@@ -105,6 +122,8 @@ export interface Testnet {
   relayUrl: string;
   /** The nodes, in `bootstrap` order (tests inspect and edit their item stores). */
   nodes: TestnetNode[];
+  /** Packets the relay keeps in its cache (bounded like a node's store). */
+  relayCached(): number;
   /** The seed of the loss decisions (given, or the random one chosen). */
   lossSeed: number;
   /** Stops the relay, its DHT client and every node; leaves no socket or timer behind. */
@@ -137,6 +156,8 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
     throw new CipherpostError("usage", "testnet: deadNodes must be 0 to nodes - 1");
   }
   const timeoutMs = opts.timeoutMs ?? Math.max(500, latencyMs * 4);
+  const maxItems = opts.maxItemsPerNode ?? itemsPerNode(opts.nodes);
+  const cache = new BoundedCache<string, MutableItem>(maxItems);
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const nodes: DHT[] = [];
   let relayClient: DhtClient | null = null;
@@ -160,7 +181,7 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
         bootstrap: false,
         verify: verifySignature,
         timeout: timeoutMs,
-        maxValues: MAX_ITEMS_PER_NODE,
+        maxValues: maxItems,
       });
       node.on("warning", () => {});
       nodes.push(node);
@@ -187,10 +208,10 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
     }
     server = Deno.serve(
       { hostname: "127.0.0.1", port: opts.relayPort ?? 0, onListen: () => {} },
-      relayHandler(relayClient),
+      relayHandler(relayClient, cache),
     );
     const relayUrl = `http://127.0.0.1:${server.addr.port}`;
-    return { bootstrap, relayUrl, nodes, lossSeed, close };
+    return { bootstrap, relayUrl, nodes, lossSeed, relayCached: () => cache.size, close };
   } catch (e) {
     await close();
     throw e;
@@ -251,10 +272,42 @@ function reply(status: number, body?: BodyInit | null, headers: Record<string, s
   return new Response(body ?? null, { status, headers: { ...CORS, ...headers } });
 }
 
-/** The relay (§3.1/§3.2): verify, then BEP44 put/get through `dht`, with a small cache. */
-function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
-  const cache = new Map<string, MutableItem>();
+/** How long a GET of a cached packet waits for the DHT to find a newer one. */
+const CACHED_WAIT_MS = 200;
 
+/** A Map that forgets its least recently set or read entry beyond `max`. */
+class BoundedCache<K, V> {
+  readonly #m = new Map<K, V>();
+  constructor(readonly max: number) {}
+  get size(): number {
+    return this.#m.size;
+  }
+  get(k: K): V | undefined {
+    const v = this.#m.get(k);
+    if (v !== undefined) {
+      this.#m.delete(k);
+      this.#m.set(k, v);
+    }
+    return v;
+  }
+  set(k: K, v: V): void {
+    this.#m.delete(k);
+    this.#m.set(k, v);
+    if (this.#m.size > this.max) this.#m.delete(this.#m.keys().next().value!);
+  }
+}
+
+/**
+ * The relay (§3.1/§3.2): verify, then BEP44 put/get through `dht`, with a bounded cache. A GET
+ * of a cached packet gives the DHT {@link CACHED_WAIT_MS} to find a newer one, then answers
+ * with the most recent it has (as a pkarr relay answers from its cache): a relay that waited
+ * for a whole DHT lookup before giving a packet it was just given made clients with short
+ * timeouts miss it on a busy testnet (issue 17).
+ */
+function relayHandler(
+  dht: DhtClient,
+  cache: BoundedCache<string, MutableItem>,
+): (req: Request) => Promise<Response> {
   return async (req: Request): Promise<Response> => {
     if (req.method === "OPTIONS") return reply(204);
     const url = new URL(req.url);
@@ -318,14 +371,26 @@ function relayHandler(dht: DhtClient): (req: Request) => Promise<Response> {
   ): Promise<Response> {
     let best = cache.get(name) ?? null;
     if (policy !== "CacheOnly") {
+      // with a cached packet, the DHT gets CACHED_WAIT_MS to find a newer one
+      const cached = best !== null && policy !== "NetworkOnly";
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        const res = await dht.get(k);
-        for (const { item } of res.items) {
+        const lookup = dht.get(k);
+        const res = cached
+          ? await Promise.race([
+            lookup,
+            new Promise<null>((r) => (timer = setTimeout(() => r(null), CACHED_WAIT_MS))),
+          ])
+          : await lookup;
+        if (res === null) lookup.catch(() => {});
+        for (const { item } of res?.items ?? []) {
           if (!best || moreRecentThan(asPacket(item), asPacket(best))) best = item;
         }
-        if (!best && res.responded === 0) return reply(503, "no DHT node responded\n");
+        if (!best && res?.responded === 0) return reply(503, "no DHT node responded\n");
       } catch {
         if (!best) return reply(503, "DHT unavailable\n");
+      } finally {
+        clearTimeout(timer);
       }
     }
     if (!best) return reply(404, "not found\n");

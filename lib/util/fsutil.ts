@@ -151,7 +151,8 @@ export async function checkOutputTarget(path: string, force: boolean): Promise<v
       }
       return;
     }
-    throw new CipherpostError("io", `io error: cannot check ${path}`);
+    const cause = localIoCause(e);
+    throw new CipherpostError("io", `io error: cannot check ${path}${cause ? `: ${cause}` : ""}`);
   }
   if (st.isDirectory) {
     throw new CipherpostError(
@@ -222,4 +223,32 @@ export async function writeOutputFile(
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
+}
+
+/** File-system error codes that are the local machine's condition, not the data's. */
+const LOCAL_IO_CAUSES: Record<string, string> = {
+  ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  EFBIG: "file too large for the file system",
+  ENAMETOOLONG: "file name too long",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  EMFILE: "too many open files",
+  ENFILE: "too many open files",
+  EIO: "input/output error",
+};
+
+/**
+ * What a file-system error says of this machine (no space, a name too long for its file system,
+ * no permission, …), for a message; null for any other error (e.g. a format error, or EEXIST).
+ */
+export function localIoCause(e: unknown): string | null {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (e instanceof Deno.errors.PermissionDenied && typeof code !== "string") {
+    return LOCAL_IO_CAUSES.EACCES;
+  }
+  return typeof code === "string" && Object.hasOwn(LOCAL_IO_CAUSES, code)
+    ? `${LOCAL_IO_CAUSES[code]} (${code})`
+    : null;
 }

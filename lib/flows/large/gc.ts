@@ -21,6 +21,7 @@ import type { SentShareV2 } from "../../state/state.ts";
 import type { State } from "../../state/state.ts";
 import { fromHex } from "../../util/encoding.ts";
 import { pendingBlobIds } from "./send.ts";
+import { sweepReceives } from "./receive.ts";
 
 const BLOBS = "/pub/cipherpost/blobs/";
 
@@ -68,6 +69,9 @@ export async function collectGarbage(
   ui: FlowUi,
   o: GcOptions = {},
 ): Promise<GcReport | null> {
+  // abandoned large receives of expired shares (their resume records and temporary files)
+  const swept = await sweepReceives(state, o.nowSec ?? Math.floor(Date.now() / 1000));
+  if (swept > 0) ui.status(`removed ${swept} abandoned receive(s) of expired shares`);
   const stored = await readStoredSession(state.home);
   if (!stored && !unlock) return null;
   const conn = stored

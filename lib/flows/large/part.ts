@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import type { HomeserverHttp } from "../../homeserver/endpoint_policy.ts";
 import { HomeserverError, type HttpReply } from "../../homeserver/http.ts";
 import { homeserverGet } from "../../homeserver/request.ts";
+import { localIoCause } from "../../util/fsutil.ts";
 
 /** A job sent to the worker. */
 export type PartJob =
@@ -198,7 +199,12 @@ export async function decryptPart(
     const opener = new AgeFileOpener(job.identity, (c) => {
       plain += c.length;
       if (plain > job.plainLength) throw new Fail("length", "part decrypts to too many bytes");
-      writeAll(dst, c);
+      try {
+        writeAll(dst, c);
+      } catch (e) {
+        // this machine's condition (a full disk …), not the part's: the verified parts stay
+        throw new Fail("io", localIoCause(e) ?? `write failed: ${(e as Error).message}`);
+      }
     });
     const reader = res.body.getReader();
     try {
@@ -247,6 +253,7 @@ export async function runJob(job: PartJob, progress: (bytes: number) => void): P
     return { id: job.id, op: "done", ...r };
   } catch (e) {
     const kind = e instanceof Fail ? e.kind : "io";
-    return { id: job.id, op: "failed", kind, detail: (e as Error).message };
+    const detail = e instanceof Fail ? e.message : localIoCause(e) ?? (e as Error).message;
+    return { id: job.id, op: "failed", kind, detail };
   }
 }

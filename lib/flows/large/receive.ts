@@ -25,10 +25,11 @@ import {
   partPath,
 } from "../../protocol/large_manifest.ts";
 import type { State } from "../../state/state.ts";
-import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
-import { toHex, utf8 } from "../../util/encoding.ts";
+import { canonicalize, field, type JsonValue, parseJson } from "../../util/canonical_json.ts";
+import { fromUtf8, stripControl, toHex, utf8 } from "../../util/encoding.ts";
+import { expiresAt } from "../../protocol/record.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
-import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
+import { ensurePrivateDir, localIoCause, writeFileAtomic } from "../../util/fsutil.ts";
 import { eachLimited, PartFailure, PartPool } from "./pool.ts";
 import { extractTar } from "./tar_fs.ts";
 import type { OpenedPayload, OpenedShare } from "../share/receive.ts";
@@ -58,6 +59,8 @@ interface RecvRecord {
   ciphertext_hash: string;
   temp: string;
   verified: number[];
+  /** when the share expires (Unix seconds): then the record and its temporary file are swept */
+  expires_at?: number;
 }
 
 function dirName(p: string): string {
@@ -137,7 +140,15 @@ export async function openLarge(
     deliver: async () => {
       await fetchLarge(
         state,
-        { sender: share.sender, locator, pointer: p, baseUrl, target, http: homeserverHttpOf(t) },
+        {
+          sender: share.sender,
+          locator,
+          pointer: p,
+          baseUrl,
+          target,
+          http: homeserverHttpOf(t),
+          expiresAt: Number(expiresAt(share.createdAt, share.ttlSeconds)),
+        },
         o,
         ui,
       );
@@ -148,6 +159,8 @@ export async function openLarge(
 
 /** What {@link fetchLarge} fetches. */
 interface LargeFetch {
+  /** when the share expires (Unix seconds) */
+  expiresAt: number;
   sender: string;
   locator: Uint8Array;
   pointer: LargePointer;
@@ -178,28 +191,33 @@ async function fetchLarge(
   const key = toHex(sha256(utf8(`recv\n${toHex(ctx.locator)}`))).slice(0, 32);
   const recordPath = `${state.dir}/large/recv-${key}.json`;
   const dir = dirName(target);
+  await sweepReceives(state, Math.floor(Date.now() / 1000), recordPath);
   let rec: RecvRecord | null = null;
   try {
     const o = parseJson(await Deno.readTextFile(recordPath)) as unknown as RecvRecord;
     const st = await Deno.stat(o.temp);
     if (
       o.ciphertext_hash === p.ciphertextHash && dirName(o.temp) === dir && st.isFile &&
-      st.size === p.size
-    ) rec = o;
+      st.size <= p.size
+    ) rec = { ...o, expires_at: f.expiresAt };
     else await removeAny(o.temp);
   } catch { /* none */ }
   if (!rec) {
-    const temp = `${dir}/.${leaf(target)}.cipherpost-${
+    // named after the target, cut so that it fits in a name of 255 bytes; it grows as parts
+    // arrive (no full-size file before any part is verified)
+    const temp = `${dir}/.${cutName(leaf(target), 200)}.cipherpost-${
       toHex(crypto.getRandomValues(new Uint8Array(6)))
     }`;
     try {
-      const f = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
-      await f.truncate(p.size);
-      f.close();
-    } catch {
-      throw new CipherpostError("io", `io error: cannot create a temporary file in ${dir}`);
+      (await Deno.open(temp, { write: true, createNew: true, mode: 0o600 })).close();
+    } catch (e) {
+      const cause = localIoCause(e);
+      throw new CipherpostError(
+        "io",
+        `io error: cannot create a temporary file in ${dir}${cause ? `: ${cause}` : ""}`,
+      );
     }
-    rec = { ciphertext_hash: p.ciphertextHash, temp, verified: [] };
+    rec = { ciphertext_hash: p.ciphertextHash, temp, verified: [], expires_at: f.expiresAt };
   }
   const record = rec;
   let saving = Promise.resolve();
@@ -229,6 +247,8 @@ async function fetchLarge(
   const missing: number[] = [];
   const unreachable: number[] = [];
   let bad: PartFailure | null = null;
+  /** a write that failed on this machine (no space, …): stop, keep what is verified */
+  let ioFail: PartFailure | null = null;
   let netDetail: string | null = null;
   // parts still being uploaded (§5.5 step 4): wait while the status file says so and parts
   // keep arriving
@@ -283,7 +303,7 @@ async function fetchLarge(
   };
   try {
     await eachLimited(todo, Math.max(2, req.workers ?? 2), async (i) => {
-      if (bad) return;
+      if (bad || ioFail) return;
       try {
         await fetchWhenThere(i);
         lastArrival = Date.now();
@@ -295,7 +315,8 @@ async function fetchLarge(
         else if (e.kind === "network") {
           unreachable.push(i);
           netDetail ??= e.message;
-        } else bad ??= e;
+        } else if (e.kind === "io") ioFail ??= e;
+        else bad ??= e;
       }
     });
   } finally {
@@ -306,15 +327,32 @@ async function fetchLarge(
     await discard();
     throw signatureError(`part check: ${(bad as PartFailure).kind}`);
   }
+  if (ioFail) {
+    throw new CipherpostError(
+      "io",
+      `io error: cannot write the temporary file ${record.temp}: ${
+        stripControl((ioFail as PartFailure).message).slice(0, 200)
+      }`,
+      `free space or fix the cause, then receive again: the ${record.verified.length} ` +
+        `verified parts of ${p.parts} are kept`,
+    );
+  }
   if (missing.length > 0) {
     missing.sort((a, b) => a - b);
     const shown = missing.length > 10 ? [...missing.slice(0, 10), "…"] : missing;
+    // an upload that stopped (status `uploading`) is finished by the same send run again; with
+    // no status file (deleted by gc, or the sender abandoned this share for a new one) or
+    // `complete`, the parts are gone and only a new share brings the payload
+    const resumable = (await blobStatus()) === "uploading";
     throw new CipherpostError(
       "network",
       `share incomplete: ${missing.length} of ${p.parts} parts missing on the homeserver (parts ${
         shown.join(", ")
       })`,
-      "ask the sender to send again (it uploads only the missing parts); receive again afterwards",
+      resumable
+        ? "ask the sender to run the same send again (it uploads only the missing parts); " +
+          "receive again afterwards (verified parts are kept)"
+        : "the sender's homeserver no longer has them: ask the sender for a new share",
     );
   }
   if (unreachable.length > 0) {
@@ -327,7 +365,18 @@ async function fetchLarge(
     );
   }
 
-  // Every part verified: make the result appear by one rename. A target that did not exist is
+  // Every part verified (the file grew as they came; a last hole would be a zero-length part)
+  try {
+    if ((await Deno.stat(record.temp)).size !== p.size) await Deno.truncate(record.temp, p.size);
+  } catch (e) {
+    throw new CipherpostError(
+      "io",
+      `io error: cannot write the temporary file ${record.temp}: ${
+        localIoCause(e) ?? "unexpected error"
+      }`,
+    );
+  }
+  // Make the result appear by one rename. A target that did not exist is
   // claimed exclusively (a hard link for a file, mkdir for a folder), so two receives into the
   // same new path cannot both write it (the second is refused, nothing replaced).
   const taken = () =>
@@ -358,6 +407,18 @@ async function fetchLarge(
         await extractTar(f.readable, tmpDir);
       } catch (e) {
         await removeAny(tmpDir);
+        const cause = localIoCause(e);
+        if (cause !== null) {
+          // this machine's condition (no space, a name too long for its file system): every
+          // part is verified and kept, a re-run only extracts
+          throw new CipherpostError(
+            "io",
+            `io error: cannot extract the folder next to ${target}: ${cause}${
+              ioPath(e) ? ` (${stripControl(ioPath(e)!).slice(0, 300)})` : ""
+            }`,
+            "free space or fix the cause, then receive again: the verified parts are kept",
+          );
+        }
         await discard();
         throw signatureError(`tar: ${(e as Error).message}`);
       }
@@ -376,7 +437,12 @@ async function fetchLarge(
     }
   } catch (e) {
     if (e instanceof CipherpostError) throw e;
-    throw new CipherpostError("io", `io error: cannot write ${target}`);
+    const cause = localIoCause(e);
+    throw new CipherpostError(
+      "io",
+      `io error: cannot write ${target}${cause ? `: ${cause}` : ""}`,
+      "receive again once fixed: the verified parts are kept",
+    );
   }
   ui.status(
     `wrote ${p.size} bytes (${p.kind === "file" ? "file" : `folder of ${p.fileCount} files`}) ` +
@@ -384,6 +450,12 @@ async function fetchLarge(
   );
   await Deno.remove(recordPath).catch(() => {});
   return { fetched: todo.length };
+}
+
+/** The path a file-system error names (Deno's messages end in `: op 'path'`), if any. */
+function ioPath(e: unknown): string | null {
+  const m = /: \w+ '([^']*)'/.exec((e as Error)?.message ?? "");
+  return m ? m[1] : null;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -394,4 +466,44 @@ async function exists(path: string): Promise<boolean> {
     if (e instanceof Deno.errors.NotFound) return false;
     throw new CipherpostError("io", `io error: cannot check ${path}`);
   }
+}
+
+/** `s` cut to at most `max` UTF-8 bytes, on a character boundary. */
+function cutName(s: string, max: number): string {
+  const b = utf8(s);
+  return b.length <= max ? s : fromUtf8(b.subarray(0, max)).replace(/\uFFFD+$/, "");
+}
+
+/**
+ * Remove the resume records (and their temporary files) of large receives whose share has
+ * expired: an abandoned receive leaves nothing behind for longer than its share lives. Run by
+ * every large receive and by `homeserver gc` (so `republish` too). `keep` is a record to leave.
+ *
+ * @returns how many records were removed
+ */
+export async function sweepReceives(state: State, nowSec: number, keep?: string): Promise<number> {
+  const dir = `${state.dir}/large`;
+  let n = 0;
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && /^recv-[0-9a-f]{32}\.json$/.test(e.name)) names.push(e.name);
+    }
+  } catch { /* no folder */ }
+  for (const name of names) {
+    const path = `${dir}/${name}`;
+    if (path === keep) continue;
+    try {
+      const o = parseJson(await Deno.readTextFile(path));
+      if (!field.isObject(o) || typeof o.expires_at !== "number" || o.expires_at > nowSec) continue;
+      // only a temporary file of ours: `.<name>.cipherpost-<12 hex>`
+      if (typeof o.temp === "string" && /\/\.[^/]*\.cipherpost-[0-9a-f]{12}$/.test(o.temp)) {
+        await removeAny(o.temp);
+        await removeAny(`${o.temp}.d`);
+      }
+      await Deno.remove(path);
+      n++;
+    } catch { /* damaged or gone: left as it is */ }
+  }
+  return n;
 }

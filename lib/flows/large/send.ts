@@ -10,6 +10,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { identityToRecipient } from "age-encryption";
 import { createHash } from "node:crypto";
+import { createBLAKE3, type IHasher } from "hash-wasm";
 import { ageDecrypt, ageEncrypt } from "../../crypto/age.ts";
 import { newPinLayer, sealShare } from "../../crypto/pin.ts";
 import {
@@ -119,6 +120,8 @@ interface Staged {
   id: string;
   /** remove the staged copy when done */
   temporary: boolean;
+  /** release the lock on this source (see {@link lockSource}) */
+  release: () => void;
 }
 
 interface ResumeRecord {
@@ -144,15 +147,26 @@ async function sha256File(path: string): Promise<string> {
   return h.digest("hex");
 }
 
-async function sha256Stream(s: ReadableStream<Uint8Array>, max: number): Promise<string | null> {
+/** SHA-256 (hex) and the homeserver's ETag (quoted base64 BLAKE3) of a stream; null if longer. */
+async function hashStream(
+  s: ReadableStream<Uint8Array>,
+  max: number,
+): Promise<{ sha256: string; etag: string } | null> {
   const h = createHash("sha256");
+  const b = await createBLAKE3();
   let n = 0;
   for await (const c of s) {
     n += c.length;
     if (n > max) return null;
     h.update(c);
+    b.update(c);
   }
-  return h.digest("hex");
+  return { sha256: h.digest("hex"), etag: etagOf(b) };
+}
+
+/** The ETag a homeserver gives content whose BLAKE3 is `b` (docs/PROTOCOL.md §4.4). */
+function etagOf(b: IHasher): string {
+  return `"${b64encode(b.digest("binary"))}"`;
 }
 
 function baseName(p: string): string {
@@ -162,61 +176,107 @@ function baseName(p: string): string {
   return bytes.length <= 255 ? b : fromUtf8(bytes.subarray(0, 200)).replace(/\uFFFD+$/, "");
 }
 
+/**
+ * Take the lock of one source (a real path, or a standard input's content hash): two sends of
+ * one source from one home would share its resume records, kept ciphertexts and staged copy,
+ * and each would overwrite what the other publishes. The second says so at once (it does not
+ * wait: a send can take hours).
+ */
+async function lockSource(state: State, source: string, shown: string): Promise<() => void> {
+  const release = await state.tryLock(`send-${hex(sha256(utf8(source))).slice(0, 32)}`);
+  if (release) return release;
+  throw new CipherpostError(
+    "config",
+    `configuration error: another send of ${shown} is running from this home`,
+    "wait for it to finish (or stop it), then run this send again",
+  );
+}
+
 async function stage(state: State, src: LargeSource, warn: (l: string) => void): Promise<Staged> {
   const dir = `${state.dir}/large`;
   await ensurePrivateDir(dir);
   if (src.kind === "path") {
-    let st: Deno.FileInfo;
     let real: string;
     try {
       real = await Deno.realPath(src.path);
-      st = await Deno.stat(real);
     } catch {
       throw new CipherpostError("io", `io error: cannot read ${src.path}`);
     }
-    if (st.isFile) {
-      return {
-        file: real,
-        size: st.size,
-        kind: "file",
-        name: baseName(real),
-        fileCount: 1,
-        topEntries: [],
-        id: `file:${real}:${st.size}:${st.mtime?.getTime() ?? 0}`,
-        temporary: false,
-      };
-    }
-    if (!st.isDirectory) {
-      throw new CipherpostError("io", `io error: ${src.path} is not a file or a directory`);
-    }
-    const file = `${dir}/stage-${hex(sha256(utf8(real))).slice(0, 32)}.tar`;
-    await Deno.remove(file).catch(() => {});
-    const out = await Deno.open(file, { write: true, createNew: true, mode: 0o600 });
-    let summary;
+    const release = await lockSource(state, `path:${real}`, src.path);
     try {
-      summary = await writeTreeTar(real, out, warn);
-      await out.sync();
+      return await stagePath(dir, src.path, real, release, warn);
     } catch (e) {
-      await Deno.remove(file).catch(() => {});
-      if (e instanceof CipherpostError) throw e;
-      throw new CipherpostError(
-        "io",
-        `io error: cannot read the tree ${src.path}: ${(e as Error).message}`,
-      );
-    } finally {
-      out.close();
+      release();
+      throw e;
     }
+  }
+  return await stageStream(state, dir, src);
+}
+
+async function stagePath(
+  dir: string,
+  shown: string,
+  real: string,
+  release: () => void,
+  warn: (l: string) => void,
+): Promise<Staged> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(real);
+  } catch {
+    throw new CipherpostError("io", `io error: cannot read ${shown}`);
+  }
+  if (st.isFile) {
     return {
-      file,
-      size: summary.size,
-      kind: "directory",
+      file: real,
+      size: st.size,
+      kind: "file",
       name: baseName(real),
-      fileCount: summary.fileCount,
-      topEntries: summary.topEntries,
-      id: `dir:${real}:${await sha256File(file)}`,
-      temporary: true,
+      fileCount: 1,
+      topEntries: [],
+      id: `file:${real}:${st.size}:${st.mtime?.getTime() ?? 0}`,
+      temporary: false,
+      release,
     };
   }
+  if (!st.isDirectory) {
+    throw new CipherpostError("io", `io error: ${shown} is not a file or a directory`);
+  }
+  const file = `${dir}/stage-${hex(sha256(utf8(real))).slice(0, 32)}.tar`;
+  await Deno.remove(file).catch(() => {});
+  const out = await Deno.open(file, { write: true, createNew: true, mode: 0o600 });
+  let summary;
+  try {
+    summary = await writeTreeTar(real, out, warn);
+    await out.sync();
+  } catch (e) {
+    await Deno.remove(file).catch(() => {});
+    if (e instanceof CipherpostError) throw e;
+    throw new CipherpostError(
+      "io",
+      `io error: cannot read the tree ${shown}: ${(e as Error).message}`,
+    );
+  } finally {
+    out.close();
+  }
+  return {
+    file,
+    size: summary.size,
+    kind: "directory",
+    name: baseName(real),
+    fileCount: summary.fileCount,
+    topEntries: summary.topEntries,
+    id: `dir:${real}:${await sha256File(file)}`,
+    temporary: true,
+    release,
+  };
+}
+
+async function stageStream(
+  state: State,
+  dir: string,
+  src: Extract<LargeSource, { kind: "stream" }>,
+): Promise<Staged> {
   const file = `${dir}/stage-${hex(crypto.getRandomValues(new Uint8Array(16)))}.bin`;
   const out = await Deno.open(file, { write: true, createNew: true, mode: 0o600 });
   const h = createHash("sha256");
@@ -239,9 +299,21 @@ async function stage(state: State, src: LargeSource, warn: (l: string) => void):
   }
   out.close();
   const id = `stream:${h.digest("hex")}`;
+  let release: () => void;
+  try {
+    release = await lockSource(state, id, "this standard input");
+  } catch (e) {
+    await Deno.remove(file).catch(() => {});
+    throw e;
+  }
   // name the staged copy by its content, so a re-run finds the same file
   const named = `${dir}/stage-${hex(sha256(utf8(id))).slice(0, 32)}.bin`;
-  await Deno.rename(file, named);
+  try {
+    await Deno.rename(file, named);
+  } catch (e) {
+    release();
+    throw e;
+  }
   return {
     file: named,
     size,
@@ -251,6 +323,7 @@ async function stage(state: State, src: LargeSource, warn: (l: string) => void):
     topEntries: [],
     id,
     temporary: true,
+    release,
   };
 }
 
@@ -288,13 +361,17 @@ export async function largeSend(
 ): Promise<LargeSendResult> {
   recipientOf(sender, req.recipient); // a bad recipient fails before any staging
   const staged = await stage(state, req.source, (l) => ui.status(l));
-  if (staged.size > MAX_LARGE_SIZE) {
-    throw new CipherpostError(
-      "too_large",
-      `payload of ${staged.size} bytes exceeds ${MAX_LARGE_SIZE}`,
-    );
+  try {
+    if (staged.size > MAX_LARGE_SIZE) {
+      throw new CipherpostError(
+        "too_large",
+        `payload of ${staged.size} bytes exceeds ${MAX_LARGE_SIZE}`,
+      );
+    }
+    return await sendStaged({ t, store, homeserver, state, sender, req, ui }, staged);
+  } finally {
+    staged.release();
   }
-  return await sendStaged({ t, store, homeserver, state, sender, req, ui }, staged);
 }
 
 /** What {@link largeSend} was given. */
@@ -371,13 +448,19 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
   const keptFile = (i: number) => `${tmpDir}/part-${i}`;
 
   // Parts recorded as uploaded must be there with our hash (GET + SHA-256, never the ETag alone).
+  /** part index → the ETag of what we uploaded or found (for the check at the end) */
+  const etags = new Map<number, string>();
   let reused = 0;
   for (const [k, h] of Object.entries(record.done)) {
     const i = Number(k);
     let ok = false;
     try {
       const got = await store.get(partPath(record.blob_id, i));
-      if (got) ok = (await sha256Stream(got.body, partLength(layout, i) + (1 << 20))) === h;
+      const hashed = got && await hashStream(got.body, partLength(layout, i) + (1 << 20));
+      if (hashed && hashed.sha256 === h) {
+        ok = true;
+        etags.set(i, hashed.etag);
+      }
     } catch (e) {
       if (!(e instanceof CipherpostError && e.kind === "not_found")) throw e;
     }
@@ -403,6 +486,8 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
       `the share ${record.published.uri} sent before cannot be completed (the kept ciphertext of ` +
         `part ${toSeal[0]} is gone); sending the payload again as a new share`,
     );
+    // its receivers must not wait for parts that will never come (§5.5 step 4): no status file
+    await store.delete(statusPath(record.blob_id)).catch(() => false);
     await Deno.remove(recordPath).catch(() => {});
     await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
     // the staged source is reused: a standard input cannot be read twice
@@ -494,20 +579,30 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     const cipherLength = (await Deno.stat(file)).size;
     const plain = partLength(layout, i);
     let counted = 0;
+    let blake: IHasher | null = null;
     const body = async () => {
       report(-counted); // a retried PUT starts over
       counted = 0;
       let sent = 0;
+      const b = blake = await createBLAKE3();
       // 64 KiB reads (larger ones raised peak RSS by ~30 MiB with parts in flight), counted as
-      // they go out
+      // they go out, and hashed for the ETag check at the end
       return fileChunks(await Deno.open(file), 64 << 10, (n) => {
         sent += n;
         const now = Math.min(plain, Math.floor(sent * plain / cipherLength));
         report(now - counted);
         counted = now;
-      });
+      }).pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(c, out) {
+            b.update(c);
+            out.enqueue(c);
+          },
+        }),
+      );
     };
     await store.put(partPath(record.blob_id, i), body, { contentLength: cipherLength });
+    etags.set(i, etagOf(blake!));
     report(plain - counted);
     record.done[String(i)] = record.sealed[String(i)];
     delete record.sealed[String(i)];
@@ -564,7 +659,19 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     await saving;
   }
 
-  // Every part is up.
+  // Every part is up: check that the homeserver holds what we published (§5.3 step 5).
+  try {
+    await checkUploaded(store, record, parts, layout, etags);
+  } catch (e) {
+    await save();
+    if (!(e instanceof CipherpostError)) throw e;
+    throw new CipherpostError(
+      e.kind,
+      e.message,
+      `the share ${published!.shareRef} cannot be completed: run the same send again (it sends ` +
+        "the payload again as a new share), and revoke this one",
+    );
+  }
   await store.put(statusPath(record.blob_id), encodeBlobStatus(parts, "complete"));
   await Deno.remove(recordPath).catch(() => {});
   await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
@@ -581,6 +688,46 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     reused,
     packets: share.packets,
   };
+}
+
+/**
+ * After the last PUT: every part must be on the homeserver as this send left it. A HEAD gives
+ * its ETag (BLAKE3 of the content, §4.4), compared with the BLAKE3 of what we sent or found; a
+ * part without a usable ETag is read back and its SHA-256 compared. A part that differs (another
+ * writer of this blob folder) is dropped from the resume record, and the send fails: a share
+ * whose parts are not what its pointer names is never reported sent.
+ */
+async function checkUploaded(
+  store: HomeserverClient,
+  record: ResumeRecord,
+  parts: number,
+  layout: { size: number; partSize: number },
+  etags: Map<number, string>,
+): Promise<void> {
+  const wrong: number[] = [];
+  await eachLimited(Array.from({ length: parts }, (_, i) => i), 4, async (i) => {
+    const path = partPath(record.blob_id, i);
+    const info = await store.head(path);
+    let ok: boolean;
+    if (!info) ok = false;
+    else if (info.etag && /^"[A-Za-z0-9+/]{43}="$/.test(info.etag) && etags.has(i)) {
+      ok = info.etag === etags.get(i);
+    } else {
+      const got = await store.get(path).catch(() => null);
+      const hashed = got && await hashStream(got.body, partLength(layout, i) + (1 << 20));
+      ok = hashed?.sha256 === record.done[String(i)];
+    }
+    if (!ok) wrong.push(i);
+  });
+  if (wrong.length === 0) return;
+  wrong.sort((a, b) => a - b);
+  for (const i of wrong) delete record.done[String(i)];
+  throw new CipherpostError(
+    "io",
+    `io error: ${wrong.length} of ${parts} parts on the homeserver are not what this send ` +
+      `uploaded (parts ${wrong.slice(0, 10).join(", ")}${wrong.length > 10 ? ", …" : ""}); ` +
+      "another writer changed them",
+  );
 }
 
 /** Build, publish and record the pointer share of a large send whose parts are all sealed. */
