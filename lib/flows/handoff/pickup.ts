@@ -7,6 +7,7 @@
  * @module
  */
 
+import { WorkFiles } from "../../state/work_files.ts";
 import type { Keypair } from "../../crypto/keys.ts";
 import { parsePublicKey } from "../../pkarr/public_key.ts";
 import type { Transport } from "../../pkarr/transport.ts";
@@ -34,7 +35,6 @@ import {
 } from "../share/receive.ts";
 import type { FlowContext, FlowUi, SessionSummaryView } from "../share/ui.ts";
 import { openLarge } from "../large/receive.ts";
-import { ensurePrivateDir } from "../../util/fsutil.ts";
 import { toHex } from "../../util/encoding.ts";
 
 /** How to pick up. */
@@ -242,8 +242,7 @@ async function openLargeSession(
       `invalid material: a ${pointer.pointer.size}-byte large share is no Claude Code session (at most ${MAX_SESSION_SHARE} bytes)`,
     );
   }
-  const keptDir = `${ctx.state.dir}/claude`;
-  await ensurePrivateDir(keptDir);
+  const keptDir = await new WorkFiles(ctx.state).dir("claude");
   const kept = `${keptDir}/${toHex(share.locator!).slice(0, 32)}.tar.gz`;
   const large = await openLarge(ctx.transport, ctx.state, share, {
     output: kept,

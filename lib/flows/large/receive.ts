@@ -9,6 +9,7 @@
  * @module
  */
 
+import { WorkFiles } from "../../state/work_files.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { endpointOf } from "../../homeserver/discovery.ts";
 import { readBlobStatus } from "../../homeserver/blob_status.ts";
@@ -25,11 +26,11 @@ import {
   partPath,
 } from "../../protocol/large_manifest.ts";
 import type { State } from "../../state/state.ts";
-import { canonicalize, field, type JsonValue, parseJson } from "../../util/canonical_json.ts";
+import { field, type JsonValue } from "../../util/canonical_json.ts";
 import { fromUtf8, stripControl, toHex, utf8 } from "../../util/encoding.ts";
 import { expiresAt } from "../../protocol/record.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
-import { ensurePrivateDir, localIoCause, writeFileAtomic } from "../../util/fsutil.ts";
+import { localIoCause } from "../../util/fsutil.ts";
 import { eachLimited, PartFailure, PartPool } from "./pool.ts";
 import { extractTar } from "./tar_fs.ts";
 import type { OpenedPayload, OpenedShare } from "../share/receive.ts";
@@ -171,8 +172,9 @@ interface LargeFetch {
 }
 
 /**
- * Fetch every part, verify it, and make the target appear by one rename (§5.5 steps 3–6);
- * verified parts are kept in a temporary file for a re-run.
+ * Fetch every part, verify it, and make the target appear by one rename (§5.5 steps 3–6):
+ * three stages, {@link openResume}, {@link fetchParts} and {@link placeResult}. Verified parts
+ * are kept in a temporary file for a re-run.
  *
  * @throws signature (exit 3: any part check, nothing written), network (6: missing parts
  *   named, or homeserver unreachable), io
@@ -183,18 +185,43 @@ async function fetchLarge(
   req: LargeOutput,
   ui: FlowUi,
 ): Promise<{ fetched: number }> {
-  const { pointer: p, baseUrl, target } = f;
-  const ctx = { sender: f.sender, locator: f.locator };
-  const targetExists = await exists(target);
-  // Resume record: which parts are verified in which temporary file.
-  await ensurePrivateDir(`${state.dir}/large`);
+  const p = f.pointer;
+  const targetExists = await exists(f.target);
+  const resume = await openResume(state, f);
+  const fetched = await fetchParts(f, req, ui, resume);
+  await placeResult(f, resume, targetExists);
+  ui.status(
+    `wrote ${p.size} bytes (${p.kind === "file" ? "file" : `folder of ${p.fileCount} files`}) ` +
+      `to ${f.target}`,
+  );
+  await resume.finish();
+  return { fetched };
+}
+
+/** A receive's resume record and its temporary file, saved as parts are verified. */
+interface Resume {
+  record: RecvRecord;
+  /** save the record (serialised: one write at a time) */
+  save(): Promise<void>;
+  /** the payload failed its checks: remove the temporary file and the record */
+  discard(): Promise<void>;
+  /** the target is written: remove the record */
+  finish(): Promise<void>;
+  /** resolves when every save started so far is written */
+  saved(): Promise<void>;
+}
+
+/** Stage 1: the resume record (which parts are verified in which temporary file), kept or new. */
+async function openResume(state: State, f: LargeFetch): Promise<Resume> {
+  const { pointer: p, target } = f;
+  const ctx = { locator: f.locator };
+  const work = new WorkFiles(state);
   const key = toHex(sha256(utf8(`recv\n${toHex(ctx.locator)}`))).slice(0, 32);
-  const recordPath = `${state.dir}/large/recv-${key}.json`;
   const dir = dirName(target);
-  await sweepReceives(state, Math.floor(Date.now() / 1000), recordPath);
+  await sweepReceives(state, Math.floor(Date.now() / 1000), key);
   let rec: RecvRecord | null = null;
   try {
-    const o = parseJson(await Deno.readTextFile(recordPath)) as unknown as RecvRecord;
+    const o = (await work.readRecord("recv", key)) as unknown as RecvRecord;
     const st = await Deno.stat(o.temp);
     if (
       o.ciphertext_hash === p.ciphertextHash && dirName(o.temp) === dir && st.isFile &&
@@ -222,17 +249,37 @@ async function fetchLarge(
   const record = rec;
   let saving = Promise.resolve();
   const save = () => {
-    saving = saving.then(() =>
-      writeFileAtomic(recordPath, canonicalize(record as unknown as JsonValue), 0o600)
-    );
+    saving = saving.then(() => work.saveRecord("recv", key, record as unknown as JsonValue));
     return saving;
   };
   await save();
   const discard = async () => {
     await removeAny(record.temp);
-    await Deno.remove(recordPath).catch(() => {});
+    await work.removeRecord("recv", key);
   };
 
+  return {
+    record,
+    save,
+    discard,
+    finish: () => work.removeRecord("recv", key),
+    saved: () => saving,
+  };
+}
+
+/**
+ * Stage 2: fetch and verify the parts not yet verified, waiting for parts the sender is still
+ * uploading (§5.5 step 4). Returns how many parts this run fetched.
+ */
+async function fetchParts(
+  f: LargeFetch,
+  req: LargeOutput,
+  ui: FlowUi,
+  resume: Resume,
+): Promise<number> {
+  const { pointer: p, baseUrl } = f;
+  const ctx = { sender: f.sender };
+  const { record, save, discard } = resume;
   const verified = new Set(record.verified);
   const todo = Array.from({ length: p.parts }, (_, i) => i).filter((i) => !verified.has(i));
   if (verified.size > 0) {
@@ -321,7 +368,7 @@ async function fetchLarge(
     });
   } finally {
     pp.close();
-    await saving;
+    await resume.saved();
   }
   if (bad) {
     await discard();
@@ -365,6 +412,13 @@ async function fetchLarge(
     );
   }
 
+  return todo.length;
+}
+
+/** Stage 3: every part verified: make the target appear by one rename (or extraction). */
+async function placeResult(f: LargeFetch, resume: Resume, targetExists: boolean): Promise<void> {
+  const { pointer: p, target } = f;
+  const { record, discard } = resume;
   // Every part verified (the file grew as they came; a last hole would be a zero-length part)
   try {
     if ((await Deno.stat(record.temp)).size !== p.size) await Deno.truncate(record.temp, p.size);
@@ -444,12 +498,6 @@ async function fetchLarge(
       "receive again once fixed: the verified parts are kept",
     );
   }
-  ui.status(
-    `wrote ${p.size} bytes (${p.kind === "file" ? "file" : `folder of ${p.fileCount} files`}) ` +
-      `to ${target}`,
-  );
-  await Deno.remove(recordPath).catch(() => {});
-  return { fetched: todo.length };
 }
 
 /** The path a file-system error names (Deno's messages end in `: op 'path'`), if any. */
@@ -482,26 +530,18 @@ function cutName(s: string, max: number): string {
  * @returns how many records were removed
  */
 export async function sweepReceives(state: State, nowSec: number, keep?: string): Promise<number> {
-  const dir = `${state.dir}/large`;
+  const work = new WorkFiles(state);
   let n = 0;
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && /^recv-[0-9a-f]{32}\.json$/.test(e.name)) names.push(e.name);
-    }
-  } catch { /* no folder */ }
-  for (const name of names) {
-    const path = `${dir}/${name}`;
-    if (path === keep) continue;
+  for (const { key, value: o } of await work.listRecords("recv")) {
+    if (key === keep) continue;
     try {
-      const o = parseJson(await Deno.readTextFile(path));
       if (!field.isObject(o) || typeof o.expires_at !== "number" || o.expires_at > nowSec) continue;
       // only a temporary file of ours: `.<name>.cipherpost-<12 hex>`
       if (typeof o.temp === "string" && /\/\.[^/]*\.cipherpost-[0-9a-f]{12}$/.test(o.temp)) {
         await removeAny(o.temp);
         await removeAny(`${o.temp}.d`);
       }
-      await Deno.remove(path);
+      await work.removeRecord("recv", key);
       n++;
     } catch { /* damaged or gone: left as it is */ }
   }

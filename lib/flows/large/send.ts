@@ -7,6 +7,7 @@
  * @module
  */
 
+import { WorkFiles } from "../../state/work_files.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { identityToRecipient } from "age-encryption";
 import { createHash } from "node:crypto";
@@ -41,11 +42,10 @@ import { formatV2Uri } from "../../protocol/share_uri.ts";
 import { buildV2Share } from "../../protocol/v2.ts";
 import { publishPackets } from "../share/v2_transfer.ts";
 import type { State } from "../../state/state.ts";
-import { canonicalize, type JsonValue, parseJson } from "../../util/canonical_json.ts";
+import { type JsonValue } from "../../util/canonical_json.ts";
 import { b64decode, b64encode, fromUtf8, toHex, utf8 } from "../../util/encoding.ts";
 import { CipherpostError } from "../../util/errors.ts";
 import { fileChunks } from "../../util/file_stream.ts";
-import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
 import { eachLimited, PartPool } from "./pool.ts";
 import { writeTreeTar } from "./tar_fs.ts";
 import { recipientOf } from "../share/recipient.ts";
@@ -193,8 +193,7 @@ async function lockSource(state: State, source: string, shown: string): Promise<
 }
 
 async function stage(state: State, src: LargeSource, warn: (l: string) => void): Promise<Staged> {
-  const dir = `${state.dir}/large`;
-  await ensurePrivateDir(dir);
+  const dir = await new WorkFiles(state).dir("large");
   if (src.kind === "path") {
     let real: string;
     try {
@@ -401,10 +400,10 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
       ),
     ),
   ).slice(0, 32);
-  const recordPath = `${state.dir}/large/send-${key}.json`;
+  const work = new WorkFiles(state);
   let rec: ResumeRecord | null = null;
   try {
-    const o = parseJson(await Deno.readTextFile(recordPath)) as unknown as ResumeRecord;
+    const o = (await work.readRecord("send", key)) as unknown as ResumeRecord;
     if (o.size === staged.size && o.part_size === partSize && /^[0-9a-f]{32}$/.test(o.blob_id)) {
       rec = { ...o, sealed: o.sealed ?? {} };
     }
@@ -436,15 +435,12 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
   const layout = { size: staged.size, partSize };
   let saving = Promise.resolve();
   const save = () => {
-    saving = saving.then(() =>
-      writeFileAtomic(recordPath, canonicalize(record as unknown as JsonValue), 0o600)
-    );
+    saving = saving.then(() => work.saveRecord("send", key, record as unknown as JsonValue));
     return saving;
   };
   await save();
   const contentRecipient = await identityToRecipient(identity);
-  const tmpDir = `${state.dir}/large/up-${record.blob_id}`;
-  await ensurePrivateDir(tmpDir);
+  const tmpDir = await work.subdir("large", `up-${record.blob_id}`);
   const keptFile = (i: number) => `${tmpDir}/part-${i}`;
 
   // Parts recorded as uploaded must be there with our hash (GET + SHA-256, never the ETag alone).
@@ -488,7 +484,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     );
     // its receivers must not wait for parts that will never come (§5.5 step 4): no status file
     await store.delete(statusPath(record.blob_id)).catch(() => false);
-    await Deno.remove(recordPath).catch(() => {});
+    await work.removeRecord("send", key);
     await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
     // the staged source is reused: a standard input cannot be read twice
     return await sendStaged(c, staged);
@@ -673,7 +669,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     );
   }
   await store.put(statusPath(record.blob_id), encodeBlobStatus(parts, "complete"));
-  await Deno.remove(recordPath).catch(() => {});
+  await work.removeRecord("send", key);
   await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
   if (staged.temporary) await Deno.remove(staged.file).catch(() => {});
   const share = published!;
@@ -815,16 +811,10 @@ async function publishPointer(
 /** The blob ids of sends that are still in progress (their resume records), for gc. */
 export async function pendingBlobIds(state: State): Promise<Set<string>> {
   const out = new Set<string>();
-  try {
-    for await (const e of Deno.readDir(`${state.dir}/large`)) {
-      if (!/^send-[0-9a-f]{32}\.json$/.test(e.name)) continue;
-      try {
-        const o = parseJson(await Deno.readTextFile(`${state.dir}/large/${e.name}`));
-        if (o && typeof o === "object" && !Array.isArray(o) && typeof o.blob_id === "string") {
-          out.add(o.blob_id);
-        }
-      } catch { /* damaged */ }
+  for (const { value: o } of await new WorkFiles(state).listRecords("send")) {
+    if (o && typeof o === "object" && !Array.isArray(o) && typeof o.blob_id === "string") {
+      out.add(o.blob_id);
     }
-  } catch { /* no folder */ }
+  }
   return out;
 }
