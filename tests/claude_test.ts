@@ -885,6 +885,13 @@ Deno.test({
             assert.equal(r.code, 0, r.stderr);
             assert.match(r.stderr, /homeserver/);
             assert.match(r.stderr, new RegExp(`Session:     ${id}`));
+            // the large share's screen, then, after the parts are verified, the session's screen
+            // with where it is placed: both confirmed before anything is placed
+            assert.match(
+              r.stderr,
+              /Type: +large file "claude-session-[^"]+\.tar\.gz"[\s\S]*Place in: +/,
+            );
+            assert.equal(r.stderr.match(/=== CIPHERPOST ACCEPTANCE/g)?.length, 2, r.stderr);
             assert.match(r.stdout, /stand-in reply/);
             const seen = lastMessages(api);
             assert.ok(seen.includes("omega: the big one"), "B's claude sees A's turn");

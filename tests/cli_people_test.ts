@@ -69,6 +69,12 @@ Deno.test("--ttl: seconds, s/m/h/d/w suffixes; zero, junk and overflow are usage
       return true;
     }, bad);
   }
+  // another flag's error names that flag and says nothing about a share's lifetime
+  assert.throws(() => parseDuration("soon", "--wait"), (e: unknown) => {
+    assert.match((e as Error).message, /^--wait takes /);
+    assert.doesNotMatch((e as CipherpostError).hint ?? "", /share/);
+    return true;
+  });
   assert.equal(formatDuration(86400), "1d");
   assert.equal(formatDuration(86400 + 7200), "1d 2h");
   assert.equal(formatDuration(3599), "59m");

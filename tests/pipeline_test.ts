@@ -168,6 +168,28 @@ Deno.test("one receive pipeline: large shares are accepted, escaped and receipte
     );
 
     await t.step(
+      "two receives of a large share into the same new path: one writes it, the other is refused",
+      async () => {
+        // two homes of one identity (no shared lock), racing for the same new file
+        const twin = await person(base, "bob-twin", 22);
+        for (let round = 0; round < 2; round++) {
+          const src = `${base}/race-${round}.bin`;
+          const bytes = await payload(src, 8 + round);
+          const s = await run(alice, net, ["send", "--share", bob.z32, "--material-file", src]);
+          assert.equal(s.code, 0, s.stderr);
+          const out = `${base}/race-${round}.out`;
+          const args = ["receive", s.stdout.trim(), "--accept", alice.z32, "-o", out];
+          const [a, b] = await Promise.all([run(bob, net, args), run(twin, net, args)]);
+          const codes = [a.code, b.code].sort();
+          assert.deepEqual(codes, [0, 1], `${a.stderr}\n---\n${b.stderr}`);
+          const loser = a.code === 1 ? a : b;
+          assert.match(loser.stderr, /already exists|appeared while/);
+          assert.deepEqual(await Deno.readFile(out), bytes, "the winner's file, whole");
+        }
+      },
+    );
+
+    await t.step(
       "claude pickup of a large share that is no session: refused, not accepted, nothing kept",
       async () => {
         const dir = `${base}/not-a-session`;
