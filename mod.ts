@@ -55,6 +55,14 @@
  * {@link claudePickup}. Keeping shares alive: {@link republishAll} (hourly), and
  * {@link collectGarbage} for the homeserver.
  *
+ * Claude sync keeps this machine's Claude Code files in step with your other machines through
+ * your own homeserver, sealed to your identity: {@link syncPush}, {@link syncPull},
+ * {@link syncStatus} (local changes, no network) and {@link syncLog}. Rooms are signed,
+ * epoch-encrypted messages each member writes to their own homeserver: {@link createRoom},
+ * {@link inviteToRoom} (an invite share) and {@link joinRoom}, {@link removeFromRoom} and
+ * {@link leaveRoom}, {@link sendToRoom}; {@link RoomReader.open} then {@link RoomReader.scan}
+ * read a room's history, verified, and {@link followRoom} keeps reading it live.
+ *
  * Every failure is a {@link CipherpostError} with a {@link ErrorKind}; its `message` is one line
  * without secrets, safe to show. Signature failures all carry the one message
  * `signature verification failed`, whatever went wrong, so the error is no oracle.
@@ -189,6 +197,43 @@ export {
 export type { SessionFiles } from "./lib/claude/bundle.ts";
 export type { SessionSummary } from "./lib/claude/summary.ts";
 export type { PlaceAction } from "./lib/claude/place.ts";
+
+// Claude sync: this machine's Claude Code files, through the identity's own homeserver.
+export {
+  type LogEntry,
+  type PullAction,
+  type PullResult,
+  type PushResult,
+  type StatusResult,
+  type SyncContext,
+  type SyncCounters,
+  type SyncEnv,
+  syncLog,
+  syncPull,
+  syncPush,
+  syncStatus,
+} from "./lib/flows/sync/mod.ts";
+
+// Rooms: signed, epoch-encrypted messages on each member's homeserver.
+export {
+  createRoom,
+  type InviteRequest,
+  type InviteResult,
+  inviteToRoom,
+  leaveRoom,
+  removeFromRoom,
+} from "./lib/flows/rooms/manage.ts";
+export { type JoinRequest, type JoinResult, joinRoom } from "./lib/flows/rooms/join.ts";
+export { sendToRoom, type SentMessage } from "./lib/flows/rooms/send.ts";
+export { type FollowOptions, followRoom, type FollowSink } from "./lib/flows/rooms/live.ts";
+export { type RoomProblem, RoomReader } from "./lib/flows/rooms/read.ts";
+export type { RoomContext } from "./lib/flows/rooms/net.ts";
+export type {
+  Message as RoomMessage,
+  MessageKind as RoomMessageKind,
+} from "./lib/rooms/records.ts";
+export type { Refusal as RoomRefusal } from "./lib/rooms/seal.ts";
+export type { RoomState } from "./lib/rooms/store.ts";
 
 // Contacts: names for keys.
 export { type Contact, Contacts } from "./lib/state/contacts.ts";

@@ -254,16 +254,21 @@ export type MessageKind = "chat" | "file_drop";
 
 /** A message (§9.4). */
 export interface Message {
+  /** The room's id. */
   room: string;
+  /** The epoch whose key encrypted it; its roster made the author a member. */
   epoch: number;
+  /** z32 of the author, whose signature was verified. */
   author: string;
+  /** The author's sequence number in that epoch (from 1). */
   seq: number;
   /** wall clock part of the HLC, Unix ms */
   hlc: number;
   /** counter part of the HLC */
   hlcC: number;
+  /** A chat line or the announcement of a file drop. */
   kind: MessageKind;
-  /** the body, UTF-8 */
+  /** the body, UTF-8 (author-controlled: escape it before it reaches a terminal) */
   body: string;
 }
 

@@ -25,17 +25,24 @@ export interface HeldEpoch {
   roster: SignedRoster;
 }
 
-/** A room as this home knows it. */
+/**
+ * A room as this home knows it. Only its identity is public; the rest (epoch keys included) is
+ * the flows' to read and write.
+ */
 export interface RoomState {
+  /** The room's id (what `room` arguments take, besides the name). */
   room: string;
+  /** The room's name, from the signed roster. */
   name: string;
+  /** z32 of the room's creator (the id derives from it and the nonce). */
   creator: string;
+  /** The creator's random 16 bytes, hex, that make the id unique. */
   nonce: string;
-  /** epochs held, ascending */
+  /** @ignore epochs held, ascending */
   epochs: HeldEpoch[];
-  /** our last sequence number per epoch */
+  /** @ignore our last sequence number per epoch */
   seq: Record<string, number>;
-  /** our last clock stamp */
+  /** @ignore our last clock stamp */
   hlc: Hlc | null;
 }
 

@@ -27,16 +27,23 @@ import { type RoomContext, RoomNet } from "./net.ts";
 
 /** How to join. */
 export interface JoinRequest {
+  /** The invite's `cipherpost://` URI. */
   uri: string;
+  /** Asked for the PIN when the invite has one (not called otherwise). */
   pin: () => Promise<string>;
+  /** PIN attempts before a wrong PIN fails the join (default 1). */
   pinTries?: number;
 }
 
 /** What joining did. */
 export interface JoinResult {
+  /** `already_accepted`: this home accepted the invite before (nothing else is set). */
   status: "joined" | "already_accepted";
+  /** The room's id. */
   room?: string;
+  /** The room's name (from the signed roster). */
   name?: string;
+  /** The newest epoch held after joining (later ones are caught up at once). */
   epoch?: number;
 }
 

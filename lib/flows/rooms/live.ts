@@ -34,8 +34,11 @@ export interface FollowOptions {
 
 /** What a follow reports, as it happens. */
 export interface FollowSink {
+  /** A new message, verified (arrival order, not HLC order). */
   message(m: Message): void;
+  /** A message refused, missing or unreachable. */
   problem(p: RoomProblem): void;
+  /** An advisory: a fallback to polling, a new epoch, a refused update, a failed round. */
   note(text: string): void;
 }
 

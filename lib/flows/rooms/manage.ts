@@ -43,7 +43,9 @@ export interface InviteRequest {
   room: string;
   /** z32 of the invitee */
   invitee: string;
+  /** The invite share's lifetime in seconds. */
   ttlSeconds: bigint;
+  /** A PIN the invitee must also type (Argon2id), or null. */
   pin: string | null;
   /** shown to the invitee (default: `room invite: "<name>"`) */
   purpose?: string;
@@ -51,9 +53,13 @@ export interface InviteRequest {
 
 /** What an invite made. */
 export interface InviteResult {
+  /** The invite's `cipherpost://` URI to give the invitee (it joins with {@link joinRoom}). */
   uri: string;
+  /** The room's id. */
   room: string;
+  /** The epoch the invite admits to (new unless the invitee was a member already). */
   epoch: number;
+  /** The invite share's 32-hex reference. */
   shareRef: string;
 }
 

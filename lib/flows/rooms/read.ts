@@ -11,8 +11,10 @@ import { epochDir, MAX_ROOM_FILE, messagePath, seqOfPath } from "../../rooms/nam
 import type { Message } from "../../rooms/records.ts";
 import { missingRanges, rangeCount } from "../../rooms/order.ts";
 import { openMessage, type Refusal } from "../../rooms/seal.ts";
-import type { HeldEpoch, RoomState } from "../../rooms/store.ts";
-import { fetchBounded, type RoomNet } from "./net.ts";
+import { findRoom, type HeldEpoch, type RoomState, saveRoom } from "../../rooms/store.ts";
+import type { FlowUi } from "../share/ui.ts";
+import { catchUp } from "./epochs.ts";
+import { fetchBounded, type RoomContext, RoomNet } from "./net.ts";
 
 /** Message files one reader fetches at most in its lifetime (backfill and live together). */
 export const MAX_FILES = 200_000;
@@ -23,35 +25,59 @@ const PARALLEL = 8;
 
 /** Something a reader refused or found missing. */
 export interface RoomProblem {
+  /** Why a file was refused, or `missing` (a gap in the numbers), or `unreachable` (no listing). */
   kind: Refusal | "missing" | "unreachable";
+  /** z32 of the member whose folder it is. */
   author: string;
+  /** The epoch of that folder. */
   epoch: number;
   /** the sequence numbers concerned, as ranges */
   seqs: [number, number][];
+  /** How many sequence numbers the ranges hold. */
   count: number;
 }
 
-/** Reads one room; remembers what it has seen. */
+/**
+ * Reads one room; remembers what it has seen. {@link RoomReader.open} makes one,
+ * {@link RoomReader.scan} backfills, then {@link followRoom} keeps it going live.
+ */
 export class RoomReader {
+  /** @ignore the room's stored state (epoch keys included), for the follow */
   readonly st: RoomState;
+  /** @ignore the homeserver clients, for the follow */
   readonly net: RoomNet;
   /** verified messages, in arrival order */
   readonly messages: Message[] = [];
-  /** event-stream cursors per user (kept across reconnects and rounds of a follow) */
-  readonly cursors = new Map<string, string>();
-  /** the newest roster epoch an event announced */
+  /** @ignore event-stream cursors per user (kept across reconnects and rounds of a follow) */
+  readonly cursors: Map<string, string> = new Map();
+  /** @ignore the newest roster epoch an event announced */
   rosterHint = 0;
   readonly #seen = new Map<string, Message | Refusal>();
   readonly #listed = new Map<string, Set<number>>();
   readonly #reportedMissing = new Map<string, Set<number>>();
   #files = 0;
 
+  /** @ignore a reader of a room state already loaded (the CLI's way in) */
   constructor(st: RoomState, net: RoomNet) {
     this.st = st;
     this.net = net;
   }
 
-  /** The held epoch `n`, if any. */
+  /**
+   * A reader of `room` (id or name) of this home, caught up first: epochs opened since the last
+   * command are fetched, checked and saved; what the catch-up saw goes to `ui.note`.
+   */
+  static async open(ctx: RoomContext, room: string, ui?: FlowUi): Promise<RoomReader> {
+    const st = await findRoom(ctx.state.home, ctx.me, room);
+    const net = new RoomNet(ctx);
+    const c = await catchUp(ctx, net, st);
+    if (c.added.length > 0) await saveRoom(ctx.state.home, ctx.me, st);
+    for (const n of c.notes) ui?.note(n);
+    if (c.removed) ui?.note("you were removed from this room: nothing newer can be read");
+    return new RoomReader(st, net);
+  }
+
+  /** @ignore the held epoch `n`, if any */
   epoch(n: number): HeldEpoch | undefined {
     return this.st.epochs.find((e) => e.epoch === n);
   }

@@ -16,8 +16,11 @@ import { type RoomContext, RoomNet } from "./net.ts";
 
 /** What was sent. */
 export interface SentMessage {
+  /** The room's id. */
   room: string;
+  /** The epoch whose key encrypted it (the newest held). */
   epoch: number;
+  /** Our sequence number in that epoch. */
   seq: number;
   /** HLC wall time, Unix ms */
   time: number;

@@ -64,15 +64,21 @@ export interface SyncContext extends Omit<FlowContext, "state"> {
 
 /** Counters that tell what a run read and sent (`--json`). */
 export interface SyncCounters {
+  /** Files of the scope walked. */
   files: number;
   /** files whose stat matched the cache: not read */
   statHits: number;
   /** files read */
   filesRead: number;
+  /** Bytes of local files read. */
   bytesRead: number;
+  /** Sealed chunks written to the homeserver. */
   chunksUploaded: number;
+  /** Bytes written to the homeserver: chunks, snapshots and heads, sealed. */
   bytesUploaded: number;
+  /** Sealed chunks fetched from the homeserver. */
   chunksDownloaded: number;
+  /** Bytes fetched from the homeserver for those chunks. */
   bytesDownloaded: number;
 }
 

@@ -18,12 +18,20 @@ import {
 
 /** One snapshot of the log. */
 export interface LogEntry {
+  /** The device ID that pushed it. */
   device: string;
+  /**
+   * That device's name for humans, from the snapshot (≤ 64 characters, no C0 control; it came
+   * from another machine: escape it before it reaches a terminal).
+   */
   label: string;
+  /** The snapshot's number in that device's chain. */
   seq: number;
   /** Unix ms */
   time: number;
+  /** Files the snapshot holds. */
   files: number;
+  /** Tombstones the snapshot holds. */
   deleted: number;
   /** this machine's own device */
   mine: boolean;

@@ -41,6 +41,7 @@ import {
 export interface PullAction {
   /** `root//path` or the config-relative path */
   path: string;
+  /** What the merge rules decided for the file (docs/PROTOCOL.md §8.6). */
   action:
     | "new"
     | "fast-forward"
@@ -59,9 +60,13 @@ export interface PullAction {
 
 /** What a pull did. */
 export interface PullResult {
+  /** The other devices whose checked heads were read, with their label and newest seq. */
   devices: { device: string; label: string; seq: number }[];
+  /** One entry per file a newer remote version reached: what was done with it. */
   actions: PullAction[];
+  /** Nothing was written: the actions are what a real pull would do. */
   dryRun: boolean;
+  /** What the pull read and fetched. */
   counters: SyncCounters;
 }
 

@@ -33,13 +33,17 @@ const UPLOADS = 4;
 
 /** What a push did. */
 export interface PushResult {
+  /** This machine's device ID (derived from the identity and the home's device secret). */
   device: string;
   /** the new seq, or the current one when nothing changed */
   seq: number;
   /** false: nothing changed, nothing written */
   pushed: boolean;
+  /** Files new or changed since the last sync, in the new snapshot. */
   changed: number;
+  /** Files gone since the last sync, recorded as tombstones. */
   deleted: number;
+  /** What the push read and sent. */
   counters: SyncCounters;
 }
 

@@ -19,13 +19,19 @@ import {
 
 /** Local changes since the last sync. */
 export interface StatusResult {
+  /** This machine's device ID. */
   device: string;
+  /** The seq of this device's last pushed snapshot (0 before the first push). */
   seq: number;
+  /** Files new since the last sync (`root//path` or the config-relative path). */
   added: string[];
+  /** Files whose content changed since the last sync. */
   modified: string[];
+  /** Files gone since the last sync. */
   deleted: string[];
   /** devices whose heads this machine has merged, with their seq */
   seen: Record<string, number>;
+  /** What the status read (nothing is sent). */
   counters: SyncCounters;
 }
 
