@@ -17,12 +17,10 @@ import { VERSION } from "../util/version.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { escapeControl } from "../util/encoding.ts";
 import { State } from "../state/state.ts";
-import { current, findRoom, listRooms, saveRoom } from "../rooms/store.ts";
+import { current, findRoom, listRooms } from "../rooms/store.ts";
 import { floodLimit, order } from "../rooms/order.ts";
 import { hookText } from "../rooms/hook_text.ts";
 import { addPending } from "../rooms/pending.ts";
-import { catchUp } from "../flows/rooms/epochs.ts";
-import { RoomNet } from "../flows/rooms/net.ts";
 import { RoomReader } from "../flows/rooms/read.ts";
 import { sendToRoom } from "../flows/rooms/send.ts";
 import { leaveRoom } from "../flows/rooms/manage.ts";
@@ -126,11 +124,8 @@ cipherpost room accept TOKEN), room_leave {room}.
               return text(
                 await withTransport(o, async (transport) => {
                   const ctx = { transport, state, me };
-                  const st = await findRoom(home, me, str("room"));
-                  const net = new RoomNet(ctx);
-                  const c = await catchUp(ctx, net, st);
-                  if (c.added.length > 0) await saveRoom(home, me, st);
-                  const reader = new RoomReader(st, net);
+                  const reader = await RoomReader.open(ctx, str("room"));
+                  const { st, net } = reader;
                   await reader.scan();
                   const { shown } = floodLimit(order(reader.messages, Date.now()));
                   const names = new Map<string, string>();

@@ -429,14 +429,12 @@ control and bidi characters escaped; at most 30 messages of one author per 10 s 
 ${NETWORK_HELP}`,
   ).action(async (roomArg: string, o) => {
     await run(o, async (ctx, home) => {
-      const st = await findRoom(home, ctx.me, roomArg);
-      const net = new RoomNet(ctx);
-      const c = await catchUp(ctx, net, st);
-      if (c.added.length > 0) await saveRoom(home, ctx.me, st);
-      for (const n of c.notes) log(`warning: ${escapeControl(n)}`);
-      if (c.removed) log("note: you were removed from this room; newer messages cannot be read");
+      const reader = await RoomReader.open(ctx, roomArg, {
+        status: log,
+        note: (n) => log(`note: ${escapeControl(n)}`),
+      });
+      const { st, net } = reader;
       const name = await namer(home, net.me);
-      const reader = new RoomReader(st, net);
       const { problems } = await reader.scan();
       const placed = order(reader.messages, Date.now());
       const { shown, hidden } = floodLimit(placed);
