@@ -210,7 +210,8 @@ Deno.test("tar: unsafe archives are refused and leave nothing behind", async () 
     assert.equal(s.fileCount, 1);
     assert.deepStrictEqual(s.topEntries, ["a", "link"]);
     assert.equal((await Deno.stat(tarPath)).size, s.size);
-    await extractTar((await Deno.open(tarPath)).readable, `${base}/dst`);
+    const got = await extractTar((await Deno.open(tarPath)).readable, `${base}/dst`);
+    assert.equal(got.fileCount, s.fileCount, "the count the receiver checks the pointer against");
     assert.equal(await Deno.readTextFile(`${base}/dst/a/b/f.txt`), "f");
     assert.equal((await Deno.stat(`${base}/dst/a/b/f.txt`)).mode! & 0o777, 0o751);
     assert.equal(await Deno.readLink(`${base}/dst/link`), "a/b/f.txt");

@@ -62,7 +62,9 @@ function payloadLines(s: AcceptanceSummary): string[] {
         `Write to:    ${displayText(p.target)}`,
       ];
       if (p.content === "directory") {
-        lines.push(`Files:       ${p.fileCount} (the sender's count, checked while extracting)`);
+        lines.push(
+          `Files:       ${p.fileCount} (checked while extracting: a folder that differs is refused)`,
+        );
         const entries = (p.topEntries ?? []).map((x) => displayText(x)).join(", ");
         lines.push(`Entries:     ${entries}${(p.topEntries ?? []).length >= 20 ? ", …" : ""}`);
       }

@@ -458,7 +458,11 @@ async function placeResult(f: LargeFetch, resume: Resume, targetExists: boolean)
       await removeAny(tmpDir);
       const f = await Deno.open(record.temp, { read: true });
       try {
-        await extractTar(f.readable, tmpDir);
+        const { fileCount } = await extractTar(f.readable, tmpDir);
+        // the file count on the acceptance screen is the sender's signed claim: it must be true
+        if (fileCount !== p.fileCount) {
+          throw new Error(`${fileCount} files, the signed pointer says ${p.fileCount}`);
+        }
       } catch (e) {
         await removeAny(tmpDir);
         const cause = localIoCause(e);

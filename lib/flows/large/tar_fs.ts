@@ -113,18 +113,25 @@ async function umaskKeeps(dir: string): Promise<number> {
  * with them, directories (0700 while being filled) get them at the end. A directory entry that
  * comes after the entries below it (`a/b`, then `a`) is accepted and only sets its mode.
  */
-export async function extractTar(stream: ReadableStream<Uint8Array>, dest: string): Promise<void> {
+export async function extractTar(
+  stream: ReadableStream<Uint8Array>,
+  dest: string,
+): Promise<{ fileCount: number }> {
   await Deno.mkdir(dest, { mode: 0o700 });
   try {
-    await extractInto(stream, dest);
+    return await extractInto(stream, dest);
   } catch (e) {
     await Deno.remove(dest, { recursive: true }).catch(() => {});
     throw e;
   }
 }
 
-async function extractInto(stream: ReadableStream<Uint8Array>, dest: string): Promise<void> {
+async function extractInto(
+  stream: ReadableStream<Uint8Array>,
+  dest: string,
+): Promise<{ fileCount: number }> {
   const mask = (await umaskKeeps(dest)) & 0o777;
+  let fileCount = 0;
   const seen = new Set<string>();
   /** folders made for the entries below them, not (yet) named by an entry of their own */
   const implied = new Set<string>();
@@ -163,7 +170,9 @@ async function extractInto(stream: ReadableStream<Uint8Array>, dest: string): Pr
       } finally {
         f.close();
       }
+      fileCount++;
     }
   }
   for (const [abs, mode] of dirModes.reverse()) await Deno.chmod(abs, mode & mask);
+  return { fileCount };
 }

@@ -103,9 +103,9 @@ export interface LargeSummary {
   homeserver: string;
   /** the URL the parts will be fetched from (resolved from the homeserver's packet) */
   endpoint: string;
-  /** directories: the sender's claimed file count and first entries (checked while extracting) */
+  /** directories: the sender's signed file count (a folder that differs is refused) */
   fileCount?: number;
-  /** Directories: the sender's first entries (checked while extracting). */
+  /** Directories: the sender's list of its first top-level entries (the sender's word). */
   topEntries?: string[];
   /** where it will be written */
   target: string;
