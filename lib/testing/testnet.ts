@@ -37,6 +37,11 @@ export interface TestnetOptions {
   port?: number;
   /** Relay HTTP port; 0 (default) = random. */
   relayPort?: number;
+  /**
+   * The IPv4 address the nodes and the relay listen on and are named by (default 127.0.0.1):
+   * a private test address inside a network namespace, for a shaped-network benchmark.
+   */
+  host?: string;
   /** Every node delays its replies by this much (default 0). */
   latencyMs?: number;
   /** Every node silently drops this percentage of incoming queries (default 0). */
@@ -91,9 +96,9 @@ export interface TestnetNode {
 
 /** A running testnet. */
 export interface Testnet {
-  /** `"127.0.0.1:port"` of every node. */
+  /** `"host:port"` of every node (host: {@link TestnetOptions.host}, default 127.0.0.1). */
   bootstrap: string[];
-  /** `http://127.0.0.1:port` of the relay. */
+  /** `http://host:port` of the relay. */
   relayUrl: string;
   /** The nodes, in `bootstrap` order (tests inspect and edit their item stores). */
   nodes: TestnetNode[];
@@ -123,6 +128,7 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
     throw new CipherpostError("usage", "testnet: deadNodes must be 0 to nodes - 1");
   }
   const timeoutMs = opts.timeoutMs ?? Math.max(500, latencyMs * 4);
+  const host = opts.host ?? "127.0.0.1";
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const nodes: DHT[] = [];
   let relayClient: DhtClient | null = null;
@@ -152,16 +158,16 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
       nodes.push(node);
       await new Promise<void>((resolve, reject) => {
         node.once("error", reject);
-        node.listen(opts.port ? opts.port + i : 0, "127.0.0.1", () => resolve());
+        node.listen(opts.port ? opts.port + i : 0, host, () => resolve());
       });
       node.on("error", () => {});
     }
     for (const a of nodes) {
       for (const b of nodes) {
-        if (a !== b) a.addNode({ host: "127.0.0.1", port: b.address().port, id: b.nodeId });
+        if (a !== b) a.addNode({ host, port: b.address().port, id: b.nodeId });
       }
     }
-    const bootstrap = nodes.map((n) => `127.0.0.1:${n.address().port}`);
+    const bootstrap = nodes.map((n) => `${host}:${n.address().port}`);
     relayClient = await DhtClient.open({ bootstrap, timeoutMs });
     // Faults start after the relay's client has bootstrapped, so that it can start at all.
     if (latencyMs > 0 || lossPct > 0 || deadNodes > 0) {
@@ -171,10 +177,10 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
       });
     }
     server = Deno.serve(
-      { hostname: "127.0.0.1", port: opts.relayPort ?? 0, onListen: () => {} },
+      { hostname: host, port: opts.relayPort ?? 0, onListen: () => {} },
       relayHandler(relayClient),
     );
-    return { bootstrap, relayUrl: `http://127.0.0.1:${server.addr.port}`, nodes, close };
+    return { bootstrap, relayUrl: `http://${host}:${server.addr.port}`, nodes, close };
   } catch (e) {
     await close();
     throw e;
