@@ -23,7 +23,9 @@
  *   The sides cannot reach each other, so wormhole goes through its relay as ours goes through
  *   the homeserver.
  * - floor: payload ÷ link rate (the two links run at once, so a relay that forwards as it
- *   receives needs no more).
+ *   receives needs no more); beside it, the payload over one plain TCP connection from the
+ *   sender's namespace to the middle, timed inside (`deno eval` at both ends): what one shaped
+ *   link really carries.
  * - CPU seconds and peak RSS of each side from `/usr/bin/time`; the middle's CPU from
  *   `/proc/<pid>/stat` before and after each transfer. CPU per GiB = CPU s ÷ payload GiB.
  *
@@ -52,6 +54,33 @@ const PASS = "bench passphrase";
 const MIDDLE_IP = "10.213.0.1";
 const MAILBOX_PORT = 4000;
 const TRANSIT_PORT = 4001;
+const WIRE_PORT = 4002;
+
+/** In the middle: take one TCP connection on WIRE_PORT, read it to its end, answer one byte. */
+const WIRE_SINK = `
+const l = Deno.listen({ hostname: "${MIDDLE_IP}", port: ${WIRE_PORT} });
+console.log("listening");
+const c = await l.accept();
+const buf = new Uint8Array(1 << 20);
+while ((await c.read(buf)) !== null);
+await c.write(new Uint8Array([1]));
+c.close();
+l.close();
+`;
+/** On a side: send the file given as the first argument, print seconds until the byte back. */
+const WIRE_SOURCE = `
+const f = await Deno.open(Deno.args[0]);
+const t0 = performance.now();
+const c = await Deno.connect({ hostname: "${MIDDLE_IP}", port: ${WIRE_PORT} });
+const buf = new Uint8Array(1 << 20);
+for (let n; (n = await f.read(buf)) !== null;) {
+  for (let off = 0; off < n;) off += await c.write(buf.subarray(off, n));
+}
+await c.closeWrite();
+await c.read(new Uint8Array(1));
+console.log(((performance.now() - t0) / 1000).toFixed(3));
+c.close();
+`;
 
 interface Opts {
   sizeMiB: number;
@@ -277,6 +306,7 @@ export async function benchNet(argv: string[]): Promise<void> {
   Deno.addSignalListener("SIGTERM", onSignal);
 
   const rows: Row[] = [];
+  const wire = new Map<number, number>();
   try {
     const src = `${base}/payload.bin`;
     console.error(`generating ${o.sizeMiB} MiB payload...`);
@@ -374,6 +404,7 @@ export async function benchNet(argv: string[]): Promise<void> {
 
     for (const rate of o.rates) {
       await net.shape(rate);
+      wire.set(rate, await wireSeconds(net, src));
       for (let run = 1; run <= o.runs; run++) {
         console.error(`${rate} Mbit/s, run ${run}: cipherpost...`);
         const out = `${base}/received.bin`;
@@ -449,7 +480,48 @@ export async function benchNet(argv: string[]): Promise<void> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
-  report(o, rows, wormholeNote);
+  report(o, rows, wire, wormholeNote);
+}
+
+/**
+ * Seconds for the payload over one plain TCP connection from the sender's namespace to the
+ * middle (one link), as the shaping lets it through: what the link really carries. NaN when it
+ * fails (bounded: 600 s).
+ */
+async function wireSeconds(net: Topology, src: string): Promise<number> {
+  const sink = new Deno.Command("ip", {
+    args: ["netns", "exec", net.M, Deno.execPath(), "eval", WIRE_SINK],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = sink.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    await reader.read(); // "listening"
+    const source = new Deno.Command("ip", {
+      args: ["netns", "exec", net.S, Deno.execPath(), "eval", WIRE_SOURCE, src],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const timer = setTimeout(() => {
+      for (const c of [source, sink]) {
+        try {
+          c.kill("SIGKILL");
+        } catch { /* gone */ }
+      }
+    }, 600_000);
+    const outp = await source.output();
+    clearTimeout(timer);
+    return Number(new TextDecoder().decode(outp.stdout).trim()) || NaN;
+  } finally {
+    reader.releaseLock();
+    await sink.stdout.cancel().catch(() => {});
+    try {
+      sink.kill("SIGKILL");
+    } catch { /* gone */ }
+    await sink.status;
+  }
 }
 
 /** Reads `NAME=value` lines from `stream` until `last` is seen (bounded by `ms`). */
@@ -500,7 +572,7 @@ async function waitListening(ns: string, ports: number[], ms: number): Promise<v
   throw new Error(`wormhole servers did not listen on ${ports.join(", ")} within ${ms} ms`);
 }
 
-function report(o: Opts, rows: Row[], note: string): void {
+function report(o: Opts, rows: Row[], wire: Map<number, number>, note: string): void {
   const gib = (o.sizeMiB * MiB) / GiB;
   const f = (x: number, d = 2) => Number.isFinite(x) ? x.toFixed(d) : "–";
   const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
@@ -512,10 +584,10 @@ function report(o: Opts, rows: Row[], note: string): void {
   if (note) console.log(note);
   console.log("");
   console.log(
-    "| link | run | floor s (payload ÷ rate) | cipherpost e2e s | magic-wormhole e2e s | " +
-      "ours ÷ wormhole | ours ÷ floor | wormhole ÷ floor |",
+    "| link | run | floor s (payload ÷ rate) | plain TCP over one link s | cipherpost e2e s | " +
+      "magic-wormhole e2e s | ours ÷ wormhole | ours ÷ floor | wormhole ÷ floor |",
   );
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const rate of o.rates) {
     for (let run = 1; run <= o.runs; run++) {
       const ours = rows.find((r) => r.rate === rate && r.run === run && r.who === "cipherpost");
@@ -524,7 +596,7 @@ function report(o: Opts, rows: Row[], note: string): void {
       const a = ours?.e2e ?? NaN;
       const b = w?.e2e ?? NaN;
       console.log(
-        `| ${rate} Mbit/s | ${run} | ${f(floor)} | ${f(a)}${
+        `| ${rate} Mbit/s | ${run} | ${f(floor)} | ${f(wire.get(rate) ?? NaN)} | ${f(a)}${
           ours && !ours.same ? " DIFFERS" : ""
         } | ${f(b)}${w && !w.same ? " FAILED" : ""} | ${f(a / b)}× | ${f(a / floor)}× | ${
           f(b / floor)

@@ -28,7 +28,7 @@ import {
 } from "../pkarr/relay_payload.ts";
 
 /** BEP44 items one testnet node stores before it evicts the least recently used. */
-const MAX_ITEMS_PER_NODE = 100_000;
+export const MAX_ITEMS_PER_NODE = 100_000;
 /** Options of {@link startTestnet}. */
 export interface TestnetOptions {
   /** Number of DHT nodes (at least 1). */
@@ -187,17 +187,23 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
   }
 }
 
-function injectFaults(
+/**
+ * Makes `node` delay every incoming query by `latencyMs` and silently drop `lossPct` percent of
+ * them (100 = a dead node), drawing from `random` (default `Math.random`; a seeded one makes a
+ * benchmark's losses repeatable). Pending delays go into `timers`, for the caller to clear.
+ */
+export function injectFaults(
   node: DHT,
   latencyMs: number,
   lossPct: number,
   timers: Set<ReturnType<typeof setTimeout>>,
+  random: () => number = Math.random,
 ): void {
   const sock = node._rpc.socket;
   const emit = sock.emit.bind(sock);
   sock.emit = (event: string, ...args: unknown[]): boolean => {
     if (event !== "query") return emit(event, ...args);
-    if (lossPct >= 100 || (lossPct > 0 && Math.random() * 100 < lossPct)) return true;
+    if (lossPct >= 100 || (lossPct > 0 && random() * 100 < lossPct)) return true;
     if (latencyMs <= 0) return emit(event, ...args);
     const t = setTimeout(() => {
       timers.delete(t);
