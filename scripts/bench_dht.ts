@@ -241,9 +241,11 @@ async function worker(): Promise<void> {
       const r: Record<string, unknown> = { packets: built.packets.length, blob: blob.length };
       let t0 = performance.now();
       const tp = new Transport(opts);
+      let stored: number[] = [];
       try {
-        await publishPackets(tp, built.packets);
+        stored = (await publishPackets(tp, built.packets)).stored;
         r.pubMs = performance.now() - t0;
+        r.minStored = Math.min(...stored);
       } catch (e) {
         r.pubError = String((e as Error)?.message ?? e).slice(0, 300);
         return r;
@@ -260,6 +262,13 @@ async function worker(): Promise<void> {
         r.getMs = performance.now() - t0;
       } catch (e) {
         r.getError = String((e as Error)?.message ?? e).slice(0, 300);
+        // how many nodes the publish said stored each missing part ("… missing (parts 3, 7)")
+        const missing = /parts ([\d, ]+)\)/.exec(r.getError as string)?.[1].split(/,\s*/);
+        if (missing) {
+          r.getError += `; the publish stored those on ${
+            missing.map((i) => stored[+i]).join(", ")
+          } node(s)`;
+        }
       } finally {
         await tf.close();
       }
@@ -441,7 +450,10 @@ async function main(): Promise<void> {
   let netLine = "";
   const single = new Map<string, number[]>();
   const misses = new Map<string, number>();
-  const shares = new Map<number, { pub: number[]; get: number[]; packets: number; blob: number }>();
+  const shares = new Map<
+    number,
+    { pub: number[]; get: number[]; packets: number; blob: number; minStored?: number }
+  >();
   const failures: string[] = [];
   let pubFailed = 0;
   let getFailed = 0;
@@ -548,6 +560,7 @@ async function main(): Promise<void> {
             continue;
           }
           row.pub.push(r.pubMs as number);
+          row.minStored = Math.min(row.minStored ?? Infinity, r.minStored as number);
           getTried++;
           if (r.getError !== undefined) {
             getFailed++;
@@ -603,14 +616,14 @@ async function main(): Promise<void> {
   console.log("");
   console.log(
     "| our share | blob B | packets | publish p50 / p95 ms | fetch p50 / p95 ms | " +
-      "published / fetched |",
+      "published / fetched | fewest nodes that stored a part |",
   );
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const [size, r] of shares) {
     console.log(
       `| ${size} B | ${r.blob} | ${r.packets} | ${f(pct(r.pub, 0.5))} / ${f(pct(r.pub, 0.95))} | ${
         f(pct(r.get, 0.5))
-      } / ${f(pct(r.get, 0.95))} | ${r.pub.length} / ${r.get.length} |`,
+      } / ${f(pct(r.get, 0.95))} | ${r.pub.length} / ${r.get.length} | ${r.minStored ?? "–"} |`,
     );
   }
   console.log("");

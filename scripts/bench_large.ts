@@ -10,8 +10,8 @@
  *   deno run -P=cipherpost --allow-run --no-prompt scripts/bench_large.ts [MiB] [--workers N]
  *     [--only-ours] [--v8-flags FLAGS]   (default --max-semi-space-size=1, as the task; "" = none)
  *
- * With `--net` (as root: `deno run -A scripts/bench_large.ts --net [MiB] [--rates 100,400,1000]
- * [--runs N]`): sender, homeserver and receiver in three network namespaces joined by two veth
+ * With `--net` (as root: `deno run -P=cipherpost --allow-run --no-prompt scripts/bench_large.ts
+ * --net [MiB] [--rates 100,400,1000] [--runs N]`): sender, homeserver and receiver in three network namespaces joined by two veth
  * links shaped with `tc tbf`, magic-wormhole placed the same way, in the same run
  * (`scripts/bench_large_net.ts` says how).
  *
