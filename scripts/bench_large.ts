@@ -10,6 +10,11 @@
  *   deno run -P=cipherpost --allow-run --no-prompt scripts/bench_large.ts [MiB] [--workers N]
  *     [--only-ours] [--v8-flags FLAGS]   (default --max-semi-space-size=1, as the task; "" = none)
  *
+ * With `--net` (as root: `deno run -P=cipherpost --allow-run --no-prompt scripts/bench_large.ts
+ * --net [MiB] [--rates 100,400,1000] [--runs N]`): sender, homeserver and receiver in three network namespaces joined by two veth
+ * links shaped with `tc tbf`, magic-wormhole placed the same way, in the same run
+ * (`scripts/bench_large_net.ts` says how).
+ *
  * Loopback only. magic-wormhole needs the Debian packages magic-wormhole,
  * python3-magic-wormhole-mailbox-server and magic-wormhole-transit-relay (skipped if absent).
  *
@@ -22,6 +27,14 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import { createBLAKE3 } from "hash-wasm";
 import { blake3File, writePrngFile } from "../lib/testing/prng_file.ts";
+import { cipherpostFlags, runTimed, runTimedFirstLine } from "./_bench_proc.ts";
+
+// `--net`: the same comparison on a shaped network of three namespaces (needs root)
+if (Deno.args.includes("--net")) {
+  const { benchNet } = await import("./bench_large_net.ts");
+  await benchNet(Deno.args.filter((a) => a !== "--net"));
+  Deno.exit(0);
+}
 
 const MiB = 1 << 20;
 const args = [...Deno.args];
@@ -39,49 +52,11 @@ const root = new URL("..", import.meta.url);
 const mainTs = new URL("main.ts", root).pathname;
 const PASS = "bench passphrase";
 
-function flags(): string[] {
-  const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root)));
-  return Object.entries(cfg.permissions.cipherpost as Record<string, boolean>)
-    .filter(([, v]) => v).map(([k]) => `--allow-${k}`);
-}
+const flags = () => cipherpostFlags(root);
 
-/**
- * Run a command under `/usr/bin/time`, which reports the child's peak RSS (`ru_maxrss`, what
- * `/proc/<pid>/status` calls VmHWM at exit: Deno's sandbox reads /proc only with --allow-all)
- * and its CPU seconds. Returns wall seconds, peak RSS (KiB), CPU seconds and the output.
- */
-async function run(
-  cmd: string,
-  argv: string[],
-  opts: { env?: Record<string, string> } = {},
-): Promise<
-  { secs: number; hwmKiB: number; cpu: number; stdout: string; stderr: string; code: number }
-> {
-  const t0 = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-f", "@@RUSAGE %M %U %S", cmd, ...argv],
-    env: opts.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const secs = (performance.now() - t0) / 1000;
-  return {
-    secs,
-    ...rusageOf(new TextDecoder().decode(out.stderr)),
-    stdout: new TextDecoder().decode(out.stdout),
-    code: out.code,
-  };
-}
-
-/** Split `/usr/bin/time`'s `@@RUSAGE` line off a child's stderr: peak RSS, CPU, the rest. */
-function rusageOf(text: string): { hwmKiB: number; cpu: number; stderr: string } {
-  const m = /@@RUSAGE (\d+) ([\d.]+) ([\d.]+)\s*$/.exec(text);
-  return {
-    hwmKiB: m ? Number(m[1]) : NaN,
-    cpu: m ? Number(m[2]) + Number(m[3]) : NaN,
-    stderr: m ? text.slice(0, m.index) : text,
-  };
+/** Run a command to its end under `/usr/bin/time` (peak RSS, CPU seconds, output). */
+function run(cmd: string, argv: string[], opts: { env?: Record<string, string> } = {}) {
+  return runTimed({ cmd, argv, env: opts.env });
 }
 
 function cpArgv(home: string, argv: string[], env: Record<string, string>) {
@@ -96,39 +71,6 @@ function cpArgv(home: string, argv: string[], env: Record<string, string>) {
 function cp(home: string, argv: string[], env: Record<string, string>) {
   const c = cpArgv(home, argv, env);
   return run(c.cmd, c.argv, { env: c.env });
-}
-
-/**
- * Like {@link run}, but calls `onFirstLine` with the first stdout line as soon as it is written
- * (the large send prints its URI once the pointer is out, before the upload ends).
- */
-async function runFirstLine(
-  c: { cmd: string; argv: string[]; env: Record<string, string> },
-  onFirstLine: (line: string) => void,
-): Promise<
-  { secs: number; hwmKiB: number; cpu: number; stdout: string; stderr: string; code: number }
-> {
-  const t0 = performance.now();
-  const child = new Deno.Command("/usr/bin/time", {
-    args: ["-f", "@@RUSAGE %M %U %S", c.cmd, ...c.argv],
-    env: c.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const errText = new Response(child.stderr).text();
-  let stdout = "";
-  let told = false;
-  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-    stdout += chunk;
-    if (!told && stdout.includes("\n")) {
-      told = true;
-      onFirstLine(stdout.slice(0, stdout.indexOf("\n")));
-    }
-  }
-  const status = await child.status;
-  const secs = (performance.now() - t0) / 1000;
-  return { secs, ...rusageOf(await errText), stdout, code: status.code };
 }
 
 function fileSource(path: string): ReadableStream<Uint8Array> {
@@ -248,7 +190,7 @@ try {
   const start = performance.now();
   let uriAt = NaN;
   let receiving: ReturnType<typeof cp> | null = null;
-  const s = await runFirstLine(
+  const s = await runTimedFirstLine(
     cpArgv(alice.home, ["send", "--share", bob.z32, "--material-file", src], netEnv),
     (uri) => {
       uriAt = (performance.now() - start) / 1000;

@@ -7,7 +7,9 @@
  * Homeserver requests (docs/PROTOCOL.md §4.5): `CIPHERPOST_HOMESERVER_TIMEOUT` (milliseconds,
  * default 30000) is both the first-byte and the idle timeout; `CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1`
  * lets a homeserver endpoint be plain http on a loopback address (what `cipherpost testnet`
- * prints; never the default). The library takes them as {@link HomeserverHttp}.
+ * prints; never the default); `CIPHERPOST_HOMESERVER_ALLOW_HTTP=a.b.c.d:port` lets that one
+ * endpoint be plain http (what `cipherpost testnet --host` prints; never the default). The
+ * library takes them as {@link HomeserverHttp}.
  *
  * @module
  */
@@ -68,13 +70,18 @@ export function networkOptionsFrom(
 
 /** The variable that lets homeserver endpoints be plain http on loopback (a local testnet). */
 export const ALLOW_LOOPBACK_ENV = "CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK";
+/**
+ * The variable naming the one `a.b.c.d:port` a homeserver endpoint may be plain http on (a
+ * testnet on a private test address, `cipherpost testnet --host`).
+ */
+export const ALLOW_HTTP_ENV = "CIPHERPOST_HOMESERVER_ALLOW_HTTP";
 /** The variable holding the homeserver first-byte and idle timeout, in milliseconds. */
 export const HOMESERVER_TIMEOUT_ENV = "CIPHERPOST_HOMESERVER_TIMEOUT";
 
 /**
  * The homeserver settings the environment asks for: `CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK` is
- * `1` (allowed) or unset, empty or `0` (not); `CIPHERPOST_HOMESERVER_TIMEOUT` is 100 to 3600000
- * ms. Throws `usage` on any other value.
+ * `1` (allowed) or unset, empty or `0` (not); `CIPHERPOST_HOMESERVER_ALLOW_HTTP` is unset, empty
+ * or one `a.b.c.d:port`; `CIPHERPOST_HOMESERVER_TIMEOUT` is 100 to 3600000 ms. Throws `usage` on any other value.
  */
 export function homeserverHttpFrom(
   env: EnvGet = (name) => Deno.env.get(name),
@@ -84,6 +91,16 @@ export function homeserverHttpFrom(
   if (loop === "1") http.allowLoopback = true;
   else if (loop !== undefined && loop !== "" && loop !== "0") {
     throw new CipherpostError("usage", `${ALLOW_LOOPBACK_ENV} must be 1 (allow) or 0 (refuse)`);
+  }
+  const one = env(ALLOW_HTTP_ENV);
+  if (one !== undefined && one !== "") {
+    if (!isIpv4HostPort(one)) {
+      throw new CipherpostError(
+        "usage",
+        `${ALLOW_HTTP_ENV} must name one endpoint as an IPv4 address and a port (a.b.c.d:port)`,
+      );
+    }
+    http.allowHttp = one;
   }
   const t = env(HOMESERVER_TIMEOUT_ENV);
   if (t !== undefined && t !== "") {
@@ -96,4 +113,12 @@ export function homeserverHttpFrom(
     http.firstByteTimeoutMs = http.idleTimeoutMs = Number(t);
   }
   return http;
+}
+
+/** Whether `s` is `a.b.c.d:port` exactly as a URL's host spells it (no leading zeros, port 1–65535). */
+export function isIpv4HostPort(s: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(s);
+  if (!m) return false;
+  const canon = (x: string, max: number) => String(Number(x)) === x && Number(x) <= max;
+  return m.slice(1, 5).every((x) => canon(x, 255)) && canon(m[5], 65535) && Number(m[5]) > 0;
 }

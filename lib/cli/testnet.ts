@@ -10,7 +10,7 @@ import { CipherpostError } from "../util/errors.ts";
 import { startTestnet } from "../testing/testnet.ts";
 import { startHomeserverOnTestnet } from "../testing/homeserver.ts";
 import type { Io } from "./io.ts";
-import { ALLOW_LOOPBACK_ENV } from "./network_options.ts";
+import { ALLOW_HTTP_ENV, ALLOW_LOOPBACK_ENV, isIpv4HostPort } from "./network_options.ts";
 import { parseIntArg } from "./options.ts";
 
 /** Register `testnet` on the program. */
@@ -18,8 +18,15 @@ export function registerTestnetCommand(program: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
 
   program.command("testnet")
-    .description("run a local Mainline DHT testnet and pkarr relay on 127.0.0.1 (Ctrl-C to stop)")
+    .description(
+      "run a local Mainline DHT testnet and pkarr relay on 127.0.0.1 or --host (Ctrl-C to stop)",
+    )
     .option("--nodes <n>", "number of DHT nodes", parseIntArg, 20)
+    .option(
+      "--host <addr>",
+      "IPv4 address to listen on and publish (a private test address in a network namespace)",
+      "127.0.0.1",
+    )
     .option(
       "--port <p>",
       "UDP port of the first node (the others follow); 0 = random",
@@ -57,17 +64,25 @@ identity, and lists the others on stderr:
   CIPHERPOST_SIGNUP_TOKEN=XXXX-XXXX-XXXX
 It also prints CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK=1: the stand-in speaks plain http on
 127.0.0.1, which cipherpost refuses unless that is set (never the default: otherwise only HTTPS
-to a public domain name is contacted).`,
+to a public domain name is contacted). With --host ADDR (not 127.0.0.1) everything listens on
+ADDR, the homeserver's packet names it, and the line printed instead is
+  CIPHERPOST_HOMESERVER_ALLOW_HTTP=ADDR:PORT
+which admits plain http to that one endpoint only.`,
     )
     .action(async (o) => {
       if (o.loss > 100) throw new CipherpostError("usage", "--loss is a percentage (0 to 100)");
       if (o.signupTokens < 1 || o.signupTokens > 1000) {
         throw new CipherpostError("usage", "--signup-tokens is 1 to 1000");
       }
+      if (!isIpv4HostPort(`${o.host}:1`)) {
+        throw new CipherpostError("usage", "--host must be an IPv4 address (a.b.c.d)");
+      }
+      const loopback = o.host === "127.0.0.1";
       const net = await startTestnet({
         nodes: o.nodes,
         port: o.port,
         relayPort: o.relayPort,
+        host: o.host,
         latencyMs: o.latency,
         lossPct: o.loss,
       });
@@ -76,6 +91,7 @@ to a public domain name is contacted).`,
           signupMode: o.signupMode,
           quotaBytes: o.quotaMb === undefined ? undefined : o.quotaMb * 1024 * 1024,
           port: o.homeserverPort,
+          host: o.host,
         }).catch(async (e) => {
           await net.close();
           throw e;
@@ -85,7 +101,10 @@ to a public domain name is contacted).`,
         `CIPHERPOST_BOOTSTRAP=${net.bootstrap.join(",")}\nCIPHERPOST_RELAYS=${net.relayUrl}\n`,
       );
       if (hs) {
-        io.out(`CIPHERPOST_HOMESERVER=${hs.key}\n${ALLOW_LOOPBACK_ENV}=1\n`);
+        const allow = loopback
+          ? `${ALLOW_LOOPBACK_ENV}=1`
+          : `${ALLOW_HTTP_ENV}=${o.host}:${hs.port}`;
+        io.out(`CIPHERPOST_HOMESERVER=${hs.key}\n${allow}\n`);
         log(`homeserver (stand-in): ${hs.key} at ${hs.baseUrl}`);
         if (hs.signupMode === "token_required") {
           const tokens = Array.from({ length: o.signupTokens }, () => hs.mintSignupToken());
@@ -99,7 +118,7 @@ to a public domain name is contacted).`,
         }
       }
       log(
-        `testnet: ${o.nodes} nodes on 127.0.0.1, relay ${net.relayUrl}; Ctrl-C or SIGTERM to stop`,
+        `testnet: ${o.nodes} nodes on ${o.host}, relay ${net.relayUrl}; Ctrl-C or SIGTERM to stop`,
       );
       await new Promise<void>((resolve) => {
         const stop = () => resolve();

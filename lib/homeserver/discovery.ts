@@ -25,6 +25,8 @@ export const PUBKY_RECORD = "_pubky";
 export const PUBKY_RECORD_TTL = 3600;
 /** Private SvcParam carrying the plain-HTTP port of a `localhost` endpoint. */
 export const HTTP_PORT_PARAM = 65280;
+/** SvcParam `ipv4hint` (RFC 9460): on a `localhost` endpoint, the testnet's address. */
+export const IPV4HINT_PARAM = 4;
 /** SvcParam `port`. */
 export const PORT_PARAM = 3;
 
@@ -113,7 +115,10 @@ export function endpointInPacket(p: Pick<SignedPacket, "publicKey" | "records">)
     if (domain === "localhost") {
       const port = u16(param(HTTP_PORT_PARAM));
       if (!port) continue;
-      return `http://127.0.0.1:${port}`;
+      // a testnet on a private test address (`cipherpost testnet --host`) names it in ipv4hint
+      const hint = param(IPV4HINT_PARAM);
+      const ip = hint?.length === 4 ? hint.join(".") : "127.0.0.1";
+      return `http://${ip}:${port}`;
     }
     const port = u16(param(PORT_PARAM));
     return port && port !== 443 ? `https://${domain}:${port}` : `https://${domain}`;

@@ -10,7 +10,9 @@
  *   `metadata`), no name under `.internal`, `.local`, `.localhost`, `.lan`, `.home.arpa`, and
  *   no user name or password in the URL;
  * - except, when {@link HomeserverHttp.allowLoopback} is set (a local testnet, never the default),
- *   `http:` or `https:` to a loopback host (`127.0.0.0/8`, `::1`, `localhost`).
+ *   `http:` or `https:` to a loopback host (`127.0.0.0/8`, `::1`, `localhost`);
+ * - and except, when {@link HomeserverHttp.allowHttp} names it (a testnet on a private test
+ *   address inside network namespaces, never the default), `http:` to that one `host:port`.
  *
  * Redirects are never followed (each request is sent with `redirect: "manual"` and a 3xx is an
  * error), so the checked URL is the only one contacted. A public name whose DNS answer is a
@@ -29,6 +31,12 @@ export interface HomeserverHttp {
    * `localhost`. For a local testnet only; default false (HTTPS to public names only).
    */
   allowLoopback?: boolean;
+  /**
+   * Admit plain `http://` to exactly this `a.b.c.d:port` (an IPv4 literal and a port, nothing
+   * else): the one endpoint of a testnet run on a private test address inside network
+   * namespaces (`cipherpost testnet --host`). Default unset (nothing extra admitted).
+   */
+  allowHttp?: string;
   /**
    * Milliseconds to wait for the response headers (connect, TLS, the server's first byte), and
    * for a request body to be taken; default {@link DEFAULT_HTTP_TIMEOUT_MS}.
@@ -87,6 +95,7 @@ export function checkEndpoint(url: string | URL, http: HomeserverHttp = {}): URL
   if (u.username !== "" || u.password !== "") throw refused(shown, "carries credentials");
   const host = u.hostname.toLowerCase();
   if (http.allowLoopback && isLoopbackHost(host)) return u;
+  if (http.allowHttp && u.protocol === "http:" && u.host === http.allowHttp) return u;
   if (u.protocol !== "https:") {
     throw refused(shown, "is plain http (only HTTPS; plain http only to a loopback testnet)");
   }

@@ -32,7 +32,7 @@ import { createBLAKE3 } from "hash-wasm";
 import { generateKeypair, keypairFromSeed } from "../crypto/keys.ts";
 import { ReplayGuard, verifyAuthToken, WINDOW_V06_US } from "../homeserver/auth_token.ts";
 import { allows, type Capability, formatCapability } from "../homeserver/capabilities.ts";
-import { HTTP_PORT_PARAM, isZ32Key, PORT_PARAM } from "../homeserver/discovery.ts";
+import { HTTP_PORT_PARAM, IPV4HINT_PARAM, isZ32Key, PORT_PARAM } from "../homeserver/discovery.ts";
 import type { DnsRecord } from "../pkarr/dns.ts";
 import { encodeZ32 } from "../pkarr/public_key.ts";
 import { signPacket } from "../pkarr/signed_packet.ts";
@@ -56,6 +56,11 @@ export interface HomeserverStandInOptions {
   windowUs?: number;
   /** HTTP port on 127.0.0.1 (default random) */
   port?: number;
+  /**
+   * The IPv4 address to listen on and publish (default 127.0.0.1): a private test address
+   * inside a network namespace, published as the `localhost` record's ipv4hint.
+   */
+  host?: string;
   /** the homeserver's seed (default random) */
   seed?: Uint8Array;
   /** where files go (default a temporary folder removed by close) */
@@ -86,7 +91,7 @@ export interface RequestLogEntry {
 export interface HomeserverStandIn {
   /** the homeserver's z32 key */
   key: string;
-  /** `http://127.0.0.1:<port>` */
+  /** `http://<host>:<port>` (host default 127.0.0.1) */
   baseUrl: string;
   /** the HTTP port on 127.0.0.1 */
   port: number;
@@ -311,7 +316,7 @@ const FILE_ROUTES: Record<string, Handler> = {
 const TOKEN_LIMIT = 64 * 1024;
 
 /**
- * Start a stand-in homeserver on 127.0.0.1; with `o.transport`, publish its packet there first.
+ * Start a stand-in homeserver on 127.0.0.1 (or `o.host`); with `o.transport`, publish its packet there first.
  * Call {@link HomeserverStandIn.close} on every path.
  *
  * @param o Signup mode, quota, limits, port, seed, folder and transport; all optional.
@@ -349,8 +354,9 @@ export async function startHomeserver(
     held: null,
   };
   await createBLAKE3(); // proves the wasm loads; each PUT makes its own hasher
-  const server = await serveNodeHttp("127.0.0.1", o.port ?? 0, (req) => handle(s, req));
-  const standIn = controls(s, server.port, async () => {
+  const host = o.host ?? "127.0.0.1";
+  const server = await serveNodeHttp(host, o.port ?? 0, (req) => handle(s, req));
+  const standIn = controls(s, host, server.port, async () => {
     s.events.close();
     await server.shutdown();
     if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -358,7 +364,7 @@ export async function startHomeserver(
   if (o.transport) {
     try {
       await o.transport.publish(
-        signPacket(seed, homeserverRecords(server.port), Date.now() * 1000),
+        signPacket(seed, homeserverRecords(server.port, host), Date.now() * 1000),
       );
       standIn.published = true;
     } catch (e) {
@@ -370,10 +376,15 @@ export async function startHomeserver(
 }
 
 /** The handle tests and the testnet hold. */
-function controls(s: StandIn, port: number, close: () => Promise<void>): HomeserverStandIn {
+function controls(
+  s: StandIn,
+  host: string,
+  port: number,
+  close: () => Promise<void>,
+): HomeserverStandIn {
   return {
     key: s.key,
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl: `http://${host}:${port}`,
     port,
     signupMode: s.signupMode,
     counts: s.counts,
@@ -961,9 +972,15 @@ function verifyTokenUnchecked(body: Uint8Array) {
   return verifyAuthToken(body, { windowUs: Number.MAX_SAFE_INTEGER });
 }
 
-/** The records a homeserver on 127.0.0.1:`port` publishes (as the reference's key republisher). */
-export function homeserverRecords(port: number): DnsRecord[] {
+/**
+ * The records a homeserver on 127.0.0.1:`port` publishes (as the reference's key republisher);
+ * on another `host` (a testnet on a private test address) its `localhost` record also carries
+ * that address as ipv4hint (docs/PROTOCOL.md §4.2) and the A record names it.
+ */
+export function homeserverRecords(port: number, host = "127.0.0.1"): DnsRecord[] {
   const u16 = (n: number) => new Uint8Array([n >> 8, n & 0xff]);
+  const ip = new Uint8Array(host.split(".").map(Number));
+  const hint: [number, Uint8Array][] = host === "127.0.0.1" ? [] : [[IPV4HINT_PARAM, ip]];
   return [
     {
       name: ".",
@@ -972,7 +989,7 @@ export function homeserverRecords(port: number): DnsRecord[] {
         type: "HTTPS",
         priority: 1,
         target: ".",
-        params: [[PORT_PARAM, u16(port)], [4, new Uint8Array([127, 0, 0, 1])]],
+        params: [[PORT_PARAM, u16(port)], [IPV4HINT_PARAM, ip]],
       },
     },
     {
@@ -982,10 +999,10 @@ export function homeserverRecords(port: number): DnsRecord[] {
         type: "HTTPS",
         priority: 10,
         target: "localhost",
-        params: [[HTTP_PORT_PARAM, u16(port)]],
+        params: [[HTTP_PORT_PARAM, u16(port)], ...hint],
       },
     },
-    { name: ".", ttl: 3600, data: { type: "A", address: "127.0.0.1" } },
+    { name: ".", ttl: 3600, data: { type: "A", address: host } },
   ];
 }
 

@@ -52,6 +52,11 @@ export interface TestnetOptions {
   port?: number;
   /** Relay HTTP port; 0 (default) = random. */
   relayPort?: number;
+  /**
+   * The IPv4 address the nodes and the relay listen on and are named by (default 127.0.0.1):
+   * a private test address inside a network namespace, for a shaped-network benchmark.
+   */
+  host?: string;
   /** Every node delays its replies by this much (default 0). */
   latencyMs?: number;
   /** Every node silently drops this percentage of incoming queries (default 0). */
@@ -116,9 +121,9 @@ export interface TestnetNode {
 
 /** A running testnet. */
 export interface Testnet {
-  /** `"127.0.0.1:port"` of every node. */
+  /** `"host:port"` of every node (host: {@link TestnetOptions.host}, default 127.0.0.1). */
   bootstrap: string[];
-  /** `http://127.0.0.1:port` of the relay. */
+  /** `http://host:port` of the relay. */
   relayUrl: string;
   /** The nodes, in `bootstrap` order (tests inspect and edit their item stores). */
   nodes: TestnetNode[];
@@ -158,6 +163,7 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
   const timeoutMs = opts.timeoutMs ?? Math.max(500, latencyMs * 4);
   const maxItems = opts.maxItemsPerNode ?? itemsPerNode(opts.nodes);
   const cache = new BoundedCache<string, MutableItem>(maxItems);
+  const host = opts.host ?? "127.0.0.1";
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const nodes: DHT[] = [];
   let relayClient: DhtClient | null = null;
@@ -187,30 +193,30 @@ export async function startTestnet(opts: TestnetOptions): Promise<Testnet> {
       nodes.push(node);
       await new Promise<void>((resolve, reject) => {
         node.once("error", reject);
-        node.listen(opts.port ? opts.port + i : 0, "127.0.0.1", () => resolve());
+        node.listen(opts.port ? opts.port + i : 0, host, () => resolve());
       });
       node.on("error", () => {});
     }
     for (const a of nodes) {
       for (const b of nodes) {
-        if (a !== b) a.addNode({ host: "127.0.0.1", port: b.address().port, id: b.nodeId });
+        if (a !== b) a.addNode({ host, port: b.address().port, id: b.nodeId });
       }
     }
-    const bootstrap = nodes.map((n) => `127.0.0.1:${n.address().port}`);
+    const bootstrap = nodes.map((n) => `${host}:${n.address().port}`);
     relayClient = await DhtClient.open({ bootstrap, timeoutMs });
     // Faults start after the relay's client has bootstrapped, so that it can start at all.
     if (latencyMs > 0 || lossPct > 0 || deadNodes > 0) {
       nodes.forEach((node, i) => {
         const dead = i >= nodes.length - deadNodes;
         const drop = seededRandom(lossSeed, `loss node ${i}`);
-        injectFaults(node, latencyMs, dead ? 100 : lossPct, drop, timers);
+        injectFaults(node, latencyMs, dead ? 100 : lossPct, timers, drop);
       });
     }
     server = Deno.serve(
-      { hostname: "127.0.0.1", port: opts.relayPort ?? 0, onListen: () => {} },
+      { hostname: host, port: opts.relayPort ?? 0, onListen: () => {} },
       relayHandler(relayClient, cache),
     );
-    const relayUrl = `http://127.0.0.1:${server.addr.port}`;
+    const relayUrl = `http://${host}:${server.addr.port}`;
     return { bootstrap, relayUrl, nodes, lossSeed, relayCached: () => cache.size, close };
   } catch (e) {
     await close();
@@ -239,12 +245,17 @@ export function seededRandom(seed: number, stream: string): () => number {
   };
 }
 
-function injectFaults(
+/**
+ * Makes `node` delay every incoming query by `latencyMs` and silently drop `lossPct` percent of
+ * them (100 = a dead node), drawing from `random` (default `Math.random`; a seeded one makes a
+ * benchmark's losses repeatable). Pending delays go into `timers`, for the caller to clear.
+ */
+export function injectFaults(
   node: DHT,
   latencyMs: number,
   lossPct: number,
-  random: () => number,
   timers: Set<ReturnType<typeof setTimeout>>,
+  random: () => number = Math.random,
 ): void {
   const sock = node._rpc.socket;
   const emit = sock.emit.bind(sock);
