@@ -42,7 +42,7 @@ import { formatV2Uri } from "../../protocol/share_uri.ts";
 import { buildV2Share } from "../../protocol/v2.ts";
 import { publishPackets } from "../share/v2_transfer.ts";
 import type { State } from "../../state/state.ts";
-import { type JsonValue } from "../../util/canonical_json.ts";
+import type { JsonValue } from "../../util/canonical_json.ts";
 import { b64decode, b64encode, fromUtf8, toHex, utf8 } from "../../util/encoding.ts";
 import { CipherpostError } from "../../util/errors.ts";
 import { fileChunks } from "../../util/file_stream.ts";
@@ -386,13 +386,75 @@ interface SendContext {
 
 /** {@link largeSend} once the source is staged (a restart as a new share comes back here). */
 async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResult> {
-  const { t, store, homeserver, state, sender, req, ui } = c;
-  const senderZ32 = encodeZ32(sender.publicKey);
-  const { publicKey: recipientPk, z32: recipientStr } = recipientOf(sender, req.recipient);
+  const { sender, req, store, ui } = c;
+  const { z32: recipientStr } = recipientOf(sender, req.recipient);
   const partSize = req.partSize ?? choosePartSize(staged.size);
   const parts = partCount(staged.size, partSize);
+  const run = await openSendResume(c, staged, partSize, parts, recipientStr);
+  const { etags, reused } = await recheckParts(c, run);
+  const { record, work, key, tmpDir } = run;
+  const todo = Array.from({ length: parts }, (_, i) => i).filter((i) => !record.done[String(i)]);
+  const toSeal = todo.filter((i) => !record.sealed[String(i)]);
+  if (record.published && toSeal.length > 0) {
+    // the published pointer fixed every part's hash, and a part's ciphertext is gone
+    ui.status(
+      `the share ${record.published.uri} sent before cannot be completed (the kept ciphertext of ` +
+        `part ${toSeal[0]} is gone); sending the payload again as a new share`,
+    );
+    // its receivers must not wait for parts that will never come (§5.5 step 4): no status file
+    await store.delete(statusPath(record.blob_id)).catch(() => false);
+    await work.removeRecord("send", key);
+    await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
+    // the staged source is reused: a standard input cannot be read twice
+    return await sendStaged(c, staged);
+  }
 
-  // Resume record: keyed by who, to whom, how and what.
+  const published = await sealAndUpload(c, run, { todo, toSeal, etags });
+  await finishSend(c, run, published, etags);
+  return {
+    uri: published.uri,
+    shareRef: published.shareRef,
+    expiresAt: published.expiresAt,
+    size: staged.size,
+    protocol: 2,
+    parts,
+    uploaded: todo.length,
+    reused,
+    packets: published.packets,
+  };
+}
+
+/** A large send in progress: its resume record and where its kept ciphertext lives. */
+interface SendRun {
+  staged: Staged;
+  partSize: number;
+  parts: number;
+  layout: { size: number; partSize: number };
+  /** the record's key: who, to whom, how and what */
+  key: string;
+  work: WorkFiles;
+  record: ResumeRecord;
+  /** the content identity (age) of the parts */
+  identity: string;
+  contentRecipient: string;
+  /** save the record (serialised) */
+  save(): Promise<void>;
+  /** resolves when every save started so far is written */
+  saved(): Promise<void>;
+  tmpDir: string;
+  keptFile(i: number): string;
+}
+
+/** Stage 1: the resume record, kept (same sender, recipient, mode, source and part size) or new. */
+async function openSendResume(
+  c: SendContext,
+  staged: Staged,
+  partSize: number,
+  parts: number,
+  recipientStr: string | null,
+): Promise<SendRun> {
+  const { state, sender, req, ui } = c;
+  const senderZ32 = encodeZ32(sender.publicKey);
   const key = hex(
     sha256(
       utf8(
@@ -443,7 +505,34 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
   const tmpDir = await work.subdir("large", `up-${record.blob_id}`);
   const keptFile = (i: number) => `${tmpDir}/part-${i}`;
 
-  // Parts recorded as uploaded must be there with our hash (GET + SHA-256, never the ETag alone).
+  return {
+    staged,
+    partSize,
+    parts,
+    layout,
+    key,
+    work,
+    record,
+    identity,
+    contentRecipient,
+    save,
+    saved: () => saving,
+    tmpDir,
+    keptFile,
+  };
+}
+
+/**
+ * Stage 2: parts recorded as uploaded must be on the homeserver with our hash (GET + SHA-256,
+ * never the ETag alone), and parts sealed before must still hash as recorded; the others are
+ * done again.
+ */
+async function recheckParts(
+  c: SendContext,
+  run: SendRun,
+): Promise<{ etags: Map<number, string>; reused: number }> {
+  const { store, ui } = c;
+  const { record, layout, keptFile, save } = run;
   /** part index → the ETag of what we uploaded or found (for the check at the end) */
   const etags = new Map<number, string>();
   let reused = 0;
@@ -474,22 +563,25 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
   }
   await save();
 
-  const todo = Array.from({ length: parts }, (_, i) => i).filter((i) => !record.done[String(i)]);
-  const toSeal = todo.filter((i) => !record.sealed[String(i)]);
-  if (record.published && toSeal.length > 0) {
-    // the published pointer fixed every part's hash, and a part's ciphertext is gone
-    ui.status(
-      `the share ${record.published.uri} sent before cannot be completed (the kept ciphertext of ` +
-        `part ${toSeal[0]} is gone); sending the payload again as a new share`,
-    );
-    // its receivers must not wait for parts that will never come (§5.5 step 4): no status file
-    await store.delete(statusPath(record.blob_id)).catch(() => false);
-    await work.removeRecord("send", key);
-    await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
-    // the staged source is reused: a standard input cannot be read twice
-    return await sendStaged(c, staged);
-  }
+  return { etags, reused };
+}
 
+/**
+ * Stage 3: seal the parts ahead, in part order, into kept ciphertext files, and upload the
+ * sealed ones 2 at a time (§5.6); the pointer goes out once every part is sealed (§5.3 step 4).
+ * Returns the published share.
+ */
+async function sealAndUpload(
+  c: SendContext,
+  run: SendRun,
+  w: { todo: number[]; toSeal: number[]; etags: Map<number, string> },
+): Promise<PublishedShare> {
+  const { t, store, homeserver, state, sender, req, ui } = c;
+  const { staged, record, layout, parts, partSize, identity, contentRecipient, keptFile, save } =
+    run;
+  const { todo, toSeal, etags } = w;
+  const senderZ32 = encodeZ32(sender.publicKey);
+  const { publicKey: recipientPk, z32: recipientStr } = recipientOf(sender, req.recipient);
   let done = staged.size - todo.reduce((n, i) => n + partLength(layout, i), 0);
   ui.progress?.("upload", done, staged.size);
   const report = (n: number) => {
@@ -652,9 +744,20 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     );
   } finally {
     pp.close();
-    await saving;
+    await run.saved();
   }
+  return published!;
+}
 
+/** Stage 4: check what the homeserver holds, mark the blob complete, and clean up. */
+async function finishSend(
+  c: SendContext,
+  run: SendRun,
+  published: PublishedShare,
+  etags: Map<number, string>,
+): Promise<void> {
+  const { store } = c;
+  const { record, parts, layout, save, work, key, tmpDir, staged } = run;
   // Every part is up: check that the homeserver holds what we published (§5.3 step 5).
   try {
     await checkUploaded(store, record, parts, layout, etags);
@@ -664,7 +767,7 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
     throw new CipherpostError(
       e.kind,
       e.message,
-      `the share ${published!.shareRef} cannot be completed: run the same send again (it sends ` +
+      `the share ${published.shareRef} cannot be completed: run the same send again (it sends ` +
         "the payload again as a new share), and revoke this one",
     );
   }
@@ -672,18 +775,6 @@ async function sendStaged(c: SendContext, staged: Staged): Promise<LargeSendResu
   await work.removeRecord("send", key);
   await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
   if (staged.temporary) await Deno.remove(staged.file).catch(() => {});
-  const share = published!;
-  return {
-    uri: share.uri,
-    shareRef: share.shareRef,
-    expiresAt: share.expiresAt,
-    size: staged.size,
-    protocol: 2,
-    parts,
-    uploaded: todo.length,
-    reused,
-    packets: share.packets,
-  };
 }
 
 /**
