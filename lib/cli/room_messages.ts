@@ -1,0 +1,131 @@
+/**
+ * `cipherpost room send|tail`: posting to a room, and reading it (backfill and live).
+ *
+ * @module
+ */
+
+import type { Command } from "@commander-js/extra-typings";
+import { CipherpostError } from "../util/errors.ts";
+import { escapeControl } from "../util/encoding.ts";
+import { floodLimit, order } from "../rooms/order.ts";
+import type { Message } from "../rooms/records.ts";
+import { MAX_BODY } from "../rooms/names.ts";
+import { sendToRoom } from "../flows/rooms/send.ts";
+import { describeProblem, type RoomProblem, RoomReader } from "../flows/rooms/read.ts";
+import { followRoom } from "../flows/rooms/live.ts";
+import { type Io, readAllStdin } from "./io.ts";
+import {
+  NETWORK_HELP,
+  parseIntArg,
+  type unlockIdentity,
+  withNetwork,
+  withPassphrase,
+  type withTransport,
+} from "./options.ts";
+
+import { type Ctx, json, line, namer, runRoom } from "./room_common.ts";
+
+/** Register these `room` subcommands on the `room` command group. */
+export function registerRoomMessages(room: Command, io: Io): void {
+  const log = (l: string) => io.err(`${l}\n`);
+  const run = <T>(
+    o: Parameters<typeof unlockIdentity>[0] & Parameters<typeof withTransport>[0],
+    f: (ctx: Ctx, home: string) => Promise<T>,
+  ): Promise<T> => runRoom(o, io, f);
+  withNetwork(withPassphrase(
+    room.command("send")
+      .description("sign, encrypt and post a message (TEXT, or - for standard input)")
+      .argument("<room>", "the room's id or name")
+      .argument("<text>", "the message, or - to read it from standard input")
+      .option("--json", "print {room, epoch, seq, time}"),
+  )).addHelpText("after", NETWORK_HELP).action(async (roomArg: string, text: string, o) => {
+    let body = text;
+    if (text === "-") {
+      const bytes = await readAllStdin(MAX_BODY + 1);
+      if (bytes.length > MAX_BODY) {
+        throw new CipherpostError("too_large", `message too large (at most ${MAX_BODY} bytes)`);
+      }
+      try {
+        body = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        throw new CipherpostError("usage", "the message is not UTF-8 text");
+      }
+    }
+    const r = await run(o, (ctx) => sendToRoom(ctx, roomArg, body));
+    if (o.json) {
+      io.out(
+        `${
+          JSON.stringify({
+            room: r.room,
+            epoch: r.epoch,
+            seq: r.seq,
+            time: new Date(r.time).toISOString(),
+          })
+        }\n`,
+      );
+    }
+  });
+
+  withNetwork(withPassphrase(
+    room.command("tail")
+      .description("show a room's messages, verified; --follow keeps showing new ones live")
+      .argument("<room>", "the room's id or name")
+      .option("-f, --follow", "keep following (event stream, polling as the fallback)")
+      .option("-n, --lines <n>", "show at most the last N messages of the history", parseIntArg)
+      .option("--json", "one object per message: {author, body, time, epoch, seq, …}")
+      .option("--poll", "follow by polling only (no event stream)"),
+  )).addHelpText(
+    "after",
+    `
+Every message is verified (signature, membership at its epoch, room and epoch inside the
+signed bytes); refused and missing messages are reported on stderr. Bodies are shown with
+control and bidi characters escaped; at most 30 messages of one author per 10 s are shown.
+${NETWORK_HELP}`,
+  ).action(async (roomArg: string, o) => {
+    await run(o, async (ctx, home) => {
+      const reader = await RoomReader.open(ctx, roomArg, {
+        status: log,
+        note: (n) => log(`note: ${escapeControl(n)}`),
+      });
+      const { st, net } = reader;
+      const name = await namer(home, net.me);
+      const { problems } = await reader.scan();
+      const placed = order(reader.messages, Date.now());
+      const { shown, hidden } = floodLimit(placed);
+      const last = o.lines !== undefined ? shown.slice(-Math.max(0, o.lines)) : shown;
+      for (const p of last) io.out(`${o.json ? json(st.room, p) : line(p, name)}\n`);
+      for (const [a, n] of hidden) log(`note: ${n} more from ${name(a)} hidden (flood limit)`);
+      const warn = (p: RoomProblem) => log(`warning: ${describeProblem(p, name)}`);
+      problems.forEach(warn);
+      if (!o.follow) return;
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      Deno.addSignalListener("SIGINT", onSignal);
+      Deno.addSignalListener("SIGTERM", onSignal);
+      const recent = new Map<string, number[]>();
+      try {
+        await followRoom(ctx, reader, {
+          message(m: Message) {
+            const now = Date.now();
+            const times = (recent.get(m.author) ?? []).filter((t) => t > now - 10_000);
+            if (times.length >= 30) {
+              if (times.length === 30) log(`note: ${name(m.author)} is flooding; hiding for now`);
+              times.push(now);
+              recent.set(m.author, times);
+              return;
+            }
+            times.push(now);
+            recent.set(m.author, times);
+            const [p] = order([m], now);
+            io.out(`${o.json ? json(st.room, p) : line(p, name)}\n`);
+          },
+          problem: warn,
+          note: (t) => log(`note: ${escapeControl(t)}`),
+        }, { signal: stop.signal, noEvents: o.poll === true });
+      } finally {
+        Deno.removeSignalListener("SIGINT", onSignal);
+        Deno.removeSignalListener("SIGTERM", onSignal);
+      }
+    });
+  });
+}
