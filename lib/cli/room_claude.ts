@@ -23,10 +23,10 @@ import { catchUp } from "../flows/rooms/epochs.ts";
 import { RoomNet } from "../flows/rooms/net.ts";
 import { cipherpostHome } from "./home.ts";
 import { type Io, readAllStdin } from "./io.ts";
-import { unlockIdentity, withNetwork, withPassphrase, type withTransport } from "./options.ts";
+import { unlockIdentity, withNetwork, withPassphrase } from "./options.ts";
 import { CipherpostError } from "../util/errors.ts";
 
-import { type Ctx, namer, runRoom } from "./room_common.ts";
+import { namer, runRoom } from "./room_common.ts";
 
 /** The Claude Code session a binding is for: the given id, or the one Claude Code runs in. */
 function sessionOf(given: string | undefined): string {
@@ -43,10 +43,6 @@ function sessionOf(given: string | undefined): string {
 /** Register these `room` subcommands on the `room` command group. */
 export function registerRoomClaude(room: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
-  const run = <T>(
-    o: Parameters<typeof unlockIdentity>[0] & Parameters<typeof withTransport>[0],
-    f: (ctx: Ctx, home: string) => Promise<T>,
-  ): Promise<T> => runRoom(o, io, f);
   withPassphrase(
     room.command("bind")
       .description("let a Claude Code session read a room through `room hook` (from now on)")
@@ -100,7 +96,7 @@ one line on stderr and exit 0. The identity is unlocked from CIPHERPOST_PASSPHRA
       const rooms = await boundRooms(home, sid);
       if (rooms.length === 0) return;
       const parts: { room: string; placed: Placed[]; hook: HookRoom }[] = [];
-      await run(o, async (ctx) => {
+      await runRoom(o, io, async (ctx) => {
         const net = new RoomNet(ctx);
         const name = await namer(home, net.me);
         for (const id of rooms) {

@@ -24,7 +24,6 @@ import {
   withNetwork,
   withPassphrase,
   withPin,
-  type withTransport,
 } from "./options.ts";
 import { pinIsPrompted, validatePin } from "./passphrase.ts";
 import { acceptanceConfirm } from "./receive.ts";
@@ -33,22 +32,18 @@ import { resolveRecipient } from "./recipient.ts";
 import { DURATION_FORMS, parseDuration } from "./duration.ts";
 import { interactive } from "./claude_common.ts";
 
-import { type Ctx, namer, runRoom } from "./room_common.ts";
+import { namer, runRoom } from "./room_common.ts";
 
 /** Register these `room` subcommands on the `room` command group. */
 export function registerRoomMembership(room: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
-  const run = <T>(
-    o: Parameters<typeof unlockIdentity>[0] & Parameters<typeof withTransport>[0],
-    f: (ctx: Ctx, home: string) => Promise<T>,
-  ): Promise<T> => runRoom(o, io, f);
   withNetwork(withPassphrase(
     room.command("create")
       .description("create a room; prints its id")
       .argument("<name>", "the room's name (1 to 64 characters)")
       .option("--json", "print {room, name}"),
   )).addHelpText("after", NETWORK_HELP).action(async (name: string, o) => {
-    const st = await run(o, (ctx) => createRoom(ctx, name));
+    const st = await runRoom(o, io, (ctx) => createRoom(ctx, name));
     io.out(o.json ? `${JSON.stringify({ room: st.room, name: st.name })}\n` : `${st.room}\n`);
   });
 
@@ -89,7 +84,7 @@ export function registerRoomMembership(room: Command, io: Io): void {
       .argument("<room>", "the room's id or name")
       .option("--json", "one object per member"),
   )).action(async (roomArg: string, o) => {
-    await run(o, async (ctx, home) => {
+    await runRoom(o, io, async (ctx, home) => {
       const st = await findRoom(home, ctx.me, roomArg);
       const net = new RoomNet(ctx);
       const c = await catchUp(ctx, net, st);
@@ -122,7 +117,7 @@ export function registerRoomMembership(room: Command, io: Io): void {
     const pin = o.pin ? await pinOf(o, true) : null;
     if (pin !== null) validatePin(pin);
     const ui = cliUi(log);
-    const r = await run(o, (ctx) =>
+    const r = await runRoom(o, io, (ctx) =>
       inviteToRoom(ctx, {
         room: roomArg,
         invitee,
@@ -144,7 +139,7 @@ export function registerRoomMembership(room: Command, io: Io): void {
       ? undefined
       : (await resolveRecipient(o.accept, new Contacts(home), "--accept")).z32;
     const ui = cliUi(log, { confirm: acceptanceConfirm(accept, interactive(), log) });
-    const r = await run(o, (ctx) =>
+    const r = await runRoom(o, io, (ctx) =>
       joinRoom(ctx, {
         uri,
         pin: () => pinOf(o, false),
@@ -203,7 +198,7 @@ export function registerRoomMembership(room: Command, io: Io): void {
     const home = cipherpostHome();
     const member = (await resolveRecipient(key, new Contacts(home), "KEY")).z32;
     const ui = cliUi(log);
-    const r = await run(o, (ctx) => removeFromRoom(ctx, roomArg, member, ui)).finally(() =>
+    const r = await runRoom(o, io, (ctx) => removeFromRoom(ctx, roomArg, member, ui)).finally(() =>
       ui.end()
     );
     log(`Removed; the room is at epoch ${r.epoch}`);
@@ -214,7 +209,7 @@ export function registerRoomMembership(room: Command, io: Io): void {
       .description("delete your messages of a room from your homeserver and forget it here")
       .argument("<room>", "the room's id or name"),
   )).addHelpText("after", NETWORK_HELP).action(async (roomArg: string, o) => {
-    const r = await run(o, (ctx) => leaveRoom(ctx, roomArg));
+    const r = await runRoom(o, io, (ctx) => leaveRoom(ctx, roomArg));
     log(
       `Left ${r.room} (${r.deleted} messages deleted); an admin must remove you to rotate the key`,
     );

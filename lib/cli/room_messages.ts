@@ -14,24 +14,13 @@ import { sendToRoom } from "../flows/rooms/send.ts";
 import { describeProblem, type RoomProblem, RoomReader } from "../flows/rooms/read.ts";
 import { followRoom } from "../flows/rooms/live.ts";
 import { type Io, readAllStdin } from "./io.ts";
-import {
-  NETWORK_HELP,
-  parseIntArg,
-  type unlockIdentity,
-  withNetwork,
-  withPassphrase,
-  type withTransport,
-} from "./options.ts";
+import { NETWORK_HELP, parseIntArg, withNetwork, withPassphrase } from "./options.ts";
 
-import { type Ctx, json, line, namer, runRoom } from "./room_common.ts";
+import { json, line, namer, runRoom } from "./room_common.ts";
 
 /** Register these `room` subcommands on the `room` command group. */
 export function registerRoomMessages(room: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
-  const run = <T>(
-    o: Parameters<typeof unlockIdentity>[0] & Parameters<typeof withTransport>[0],
-    f: (ctx: Ctx, home: string) => Promise<T>,
-  ): Promise<T> => runRoom(o, io, f);
   withNetwork(withPassphrase(
     room.command("send")
       .description("sign, encrypt and post a message (TEXT, or - for standard input)")
@@ -51,7 +40,7 @@ export function registerRoomMessages(room: Command, io: Io): void {
         throw new CipherpostError("usage", "the message is not UTF-8 text");
       }
     }
-    const r = await run(o, (ctx) => sendToRoom(ctx, roomArg, body));
+    const r = await runRoom(o, io, (ctx) => sendToRoom(ctx, roomArg, body));
     if (o.json) {
       io.out(
         `${
@@ -82,7 +71,7 @@ signed bytes); refused and missing messages are reported on stderr. Bodies are s
 control and bidi characters escaped; at most 30 messages of one author per 10 s are shown.
 ${NETWORK_HELP}`,
   ).action(async (roomArg: string, o) => {
-    await run(o, async (ctx, home) => {
+    await runRoom(o, io, async (ctx, home) => {
       const reader = await RoomReader.open(ctx, roomArg, {
         status: log,
         note: (n) => log(`note: ${escapeControl(n)}`),
