@@ -30,13 +30,16 @@ async function upstreamWithBlob(): Promise<{ hs: HomeserverStandIn; user: string
   const seed = generateKeypair().seed;
   const user = encodeZ32(keypairFromSeed(seed).publicKey);
   let cookie: SessionCookie | null = null;
+  // the stand-in is plain http on 127.0.0.1: allowed explicitly, as a testnet's is
+  const http = { allowLoopback: true };
   const client = new HomeserverClient({
+    http,
     baseUrl: hs.baseUrl,
     user,
     auth: {
       cookie: () => cookie,
       reauthenticate: async () => {
-        cookie = (await signIn({ baseUrl: hs.baseUrl, homeserver: hs.key, seed })).cookie;
+        cookie = (await signIn({ http, baseUrl: hs.baseUrl, homeserver: hs.key, seed })).cookie;
         return true;
       },
     },
