@@ -264,3 +264,19 @@ export async function runProgram(
     stderr: new TextDecoder().decode(out.stderr),
   };
 }
+
+/**
+ * A pkarr relay in front of `net`'s that serves reads and refuses every write (500): with
+ * `--no-dht`, a share can be received but its receipt cannot be published (the pending-receipt
+ * path). Shut it down with `shutdown()`.
+ */
+export function readOnlyRelay(net: Testnet): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      if (req.method === "PUT") return new Response("no", { status: 500 });
+      const u = new URL(req.url);
+      return await fetch(`${net.relayUrl}${u.pathname}${u.search}`, { headers: req.headers });
+    },
+  );
+}

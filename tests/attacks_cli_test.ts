@@ -41,6 +41,7 @@ import {
   ledgerText,
   makeUser,
   makeUserWithSeed,
+  readOnlyRelay,
   receiveAs,
   sendAs,
   testTransport,
@@ -417,14 +418,7 @@ Deno.test("attacks with the CLI: forged receipts, hostile input, bad output path
         const info = JSON.parse(s.stdout);
         // receive through a relay that serves reads but refuses every write (and no DHT): the
         // share delivers, the receipt publish fails (the warning path)
-        const ro = Deno.serve(
-          { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-          async (req) => {
-            if (req.method === "PUT") return new Response("no", { status: 500 });
-            const u = new URL(req.url);
-            return await fetch(`${net.relayUrl}${u.pathname}${u.search}`, { headers: req.headers });
-          },
-        );
+        const ro = readOnlyRelay(net);
         try {
           const r = await cli(
             ["receive", info.uri, "--accept", alice.z32, "-o", `${base}/r2.out`, "--no-dht"],

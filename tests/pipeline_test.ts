@@ -8,6 +8,7 @@ import {
   ledgerText,
   makeUserWithSeed,
   PASS,
+  readOnlyRelay,
   testTransport,
   tmpDir,
 } from "./_helpers.ts";
@@ -246,14 +247,7 @@ Deno.test("one receive pipeline: large shares are accepted, escaped and receipte
         const info = JSON.parse(s.stdout);
         // a relay that serves reads but refuses every write (and no DHT): the share delivers,
         // the receipt publish fails
-        const ro = Deno.serve(
-          { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-          async (req) => {
-            if (req.method === "PUT") return new Response("no", { status: 500 });
-            const u = new URL(req.url);
-            return await fetch(`${net.relayUrl}${u.pathname}${u.search}`, { headers: req.headers });
-          },
-        );
+        const ro = readOnlyRelay(net);
         const out = `${base}/kept.out`;
         try {
           const r = await run(bob, net, [
