@@ -280,3 +280,43 @@ export function readOnlyRelay(net: Testnet): Deno.HttpServer<Deno.NetAddr> {
     },
   );
 }
+
+/**
+ * Run the CLI (`argv`, from {@link cliArgv}) with `env` and `stdin` piped in, wait for the first
+ * line of its stdout (a send prints the URI there once the pointer is out), then kill -9 it.
+ * Returns what stdout held by then.
+ */
+export async function killAfterFirstLine(
+  argv: string[],
+  env: Record<string, string>,
+  stdin: Uint8Array,
+): Promise<string> {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      ...env,
+      NO_COLOR: "1",
+      HOME: "/nonexistent",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+    },
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(stdin);
+  await w.close();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let first = "";
+  while (!first.includes("\n")) {
+    const r = await reader.read();
+    if (r.done) break;
+    first += r.value;
+  }
+  child.kill("SIGKILL");
+  await child.status;
+  await reader.cancel().catch(() => {});
+  return first;
+}

@@ -7,6 +7,7 @@ import {
   cliArgv,
   cliCommand,
   type CliResult,
+  killAfterFirstLine,
   ledgerText,
   makeUserWithSeed,
   PASS,
@@ -332,31 +333,7 @@ Deno.test({
           let first = "";
           try {
             const argv = cliArgv(args);
-            const child = new Deno.Command(argv[0], {
-              args: argv.slice(1),
-              env: {
-                ...e,
-                CIPHERPOST_HOME: alice.home,
-                NO_COLOR: "1",
-                HOME: "/nonexistent",
-                DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-              },
-              stdin: "piped",
-              stdout: "piped",
-              stderr: "null",
-            }).spawn();
-            const w = child.stdin.getWriter();
-            await w.write(bytes);
-            await w.close();
-            const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-            while (!first.includes("\n")) {
-              const r = await reader.read();
-              if (r.done) break;
-              first += r.value;
-            }
-            child.kill("SIGKILL");
-            await child.status;
-            await reader.cancel().catch(() => {});
+            first = await killAfterFirstLine(argv, { ...e, CIPHERPOST_HOME: alice.home }, bytes);
           } finally {
             hs.holdPartPuts(false);
           }
