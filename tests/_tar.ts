@@ -24,3 +24,15 @@ export function rawHeader(name: string | Uint8Array, size: number, flag = "0"): 
   h[156] = flag.charCodeAt(0);
   return fixChecksum(h);
 }
+
+/** `b` as a stream of `chunk`-byte pieces (parsers must not care where chunks end). */
+export function streamOf(b: Uint8Array, chunk = 1000): ReadableStream<Uint8Array> {
+  let off = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (off >= b.length) return c.close();
+      c.enqueue(b.slice(off, off + chunk));
+      off += chunk;
+    },
+  });
+}

@@ -25,6 +25,7 @@ import { ageIdentityOf } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
 import { generateKeypair } from "../lib/crypto/keys.ts";
 import { utf8 } from "../lib/util/encoding.ts";
+import { streamOf } from "./_tar.ts";
 
 const HS = encodeZ32(generateKeypair().publicKey);
 
@@ -120,17 +121,6 @@ function tarOf(entries: { e: TarEntry; body?: Uint8Array }[], end = true): Uint8
   return out;
 }
 
-function streamOf(b: Uint8Array, chunk = 77): ReadableStream<Uint8Array> {
-  let off = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (off >= b.length) return c.close();
-      c.enqueue(b.slice(off, off + chunk));
-      off += chunk;
-    },
-  });
-}
-
 Deno.test("tar: headers round trip, long names via pax, bodies stream", async () => {
   const long = `${"d".repeat(150)}/${"é".repeat(80)}.txt`;
   const body = utf8("hello tar");
@@ -142,7 +132,7 @@ Deno.test("tar: headers round trip, long names via pax, bodies stream", async ()
     },
   ]);
   const seen: string[] = [];
-  for await (const { entry, body: b } of readTar(streamOf(tar))) {
+  for await (const { entry, body: b } of readTar(streamOf(tar, 77))) {
     let n = 0;
     for await (const c of b) n += c.length;
     seen.push(`${entry.type} ${entry.path} ${entry.mode.toString(8)} ${n} ${entry.linkname ?? ""}`);
@@ -195,7 +185,7 @@ Deno.test("tar: unsafe archives are refused and leave nothing behind", async () 
     ];
     for (const [name, bytes] of cases) {
       const dest = `${base}/${name.replaceAll(" ", "_")}`;
-      await assert.rejects(() => extractTar(streamOf(bytes), dest), Error, name);
+      await assert.rejects(() => extractTar(streamOf(bytes, 77), dest), Error, name);
       await assert.rejects(() => Deno.lstat(dest), Deno.errors.NotFound, `${name}: left behind`);
     }
     // writer → extractor round trip of a real tree
