@@ -214,13 +214,7 @@ export async function checkConsumed(
     ui.status(`already accepted at ${c.at}; fetching it again to write it (no new receipt)`);
     return { kind: "accepted", ref };
   }
-  if (c.kind === "burned") {
-    throw new CipherpostError(
-      "declined",
-      `share already consumed: it was burned after reading at ${c.at}`,
-      "burn-after-read shares are shown once; ask the sender for a new share",
-    );
-  }
+  if (c.kind === "burned") throw burnedError(c.at);
   return null;
 }
 
@@ -313,7 +307,7 @@ export async function receiveShare(
 
   const release = await state.lock(share.shareRef);
   let pendingToPublish: PendingReceipt | null = null;
-  let shown: PayloadSummary;
+  let shown: PayloadSummary | undefined;
   try {
     const c = await state.consumption(share.shareRef, share.sender);
     if (c.kind === "accepted") {
@@ -400,7 +394,7 @@ export async function receiveShare(
     receiptPublished: published,
   });
   // a share accepted before: only its pending receipt was to go out
-  const status = shown! === undefined ? "receipt_published" : "received";
+  const status = shown === undefined ? "receipt_published" : "received";
   // Receipt: a failure here is a warning, never a lost delivery (it stays pending).
   if (!pendingToPublish) return result(status);
   try {
