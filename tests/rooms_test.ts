@@ -189,7 +189,10 @@ Deno.test("room order: HLC, far-future stamps held back, missing ranges, flood l
   assert.deepStrictEqual(missingRanges([1, 2, 5, 6, 9]), [[3, 4], [7, 8]]);
   assert.deepStrictEqual(missingRanges([]), []);
   const flood = Array.from({ length: 40 }, (_, i) => m("f", i + 1, now + i));
-  const { shown, hidden } = floodLimit(order([...flood, m("q", 1, now + 5)], now));
+  const { shown, hidden } = floodLimit(
+    order([...flood, m("q", 1, now + 5)], now),
+    (x) => x.hlc,
+  );
   assert.deepStrictEqual(shown.filter((p) => p.message.author === "f").length, 30);
   assert.deepStrictEqual(hidden.get("f"), 10);
   assert(shown.some((p) => p.message.author === "q"));

@@ -127,7 +127,10 @@ cipherpost room accept TOKEN), room_leave {room}.
                   const reader = await RoomReader.open(ctx, str("room"));
                   const { st, net } = reader;
                   await reader.scan();
-                  const { shown } = floodLimit(order(reader.messages, Date.now()));
+                  const { shown } = floodLimit(
+                    order(reader.messages, Date.now()),
+                    (m) => reader.arrival(m),
+                  );
                   const names = new Map<string, string>();
                   for (const k of await new Contacts(home).list().catch(() => [])) {
                     names.set(k.key, k.name);

@@ -106,7 +106,10 @@ one line on stderr and exit 0. The identity is unlocked from CIPHERPOST_PASSPHRA
           if (c.added.length > 0) await saveRoom(home, ctx.me, st);
           const reader = new RoomReader(st, net);
           await reader.scan();
-          const { shown } = floodLimit(order(reader.messages, Date.now()));
+          const { shown } = floodLimit(
+            order(reader.messages, Date.now()),
+            (m) => reader.arrival(m),
+          );
           const fresh = (await unread(home, sid, st.room, shown)).filter((p) =>
             p.message.author !== net.me
           );

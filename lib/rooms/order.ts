@@ -81,34 +81,69 @@ export function rangeCount(ranges: [number, number][]): number {
   return ranges.reduce((s, [a, b]) => s + b - a + 1, 0);
 }
 
-/** Messages one author may show per {@link FLOOD_WINDOW_MS} of order key. */
+/** Messages one author may show per {@link FLOOD_WINDOW_MS} of arrival time. */
 export const FLOOD_LIMIT = 30;
 /** The flood window. */
 export const FLOOD_WINDOW_MS = 10_000;
 
 /**
- * Apply the per-author flood limit to placed messages: returns those shown and, per author,
- * how many were hidden.
+ * The per-author flood limit, applied as messages arrive: at most `limit` messages of one
+ * author are shown per `windowMs` of *arrival* time, a time the author does not sign (the
+ * reader's clock as a message arrives live, or the time the author's homeserver stored it), so a
+ * flood cannot slip through by spacing its signed stamps apart. Feed each author's messages in
+ * arrival order.
+ */
+export class FloodGate {
+  readonly #limit: number;
+  readonly #windowMs: number;
+  readonly #recent = new Map<string, number[]>();
+
+  constructor(limit = FLOOD_LIMIT, windowMs = FLOOD_WINDOW_MS) {
+    this.#limit = limit;
+    this.#windowMs = windowMs;
+  }
+
+  /**
+   * Whether a message of `author` that arrived at `at` (Unix ms) is shown: `shown`, `hidden`,
+   * or `flooding` (hidden, and the first one hidden since the author last went under the limit,
+   * for a one-time notice).
+   */
+  admit(author: string, at: number): "shown" | "hidden" | "flooding" {
+    const times = (this.#recent.get(author) ?? []).filter((t) => t > at - this.#windowMs);
+    this.#recent.set(author, times);
+    if (times.length >= this.#limit) {
+      // hidden ones count too (at most `limit` kept): a steady flood stays hidden
+      const first = times.length === this.#limit;
+      if (first) times.push(at);
+      return first ? "flooding" : "hidden";
+    }
+    times.push(at);
+    return "shown";
+  }
+}
+
+/**
+ * Apply the per-author flood limit to placed messages: each author's messages go through a
+ * {@link FloodGate} in order of `arrival` (ties by epoch and sequence number); returns those
+ * shown, still in display order, and, per author, how many were hidden.
  */
 export function floodLimit(
   placed: readonly Placed[],
+  arrival: (m: Message) => number,
   limit = FLOOD_LIMIT,
   windowMs = FLOOD_WINDOW_MS,
 ): { shown: Placed[]; hidden: Map<string, number> } {
-  const recent = new Map<string, number[]>();
+  const gate = new FloodGate(limit, windowMs);
   const hidden = new Map<string, number>();
-  const shown: Placed[] = [];
-  for (const p of placed) {
+  const byArrival = [...placed].sort((a, b) =>
+    arrival(a.message) - arrival(b.message) || a.message.epoch - b.message.epoch ||
+    a.message.seq - b.message.seq
+  );
+  const out = new Set<Placed>();
+  for (const p of byArrival) {
     const a = p.message.author;
-    const times = (recent.get(a) ?? []).filter((t) => t > p.key.ms - windowMs);
-    if (times.length >= limit) {
-      hidden.set(a, (hidden.get(a) ?? 0) + 1);
-      recent.set(a, times);
-      continue;
-    }
-    times.push(p.key.ms);
-    recent.set(a, times);
-    shown.push(p);
+    if (gate.admit(a, arrival(p.message)) === "shown") out.add(p);
+    else hidden.set(a, (hidden.get(a) ?? 0) + 1);
   }
-  return { shown, hidden };
+  return { shown: placed.filter((p) => out.has(p)), hidden };
 }

@@ -57,12 +57,13 @@ export class RoomNet {
 
 /**
  * The file at `path` on `client`, at most `cap` bytes; null when it does not exist. Larger is
- * `too_large`.
+ * `too_large`. `info`, when given, receives the homeserver's `Last-Modified` (null without one).
  */
 export async function fetchBounded(
   client: HomeserverClient,
   path: string,
   cap: number,
+  info?: { lastModified: string | null },
 ): Promise<Uint8Array | null> {
   let got;
   try {
@@ -72,6 +73,7 @@ export async function fetchBounded(
     throw e;
   }
   if (got === null) return null;
+  if (info) info.lastModified = got.lastModified;
   const { bytes, more } = await readUpTo(got.body, cap);
   if (more) throw new CipherpostError("too_large", `room file over ${cap} bytes: ${path}`);
   return bytes;

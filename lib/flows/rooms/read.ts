@@ -53,6 +53,7 @@ export class RoomReader {
   /** @ignore the newest roster epoch an event announced */
   rosterHint = 0;
   readonly #seen = new Map<string, Message | Refusal>();
+  readonly #arrival = new WeakMap<Message, number>();
   readonly #listed = new Map<string, Set<number>>();
   readonly #reportedMissing = new Map<string, Set<number>>();
   #files = 0;
@@ -87,6 +88,16 @@ export class RoomReader {
     const all = new Set<string>();
     for (const e of this.st.epochs) for (const m of e.roster.roster.members) all.add(m);
     return [...all].sort();
+  }
+
+  /**
+   * When a message arrived, for the flood limit (Unix ms): the time its author's homeserver
+   * stored it (`Last-Modified`, never later than our clock when we fetched it), or our clock at
+   * the fetch when the homeserver gives none. Unlike the message's own stamp, the author does
+   * not sign it, so spacing the stamps apart does not get a flood past the limit.
+   */
+  arrival(m: Message): number {
+    return this.#arrival.get(m) ?? m.hlc;
   }
 
   /** Whether a file was already taken in. */
@@ -224,11 +235,13 @@ export class RoomReader {
     if (!held) return null;
     const client = await this.net.reader(author);
     let file: Uint8Array | null;
+    const info = { lastModified: null as string | null };
     try {
       file = await fetchBounded(
         client,
         messagePath(this.st.room, author, epoch, seq),
         MAX_ROOM_FILE,
+        info,
       );
     } catch (e) {
       if (e instanceof CipherpostError && e.kind === "too_large") {
@@ -247,7 +260,12 @@ export class RoomReader {
       members: held.roster.roster.members,
     });
     this.#seen.set(key, got);
-    if (typeof got !== "string") this.messages.push(got);
+    if (typeof got !== "string") {
+      const fetched = Date.now();
+      const stored = info.lastModified === null ? NaN : Date.parse(info.lastModified);
+      this.#arrival.set(got, Number.isFinite(stored) ? Math.min(stored, fetched) : fetched);
+      this.messages.push(got);
+    }
     return got;
   }
 }
