@@ -53,6 +53,8 @@ export async function runInTty(
     stdoutToTty?: boolean;
     timeoutMs?: number;
     cwd?: string;
+    /** shell text run on the terminal after the command, before the run counts as ended */
+    after?: string;
   },
 ): Promise<TtyResult> {
   const dir = await Deno.makeTempDir({ prefix: "cp-tty-" });
@@ -71,9 +73,9 @@ export async function runInTty(
   const stdout = o.stdoutToTty ? "" : ` > ${sh(`${dir}/stdout`)}`;
   await Deno.writeTextFile(
     `${dir}/run.sh`,
-    `${exports}\n${o.cwd ? `cd ${sh(o.cwd)}\n` : ""}${stdin}${cmd}${stdout}\necho "$?" > ${
-      sh(`${dir}/exit`)
-    }\nsleep 600\n`,
+    `${exports}\n${o.cwd ? `cd ${sh(o.cwd)}\n` : ""}${stdin}${cmd}${stdout}\nrc=$?\n${
+      o.after ?? ""
+    }\necho "$rc" > ${sh(`${dir}/exit`)}\nsleep 600\n`,
   );
   await tmux(sock, [
     "new-session",

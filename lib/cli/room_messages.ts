@@ -7,7 +7,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { CipherpostError } from "../util/errors.ts";
 import { escapeControl } from "../util/encoding.ts";
-import { floodLimit, order } from "../rooms/order.ts";
+import { FloodGate, floodLimit, order, type Placed } from "../rooms/order.ts";
 import type { Message } from "../rooms/records.ts";
 import { MAX_BODY } from "../rooms/names.ts";
 import { sendToRoom } from "../flows/rooms/send.ts";
@@ -16,7 +16,7 @@ import { followRoom } from "../flows/rooms/live.ts";
 import { type Io, readAllStdin } from "./io.ts";
 import { NETWORK_HELP, parseIntArg, withNetwork, withPassphrase } from "./options.ts";
 
-import { json, line, namer, runRoom } from "./room_common.ts";
+import { type Ctx, json, line, namer, runRoom } from "./room_common.ts";
 
 /** Register these `room` subcommands on the `room` command group. */
 export function registerRoomMessages(room: Command, io: Io): void {
@@ -72,49 +72,78 @@ control and bidi characters escaped; at most 30 messages of one author per 10 s 
 ${NETWORK_HELP}`,
   ).action(async (roomArg: string, o) => {
     await runRoom(o, io, async (ctx, home) => {
-      const reader = await RoomReader.open(ctx, roomArg, {
-        status: log,
-        note: (n) => log(`note: ${escapeControl(n)}`),
-      });
-      const { st, net } = reader;
-      const name = await namer(home, net.me);
-      const { problems } = await reader.scan();
-      const placed = order(reader.messages, Date.now());
-      const { shown, hidden } = floodLimit(placed);
-      const last = o.lines !== undefined ? shown.slice(-Math.max(0, o.lines)) : shown;
-      for (const p of last) io.out(`${o.json ? json(st.room, p) : line(p, name)}\n`);
-      for (const [a, n] of hidden) log(`note: ${n} more from ${name(a)} hidden (flood limit)`);
-      const warn = (p: RoomProblem) => log(`warning: ${describeProblem(p, name)}`);
-      problems.forEach(warn);
-      if (!o.follow) return;
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       Deno.addSignalListener("SIGINT", onSignal);
       Deno.addSignalListener("SIGTERM", onSignal);
-      const recent = new Map<string, number[]>();
       try {
-        await followRoom(ctx, reader, {
-          message(m: Message) {
-            const now = Date.now();
-            const times = (recent.get(m.author) ?? []).filter((t) => t > now - 10_000);
-            if (times.length >= 30) {
-              if (times.length === 30) log(`note: ${name(m.author)} is flooding; hiding for now`);
-              times.push(now);
-              recent.set(m.author, times);
-              return;
-            }
-            times.push(now);
-            recent.set(m.author, times);
-            const [p] = order([m], now);
-            io.out(`${o.json ? json(st.room, p) : line(p, name)}\n`);
-          },
-          problem: warn,
-          note: (t) => log(`note: ${escapeControl(t)}`),
-        }, { signal: stop.signal, noEvents: o.poll === true });
+        await viewRoom(ctx, home, roomArg, { out: (l) => io.out(`${l}\n`), err: log }, {
+          ...o,
+          signal: stop.signal,
+        });
       } finally {
         Deno.removeSignalListener("SIGINT", onSignal);
         Deno.removeSignalListener("SIGTERM", onSignal);
       }
     });
   });
+}
+
+/** Where a room view writes: one line at a time, without its end. */
+export interface RoomView {
+  /** a message */
+  out(line: string): void;
+  /** a notice, warning or problem */
+  err(line: string): void;
+}
+
+/**
+ * The one display path of `room tail` and `room watch`: open the room (caught up), show its
+ * history in order (the last `lines`, flood-limited by arrival time), report refused and missing
+ * messages, then, with `follow`, show new messages live until `signal` aborts.
+ */
+export async function viewRoom(
+  ctx: Ctx,
+  home: string,
+  roomArg: string,
+  view: RoomView,
+  o: {
+    json?: boolean;
+    lines?: number;
+    follow?: boolean;
+    poll?: boolean;
+    signal: AbortSignal;
+    /** told the reader once the room is open */
+    opened?: (reader: RoomReader) => void;
+  },
+): Promise<void> {
+  const reader = await RoomReader.open(ctx, roomArg, {
+    status: view.err,
+    note: (n) => view.err(`note: ${escapeControl(n)}`),
+  });
+  o.opened?.(reader);
+  const { st, net } = reader;
+  const name = await namer(home, net.me);
+  const show = (p: Placed) => view.out(o.json ? json(st.room, p) : line(p, name));
+  const { problems } = await reader.scan();
+  const placed = order(reader.messages, Date.now());
+  const { shown, hidden } = floodLimit(placed, (m) => reader.arrival(m));
+  const last = o.lines !== undefined ? shown.slice(-Math.max(0, o.lines)) : shown;
+  last.forEach(show);
+  for (const [a, n] of hidden) view.err(`note: ${n} more from ${name(a)} hidden (flood limit)`);
+  const warn = (p: RoomProblem) => view.err(`warning: ${describeProblem(p, name)}`);
+  problems.forEach(warn);
+  if (!o.follow || o.signal.aborted) return;
+  // live: the limit counts by our own clock as each message arrives
+  const gate = new FloodGate();
+  await followRoom(ctx, reader, {
+    message(m: Message) {
+      const now = Date.now();
+      const verdict = gate.admit(m.author, now);
+      if (verdict === "flooding") view.err(`note: ${name(m.author)} is flooding; hiding for now`);
+      if (verdict === "shown") show(order([m], now)[0]);
+    },
+    problem: warn,
+    note: (t) => view.err(`note: ${escapeControl(t)}`),
+  }, { signal: o.signal, noEvents: o.poll === true });
 }
