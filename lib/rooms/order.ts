@@ -98,6 +98,7 @@ export class FloodGate {
   readonly #windowMs: number;
   readonly #recent = new Map<string, number[]>();
 
+  /** A gate showing at most `limit` messages of one author per `windowMs` of arrival. */
   constructor(limit = FLOOD_LIMIT, windowMs = FLOOD_WINDOW_MS) {
     this.#limit = limit;
     this.#windowMs = windowMs;
