@@ -234,6 +234,18 @@ export type {
 } from "./lib/rooms/records.ts";
 export type { Refusal as RoomRefusal } from "./lib/rooms/seal.ts";
 export type { RoomState } from "./lib/rooms/store.ts";
+export { FLOOD_LIMIT, FLOOD_WINDOW_MS, FloodGate } from "./lib/rooms/order.ts";
+
+// Doctor: is this home safe and working? (findings as data; the CLI words the fixes)
+export {
+  checkHomeserver,
+  checkLocalFiles,
+  type DoctorCheck,
+  type DoctorFinding,
+  type DoctorFix,
+  type DoctorStatus,
+  type HomeserverCheckOptions,
+} from "./lib/flows/rooms/doctor.ts";
 
 // Contacts: names for keys.
 export { type Contact, Contacts } from "./lib/state/contacts.ts";

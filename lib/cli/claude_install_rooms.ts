@@ -36,8 +36,16 @@ async function readJson(path: string): Promise<{ value: Json; mode: number }> {
   );
 }
 
-const isHook = (c: unknown) =>
+/** Whether a hook's command is ours (`cipherpost room hook …`). */
+export const isRoomHookCommand = (c: unknown): boolean =>
   typeof c === "string" && /^cipherpost room hook(\s|$)/.test(c.trim());
+
+/** Claude Code's `.claude.json`: `$CLAUDE_CONFIG_DIR/.claude.json`, else `~/.claude.json`. */
+export function claudeJsonPath(dir: string): string {
+  return Deno.env.get("CLAUDE_CONFIG_DIR")
+    ? `${dir}/.claude.json`
+    : `${Deno.env.get("HOME")}/.claude.json`;
+}
 
 /** settings.json with our UserPromptSubmit hook added (once) or removed. */
 export function withRoomHook(settings: Json, command: string | null): Json {
@@ -49,7 +57,7 @@ export function withRoomHook(settings: Json, command: string | null): Json {
   const cleaned = groups.map((g) => {
     if (!g || typeof g !== "object" || !Array.isArray((g as Json).hooks)) return g;
     const list = ((g as Json).hooks as unknown[]).filter((h) =>
-      !(h && typeof h === "object" && isHook((h as Json).command))
+      !(h && typeof h === "object" && isRoomHookCommand((h as Json).command))
     );
     return { ...(g as Json), hooks: list };
   }).filter((g) =>
@@ -92,9 +100,7 @@ export function registerClaudeInstallRooms(claude: Command, io: Io): void {
     .action(async (o) => {
       const dir = configDir();
       const settingsPath = `${dir}/settings.json`;
-      const env = Deno.env.get("CLAUDE_CONFIG_DIR");
-      const home = Deno.env.get("HOME");
-      const globalPath = env ? `${dir}/.claude.json` : `${home}/.claude.json`;
+      const globalPath = claudeJsonPath(dir);
       let extra: string[] = [];
       if (o.passphraseFile !== undefined && !o.uninstall) {
         try {

@@ -24,6 +24,7 @@ import { completionScript, SHELLS } from "./completions.ts";
 import { ChildExit, registerClaudeCommands, splitPassThrough } from "./claude.ts";
 import { registerHomeserverCommands } from "./homeserver.ts";
 import { registerRoomCommands } from "./room.ts";
+import { registerDoctorCommand } from "./doctor.ts";
 import { registerMcpCommand } from "./mcp.ts";
 
 export type { Io } from "./io.ts";
@@ -63,6 +64,7 @@ export function buildProgram(io: Io = defaultIo): Command {
   registerClaudeCommands(program, io);
   registerRoomCommands(program, io);
   registerMcpCommand(program, io);
+  registerDoctorCommand(program, io);
 
   program.command("completions")
     .description("print a shell completion script (bash, zsh or fish)")
