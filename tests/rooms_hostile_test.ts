@@ -29,7 +29,7 @@ import { utf8 } from "../lib/util/encoding.ts";
 import { messagePath } from "../lib/rooms/names.ts";
 import type { Message } from "../lib/rooms/records.ts";
 import { sealMessage } from "../lib/rooms/seal.ts";
-import { floodLimit, order } from "../lib/rooms/order.ts";
+import { FloodGate, floodLimit, order } from "../lib/rooms/order.ts";
 import { loadRoom } from "../lib/rooms/store.ts";
 
 interface Person extends User {
@@ -140,6 +140,17 @@ function follow(p: Person, net: Testnet, room: string) {
     },
   };
 }
+
+Deno.test("rooms hostile: the flood gate counts arrivals per author, notices a flood once", () => {
+  const g = new FloodGate(3, 10_000);
+  const t0 = 1_000_000;
+  assert.deepEqual([0, 1, 2].map((i) => g.admit("f", t0 + i)), ["shown", "shown", "shown"]);
+  assert.equal(g.admit("f", t0 + 3), "flooding");
+  assert.equal(g.admit("f", t0 + 4), "hidden");
+  assert.equal(g.admit("q", t0 + 5), "shown"); // another author is not held back
+  // once the window has passed the author is shown again
+  assert.equal(g.admit("f", t0 + 10_010), "shown");
+});
 
 Deno.test({
   name: "rooms hostile: a flood with spaced stamps is limited on display by arrival, and reported",

@@ -81,7 +81,7 @@ async function modeOf(path: string): Promise<number | null> {
 
 /**
  * The modes of the home (0700), its identity file (0600) and the other private files this home
- * keeps (homeserver session, room states, contacts: 0600; their folders 0700). A missing home or
+ * keeps (the files of its homeserver and rooms folders: 0600; those folders 0700). A missing home or
  * identity is a failure; a file looser than it should be is a failure with a `chmod` fix.
  */
 export async function checkLocalFiles(home: string): Promise<DoctorFinding[]> {
