@@ -1,7 +1,8 @@
 // `room watch` (docs/rooms.md): the live view with an input line, run by the real CLI on a
 // terminal (tmux) against a local testnet and the homeserver stand-in. A message from another
 // member appears live, escaped; a line typed at the bottom is sent and the other member reads
-// it; Ctrl-C ends the view with the terminal restored; without a terminal it refuses.
+// it; Ctrl-C ends the view with the terminal restored, Ctrl-D on an empty line too; without a
+// terminal it refuses.
 import assert from "node:assert/strict";
 import { cli, makeUserWithSeed, PASS, testTransport, tmpDir, type User } from "./_helpers.ts";
 import { HAVE_TMUX, runInTty } from "./_tty.ts";
@@ -94,11 +95,27 @@ Deno.test({
       assert.match(screen, /(^|\s)icanon(\s|$)/m, screen);
       assert.match(screen, /(^|\s)echo(\s|$)/m, screen);
 
+      // editing: a line typed, Ctrl-D ignored (the line is not empty), Ctrl-U clears it, and
+      // Ctrl-D on the empty line quits; nothing was sent
+      const again = await runInTty(["room", "watch", "w", "-n", "2"], {
+        env: env(net, bob.home),
+        stdoutToTty: true,
+        steps: [
+          { wait: /you: hi from bob/, type: "never sent", keys: ["C-d"] },
+          { wait: /> never sent/, keys: ["C-u", "C-d"] },
+        ],
+        timeoutMs: 120_000,
+      });
+      assert.equal(again.code, 0, again.screen);
+      // -n 2: only the last two of the history
+      assert.ok(!again.screen.includes("hello from alice"), again.screen);
+
       // alice reads bob's typed line
       const tail = await ok(alice, net, ["room", "tail", "w", "--json"]);
       const msgs = tail.trim().split("\n").map((l) => JSON.parse(l));
       const mine = msgs.filter((m) => m.author === bob.z32);
       assert.deepEqual(mine.map((m) => m.body), ["hi from bob"]);
+      assert.ok(!tail.includes("never sent"));
     } finally {
       await hs?.close();
       await tr.close();

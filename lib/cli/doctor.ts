@@ -191,6 +191,10 @@ ${NETWORK_HELP}`,
           (t) => checkHomeserver(t, { home, user: u, seed }),
         ),
       );
+    } else {
+      for (const check of ["homeserver", "clock"] as const) {
+        findings.push({ check, status: "warn", detail: "not checked: no identity in this home" });
+      }
     }
     findings.push(...await claudeFindings(home));
     const failed = findings.some((f) => f.status === "fail");
