@@ -1,8 +1,8 @@
 /**
  * `cipherpost room …`: end-to-end encrypted, signed rooms over the members' own homeservers
  * (docs/rooms.md, docs/PROTOCOL.md §9). ROOM is a room's id or its name. The commands are in
- * room_members.ts (who is in, and how), room_messages.ts (send, tail) and room_claude.ts (the
- * Claude Code prompt hook); room_common.ts holds what they share.
+ * room_members.ts (who is in, and how), room_messages.ts (send, tail), room_drops.ts (file
+ * drops) and room_claude.ts (the Claude Code prompt hook); room_common.ts holds what they share.
  *
  * @module
  */
@@ -12,6 +12,7 @@ import type { Io } from "./io.ts";
 import { registerRoomClaude } from "./room_claude.ts";
 import { registerRoomMembership } from "./room_members.ts";
 import { registerRoomMessages } from "./room_messages.ts";
+import { registerRoomDrops } from "./room_drops.ts";
 
 /** Register `room` and its subcommands. */
 export function registerRoomCommands(program: Command, io: Io): void {
@@ -20,5 +21,6 @@ export function registerRoomCommands(program: Command, io: Io): void {
     .exitOverride();
   registerRoomMembership(room, io);
   registerRoomMessages(room, io);
+  registerRoomDrops(room, io);
   registerRoomClaude(room, io);
 }
