@@ -395,6 +395,12 @@ Deno.test({
         for (const e of st.epochs) {
           await assert.rejects(() => ageDecrypt(bytes, e.key));
         }
+        // nor can she drop anything: refused before any part is uploaded
+        const used = hs!.usedBytes(carol.z32);
+        const no = await as(carol, net, ["room", "drop", "ops", src]);
+        assert.deepStrictEqual(no.code, 1, no.stderr);
+        assert.match(no.stderr, /removed from this room/);
+        assert.deepStrictEqual(hs!.usedBytes(carol.z32), used);
       });
     } catch (e) {
       console.error(`failed with ${replayHint("CIPHERPOST_SAMPLE_SEED", seed)}`);

@@ -14,17 +14,15 @@ import { homeserverHttpOf } from "../../homeserver/endpoint_policy.ts";
 import { partCount } from "../../protocol/large_manifest.ts";
 import { type Drop, dropBody, dropOf, dropPartSize, MAX_DROP_PARTS } from "../../rooms/drops.ts";
 import { order } from "../../rooms/order.ts";
-import { current, findRoom } from "../../rooms/store.ts";
-import { encodeZ32 } from "../../pkarr/public_key.ts";
 import { escapeControl, hasUnsafeText, utf8 } from "../../util/encoding.ts";
 import { CipherpostError } from "../../util/errors.ts";
 import { sensitivePathReason } from "../../util/sensitive_paths.ts";
 import { fetchLarge, type LargeOutput, refuseExisting } from "../large/receive.ts";
 import { sendLarge } from "../large/send.ts";
 import type { FlowUi } from "../share/ui.ts";
-import type { RoomContext } from "./net.ts";
+import { type RoomContext, RoomNet } from "./net.ts";
 import { type RoomProblem, RoomReader } from "./read.ts";
-import { sendToRoom } from "./send.ts";
+import { openForPosting, sendToRoom } from "./send.ts";
 
 /** What to drop, and how. */
 export interface DropRequest {
@@ -128,10 +126,8 @@ export async function dropFile(
   if (partCount(st.size, partSize) > MAX_DROP_PARTS) {
     throw new CipherpostError("too_large", `file too large for a drop: ${st.size} bytes`);
   }
-  const roomState = await findRoom(ctx.state.home, ctx.me, room);
-  if (!current(roomState).roster.roster.members.includes(encodeZ32(ctx.me.publicKey))) {
-    throw new CipherpostError("config", "configuration error: you are not a member of this room");
-  }
+  // refused before any upload when we may not post (removed, not a member)
+  const roomState = await openForPosting(ctx, new RoomNet(ctx), room);
   const r = await sendLarge(ctx, {
     recipient: null,
     purpose: "",
