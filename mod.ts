@@ -61,7 +61,9 @@
  * epoch-encrypted messages each member writes to their own homeserver: {@link createRoom},
  * {@link inviteToRoom} (an invite share) and {@link joinRoom}, {@link removeFromRoom} and
  * {@link leaveRoom}, {@link sendToRoom}; {@link RoomReader.open} then {@link RoomReader.scan}
- * read a room's history, verified, and {@link followRoom} keeps reading it live.
+ * read a room's history, verified, and {@link followRoom} keeps reading it live. A file drop is
+ * a large share to the room's members: {@link dropFile} (sensitive paths refused,
+ * {@link sensitivePathReason}), {@link listDrops} and {@link fetchDrop}.
  *
  * Every failure is a {@link CipherpostError} with a {@link ErrorKind}; its `message` is one line
  * without secrets, safe to show. Signature failures all carry the one message
@@ -246,6 +248,16 @@ export {
   type DoctorStatus,
   type HomeserverCheckOptions,
 } from "./lib/flows/rooms/doctor.ts";
+export {
+  checkDropPath,
+  dropFile,
+  type DropRequest,
+  type DropResult,
+  fetchDrop,
+  listDrops,
+} from "./lib/flows/rooms/drop.ts";
+export { type Drop, MAX_DROP_SIZE, messageText } from "./lib/rooms/drops.ts";
+export { sensitivePathReason } from "./lib/util/sensitive_paths.ts";
 
 // Contacts: names for keys.
 export { type Contact, Contacts } from "./lib/state/contacts.ts";

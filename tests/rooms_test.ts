@@ -806,9 +806,11 @@ Deno.test({
       await client.connect(transport);
       const names = (await client.listTools()).tools.map((t: { name: string }) => t.name).sort();
       assert.deepStrictEqual(names, [
+        "room_drop",
         "room_join",
         "room_leave",
         "room_list",
+        "room_list_files",
         "room_recent",
         "room_send",
       ]);

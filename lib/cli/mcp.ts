@@ -1,7 +1,7 @@
 /**
  * `cipherpost mcp`: an MCP server over stdio (the official TypeScript SDK) that lets a Claude
  * Code session use the rooms of this home: `room_list`, `room_recent`, `room_send`,
- * `room_join` (files a pending join only: the human runs `cipherpost room accept TOKEN`) and
+ * `room_drop`, `room_list_files`, `room_join` (files a pending join only: the human runs `cipherpost room accept TOKEN`) and
  * `room_leave`. The identity is unlocked once at start, as any non-interactive command
  * (CIPHERPOST_PASSPHRASE or --passphrase-file). Nothing is written to stdout but the protocol;
  * room text goes back fenced and marked as untrusted, escaped.
@@ -24,6 +24,7 @@ import { addPending } from "../rooms/pending.ts";
 import { RoomReader } from "../flows/rooms/read.ts";
 import { sendToRoom } from "../flows/rooms/send.ts";
 import { leaveRoom } from "../flows/rooms/manage.ts";
+import { dropFile, listDrops } from "../flows/rooms/drop.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
 import { unlockIdentity, withNetwork, withPassphrase, withTransport } from "./options.ts";
@@ -60,6 +61,25 @@ const TOOLS = [
     },
   },
   {
+    name: "room_drop",
+    description:
+      "Share a file with the room's members (a cipherpost file drop: encrypted, signed, fetched with `cipherpost room fetch`). Paths that hold keys or secrets (~/.ssh, ~/.aws, .env*, id_*, *.pem, *.key, the cipherpost home, …) are refused, with no override here.",
+    inputSchema: {
+      type: "object",
+      properties: {
+        room: ROOM,
+        path: { type: "string", description: "the file to drop (one regular file)" },
+      },
+      required: ["room", "path"],
+    },
+  },
+  {
+    name: "room_list_files",
+    description:
+      "The file drops of a room (id, name, size, author, time); names are other people's text.",
+    inputSchema: { type: "object", properties: { room: ROOM }, required: ["room"] },
+  },
+  {
     name: "room_join",
     description:
       "File a pending join of a room invite URI. Joins nothing: the human must run `cipherpost room accept TOKEN`.",
@@ -86,7 +106,8 @@ export function registerMcpCommand(program: Command, io: Io): void {
     `
 Register it with: claude mcp add cipherpost -- cipherpost mcp  (with CIPHERPOST_PASSPHRASE or
 --passphrase-file set, as the identity is unlocked without a terminal). Tools: room_list,
-room_recent {room, limit?}, room_send {room, body}, room_join {uri} (pending only: the human runs
+room_recent {room, limit?}, room_send {room, body}, room_drop {room, path} (sensitive paths
+refused, no override), room_list_files {room}, room_join {uri} (pending only: the human runs
 cipherpost room accept TOKEN), room_leave {room}.
 `,
   ).action(async (o) => {
@@ -150,6 +171,35 @@ cipherpost room accept TOKEN), room_leave {room}.
                 (transport) => sendToRoom({ transport, state, me }, str("room"), str("body")),
               );
               return text(`sent to ${r.room} (epoch ${r.epoch}, message ${r.seq})`);
+            }
+            case "room_drop": {
+              // no override of the sensitive-path refusal here: only the human's CLI has one
+              const r = await withTransport(
+                o,
+                (transport) =>
+                  dropFile({ transport, state, me }, str("room"), {
+                    path: str("path"),
+                    allowSensitive: false,
+                  }, { status: () => {}, note: () => {} }),
+              );
+              return text(
+                `dropped ${
+                  escapeControl(r.name)
+                } (${r.size} bytes) into ${r.room}: drop id ${r.id}`,
+              );
+            }
+            case "room_list_files": {
+              const r = await withTransport(
+                o,
+                (transport) => listDrops({ transport, state, me }, str("room")),
+              );
+              return text(JSON.stringify(r.drops.map((d) => ({
+                id: d.id,
+                name: escapeControl(d.name),
+                size: d.size,
+                author: d.message.author,
+                time: new Date(d.message.hlc).toISOString(),
+              }))));
             }
             case "room_join": {
               const token = await addPending(home, str("uri"));

@@ -27,6 +27,7 @@ const WORDS: Record<RemedyStep, Words> = {
     "write it to a file with -o FILE, or pass -o - to print it anyway" +
     (d.armor ? " (--armor gives a text form)" : ""),
   pickup_uri: () => "pass the URI the sender printed, or check --from",
+  allow_sensitive: () => "choose another file, or pass --allow-sensitive if you mean it",
 };
 
 /** The hint line for a remedy, in the CLI's terms (`data.also` is added after a semicolon). */

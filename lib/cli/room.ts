@@ -1,8 +1,9 @@
 /**
  * `cipherpost room …`: end-to-end encrypted, signed rooms over the members' own homeservers
  * (docs/rooms.md, docs/PROTOCOL.md §9). ROOM is a room's id or its name. The commands are in
- * room_members.ts (who is in, and how), room_messages.ts (send, tail), room_watch.ts (the live view) and room_claude.ts (the
- * Claude Code prompt hook); room_common.ts holds what they share.
+ * room_members.ts (who is in, and how), room_messages.ts (send, tail), room_watch.ts (the live
+ * view), room_drops.ts (file drops) and room_claude.ts (the Claude Code prompt hook);
+ * room_common.ts holds what they share.
  *
  * @module
  */
@@ -13,6 +14,7 @@ import { registerRoomClaude } from "./room_claude.ts";
 import { registerRoomMembership } from "./room_members.ts";
 import { registerRoomMessages } from "./room_messages.ts";
 import { registerRoomWatch } from "./room_watch.ts";
+import { registerRoomDrops } from "./room_drops.ts";
 
 /** Register `room` and its subcommands. */
 export function registerRoomCommands(program: Command, io: Io): void {
@@ -22,5 +24,6 @@ export function registerRoomCommands(program: Command, io: Io): void {
   registerRoomMembership(room, io);
   registerRoomMessages(room, io);
   registerRoomWatch(room, io);
+  registerRoomDrops(room, io);
   registerRoomClaude(room, io);
 }

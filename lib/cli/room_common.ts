@@ -10,6 +10,7 @@ import { Contacts } from "../state/contacts.ts";
 import type { Keypair } from "../crypto/keys.ts";
 import type { Transport } from "../pkarr/transport.ts";
 import type { Placed } from "../rooms/order.ts";
+import { dropOf, messageText } from "../rooms/drops.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
 import { unlockIdentity, withTransport } from "./options.ts";
@@ -33,21 +34,23 @@ export function hhmmss(ms: number): string {
 export function line(p: Placed, name: (z: string) => string): string {
   const m = p.message;
   const flag = p.future ? " [clock ahead]" : "";
-  const kind = m.kind === "file_drop" ? " [file]" : "";
-  return `[${hhmmss(m.hlc)}] ${name(m.author)}${kind}: ${escapeControl(m.body)}${flag}`;
+  return `[${hhmmss(m.hlc)}] ${name(m.author)}: ${escapeControl(messageText(m))}${flag}`;
 }
 
 export function json(room: string, p: Placed): string {
   const m = p.message;
+  const drop = dropOf(m);
   return JSON.stringify({
     room,
     author: m.author,
-    body: m.body,
+    // a drop's body holds its content key: shown as its name, size and id instead
+    body: messageText(m),
     time: new Date(m.hlc).toISOString(),
     epoch: m.epoch,
     seq: m.seq,
     kind: m.kind,
     future: p.future,
+    ...(drop ? { drop: { id: drop.id, name: drop.name, size: drop.size } } : {}),
   });
 }
 

@@ -9,6 +9,7 @@
 
 import { escapeControl, utf8 } from "../util/encoding.ts";
 import type { Placed } from "./order.ts";
+import { messageText } from "./drops.ts";
 
 /** The most the hook prints, in bytes. */
 export const HOOK_MAX_BYTES = 8192;
@@ -39,7 +40,9 @@ export function hookText(rooms: HookRoom[], max = HOOK_MAX_BYTES): string {
       const m = p.message;
       lines.push({
         key: p.key.ms,
-        text: `[room ${safe(r.name)} @${safe(r.nameOf(m.author))} ${hhmm(m.hlc)}] ${safe(m.body)}`,
+        text: `[room ${safe(r.name)} @${safe(r.nameOf(m.author))} ${hhmm(m.hlc)}] ${
+          safe(messageText(m))
+        }`,
       });
     }
   }

@@ -82,7 +82,9 @@ export type RemedyStep =
   /** binary material for a terminal: write it to a file (`data.armor`: an armored form exists) */
   | "binary_output"
   /** no hand-off pointer found: use the URI the sender printed, or another sender */
-  | "pickup_uri";
+  | "pickup_uri"
+  /** a file drop of a sensitive path: only the human's explicit override drops it */
+  | "allow_sensitive";
 
 /**
  * The one error type the program throws on purpose. `message` is what the user sees (one line,
@@ -132,6 +134,7 @@ const REMEDY_WORDS: Record<RemedyStep, string> = {
   revoke_or_v2: "revoke the live v1 share first, or send with protocol v2",
   binary_output: "write it to a file, or to the terminal anyway",
   pickup_uri: "use the URI the sender printed, or check whose hand-off you asked for",
+  allow_sensitive: "choose another file; only the user can override this, explicitly",
 };
 
 /** A signature-lane failure. `detail` is kept for debugging only and never shown. */

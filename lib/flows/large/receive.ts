@@ -107,14 +107,7 @@ export async function openLarge(
       { step: "give_output_path", data: { example: p.kind === "directory" ? "folder" : "file" } },
     );
   }
-  const targetExists = await exists(target);
-  if (targetExists && !o.force) {
-    throw new CipherpostError(
-      "config",
-      `cannot write ${target}: it already exists (refusing to overwrite it)`,
-      { step: "replace_target" },
-    );
-  }
+  await refuseExisting(target, o.force);
   let baseUrl: string;
   try {
     baseUrl = await endpointOf(t, p.homeserver);
@@ -158,14 +151,34 @@ export async function openLarge(
   };
 }
 
-/** What {@link fetchLarge} fetches. */
-interface LargeFetch {
-  /** when the share expires (Unix seconds) */
+/**
+ * Refuse to write over `target` unless `force` (checked before anything is fetched).
+ *
+ * @throws config (remedy `replace_target`) when it exists and `force` is off
+ */
+export async function refuseExisting(target: string, force: boolean): Promise<void> {
+  if ((await exists(target)) && !force) {
+    throw new CipherpostError(
+      "config",
+      `cannot write ${target}: it already exists (refusing to overwrite it)`,
+      { step: "replace_target" },
+    );
+  }
+}
+
+/** What {@link fetchLarge} fetches: a verified pointer, from where, to where. */
+export interface LargeFetch {
+  /** when the share expires (Unix seconds): the resume record is swept after that */
   expiresAt: number;
+  /** z32 of the owner of the blob folder (the `pubky-host` of every GET) */
   sender: string;
+  /** names this receive's resume record: a share's locator, or any bytes unique to the payload */
   locator: Uint8Array;
+  /** The pointer, already checked (§5.1) and signed by `sender`. */
   pointer: LargePointer;
+  /** the homeserver endpoint of `pointer.homeserver` (from `endpointOf`) */
   baseUrl: string;
+  /** where the result appears (an existing one is replaced: check with {@link refuseExisting}) */
   target: string;
   /** the endpoint policy and timeouts of every homeserver request */
   http: HomeserverHttp;
@@ -174,12 +187,13 @@ interface LargeFetch {
 /**
  * Fetch every part, verify it, and make the target appear by one rename (§5.5 steps 3–6):
  * three stages, {@link openResume}, {@link fetchParts} and {@link placeResult}. Verified parts
- * are kept in a temporary file for a re-run.
+ * are kept in a temporary file for a re-run. Used by a large share's `deliver` and by a room's
+ * file drop (§9.7).
  *
- * @throws signature (exit 3: any part check, nothing written), network (6: missing parts
- *   named, or homeserver unreachable), io
+ * @throws signature (any part check: nothing written), network (missing parts named, or the
+ *   homeserver unreachable), io
  */
-async function fetchLarge(
+export async function fetchLarge(
   state: State,
   f: LargeFetch,
   req: LargeOutput,

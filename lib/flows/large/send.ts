@@ -81,6 +81,25 @@ export interface LargeSendRequest {
    * `log` writes a line to the same place as the UI's (clearing a progress bar first).
    */
   onPublished?: (share: PublishedShare, log: (line: string) => void) => void | Promise<void>;
+  /**
+   * @ignore How the pointer goes out instead of a v2 share on the DHT: a room's file drop
+   * posts it in a signed room message (docs/PROTOCOL.md §9.7). `recipient`, `pin`, `burn` and
+   * `ttlSeconds` are then unused.
+   */
+  announce?: PointerAnnounce;
+}
+
+/** Another way out for the pointer of a large send than a v2 share (see {@link LargeSendRequest}). */
+export interface PointerAnnounce {
+  /** keeps this send's resume record apart from a share's of the same source (e.g. `room:<id>`) */
+  tag: string;
+  /**
+   * Post the pointer (every part sealed, its hashes fixed; uploads still going on). Called once
+   * per pointer: a re-run of an interrupted send that had posted it does not call it again.
+   * Returns how the result is named ({@link PublishedShare}: `uri` and `shareRef` are the
+   * announcement's own names, `packets` 0).
+   */
+  publish: (pointer: LargePointer) => Promise<PublishedShare>;
 }
 
 /** A large share whose pointer is out. */
@@ -458,7 +477,13 @@ async function openSendResume(
   const key = hex(
     sha256(
       utf8(
-        [senderZ32, recipientStr ?? "self", req.pin ? "pin" : "", staged.id, partSize].join("\n"),
+        [
+          senderZ32,
+          req.announce ? `announce:${req.announce.tag}` : recipientStr ?? "self",
+          req.pin ? "pin" : "",
+          staged.id,
+          partSize,
+        ].join("\n"),
       ),
     ),
   ).slice(0, 32);
@@ -613,7 +638,7 @@ async function sealAndUpload(
       (_, i) => record.done[String(i)] ?? record.sealed[String(i)],
     );
     await store.put(statusPath(record.blob_id), encodeBlobStatus(parts, "uploading"));
-    ui.status("Publishing the pointer to DHT...");
+    ui.status(req.announce ? "Posting the pointer..." : "Publishing the pointer to DHT...");
     const share = await publishPointer(t, state, sender, req, {
       senderZ32,
       recipientPk,
@@ -817,25 +842,35 @@ async function checkUploaded(
   );
 }
 
+/** What the pointer of a send is made of. */
+interface PointerParts {
+  senderZ32: string;
+  recipientPk: Uint8Array;
+  recipientStr: string | null;
+  homeserver: string;
+  staged: Staged;
+  blobId: string;
+  identity: string;
+  partSize: number;
+  hashes: string[];
+}
+
 /** Build, publish and record the pointer share of a large send whose parts are all sealed. */
 async function publishPointer(
   t: Transport,
   state: State,
   sender: Keypair,
   req: LargeSendRequest,
-  s: {
-    senderZ32: string;
-    recipientPk: Uint8Array;
-    recipientStr: string | null;
-    homeserver: string;
-    staged: Staged;
-    blobId: string;
-    identity: string;
-    partSize: number;
-    hashes: string[];
-  },
+  s: PointerParts,
 ): Promise<PublishedShare> {
-  const pointer: LargePointer = {
+  const pointer = pointerOf(s);
+  if (req.announce) return await req.announce.publish(pointer);
+  return await publishShare(t, state, sender, req, s, pointer);
+}
+
+/** The pointer of a send whose parts are all sealed (§5.1). */
+function pointerOf(s: PointerParts): LargePointer {
+  return {
     blobId: s.blobId,
     ciphertextHash: ciphertextHashOf(s.hashes),
     compression: "none",
@@ -851,6 +886,17 @@ async function publishPointer(
     topEntries: s.staged.topEntries,
     version: 1,
   };
+}
+
+/** Publish `pointer` as a v2 share to the request's recipient and keep its sent record. */
+async function publishShare(
+  t: Transport,
+  state: State,
+  sender: Keypair,
+  req: LargeSendRequest,
+  s: PointerParts,
+  pointer: LargePointer,
+): Promise<PublishedShare> {
   const createdAt = Math.floor(Date.now() / 1000);
   const env = encodePointerEnvelope({
     burnAfterRead: req.burn,

@@ -10,7 +10,7 @@ import { epochDir, messagePath, seqOfPath } from "../../rooms/names.ts";
 import { bodyBytes, type MessageKind } from "../../rooms/records.ts";
 import { tick } from "../../rooms/order.ts";
 import { sealMessage } from "../../rooms/seal.ts";
-import { current, findRoom, saveRoom } from "../../rooms/store.ts";
+import { current, findRoom, type RoomState, saveRoom } from "../../rooms/store.ts";
 import { catchUp } from "./epochs.ts";
 import { type RoomContext, RoomNet } from "./net.ts";
 
@@ -26,15 +26,17 @@ export interface SentMessage {
   time: number;
 }
 
-/** Post `body` to `room` (id or name). */
-export async function sendToRoom(
+/**
+ * The state of `room` (id or name), caught up with the epochs opened since (saved later by the
+ * caller), when we may post to it.
+ *
+ * @throws config when we were removed or are not a member; not_found (no such room)
+ */
+export async function openForPosting(
   ctx: RoomContext,
+  net: RoomNet,
   room: string,
-  body: string,
-  kind: MessageKind = "chat",
-): Promise<SentMessage> {
-  bodyBytes(body); // too large → refused before anything else
-  const net = new RoomNet(ctx);
+): Promise<RoomState> {
   const st = await findRoom(ctx.state.home, ctx.me, room);
   const c = await catchUp(ctx, net, st);
   if (c.removed) {
@@ -44,10 +46,23 @@ export async function sendToRoom(
       "forget it with: cipherpost room leave ROOM",
     );
   }
-  const cur = current(st);
-  if (!cur.roster.roster.members.includes(net.me)) {
+  if (!current(st).roster.roster.members.includes(net.me)) {
     throw new CipherpostError("config", "configuration error: you are not a member of this room");
   }
+  return st;
+}
+
+/** Post `body` to `room` (id or name). */
+export async function sendToRoom(
+  ctx: RoomContext,
+  room: string,
+  body: string,
+  kind: MessageKind = "chat",
+): Promise<SentMessage> {
+  bodyBytes(body); // too large → refused before anything else
+  const net = new RoomNet(ctx);
+  const st = await openForPosting(ctx, net, room);
+  const cur = current(st);
   const client = await net.own();
   let last = st.seq[String(cur.epoch)];
   if (last === undefined) {
