@@ -11,7 +11,7 @@
 
 import { fromUtf8, utf8 } from "../util/encoding.ts";
 import { CipherpostError } from "../util/errors.ts";
-import { fileMode, writeFileAtomic } from "../util/fsutil.ts";
+import { ensurePrivateDir, fileMode, writeFileAtomic } from "../util/fsutil.ts";
 import { HOME_TOKEN } from "./canonical.ts";
 import { syncDir } from "./state.ts";
 
@@ -101,7 +101,9 @@ export async function refreshMcpView(p: McpPaths, home: string | undefined): Pro
   try {
     old = await Deno.readTextFile(p.view);
   } catch { /* none yet */ }
-  if (old !== text) await writeFileAtomic(p.view, utf8(text), 0o600);
+  if (old === text) return;
+  await ensurePrivateDir(p.view.slice(0, p.view.lastIndexOf("/")) || "/");
+  await writeFileAtomic(p.view, utf8(text), 0o600);
 }
 
 /**
