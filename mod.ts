@@ -215,6 +215,15 @@ export {
   syncPush,
   syncStatus,
 } from "./lib/flows/sync/mod.ts";
+export {
+  defaultSyncConfig,
+  readSyncConfig,
+  saveSyncConfig,
+  type SyncConfig,
+} from "./lib/sync/config.ts";
+export type { PathMapRule } from "./lib/sync/canonical.ts";
+export { type McpPaths, mcpViewPath } from "./lib/sync/mcp_servers.ts";
+export type { ScopeName } from "./lib/sync/scope.ts";
 
 // Rooms: signed, epoch-encrypted messages on each member's homeserver.
 export {

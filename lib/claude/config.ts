@@ -40,3 +40,15 @@ export const SESSION_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 export function isSessionId(s: string): boolean {
   return SESSION_ID_RE.test(s);
 }
+
+/**
+ * Claude Code's own state file, `.claude.json` (account, per-project state, user-scope MCP
+ * servers): inside `$CLAUDE_CONFIG_DIR` when that is set and non-empty, else `~/.claude.json`
+ * (beside `~/.claude`, not in it; observed with Claude Code 2.1.328).
+ * @throws Error when neither is known
+ */
+export function claudeJsonPath(env: ClaudeEnv): string {
+  if (env.configDir) return `${claudeConfigDir(env).replace(/\/$/, "")}/.claude.json`;
+  if (env.home) return `${env.home.replace(/\/+$/, "")}/.claude.json`;
+  throw new Error("neither CLAUDE_CONFIG_DIR nor HOME is set");
+}

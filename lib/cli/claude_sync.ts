@@ -15,6 +15,7 @@ import { syncStatus } from "../flows/sync/status.ts";
 import type { SyncCounters, SyncEnv } from "../flows/sync/common.ts";
 import { CipherpostError } from "../util/errors.ts";
 import { configDir, passphraseFileArg } from "./claude_common.ts";
+import { configuredEnv, registerSyncConfig } from "./claude_sync_config.ts";
 import { describeError, exitCodeOf } from "./exit_codes.ts";
 import {
   addAutoHooks,
@@ -51,7 +52,11 @@ function label(): string {
 }
 
 function syncEnv(): SyncEnv {
-  return { configDir: configDir(), homeDir: Deno.env.get("HOME") || undefined, label: label() };
+  return configuredEnv({
+    configDir: configDir(),
+    homeDir: Deno.env.get("HOME") || undefined,
+    label: label(),
+  });
 }
 
 function countersJson(c: SyncCounters) {
@@ -129,9 +134,12 @@ export function registerClaudeSync(claude: Command, io: Io): void {
       "after",
       `
 What travels (scope "sessions"): projects/ (transcripts, sidecars, memory), history.jsonl,
-tasks/, plans/; never credentials, .claude.json, sessions/, *.lock or conflict copies.
+tasks/, plans/; "sync config" widens it (full, excludes, path map, MCP servers). Never
+credentials, .claude.json (but its mcpServers if opted in), sessions/, *.lock or conflict copies.
 Everything is age-encrypted to your identity under keyed names on your homeserver, and each
-snapshot is signed: a homeserver that rolls back, drops or swaps anything gets exit 3.`,
+snapshot is signed: a homeserver that rolls back, drops or swaps anything gets exit 3.
+One sync at a time per cipherpost home: a second push or pull waits up to 10 s, then exits 1
+("another sync is running"; a hook logs it to sync/hook.log).`,
     );
 
   withNetwork(withPassphrase(
@@ -297,6 +305,8 @@ snapshot is signed: a homeserver that rolls back, drops or swaps anything gets e
         );
       }
     });
+
+  registerSyncConfig(sync, io);
 
   const auto = sync.command("auto")
     .description("pull when Claude Code starts a session, push when it stops (its hooks)")

@@ -17,16 +17,52 @@ export const HOME_TOKEN = "${HOME}";
 /** Lines longer than this pass through unchanged. */
 export const MAX_LINE = 64 << 20;
 
-/** The `root` token of a local project directory. */
-export function rootToken(dir: string, home: string | undefined): string {
+/**
+ * One rule of a machine's path map (docs/PROTOCOL.md §8.4): projects that other machines have
+ * below `from` (a root prefix: an absolute path, `${HOME}` or `${HOME}/…`) live here below `to`
+ * (an absolute path). Applied both ways: a pull maps `from` to `to`, a push `to` back to `from`.
+ */
+export interface PathMapRule {
+  /** the root prefix as it appears in snapshots */
+  from: string;
+  /** the local absolute directory */
+  to: string;
+}
+
+/** A machine's path map: the longest matching prefix wins. */
+export type PathMap = readonly PathMapRule[];
+
+/** True when `p` is `prefix` or lies below it. */
+function below(p: string, prefix: string): boolean {
+  return p === prefix || p.startsWith(prefix.endsWith("/") ? prefix : `${prefix}/`);
+}
+
+/** The rule of `map` whose `side` is the longest prefix of `p`, or null. */
+function ruleFor(p: string, map: PathMap | undefined, side: "from" | "to"): PathMapRule | null {
+  let best: PathMapRule | null = null;
+  for (const r of map ?? []) {
+    if (below(p, r[side]) && (!best || r[side].length > best[side].length)) best = r;
+  }
+  return best;
+}
+
+/** The `root` token of a local project directory (the path map first, then `$HOME`). */
+export function rootToken(dir: string, home: string | undefined, map?: PathMap): string {
+  const r = ruleFor(dir, map, "to");
+  if (r) return r.from + dir.slice(r.to.length);
   const h = home?.replace(/\/+$/, "");
   if (h && (dir === h || dir.startsWith(`${h}/`))) return HOME_TOKEN + dir.slice(h.length);
   return dir;
 }
 
-/** The local directory of a `root` token (null for a `?<folder>` token, which maps to itself). */
-export function localDirOf(root: string, home: string | undefined): string | null {
+/**
+ * The local directory of a `root` token (the path map first, then `${HOME}`); null for a
+ * `?<folder>` token (which maps to itself) and for `${HOME}` on a machine without a home.
+ */
+export function localDirOf(root: string, home: string | undefined, map?: PathMap): string | null {
   if (root.startsWith("?")) return null;
+  const r = ruleFor(root, map, "from");
+  if (r) return r.to + root.slice(r.from.length);
   if (root === HOME_TOKEN || root.startsWith(`${HOME_TOKEN}/`)) {
     const h = home?.replace(/\/+$/, "");
     if (!h) return null;
@@ -57,10 +93,13 @@ export function projectRewrite(from: string, to: string, fromId = "", toId = "")
   return { needles, apply: (l) => rewriteJsonl(l, from, to, fromId, toId) };
 }
 
-/** Rewriting `history.jsonl` entries' `project` from below `from` to below `to`. */
-export function historyRewrite(from: string, to: string): LineRewrite {
+/**
+ * Rewriting `history.jsonl` entries' `project`: the first pair whose `from` is a prefix of it
+ * (pairs in order of preference) is replaced by its `to`.
+ */
+export function historyRewrite(pairs: readonly (readonly [string, string])[]): LineRewrite {
   return {
-    needles: [from],
+    needles: pairs.map(([from]) => from),
     apply(line) {
       let o: unknown;
       try {
@@ -72,11 +111,29 @@ export function historyRewrite(from: string, to: string): LineRewrite {
       const r = o as Record<string, unknown>;
       const p = r.project;
       if (typeof p !== "string") return line;
-      if (p !== from && !p.startsWith(`${from}/`)) return line;
-      r.project = to + p.slice(from.length);
+      const pair = pairs.find(([from]) => below(p, from));
+      if (!pair) return line;
+      r.project = pair[1] + p.slice(pair[0].length);
       return JSON.stringify(r);
     },
   };
+}
+
+/**
+ * The `history.jsonl` rewrite of a machine, to canonical form (`toLocal` false) or back: the
+ * path map's rules (longest first), then `$HOME` ↔ `${HOME}`; null when there is nothing to map.
+ */
+export function historyRewriteOf(
+  home: string | undefined,
+  map: PathMap | undefined,
+  toLocal: boolean,
+): LineRewrite | null {
+  const side = toLocal ? "from" : "to";
+  const rules = [...(map ?? [])].sort((a, b) => b[side].length - a[side].length);
+  const pairs: [string, string][] = rules.map((r) => toLocal ? [r.from, r.to] : [r.to, r.from]);
+  const h = home?.replace(/\/+$/, "");
+  if (h) pairs.push(toLocal ? [HOME_TOKEN, h] : [h, HOME_TOKEN]);
+  return pairs.length ? historyRewrite(pairs) : null;
 }
 
 const enc = new TextEncoder();

@@ -16,16 +16,23 @@ import { CipherpostError, signatureError } from "../../util/errors.ts";
 import { type ChunkRef, cutChunks } from "../../sync/chunker.ts";
 import {
   folderMatches,
-  historyRewrite,
-  HOME_TOKEN,
+  historyRewriteOf,
   type LineRewrite,
   lineTransform,
   localDirOf,
   projectRewrite,
   rootToken,
 } from "../../sync/canonical.ts";
+import type { SyncConfig } from "../../sync/config.ts";
+import { MCP_PATH, type McpPaths, refreshMcpView } from "../../sync/mcp_servers.ts";
 import { chunkPath, DEVICE_RE, headPath, SYNC_DIR, SyncKeys } from "../../sync/keys.ts";
-import { walkScope } from "../../sync/scope.ts";
+import {
+  DEFAULT_RULES,
+  inScope,
+  type ScopeRules,
+  scopeRules,
+  walkScope,
+} from "../../sync/scope.ts";
 import {
   type FileEntry,
   type Manifest,
@@ -54,6 +61,41 @@ export interface SyncEnv {
   homeDir?: string;
   /** the device's name for humans (≤ 64 characters, no controls) */
   label: string;
+  /**
+   * what this machine syncs: scope, includes, exclude globs, path map (docs/PROTOCOL.md §8.4;
+   * `readSyncConfig` reads the home's); default: the `sessions` scope, no excludes, no map
+   */
+  config?: Omit<SyncConfig, "mcpServers">;
+  /** the `mcpServers` opt-in: where `.claude.json` and this home's view of it are */
+  mcp?: McpPaths;
+}
+
+const compiled = new WeakMap<object, ScopeRules>();
+
+/** The compiled scope of an environment. */
+export function rulesOf(env: SyncEnv): ScopeRules {
+  const c = env.config;
+  if (!c) return DEFAULT_RULES;
+  let r = compiled.get(c);
+  if (!r) compiled.set(c, r = scopeRules(c.scope, c.include, c.exclude));
+  return r;
+}
+
+/**
+ * True when a file (`root`, `path`) is in this machine's scope: where it would live here is in
+ * the scope and not excluded (the MCP servers: when opted in). Files out of scope are neither
+ * sent, deleted elsewhere, nor accepted.
+ */
+export async function inLocalScope(
+  root: string | undefined,
+  path: string,
+  env: SyncEnv,
+  state: SyncState,
+): Promise<boolean> {
+  if (root === undefined && path === MCP_PATH) return env.mcp !== undefined;
+  const abs = await localPathOf(root, path, env, state);
+  if (abs === null || !abs.startsWith(`${env.configDir}/`)) return false;
+  return inScope(abs.slice(env.configDir.length + 1), rulesOf(env));
 }
 
 /** What the flows need: the context without the state, plus the cipherpost home. */
@@ -136,8 +178,8 @@ export function fileKey(root: string | undefined, path: string): string {
   return JSON.stringify([root ?? "", path]);
 }
 
-async function rootOfFolder(configDir: string, folder: string, home?: string): Promise<string> {
-  const dir = `${configDir}/projects/${folder}`;
+async function rootOfFolder(env: SyncEnv, folder: string): Promise<string> {
+  const dir = `${env.configDir}/projects/${folder}`;
   const names: string[] = [];
   try {
     for await (const e of Deno.readDir(dir)) {
@@ -151,26 +193,41 @@ async function rootOfFolder(configDir: string, folder: string, home?: string): P
   names.sort();
   for (const n of names.slice(0, 8)) {
     const cwd = await firstCwdOfFile(`${dir}/${n}`).catch(() => null);
-    if (cwd && cwd.startsWith("/") && folderMatches(folder, cwd)) return rootToken(cwd, home);
+    if (cwd && cwd.startsWith("/") && folderMatches(folder, cwd)) {
+      return rootToken(cwd, env.homeDir, env.config?.map);
+    }
   }
   return `?${folder}`;
 }
 
-/** Walk the scope and key every file (project folders get their root, cached in the state). */
+/**
+ * Walk the scope and key every file (project folders get their root, cached in the state);
+ * with the MCP opt-in, the view of `.claude.json`'s `mcpServers` is refreshed and added.
+ */
 export async function localFiles(
   env: SyncEnv,
   state: SyncState,
   onTemp?: (abs: string) => void,
 ): Promise<Map<string, LocalFile>> {
   const out = new Map<string, LocalFile>();
-  const files = await walkScope(env.configDir, (rel) => onTemp?.(`${env.configDir}/${rel}`));
+  const files = await walkScope(
+    env.configDir,
+    (rel) => onTemp?.(`${env.configDir}/${rel}`),
+    rulesOf(env),
+  );
+  if (env.mcp) {
+    await refreshMcpView(env.mcp, env.homeDir);
+    const info = await Deno.lstat(env.mcp.view);
+    const key = fileKey(undefined, MCP_PATH);
+    out.set(key, { key, path: MCP_PATH, abs: env.mcp.view, info, st: statSig(info) });
+  }
   for (const f of files) {
     let root: string | undefined;
     let path = f.rel;
     const m = /^projects\/([^/]+)\/(.+)$/.exec(f.rel);
     if (m) {
       if (!/^[A-Za-z0-9-]{1,255}$/.test(m[1])) continue; // not a Claude Code project folder
-      root = state.roots[m[1]] ??= await rootOfFolder(env.configDir, m[1], env.homeDir);
+      root = state.roots[m[1]] ??= await rootOfFolder(env, m[1]);
       path = m[2];
     } else if (f.rel.startsWith("projects/")) continue; // loose files in projects/
     const key = fileKey(root, path);
@@ -195,14 +252,11 @@ export function rewriteOf(
 ): LineRewrite | null {
   if (root !== undefined) {
     if (!/\.(jsonl|json)$/.test(path)) return null;
-    const dir = localDirOf(root, env.homeDir);
+    const dir = localDirOf(root, env.homeDir, env.config?.map);
     if (dir === null || dir === root) return null;
     return toLocal ? projectRewrite(root, dir) : projectRewrite(dir, root);
   }
-  if (path === "history.jsonl" && env.homeDir) {
-    const h = env.homeDir.replace(/\/+$/, "");
-    return toLocal ? historyRewrite(HOME_TOKEN, h) : historyRewrite(h, HOME_TOKEN);
-  }
+  if (path === "history.jsonl") return historyRewriteOf(env.homeDir, env.config?.map, toLocal);
   return null;
 }
 
@@ -353,7 +407,7 @@ export async function folderOfRoot(
 ): Promise<string> {
   for (const [folder, r] of Object.entries(state.roots)) if (r === root) return folder;
   if (root.startsWith("?")) return root.slice(1);
-  const dir = localDirOf(root, env.homeDir)!;
+  const dir = localDirOf(root, env.homeDir, env.config?.map)!;
   let phys = dir;
   try {
     phys = await Deno.realPath(dir);
@@ -370,8 +424,13 @@ export async function localPathOf(
   env: SyncEnv,
   state: SyncState,
 ): Promise<string | null> {
-  if (root === undefined) return `${env.configDir}/${path}`;
-  if (!root.startsWith("?") && localDirOf(root, env.homeDir) === null) return null;
+  if (root === undefined) {
+    if (path === MCP_PATH) return env.mcp?.view ?? null;
+    return `${env.configDir}/${path}`;
+  }
+  if (!root.startsWith("?") && localDirOf(root, env.homeDir, env.config?.map) === null) {
+    return null;
+  }
   return `${env.configDir}/projects/${await folderOfRoot(root, env, state)}/${path}`;
 }
 

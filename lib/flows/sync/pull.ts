@@ -10,6 +10,8 @@ import { concat } from "../../util/encoding.ts";
 import { createHash } from "node:crypto";
 import { isSessionId } from "../../claude/config.ts";
 import { lineTransform, localDirOf, projectRewrite } from "../../sync/canonical.ts";
+import { withSyncLock } from "../../sync/lock.ts";
+import { MCP_PATH, mergeMcpServers, readMcpView, unionMcpServers } from "../../sync/mcp_servers.ts";
 import { CONFLICT_MARK } from "../../sync/scope.ts";
 import type { FileEntry, Tombstone } from "../../sync/snapshot.ts";
 import { type FileState, saveState, statSig, syncDir } from "../../sync/state.ts";
@@ -22,6 +24,7 @@ import {
   fetchChunk,
   fileKey,
   type Head,
+  inLocalScope,
   listDevices,
   localEntry,
   type LocalFile,
@@ -168,11 +171,24 @@ export function unionHistory(local: string, remote: string): string {
   return rows.map((r) => `${r.line}\n`).join("");
 }
 
-/** Pull every other device's head and merge it here. */
+/**
+ * Pull every other device's head and merge it here: only files in this machine's scope
+ * (`env.config`, `env.mcp`), placed by its path map. Holds the home's sync lock
+ * (lib/sync/lock.ts) throughout.
+ */
 export async function syncPull(
   ctx: SyncContext,
   env: SyncEnv,
   o: { dryRun?: boolean } = {},
+  uiIn?: FlowUi,
+): Promise<PullResult> {
+  return await withSyncLock(ctx.home, () => pullLocked(ctx, env, o, uiIn));
+}
+
+async function pullLocked(
+  ctx: SyncContext,
+  env: SyncEnv,
+  o: { dryRun?: boolean },
   uiIn?: FlowUi,
 ): Promise<PullResult> {
   const ui = quietUi(uiIn);
@@ -193,8 +209,10 @@ export async function syncPull(
   const cands = new Map<string, Candidate[]>();
   for (const h of heads) {
     const add = (c: Candidate, origin: [string, number]) => {
-      if (origin[1] <= known(origin[0])) return;
       const base = state.files[c.key]?.base;
+      // a version seen before is old news, unless this machine has no record of the file
+      // (it was out of this machine's scope then: a widened scope takes it now)
+      if (origin[1] <= known(origin[0]) && base) return;
       if (c.file && base?.file?.hash === c.file.hash) return;
       if (c.gone && (base?.gone || !base)) return;
       const list = cands.get(c.key) ?? [];
@@ -232,6 +250,11 @@ export async function syncPull(
     });
     if (kept.length) cands.set(key, kept);
     else cands.delete(key);
+  }
+  // files this machine does not take (its scope, excludes, the MCP opt-in) stay unknown
+  for (const [key, list] of cands) {
+    const ref = list[0].file ?? list[0].gone!;
+    if (!await inLocalScope(ref.root, ref.path, env, state)) cands.delete(key);
   }
 
   // temp files a killed pull left beside their targets
@@ -373,6 +396,21 @@ export async function syncPull(
             continue;
           }
           lww(r, src, dst, shown, from);
+        } else if (r.root === undefined && r.path === MCP_PATH && lo && changed) {
+          // MCP servers changed on both sides: union by server name, the newer side's wins
+          const merged = unionMcpServers(
+            await readMcpView(lo.lf.abs),
+            await readMcpView(src),
+            r.mtime > (cur?.mtime ?? 0),
+          );
+          if (!merged) {
+            lww(r, src, dst, shown, from);
+          } else {
+            ops.push({ kind: "writeBytes", bytes: merged, dst, e: r });
+            actions.push({ path: shown, action: "merged", from });
+            cur = { hash: "merged", mtime: Date.now() };
+            continue;
+          }
         } else if (!changed) {
           ops.push({ kind: "write", src, dst, e: r });
           actions.push({ path: shown, action: "update", from });
@@ -399,6 +437,11 @@ export async function syncPull(
         } else if (op.kind === "rename") {
           await Deno.rename(op.from, op.to);
         } else {
+          if (env.mcp && op.dst === env.mcp.view) {
+            // .claude.json first: a kill before the view is written leaves them agreeing
+            const bytes = op.kind === "write" ? await readMcpView(op.src) : op.bytes;
+            await mergeMcpServers(env.mcp.claudeJson, bytes, env.homeDir);
+          }
           await materialize(op, env);
           const key = fileKey(op.e.root, op.e.path);
           if (op.kind === "write" && !op.forkId && next[key]?.base?.file?.hash === op.e.hash) {
@@ -445,7 +488,7 @@ async function materialize(
   const tmp = `${dir}/.cpsync-${crypto.randomUUID().slice(0, 8)}.tmp`;
   let rw = rewriteOf(op.e.root, op.e.path, env, true);
   if (op.kind === "write" && op.forkId && op.oldId && op.e.root !== undefined) {
-    const d = localDirOf(op.e.root, env.homeDir) ?? op.e.root;
+    const d = localDirOf(op.e.root, env.homeDir, env.config?.map) ?? op.e.root;
     rw = projectRewrite(op.e.root, d, op.oldId, op.forkId);
   }
   const src = op.kind === "write"

@@ -6,6 +6,7 @@
  */
 
 import { chunkPath, headPath, snapPath } from "../../sync/keys.ts";
+import { withSyncLock } from "../../sync/lock.ts";
 import {
   type FileEntry,
   type Manifest,
@@ -17,6 +18,7 @@ import { saveState, sha256Hex } from "../../sync/state.ts";
 import type { FlowUi } from "../share/ui.ts";
 import {
   counters,
+  inLocalScope,
   localEntry,
   localFiles,
   openSync,
@@ -47,12 +49,19 @@ export interface PushResult {
   counters: SyncCounters;
 }
 
-/** Push this device's tree. */
+/**
+ * Push this device's tree: the files of its scope (`env.config`, `env.mcp`). Holds the home's
+ * sync lock (lib/sync/lock.ts) throughout.
+ */
 export async function syncPush(
   ctx: SyncContext,
   env: SyncEnv,
   uiIn?: FlowUi,
 ): Promise<PushResult> {
+  return await withSyncLock(ctx.home, () => pushLocked(ctx, env, uiIn));
+}
+
+async function pushLocked(ctx: SyncContext, env: SyncEnv, uiIn?: FlowUi): Promise<PushResult> {
   const ui = quietUi(uiIn);
   const { keys, device, state } = await openSync(ctx);
   const count = counters();
@@ -110,6 +119,9 @@ export async function syncPush(
   if (failure) throw failure;
   for (const [key, fs] of Object.entries(state.files)) {
     if (local.has(key)) continue;
+    // out of this machine's scope now (narrowed, excluded): not sent, not deleted elsewhere
+    const ref = fs.base?.file ?? fs.base?.gone;
+    if (ref && !await inLocalScope(ref.root, ref.path, env, state)) continue;
     if (fs.base?.file) {
       const t: Tombstone = { path: fs.base.file.path, time: Date.now(), origin: [device, seq] };
       if (fs.base.file.root !== undefined) t.root = fs.base.file.root;

@@ -9,6 +9,7 @@ import type { FlowUi } from "../share/ui.ts";
 import {
   counters,
   displayPath,
+  inLocalScope,
   localEntry,
   localFiles,
   openSync,
@@ -53,8 +54,9 @@ export async function syncStatus(
     else if (base.hash !== entry.hash) modified.push(displayPath(f.root, f.path));
   }
   for (const [key, fs] of Object.entries(state.files)) {
-    if (fs.base?.file && !local.has(key)) {
-      deleted.push(displayPath(fs.base.file.root, fs.base.file.path));
+    const f = fs.base?.file;
+    if (f && !local.has(key) && await inLocalScope(f.root, f.path, env, state)) {
+      deleted.push(displayPath(f.root, f.path));
     }
   }
   const seen: Record<string, number> = {};
