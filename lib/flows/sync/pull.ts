@@ -12,25 +12,30 @@ import { isSessionId } from "../../claude/config.ts";
 import { lineTransform, localDirOf, projectRewrite } from "../../sync/canonical.ts";
 import { CONFLICT_MARK } from "../../sync/scope.ts";
 import type { FileEntry, Tombstone } from "../../sync/snapshot.ts";
-import { type FileState, saveState, statSig, syncDir } from "../../sync/state.ts";
+import {
+  type ConflictRecord,
+  type FileState,
+  saveState,
+  statSig,
+  syncDir,
+} from "../../sync/state.ts";
 import { ensurePrivateDir } from "../../util/fsutil.ts";
 import type { FlowUi } from "../share/ui.ts";
 import {
   canonicalStream,
   counters,
   displayPath,
-  fetchChunk,
   fileKey,
   type Head,
-  listDevices,
   localEntry,
   type LocalFile,
   localFiles,
   localPathOf,
   openSync,
   quietUi,
-  readHead,
+  readHeads,
   rewriteOf,
+  stageEntry,
   syncClient,
   type SyncContext,
   type SyncCounters,
@@ -130,9 +135,6 @@ function stamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
 }
 
-/** Chunks fetched at once during a pull. */
-const DOWNLOADS = 4;
-
 /** Cap of an in-memory `history.jsonl` union (beyond it: last writer, conflict copy). */
 const HISTORY_CAP = 64 << 20;
 
@@ -179,14 +181,7 @@ export async function syncPull(
   const { keys, device, state } = await openSync(ctx);
   const count = counters();
   const client = await syncClient(ctx);
-  const listed = await listDevices(client);
-  const names = [...new Set([...listed, ...Object.keys(state.heads)])].filter((d) => d !== device)
-    .sort();
-  const heads: Head[] = [];
-  for (const d of names) {
-    const h = await readHead(client, keys, d, state);
-    if (h) heads.push(h);
-  }
+  const heads = await readHeads(client, keys, state, device);
   const known = (dev: string) => state.known[dev] ?? 0;
 
   // new versions per file
@@ -250,6 +245,7 @@ export async function syncPull(
     | { kind: "delete"; path: string };
   const ops: Op[] = [];
   const next: Record<string, FileState> = structuredClone(state.files);
+  const conflicts: Record<string, ConflictRecord> = {};
   try {
     // phase 1: stage and check every chunk needed (nothing in the config folder changes)
     const localOf = new Map<string, { lf: LocalFile; entry: FileEntry }>();
@@ -262,25 +258,7 @@ export async function syncPull(
       for (const c of list) {
         if (!c.file || localOf.get(key)?.entry.hash === c.file.hash) continue;
         const path = `${stage}/${staged++}`;
-        const f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-        try {
-          // up to DOWNLOADS chunks fetched at once, written in order
-          const window: Promise<Uint8Array>[] = [];
-          const writeNext = async () => {
-            const plain = await window.shift()!;
-            let off = 0;
-            while (off < plain.length) off += await f.write(plain.subarray(off));
-          };
-          for (const [id, len] of c.file.chunks) {
-            const p = fetchChunk(client, keys, id, len, count);
-            p.catch(() => {}); // awaited in order below; a later failure is not unhandled
-            window.push(p);
-            if (window.length >= DOWNLOADS) await writeNext();
-          }
-          while (window.length) await writeNext();
-        } finally {
-          f.close();
-        }
+        await stageEntry(client, keys, c.file, path, count);
         stagedOf.set(c, path);
       }
     }
@@ -301,13 +279,15 @@ export async function syncPull(
       let newBase = base;
       const lww = (r: FileEntry, src: string, dst: string, shown: string, from: string) => {
         const copy = `${dst}${CONFLICT_MARK}${stamp()}`;
-        if (r.mtime > (cur?.mtime ?? 0)) {
+        const side = r.mtime > (cur?.mtime ?? 0) ? "local" : "remote";
+        if (side === "local") {
           ops.push({ kind: "rename", from: dst, to: copy });
           ops.push({ kind: "write", src, dst, e: r });
         } else {
           ops.push({ kind: "write", src, dst: copy, e: r });
           changed = true;
         }
+        conflicts[copy.slice(env.configDir.length + 1)] = { side, from };
         actions.push({ path: shown, action: "conflict", from, other: copy.split("/").pop() });
       };
       for (const c of list) {
@@ -415,6 +395,7 @@ export async function syncPull(
         }
       }
       state.files = next;
+      if (Object.keys(conflicts).length) state.conflicts = { ...state.conflicts, ...conflicts };
       await saveState(ctx.home, state);
     }
   } finally {
@@ -433,8 +414,11 @@ export async function syncPull(
   };
 }
 
-/** Write staged canonical content (or merged bytes) to its place, mapped to this machine. */
-async function materialize(
+/**
+ * Write staged canonical content (or merged bytes) to its place, mapped to this machine: a
+ * temp file beside `dst`, then one rename (the mtime is the entry's for staged content).
+ */
+export async function materialize(
   op:
     | { kind: "write"; src: string; dst: string; e: FileEntry; forkId?: string; oldId?: string }
     | { kind: "writeBytes"; bytes: Uint8Array; dst: string; e: FileEntry },
