@@ -340,6 +340,28 @@ export async function readHeads(
   return heads;
 }
 
+/**
+ * A test of "seen and replaced" over a set of heads (§8.6): true when a head other than `from`
+ * has seen `origin` (its `seen` reaches that seq) and holds another version of `key`.
+ */
+export function replacedTest(
+  heads: Head[],
+): (from: Head, key: string, origin: [string, number]) => boolean {
+  const versions = new Map<Head, Map<string, [string, number]>>();
+  for (const h of heads) {
+    const m = new Map<string, [string, number]>();
+    for (const f of h.manifest.files) m.set(fileKey(f.root, f.path), f.origin);
+    for (const g of h.manifest.gone) m.set(fileKey(g.root, g.path), g.origin);
+    versions.set(h, m);
+  }
+  return (from, key, [od, os]) =>
+    heads.some((h2) => {
+      if (h2 === from || (h2.manifest.seen[od] ?? 0) < os) return false;
+      const v = versions.get(h2)!.get(key);
+      return v !== undefined && (v[0] !== od || v[1] !== os);
+    });
+}
+
 /** Chunks fetched at once while staging a file. */
 const DOWNLOADS = 4;
 

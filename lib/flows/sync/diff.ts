@@ -16,6 +16,7 @@ import {
   localFiles,
   openSync,
   readHeads,
+  replacedTest,
   syncClient,
   type SyncContext,
   type SyncCounters,
@@ -61,7 +62,7 @@ interface Version {
 }
 
 /** The newest remote version of every key over `heads` (those seen and replaced dropped). */
-export function newestRemote(heads: Head[]): Map<string, Version> {
+function newestRemote(heads: Head[]): Map<string, Version> {
   const byKey = new Map<string, Version[]>();
   for (const h of heads) {
     for (const f of h.manifest.files) {
@@ -73,20 +74,10 @@ export function newestRemote(heads: Head[]): Map<string, Version> {
       byKey.set(k, [...byKey.get(k) ?? [], { gone: g, head: h }]);
     }
   }
-  const originIn = (h: Head, key: string) => {
-    for (const v of byKey.get(key) ?? []) if (v.head === h) return (v.file ?? v.gone)!.origin;
-    return null;
-  };
+  const replaced = replacedTest(heads);
   const out = new Map<string, Version>();
   for (const [key, list] of byKey) {
-    const live = list.filter((v) => {
-      const [od, os] = (v.file ?? v.gone)!.origin;
-      return !heads.some((h2) => {
-        if (h2 === v.head || (h2.manifest.seen[od] ?? 0) < os) return false;
-        const o = originIn(h2, key);
-        return o !== null && (o[0] !== od || o[1] !== os);
-      });
-    });
+    const live = list.filter((v) => !replaced(v.head, key, (v.file ?? v.gone)!.origin));
     const time = (v: Version) => v.file?.mtime ?? v.gone!.time;
     const best = (live.length ? live : list).reduce((a, b) => {
       const ta = time(a), tb = time(b);

@@ -34,6 +34,7 @@ import {
   openSync,
   quietUi,
   readHeads,
+  replacedTest,
   rewriteOf,
   stageEntry,
   syncClient,
@@ -208,23 +209,9 @@ export async function syncPull(
     }
   }
   // drop versions another head has seen and replaced
-  const versions = new Map<Head, Map<string, [string, number]>>();
-  for (const h of heads) {
-    const m = new Map<string, [string, number]>();
-    for (const f of h.manifest.files) m.set(fileKey(f.root, f.path), f.origin);
-    for (const g of h.manifest.gone) m.set(fileKey(g.root, g.path), g.origin);
-    versions.set(h, m);
-  }
-  const versionIn = (h: Head, key: string) => versions.get(h)!.get(key) ?? null;
+  const replaced = replacedTest(heads);
   for (const [key, list] of cands) {
-    const kept = list.filter((c) => {
-      const [od, os] = (c.file ?? c.gone)!.origin;
-      return !heads.some((h2) => {
-        if (h2 === c.head || (h2.manifest.seen[od] ?? 0) < os) return false;
-        const v = versionIn(h2, key);
-        return v !== null && (v[0] !== od || v[1] !== os);
-      });
-    });
+    const kept = list.filter((c) => !replaced(c.head, key, (c.file ?? c.gone)!.origin));
     if (kept.length) cands.set(key, kept);
     else cands.delete(key);
   }
