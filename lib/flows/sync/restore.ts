@@ -80,6 +80,7 @@ export async function syncRestore(
   o: RestoreOptions,
   uiIn?: FlowUi,
 ): Promise<RestoreResult> {
+  if (o.outDir === "") throw new CipherpostError("usage", "the output folder is empty");
   const ui = quietUi(uiIn);
   const { keys, device, state } = await openSync(ctx);
   const count = counters();
@@ -88,7 +89,7 @@ export async function syncRestore(
   const { head, seq } = resolveSnapshotId(o.at, heads, device);
   const snap = await readSnapshotAt(client, keys, head, seq);
   const id = snapshotId(head.device, seq);
-  const outDir = o.outDir?.replace(/\/+$/, "") || (o.outDir ? "/" : undefined);
+  const outDir = o.outDir === undefined ? undefined : o.outDir.replace(/\/+$/, "") || "/";
 
   // choose the files, and where each goes
   const chosen: { e: FileEntry; key: string; shown: string; dst: string }[] = [];
