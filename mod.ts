@@ -57,7 +57,8 @@
  *
  * Claude sync keeps this machine's Claude Code files in step with your other machines through
  * your own homeserver, sealed to your identity: {@link syncPush}, {@link syncPull},
- * {@link syncStatus} (local changes, no network) and {@link syncLog}. Rooms are signed,
+ * {@link syncStatus} (local changes, no network), {@link syncDiff}, {@link syncLog},
+ * {@link syncRestore}, {@link syncConflicts} and {@link syncDevices}. Rooms are signed,
  * epoch-encrypted messages each member writes to their own homeserver: {@link createRoom},
  * {@link inviteToRoom} (an invite share) and {@link joinRoom}, {@link removeFromRoom} and
  * {@link leaveRoom}, {@link sendToRoom}; {@link RoomReader.open} then {@link RoomReader.scan}
@@ -202,17 +203,31 @@ export type { PlaceAction } from "./lib/claude/place.ts";
 
 // Claude sync: this machine's Claude Code files, through the identity's own homeserver.
 export {
+  type ConflictCopy,
+  type ConflictsResult,
+  type DeviceInfo,
+  type DiffEntry,
+  type DiffResult,
+  type DiffSide,
   type LogEntry,
   type PullAction,
   type PullResult,
   type PushResult,
+  type Resolution,
+  type RestoredFile,
+  type RestoreOptions,
+  type RestoreResult,
   type StatusResult,
+  syncConflicts,
   type SyncContext,
   type SyncCounters,
+  syncDevices,
+  syncDiff,
   type SyncEnv,
   syncLog,
   syncPull,
   syncPush,
+  syncRestore,
   syncStatus,
 } from "./lib/flows/sync/mod.ts";
 export {

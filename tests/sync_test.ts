@@ -3,114 +3,25 @@
 // placed under another project path, fast-forward, divergence, history union, deletions, the
 // stat cache, and a homeserver that rolls back, drops or swaps objects (exit 3, nothing written).
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import {
-  cli,
-  cliArgv,
-  type CliResult,
-  makeUserWithSeed,
-  PASS,
-  testTransport,
-  tmpDir,
-} from "./_helpers.ts";
-import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { cli, cliArgv, PASS, testTransport, tmpDir } from "./_helpers.ts";
+import { startTestnet } from "../lib/testing/testnet.ts";
 import { startHomeserver } from "../lib/testing/homeserver.ts";
 import { connect } from "../lib/homeserver/connect.ts";
 import { keypairFromSeed } from "../lib/crypto/keys.ts";
 import { projectDirName } from "../lib/claude/project_dir.ts";
-import type { HomeserverClient } from "../lib/homeserver/client.ts";
 import { startClaudeApi } from "./_claude_api.ts";
-
-const SEED = new Uint8Array(32).fill(7);
-const ID = "4f1c2a9e-1b2c-4d3e-8f90-0123456789ab";
-
-interface Machine {
-  name: string;
-  /** cipherpost home */
-  home: string;
-  /** $HOME */
-  homeDir: string;
-  config: string;
-  project: string;
-  folder: string;
-}
-
-async function machine(base: string, name: string): Promise<Machine> {
-  const u = await makeUserWithSeed(base, `${name}-cp`, SEED);
-  const homeDir = `${base}/${name}-home-${name.toLowerCase()}`;
-  const project = `${homeDir}/code/proj`;
-  await Deno.mkdir(project, { recursive: true });
-  const config = `${homeDir}/.claude`;
-  const folder = `${config}/projects/${projectDirName(project)}`;
-  return { name, home: u.home, homeDir, config, project, folder };
-}
-
-function run(m: Machine, net: Testnet, args: string[]): Promise<CliResult> {
-  return cli(["claude", "sync", ...args], {
-    home: m.home,
-    net,
-    env: { HOME: m.homeDir, CIPHERPOST_PASSPHRASE: PASS, CIPHERPOST_DEVICE_LABEL: m.name },
-  });
-}
-
-async function ok(m: Machine, net: Testnet, args: string[]) {
-  const r = await run(m, net, [...args, "--json"]);
-  assert.deepStrictEqual(r.code, 0, `${m.name} ${args.join(" ")}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-function line(o: Record<string, unknown>): string {
-  return JSON.stringify(o) + "\n";
-}
-
-function turn(m: Machine, n: number, text: string, id = ID): string {
-  return line({
-    type: n % 2 ? "assistant" : "user",
-    uuid: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
-    parentUuid: n ? `00000000-0000-4000-8000-${String(n - 1).padStart(12, "0")}` : null,
-    sessionId: id,
-    cwd: m.project,
-    timestamp: `2026-12-05T10:00:${String(n).padStart(2, "0")}.000Z`,
-    message: { role: n % 2 ? "assistant" : "user", content: text },
-  });
-}
-
-function historyEntry(m: Machine, ts: number, text: string): string {
-  return line({
-    display: text,
-    pastedContents: {},
-    timestamp: ts,
-    project: m.project,
-    sessionId: ID,
-  });
-}
-
-/** Every file below `dir`: path and SHA-256 (a digest of the tree, to show nothing changed). */
-async function tree(dir: string, rel = ""): Promise<string[]> {
-  const out: string[] = [];
-  let names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(`${dir}/${rel}`)) names.push(e.name);
-  } catch {
-    return out;
-  }
-  names = names.sort();
-  for (const n of names) {
-    const p = rel ? `${rel}/${n}` : n;
-    const st = await Deno.lstat(`${dir}/${p}`);
-    if (st.isDirectory) out.push(...await tree(dir, p));
-    else {
-      const h = createHash("sha256").update(await Deno.readFile(`${dir}/${p}`)).digest("hex");
-      out.push(`${p} ${h}`);
-    }
-  }
-  return out;
-}
-
-async function bytesOf(c: HomeserverClient, path: string): Promise<Uint8Array> {
-  const r = await c.get(path);
-  return new Uint8Array(await new Response(r!.body).arrayBuffer());
-}
+import {
+  bytesOf,
+  historyEntry,
+  ID,
+  type Machine,
+  machine,
+  ok,
+  run,
+  SEED,
+  tree,
+  turn,
+} from "./_sync_people.ts";
 
 import { BLOCK, type ChunkRef, cutChunks } from "../lib/sync/chunker.ts";
 import { SyncKeys } from "../lib/sync/keys.ts";

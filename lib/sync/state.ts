@@ -55,6 +55,19 @@ export interface SyncState {
   files: Record<string, FileState>;
   /** project folder name → root token */
   roots: Record<string, string>;
+  /**
+   * conflict copies a pull made, by config-relative path: which side the copy holds and the
+   * label of the device whose version met the local one (docs/PROTOCOL.md §8.7)
+   */
+  conflicts?: Record<string, ConflictRecord>;
+}
+
+/** What a pull recorded of a conflict copy. */
+export interface ConflictRecord {
+  /** `remote`: the copy is the other device's version; `local`: the local one that lost */
+  side: "local" | "remote";
+  /** the label of the device whose version met the local one */
+  from: string;
 }
 
 /** The sync folder of a cipherpost home. */

@@ -374,6 +374,82 @@ export async function readHead(
   return { device, manifest: r.manifest, sha256: r.sha256 };
 }
 
+/**
+ * Every device's head that reads and checks (§8.3): the devices listed under
+ * `/pub/cipherpost/sync/` and those this machine saw before, but `except`, sorted by device.
+ */
+export async function readHeads(
+  client: HomeserverClient,
+  keys: SyncKeys,
+  state: SyncState,
+  except?: string,
+): Promise<Head[]> {
+  const names = [...new Set([...await listDevices(client), ...Object.keys(state.heads)])]
+    .filter((d) => d !== except).sort();
+  const heads: Head[] = [];
+  for (const d of names) {
+    const h = await readHead(client, keys, d, state);
+    if (h) heads.push(h);
+  }
+  return heads;
+}
+
+/**
+ * A test of "seen and replaced" over a set of heads (§8.6): true when a head other than `from`
+ * has seen `origin` (its `seen` reaches that seq) and holds another version of `key`.
+ */
+export function replacedTest(
+  heads: Head[],
+): (from: Head, key: string, origin: [string, number]) => boolean {
+  const versions = new Map<Head, Map<string, [string, number]>>();
+  for (const h of heads) {
+    const m = new Map<string, [string, number]>();
+    for (const f of h.manifest.files) m.set(fileKey(f.root, f.path), f.origin);
+    for (const g of h.manifest.gone) m.set(fileKey(g.root, g.path), g.origin);
+    versions.set(h, m);
+  }
+  return (from, key, [od, os]) =>
+    heads.some((h2) => {
+      if (h2 === from || (h2.manifest.seen[od] ?? 0) < os) return false;
+      const v = versions.get(h2)!.get(key);
+      return v !== undefined && (v[0] !== od || v[1] !== os);
+    });
+}
+
+/** Chunks fetched at once while staging a file. */
+const DOWNLOADS = 4;
+
+/**
+ * Download and check every chunk of `entry` into the new file `path` (0600), in order, up to
+ * four at once (at most four chunks in memory). A missing or bad chunk is exit 3.
+ */
+export async function stageEntry(
+  client: HomeserverClient,
+  keys: SyncKeys,
+  entry: FileEntry,
+  path: string,
+  count: SyncCounters,
+): Promise<void> {
+  const f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const window: Promise<Uint8Array>[] = [];
+    const writeNext = async () => {
+      const plain = await window.shift()!;
+      let off = 0;
+      while (off < plain.length) off += await f.write(plain.subarray(off));
+    };
+    for (const [id, len] of entry.chunks) {
+      const p = fetchChunk(client, keys, id, len, count);
+      p.catch(() => {}); // awaited in order below; a later failure is not unhandled
+      window.push(p);
+      if (window.length >= DOWNLOADS) await writeNext();
+    }
+    while (window.length) await writeNext();
+  } finally {
+    f.close();
+  }
+}
+
 /** Download and check one chunk; a missing one is a dropped object (exit 3). */
 export async function fetchChunk(
   client: HomeserverClient,

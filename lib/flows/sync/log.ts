@@ -7,17 +7,13 @@
 import { snapPath } from "../../sync/keys.ts";
 import { signatureError } from "../../util/errors.ts";
 import type { FlowUi } from "../share/ui.ts";
-import {
-  listDevices,
-  openSync,
-  readHead,
-  readSnapshot,
-  syncClient,
-  type SyncContext,
-} from "./common.ts";
+import { openSync, readHeads, readSnapshot, syncClient, type SyncContext } from "./common.ts";
+import { snapshotId } from "./history.ts";
 
 /** One snapshot of the log. */
 export interface LogEntry {
+  /** The snapshot's name for `restore --at` (`DEVICE:SEQ`, docs/PROTOCOL.md §8.7). */
+  id: string;
   /** The device ID that pushed it. */
   device: string;
   /**
@@ -47,13 +43,12 @@ export async function syncLog(
   const { keys, device, state } = await openSync(ctx);
   const client = await syncClient(ctx);
   const out: LogEntry[] = [];
-  const names = [...new Set([...await listDevices(client), ...Object.keys(state.heads)])].sort();
-  for (const d of names) {
-    const h = await readHead(client, keys, d, state);
-    if (!h) continue;
+  for (const h of await readHeads(client, keys, state)) {
+    const d = h.device;
     let m = h.manifest;
     for (let n = 0; n < limit; n++) {
       out.push({
+        id: snapshotId(d, m.seq),
         device: d,
         label: m.label,
         seq: m.seq,

@@ -14,26 +14,32 @@ import { withSyncLock } from "../../sync/lock.ts";
 import { MCP_PATH, mergeMcpServers, readMcpView, unionMcpServers } from "../../sync/mcp_servers.ts";
 import { CONFLICT_MARK } from "../../sync/scope.ts";
 import type { FileEntry, Tombstone } from "../../sync/snapshot.ts";
-import { type FileState, saveState, statSig, syncDir } from "../../sync/state.ts";
+import {
+  type ConflictRecord,
+  type FileState,
+  saveState,
+  statSig,
+  syncDir,
+} from "../../sync/state.ts";
 import { ensurePrivateDir } from "../../util/fsutil.ts";
 import type { FlowUi } from "../share/ui.ts";
 import {
   canonicalStream,
   counters,
   displayPath,
-  fetchChunk,
   fileKey,
   type Head,
   inLocalScope,
-  listDevices,
   localEntry,
   type LocalFile,
   localFiles,
   localPathOf,
   openSync,
   quietUi,
-  readHead,
+  readHeads,
+  replacedTest,
   rewriteOf,
+  stageEntry,
   syncClient,
   type SyncContext,
   type SyncCounters,
@@ -133,9 +139,6 @@ function stamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
 }
 
-/** Chunks fetched at once during a pull. */
-const DOWNLOADS = 4;
-
 /** Cap of an in-memory `history.jsonl` union (beyond it: last writer, conflict copy). */
 const HISTORY_CAP = 64 << 20;
 
@@ -195,14 +198,7 @@ async function pullLocked(
   const { keys, device, state } = await openSync(ctx);
   const count = counters();
   const client = await syncClient(ctx);
-  const listed = await listDevices(client);
-  const names = [...new Set([...listed, ...Object.keys(state.heads)])].filter((d) => d !== device)
-    .sort();
-  const heads: Head[] = [];
-  for (const d of names) {
-    const h = await readHead(client, keys, d, state);
-    if (h) heads.push(h);
-  }
+  const heads = await readHeads(client, keys, state, device);
   const known = (dev: string) => state.known[dev] ?? 0;
 
   // new versions per file
@@ -231,23 +227,9 @@ async function pullLocked(
     }
   }
   // drop versions another head has seen and replaced
-  const versions = new Map<Head, Map<string, [string, number]>>();
-  for (const h of heads) {
-    const m = new Map<string, [string, number]>();
-    for (const f of h.manifest.files) m.set(fileKey(f.root, f.path), f.origin);
-    for (const g of h.manifest.gone) m.set(fileKey(g.root, g.path), g.origin);
-    versions.set(h, m);
-  }
-  const versionIn = (h: Head, key: string) => versions.get(h)!.get(key) ?? null;
+  const replaced = replacedTest(heads);
   for (const [key, list] of cands) {
-    const kept = list.filter((c) => {
-      const [od, os] = (c.file ?? c.gone)!.origin;
-      return !heads.some((h2) => {
-        if (h2 === c.head || (h2.manifest.seen[od] ?? 0) < os) return false;
-        const v = versionIn(h2, key);
-        return v !== null && (v[0] !== od || v[1] !== os);
-      });
-    });
+    const kept = list.filter((c) => !replaced(c.head, key, (c.file ?? c.gone)!.origin));
     if (kept.length) cands.set(key, kept);
     else cands.delete(key);
   }
@@ -273,6 +255,7 @@ async function pullLocked(
     | { kind: "delete"; path: string };
   const ops: Op[] = [];
   const next: Record<string, FileState> = structuredClone(state.files);
+  const conflicts: Record<string, ConflictRecord> = {};
   try {
     // phase 1: stage and check every chunk needed (nothing in the config folder changes)
     const localOf = new Map<string, { lf: LocalFile; entry: FileEntry }>();
@@ -285,25 +268,7 @@ async function pullLocked(
       for (const c of list) {
         if (!c.file || localOf.get(key)?.entry.hash === c.file.hash) continue;
         const path = `${stage}/${staged++}`;
-        const f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-        try {
-          // up to DOWNLOADS chunks fetched at once, written in order
-          const window: Promise<Uint8Array>[] = [];
-          const writeNext = async () => {
-            const plain = await window.shift()!;
-            let off = 0;
-            while (off < plain.length) off += await f.write(plain.subarray(off));
-          };
-          for (const [id, len] of c.file.chunks) {
-            const p = fetchChunk(client, keys, id, len, count);
-            p.catch(() => {}); // awaited in order below; a later failure is not unhandled
-            window.push(p);
-            if (window.length >= DOWNLOADS) await writeNext();
-          }
-          while (window.length) await writeNext();
-        } finally {
-          f.close();
-        }
+        await stageEntry(client, keys, c.file, path, count);
         stagedOf.set(c, path);
       }
     }
@@ -324,13 +289,15 @@ async function pullLocked(
       let newBase = base;
       const lww = (r: FileEntry, src: string, dst: string, shown: string, from: string) => {
         const copy = `${dst}${CONFLICT_MARK}${stamp()}`;
-        if (r.mtime > (cur?.mtime ?? 0)) {
+        const side = r.mtime > (cur?.mtime ?? 0) ? "local" : "remote";
+        if (side === "local") {
           ops.push({ kind: "rename", from: dst, to: copy });
           ops.push({ kind: "write", src, dst, e: r });
         } else {
           ops.push({ kind: "write", src, dst: copy, e: r });
           changed = true;
         }
+        conflicts[copy.slice(env.configDir.length + 1)] = { side, from };
         actions.push({ path: shown, action: "conflict", from, other: copy.split("/").pop() });
       };
       for (const c of list) {
@@ -458,6 +425,7 @@ async function pullLocked(
         }
       }
       state.files = next;
+      if (Object.keys(conflicts).length) state.conflicts = { ...state.conflicts, ...conflicts };
       await saveState(ctx.home, state);
     }
   } finally {
@@ -476,8 +444,11 @@ async function pullLocked(
   };
 }
 
-/** Write staged canonical content (or merged bytes) to its place, mapped to this machine. */
-async function materialize(
+/**
+ * Write staged canonical content (or merged bytes) to its place, mapped to this machine: a
+ * temp file beside `dst`, then one rename (the mtime is the entry's for staged content).
+ */
+export async function materialize(
   op:
     | { kind: "write"; src: string; dst: string; e: FileEntry; forkId?: string; oldId?: string }
     | { kind: "writeBytes"; bytes: Uint8Array; dst: string; e: FileEntry },
