@@ -55,6 +55,11 @@ export interface SyncState {
   files: Record<string, FileState>;
   /** project folder name → root token */
   roots: Record<string, string>;
+  /** the identity (z-base-32 public key) and device of the last completed push */
+  owner?: string;
+  device?: string;
+  /** the page ids of this device's last pushed head (stored already) */
+  pages?: string[];
 }
 
 /** The sync folder of a cipherpost home. */

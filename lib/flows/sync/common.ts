@@ -32,7 +32,9 @@ import {
   MAX_SNAPSHOT,
   maxChunkObject,
   openChunk,
-  openSnapshot,
+  type OpenedHead,
+  openHead,
+  openPages,
 } from "../../sync/snapshot.ts";
 import {
   deviceSecret,
@@ -74,6 +76,8 @@ export interface SyncCounters {
   bytesRead: number;
   /** Sealed chunks written to the homeserver. */
   chunksUploaded: number;
+  /** Snapshot pages written to the homeserver (sealed like chunks, §8.3). */
+  pagesUploaded: number;
   /** Bytes written to the homeserver: chunks, snapshots and heads, sealed. */
   bytesUploaded: number;
   /** Sealed chunks fetched from the homeserver. */
@@ -90,6 +94,7 @@ export function counters(): SyncCounters {
     filesRead: 0,
     bytesRead: 0,
     chunksUploaded: 0,
+    pagesUploaded: 0,
     bytesUploaded: 0,
     chunksDownloaded: 0,
     bytesDownloaded: 0,
@@ -274,13 +279,13 @@ export interface Head {
   sha256: string;
 }
 
-/** Read a snapshot object; null on 404. */
-export async function readSnapshot(
+/** Read a head object and check it (§8.3), not its pages; null on 404. */
+export async function readHeadObject(
   client: HomeserverClient,
   path: string,
   keys: SyncKeys,
   device: string,
-): Promise<{ manifest: Manifest; sha256: string } | null> {
+): Promise<{ head: OpenedHead; sha256: string } | null> {
   let res;
   try {
     res = await client.get(path);
@@ -291,33 +296,69 @@ export async function readSnapshot(
   if (!res) return null;
   const { bytes, more } = await readUpTo(res.body, MAX_SNAPSHOT);
   if (more) throw signatureError("snapshot too large");
-  return { manifest: await openSnapshot(bytes, keys, device), sha256: sha256Hex(bytes) };
+  return { head: await openHead(bytes, keys, device), sha256: sha256Hex(bytes) };
+}
+
+/** Read a snapshot: its head and every page, checked (§8.3); null when the head is 404. */
+export async function readSnapshot(
+  client: HomeserverClient,
+  path: string,
+  keys: SyncKeys,
+  device: string,
+  count: SyncCounters = counters(),
+): Promise<{ manifest: Manifest; sha256: string } | null> {
+  const r = await readHeadObject(client, path, keys, device);
+  if (r === null) return null;
+  const manifest = await openPages(
+    r.head,
+    keys,
+    (id, len) => fetchChunk(client, keys, id, len, count),
+  );
+  return { manifest, sha256: r.sha256 };
 }
 
 /**
- * Read and check a device's head against what this machine saw before: an older seq, or the
- * same seq with other bytes, or a head gone that was seen, is exit 3.
+ * Read a device's head object (not its pages) and check it against what this machine saw
+ * before: an older seq, or the same seq with other bytes, or a head gone that was seen, is exit 3.
  */
-export async function readHead(
+export async function checkHead(
   client: HomeserverClient,
   keys: SyncKeys,
   device: string,
   state: SyncState,
-): Promise<Head | null> {
+): Promise<{ head: OpenedHead; sha256: string } | null> {
   if (!DEVICE_RE.test(device)) return null;
-  const r = await readSnapshot(client, headPath(device), keys, device);
+  const r = await readHeadObject(client, headPath(device), keys, device);
   const seen = state.heads[device];
   if (r === null) {
     if (seen) throw signatureError("a head seen before is gone");
     return null;
   }
   if (seen) {
-    if (r.manifest.seq < seen.seq) throw signatureError("rolled-back head");
-    if (r.manifest.seq === seen.seq && r.sha256 !== seen.sha256) {
+    if (r.head.seq < seen.seq) throw signatureError("rolled-back head");
+    if (r.head.seq === seen.seq && r.sha256 !== seen.sha256) {
       throw signatureError("head swapped at the same seq");
     }
   }
-  return { device, manifest: r.manifest, sha256: r.sha256 };
+  return r;
+}
+
+/** {@link checkHead}, then the head's pages read and checked: the device's tree. */
+export async function readHead(
+  client: HomeserverClient,
+  keys: SyncKeys,
+  device: string,
+  state: SyncState,
+  count: SyncCounters = counters(),
+): Promise<Head | null> {
+  const r = await checkHead(client, keys, device, state);
+  if (r === null) return null;
+  const manifest = await openPages(
+    r.head,
+    keys,
+    (id, len) => fetchChunk(client, keys, id, len, count),
+  );
+  return { device, manifest, sha256: r.sha256 };
 }
 
 /** Download and check one chunk; a missing one is a dropped object (exit 3). */

@@ -17,6 +17,7 @@ import { ensurePrivateDir } from "../../util/fsutil.ts";
 import type { FlowUi } from "../share/ui.ts";
 import {
   canonicalStream,
+  checkHead,
   counters,
   displayPath,
   fetchChunk,
@@ -179,12 +180,14 @@ export async function syncPull(
   const { keys, device, state } = await openSync(ctx);
   const count = counters();
   const client = await syncClient(ctx);
+  // our own head: still there and not rolled back (a push with nothing to send does not look)
+  if (state.heads[device]) await checkHead(client, keys, device, state);
   const listed = await listDevices(client);
   const names = [...new Set([...listed, ...Object.keys(state.heads)])].filter((d) => d !== device)
     .sort();
   const heads: Head[] = [];
   for (const d of names) {
-    const h = await readHead(client, keys, d, state);
+    const h = await readHead(client, keys, d, state, count);
     if (h) heads.push(h);
   }
   const known = (dev: string) => state.known[dev] ?? 0;
