@@ -56,7 +56,8 @@
  * {@link collectGarbage} for the homeserver.
  *
  * Claude sync keeps this machine's Claude Code files in step with your other machines through
- * your own homeserver, sealed to your identity: {@link syncPush}, {@link syncPull},
+ * your own homeserver, sealed to your identity: {@link syncPush} ({@link syncPushUnchanged}: the
+ * no-change check without the identity or the network), {@link syncPull},
  * {@link syncStatus} (local changes, no network) and {@link syncLog}. Rooms are signed,
  * epoch-encrypted messages each member writes to their own homeserver: {@link createRoom},
  * {@link inviteToRoom} (an invite share) and {@link joinRoom}, {@link removeFromRoom} and
@@ -203,6 +204,7 @@ export {
   type LogEntry,
   type PullAction,
   type PullResult,
+  type PushOptions,
   type PushResult,
   type StatusResult,
   type SyncContext,
@@ -211,6 +213,7 @@ export {
   syncLog,
   syncPull,
   syncPush,
+  syncPushUnchanged,
   syncStatus,
 } from "./lib/flows/sync/mod.ts";
 
