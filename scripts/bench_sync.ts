@@ -166,6 +166,14 @@ async function tree(dir: string): Promise<{ files: string[]; bytes: number }> {
   return { files, bytes };
 }
 
+/** Run `f` `n` times (the machine is shared: the fastest run is the least disturbed one). */
+async function fastest<T extends { secs: number }>(n: number, f: () => Promise<T>) {
+  const runs: T[] = [];
+  for (let i = 0; i < n; i++) runs.push(await f());
+  const best = runs.reduce((a, b) => (b.secs < a.secs ? b : a));
+  return { ...best, all: runs.map((r) => r.secs.toFixed(2)).join(", ") };
+}
+
 const base = await Deno.makeTempDir({ prefix: "cp-bench-sync-" });
 const net = await startTestnet({ nodes: 8 });
 const hs = await startHomeserverOnTestnet(net, { signupMode: "open" });
@@ -255,14 +263,14 @@ try {
     "1.00",
     `${totalMB.toFixed(0)} MB sealed`,
   );
-  const idShow = await cp(A, ["identity", "show"], net);
+  const idShow = await fastest(3, () => cp(A, ["identity", "show"], net));
   row(
     "(cipherpost process start: identity show)",
     idShow.secs.toFixed(2),
     "-",
     (idShow.hwmKiB / 1024).toFixed(0),
     "",
-    "no unlock, no network",
+    `no unlock, no network; fastest of ${idShow.all} s`,
   );
 
   const j = (r: { stdout: string; stderr: string; code: number }) => {
@@ -301,7 +309,7 @@ try {
     `${j(st).counters.files_read} files read`,
   );
   hs.resetCounts();
-  const push2 = await cp(A, ["claude", "sync", "push", "--json"], net);
+  const push2 = await fastest(3, () => cp(A, ["claude", "sync", "push", "--json"], net));
   const p2 = j(push2);
   const requests2 = Object.values(hs.counts).reduce((a, b) => a + b, 0);
   row(
@@ -310,13 +318,16 @@ try {
     "-",
     (push2.hwmKiB / 1024).toFixed(0),
     `${(push2.secs / hashSecs).toFixed(3)} × hashing`,
-    `${p2.counters.files} files stat'ed, ${p2.counters.files_read} read, ${requests2} requests, no unlock`,
+    `${p2.counters.files} files stat'ed, ${p2.counters.files_read} read, ${requests2} requests (3 runs), no unlock; fastest of ${push2.all} s`,
   );
   // the same decision in this process: what the push costs without the process start
   const envA = { configDir: A.config, homeDir: A.homeDir, label: "laptop" };
-  const t2 = performance.now();
-  const same = await syncPushUnchanged(A.home, envA);
-  const sameSecs = (performance.now() - t2) / 1000;
+  const check = await fastest(3, async () => {
+    const t2 = performance.now();
+    const r = await syncPushUnchanged(A.home, envA);
+    return { r, secs: (performance.now() - t2) / 1000 };
+  });
+  const same = check.r, sameSecs = check.secs;
   if (!same) throw new Error("the in-process no-change check found a change");
   row(
     "push, nothing changed: the check alone (in-process, no process start)",
@@ -324,7 +335,7 @@ try {
     "-",
     "-",
     `${(sameSecs / hashSecs).toFixed(3)} × hashing`,
-    `${same.counters.files} files stat'ed, ${same.counters.filesRead} read`,
+    `${same.counters.files} files stat'ed, ${same.counters.filesRead} read; fastest of ${check.all} s`,
   );
   const turn = turnLine(bigCwd, bigId, bigTurns, makeText(SEED_ARG + 7)(3000));
   await Deno.writeTextFile(bigPath, turn, { append: true });
@@ -357,7 +368,7 @@ try {
     `${(naiveBytes / turn.length).toFixed(0)} × appended`,
     `${naiveBytes} B (${(naiveBytes / up).toFixed(0)} × ours)`,
   );
-  const push4 = await cp(A, ["claude", "sync", "push", "--json"], net);
+  const push4 = await fastest(3, () => cp(A, ["claude", "sync", "push", "--json"], net));
   const p4 = j(push4);
   row(
     "push, nothing changed (after the append)",
@@ -365,7 +376,7 @@ try {
     "-",
     (push4.hwmKiB / 1024).toFixed(0),
     `${(push4.secs / hashSecs).toFixed(3)} × hashing`,
-    `${p4.counters.files_read} read, pushed: ${p4.pushed}`,
+    `${p4.counters.files_read} read, pushed: ${p4.pushed}; fastest of ${push4.all} s`,
   );
 
   console.log(
