@@ -64,14 +64,22 @@ Deno.test({
       const config = `${homeDir}/.claude`;
       const folder = `${config}/projects/${projectDirName(project)}`;
       await Deno.mkdir(folder, { recursive: true });
-      const run = (args: string[], pass = PASS): Promise<CliResult> =>
+      // a second machine with the same identity (pulls only)
+      const uB = await makeUserWithSeed(base, "cpB", SEED);
+      const homeB = `${base}/homeB`;
+      await Deno.mkdir(`${homeB}/code/proj`, { recursive: true });
+      const run = (args: string[], pass = PASS, onB = false): Promise<CliResult> =>
         cli(["claude", "sync", ...args], {
-          home: u.home,
+          home: onB ? uB.home : u.home,
           net,
-          env: { HOME: homeDir, CIPHERPOST_PASSPHRASE: pass, CIPHERPOST_DEVICE_LABEL: "perf" },
+          env: {
+            HOME: onB ? homeB : homeDir,
+            CIPHERPOST_PASSPHRASE: pass,
+            CIPHERPOST_DEVICE_LABEL: onB ? "B" : "perf",
+          },
         });
-      const ok = async (args: string[], pass = PASS) => {
-        const r = await run([...args, "--json"], pass);
+      const ok = async (args: string[], pass = PASS, onB = false) => {
+        const r = await run([...args, "--json"], pass, onB);
         assert.deepStrictEqual(r.code, 0, `${args.join(" ")} (seed ${seed}): ${r.stderr}`);
         return JSON.parse(r.stdout);
       };
@@ -95,6 +103,17 @@ Deno.test({
       const first = await ok(["push"]);
       assert.deepStrictEqual(first.pushed, true);
       assert(first.counters.pages_uploaded >= 8, JSON.stringify(first.counters));
+
+      // B's first pull reads every page; a pull with nothing new reads A's head and no object
+      // (the pages come from B's page cache)
+      const objectGets = () =>
+        hs.log.filter((l) => l.method === "GET" && l.path.includes("/sync/o/")).length;
+      hs.log.length = 0;
+      assert.deepStrictEqual((await ok(["pull"], PASS, true)).actions.length, 60);
+      assert(objectGets() >= 60 + first.counters.pages_uploaded, `${objectGets()} object GETs`);
+      hs.log.length = 0;
+      assert.deepStrictEqual((await ok(["pull"], PASS, true)).actions.length, 0);
+      assert.deepStrictEqual(objectGets(), 0);
 
       // nothing changed: no request at all, and no unlock (a wrong passphrase is never tried)
       hs.log.length = 0;
@@ -142,6 +161,12 @@ Deno.test({
         `uploaded ${stored} B for ${appended.length} B appended (bound ${bound}, seed ${seed})`,
       );
       assert(headBytes < 2048, `head ${headBytes} B`);
+
+      // B pulls the append: one page and the transcript's new chunk, not every page
+      hs.log.length = 0;
+      const pb = await ok(["pull"], PASS, true);
+      assert.deepStrictEqual(pb.actions.length, 1, JSON.stringify(pb.actions));
+      assert(objectGets() < first.counters.pages_uploaded, `${objectGets()} object GETs`);
 
       // the homeserver loses this device's head: a no-change push does not look (documented),
       // pull notices (exit 3), push --force republishes, pull is fine again

@@ -13,6 +13,7 @@ import { connect } from "../../homeserver/connect.ts";
 import { readUpTo } from "../../homeserver/http.ts";
 import { fileChunks } from "../../util/file_stream.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
+import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
 import { type ChunkRef, cutChunks } from "../../sync/chunker.ts";
 import {
   folderMatches,
@@ -277,6 +278,8 @@ export interface Head {
   device: string;
   manifest: Manifest;
   sha256: string;
+  /** the ids of its pages */
+  pageIds: string[];
 }
 
 /** Read a head object and check it (§8.3), not its pages; null on 404. */
@@ -343,22 +346,49 @@ export async function checkHead(
   return r;
 }
 
-/** {@link checkHead}, then the head's pages read and checked: the device's tree. */
+/**
+ * {@link checkHead}, then the head's pages read and checked: the device's tree. With `pageCache`
+ * (a private folder), pages read before come from there (checked again: id and length), and
+ * pages fetched are kept there, so an unchanged head costs one request.
+ */
 export async function readHead(
   client: HomeserverClient,
   keys: SyncKeys,
   device: string,
   state: SyncState,
   count: SyncCounters = counters(),
+  pageCache?: string,
 ): Promise<Head | null> {
   const r = await checkHead(client, keys, device, state);
   if (r === null) return null;
-  const manifest = await openPages(
-    r.head,
-    keys,
-    (id, len) => fetchChunk(client, keys, id, len, count),
-  );
-  return { device, manifest, sha256: r.sha256 };
+  const manifest = await openPages(r.head, keys, async (id, len) => {
+    if (pageCache === undefined) return await fetchChunk(client, keys, id, len, count);
+    const path = `${pageCache}/${id}`;
+    try {
+      const b = await Deno.readFile(path);
+      if (b.length === len && keys.chunkId(b) === id) return b;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const plain = await fetchChunk(client, keys, id, len, count);
+    await ensurePrivateDir(pageCache);
+    await writeFileAtomic(path, plain, 0o600);
+    return plain;
+  });
+  return { device, manifest, sha256: r.sha256, pageIds: r.head.pages.map(([id]) => id) };
+}
+
+/** Remove from a page cache every page none of `heads` refers to. */
+export async function prunePageCache(pageCache: string, heads: Head[]): Promise<void> {
+  const keep = new Set<string>();
+  for (const h of heads) for (const id of h.pageIds) keep.add(id);
+  try {
+    for await (const e of Deno.readDir(pageCache)) {
+      if (!keep.has(e.name)) await Deno.remove(`${pageCache}/${e.name}`).catch(() => {});
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
 }
 
 /** Download and check one chunk; a missing one is a dropped object (exit 3). */

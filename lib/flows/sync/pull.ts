@@ -29,6 +29,7 @@ import {
   localFiles,
   localPathOf,
   openSync,
+  prunePageCache,
   quietUi,
   readHead,
   rewriteOf,
@@ -180,6 +181,7 @@ export async function syncPull(
   const { keys, device, state } = await openSync(ctx);
   const count = counters();
   const client = await syncClient(ctx);
+  const pageCache = `${syncDir(ctx.home)}/pages`;
   // our own head: still there and not rolled back (a push with nothing to send does not look)
   if (state.heads[device]) await checkHead(client, keys, device, state);
   const listed = await listDevices(client);
@@ -187,9 +189,10 @@ export async function syncPull(
     .sort();
   const heads: Head[] = [];
   for (const d of names) {
-    const h = await readHead(client, keys, d, state, count);
+    const h = await readHead(client, keys, d, state, count, pageCache);
     if (h) heads.push(h);
   }
+  await prunePageCache(pageCache, heads);
   const known = (dev: string) => state.known[dev] ?? 0;
 
   // new versions per file
