@@ -182,6 +182,13 @@ Deno.test({
       assert.deepStrictEqual(forced.counters.files_read, 60);
       assert.deepStrictEqual(forced.changed, 0);
       await ok(["pull"]);
+
+      // log: every snapshot's counts from the signed heads, no page read
+      hs.log.length = 0;
+      const lg = await ok(["log"]);
+      assert.deepStrictEqual(lg.length, forced.seq);
+      assert.deepStrictEqual(lg[0].files, 60);
+      assert.deepStrictEqual(objectGets(), 0);
     } finally {
       await hs.close();
       await tr.close();

@@ -1,5 +1,6 @@
 /**
- * `claude sync log`: the snapshots of every device, newest first, each checked (§8.3).
+ * `claude sync log`: the snapshots of every device, newest first, each head checked (§8.3; the
+ * counts come from the signed heads, so no page is read).
  *
  * @module
  */
@@ -8,10 +9,10 @@ import { snapPath } from "../../sync/keys.ts";
 import { signatureError } from "../../util/errors.ts";
 import type { FlowUi } from "../share/ui.ts";
 import {
+  checkHead,
   listDevices,
   openSync,
-  readHead,
-  readSnapshot,
+  readHeadObject,
   syncClient,
   type SyncContext,
 } from "./common.ts";
@@ -49,27 +50,28 @@ export async function syncLog(
   const out: LogEntry[] = [];
   const names = [...new Set([...await listDevices(client), ...Object.keys(state.heads)])].sort();
   for (const d of names) {
-    const h = await readHead(client, keys, d, state);
+    // the heads alone (signed, with their entry counts): no page is read
+    const h = await checkHead(client, keys, d, state);
     if (!h) continue;
-    let m = h.manifest;
+    let m = h.head;
     for (let n = 0; n < limit; n++) {
       out.push({
         device: d,
         label: m.label,
         seq: m.seq,
         time: m.time,
-        files: m.files.length,
-        deleted: m.gone.length,
+        files: m.nfiles,
+        deleted: m.ngone,
         mine: d === device,
       });
       if (m.prev === null) break;
-      const r = await readSnapshot(client, snapPath(d, m.prev), keys, d);
+      const r = await readHeadObject(client, snapPath(d, m.prev), keys, d);
       // an older snapshot must be the one before it (seq − 1): anything else is tampering
       if (r === null) break;
-      if (r.manifest.seq !== m.seq - 1 || keys.snapName(d, r.manifest.seq) !== m.prev) {
+      if (r.head.seq !== m.seq - 1 || keys.snapName(d, r.head.seq) !== m.prev) {
         throw signatureError("snapshot chain broken");
       }
-      m = r.manifest;
+      m = r.head;
     }
   }
   out.sort((a, b) => b.time - a.time || (a.device < b.device ? -1 : 1));
