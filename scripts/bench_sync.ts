@@ -7,10 +7,11 @@
  * appended), and beside them, in the same run: hashing every file (what Claude Sync does on
  * each push) and `tar | age` of the whole tree.
  *
- *   deno task bench:sync [--sessions N] [--mb M] [--seed S]
+ *   deno task bench:sync [--sessions N] [--mb M] [--seed S] [--keep]
  *   (= deno run -P=cipherpost --allow-run --no-prompt scripts/bench_sync.ts …)
  *
- * `--mb` defaults to N / 2 (so `--sessions 100` is a quick 50 MB run). CLI times include the
+ * `--mb` defaults to N / 2 (so `--sessions 100` is a quick 50 MB run); `--keep` keeps the temp
+ * folder (its path is printed) to look at the homes afterwards. CLI times include the
  * process start; a push with changes includes the passphrase's Argon2id too (a push with
  * nothing changed does not unlock the identity, PROTOCOL §8.5).
  *
@@ -259,7 +260,7 @@ try {
     "naive: tar | age of the whole tree",
     tarAge.secs.toFixed(2),
     (totalMB / tarAge.secs).toFixed(0),
-    (tarAge.hwmKiB / 1024).toFixed(0),
+    "-", // a shell pipeline: /usr/bin/time sees the shell
     "1.00",
     `${totalMB.toFixed(0)} MB sealed`,
   );
@@ -364,7 +365,7 @@ try {
     "naive: gzip | age of that transcript (Claude Sync's upload)",
     naiveUp.secs.toFixed(2),
     "-",
-    (naiveUp.hwmKiB / 1024).toFixed(0),
+    "-",
     `${(naiveBytes / turn.length).toFixed(0)} × appended`,
     `${naiveBytes} B (${(naiveBytes / up).toFixed(0)} × ours)`,
   );
@@ -404,5 +405,6 @@ try {
 } finally {
   await hs.close();
   await net.close();
-  await Deno.remove(base, { recursive: true }).catch(() => {});
+  if (args.includes("--keep")) console.error(`kept: ${base}`);
+  else await Deno.remove(base, { recursive: true }).catch(() => {});
 }
