@@ -180,6 +180,9 @@ Deno.test({
       assert.deepStrictEqual(forced.pushed, true);
       assert.deepStrictEqual(forced.seq, r.seq + 1);
       assert.deepStrictEqual(forced.counters.files_read, 60);
+      // every chunk (at least one per file) and every page uploaded again
+      assert(forced.counters.chunks_uploaded >= 60, JSON.stringify(forced.counters));
+      assert.deepStrictEqual(forced.counters.pages_uploaded, first.counters.pages_uploaded);
       assert.deepStrictEqual(forced.changed, 0);
       await ok(["pull"]);
 

@@ -131,8 +131,15 @@ export async function syncPush(
   let ownSeq = 0;
   if (o.force) {
     const { [device]: _, ...others } = state.heads;
-    ownSeq = await checkHead(client, keys, device, { ...state, heads: others })
-      .then((r) => r?.head.seq ?? 0, () => 0);
+    // a head that fails its checks is replaced; a network failure stops the push (continuing
+    // could publish a seq below the one the homeserver holds)
+    ownSeq = await checkHead(client, keys, device, { ...state, heads: others }).then(
+      (r) => r?.head.seq ?? 0,
+      (e) => {
+        if (e instanceof CipherpostError && e.kind === "signature") return 0;
+        throw e;
+      },
+    );
   } else {
     const own = await checkHead(client, keys, device, state);
     ownSeq = own?.head.seq ?? 0;
@@ -169,8 +176,11 @@ export async function syncPush(
   const next = structuredClone(state.files);
   for (const f of local.values()) {
     let fs = state.files[f.key];
-    // a cached version whose chunks were never uploaded (computed by a pull) is read again
-    if (fs?.local && (o.force || fs.local.entry.chunks.some(([id]) => !stored.has(id)))) {
+    if (o.force && fs) {
+      // read again and cut afresh, so that every chunk is new to this push and uploaded
+      fs = { base: fs.base?.file ? { file: { ...fs.base.file, chunks: [] } } : fs.base };
+    } else if (fs?.local && fs.local.entry.chunks.some(([id]) => !stored.has(id))) {
+      // a cached version whose chunks were never uploaded (computed by a pull) is read again
       fs = { base: fs.base };
     }
     const { entry } = await localEntry(f, fs, env, keys, count, upload);
