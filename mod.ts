@@ -56,7 +56,8 @@
  * {@link collectGarbage} for the homeserver.
  *
  * Claude sync keeps this machine's Claude Code files in step with your other machines through
- * your own homeserver, sealed to your identity: {@link syncPush}, {@link syncPull},
+ * your own homeserver, sealed to your identity: {@link syncPush} ({@link syncPushUnchanged}: the
+ * no-change check without the identity or the network), {@link syncPull},
  * {@link syncStatus} (local changes, no network), {@link syncDiff}, {@link syncLog},
  * {@link syncRestore}, {@link syncConflicts} and {@link syncDevices}. Rooms are signed,
  * epoch-encrypted messages each member writes to their own homeserver: {@link createRoom},
@@ -212,6 +213,7 @@ export {
   type LogEntry,
   type PullAction,
   type PullResult,
+  type PushOptions,
   type PushResult,
   type Resolution,
   type RestoredFile,
@@ -227,6 +229,7 @@ export {
   syncLog,
   syncPull,
   syncPush,
+  syncPushUnchanged,
   syncRestore,
   syncStatus,
 } from "./lib/flows/sync/mod.ts";

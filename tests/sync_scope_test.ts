@@ -19,7 +19,8 @@ import type { HomeserverClient } from "../lib/homeserver/client.ts";
 import { keypairFromSeed } from "../lib/crypto/keys.ts";
 import { projectDirName } from "../lib/claude/project_dir.ts";
 import { chunkPath, headPath, SyncKeys } from "../lib/sync/keys.ts";
-import { type Manifest, openChunk, openSnapshot } from "../lib/sync/snapshot.ts";
+import { type Manifest, openChunk } from "../lib/sync/snapshot.ts";
+import { readSnapshot } from "../lib/flows/sync/common.ts";
 import { globRegExp, inScope, scopeRules } from "../lib/sync/scope.ts";
 import { historyRewriteOf, localDirOf, rootToken } from "../lib/sync/canonical.ts";
 import { parseMapRule } from "../lib/sync/config.ts";
@@ -167,12 +168,9 @@ async function exists(path: string): Promise<boolean> {
 
 /** A device's head, opened with the identity's keys. */
 async function headOf(c: HomeserverClient, device: string): Promise<Manifest> {
-  const r = await c.get(headPath(device));
-  return await openSnapshot(
-    new Uint8Array(await new Response(r!.body).arrayBuffer()),
-    KEYS,
-    device,
-  );
+  const r = await readSnapshot(c, headPath(device), KEYS, device);
+  assert.ok(r, `no head for ${device}`);
+  return r.manifest;
 }
 
 /** Every file of a head, decrypted: path → content. */

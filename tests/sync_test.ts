@@ -26,9 +26,12 @@ import {
 import { BLOCK, type ChunkRef, cutChunks } from "../lib/sync/chunker.ts";
 import { SyncKeys } from "../lib/sync/keys.ts";
 import {
+  type FileEntry,
   type Manifest,
   openChunk,
-  openSnapshot,
+  openHead,
+  openPages,
+  type Page,
   sealChunk,
   sealSnapshot,
 } from "../lib/sync/snapshot.ts";
@@ -105,7 +108,7 @@ Deno.test("sync chunker: appends upload only the tail; a completed block is one 
 
 Deno.test("sync objects: a flipped byte, another key or a wrong id fail as a signature", async () => {
   const m: Manifest = {
-    v: 1,
+    v: 2,
     device: "0".repeat(32),
     label: "x",
     seq: 1,
@@ -115,15 +118,15 @@ Deno.test("sync objects: a flipped byte, another key or a wrong id fail as a sig
     files: [],
     gone: [],
   };
-  const sealed = await sealSnapshot(m, KEYS);
-  assert.deepStrictEqual((await openSnapshot(sealed, KEYS, m.device)).seq, 1);
-  await assert.rejects(openSnapshot(sealed, KEYS, "1".repeat(32)), /signature verification failed/);
+  const sealed = (await sealSnapshot(m, KEYS)).head;
+  assert.deepStrictEqual((await openHead(sealed, KEYS, m.device)).seq, 1);
+  await assert.rejects(openHead(sealed, KEYS, "1".repeat(32)), /signature verification failed/);
   const flipped = sealed.slice();
   flipped[flipped.length - 20] ^= 1;
-  await assert.rejects(openSnapshot(flipped, KEYS, m.device), /signature verification failed/);
+  await assert.rejects(openHead(flipped, KEYS, m.device), /signature verification failed/);
   const other = new SyncKeys(keypairFromSeed(new Uint8Array(32).fill(8)));
   await assert.rejects(
-    openSnapshot(await sealSnapshot(m, other), KEYS, m.device),
+    openHead((await sealSnapshot(m, other)).head, KEYS, m.device),
     /signature verification failed/,
   );
   const plain = new TextEncoder().encode("chunk");
@@ -133,6 +136,80 @@ Deno.test("sync objects: a flipped byte, another key or a wrong id fail as a sig
   await assert.rejects(openChunk(c, KEYS.chunkId(plain), 4, KEYS), /signature verification failed/);
   await assert.rejects(
     openChunk(await sealChunk(plain, other), KEYS.chunkId(plain), 5, KEYS),
+    /signature verification failed/,
+  );
+});
+
+Deno.test("sync snapshot pages: one changed file changes one page; swapped, dropped or moved pages fail", async () => {
+  const entry = (i: number, hash: string): FileEntry => ({
+    path: `s${i}.jsonl`,
+    root: "${HOME}/code/p",
+    mode: 0o600,
+    mtime: i,
+    size: 1,
+    hash,
+    chunks: [[hash, 1]],
+    origin: ["0".repeat(32), 1],
+  });
+  const files = Array.from({ length: 1000 }, (_, i) => entry(i, "a".repeat(64)));
+  const m: Manifest = {
+    v: 2,
+    device: "0".repeat(32),
+    label: "x",
+    seq: 1,
+    prev: null,
+    time: 1,
+    seen: {},
+    files,
+    gone: [{ path: "gone.jsonl", time: 5, origin: ["0".repeat(32), 1] }],
+  };
+  const a = await sealSnapshot(m, KEYS);
+  assert.deepStrictEqual(a.pages.length, 32); // 32² ≥ 1001
+  const byId = new Map(a.pages.map((p) => [p.id, p]));
+  const fetcher = (pages: Map<string, Page>) => (id: string, len: number) => {
+    const p = pages.get(id);
+    if (!p || p.plain.length !== len) throw new Error("missing");
+    return Promise.resolve(p.plain);
+  };
+  const head = await openHead(a.head, KEYS, m.device);
+  const back = await openPages(head, KEYS, fetcher(byId));
+  assert.deepStrictEqual(back.files.length, 1000);
+  assert.deepStrictEqual(back.gone.length, 1);
+  assert.deepStrictEqual(
+    new Set(back.files.map((f) => f.path)),
+    new Set(files.map((f) => f.path)),
+  );
+  // one file changed: exactly one page differs; the head stays small
+  const b = await sealSnapshot(
+    { ...m, seq: 2, files: files.map((f, i) => i === 500 ? entry(i, "b".repeat(64)) : f) },
+    KEYS,
+  );
+  assert.deepStrictEqual(b.pages.filter((p) => !byId.has(p.id)).length, 1);
+  assert.ok(b.head.length < 4096, `head ${b.head.length} B`);
+  // a page of another snapshot in place of the right one (its id is the signed one's): refused
+  const bHead = await openHead(b.head, KEYS, m.device);
+  const swapped = new Map(byId);
+  for (const p of b.pages) if (!byId.has(p.id)) swapped.set(p.id, a.pages[b.pages.indexOf(p)]);
+  await assert.rejects(
+    openPages(bHead, KEYS, (id, len) => {
+      const p = swapped.get(id)!;
+      // what a chunk check would do: the id must match
+      if (KEYS.chunkId(p.plain) !== id || p.plain.length !== len) {
+        return Promise.reject(new Error("chunk id"));
+      }
+      return Promise.resolve(p.plain);
+    }),
+    /chunk id/,
+  );
+  // a page re-signed into another bucket (pages in the wrong order): the bucket check fails
+  const reordered = { ...head, pages: [...head.pages].reverse() };
+  await assert.rejects(
+    openPages(reordered, KEYS, fetcher(byId)),
+    /signature verification failed/,
+  );
+  // a head that claims fewer entries than its pages hold
+  await assert.rejects(
+    openPages({ ...head, nfiles: 999 }, KEYS, fetcher(byId)),
     /signature verification failed/,
   );
 });

@@ -44,6 +44,7 @@ export function countersJson(c: SyncCounters) {
     files_read: c.filesRead,
     bytes_read: c.bytesRead,
     chunks_uploaded: c.chunksUploaded,
+    pages_uploaded: c.pagesUploaded,
     bytes_uploaded: c.bytesUploaded,
     chunks_downloaded: c.chunksDownloaded,
     bytes_downloaded: c.bytesDownloaded,

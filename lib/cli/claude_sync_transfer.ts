@@ -6,7 +6,7 @@
 
 import type { Command } from "@commander-js/extra-typings";
 import { type PullResult, syncPull } from "../flows/sync/pull.ts";
-import { syncPush } from "../flows/sync/push.ts";
+import { syncPush, syncPushUnchanged } from "../flows/sync/push.ts";
 import { asHook, countersJson, shown, syncEnv } from "./claude_sync_common.ts";
 import { cipherpostHome } from "./home.ts";
 import type { Io } from "./io.ts";
@@ -27,27 +27,36 @@ export function registerSyncPush(sync: Command, io: Io): void {
       .description("upload what changed here since the last sync (a signed snapshot)")
       .option("-q, --quiet", "print nothing unless it fails")
       .option("--hook", "as a Claude Code hook: print nothing, exit 0, failures to sync/hook.log")
+      .option(
+        "--force",
+        "read every file, re-upload everything and publish a new snapshot (after a homeserver lost data)",
+      )
       .option("--json", "print {seq, pushed, changed, deleted, counters} as JSON"),
   ))
     .addHelpText("after", NETWORK_HELP)
     .action(async (o) => {
+      const force = o.force === true;
       if (o.hook) {
         return await asHook("push", o, async () => {
+          if (!force && await syncPushUnchanged(cipherpostHome(), syncEnv())) return;
           const me = await unlockIdentity(o, io);
           const ctx = { me, home: cipherpostHome() };
           await withTransport(o, (t) => syncPush({ ...ctx, transport: t }, syncEnv()));
         });
       }
-      const me = await unlockIdentity(o, io);
-      const ui = cliUi(o.quiet ? () => {} : log);
-      let r;
-      try {
-        r = await withTransport(
-          o,
-          (t) => syncPush({ transport: t, me, home: cipherpostHome() }, syncEnv(), ui),
-        );
-      } finally {
-        ui.end();
+      // nothing changed since the last push (the stat cache says so): no unlock, no network
+      let r = force ? null : await syncPushUnchanged(cipherpostHome(), syncEnv());
+      if (!r) {
+        const me = await unlockIdentity(o, io);
+        const ui = cliUi(o.quiet ? () => {} : log);
+        try {
+          r = await withTransport(
+            o,
+            (t) => syncPush({ transport: t, me, home: cipherpostHome() }, syncEnv(), ui, { force }),
+          );
+        } finally {
+          ui.end();
+        }
       }
       if (o.json) {
         io.out(
@@ -64,7 +73,7 @@ export function registerSyncPush(sync: Command, io: Io): void {
         log(
           r.pushed
             ? `pushed snapshot ${r.seq}: ${r.changed} changed, ${r.deleted} deleted, ${r.counters.chunksUploaded} chunk(s) uploaded`
-            : `nothing to push (snapshot ${r.seq} is current)`,
+            : `nothing to push (snapshot ${r.seq} is current; ${r.counters.files} file(s) checked, ${r.counters.filesRead} read)`,
         );
       }
     });

@@ -47,6 +47,12 @@ export class SyncKeys {
     return this.hasher("device").update(secret).digest("hex").slice(0, 32);
   }
 
+  /** The first 4 bytes (big-endian) of `path_hash`: what puts a path in a snapshot page. */
+  pathHash(root: string | undefined, path: string): number {
+    const d = this.hasher("page").update(utf8(`${root ?? ""}\0${path}`)).digest();
+    return d.readUInt32BE(0);
+  }
+
   /** `snap_name` of a device's snapshot `seq` (32 hex). */
   snapName(device: string, seq: number): string {
     return this.hasher("snapshot").update(utf8(`${device}\0${seq}`)).digest("hex").slice(0, 32);

@@ -1,7 +1,8 @@
 /**
- * Snapshots (docs/PROTOCOL.md §8.3): a device's whole synced tree as canonical JSON, signed by
- * the identity and age-encrypted to it; and chunk objects (§8.2), padded to 4 KiB buckets.
- * Every read failure is a signature-class error (exit 3).
+ * Snapshots (docs/PROTOCOL.md §8.3): a device's whole synced tree, split into pages by a keyed
+ * hash of each path (each page stored as a chunk object), under a head that commits to the
+ * pages, signed by the identity and age-encrypted to it; and chunk objects (§8.2), padded to
+ * 4 KiB buckets. Every read failure is a signature-class error (exit 3).
  *
  * @module
  */
@@ -15,10 +16,12 @@ import { type CipherpostError, signatureError } from "../util/errors.ts";
 import { BLOCK, type ChunkRef } from "./chunker.ts";
 import { CHUNK_RE, DEVICE_RE, type SyncKeys } from "./keys.ts";
 
-const MAGIC = utf8("CPSYNC01");
+const MAGIC = utf8("CPSYNC02");
 const SIG_CONTEXT = utf8("cipherpost/v1/sync-snapshot\0");
-/** Largest snapshot object read or written. */
+/** Largest head object read or written, and largest sum of a snapshot's pages. */
 export const MAX_SNAPSHOT = 64 << 20;
+/** Most pages a snapshot has. */
+export const MAX_PAGES = 4096;
 /** Chunk objects are padded to a multiple of this. */
 export const PAD = 4096;
 
@@ -48,9 +51,9 @@ export interface Tombstone {
   origin: Origin;
 }
 
-/** A device's snapshot. */
+/** A device's snapshot, its pages put together. */
 export interface Manifest {
-  v: 1;
+  v: 2;
   device: string;
   label: string;
   seq: number;
@@ -95,26 +98,79 @@ function tombJson(t: Tombstone): JsonValue {
   return o;
 }
 
-/** The canonical bytes of a manifest (entries sorted). */
-export function manifestBytes(m: Manifest): Uint8Array {
+/** The page count for `n` entries: the smallest power of two with P² ≥ n (at most 4096). */
+export function pageCount(n: number): number {
+  let p = 1;
+  while (p * p < n && p < MAX_PAGES) p *= 2;
+  return p;
+}
+
+function bucketOf(keys: SyncKeys, e: { path: string; root?: string }, pages: number): number {
+  return pages === 1 ? 0 : keys.pathHash(e.root, e.path) >>> (32 - Math.log2(pages));
+}
+
+/** A page of a snapshot: its `page_id` and plaintext (stored as a chunk object). */
+export interface Page {
+  id: string;
+  plain: Uint8Array;
+}
+
+/** A sealed snapshot: the head object and every page (upload the ones not stored yet). */
+export interface SealedSnapshot {
+  head: Uint8Array;
+  pages: Page[];
+}
+
+/** The canonical bytes of a page (entries sorted). */
+function pageBytes(files: FileEntry[], gone: Tombstone[]): Uint8Array {
   return canonicalize({
-    v: 1,
+    files: [...files].sort(cmpKey).map(entryJson),
+    gone: [...gone].sort(cmpKey).map(tombJson),
+  });
+}
+
+/** The head's fields besides the pages. */
+type HeadFields = Omit<Manifest, "files" | "gone">;
+
+function headBytes(
+  m: HeadFields,
+  nfiles: number,
+  ngone: number,
+  pages: [string, number][],
+): Uint8Array {
+  return canonicalize({
+    v: 2,
     device: m.device,
     label: m.label,
     seq: m.seq,
     prev: m.prev,
     time: m.time,
     seen: { ...m.seen },
-    files: [...m.files].sort(cmpKey).map(entryJson),
-    gone: [...m.gone].sort(cmpKey).map(tombJson),
+    nfiles,
+    ngone,
+    pages: pages.map(([id, len]) => [id, len]),
   });
 }
 
-/** Sign and encrypt a manifest into a snapshot object. */
-export async function sealSnapshot(m: Manifest, keys: SyncKeys): Promise<Uint8Array> {
-  const body = manifestBytes(m);
+/** Split a manifest into pages, sign the head and encrypt it. */
+export async function sealSnapshot(m: Manifest, keys: SyncKeys): Promise<SealedSnapshot> {
+  const n = pageCount(m.files.length + m.gone.length);
+  const fb: FileEntry[][] = Array.from({ length: n }, () => []);
+  const gb: Tombstone[][] = Array.from({ length: n }, () => []);
+  for (const f of m.files) fb[bucketOf(keys, f, n)].push(f);
+  for (const g of m.gone) gb[bucketOf(keys, g, n)].push(g);
+  const pages: Page[] = fb.map((f, i) => {
+    const plain = pageBytes(f, gb[i]);
+    return { id: keys.chunkId(plain), plain };
+  });
+  const body = headBytes(
+    m,
+    m.files.length,
+    m.gone.length,
+    pages.map((p) => [p.id, p.plain.length]),
+  );
   const sig = sign(keys.me.seed, concat(SIG_CONTEXT, body));
-  return await ageEncrypt(concat(MAGIC, sig, body), keys.recipient);
+  return { head: await ageEncrypt(concat(MAGIC, sig, body), keys.recipient), pages };
 }
 
 // deno-lint-ignore no-control-regex
@@ -155,9 +211,57 @@ function nonNeg(v: JsonValue | undefined): number {
   return n;
 }
 
-function parseManifest(body: Uint8Array): Manifest {
+function fileEntry(f: JsonValue): FileEntry {
+  if (!field.isObject(f)) throw new Error("bad file");
+  const chunksV = f.chunks;
+  if (!Array.isArray(chunksV)) throw new Error("bad chunks");
+  let total = 0;
+  const chunks: ChunkRef[] = chunksV.map((c) => {
+    if (!Array.isArray(c) || c.length !== 2) throw new Error("bad chunk");
+    const id = field.str(c[0]);
+    const len = field.int(c[1]);
+    if (!CHUNK_RE.test(id) || len < 1 || len > BLOCK) throw new Error("bad chunk");
+    total += len;
+    return [id, len];
+  });
+  const size = nonNeg(f.size);
+  if (total !== size) throw new Error("chunks do not add up");
+  const hash = field.str(f.hash);
+  if (!CHUNK_RE.test(hash)) throw new Error("bad hash");
+  const mode = nonNeg(f.mode);
+  if (mode > 0o777) throw new Error("bad mode");
+  const e: FileEntry = {
+    path: relPath(f.path),
+    mode,
+    mtime: nonNeg(f.mtime),
+    size,
+    hash,
+    chunks,
+    origin: origin(f.origin),
+  };
+  const r = root(f.root);
+  if (r !== undefined) e.root = r;
+  return e;
+}
+
+function tombstone(g: JsonValue): Tombstone {
+  if (!field.isObject(g)) throw new Error("bad tombstone");
+  const t: Tombstone = { path: relPath(g.path), time: nonNeg(g.time), origin: origin(g.origin) };
+  const r = root(g.root);
+  if (r !== undefined) t.root = r;
+  return t;
+}
+
+/** A head read and checked: its fields and the pages it commits to. */
+export interface OpenedHead extends HeadFields {
+  nfiles: number;
+  ngone: number;
+  pages: [id: string, len: number][];
+}
+
+function parseHead(body: Uint8Array): OpenedHead {
   const o = parseJson(fromUtf8(body));
-  if (!field.isObject(o) || o.v !== 1) throw new Error("not a v1 manifest");
+  if (!field.isObject(o) || o.v !== 2) throw new Error("not a v2 head");
   const device = field.str(o.device);
   if (!DEVICE_RE.test(device)) throw new Error("bad device");
   const label = field.str(o.label);
@@ -173,65 +277,34 @@ function parseManifest(body: Uint8Array): Manifest {
     if (!DEVICE_RE.test(k)) throw new Error("bad seen device");
     seen[k] = nonNeg(v);
   }
-  if (!Array.isArray(o.files) || !Array.isArray(o.gone)) throw new Error("bad lists");
-  const files: FileEntry[] = o.files.map((f) => {
-    if (!field.isObject(f)) throw new Error("bad file");
-    const chunksV = f.chunks;
-    if (!Array.isArray(chunksV)) throw new Error("bad chunks");
-    let total = 0;
-    const chunks: ChunkRef[] = chunksV.map((c) => {
-      if (!Array.isArray(c) || c.length !== 2) throw new Error("bad chunk");
-      const id = field.str(c[0]);
-      const len = field.int(c[1]);
-      if (!CHUNK_RE.test(id) || len < 1 || len > BLOCK) throw new Error("bad chunk");
-      total += len;
-      return [id, len];
-    });
-    const size = nonNeg(f.size);
-    if (total !== size) throw new Error("chunks do not add up");
-    const hash = field.str(f.hash);
-    if (!CHUNK_RE.test(hash)) throw new Error("bad hash");
-    const mode = nonNeg(f.mode);
-    if (mode > 0o777) throw new Error("bad mode");
-    const e: FileEntry = {
-      path: relPath(f.path),
-      mode,
-      mtime: nonNeg(f.mtime),
-      size,
-      hash,
-      chunks,
-      origin: origin(f.origin),
-    };
-    const r = root(f.root);
-    if (r !== undefined) e.root = r;
-    return e;
+  const nfiles = nonNeg(o.nfiles), ngone = nonNeg(o.ngone);
+  if (!Array.isArray(o.pages)) throw new Error("bad pages");
+  const n = o.pages.length;
+  if (n < 1 || n > MAX_PAGES || (n & (n - 1)) !== 0) throw new Error("bad page count");
+  let total = 0;
+  const pages: [string, number][] = o.pages.map((p) => {
+    if (!Array.isArray(p) || p.length !== 2) throw new Error("bad page");
+    const id = field.str(p[0]);
+    const len = field.int(p[1]);
+    if (!CHUNK_RE.test(id) || len < 1 || len > MAX_SNAPSHOT) throw new Error("bad page");
+    total += len;
+    return [id, len];
   });
-  const gone: Tombstone[] = o.gone.map((g) => {
-    if (!field.isObject(g)) throw new Error("bad tombstone");
-    const t: Tombstone = { path: relPath(g.path), time: nonNeg(g.time), origin: origin(g.origin) };
-    const r = root(g.root);
-    if (r !== undefined) t.root = r;
-    return t;
-  });
-  const keys = new Set<string>();
-  for (const e of [...files, ...gone]) {
-    const k = keyOf(e);
-    if (keys.has(k)) throw new Error("duplicate path");
-    keys.add(k);
-  }
-  return { v: 1, device, label, seq, prev, time, seen, files, gone };
+  if (total > MAX_SNAPSHOT) throw new Error("pages too large");
+  return { v: 2, device, label, seq, prev, time, seen, nfiles, ngone, pages };
 }
 
 /**
- * Open a snapshot object read from `/pub/cipherpost/sync/<device>/…`: decrypt, check the
- * magic, the signature by our own key, the canonical form and that it names `device`.
+ * Open a head object read from `/pub/cipherpost/sync/<device>/…`: decrypt, check the magic, the
+ * signature by our own key, the canonical form and that it names `device`. The pages are not
+ * read: {@link openPages} does that.
  * @throws CipherpostError("signature") on any failure
  */
-export async function openSnapshot(
+export async function openHead(
   sealed: Uint8Array,
   keys: SyncKeys,
   device: string,
-): Promise<Manifest> {
+): Promise<OpenedHead> {
   let plain: Uint8Array;
   try {
     plain = await ageDecrypt(sealed, keys.ageIdentity);
@@ -246,15 +319,67 @@ export async function openSnapshot(
   if (!verifyStrict(keys.me.publicKey, concat(SIG_CONTEXT, body), sig)) {
     throw signatureError("snapshot signature");
   }
-  let m: Manifest;
+  let h: OpenedHead;
   try {
-    m = parseManifest(body);
+    h = parseHead(body);
   } catch (e) {
-    throw signatureError(`snapshot manifest: ${(e as Error).message}`);
+    throw signatureError(`snapshot head: ${(e as Error).message}`);
   }
-  if (!bytesEqual(manifestBytes(m), body)) throw signatureError("snapshot not canonical");
-  if (m.device !== device) throw signatureError("snapshot of another device");
-  return m;
+  if (!bytesEqual(headBytes(h, h.nfiles, h.ngone, h.pages), body)) {
+    throw signatureError("snapshot not canonical");
+  }
+  if (h.device !== device) throw signatureError("snapshot of another device");
+  return h;
+}
+
+/**
+ * Put a head's pages together into the manifest. `fetchPage` returns a page's plaintext checked
+ * as a chunk (its id and length: lib/flows/sync/common.ts `fetchChunk`), in page order; each
+ * page must be canonical, hold only entries of its own bucket, and the counts must match.
+ * @throws CipherpostError("signature") on any failure
+ */
+export async function openPages(
+  head: OpenedHead,
+  keys: SyncKeys,
+  fetchPage: (id: string, len: number) => Promise<Uint8Array>,
+): Promise<Manifest> {
+  const files: FileEntry[] = [], gone: Tombstone[] = [];
+  const n = head.pages.length;
+  for (let i = 0; i < n; i++) {
+    const [id, len] = head.pages[i];
+    const plain = await fetchPage(id, len);
+    let pf: FileEntry[], pg: Tombstone[];
+    try {
+      const o = parseJson(fromUtf8(plain));
+      if (!field.isObject(o) || !Array.isArray(o.files) || !Array.isArray(o.gone)) {
+        throw new Error("bad page");
+      }
+      if (files.length + o.files.length > head.nfiles || gone.length + o.gone.length > head.ngone) {
+        throw new Error("more entries than the head says");
+      }
+      pf = o.files.map(fileEntry);
+      pg = o.gone.map(tombstone);
+    } catch (e) {
+      throw signatureError(`snapshot page: ${(e as Error).message}`);
+    }
+    if (!bytesEqual(pageBytes(pf, pg), plain)) throw signatureError("snapshot page not canonical");
+    for (const e of [...pf, ...pg]) {
+      if (bucketOf(keys, e, n) !== i) throw signatureError("snapshot entry in another page");
+    }
+    files.push(...pf);
+    gone.push(...pg);
+  }
+  if (files.length !== head.nfiles || gone.length !== head.ngone) {
+    throw signatureError("snapshot counts");
+  }
+  const keysSeen = new Set<string>();
+  for (const e of [...files, ...gone]) {
+    const k = keyOf(e);
+    if (keysSeen.has(k)) throw signatureError("snapshot: duplicate path");
+    keysSeen.add(k);
+  }
+  const { device, label, seq, prev, time, seen } = head;
+  return { v: 2, device, label, seq, prev, time, seen, files, gone };
 }
 
 /**

@@ -55,6 +55,11 @@ export interface SyncState {
   files: Record<string, FileState>;
   /** project folder name → root token */
   roots: Record<string, string>;
+  /** the identity (z-base-32 public key) and device of the last completed push */
+  owner?: string;
+  device?: string;
+  /** the page ids of this device's last pushed head (stored already) */
+  pages?: string[];
   /**
    * conflict copies a pull made, by config-relative path: which side the copy holds and the
    * label of the device whose version met the local one (docs/PROTOCOL.md §8.7)

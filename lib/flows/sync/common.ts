@@ -13,6 +13,7 @@ import { connect } from "../../homeserver/connect.ts";
 import { readUpTo } from "../../homeserver/http.ts";
 import { fileChunks } from "../../util/file_stream.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
+import { ensurePrivateDir, writeFileAtomic } from "../../util/fsutil.ts";
 import { type ChunkRef, cutChunks } from "../../sync/chunker.ts";
 import {
   folderMatches,
@@ -39,7 +40,9 @@ import {
   MAX_SNAPSHOT,
   maxChunkObject,
   openChunk,
-  openSnapshot,
+  type OpenedHead,
+  openHead,
+  openPages,
 } from "../../sync/snapshot.ts";
 import {
   deviceSecret,
@@ -116,6 +119,8 @@ export interface SyncCounters {
   bytesRead: number;
   /** Sealed chunks written to the homeserver. */
   chunksUploaded: number;
+  /** Snapshot pages written to the homeserver (sealed like chunks, §8.3). */
+  pagesUploaded: number;
   /** Bytes written to the homeserver: chunks, snapshots and heads, sealed. */
   bytesUploaded: number;
   /** Sealed chunks fetched from the homeserver. */
@@ -132,6 +137,7 @@ export function counters(): SyncCounters {
     filesRead: 0,
     bytesRead: 0,
     chunksUploaded: 0,
+    pagesUploaded: 0,
     bytesUploaded: 0,
     chunksDownloaded: 0,
     bytesDownloaded: 0,
@@ -326,15 +332,17 @@ export interface Head {
   device: string;
   manifest: Manifest;
   sha256: string;
+  /** the ids of its pages */
+  pageIds: string[];
 }
 
-/** Read a snapshot object; null on 404. */
-export async function readSnapshot(
+/** Read a head object and check it (§8.3), not its pages; null on 404. */
+export async function readHeadObject(
   client: HomeserverClient,
   path: string,
   keys: SyncKeys,
   device: string,
-): Promise<{ manifest: Manifest; sha256: string } | null> {
+): Promise<{ head: OpenedHead; sha256: string } | null> {
   let res;
   try {
     res = await client.get(path);
@@ -345,50 +353,114 @@ export async function readSnapshot(
   if (!res) return null;
   const { bytes, more } = await readUpTo(res.body, MAX_SNAPSHOT);
   if (more) throw signatureError("snapshot too large");
-  return { manifest: await openSnapshot(bytes, keys, device), sha256: sha256Hex(bytes) };
+  return { head: await openHead(bytes, keys, device), sha256: sha256Hex(bytes) };
+}
+
+/** Read a snapshot: its head and every page, checked (§8.3); null when the head is 404. */
+export async function readSnapshot(
+  client: HomeserverClient,
+  path: string,
+  keys: SyncKeys,
+  device: string,
+  count: SyncCounters = counters(),
+): Promise<{ manifest: Manifest; sha256: string } | null> {
+  const r = await readHeadObject(client, path, keys, device);
+  if (r === null) return null;
+  const manifest = await openPages(
+    r.head,
+    keys,
+    (id, len) => fetchChunk(client, keys, id, len, count),
+  );
+  return { manifest, sha256: r.sha256 };
 }
 
 /**
- * Read and check a device's head against what this machine saw before: an older seq, or the
- * same seq with other bytes, or a head gone that was seen, is exit 3.
+ * Read a device's head object (not its pages) and check it against what this machine saw
+ * before: an older seq, or the same seq with other bytes, or a head gone that was seen, is exit 3.
  */
-export async function readHead(
+export async function checkHead(
   client: HomeserverClient,
   keys: SyncKeys,
   device: string,
   state: SyncState,
-): Promise<Head | null> {
+): Promise<{ head: OpenedHead; sha256: string } | null> {
   if (!DEVICE_RE.test(device)) return null;
-  const r = await readSnapshot(client, headPath(device), keys, device);
+  const r = await readHeadObject(client, headPath(device), keys, device);
   const seen = state.heads[device];
   if (r === null) {
     if (seen) throw signatureError("a head seen before is gone");
     return null;
   }
   if (seen) {
-    if (r.manifest.seq < seen.seq) throw signatureError("rolled-back head");
-    if (r.manifest.seq === seen.seq && r.sha256 !== seen.sha256) {
+    if (r.head.seq < seen.seq) throw signatureError("rolled-back head");
+    if (r.head.seq === seen.seq && r.sha256 !== seen.sha256) {
       throw signatureError("head swapped at the same seq");
     }
   }
-  return { device, manifest: r.manifest, sha256: r.sha256 };
+  return r;
+}
+
+/**
+ * {@link checkHead}, then the head's pages read and checked: the device's tree. With `pageCache`
+ * (a private folder), pages read before come from there (checked again: id and length), and
+ * pages fetched are kept there, so an unchanged head costs one request.
+ */
+export async function readHead(
+  client: HomeserverClient,
+  keys: SyncKeys,
+  device: string,
+  state: SyncState,
+  count: SyncCounters = counters(),
+  pageCache?: string,
+): Promise<Head | null> {
+  const r = await checkHead(client, keys, device, state);
+  if (r === null) return null;
+  const manifest = await openPages(r.head, keys, async (id, len) => {
+    if (pageCache === undefined) return await fetchChunk(client, keys, id, len, count);
+    const path = `${pageCache}/${id}`;
+    try {
+      const b = await Deno.readFile(path);
+      if (b.length === len && keys.chunkId(b) === id) return b;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const plain = await fetchChunk(client, keys, id, len, count);
+    await ensurePrivateDir(pageCache);
+    await writeFileAtomic(path, plain, 0o600);
+    return plain;
+  });
+  return { device, manifest, sha256: r.sha256, pageIds: r.head.pages.map(([id]) => id) };
+}
+
+/** Remove from a page cache every page none of `heads` refers to. */
+export async function prunePageCache(pageCache: string, heads: Head[]): Promise<void> {
+  const keep = new Set<string>();
+  for (const h of heads) for (const id of h.pageIds) keep.add(id);
+  try {
+    for await (const e of Deno.readDir(pageCache)) {
+      if (!keep.has(e.name)) await Deno.remove(`${pageCache}/${e.name}`).catch(() => {});
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
 }
 
 /**
  * Every device's head that reads and checks (§8.3): the devices listed under
- * `/pub/cipherpost/sync/` and those this machine saw before, but `except`, sorted by device.
+ * `/pub/cipherpost/sync/` and those this machine saw before, but `o.except`, sorted by device
+ * (pages through `o.pageCache` when given, see {@link readHead}).
  */
 export async function readHeads(
   client: HomeserverClient,
   keys: SyncKeys,
   state: SyncState,
-  except?: string,
+  o: { except?: string; count?: SyncCounters; pageCache?: string } = {},
 ): Promise<Head[]> {
   const names = [...new Set([...await listDevices(client), ...Object.keys(state.heads)])]
-    .filter((d) => d !== except).sort();
+    .filter((d) => d !== o.except).sort();
   const heads: Head[] = [];
   for (const d of names) {
-    const h = await readHead(client, keys, d, state);
+    const h = await readHead(client, keys, d, state, o.count, o.pageCache);
     if (h) heads.push(h);
   }
   return heads;

@@ -1,5 +1,6 @@
 /**
- * `claude sync log`: the snapshots of every device, newest first, each checked (§8.3).
+ * `claude sync log`: the snapshots of every device, newest first, each head checked (§8.3; the
+ * counts come from the signed heads, so no page is read).
  *
  * @module
  */
@@ -7,7 +8,14 @@
 import { snapPath } from "../../sync/keys.ts";
 import { signatureError } from "../../util/errors.ts";
 import type { FlowUi } from "../share/ui.ts";
-import { openSync, readHeads, readSnapshot, syncClient, type SyncContext } from "./common.ts";
+import {
+  checkHead,
+  listDevices,
+  openSync,
+  readHeadObject,
+  syncClient,
+  type SyncContext,
+} from "./common.ts";
 import { snapshotId } from "./history.ts";
 
 /** One snapshot of the log. */
@@ -43,9 +51,12 @@ export async function syncLog(
   const { keys, device, state } = await openSync(ctx);
   const client = await syncClient(ctx);
   const out: LogEntry[] = [];
-  for (const h of await readHeads(client, keys, state)) {
-    const d = h.device;
-    let m = h.manifest;
+  const names = [...new Set([...await listDevices(client), ...Object.keys(state.heads)])].sort();
+  for (const d of names) {
+    // the heads alone (signed, with their entry counts): no page is read
+    const h = await checkHead(client, keys, d, state);
+    if (!h) continue;
+    let m = h.head;
     for (let n = 0; n < limit; n++) {
       out.push({
         id: snapshotId(d, m.seq),
@@ -53,18 +64,18 @@ export async function syncLog(
         label: m.label,
         seq: m.seq,
         time: m.time,
-        files: m.files.length,
-        deleted: m.gone.length,
+        files: m.nfiles,
+        deleted: m.ngone,
         mine: d === device,
       });
       if (m.prev === null) break;
-      const r = await readSnapshot(client, snapPath(d, m.prev), keys, d);
+      const r = await readHeadObject(client, snapPath(d, m.prev), keys, d);
       // an older snapshot must be the one before it (seq − 1): anything else is tampering
       if (r === null) break;
-      if (r.manifest.seq !== m.seq - 1 || keys.snapName(d, r.manifest.seq) !== m.prev) {
+      if (r.head.seq !== m.seq - 1 || keys.snapName(d, r.head.seq) !== m.prev) {
         throw signatureError("snapshot chain broken");
       }
-      m = r.manifest;
+      m = r.head;
     }
   }
   out.sort((a, b) => b.time - a.time || (a.device < b.device ? -1 : 1));

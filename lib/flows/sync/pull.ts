@@ -25,6 +25,7 @@ import { ensurePrivateDir } from "../../util/fsutil.ts";
 import type { FlowUi } from "../share/ui.ts";
 import {
   canonicalStream,
+  checkHead,
   counters,
   displayPath,
   fileKey,
@@ -35,6 +36,7 @@ import {
   localFiles,
   localPathOf,
   openSync,
+  prunePageCache,
   quietUi,
   readHeads,
   replacedTest,
@@ -198,7 +200,11 @@ async function pullLocked(
   const { keys, device, state } = await openSync(ctx);
   const count = counters();
   const client = await syncClient(ctx);
-  const heads = await readHeads(client, keys, state, device);
+  const pageCache = `${syncDir(ctx.home)}/pages`;
+  // our own head: still there and not rolled back (a push with nothing to send does not look)
+  if (state.heads[device]) await checkHead(client, keys, device, state);
+  const heads = await readHeads(client, keys, state, { except: device, count, pageCache });
+  await prunePageCache(pageCache, heads);
   const known = (dev: string) => state.known[dev] ?? 0;
 
   // new versions per file
