@@ -1,7 +1,7 @@
 /**
  * `cipherpost room …`: end-to-end encrypted, signed rooms over the members' own homeservers
  * (docs/rooms.md, docs/PROTOCOL.md §9). ROOM is a room's id or its name. The commands are in
- * room_members.ts (who is in, and how), room_messages.ts (send, tail) and room_claude.ts (the
+ * room_members.ts (who is in, and how), room_ticket.ts (tickets, admits, admins), room_messages.ts (send, tail) and room_claude.ts (the
  * Claude Code prompt hook); room_common.ts holds what they share.
  *
  * @module
@@ -12,6 +12,7 @@ import type { Io } from "./io.ts";
 import { registerRoomClaude } from "./room_claude.ts";
 import { registerRoomMembership } from "./room_members.ts";
 import { registerRoomMessages } from "./room_messages.ts";
+import { registerRoomTickets } from "./room_ticket.ts";
 
 /** Register `room` and its subcommands. */
 export function registerRoomCommands(program: Command, io: Io): void {
@@ -19,6 +20,7 @@ export function registerRoomCommands(program: Command, io: Io): void {
     .description("end-to-end encrypted, signed rooms over the members' homeservers")
     .exitOverride();
   registerRoomMembership(room, io);
+  registerRoomTickets(room, io);
   registerRoomMessages(room, io);
   registerRoomClaude(room, io);
 }
