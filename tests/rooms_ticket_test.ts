@@ -10,13 +10,21 @@ import { startTestnet } from "../lib/testing/testnet.ts";
 import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
 import { generateKeypair, keypairFromSeed } from "../lib/crypto/keys.ts";
 import { encodeZ32 } from "../lib/pkarr/public_key.ts";
-import { b64decode, b64encode } from "../lib/util/encoding.ts";
+import { b64decode, b64encode, fromHex, fromUtf8, toHex } from "../lib/util/encoding.ts";
 import { keyPath, rosterPath } from "../lib/rooms/names.ts";
-import { checkFollows, createRoster, nextRoster, signRoster } from "../lib/rooms/roster.ts";
+import {
+  checkFollows,
+  createRoster,
+  nextRoster,
+  openRoster,
+  signRoster,
+} from "../lib/rooms/roster.ts";
+import { recordBytes, signedBytes, signRecord } from "../lib/rooms/records.ts";
 import { newEpochKey, sealKeyRecord, sealRoster } from "../lib/rooms/seal.ts";
 import {
   encodeTicket,
   isOwnRequest,
+  joinerTag,
   openJoinRequest,
   parseTicket,
   sealJoinRequest,
@@ -26,8 +34,61 @@ import {
 } from "../lib/rooms/ticket.ts";
 import { loadRoom } from "../lib/rooms/store.ts";
 
+const vec = (name: string) =>
+  JSON.parse(Deno.readTextFileSync(new URL(`./vectors/rooms/${name}`, import.meta.url)));
+
 // ---------------------------------------------------------------------------------------------
 // Pure parts
+
+Deno.test("ticket vectors: ticket string, id, slots, tag, join request, admin update (docs/PROTOCOL.md §9.7)", async () => {
+  const v = vec("tickets.json");
+  const admin = keypairFromSeed(fromHex(v.admin_seed_hex));
+  const joiner = keypairFromSeed(fromHex(v.joiner_seed_hex));
+  const t: Ticket = {
+    room: v.room,
+    admin: encodeZ32(admin.publicKey),
+    secret: fromHex(v.secret_hex),
+    slots: v.slots,
+    autoAdmit: v.auto_admit,
+  };
+  assert.deepStrictEqual(t.admin, v.admin);
+  assert.deepStrictEqual(encodeTicket(t), v.ticket);
+  assert.deepStrictEqual(encodeTicket({ ...t, autoAdmit: true }), v.ticket_auto_admit);
+  assert.deepStrictEqual(parseTicket(v.ticket), t);
+  assert.deepStrictEqual(ticketId(t.secret), v.ticket_id);
+  assert.deepStrictEqual(toHex(slotSeed(t, 0)), v.slot0_seed_hex);
+  assert.deepStrictEqual(encodeZ32(keypairFromSeed(slotSeed(t, 0)).publicKey), v.slot0_key);
+  assert.deepStrictEqual(encodeZ32(keypairFromSeed(slotSeed(t, 1)).publicKey), v.slot1_key);
+  assert.deepStrictEqual(encodeZ32(joiner.publicKey), v.joiner);
+  assert.deepStrictEqual(toHex(joinerTag(t.secret, v.joiner)), v.joiner_tag_hex);
+  const { sig: _sig, ...unsigned } = v.join_request;
+  assert.deepStrictEqual(signRecord("join", unsigned, joiner.seed), v.join_request);
+  assert.deepStrictEqual(
+    fromUtf8(signedBytes("join", v.join_request)),
+    v.join_request_signed_bytes,
+  );
+  const opened = await openJoinRequest(t.secret, t.room, 1, admin, v.slot1_text);
+  assert.deepStrictEqual(opened.joiner, v.joiner);
+  assert.deepStrictEqual(opened.at, v.join_request.at);
+  assert(isOwnRequest(t.secret, v.joiner, v.slot1_text));
+  // the admin update follows roster.json's epoch 2 and names bob
+  const r = vec("roster.json");
+  const r2 = openRoster(recordBytes(r.epoch2.record));
+  assert.deepStrictEqual(r2.hash, v.admin_update.prev);
+  const r3 = signRoster(
+    nextRoster(
+      r2,
+      "admin",
+      [r2.roster.members.find((k) => k !== v.admin)!],
+      v.admin,
+      1_800_000_180_000,
+    ),
+    admin.seed,
+  );
+  assert.deepStrictEqual(r3.record, v.admin_update.record);
+  assert.deepStrictEqual(r3.hash, v.admin_update.hash);
+  checkFollows(r2, openRoster(recordBytes(v.admin_update.record)));
+});
 
 Deno.test("room tickets: the string round-trips; malformed ones are refused; requests are sealed to the admin and bound to room, ticket and slot", async () => {
   const admin = keypairFromSeed(new Uint8Array(32).fill(0x41));
