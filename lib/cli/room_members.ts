@@ -143,8 +143,8 @@ export function registerRoomMembership(room: Command, io: Io): void {
     else if (isTicketString(arg)) {
       throw new CipherpostError(
         "usage",
-        "a room ticket is a secret: it is not taken from the command line",
-        "pass it on standard input: cipherpost room join - < ticket",
+        "a room ticket is a secret, never taken from the command line: give - and the ticket " +
+          "on standard input",
       );
     }
     if (isTicketString(uri)) return await joinWithTicket(uri, o, io);
