@@ -89,7 +89,7 @@ export async function issueTicket(
   const st = await findRoom(ctx.state.home, ctx.me, req.room);
   await catchUp(ctx, net, st);
   await saveRoom(ctx.state.home, ctx.me, st);
-  if (!current(st).roster.roster.admins.includes(net.me)) {
+  if (!isAdmin(st, net.me)) {
     throw new CipherpostError("config", "configuration error: only an admin can issue tickets");
   }
   const secret = crypto.getRandomValues(new Uint8Array(32));
@@ -285,7 +285,8 @@ export async function listJoinRequests(
   const out: SeenRequest[] = [];
   for (const s of seen.found) {
     let status = statusOf(st, s.t, s.req.joiner);
-    if (status === "pending" && s.t.autoAdmit) {
+    // auto-admit only while we are still an admin (otherwise the request waits, listed)
+    if (status === "pending" && s.t.autoAdmit && isAdmin(st, net.me)) {
       await admit(ctx, net, st, s.t, s.req.joiner, ui);
       await saveTickets(ctx.state.home, ctx.me, tickets);
       status = "admitted";
@@ -323,7 +324,7 @@ export async function admitJoiner(
   const st = await findRoom(ctx.state.home, ctx.me, room);
   await catchUp(ctx, net, st);
   await saveRoom(ctx.state.home, ctx.me, st);
-  if (!current(st).roster.roster.admins.includes(net.me)) {
+  if (!isAdmin(st, net.me)) {
     throw new CipherpostError("config", "configuration error: only an admin can admit");
   }
   const tickets = await loadTickets(ctx.state.home, ctx.me);
@@ -352,6 +353,10 @@ export async function admitJoiner(
   const epoch = await admit(ctx, net, st, mine[i].t, joiner, ui);
   await saveTickets(ctx.state.home, ctx.me, tickets);
   return { room: st.room, epoch, ticket: mine[i].t.id };
+}
+
+function isAdmin(st: RoomState, me: string): boolean {
+  return current(st).roster.roster.admins.includes(me);
 }
 
 function statusOf(st: RoomState, t: IssuedTicket, joiner: string): SeenRequest["status"] {
