@@ -251,7 +251,21 @@ export {
   inviteToRoom,
   leaveRoom,
   removeFromRoom,
+  setRoomAdmin,
 } from "./lib/flows/rooms/manage.ts";
+export {
+  admitJoiner,
+  type AdmitResult,
+  type IssuedTicketResult,
+  issueTicket,
+  joinByTicket,
+  type JoinRequests,
+  listJoinRequests,
+  type SeenRequest,
+  type TicketJoinResult,
+  type TicketRequest,
+} from "./lib/flows/rooms/ticket.ts";
+export { parseTicket, type Ticket } from "./lib/rooms/ticket.ts";
 export { type JoinRequest, type JoinResult, joinRoom } from "./lib/flows/rooms/join.ts";
 export { sendToRoom, type SentMessage } from "./lib/flows/rooms/send.ts";
 export { type FollowOptions, followRoom, type FollowSink } from "./lib/flows/rooms/live.ts";

@@ -1,4 +1,4 @@
-// Room file drops (docs/PROTOCOL.md §9.7): the sensitive-path table and the drop body (pure),
+// Room file drops (docs/PROTOCOL.md §9.8): the sensitive-path table and the drop body (pure),
 // then three identities through the real CLI (and `cipherpost mcp` over stdio with the SDK
 // client) on a local testnet and the stand-in homeserver: a drop reaches another member byte
 // for byte, a tampered part is refused with nothing written, a sensitive path is refused (CLI

@@ -3,18 +3,9 @@
 // create, invite, join, messages live and by backfill, forged files refused and reported, a
 // dropped message reported missing, removal rotating the key, hostile bodies and a flood.
 import assert from "node:assert/strict";
-import {
-  cli,
-  cliArgv,
-  makeUserWithSeed,
-  PASS,
-  testTransport,
-  tmpDir,
-  type User,
-} from "./_helpers.ts";
+import { cli, cliArgv, PASS, testTransport, tmpDir } from "./_helpers.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
-import { connect } from "../lib/homeserver/connect.ts";
 import { HomeserverClient } from "../lib/homeserver/client.ts";
 import { signIn } from "../lib/homeserver/session.ts";
 import { generateKeypair, type Keypair, keypairFromSeed } from "../lib/crypto/keys.ts";
@@ -47,7 +38,9 @@ import {
 import { floodLimit, missingRanges, order, tick } from "../lib/rooms/order.ts";
 import { SseParser } from "../lib/rooms/sse.ts";
 import { HOOK_MAX_BYTES, hookText } from "../lib/rooms/hook_text.ts";
-import { loadRoom, type RoomState } from "../lib/rooms/store.ts";
+import { loadRoom } from "../lib/rooms/store.ts";
+
+import { as, env, ok, type Person, person, stateOf, tail, writerFor } from "./_rooms.ts";
 
 const vec = (name: string) =>
   JSON.parse(Deno.readTextFileSync(new URL(`./vectors/rooms/${name}`, import.meta.url)));
@@ -245,44 +238,6 @@ Deno.test("room sse: the event-stream parser reads events and refuses malformed 
 // ---------------------------------------------------------------------------------------------
 // Through the network
 
-interface Person extends User {
-  seed: Uint8Array;
-  kp: Keypair;
-}
-
-async function person(base: string, name: string, n: number): Promise<Person> {
-  const seed = new Uint8Array(32).fill(n);
-  const u = await makeUserWithSeed(base, name, seed);
-  return { ...u, seed, kp: keypairFromSeed(seed) };
-}
-
-function env(net: Testnet): Record<string, string> {
-  return {
-    CIPHERPOST_PASSPHRASE: PASS,
-    CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
-    CIPHERPOST_RELAYS: net.relayUrl,
-    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
-  };
-}
-
-async function as(p: Person, net: Testnet, args: string[], stdin?: string) {
-  return await cli(args, { home: p.home, env: env(net), stdin });
-}
-
-async function ok(p: Person, net: Testnet, args: string[], stdin?: string): Promise<string> {
-  const r = await as(p, net, args, stdin);
-  assert.deepStrictEqual(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** `room tail --json` as `p`: the messages and stderr. */
-async function tail(p: Person, net: Testnet, room: string, extra: string[] = []) {
-  const r = await as(p, net, ["room", "tail", room, "--json", ...extra]);
-  assert.deepStrictEqual(r.code, 0, r.stderr);
-  const msgs = r.stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
-  return { msgs, stderr: r.stderr, stdout: r.stdout };
-}
-
 /** A follower: `room tail --follow --json` as a child process, lines collected as they come. */
 function follow(p: Person, net: Testnet, room: string, extra: string[] = []) {
   const argv = cliArgv(["room", "tail", room, "--follow", "--json", ...extra]);
@@ -336,23 +291,6 @@ function follow(p: Person, net: Testnet, room: string, extra: string[] = []) {
       await done;
     },
   };
-}
-
-/** A client writing to `p`'s own folder, as a hostile homeserver (or p's own machine) could. */
-async function writerFor(p: Person, net: Testnet, base: string): Promise<HomeserverClient> {
-  const home = await Deno.makeTempDir({ dir: base, prefix: "writer-" });
-  const t = testTransport(net);
-  try {
-    return (await connect(t, { home, user: p.kp.publicKey, seed: p.seed })).client;
-  } finally {
-    await t.close();
-  }
-}
-
-async function stateOf(p: Person, room: string): Promise<RoomState> {
-  const st = await loadRoom(p.home, p.kp, room);
-  assert(st, "room state");
-  return st;
 }
 
 Deno.test({

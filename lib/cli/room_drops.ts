@@ -1,5 +1,5 @@
 /**
- * `cipherpost room drop|files|fetch`: file drops (docs/PROTOCOL.md §9.7). A drop is a large
+ * `cipherpost room drop|files|fetch`: file drops (docs/PROTOCOL.md §9.8). A drop is a large
  * share's parts on your homeserver whose pointer is posted as a signed room message; members
  * list the drops and fetch one, verified part by part.
  *

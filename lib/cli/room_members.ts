@@ -1,12 +1,12 @@
 /**
  * `cipherpost room create|list|members|invite|join|accept|pending|remove|leave`: who is in a
- * room, and how they get in and out.
+ * room, and how they get in and out (tickets, admits and admins: room_ticket.ts).
  *
  * @module
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { escapeControl } from "../util/encoding.ts";
+import { escapeControl, fromUtf8 } from "../util/encoding.ts";
 import { Contacts } from "../state/contacts.ts";
 import { current, findRoom, listRooms, saveRoom } from "../rooms/store.ts";
 import { dropPending, listPending, pendingUri } from "../rooms/pending.ts";
@@ -33,6 +33,10 @@ import { DURATION_FORMS, parseDuration } from "./duration.ts";
 import { interactive } from "./claude_common.ts";
 
 import { namer, runRoom } from "./room_common.ts";
+import { joinWithTicket } from "./room_ticket.ts";
+import { readAllStdin } from "./io.ts";
+import { CipherpostError } from "../util/errors.ts";
+import { isTicketString } from "../rooms/ticket.ts";
 
 /** Register these `room` subcommands on the `room` command group. */
 export function registerRoomMembership(room: Command, io: Io): void {
@@ -133,7 +137,17 @@ export function registerRoomMembership(room: Command, io: Io): void {
     log(`They join with: cipherpost room join ${r.uri}`);
   });
 
-  async function join(uri: string, o: JoinFlags): Promise<void> {
+  async function join(arg: string, o: JoinFlags): Promise<void> {
+    let uri = arg;
+    if (arg === "-") uri = fromUtf8(await readAllStdin(4096)).trim();
+    else if (isTicketString(arg)) {
+      throw new CipherpostError(
+        "usage",
+        "a room ticket is a secret, never taken from the command line: give - and the ticket " +
+          "on standard input",
+      );
+    }
+    if (isTicketString(uri)) return await joinWithTicket(uri, o, io);
     const home = cipherpostHome();
     const accept = o.accept === undefined
       ? undefined
@@ -156,8 +170,11 @@ export function registerRoomMembership(room: Command, io: Io): void {
 
   const joinCommand = withNetwork(withPin(withPassphrase(
     room.command("join")
-      .description("receive a room invite (with the acceptance screen of receive) and join")
-      .argument("<uri>", "the invite's cipherpost:// URI")
+      .description(
+        "receive a room invite (with the acceptance screen of receive) and join, or ask to join " +
+          "with a ticket",
+      )
+      .argument("<uri>", "the invite's cipherpost:// URI, or - to read a URI or ticket from stdin")
       .option(
         "--accept <key>",
         "accept non-interactively: the inviter's key (z-base-32 or pk: form) or contact name",

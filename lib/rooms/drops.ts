@@ -1,5 +1,5 @@
 /**
- * File drops (docs/PROTOCOL.md §9.7): the body of a `file_drop` message is the `large_pointer`
+ * File drops (docs/PROTOCOL.md §9.8): the body of a `file_drop` message is the `large_pointer`
  * of a large share (§5.1) whose parts are on the dropper's homeserver. This module makes and
  * reads that body, picks a drop's part size, and says how a drop is shown (never its body, which
  * holds the content identity). Pure.

@@ -19,6 +19,7 @@ export const DOMAIN = {
   roster: "cipherpost/room/v1/roster\n",
   key: "cipherpost/room/v1/key\n",
   msg: "cipherpost/room/v1/msg\n",
+  join: "cipherpost/room/v1/join\n",
 } as const;
 
 type Domain = keyof typeof DOMAIN;
@@ -32,14 +33,16 @@ export function malformed(what: string): CipherpostError {
   return new CipherpostError("invalid_material", `invalid room record: ${what}`);
 }
 
-function z32(v: JsonValue | undefined, what: string): string {
+/** A z32 key field (malformed → `invalid_material`). */
+export function z32(v: JsonValue | undefined, what: string): string {
   if (typeof v !== "string" || !Z32_RE.test(v) || decodeZ32(v).length !== 32) {
     throw malformed(`${what} is not a key`);
   }
   return v;
 }
 
-function int(v: JsonValue | undefined, what: string, min = 0): number {
+/** An integer field ≥ `min` (malformed → `invalid_material`). */
+export function int(v: JsonValue | undefined, what: string, min = 0): number {
   try {
     const n = field.int(v);
     if (n < min) throw new Error();
@@ -49,7 +52,8 @@ function int(v: JsonValue | undefined, what: string, min = 0): number {
   }
 }
 
-function str(v: JsonValue | undefined, what: string): string {
+/** A string field (malformed → `invalid_material`). */
+export function str(v: JsonValue | undefined, what: string): string {
   if (typeof v !== "string") throw malformed(`${what} is not a string`);
   return v;
 }
@@ -63,7 +67,8 @@ function keyList(v: JsonValue | undefined, what: string, max: number): string[] 
   return out;
 }
 
-function roomOf(v: JsonValue | undefined): string {
+/** A room id field (malformed → `invalid_material`). */
+export function roomOf(v: JsonValue | undefined): string {
   if (typeof v !== "string" || !isRoomId(v)) throw malformed("room is not a room id");
   return v;
 }
@@ -137,11 +142,16 @@ export function parseRecord(bytes: Uint8Array): Record<string, JsonValue> {
 // ---------------------------------------------------------------------------------------------
 // Roster updates
 
+/** What a roster update does (§9.3). */
+export type RosterOp = "create" | "admit" | "remove" | "admin" | "unadmin";
+
+const ROSTER_OPS: readonly string[] = ["create", "admit", "remove", "admin", "unadmin"];
+
 /** A roster update (§9.3). */
 export interface Roster {
   room: string;
   epoch: number;
-  op: "create" | "admit" | "remove";
+  op: RosterOp;
   prev: string;
   creator: string;
   nonce: string;
@@ -175,7 +185,7 @@ export function rosterObject(r: Roster): Record<string, JsonValue> {
 /** Parse a signed roster object (signature not checked here: see `roster.ts`). */
 export function parseRoster(o: Record<string, JsonValue>): Roster {
   const op = str(o.op, "op");
-  if (op !== "create" && op !== "admit" && op !== "remove") throw malformed("unknown op");
+  if (!ROSTER_OPS.includes(op)) throw malformed("unknown op");
   const prev = str(o.prev, "prev");
   if (prev !== "" && !/^[0-9a-f]{64}$/.test(prev)) throw malformed("prev is not a hash");
   const nonce = str(o.nonce, "nonce");
@@ -189,7 +199,7 @@ export function parseRoster(o: Record<string, JsonValue>): Roster {
   return {
     room: roomOf(o.room),
     epoch: int(o.epoch, "epoch", 1),
-    op,
+    op: op as RosterOp,
     prev,
     creator: z32(o.creator, "creator"),
     nonce,

@@ -86,6 +86,26 @@ export function checkFollows(prev: SignedRoster, next: SignedRoster): void {
   if (!a.admins.includes(b.signer)) throw malformed("signed by a non-admin");
   if (b.subject.length === 0) throw malformed("an update without subject");
   const old = new Set(a.members);
+  if (b.op === "admin" || b.op === "unadmin") {
+    if (b.signer !== a.creator) throw malformed("only the creator changes the admins");
+    if (!same(b.members, a.members)) throw malformed("an admin update changes the members");
+    const oldAdmins = new Set(a.admins);
+    if (b.op === "admin") {
+      if (b.subject.some((k) => !old.has(k) || oldAdmins.has(k))) {
+        throw malformed("names a non-member or an admin as admin");
+      }
+      if (!same(b.admins, sorted([...a.admins, ...b.subject]))) {
+        throw malformed("admins do not match the update");
+      }
+    } else {
+      if (b.subject.some((k) => !oldAdmins.has(k))) throw malformed("unnames a non-admin");
+      if (b.subject.includes(a.creator)) throw malformed("unnames the creator");
+      if (!same(b.admins, a.admins.filter((k) => !b.subject.includes(k)))) {
+        throw malformed("admins do not match the update");
+      }
+    }
+    return;
+  }
   if (b.op === "admit") {
     if (b.subject.some((k) => old.has(k))) throw malformed("admits a member");
     if (!same(b.members, sorted([...a.members, ...b.subject]))) {
@@ -99,9 +119,7 @@ export function checkFollows(prev: SignedRoster, next: SignedRoster): void {
     }
   }
   const kept = a.admins.filter((k) => b.members.includes(k));
-  if (!same(b.admins, kept) && b.signer !== a.creator) {
-    throw malformed("only the creator changes the admins");
-  }
+  if (!same(b.admins, kept)) throw malformed("an admit or remove changes the admins");
 }
 
 /** The first update of a new room. */
@@ -124,10 +142,13 @@ export function createRoster(
   };
 }
 
-/** The update after `prev` that admits or removes `subject`, signed by `signer`. */
+/**
+ * The update after `prev` that admits or removes `subject` (signed by an admin), or names or
+ * unnames `subject` as admins (signed by the creator), signed by `signer`.
+ */
 export function nextRoster(
   prev: SignedRoster,
-  op: "admit" | "remove",
+  op: "admit" | "remove" | "admin" | "unadmin",
   subject: string[],
   signer: string,
   at: number,
@@ -141,6 +162,36 @@ export function nextRoster(
   }
   const subj = sorted(subject);
   let members: string[];
+  if (op === "admin" || op === "unadmin") {
+    if (signer !== a.creator) {
+      throw new CipherpostError(
+        "config",
+        "configuration error: only the room's creator names or unnames admins",
+      );
+    }
+    if (subj.some((k) => !a.members.includes(k))) {
+      throw new CipherpostError("config", "configuration error: not a member of the room");
+    }
+    let admins: string[];
+    if (op === "admin") {
+      if (subj.some((k) => a.admins.includes(k))) {
+        throw new CipherpostError("config", "configuration error: already an admin of the room");
+      }
+      admins = sorted([...a.admins, ...subj]);
+      if (admins.length > MAX_ADMINS) {
+        throw new CipherpostError("too_large", `a room has at most ${MAX_ADMINS} admins`);
+      }
+    } else {
+      if (subj.some((k) => !a.admins.includes(k))) {
+        throw new CipherpostError("config", "configuration error: not an admin of the room");
+      }
+      if (subj.includes(a.creator)) {
+        throw new CipherpostError("config", "configuration error: the creator stays an admin");
+      }
+      admins = a.admins.filter((k) => !subj.includes(k));
+    }
+    return { ...a, epoch: a.epoch + 1, op, prev: prev.hash, signer, subject: subj, admins, at };
+  }
   if (op === "admit") {
     const fresh = subj.filter((k) => !a.members.includes(k));
     if (fresh.length === 0) {

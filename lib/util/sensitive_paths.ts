@@ -1,5 +1,5 @@
 /**
- * The paths a file drop refuses (docs/PROTOCOL.md §9.7): key folders, credential files and
+ * The paths a file drop refuses (docs/PROTOCOL.md §9.8): key folders, credential files and
  * secret-looking names, as cc-connect's drop blocklist, plus the cipherpost home. One table, one
  * pure function; the caller checks the path as given and after resolving symbolic links.
  *

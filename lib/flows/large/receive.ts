@@ -188,7 +188,7 @@ export interface LargeFetch {
  * Fetch every part, verify it, and make the target appear by one rename (§5.5 steps 3–6):
  * three stages, {@link openResume}, {@link fetchParts} and {@link placeResult}. Verified parts
  * are kept in a temporary file for a re-run. Used by a large share's `deliver` and by a room's
- * file drop (§9.7).
+ * file drop (§9.8).
  *
  * @throws signature (any part check: nothing written), network (missing parts named, or the
  *   homeserver unreachable), io

@@ -83,7 +83,7 @@ export interface LargeSendRequest {
   onPublished?: (share: PublishedShare, log: (line: string) => void) => void | Promise<void>;
   /**
    * @ignore How the pointer goes out instead of a v2 share on the DHT: a room's file drop
-   * posts it in a signed room message (docs/PROTOCOL.md §9.7). `recipient`, `pin`, `burn` and
+   * posts it in a signed room message (docs/PROTOCOL.md §9.8). `recipient`, `pin`, `burn` and
    * `ttlSeconds` are then unused.
    */
   announce?: PointerAnnounce;

@@ -1,5 +1,5 @@
 /**
- * File drops (docs/PROTOCOL.md §9.7): `room drop` sends a file as the parts of a large share on
+ * File drops (docs/PROTOCOL.md §9.8): `room drop` sends a file as the parts of a large share on
  * our homeserver and posts its pointer as a signed `file_drop` message encrypted to the room's
  * epoch; `room files` lists the verified drops; `room fetch` fetches one through the large
  * receive's own stages (`fetchLarge`: part hashes, authenticated decryption, exact lengths, one
@@ -60,7 +60,7 @@ function absolute(p: string): string {
 }
 
 /**
- * Refuse `path` (as given and as resolved) when it is sensitive (PROTOCOL §9.7): the table of
+ * Refuse `path` (as given and as resolved) when it is sensitive (PROTOCOL §9.8): the table of
  * {@link sensitivePathReason}, and the cipherpost home `home`. Returns the real path.
  *
  * @throws usage (a sensitive path), io (unreadable)
@@ -189,7 +189,7 @@ export const MIN_DROP_PREFIX = 8;
 /** A resume record of a drop's fetch is swept after this long (a drop has no expiry). */
 const FETCH_RECORD_MS = 30 * 24 * 3600_000;
 
-/** A drop's name as a default file name, or null when it is not a plain name (§9.7). */
+/** A drop's name as a default file name, or null when it is not a plain name (§9.8). */
 export function plainDropName(name: string): string | null {
   if (
     name === "" || name.startsWith(".") || name.includes("/") || name.includes("\\") ||

@@ -1,7 +1,7 @@
 /**
  * Making and changing rooms (docs/PROTOCOL.md §9.3, §9.5): `create`, `invite` (an admit update,
  * then a `room_invite` share to the invitee), `remove` (a remove update: the key rotates to the
- * remaining members) and `leave`.
+ * remaining members), naming admins (an admin or unadmin update) and `leave`.
  *
  * @module
  */
@@ -126,6 +126,35 @@ export async function removeFromRoom(
     ctx,
     net,
     nextRoster(cur.roster, "remove", [member], net.me, Date.now()),
+  );
+  st.epochs.push(next);
+  await saveRoom(ctx.state.home, ctx.me, st);
+  return { room: st.room, epoch: next.epoch };
+}
+
+/**
+ * Name `member` (z32) an admin of the room (`admin` true) or unname it (false): a signed roster
+ * update of the creator's (§9.3) that opens a new epoch for the same members. Only the creator
+ * can do it; a named admin's admits and removes are then accepted by every reader.
+ */
+export async function setRoomAdmin(
+  ctx: RoomContext,
+  room: string,
+  member: string,
+  admin: boolean,
+  ui: FlowUi,
+): Promise<{ room: string; epoch: number }> {
+  const net = new RoomNet(ctx);
+  const st = await findRoom(ctx.state.home, ctx.me, room);
+  await catchUp(ctx, net, st);
+  const cur = current(st);
+  ui.status(
+    admin ? "Naming the admin (new epoch key)..." : "Unnaming the admin (new epoch key)...",
+  );
+  const next = await publishEpoch(
+    ctx,
+    net,
+    nextRoster(cur.roster, admin ? "admin" : "unadmin", [member], net.me, Date.now()),
   );
   st.epochs.push(next);
   await saveRoom(ctx.state.home, ctx.me, st);

@@ -124,17 +124,32 @@ async function openMessage(code: string, text: string): Promise<InviteMessage> {
   return { role, key: o.key, nonce: o.nonce, expiresAt: o.expires_at };
 }
 
-async function publishIn(t: Transport, seed: Uint8Array, text: string): Promise<void> {
-  await t.publish(signPacket(seed, [txtRecord(INVITE_LABEL, 60, text)], Date.now() * 1000));
+/**
+ * Publish `text` as the one TXT record `label` (TTL 60) of the slot whose Ed25519 seed is
+ * `seed` (a DHT slot that whoever derives the seed can write: contact invites, room tickets).
+ */
+export async function publishTxtSlot(
+  t: Transport,
+  seed: Uint8Array,
+  text: string,
+  label = INVITE_LABEL,
+): Promise<void> {
+  await t.publish(signPacket(seed, [txtRecord(label, 60, text)], Date.now() * 1000));
 }
 
-async function readSlot(t: Transport, seed: Uint8Array): Promise<string | null> {
+/** The first TXT record `label` of at most `max` characters in slot `seed`'s packet, or null. */
+export async function readTxtSlot(
+  t: Transport,
+  seed: Uint8Array,
+  label = INVITE_LABEL,
+  max = MAX_RECORD_TEXT,
+): Promise<string | null> {
   const pk = keypairFromSeed(seed).publicKey;
-  const found = await t.resolve(pk, (p) => recordsNamed(p, INVITE_LABEL).length > 0);
+  const found = await t.resolve(pk, (p) => recordsNamed(p, label).length > 0);
   if (!found) return null;
-  for (const r of recordsNamed(found.packet, INVITE_LABEL)) {
+  for (const r of recordsNamed(found.packet, label)) {
     const text = txtText(r);
-    if (text !== null && text.length <= MAX_RECORD_TEXT) return text;
+    if (text !== null && text.length <= max) return text;
   }
   return null;
 }
@@ -177,7 +192,7 @@ export async function publishInvite(
   const slots = await inviteSlots(code, windowOf(now));
   const nonce = toHex(crypto.getRandomValues(new Uint8Array(16)));
   const expiresAt = now + ttlSeconds;
-  await publishIn(
+  await publishTxtSlot(
     t,
     slots.invite,
     await seal(code, { role: "invite", key: myKey, nonce, expiresAt }),
@@ -197,13 +212,13 @@ export async function awaitAnswer(
   pollMs = 1000,
 ): Promise<string> {
   while (Date.now() / 1000 < inv.expiresAt) {
-    const text = await readSlot(t, inv.answerSlot).catch(() => null);
+    const text = await readTxtSlot(t, inv.answerSlot).catch(() => null);
     if (text !== null) {
       const m = await openMessage(inv.code, text).catch(() => null);
       // a message that is not the answer to this invite (an old one, a stranger's) is ignored
       if (m && m.role === "answer" && m.nonce === inv.nonce) {
         // the invite is spent: a later accept finds this marker instead of the inviter's key
-        await publishIn(t, inv.inviteSlot, USED).catch(() => {});
+        await publishTxtSlot(t, inv.inviteSlot, USED).catch(() => {});
         return m.key;
       }
     }
@@ -229,7 +244,7 @@ export async function acceptInvite(t: Transport, code: string, myKey: string): P
   const now = Math.floor(Date.now() / 1000);
   for (const w of [windowOf(now), windowOf(now) - 1, windowOf(now) + 1]) {
     const slots = await inviteSlots(code, w);
-    const text = await readSlot(t, slots.invite);
+    const text = await readTxtSlot(t, slots.invite);
     if (text === null) continue;
     if (text === USED) {
       throw new CipherpostError(
@@ -251,7 +266,7 @@ export async function acceptInvite(t: Transport, code: string, myKey: string): P
       throw new CipherpostError("usage", "that invite is your own: the other person accepts it");
     }
     const answer = { role: "answer" as const, key: myKey, nonce: m.nonce, expiresAt: m.expiresAt };
-    await publishIn(t, slots.answer, await seal(code, answer));
+    await publishTxtSlot(t, slots.answer, await seal(code, answer));
     return m.key;
   }
   throw new CipherpostError(
