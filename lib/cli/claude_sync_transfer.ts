@@ -49,6 +49,7 @@ export function registerSyncPush(sync: Command, io: Io): void {
       if (!r) {
         const me = await unlockIdentity(o, io);
         const ui = cliUi(o.quiet ? () => {} : log);
+        if (o.quiet || o.json) ui.progress = undefined; // a bar only when the user watches
         try {
           r = await withTransport(
             o,
@@ -101,6 +102,7 @@ export function registerSyncPull(sync: Command, io: Io): void {
       }
       const me = await unlockIdentity(o, io);
       const ui = cliUi(o.quiet ? () => {} : log);
+      if (o.quiet || o.json) ui.progress = undefined; // a bar only when the user watches
       let r: PullResult;
       try {
         r = await withTransport(

@@ -265,6 +265,9 @@ async function pullLocked(
   try {
     // phase 1: stage and check every chunk needed (nothing in the config folder changes)
     const localOf = new Map<string, { lf: LocalFile; entry: FileEntry }>();
+    // progress: the sizes of the remote versions, each counted once fetched or found here
+    let total = 0, done = 0;
+    for (const list of cands.values()) for (const c of list) total += c.file?.size ?? 0;
     for (const [key, list] of cands) {
       const lf = local.get(key);
       if (lf && !localOf.has(key)) {
@@ -272,10 +275,13 @@ async function pullLocked(
         localOf.set(key, { lf, entry });
       }
       for (const c of list) {
-        if (!c.file || localOf.get(key)?.entry.hash === c.file.hash) continue;
-        const path = `${stage}/${staged++}`;
-        await stageEntry(client, keys, c.file, path, count);
-        stagedOf.set(c, path);
+        if (!c.file) continue;
+        if (localOf.get(key)?.entry.hash !== c.file.hash) {
+          const path = `${stage}/${staged++}`;
+          await stageEntry(client, keys, c.file, path, count);
+          stagedOf.set(c, path);
+        }
+        if (total > 0) ui.progress?.("download", done += c.file.size, total);
       }
     }
 

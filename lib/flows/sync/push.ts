@@ -26,6 +26,7 @@ import {
   counters,
   inLocalScope,
   localEntry,
+  type LocalFile,
   localFiles,
   openSync,
   quietUi,
@@ -188,6 +189,10 @@ async function pushLocked(
   const gone: Tombstone[] = [];
   let changed = 0, deleted = 0;
   const next = structuredClone(state.files);
+  // progress: the bytes of the files the stat cache cannot vouch for (those read and cut)
+  const unread = (f: LocalFile) => o.force || !sameStat(state.files[f.key]?.local?.st, f.st);
+  const total = [...local.values()].reduce((n, f) => n + (unread(f) ? f.st.size : 0), 0);
+  let done = 0;
   for (const f of local.values()) {
     let fs = state.files[f.key];
     if (o.force && fs) {
@@ -206,6 +211,7 @@ async function pushLocked(
     } else e.origin = base.origin;
     files.push(e);
     next[f.key] = { base: { file: e }, local: { st: f.st, entry: e } };
+    if (total > 0 && unread(f)) ui.progress?.("upload", done += f.st.size, total);
   }
   await Promise.all(inflight);
   if (failure) throw failure;
