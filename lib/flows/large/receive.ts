@@ -17,17 +17,35 @@ import { serverText } from "../../homeserver/http.ts";
 import { type HomeserverHttp, homeserverHttpOf } from "../../homeserver/endpoint_policy.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import {
+  type AnyPointer,
   type BlobStatus,
+  ciphertextHashOf,
+  closePath,
+  type CloseRecord,
+  closeSigMessage,
   envelopeHash,
   type LargePointer,
+  MAX_CLOSE_BYTES,
+  MAX_LARGE_SIZE,
+  MAX_STREAM_PARTS,
   maxCipherLength,
+  parseCloseJson,
   parsePointerEnvelope,
+  PART_SIG_BYTES,
   partLength,
   partPath,
+  partSigMessage,
+  type StreamPointer,
 } from "../../protocol/large_manifest.ts";
 import type { State } from "../../state/state.ts";
 import { field, type JsonValue } from "../../util/canonical_json.ts";
-import { fromUtf8, stripControl, toHex, utf8 } from "../../util/encoding.ts";
+import { concat, fromUtf8, stripControl, toHex, utf8 } from "../../util/encoding.ts";
+import { createHash } from "node:crypto";
+import { AgeFileOpener } from "../../crypto/age_stream.ts";
+import { verifyStrict } from "../../crypto/keys.ts";
+import { parsePublicKey } from "../../pkarr/public_key.ts";
+import { readStreamCapped } from "../../util/bounded_read.ts";
+import { Fail, getPart } from "./part.ts";
 import { expiresAt } from "../../protocol/record.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
 import { localIoCause } from "../../util/fsutil.ts";
@@ -49,6 +67,11 @@ export interface LargeOutput {
    * milliseconds without any part arriving; default {@link DEFAULT_PART_WAIT_MS}, 0 = never.
    */
   waitMs?: number;
+  /**
+   * Where a streaming file share (§5.7) goes when `output` is "-": each part's plaintext as
+   * soon as it is verified, in order. Without it, "-" is refused as for every large share.
+   */
+  writeStdout?: (bytes: Uint8Array) => Promise<void>;
 }
 
 /** The default wait for parts still being uploaded: 10 minutes without one arriving. */
@@ -57,9 +80,13 @@ export const DEFAULT_PART_WAIT_MS = 10 * 60_000;
 const RETRY_MISSING_MS = 1000;
 
 interface RecvRecord {
+  /** the pointer's whole-ciphertext hash, or `stream:<blob_id>` for a streaming pointer */
   ciphertext_hash: string;
   temp: string;
   verified: number[];
+  /** streaming (§5.7): the hashes of the verified parts, in order, and their plaintext bytes */
+  hashes?: string[];
+  bytes?: number;
   /** when the share expires (Unix seconds): then the record and its temporary file are swept */
   expires_at?: number;
 }
@@ -100,14 +127,16 @@ export async function openLarge(
   }
   const p = env.pointer;
   const target = o.output;
-  if (target === undefined || target === "-") {
+  const toStdout = p.version === 2 && p.kind === "file" && target === "-" &&
+    o.writeStdout !== undefined;
+  if (!toStdout && (target === undefined || target === "-")) {
     throw new CipherpostError(
       "config",
       "configuration error: a large share needs an output path (it is not written to standard output)",
       { step: "give_output_path", data: { example: p.kind === "directory" ? "folder" : "file" } },
     );
   }
-  const targetExists = await exists(target);
+  const targetExists = toStdout ? false : await exists(target!);
   if (targetExists && !o.force) {
     throw new CipherpostError(
       "config",
@@ -123,6 +152,15 @@ export async function openLarge(
     throw new CipherpostError("network", "network error: the sender's homeserver is unreachable");
   }
   const locator = share.locator;
+  const fetch: LargeFetch<AnyPointer> = {
+    sender: share.sender,
+    locator,
+    pointer: p,
+    baseUrl,
+    target: target!,
+    http: homeserverHttpOf(t),
+    expiresAt: Number(expiresAt(share.createdAt, share.ttlSeconds)),
+  };
   return {
     purpose: env.purpose,
     burnAfterRead: env.burnAfterRead,
@@ -130,41 +168,41 @@ export async function openLarge(
       kind: "large",
       content: p.kind,
       name: p.name,
-      size: p.size,
-      parts: p.parts,
+      size: p.size ?? null,
+      parts: p.version === 1 ? p.parts : null,
       homeserver: p.homeserver,
       endpoint: baseUrl,
       fileCount: p.kind === "directory" ? p.fileCount : undefined,
       topEntries: p.kind === "directory" ? p.topEntries : undefined,
-      target,
+      target: target!,
     },
     deliver: async () => {
-      await fetchLarge(
-        state,
-        {
-          sender: share.sender,
-          locator,
-          pointer: p,
-          baseUrl,
-          target,
-          http: homeserverHttpOf(t),
-          expiresAt: Number(expiresAt(share.createdAt, share.ttlSeconds)),
-        },
-        o,
-        ui,
-      );
+      if (p.version === 2) {
+        const close = await fetchStreaming(
+          state,
+          { ...fetch, pointer: p },
+          o,
+          ui,
+          toStdout ? o.writeStdout! : null,
+        );
+        return {
+          ciphertextHash: close.record.ciphertextHash,
+          cleartextHash: toHex(sha256(concat(share.plaintext, close.stored))),
+        };
+      }
+      await fetchLarge(state, { ...fetch, pointer: p }, o, ui);
       return { ciphertextHash: p.ciphertextHash, cleartextHash: envelopeHash(share.plaintext) };
     },
   };
 }
 
 /** What {@link fetchLarge} fetches. */
-interface LargeFetch {
+interface LargeFetch<P = LargePointer> {
   /** when the share expires (Unix seconds) */
   expiresAt: number;
   sender: string;
   locator: Uint8Array;
-  pointer: LargePointer;
+  pointer: P;
   baseUrl: string;
   target: string;
   /** the endpoint policy and timeouts of every homeserver request */
@@ -187,7 +225,7 @@ async function fetchLarge(
 ): Promise<{ fetched: number }> {
   const p = f.pointer;
   const targetExists = await exists(f.target);
-  const resume = await openResume(state, f);
+  const resume = await openResume(state, f, p.ciphertextHash, p.size);
   const fetched = await fetchParts(f, req, ui, resume);
   await placeResult(f, resume, targetExists);
   ui.status(
@@ -212,8 +250,13 @@ interface Resume {
 }
 
 /** Stage 1: the resume record (which parts are verified in which temporary file), kept or new. */
-async function openResume(state: State, f: LargeFetch): Promise<Resume> {
-  const { pointer: p, target } = f;
+async function openResume(
+  state: State,
+  f: LargeFetch<AnyPointer>,
+  id: string,
+  maxSize: number,
+): Promise<Resume> {
+  const { target } = f;
   const ctx = { locator: f.locator };
   const work = new WorkFiles(state);
   const key = toHex(sha256(utf8(`recv\n${toHex(ctx.locator)}`))).slice(0, 32);
@@ -224,8 +267,7 @@ async function openResume(state: State, f: LargeFetch): Promise<Resume> {
     const o = (await work.readRecord("recv", key)) as unknown as RecvRecord;
     const st = await Deno.stat(o.temp);
     if (
-      o.ciphertext_hash === p.ciphertextHash && dirName(o.temp) === dir && st.isFile &&
-      st.size <= p.size
+      o.ciphertext_hash === id && dirName(o.temp) === dir && st.isFile && st.size <= maxSize
     ) rec = { ...o, expires_at: f.expiresAt };
     else await removeAny(o.temp);
   } catch { /* none */ }
@@ -244,7 +286,7 @@ async function openResume(state: State, f: LargeFetch): Promise<Resume> {
         `io error: cannot create a temporary file in ${dir}${cause ? `: ${cause}` : ""}`,
       );
     }
-    rec = { ciphertext_hash: p.ciphertextHash, temp, verified: [], expires_at: f.expiresAt };
+    rec = { ciphertext_hash: id, temp, verified: [], expires_at: f.expiresAt };
   }
   const record = rec;
   let saving = Promise.resolve();
@@ -416,7 +458,11 @@ async function fetchParts(
 }
 
 /** Stage 3: every part verified: make the target appear by one rename (or extraction). */
-async function placeResult(f: LargeFetch, resume: Resume, targetExists: boolean): Promise<void> {
+async function placeResult(
+  f: LargeFetch<{ kind: "file" | "directory"; size: number; fileCount: number }>,
+  resume: Resume,
+  targetExists: boolean,
+): Promise<void> {
   const { pointer: p, target } = f;
   const { record, discard } = resume;
   // Every part verified (the file grew as they came; a last hole would be a zero-length part)
@@ -502,6 +548,342 @@ async function placeResult(f: LargeFetch, resume: Resume, targetExists: boolean)
       "receive again once fixed: the verified parts are kept",
     );
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming pointers (§5.7)
+
+/** A streaming part as fetched: its stored bytes in pieces, the SHA-256 of its age file. */
+type Fetched =
+  | { kind: "part"; pieces: Uint8Array[]; length: number; hash: Uint8Array }
+  | { kind: "missing" };
+
+/** A verified closing record: its fields and its stored bytes (for the receipt). */
+interface VerifiedClose {
+  record: CloseRecord;
+  stored: Uint8Array;
+}
+
+/**
+ * Receive a streaming share (§5.7 "Receiving"): parts in order, 2 ahead at most, each one's
+ * signature verified before it is decrypted, its plaintext written at once (to `sink`, or to
+ * the temporary file next to the target), until the signed closing record says the payload
+ * is complete; then the target appears by one rename. Returns the verified closing record.
+ *
+ * @throws signature (exit 3: a signature, length, hash or closing-record check), network (6: a
+ *   part missing past the wait, or the homeserver unreachable), io
+ */
+async function fetchStreaming(
+  state: State,
+  f: LargeFetch<StreamPointer>,
+  req: LargeOutput,
+  ui: FlowUi,
+  sink: ((bytes: Uint8Array) => Promise<void>) | null,
+): Promise<VerifiedClose> {
+  const p = f.pointer;
+  const signer = parsePublicKey(p.signingKey);
+  const maxStored = PART_SIG_BYTES + maxCipherLength(p.partSize);
+  const total = p.size ?? null;
+  const targetExists = sink ? false : await exists(f.target);
+  const resume = sink
+    ? null
+    : await openResume(state, f, `stream:${p.blobId}`, p.size ?? MAX_LARGE_SIZE);
+  const hashes: string[] = [];
+  let bytes = 0;
+  let out: Deno.FsFile | null = null;
+  if (resume) {
+    const r = resume.record;
+    if (Array.isArray(r.hashes) && typeof r.bytes === "number" && r.hashes.length > 0) {
+      hashes.push(...r.hashes);
+      bytes = r.bytes;
+      ui.status(`resuming: ${hashes.length} parts already here and verified`);
+    }
+    r.hashes = hashes;
+    r.bytes = bytes;
+    try {
+      out = await Deno.open(r.temp, { write: true });
+      // anything written after the last saved part is fetched again
+      await out.truncate(bytes);
+      await out.seek(bytes, Deno.SeekMode.Start);
+    } catch (e) {
+      out?.close();
+      throw new CipherpostError(
+        "io",
+        `io error: cannot write the temporary file ${r.temp}: ${
+          localIoCause(e) ?? "unexpected error"
+        }`,
+      );
+    }
+  }
+  const fail = async (why: string): Promise<never> => {
+    out?.close();
+    out = null;
+    await resume?.discard();
+    throw signatureError(`streaming share: ${why}`);
+  };
+  const request = (path: string) => ({
+    url: `${f.baseUrl}${path}`,
+    headers: { "pubky-host": f.sender },
+    http: f.http,
+  });
+  /** GET part i: its pieces, hashed after the signature as they arrive (bounded). */
+  const fetchRaw = async (i: number): Promise<Fetched> => {
+    const res = await getPart(request(partPath(p.blobId, i)));
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return { kind: "missing" };
+    }
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      throw new Fail("network", `GET status ${res.status}`);
+    }
+    const h = createHash("sha256");
+    const pieces: Uint8Array[] = [];
+    let length = 0;
+    const reader = res.body.getReader();
+    for (;;) {
+      let r;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw new Fail("network", `GET broke off: ${(e as Error).message}`);
+      }
+      if (r.done) break;
+      const c = r.value;
+      const before = length;
+      length += c.length;
+      if (length > maxStored) {
+        await reader.cancel().catch(() => {});
+        throw new Fail("length", "part longer than its bound");
+      }
+      h.update(
+        before >= PART_SIG_BYTES ? c : c.subarray(Math.min(c.length, PART_SIG_BYTES - before)),
+      );
+      pieces.push(c);
+    }
+    return { kind: "part", pieces, length, hash: new Uint8Array(h.digest()) };
+  };
+  /** GET and verify the closing record; null when there is none (yet). */
+  const fetchClose = async (): Promise<VerifiedClose | null> => {
+    const res = await getPart(request(closePath(p.blobId)));
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      throw new Fail("network", `GET status ${res.status}`);
+    }
+    let stored: Uint8Array;
+    try {
+      stored = await readStreamCapped(res.body, MAX_CLOSE_BYTES);
+    } catch {
+      return await fail("closing record too long or cut off");
+    }
+    const sig = stored.subarray(0, PART_SIG_BYTES);
+    const json = stored.subarray(PART_SIG_BYTES);
+    if (stored.length <= PART_SIG_BYTES || !verifyStrict(signer, closeSigMessage(json), sig)) {
+      return await fail("closing record signature");
+    }
+    try {
+      return { record: parseCloseJson(json, p), stored };
+    } catch (e) {
+      return await fail((e as Error).message);
+    }
+  };
+
+  const waitMs = Math.max(0, req.waitMs ?? DEFAULT_PART_WAIT_MS);
+  let lastArrival = Date.now();
+  let told = false;
+  const ahead = new Map<number, Promise<Fetched>>();
+  const take = (i: number): Promise<Fetched> => {
+    const got = ahead.get(i) ?? fetchRaw(i);
+    ahead.delete(i);
+    return got;
+  };
+  const prefetch = (i: number) => {
+    if (i < MAX_STREAM_PARTS && !ahead.has(i)) {
+      const got = fetchRaw(i);
+      got.catch(() => {}); // a failure is seen when the part is taken
+      ahead.set(i, got);
+    }
+  };
+  let closed: VerifiedClose | null = null;
+  let lastShort = false;
+  ui.progress?.("download", bytes, total ?? bytes);
+  try {
+    for (let i = hashes.length;;) {
+      if (i > MAX_STREAM_PARTS) await fail("too many parts");
+      if (!lastShort) prefetch(i + 1);
+      const got = lastShort ? { kind: "missing" as const } : await take(i);
+      if (got.kind === "missing") {
+        // the closing record says whether part i is the end, or is still to come
+        closed = await fetchClose();
+        if (closed) {
+          if (closed.record.parts === i) break;
+          if (closed.record.parts < i) await fail("more parts than the closing record says");
+          throw new Fail("missing", String(i));
+        }
+        if (lastShort) await fail("a short part that is not the last");
+        if (!await stillComing(f, p, waitMs, lastArrival, i, told, ui)) {
+          throw new Fail("missing", String(i));
+        }
+        told = true;
+        ahead.delete(i + 1); // asked again with part i
+        continue;
+      }
+      // the signature first: nothing of a part is decrypted before it verifies
+      const head = concat(...takeHead(got.pieces, PART_SIG_BYTES));
+      const ageLength = got.length - PART_SIG_BYTES;
+      if (
+        head.length < PART_SIG_BYTES ||
+        !verifyStrict(signer, partSigMessage(p.blobId, i, ageLength, got.hash), head)
+      ) await fail(`part ${i} signature`);
+      const plain: Uint8Array[] = [];
+      let plainLength = 0;
+      const opener = new AgeFileOpener(p.contentIdentity, (c) => {
+        plainLength += c.length;
+        if (plainLength > p.partSize) throw new Fail("length", "part decrypts to too many bytes");
+        plain.push(c.slice());
+      });
+      try {
+        for (const c of dropHead(got.pieces, PART_SIG_BYTES)) await opener.push(c);
+        opener.finish();
+      } catch (e) {
+        await fail(`part ${i} ${e instanceof Fail ? e.message : "decryption"}`);
+      }
+      if (plainLength === 0 && i > 0) await fail(`part ${i} is empty`);
+      bytes += plainLength;
+      if (bytes > (total ?? MAX_LARGE_SIZE)) await fail("more bytes than the pointer says");
+      try {
+        for (const c of plain) {
+          if (sink) await sink(c);
+          else writeAllSync(out!, c);
+        }
+      } catch (e) {
+        const cause = localIoCause(e);
+        throw new CipherpostError(
+          "io",
+          sink
+            ? `io error: cannot write the output: ${cause ?? (e as Error).message}`
+            : `io error: cannot write the temporary file ${resume!.record.temp}: ${
+              cause ?? "unexpected error"
+            }`,
+          sink
+            ? undefined
+            : `free space or fix the cause, then receive again: the verified parts are kept`,
+        );
+      }
+      hashes.push(toHex(got.hash));
+      lastShort = plainLength < p.partSize;
+      lastArrival = Date.now();
+      if (resume) {
+        resume.record.bytes = bytes;
+        resume.record.verified = [];
+        await resume.save();
+      }
+      ui.progress?.("download", bytes, total ?? bytes);
+      i++;
+    }
+  } catch (e) {
+    out?.close();
+    if (e instanceof Fail) {
+      if (e.kind === "missing") {
+        throw new CipherpostError(
+          "network",
+          `share incomplete: part ${e.message} is missing on the homeserver`,
+          resume
+            ? "ask the sender to run the same send again, then receive again (verified parts are kept)"
+            : "ask the sender to send it again",
+        );
+      }
+      if (e.kind === "network") {
+        throw new CipherpostError(
+          "network",
+          `network error: a part could not be fetched (${serverText(e.message)})`,
+          resume ? "receive again: verified parts are kept" : undefined,
+        );
+      }
+      await resume?.discard();
+      throw signatureError(`part check: ${e.kind}`);
+    }
+    throw e;
+  }
+  out?.close();
+  // the closing record binds the whole (§5.7 Receiving step 4)
+  const c = closed!.record;
+  if (
+    c.parts !== hashes.length || c.size !== bytes || c.ciphertextHash !== ciphertextHashOf(hashes)
+  ) {
+    await fail("the closing record does not match the parts");
+  }
+  if (resume) {
+    await placeResult(
+      { ...f, pointer: { kind: p.kind, size: bytes, fileCount: p.fileCount } },
+      resume,
+      targetExists,
+    );
+    ui.status(
+      `wrote ${bytes} bytes (${p.kind === "file" ? "file" : `folder of ${p.fileCount} files`}) ` +
+        `to ${f.target}`,
+    );
+    await resume.finish();
+  }
+  return closed!;
+}
+
+/** Is part i still coming (§5.5 step 4)? Waits a second first when it is. */
+async function stillComing(
+  f: LargeFetch<StreamPointer>,
+  p: StreamPointer,
+  waitMs: number,
+  lastArrival: number,
+  i: number,
+  told: boolean,
+  ui: FlowUi,
+): Promise<boolean> {
+  if (waitMs === 0 || Date.now() - lastArrival >= waitMs) return false;
+  if ((await readBlobStatus(f.baseUrl, f.sender, p.blobId, 0, { http: f.http })) !== "uploading") {
+    return false;
+  }
+  if (!told) {
+    ui.status(
+      `part ${i} is not on the homeserver yet: the sender is still sending; waiting ` +
+        `(up to ${Math.round(waitMs / 1000)} s without a new part)`,
+    );
+  }
+  await new Promise((r) => setTimeout(r, RETRY_MISSING_MS));
+  return true;
+}
+
+/** The first `n` bytes of `pieces`, as subarrays. */
+function takeHead(pieces: Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const c of pieces) {
+    if (n <= 0) break;
+    out.push(c.subarray(0, n));
+    n -= Math.min(n, c.length);
+  }
+  return out;
+}
+
+/** `pieces` without their first `n` bytes, as subarrays. */
+function dropHead(pieces: Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const c of pieces) {
+    if (n >= c.length) {
+      n -= c.length;
+      continue;
+    }
+    out.push(c.subarray(n));
+    n = 0;
+  }
+  return out;
+}
+
+function writeAllSync(f: Deno.FsFile, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += f.writeSync(b.subarray(off));
 }
 
 /** The path a file-system error names (Deno's messages end in `: op 'path'`), if any. */
