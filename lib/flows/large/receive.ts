@@ -722,6 +722,7 @@ async function fetchStreaming(
         if (closed) {
           if (closed.record.parts === i) break;
           if (closed.record.parts < i) await fail("more parts than the closing record says");
+          if (lastShort) await fail("a short part that is not the last");
           throw new Fail("missing", String(i));
         }
         if (lastShort) await fail("a short part that is not the last");
