@@ -745,7 +745,7 @@ async function fetchStreaming(
       const opener = new AgeFileOpener(p.contentIdentity, (c) => {
         plainLength += c.length;
         if (plainLength > p.partSize) throw new Fail("length", "part decrypts to too many bytes");
-        plain.push(c.slice());
+        plain.push(c); // a fresh array per call (AgeFileOpener)
       });
       try {
         for (const c of dropHead(got.pieces, PART_SIG_BYTES)) await opener.push(c);

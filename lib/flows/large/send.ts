@@ -186,18 +186,19 @@ async function hashStream(
   s: ReadableStream<Uint8Array>,
   max: number,
   skip = 0,
-): Promise<{ sha256: string; etag: string } | null> {
+  etag = true,
+): Promise<{ sha256: string; etag: string; length: number } | null> {
   const h = createHash("sha256");
-  const b = await createBLAKE3();
+  const b = etag ? await createBLAKE3() : null;
   let n = 0;
   for await (const c of s) {
     const before = n;
     n += c.length;
     if (n > max) return null;
     h.update(before >= skip ? c : c.subarray(Math.min(c.length, skip - before)));
-    b.update(c);
+    b?.update(c);
   }
-  return { sha256: h.digest("hex"), etag: etagOf(b) };
+  return { sha256: h.digest("hex"), etag: b ? etagOf(b) : "", length: n };
 }
 
 /** The ETag a homeserver gives content whose BLAKE3 is `b` (docs/PROTOCOL.md §4.4). */
@@ -830,6 +831,32 @@ async function finishSend(
 }
 
 /**
+ * After the last PUT of a streaming send (§5.7 step 3): every part must be on the homeserver
+ * with the length this send left it (a HEAD each). Its content is bound by its signature, which
+ * every receiver checks before decrypting; the BLAKE3 ETag comparison of version 1 is not
+ * repeated (BLAKE3 in WebAssembly cost the sender more CPU than sealing the parts).
+ */
+async function checkStreamParts(
+  store: HomeserverClient,
+  blobId: string,
+  parts: number,
+  lengths: Map<number, number>,
+): Promise<void> {
+  const wrong: number[] = [];
+  await eachLimited(Array.from({ length: parts }, (_, i) => i), 4, async (i) => {
+    const info = await store.head(partPath(blobId, i));
+    if (!info || (info.size !== -1 && info.size !== lengths.get(i))) wrong.push(i);
+  });
+  if (wrong.length === 0) return;
+  wrong.sort((a, b) => a - b);
+  throw new CipherpostError(
+    "io",
+    `io error: ${wrong.length} of ${parts} parts on the homeserver are not what this send ` +
+      `uploaded (parts ${wrong.slice(0, 10).join(", ")}${wrong.length > 10 ? ", …" : ""})`,
+  );
+}
+
+/**
  * After the last PUT: every part must be on the homeserver as this send left it. A HEAD gives
  * its ETag (BLAKE3 of the content, §4.4), compared with the BLAKE3 of what we sent or found; a
  * part without a usable ETag is read back and its SHA-256 compared. A part that differs (another
@@ -838,11 +865,10 @@ async function finishSend(
  */
 async function checkUploaded(
   store: HomeserverClient,
-  record: Pick<ResumeRecord, "blob_id" | "done">,
+  record: ResumeRecord,
   parts: number,
   layout: { size: number; partSize: number },
   etags: Map<number, string>,
-  skip = 0,
 ): Promise<void> {
   const wrong: number[] = [];
   await eachLimited(Array.from({ length: parts }, (_, i) => i), 4, async (i) => {
@@ -854,8 +880,7 @@ async function checkUploaded(
       ok = info.etag === etags.get(i);
     } else {
       const got = await store.get(path).catch(() => null);
-      const hashed = got &&
-        await hashStream(got.body, partLength(layout, i) + (1 << 20) + skip, skip);
+      const hashed = got && await hashStream(got.body, partLength(layout, i) + (1 << 20));
       ok = hashed?.sha256 === record.done[String(i)];
     }
     if (!ok) wrong.push(i);
@@ -1005,7 +1030,8 @@ async function sendStreaming(
   const contentRecipient = await identityToRecipient(identity);
 
   // parts recorded as uploaded must be on the homeserver with our hash (a resumed send)
-  const etags = new Map<number, string>();
+  /** part index → stored length (signature included), for the check at the end */
+  const lengths = new Map<number, number>();
   let reused = 0;
   for (const [k, h] of Object.entries(record.done)) {
     const i = Number(k);
@@ -1013,10 +1039,15 @@ async function sendStreaming(
     try {
       const got = await store.get(partPath(blobId, i));
       const hashed = got &&
-        await hashStream(got.body, maxCipherLength(partSize) + PART_SIG_BYTES, PART_SIG_BYTES);
+        await hashStream(
+          got.body,
+          maxCipherLength(partSize) + PART_SIG_BYTES,
+          PART_SIG_BYTES,
+          false,
+        );
       if (hashed && hashed.sha256 === h) {
         ok = true;
-        etags.set(i, hashed.etag);
+        lengths.set(i, hashed.length);
       }
     } catch (e) {
       if (!(e instanceof CipherpostError && e.kind === "not_found")) throw e;
@@ -1094,8 +1125,6 @@ async function sendStreaming(
     );
     while (inflight.size >= 2 && !failed) await Promise.race(inflight);
     if (failed) throw (failed as { e: unknown }).e;
-    const b = await createBLAKE3();
-    for (const piece of sealed.pieces) b.update(piece);
     const job = (async () => {
       await store.put(
         partPath(blobId, i),
@@ -1108,7 +1137,7 @@ async function sendStreaming(
           }),
         { contentLength: sealed.length },
       );
-      etags.set(i, etagOf(b));
+      lengths.set(i, sealed.length);
       record.done[String(i)] = sealed.hash;
       uploaded++;
       await save();
@@ -1165,7 +1194,7 @@ async function sendStreaming(
     }
     await Promise.all(inflight);
     if (failed) throw (failed as { e: unknown }).e;
-    await checkUploaded(store, record, parts, { size, partSize }, etags, PART_SIG_BYTES);
+    await checkStreamParts(store, blobId, parts, lengths);
   } catch (e) {
     await Promise.all(inflight);
     await saving;
