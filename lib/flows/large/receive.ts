@@ -711,8 +711,9 @@ async function fetchStreaming(
   let closed: VerifiedClose | null = null;
   let lastShort = false;
   ui.progress?.("download", bytes, total ?? bytes);
+  let i = hashes.length;
   try {
-    for (let i = hashes.length;;) {
+    for (;;) {
       if (i > MAX_STREAM_PARTS) await fail("too many parts");
       if (!lastShort) prefetch(i + 1);
       const got = lastShort ? { kind: "missing" as const } : await take(i);
@@ -790,18 +791,25 @@ async function fetchStreaming(
     out?.close();
     if (e instanceof Fail) {
       if (e.kind === "missing") {
+        // a closed blob, or one no longer `uploading`, will not get the part: only a new share
+        const coming = closed === null &&
+          (await readBlobStatus(f.baseUrl, f.sender, p.blobId, 0, { http: f.http })) ===
+            "uploading";
         throw new CipherpostError(
           "network",
-          `share incomplete: part ${e.message} is missing on the homeserver`,
-          resume
-            ? "ask the sender to run the same send again, then receive again (verified parts are kept)"
-            : "ask the sender to send it again",
+          `share incomplete: part ${i} is missing on the homeserver`,
+          !coming
+            ? "the sender's homeserver no longer has it: ask the sender for a new share"
+            : resume
+            ? "ask the sender to run the same send again (it uploads only the missing parts); " +
+              "receive again afterwards (verified parts are kept)"
+            : "ask the sender to run the same send again, then receive again",
         );
       }
       if (e.kind === "network") {
         throw new CipherpostError(
           "network",
-          `network error: a part could not be fetched (${serverText(e.message)})`,
+          `network error: from part ${i} on, parts could not be fetched (${serverText(e.message)})`,
           resume ? "receive again: verified parts are kept" : undefined,
         );
       }
