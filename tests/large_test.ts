@@ -571,8 +571,8 @@ Deno.test({
         assert.match(gc.stderr, new RegExp(`deleted blob ${blob} \\(expired\\)`));
         const c = await alicesClient();
         assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${blob}/`), []);
-        // its parts and the status file (§5.3)
-        assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 6);
+        // its 5 parts, the status file (§5.3) and the closing record (§5.7)
+        assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 7);
         // a folder this home did not send (another machine of the same identity, say): kept
         const foreign = "f0".repeat(16);
         await c.put(`/pub/cipherpost/blobs/${foreign}/part-00000`, new Uint8Array(100));
