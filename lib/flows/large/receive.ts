@@ -32,6 +32,7 @@ import {
   parseCloseJson,
   parsePointerEnvelope,
   PART_SIG_BYTES,
+  partCount,
   partLength,
   partPath,
   partSigMessage,
@@ -600,6 +601,7 @@ async function fetchStreaming(
     }
     r.hashes = hashes;
     r.bytes = bytes;
+    r.verified = hashes.map((_, k) => k);
     try {
       out = await Deno.open(r.temp, { write: true });
       // anything written after the last saved part is fetched again
@@ -773,7 +775,8 @@ async function fetchStreaming(
             }`,
           sink
             ? undefined
-            : `free space or fix the cause, then receive again: the verified parts are kept`,
+            : `free space or fix the cause, then receive again: the ${hashes.length} verified ` +
+              `parts${p.size === undefined ? "" : ` of ${partCount(p.size, p.partSize)}`} are kept`,
         );
       }
       hashes.push(toHex(got.hash));
@@ -781,7 +784,7 @@ async function fetchStreaming(
       lastArrival = Date.now();
       if (resume) {
         resume.record.bytes = bytes;
-        resume.record.verified = [];
+        resume.record.verified.push(i);
         await resume.save();
       }
       ui.progress?.("download", bytes, total ?? bytes);
