@@ -79,6 +79,8 @@ export interface LargeOutput {
 export const DEFAULT_PART_WAIT_MS = 10 * 60_000;
 /** How often a part that is not there yet is asked for again. */
 const RETRY_MISSING_MS = 1000;
+/** The same for a streaming share, whose receiver usually waits on the sender (§5.7). */
+const STREAM_RETRY_MS = 250;
 
 interface RecvRecord {
   /** the pointer's whole-ciphertext hash, or `stream:<blob_id>` for a streaming pointer */
@@ -556,7 +558,7 @@ async function placeResult(
 
 /** A streaming part as fetched: its stored bytes in pieces, the SHA-256 of its age file. */
 type Fetched =
-  | { kind: "part"; pieces: Uint8Array[]; length: number; hash: Uint8Array }
+  | { kind: "part"; slot: Uint8Array; length: number; hash: Uint8Array }
   | { kind: "missing" };
 
 /** A verified closing record: its fields and its stored bytes (for the receipt). */
@@ -584,6 +586,8 @@ async function fetchStreaming(
   const p = f.pointer;
   const signer = parsePublicKey(p.signingKey);
   const maxStored = PART_SIG_BYTES + maxCipherLength(p.partSize);
+  /** reused part buffers: the part being opened and the one fetched ahead */
+  const slots: Uint8Array[] = [];
   const total = p.size ?? null;
   const targetExists = sink ? false : await exists(f.target);
   const resume = sink
@@ -640,30 +644,36 @@ async function fetchStreaming(
       throw new Fail("network", `GET status ${res.status}`);
     }
     const h = createHash("sha256");
-    const pieces: Uint8Array[] = [];
+    // copied into a reused slot as it arrives: the body's chunks die young
+    const slot = slots.pop() ?? new Uint8Array(maxStored);
     let length = 0;
     const reader = res.body.getReader();
-    for (;;) {
-      let r;
-      try {
-        r = await reader.read();
-      } catch (e) {
-        throw new Fail("network", `GET broke off: ${(e as Error).message}`);
+    try {
+      for (;;) {
+        let r;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          throw new Fail("network", `GET broke off: ${(e as Error).message}`);
+        }
+        if (r.done) break;
+        const c = r.value;
+        const before = length;
+        length += c.length;
+        if (length > maxStored) {
+          await reader.cancel().catch(() => {});
+          throw new Fail("length", "part longer than its bound");
+        }
+        slot.set(c, before);
+        h.update(
+          before >= PART_SIG_BYTES ? c : c.subarray(Math.min(c.length, PART_SIG_BYTES - before)),
+        );
       }
-      if (r.done) break;
-      const c = r.value;
-      const before = length;
-      length += c.length;
-      if (length > maxStored) {
-        await reader.cancel().catch(() => {});
-        throw new Fail("length", "part longer than its bound");
-      }
-      h.update(
-        before >= PART_SIG_BYTES ? c : c.subarray(Math.min(c.length, PART_SIG_BYTES - before)),
-      );
-      pieces.push(c);
+    } catch (e) {
+      slots.push(slot);
+      throw e;
     }
-    return { kind: "part", pieces, length, hash: new Uint8Array(h.digest()) };
+    return { kind: "part", slot, length, hash: new Uint8Array(h.digest()) };
   };
   /** GET and verify the closing record; null when there is none (yet). */
   const fetchClose = async (): Promise<VerifiedClose | null> => {
@@ -737,48 +747,70 @@ async function fetchStreaming(
         continue;
       }
       // the signature first: nothing of a part is decrypted before it verifies
-      const head = concat(...takeHead(got.pieces, PART_SIG_BYTES));
       const ageLength = got.length - PART_SIG_BYTES;
       if (
-        head.length < PART_SIG_BYTES ||
-        !verifyStrict(signer, partSigMessage(p.blobId, i, ageLength, got.hash), head)
+        ageLength < 0 ||
+        !verifyStrict(
+          signer,
+          partSigMessage(p.blobId, i, ageLength, got.hash),
+          got.slot.subarray(0, PART_SIG_BYTES),
+        )
       ) await fail(`part ${i} signature`);
-      const plain: Uint8Array[] = [];
+      // then opened 1 MiB at a time, each piece of plaintext written as it authenticates
       let plainLength = 0;
+      let plain: Uint8Array[] = [];
       const opener = new AgeFileOpener(p.contentIdentity, (c) => {
         plainLength += c.length;
-        if (plainLength > p.partSize) throw new Fail("length", "part decrypts to too many bytes");
-        plain.push(c); // a fresh array per call (AgeFileOpener)
+        if (plainLength > p.partSize || bytes + plainLength > (total ?? MAX_LARGE_SIZE)) {
+          throw new Fail("length", "part decrypts to too many bytes");
+        }
+        plain.push(c);
       });
+      const write = async () => {
+        try {
+          for (const c of plain) {
+            if (sink) await sink(c);
+            else writeAllSync(out!, c);
+          }
+          plain = [];
+        } catch (e) {
+          const cause = localIoCause(e);
+          throw new CipherpostError(
+            "io",
+            sink
+              ? `io error: cannot write the output: ${cause ?? (e as Error).message}`
+              : `io error: cannot write the temporary file ${resume!.record.temp}: ${
+                cause ?? "unexpected error"
+              }`,
+            sink
+              ? undefined
+              : `free space or fix the cause, then receive again: the ${hashes.length} verified ` +
+                `parts${
+                  p.size === undefined ? "" : ` of ${partCount(p.size, p.partSize)}`
+                } are kept`,
+          );
+        }
+      };
       try {
-        for (const c of dropHead(got.pieces, PART_SIG_BYTES)) await opener.push(c);
-        opener.finish();
-      } catch (e) {
-        await fail(`part ${i} ${e instanceof Fail ? e.message : "decryption"}`);
+        for (let o = PART_SIG_BYTES; o < got.length; o += 1 << 20) {
+          try {
+            await opener.push(got.slot.subarray(o, Math.min(got.length, o + (1 << 20))));
+          } catch (e) {
+            await fail(`part ${i} ${e instanceof Fail ? e.message : "decryption"}`);
+          }
+          await write();
+        }
+        try {
+          opener.finish();
+        } catch (e) {
+          await fail(`part ${i} ${e instanceof Fail ? e.message : "decryption"}`);
+        }
+        await write();
+      } finally {
+        slots.push(got.slot);
       }
       if (plainLength === 0 && i > 0) await fail(`part ${i} is empty`);
       bytes += plainLength;
-      if (bytes > (total ?? MAX_LARGE_SIZE)) await fail("more bytes than the pointer says");
-      try {
-        for (const c of plain) {
-          if (sink) await sink(c);
-          else writeAllSync(out!, c);
-        }
-      } catch (e) {
-        const cause = localIoCause(e);
-        throw new CipherpostError(
-          "io",
-          sink
-            ? `io error: cannot write the output: ${cause ?? (e as Error).message}`
-            : `io error: cannot write the temporary file ${resume!.record.temp}: ${
-              cause ?? "unexpected error"
-            }`,
-          sink
-            ? undefined
-            : `free space or fix the cause, then receive again: the ${hashes.length} verified ` +
-              `parts${p.size === undefined ? "" : ` of ${partCount(p.size, p.partSize)}`} are kept`,
-        );
-      }
       hashes.push(toHex(got.hash));
       lastShort = plainLength < p.partSize;
       lastArrival = Date.now();
@@ -864,33 +896,8 @@ async function stillComing(
         `(up to ${Math.round(waitMs / 1000)} s without a new part)`,
     );
   }
-  await new Promise((r) => setTimeout(r, RETRY_MISSING_MS));
+  await new Promise((r) => setTimeout(r, STREAM_RETRY_MS));
   return true;
-}
-
-/** The first `n` bytes of `pieces`, as subarrays. */
-function takeHead(pieces: Uint8Array[], n: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const c of pieces) {
-    if (n <= 0) break;
-    out.push(c.subarray(0, n));
-    n -= Math.min(n, c.length);
-  }
-  return out;
-}
-
-/** `pieces` without their first `n` bytes, as subarrays. */
-function dropHead(pieces: Uint8Array[], n: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const c of pieces) {
-    if (n >= c.length) {
-      n -= c.length;
-      continue;
-    }
-    out.push(c.subarray(n));
-    n = 0;
-  }
-  return out;
 }
 
 function writeAllSync(f: Deno.FsFile, b: Uint8Array): void {

@@ -914,39 +914,36 @@ interface StreamRecord {
   published?: { share_ref: string; uri: string; expires_at: number; packets: number };
 }
 
-/** One part sealed in memory: its stored bytes as pieces (signature first), and its hash. */
-interface SealedPart {
-  pieces: Uint8Array[];
-  length: number;
-  hash: string;
-}
-
-/** Seal, hash and sign one part in memory (§5.7): age encryption and SHA-256 in one pass. */
+/**
+ * Seal, hash and sign one part into `slot` (§5.7): `signature ‖ age file`, the age file sealed
+ * 1 MiB at a time straight into the slot and hashed while in the cache (no allocation per
+ * chunk: slots are reused, so nothing large outlives a young-generation collection).
+ * Returns the stored length and the age file's SHA-256 (hex).
+ */
 async function sealStreamPart(
   recipient: string,
   signingSeed: Uint8Array,
   blobId: string,
   index: number,
   plain: Uint8Array,
-): Promise<SealedPart> {
+  slot: Uint8Array,
+): Promise<{ length: number; hash: string }> {
   const age = await ageStreamEncrypt(recipient);
   const h = createHash("sha256");
-  h.update(age.head);
-  const pieces: Uint8Array[] = [age.head];
-  // sealed in 1 MiB steps, each hashed while it is still in the cache
-  for (let o = 0; o < plain.length; o += 1 << 20) {
-    const sealed = age.sealer.push(plain.subarray(o, o + (1 << 20)));
-    if (sealed.length === 0) continue;
-    h.update(sealed);
-    pieces.push(sealed);
+  let o = PART_SIG_BYTES;
+  const put = (n: number) => {
+    h.update(slot.subarray(o, o + n));
+    o += n;
+  };
+  slot.set(age.head, o);
+  put(age.head.length);
+  for (let p = 0; p < plain.length; p += 1 << 20) {
+    put(age.sealer.pushInto(plain.subarray(p, p + (1 << 20)), slot.subarray(o)));
   }
-  const last = age.sealer.finish();
-  h.update(last);
-  pieces.push(last);
-  const ageLength = pieces.reduce((n, p) => n + p.length, 0);
+  put(age.sealer.finishInto(slot.subarray(o)));
   const digest = new Uint8Array(h.digest());
-  const sig = sign(signingSeed, partSigMessage(blobId, index, ageLength, digest));
-  return { pieces: [sig, ...pieces], length: PART_SIG_BYTES + ageLength, hash: hex(digest) };
+  slot.set(sign(signingSeed, partSigMessage(blobId, index, o - PART_SIG_BYTES, digest)), 0);
+  return { length: o, hash: hex(digest) };
 }
 
 /** Fill `buf` from `f` (synchronous reads, as the part jobs do); a short read = the source shrank. */
@@ -1115,23 +1112,30 @@ async function sendStreaming(
   let failed: { e: unknown } | null = null;
   let uploaded = 0;
   const buf = new Uint8Array(partSize);
+  // at most 3 sealed parts: 2 PUTs in flight and the one being sealed, in reused slots
+  const slots: Uint8Array[] = [];
+  const slotSize = PART_SIG_BYTES + maxCipherLength(partSize);
   const launch = async (i: number, plainLength: number) => {
+    while (inflight.size >= 2 && !failed) await Promise.race(inflight);
+    if (failed) throw (failed as { e: unknown }).e;
+    const slot = slots.pop() ?? new Uint8Array(slotSize);
     const sealed = await sealStreamPart(
       contentRecipient,
       seed,
       blobId,
       i,
       buf.subarray(0, plainLength),
+      slot,
     );
-    while (inflight.size >= 2 && !failed) await Promise.race(inflight);
-    if (failed) throw (failed as { e: unknown }).e;
     const job = (async () => {
       await store.put(
         partPath(blobId, i),
         () =>
           new ReadableStream<Uint8Array>({
             start(ctl) {
-              for (const piece of sealed.pieces) ctl.enqueue(piece);
+              for (let o = 0; o < sealed.length; o += 1 << 20) {
+                ctl.enqueue(slot.subarray(o, Math.min(sealed.length, o + (1 << 20))));
+              }
               ctl.close();
             },
           }),
@@ -1145,7 +1149,10 @@ async function sendStreaming(
       if (staged) ui.progress?.("upload", done, staged.size);
     })().catch((e) => {
       failed ??= { e };
-    }).finally(() => inflight.delete(job));
+    }).finally(() => {
+      inflight.delete(job);
+      slots.push(slot);
+    });
     inflight.add(job);
   };
   let parts = 0;
