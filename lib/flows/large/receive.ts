@@ -708,10 +708,15 @@ async function fetchStreaming(
   let lastArrival = Date.now();
   let told = false;
   const ahead = new Map<number, Promise<Fetched>>();
-  const take = (i: number): Promise<Fetched> => {
-    const got = ahead.get(i) ?? fetchRaw(i);
+  /** Part i, fetched ahead or now; one fetched ahead and missing then is asked again now. */
+  const take = async (i: number): Promise<Fetched> => {
+    const early = ahead.get(i);
     ahead.delete(i);
-    return got;
+    if (early) {
+      const got = await early;
+      if (got.kind === "part") return got;
+    }
+    return await fetchRaw(i);
   };
   const prefetch = (i: number) => {
     if (i < MAX_STREAM_PARTS && !ahead.has(i)) {
@@ -722,30 +727,39 @@ async function fetchStreaming(
   };
   let closed: VerifiedClose | null = null;
   let lastShort = false;
+  /** part i was missing at the last try: no part is fetched ahead */
+  let waiting = false;
+  let endCheckAt = 0;
   ui.progress?.("download", bytes, total ?? bytes);
   let i = hashes.length;
   try {
     for (;;) {
       if (i > MAX_STREAM_PARTS) await fail("too many parts");
-      if (!lastShort) prefetch(i + 1);
+      if (!lastShort && !waiting) prefetch(i + 1);
       const got = lastShort ? { kind: "missing" as const } : await take(i);
       if (got.kind === "missing") {
-        // the closing record says whether part i is the end, or is still to come
-        closed = await fetchClose();
-        if (closed) {
-          if (closed.record.parts === i) break;
-          if (closed.record.parts < i) await fail("more parts than the closing record says");
+        // the closing record says whether part i is the end, or is still to come (asked, with
+        // the status file, at once and then once a second while waiting; the part 4 times)
+        if (lastShort || !waiting || Date.now() - endCheckAt >= 1000) {
+          endCheckAt = Date.now();
+          closed = await fetchClose();
+          if (closed) {
+            if (closed.record.parts === i) break;
+            if (closed.record.parts < i) await fail("more parts than the closing record says");
+            if (lastShort) await fail("a short part that is not the last");
+            throw new Fail("missing", String(i));
+          }
           if (lastShort) await fail("a short part that is not the last");
-          throw new Fail("missing", String(i));
+          if (!await stillComing(f, p, waitMs, lastArrival, i, told, ui)) {
+            throw new Fail("missing", String(i));
+          }
+          told = true;
         }
-        if (lastShort) await fail("a short part that is not the last");
-        if (!await stillComing(f, p, waitMs, lastArrival, i, told, ui)) {
-          throw new Fail("missing", String(i));
-        }
-        told = true;
-        ahead.delete(i + 1); // asked again with part i
+        waiting = true;
+        await new Promise((r) => setTimeout(r, STREAM_RETRY_MS));
         continue;
       }
+      waiting = false;
       // the signature first: nothing of a part is decrypted before it verifies
       const ageLength = got.length - PART_SIG_BYTES;
       if (
@@ -876,7 +890,7 @@ async function fetchStreaming(
   return closed!;
 }
 
-/** Is part i still coming (§5.5 step 4)? Waits a second first when it is. */
+/** Is part i still coming (§5.7 Receiving step 3)? */
 async function stillComing(
   f: LargeFetch<StreamPointer>,
   p: StreamPointer,
@@ -896,7 +910,6 @@ async function stillComing(
         `(up to ${Math.round(waitMs / 1000)} s without a new part)`,
     );
   }
-  await new Promise((r) => setTimeout(r, STREAM_RETRY_MS));
   return true;
 }
 
