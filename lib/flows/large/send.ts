@@ -939,6 +939,8 @@ async function sealStreamPart(
   put(age.head.length);
   for (let p = 0; p < plain.length; p += 1 << 20) {
     put(age.sealer.pushInto(plain.subarray(p, p + (1 << 20)), slot.subarray(o)));
+    // let the PUTs in flight take their next chunks between two MiB sealed
+    await new Promise((r) => setTimeout(r, 0));
   }
   put(age.sealer.finishInto(slot.subarray(o)));
   const digest = new Uint8Array(h.digest());
@@ -1116,17 +1118,25 @@ async function sendStreaming(
   const slots: Uint8Array[] = [];
   const slotSize = PART_SIG_BYTES + maxCipherLength(partSize);
   const launch = async (i: number, plainLength: number) => {
-    while (inflight.size >= 2 && !failed) await Promise.race(inflight);
     if (failed) throw (failed as { e: unknown }).e;
+    // sealed while the 2 PUTs in flight go on (a third slot), then PUT when one of them ends
     const slot = slots.pop() ?? new Uint8Array(slotSize);
-    const sealed = await sealStreamPart(
-      contentRecipient,
-      seed,
-      blobId,
-      i,
-      buf.subarray(0, plainLength),
-      slot,
-    );
+    let sealed;
+    try {
+      sealed = await sealStreamPart(
+        contentRecipient,
+        seed,
+        blobId,
+        i,
+        buf.subarray(0, plainLength),
+        slot,
+      );
+      while (inflight.size >= 2 && !failed) await Promise.race(inflight);
+      if (failed) throw (failed as { e: unknown }).e;
+    } catch (e) {
+      slots.push(slot);
+      throw e;
+    }
     const job = (async () => {
       await store.put(
         partPath(blobId, i),
