@@ -79,8 +79,13 @@ export interface LargeOutput {
 export const DEFAULT_PART_WAIT_MS = 10 * 60_000;
 /** How often a part that is not there yet is asked for again. */
 const RETRY_MISSING_MS = 1000;
-/** The same for a streaming share, whose receiver usually waits on the sender (§5.7). */
+/**
+ * The same for a streaming share, whose receiver usually waits on the sender (§5.7): 25 ms
+ * after the first miss, doubling to 250 ms (a receiver in step with its sender gets each part
+ * within ~25 ms of its upload; a fixed 250 ms measured a receiver falling seconds behind).
+ */
 const STREAM_RETRY_MS = 250;
+const STREAM_RETRY_FIRST_MS = 25;
 
 interface RecvRecord {
   /** the pointer's whole-ciphertext hash, or `stream:<blob_id>` for a streaming pointer */
@@ -730,6 +735,7 @@ async function fetchStreaming(
   /** part i was missing at the last try: no part is fetched ahead */
   let waiting = false;
   let endCheckAt = 0;
+  let retryMs = STREAM_RETRY_FIRST_MS;
   ui.progress?.("download", bytes, total ?? bytes);
   let i = hashes.length;
   try {
@@ -756,10 +762,12 @@ async function fetchStreaming(
           told = true;
         }
         waiting = true;
-        await new Promise((r) => setTimeout(r, STREAM_RETRY_MS));
+        await new Promise((r) => setTimeout(r, retryMs));
+        retryMs = Math.min(STREAM_RETRY_MS, retryMs * 2);
         continue;
       }
       waiting = false;
+      retryMs = STREAM_RETRY_FIRST_MS;
       // the signature first: nothing of a part is decrypted before it verifies
       const ageLength = got.length - PART_SIG_BYTES;
       if (
