@@ -4,13 +4,19 @@ import assert from "node:assert/strict";
 import {
   choosePartSize,
   ciphertextHashOf,
+  closeJson,
+  closeSigMessage,
   encodePointer,
   encodePointerEnvelope,
   isPointerEnvelope,
   type LargePointer,
   MAX_LARGE_PARTS,
+  MAX_STREAM_PARTS,
+  parseCloseJson,
   parsePointer,
   parsePointerEnvelope,
+  partSigMessage,
+  type StreamPointer,
 } from "../lib/protocol/large_manifest.ts";
 import {
   encodeTarHeader,
@@ -208,4 +214,65 @@ Deno.test("tar: unsafe archives are refused and leave nothing behind", async () 
   } finally {
     await Deno.remove(base, { recursive: true });
   }
+});
+
+// Streaming pointers and closing records (PROTOCOL.md §5.7)
+
+function streamPointer(over: Partial<StreamPointer> = {}): StreamPointer {
+  return {
+    blobId: "cd".repeat(16),
+    compression: "none",
+    contentIdentity: ageIdentityOf(new Uint8Array(32).fill(7)),
+    fileCount: 1,
+    homeserver: HS,
+    kind: "file",
+    name: "stdin",
+    partSize: 1 << 20,
+    signingKey: encodeZ32(generateKeypair().publicKey),
+    topEntries: [],
+    version: 2,
+    ...over,
+  };
+}
+
+Deno.test("streaming pointer: round trip with and without a size; bad fields refused", () => {
+  for (const p of [streamPointer(), streamPointer({ size: 5 << 20 })]) {
+    assert.deepStrictEqual(parsePointer(encodePointer(p)), p);
+  }
+  const good = JSON.parse(new TextDecoder().decode(encodePointer(streamPointer())));
+  for (
+    const bad of [
+      { ...good, signing_key: "nope" },
+      { ...good, part_size: 1 },
+      { ...good, size: -1 },
+      { ...good, parts: 3 }, // a version-1 field in a version-2 pointer
+      { ...good, version: 3 },
+    ]
+  ) {
+    assert.throws(() => parsePointer(utf8(JSON.stringify(bad))), isSignatureError);
+  }
+});
+
+Deno.test("closing record: bounds, size against parts and pointer, canonical bytes", () => {
+  const p = streamPointer({ size: (2 << 20) + 1 });
+  const c = { blobId: p.blobId, ciphertextHash: "ee".repeat(32), parts: 3, size: (2 << 20) + 1 };
+  assert.deepStrictEqual(parseCloseJson(closeJson(c), p), c);
+  for (
+    const bad of [
+      { ...c, parts: 2 }, // 2 MiB + 1 needs 3 parts of 1 MiB
+      { ...c, blobId: "00".repeat(16) },
+      { ...c, size: 2 << 20, parts: 2 }, // differs from the pointer's size
+      { ...c, parts: MAX_STREAM_PARTS + 1 },
+    ]
+  ) {
+    assert.throws(() => parseCloseJson(closeJson(bad), p), isSignatureError);
+  }
+  const spaced = utf8(new TextDecoder().decode(closeJson(c)).replace(":", ": "));
+  assert.throws(() => parseCloseJson(spaced, p), isSignatureError, "not canonical");
+  // the signed messages are domain-separated and bind blob, index, length and hash
+  const h = new Uint8Array(32).fill(1);
+  const m = partSigMessage(p.blobId, 2, 100, h);
+  assert.notDeepStrictEqual(m, partSigMessage(p.blobId, 3, 100, h));
+  assert.notDeepStrictEqual(m, partSigMessage(p.blobId, 2, 101, h));
+  assert.notDeepStrictEqual(closeSigMessage(closeJson(c)).subarray(0, 26), m.subarray(0, 26));
 });

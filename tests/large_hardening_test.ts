@@ -170,6 +170,12 @@ async function run(cmd: string, args: string[]): Promise<{ code: number; err: st
   }
 }
 
+/**
+ * Version-1 pointers (PROTOCOL.md §5.3): a standard input staged and resumed from kept
+ * ciphertext; a streaming one (§5.7) cannot resume (tests/large_stream_test.ts).
+ */
+const V1 = { CIPHERPOST_LARGE_POINTER: "1" };
+
 Deno.test({
   name:
     "large shares: concurrent sends of one source, I/O errors while receiving, abandoned shares and receives",
@@ -187,10 +193,10 @@ Deno.test({
         const r = await cli(["homeserver", "signup", hs.key], { home: p.home, env: netEnv(net) });
         assert.deepStrictEqual(r.code, 0, r.stderr);
       }
-      const send = async (args: string[], stdin?: Uint8Array) => {
+      const send = async (args: string[], stdin?: Uint8Array, extra = {}) => {
         const r = await cli(["send", "--share", bob.z32, "-p", "x", ...args], {
           home: alice.home,
-          env: netEnv(net),
+          env: { ...netEnv(net), ...extra },
           stdin,
         });
         return { ...r, uri: r.stdout.trim() };
@@ -315,7 +321,7 @@ Deno.test({
             const argv = cliArgv(args);
             first = await killAfterFirstLine(
               argv,
-              { ...netEnv(net), CIPHERPOST_HOME: alice.home },
+              { ...netEnv(net), ...V1, CIPHERPOST_HOME: alice.home },
               bytes,
             );
           } finally {
@@ -325,7 +331,7 @@ Deno.test({
           for (const d of await largeDir(alice.home, "up-")) {
             await Deno.remove(`${alice.home}/state/large/${d}`, { recursive: true });
           }
-          const again = await send(["--via", "homeserver", "-p", "restart", "-"], bytes);
+          const again = await send(["--via", "homeserver", "-p", "restart", "-"], bytes, V1);
           assert.deepStrictEqual(again.code, 0, again.stderr);
           assert.match(again.stderr, /sending the payload again as a new share/);
           const rx = await receive(first.trim(), ["-o", `${base}/abandoned.bin`, "--wait", "30s"]);

@@ -26,6 +26,12 @@ import { HAVE_TMUX, runInTty } from "./_tty.ts";
 
 const MiB = 1 << 20;
 const BIG = 200 * MiB;
+/**
+ * Version-1 pointers (PROTOCOL.md §5.1–5.6), for the steps about their own behaviour (part
+ * counts on the screen, kept ciphertext, the status file's count); streaming pointers (§5.7,
+ * the default) are the other steps' and tests/large_stream_test.ts's.
+ */
+const V1 = { CIPHERPOST_LARGE_POINTER: "1" };
 
 interface Person extends User {
   seed: Uint8Array;
@@ -170,7 +176,7 @@ Deno.test({
         async () => {
           hs.log.length = 0;
           const args = ["send", "--self", "-p", "big", "--material-file", big];
-          const child = spawn(alice.home, args, env(net));
+          const child = spawn(alice.home, args, env(net, V1));
           await waitFor(async () =>
             (await resumeRecords(alice.home, "send-")).some((r) =>
               Object.keys(r.done as object).length >= 3
@@ -182,7 +188,7 @@ Deno.test({
           const doneBefore = Object.keys(rec.done as object).length;
           assert(doneBefore >= 3 && doneBefore < parts, `done before kill: ${doneBefore}`);
           hs.log.length = 0;
-          const r = await send(alice, net, args.slice(1).concat("--json"));
+          const r = await send(alice, net, args.slice(1).concat("--json"), V1);
           assert.deepStrictEqual(r.code, 0, r.stderr);
           const out = JSON.parse(r.stdout);
           assert.deepStrictEqual(out.parts, parts);
@@ -236,7 +242,7 @@ Deno.test({
             "to bob",
             "--material-file",
             big,
-          ]);
+          ], V1);
           assert.deepStrictEqual(r.code, 0, r.stderr);
           const dest = `${base}/bob-out.bin`;
           const rx = await receive(bob, net, r.uri, alice.z32, ["-o", dest]);
@@ -265,7 +271,7 @@ Deno.test({
           hs.log.length = 0;
           const child = cliCommand(
             ["send", "--share", bob.z32, "-p", "slow", "--material-file", src],
-            { home: alice.home, env: env(net, { CIPHERPOST_PART_SIZE: String(MiB) }) },
+            { home: alice.home, env: env(net, { ...V1, CIPHERPOST_PART_SIZE: String(MiB) }) },
           ).spawn();
           try {
             const stderrText = new Response(child.stderr).text();
@@ -328,7 +334,7 @@ Deno.test({
         async () => {
           const bytes = new Uint8Array(4 * MiB).map((_, i) => (i * 2654435761) >>> 24);
           const args = ["send", "--self", "--via", "homeserver", "-p", "restart", "-"];
-          const e = env(net, { CIPHERPOST_PART_SIZE: String(MiB) });
+          const e = env(net, { ...V1, CIPHERPOST_PART_SIZE: String(MiB) });
           hs.holdPartPuts(true); // the pointer goes out, no part does
           let first = "";
           try {
@@ -432,7 +438,10 @@ Deno.test({
       });
 
       await t.step("a deleted part: exit 6 naming it", async () => {
-        const r = await send(alice, net, ["--share", bob.z32, "--material-file", small], smallEnv);
+        const r = await send(alice, net, ["--share", bob.z32, "--material-file", small], {
+          ...smallEnv,
+          ...V1,
+        });
         assert.deepStrictEqual(r.code, 0, r.stderr);
         const blob = await blobOf(r.uri);
         assert(await (await alicesClient()).delete(`/pub/cipherpost/blobs/${blob}/part-00003`));
@@ -562,8 +571,8 @@ Deno.test({
         assert.match(gc.stderr, new RegExp(`deleted blob ${blob} \\(expired\\)`));
         const c = await alicesClient();
         assert.deepStrictEqual(await c.list(`/pub/cipherpost/blobs/${blob}/`), []);
-        // its parts and the status file (§5.3)
-        assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 6);
+        // its 5 parts, the status file (§5.3) and the closing record (§5.7)
+        assert.deepStrictEqual((await c.list(`/pub/cipherpost/blobs/${liveBlob}/`)).length, 7);
         // a folder this home did not send (another machine of the same identity, say): kept
         const foreign = "f0".repeat(16);
         await c.put(`/pub/cipherpost/blobs/${foreign}/part-00000`, new Uint8Array(100));

@@ -56,7 +56,11 @@ function payloadLines(s: AcceptanceSummary): string[] {
     case "large": {
       const lines = [
         `Type:        large ${p.content} "${displayText(p.name)}"`,
-        `Size:        ${p.size} bytes (${formatBytes(p.size)}) in ${p.parts} part(s)`,
+        p.size === null
+          ? "Size:        not known yet (a stream: it is received as the sender sends it)"
+          : `Size:        ${p.size} bytes (${formatBytes(p.size)})${
+            p.parts === null ? ", streamed as it is sent" : ` in ${p.parts} part(s)`
+          }`,
         `From:        homeserver ${p.homeserver}`,
         `             ${displayText(p.endpoint)}`,
         `Write to:    ${displayText(p.target)}`,

@@ -218,6 +218,15 @@ export function partSizeOverride(): number | undefined {
   return n;
 }
 
+/**
+ * Whether large sends publish a streaming pointer (§5.7, the default) or, with
+ * `CIPHERPOST_LARGE_POINTER=1`, a version-1 pointer once every part is sealed (for receivers
+ * that predate streaming pointers).
+ */
+export function streamingPointers(): boolean {
+  return Deno.env.get("CIPHERPOST_LARGE_POINTER") !== "1";
+}
+
 /** The one-line summary of a gc run (stdout). */
 export function gcSummary(r: GcReport): string {
   const unknown = r.unknown > 0

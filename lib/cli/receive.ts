@@ -149,7 +149,8 @@ line that is not the sender's key is asked again (three tries); an empty line de
 Receiving a share you already accepted writes it again (no prompt, no new receipt) while the
 sender's share is still on the network and unexpired; a burned share is never shown twice.
 Binary material (a DER certificate, a binary PGP key, …) is not written to a terminal: use -o.
-A large share needs -o PATH (a file or a new folder); a re-run after an interruption resumes. An
+A large share needs -o PATH (a file or a new folder); a re-run after an interruption resumes.
+A large file sent by a streaming sender may also go to -o - as it arrives (not resumable). An
 accepted large share is fetched and written again like any other, while it is on the homeserver.
 Examples:
   cipherpost receive cipherpost://<sender>/<ref> -o secret.txt

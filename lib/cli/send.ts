@@ -26,7 +26,14 @@ import { DURATION_FORMS, formatDuration, parseDuration } from "./duration.ts";
 import { startProgress } from "./progress.ts";
 import { renderQr } from "./qr.ts";
 import { hasTty, isStderrTty, ttyReadLine } from "./tty.ts";
-import { cliUi, interruptibleSend, partSizeOverride, partWorkers, planInput } from "./large.ts";
+import {
+  cliUi,
+  interruptibleSend,
+  partSizeOverride,
+  partWorkers,
+  planInput,
+  streamingPointers,
+} from "./large.ts";
 import { Exit } from "./exit_codes.ts";
 import { sendLarge } from "../flows/large/send.ts";
 import {
@@ -257,6 +264,7 @@ ${NETWORK_HELP}`,
               burn: o.burn === true,
               workers: partWorkers(),
               partSize: partSizeOverride(),
+              streaming: streamingPointers(),
               onPublished,
             }, largeUi),
         ).catch(async (e) => {

@@ -141,9 +141,23 @@ export class PayloadSealer {
 
   /** Seal what `chunk` completes; returns the sealed bytes (empty while a chunk fills). */
   push(chunk: Uint8Array): Uint8Array {
+    const out = new Uint8Array(this.sealedBy(chunk.length));
+    this.pushInto(chunk, out);
+    return out;
+  }
+
+  /** How many sealed bytes a {@link push} of `n` more bytes gives. */
+  sealedBy(n: number): number {
     // a full buffer is sealed only once more bytes arrive: the last chunk may be full
-    const full = Math.floor((this.used + chunk.length - 1) / CHUNK);
-    const out = new Uint8Array(full > 0 ? full * SEALED : 0);
+    const full = Math.floor((this.used + n - 1) / CHUNK);
+    return full > 0 ? full * SEALED : 0;
+  }
+
+  /**
+   * {@link push} into `out` (at least {@link sealedBy} bytes), with no allocation: a caller
+   * seals a whole part into one buffer it reuses. Returns the bytes written.
+   */
+  pushInto(chunk: Uint8Array, out: Uint8Array): number {
     let o = 0;
     while (chunk.length > 0) {
       if (this.used === CHUNK) {
@@ -156,15 +170,22 @@ export class PayloadSealer {
       this.used += n;
       chunk = chunk.subarray(n);
     }
-    return out;
+    return o;
   }
 
   /** Seal the last chunk (possibly empty) and forget the key. */
   finish(): Uint8Array {
     const out = new Uint8Array(this.used + TAG);
-    seal(this.key, this.counter, true, this.buf.subarray(0, this.used), out);
-    this.key.fill(0);
+    this.finishInto(out);
     return out;
+  }
+
+  /** {@link finish} into `out` (at least the bytes left + 16); returns the bytes written. */
+  finishInto(out: Uint8Array): number {
+    const n = this.used + TAG;
+    seal(this.key, this.counter, true, this.buf.subarray(0, this.used), out.subarray(0, n));
+    this.key.fill(0);
+    return n;
   }
 }
 

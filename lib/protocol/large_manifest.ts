@@ -8,7 +8,16 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { canonicalize, field, type JsonValue, parseJson } from "../util/canonical_json.ts";
-import { b64decode, b64encode, fromHex, fromUtf8, toHex } from "../util/encoding.ts";
+import {
+  b64decode,
+  b64encode,
+  bytesEqual,
+  concat,
+  fromHex,
+  fromUtf8,
+  toHex,
+  utf8,
+} from "../util/encoding.ts";
 import { signatureError } from "../util/errors.ts";
 import { parsePublicKey } from "../pkarr/public_key.ts";
 import { envelopeFields } from "./record.ts";
@@ -143,8 +152,12 @@ function toJson(p: LargePointer): Record<string, JsonValue> {
   };
 }
 
-/** Canonical JSON bytes of a pointer (the material bytes). */
-export function encodePointer(p: LargePointer): Uint8Array {
+/** Canonical JSON bytes of a pointer (the material bytes), either version. */
+export function encodePointer(p: AnyPointer): Uint8Array {
+  if (p.version === 2) {
+    checkStreamPointer(p);
+    return canonicalize(streamToJson(p));
+  }
   checkPointer(p);
   return canonicalize(toJson(p));
 }
@@ -178,8 +191,8 @@ function checkPointer(p: LargePointer): void {
   if (p.topEntries.length > MAX_TOP_ENTRIES) throw new Error("top_entries");
 }
 
-/** Parse and check pointer bytes; any failure → signature error (exit 3). */
-export function parsePointer(bytes: Uint8Array): LargePointer {
+/** Parse and check pointer bytes (version 1, §5.1, or 2, §5.7); any failure → signature error (exit 3). */
+export function parsePointer(bytes: Uint8Array): AnyPointer {
   try {
     const o = parseJson(fromUtf8(bytes));
     if (!field.isObject(o)) throw new Error("not an object");
@@ -187,6 +200,26 @@ export function parsePointer(bytes: Uint8Array): LargePointer {
       if (!Array.isArray(v)) throw new Error("not an array");
       return v.map((x) => field.str(x));
     };
+    if (o.version === 2) {
+      const sp: StreamPointer = {
+        blobId: field.str(o.blob_id),
+        compression: field.str(o.compression) as "none",
+        contentIdentity: field.str(o.content_identity),
+        fileCount: field.int(o.file_count),
+        homeserver: field.str(o.homeserver),
+        kind: field.str(o.kind) as "file",
+        name: field.str(o.name),
+        partSize: field.int(o.part_size),
+        signingKey: field.str(o.signing_key),
+        topEntries: strings(o.top_entries),
+        version: 2,
+      };
+      if (o.size !== undefined) sp.size = field.int(o.size);
+      const known = new Set([...Object.keys(streamToJson(sp))]);
+      for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`unknown field ${k}`);
+      checkStreamPointer(sp);
+      return sp;
+    }
     const p: LargePointer = {
       blobId: field.str(o.blob_id),
       ciphertextHash: field.str(o.ciphertext_hash),
@@ -215,7 +248,7 @@ export interface PointerEnvelope {
   burnAfterRead: boolean;
   createdAt: number;
   purpose: string;
-  pointer: LargePointer;
+  pointer: AnyPointer;
 }
 
 /** The canonical Envelope bytes carrying a pointer (protocol_version 2). */
@@ -263,4 +296,164 @@ export function parsePointerEnvelope(bytes: Uint8Array): PointerEnvelope & {
 /** SHA-256 hex of pointer Envelope bytes (the receipt's `cleartext_hash`). */
 export function envelopeHash(bytes: Uint8Array): string {
   return toHex(sha256(bytes));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming pointers (§5.7)
+
+/** A streaming pointer (§5.7): published before the payload is sealed. */
+export interface StreamPointer {
+  blobId: string;
+  compression: "none";
+  contentIdentity: string;
+  fileCount: number;
+  homeserver: string;
+  kind: "file" | "directory";
+  name: string;
+  partSize: number;
+  /** z-base-32 of the share's part-signing key (Ed25519) */
+  signingKey: string;
+  /** total plaintext bytes, when the sender knows them */
+  size?: number;
+  topEntries: string[];
+  version: 2;
+}
+
+/** A pointer of either version. */
+export type AnyPointer = LargePointer | StreamPointer;
+
+/** Most parts a streaming blob may have (31.5 GiB in 1 MiB parts). */
+export const MAX_STREAM_PARTS = MAX_LARGE_SIZE / MIN_PART_SIZE;
+/** The sender's default part size of a streaming share. */
+export const DEFAULT_STREAM_PART_SIZE = 8 << 20;
+/** Largest stored closing record. */
+export const MAX_CLOSE_BYTES = 4096;
+/** Bytes of a part's signature before its age file. */
+export const PART_SIG_BYTES = 64;
+
+function streamToJson(p: StreamPointer): Record<string, JsonValue> {
+  const o: Record<string, JsonValue> = {
+    blob_id: p.blobId,
+    compression: p.compression,
+    content_identity: p.contentIdentity,
+    file_count: p.fileCount,
+    homeserver: p.homeserver,
+    kind: p.kind,
+    name: p.name,
+    part_size: p.partSize,
+    signing_key: p.signingKey,
+    top_entries: p.topEntries,
+    version: p.version,
+  };
+  if (p.size !== undefined) o.size = p.size;
+  return o;
+}
+
+function checkStreamPointer(p: StreamPointer): void {
+  if (p.version !== 2) throw new Error("version");
+  if (!HEX32.test(p.blobId)) throw new Error("blob_id");
+  if (p.compression !== "none") throw new Error("compression");
+  if (!AGE_SECRET.test(p.contentIdentity)) throw new Error("content_identity");
+  if (p.kind !== "file" && p.kind !== "directory") throw new Error("kind");
+  parsePublicKey(p.homeserver);
+  parsePublicKey(p.signingKey);
+  if (new TextEncoder().encode(p.name).length > 255) throw new Error("name");
+  if (
+    p.size !== undefined &&
+    (!Number.isSafeInteger(p.size) || p.size < 0 || p.size > MAX_LARGE_SIZE)
+  ) throw new Error("size");
+  if (p.partSize < MIN_PART_SIZE || p.partSize > MAX_PART_SIZE) throw new Error("part_size");
+  if (!Number.isSafeInteger(p.fileCount) || p.fileCount < 0) throw new Error("file_count");
+  if (p.kind === "file" && (p.fileCount !== 1 || p.topEntries.length !== 0)) {
+    throw new Error("file entries");
+  }
+  if (p.topEntries.length > MAX_TOP_ENTRIES) throw new Error("top_entries");
+}
+
+function u32be(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
+
+function u64be(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+/** The bytes a part's signature signs (§5.7): domain, blob id, index, length, SHA-256. */
+export function partSigMessage(
+  blobId: string,
+  index: number,
+  ageLength: number,
+  ageSha256: Uint8Array,
+): Uint8Array {
+  return concat(
+    utf8("cipherpost-large-part-v2\n"),
+    fromHex(blobId),
+    u32be(index),
+    u64be(ageLength),
+    ageSha256,
+  );
+}
+
+/** The closing record of a streaming blob (§5.7). */
+export interface CloseRecord {
+  blobId: string;
+  ciphertextHash: string;
+  parts: number;
+  size: number;
+}
+
+const CLOSE_DOMAIN = "cipherpost-large-close-v2\n";
+
+/** The canonical JSON of a closing record (what its signature covers, after the domain). */
+export function closeJson(c: CloseRecord): Uint8Array {
+  return canonicalize({
+    blob_id: c.blobId,
+    ciphertext_hash: c.ciphertextHash,
+    parts: c.parts,
+    size: c.size,
+    version: 2,
+  });
+}
+
+/** The bytes a closing record's signature signs. */
+export function closeSigMessage(json: Uint8Array): Uint8Array {
+  return concat(utf8(CLOSE_DOMAIN), json);
+}
+
+/** The homeserver path of a blob's closing record. */
+export function closePath(blobId: string): string {
+  return `${blobDir(blobId)}close`;
+}
+
+/**
+ * Check a closing record's fields against its pointer (§5.7): blob id, bounds, and the size
+ * against the part count and the pointer's `size`. Throws a signature error (exit 3).
+ */
+export function parseCloseJson(json: Uint8Array, p: StreamPointer): CloseRecord {
+  try {
+    const o = parseJson(fromUtf8(json));
+    if (!field.isObject(o) || o.version !== 2) throw new Error("version");
+    const c: CloseRecord = {
+      blobId: field.str(o.blob_id),
+      ciphertextHash: field.str(o.ciphertext_hash),
+      parts: field.int(o.parts),
+      size: field.int(o.size),
+    };
+    if (c.blobId !== p.blobId) throw new Error("blob_id");
+    if (!HEX64.test(c.ciphertextHash)) throw new Error("ciphertext_hash");
+    if (c.parts < 1 || c.parts > MAX_STREAM_PARTS) throw new Error("parts");
+    if (!Number.isSafeInteger(c.size) || c.size < 0 || c.size > MAX_LARGE_SIZE) {
+      throw new Error("size");
+    }
+    if (partCount(c.size, p.partSize) !== c.parts) throw new Error("parts and size disagree");
+    if (p.size !== undefined && p.size !== c.size) throw new Error("size differs from the pointer");
+    if (!bytesEqual(closeJson(c), json)) throw new Error("not canonical");
+    return c;
+  } catch (e) {
+    throw signatureError(`closing record: ${(e as Error).message}`);
+  }
 }

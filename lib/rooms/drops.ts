@@ -84,7 +84,9 @@ export function dropOf(m: Message): Drop | null {
   if (m.kind !== "file_drop") return null;
   let p: LargePointer;
   try {
-    p = parsePointer(utf8(m.body));
+    const any = parsePointer(utf8(m.body));
+    if (any.version !== 1) return null; // a drop carries a version-1 pointer (§9.8)
+    p = any;
   } catch {
     return null;
   }

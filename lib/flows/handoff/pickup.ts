@@ -236,10 +236,13 @@ async function openLargeSession(
       { step: "receive_general", data: { output: "DIR" } },
     );
   }
-  if (pointer.pointer.size > MAX_SESSION_SHARE) {
+  const size = pointer.pointer.size;
+  if (size === undefined || size > MAX_SESSION_SHARE) {
     throw new CipherpostError(
       "invalid_material",
-      `invalid material: a ${pointer.pointer.size}-byte large share is no Claude Code session (at most ${MAX_SESSION_SHARE} bytes)`,
+      size === undefined
+        ? "invalid material: a large share of unknown size is no Claude Code session"
+        : `invalid material: a ${size}-byte large share is no Claude Code session (at most ${MAX_SESSION_SHARE} bytes)`,
     );
   }
   const keptDir = await new WorkFiles(ctx.state).dir("claude");
@@ -265,7 +268,7 @@ async function openLargeSession(
           );
         }
         const p = await plan(bundle);
-        const view = sessionView(bundle, pointer.pointer.size, p);
+        const view = sessionView(bundle, size, p);
         const confirmed = ui.confirm
           ? await ui.confirm({
             protocol: share.protocol,

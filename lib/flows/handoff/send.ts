@@ -92,6 +92,7 @@ export async function claudeSend(
           kind: "stream",
           stream: new Blob([bundle as BlobPart]).stream(),
           name: `claude-session-${summary.sessionId}.tar.gz`,
+          size: bundle.length,
         },
         ttlSeconds: req.ttlSeconds,
         pin: req.pin,

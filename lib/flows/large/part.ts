@@ -150,7 +150,9 @@ const CHECKED_BY_DISCOVERY: HomeserverHttp = { allowLoopback: true };
  * else, a redirect, a timeout or a refused endpoint is a network failure that says so (the part
  * stays missing; re-running the receive resumes).
  */
-async function getPart(job: Extract<PartJob, { op: "decrypt" }>): Promise<HttpReply> {
+export async function getPart(
+  job: Pick<Extract<PartJob, { op: "decrypt" }>, "url" | "headers" | "http">,
+): Promise<HttpReply> {
   const { "pubky-host": tenant = "", ...headers } = job.headers;
   try {
     return await homeserverGet(job.url, {

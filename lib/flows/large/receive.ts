@@ -17,17 +17,36 @@ import { serverText } from "../../homeserver/http.ts";
 import { type HomeserverHttp, homeserverHttpOf } from "../../homeserver/endpoint_policy.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import {
+  type AnyPointer,
   type BlobStatus,
+  ciphertextHashOf,
+  closePath,
+  type CloseRecord,
+  closeSigMessage,
   envelopeHash,
   type LargePointer,
+  MAX_CLOSE_BYTES,
+  MAX_LARGE_SIZE,
+  MAX_STREAM_PARTS,
   maxCipherLength,
+  parseCloseJson,
   parsePointerEnvelope,
+  PART_SIG_BYTES,
+  partCount,
   partLength,
   partPath,
+  partSigMessage,
+  type StreamPointer,
 } from "../../protocol/large_manifest.ts";
 import type { State } from "../../state/state.ts";
 import { field, type JsonValue } from "../../util/canonical_json.ts";
-import { fromUtf8, stripControl, toHex, utf8 } from "../../util/encoding.ts";
+import { concat, fromUtf8, stripControl, toHex, utf8 } from "../../util/encoding.ts";
+import { createHash } from "node:crypto";
+import { AgeFileOpener } from "../../crypto/age_stream.ts";
+import { verifyStrict } from "../../crypto/keys.ts";
+import { parsePublicKey } from "../../pkarr/public_key.ts";
+import { readStreamCapped } from "../../util/bounded_read.ts";
+import { Fail, getPart } from "./part.ts";
 import { expiresAt } from "../../protocol/record.ts";
 import { CipherpostError, signatureError } from "../../util/errors.ts";
 import { localIoCause } from "../../util/fsutil.ts";
@@ -49,17 +68,33 @@ export interface LargeOutput {
    * milliseconds without any part arriving; default {@link DEFAULT_PART_WAIT_MS}, 0 = never.
    */
   waitMs?: number;
+  /**
+   * Where a streaming file share (§5.7) goes when `output` is "-": each part's plaintext as
+   * soon as it is verified, in order. Without it, "-" is refused as for every large share.
+   */
+  writeStdout?: (bytes: Uint8Array) => Promise<void>;
 }
 
 /** The default wait for parts still being uploaded: 10 minutes without one arriving. */
 export const DEFAULT_PART_WAIT_MS = 10 * 60_000;
 /** How often a part that is not there yet is asked for again. */
 const RETRY_MISSING_MS = 1000;
+/**
+ * The same for a streaming share, whose receiver usually waits on the sender (§5.7): 25 ms
+ * after the first miss, doubling to 250 ms (a receiver in step with its sender gets each part
+ * within ~25 ms of its upload; a fixed 250 ms measured a receiver falling seconds behind).
+ */
+const STREAM_RETRY_MS = 250;
+const STREAM_RETRY_FIRST_MS = 25;
 
 interface RecvRecord {
+  /** the pointer's whole-ciphertext hash, or `stream:<blob_id>` for a streaming pointer */
   ciphertext_hash: string;
   temp: string;
   verified: number[];
+  /** streaming (§5.7): the hashes of the verified parts, in order, and their plaintext bytes */
+  hashes?: string[];
+  bytes?: number;
   /** when the share expires (Unix seconds): then the record and its temporary file are swept */
   expires_at?: number;
 }
@@ -100,14 +135,16 @@ export async function openLarge(
   }
   const p = env.pointer;
   const target = o.output;
-  if (target === undefined || target === "-") {
+  const toStdout = p.version === 2 && p.kind === "file" && target === "-" &&
+    o.writeStdout !== undefined;
+  if (!toStdout && (target === undefined || target === "-")) {
     throw new CipherpostError(
       "config",
       "configuration error: a large share needs an output path (it is not written to standard output)",
       { step: "give_output_path", data: { example: p.kind === "directory" ? "folder" : "file" } },
     );
   }
-  await refuseExisting(target, o.force);
+  if (!toStdout) await refuseExisting(target!, o.force);
   let baseUrl: string;
   try {
     baseUrl = await endpointOf(t, p.homeserver);
@@ -116,6 +153,15 @@ export async function openLarge(
     throw new CipherpostError("network", "network error: the sender's homeserver is unreachable");
   }
   const locator = share.locator;
+  const fetch: LargeFetch<AnyPointer> = {
+    sender: share.sender,
+    locator,
+    pointer: p,
+    baseUrl,
+    target: target!,
+    http: homeserverHttpOf(t),
+    expiresAt: Number(expiresAt(share.createdAt, share.ttlSeconds)),
+  };
   return {
     purpose: env.purpose,
     burnAfterRead: env.burnAfterRead,
@@ -123,29 +169,29 @@ export async function openLarge(
       kind: "large",
       content: p.kind,
       name: p.name,
-      size: p.size,
-      parts: p.parts,
+      size: p.size ?? null,
+      parts: p.version === 1 ? p.parts : null,
       homeserver: p.homeserver,
       endpoint: baseUrl,
       fileCount: p.kind === "directory" ? p.fileCount : undefined,
       topEntries: p.kind === "directory" ? p.topEntries : undefined,
-      target,
+      target: target!,
     },
     deliver: async () => {
-      await fetchLarge(
-        state,
-        {
-          sender: share.sender,
-          locator,
-          pointer: p,
-          baseUrl,
-          target,
-          http: homeserverHttpOf(t),
-          expiresAt: Number(expiresAt(share.createdAt, share.ttlSeconds)),
-        },
-        o,
-        ui,
-      );
+      if (p.version === 2) {
+        const close = await fetchStreaming(
+          state,
+          { ...fetch, pointer: p },
+          o,
+          ui,
+          toStdout ? o.writeStdout! : null,
+        );
+        return {
+          ciphertextHash: close.record.ciphertextHash,
+          cleartextHash: toHex(sha256(concat(share.plaintext, close.stored))),
+        };
+      }
+      await fetchLarge(state, { ...fetch, pointer: p }, o, ui);
       return { ciphertextHash: p.ciphertextHash, cleartextHash: envelopeHash(share.plaintext) };
     },
   };
@@ -167,7 +213,7 @@ export async function refuseExisting(target: string, force: boolean): Promise<vo
 }
 
 /** What {@link fetchLarge} fetches: a verified pointer, from where, to where. */
-export interface LargeFetch {
+export interface LargeFetch<P = LargePointer> {
   /** when the share expires (Unix seconds): the resume record is swept after that */
   expiresAt: number;
   /** z32 of the owner of the blob folder (the `pubky-host` of every GET) */
@@ -175,7 +221,7 @@ export interface LargeFetch {
   /** names this receive's resume record: a share's locator, or any bytes unique to the payload */
   locator: Uint8Array;
   /** The pointer, already checked (§5.1) and signed by `sender`. */
-  pointer: LargePointer;
+  pointer: P;
   /** the homeserver endpoint of `pointer.homeserver` (from `endpointOf`) */
   baseUrl: string;
   /** where the result appears (an existing one is replaced: check with {@link refuseExisting}) */
@@ -201,7 +247,7 @@ export async function fetchLarge(
 ): Promise<{ fetched: number }> {
   const p = f.pointer;
   const targetExists = await exists(f.target);
-  const resume = await openResume(state, f);
+  const resume = await openResume(state, f, p.ciphertextHash, p.size);
   const fetched = await fetchParts(f, req, ui, resume);
   await placeResult(f, resume, targetExists);
   ui.status(
@@ -226,8 +272,13 @@ interface Resume {
 }
 
 /** Stage 1: the resume record (which parts are verified in which temporary file), kept or new. */
-async function openResume(state: State, f: LargeFetch): Promise<Resume> {
-  const { pointer: p, target } = f;
+async function openResume(
+  state: State,
+  f: LargeFetch<AnyPointer>,
+  id: string,
+  maxSize: number,
+): Promise<Resume> {
+  const { target } = f;
   const ctx = { locator: f.locator };
   const work = new WorkFiles(state);
   const key = toHex(sha256(utf8(`recv\n${toHex(ctx.locator)}`))).slice(0, 32);
@@ -238,8 +289,7 @@ async function openResume(state: State, f: LargeFetch): Promise<Resume> {
     const o = (await work.readRecord("recv", key)) as unknown as RecvRecord;
     const st = await Deno.stat(o.temp);
     if (
-      o.ciphertext_hash === p.ciphertextHash && dirName(o.temp) === dir && st.isFile &&
-      st.size <= p.size
+      o.ciphertext_hash === id && dirName(o.temp) === dir && st.isFile && st.size <= maxSize
     ) rec = { ...o, expires_at: f.expiresAt };
     else await removeAny(o.temp);
   } catch { /* none */ }
@@ -258,7 +308,7 @@ async function openResume(state: State, f: LargeFetch): Promise<Resume> {
         `io error: cannot create a temporary file in ${dir}${cause ? `: ${cause}` : ""}`,
       );
     }
-    rec = { ciphertext_hash: p.ciphertextHash, temp, verified: [], expires_at: f.expiresAt };
+    rec = { ciphertext_hash: id, temp, verified: [], expires_at: f.expiresAt };
   }
   const record = rec;
   let saving = Promise.resolve();
@@ -430,7 +480,11 @@ async function fetchParts(
 }
 
 /** Stage 3: every part verified: make the target appear by one rename (or extraction). */
-async function placeResult(f: LargeFetch, resume: Resume, targetExists: boolean): Promise<void> {
+async function placeResult(
+  f: LargeFetch<{ kind: "file" | "directory"; size: number; fileCount: number }>,
+  resume: Resume,
+  targetExists: boolean,
+): Promise<void> {
   const { pointer: p, target } = f;
   const { record, discard } = resume;
   // Every part verified (the file grew as they came; a last hole would be a zero-length part)
@@ -516,6 +570,375 @@ async function placeResult(f: LargeFetch, resume: Resume, targetExists: boolean)
       "receive again once fixed: the verified parts are kept",
     );
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming pointers (§5.7)
+
+/** A streaming part as fetched: its stored bytes in pieces, the SHA-256 of its age file. */
+type Fetched =
+  | { kind: "part"; slot: Uint8Array; length: number; hash: Uint8Array }
+  | { kind: "missing" };
+
+/** A verified closing record: its fields and its stored bytes (for the receipt). */
+interface VerifiedClose {
+  record: CloseRecord;
+  stored: Uint8Array;
+}
+
+/**
+ * Receive a streaming share (§5.7 "Receiving"): parts in order, 2 ahead at most, each one's
+ * signature verified before it is decrypted, its plaintext written at once (to `sink`, or to
+ * the temporary file next to the target), until the signed closing record says the payload
+ * is complete; then the target appears by one rename. Returns the verified closing record.
+ *
+ * @throws signature (exit 3: a signature, length, hash or closing-record check), network (6: a
+ *   part missing past the wait, or the homeserver unreachable), io
+ */
+async function fetchStreaming(
+  state: State,
+  f: LargeFetch<StreamPointer>,
+  req: LargeOutput,
+  ui: FlowUi,
+  sink: ((bytes: Uint8Array) => Promise<void>) | null,
+): Promise<VerifiedClose> {
+  const p = f.pointer;
+  const signer = parsePublicKey(p.signingKey);
+  const maxStored = PART_SIG_BYTES + maxCipherLength(p.partSize);
+  /** reused part buffers: the part being opened and the one fetched ahead */
+  const slots: Uint8Array[] = [];
+  const total = p.size ?? null;
+  const targetExists = sink ? false : await exists(f.target);
+  const resume = sink
+    ? null
+    : await openResume(state, f, `stream:${p.blobId}`, p.size ?? MAX_LARGE_SIZE);
+  const hashes: string[] = [];
+  let bytes = 0;
+  let out: Deno.FsFile | null = null;
+  if (resume) {
+    const r = resume.record;
+    if (Array.isArray(r.hashes) && typeof r.bytes === "number" && r.hashes.length > 0) {
+      hashes.push(...r.hashes);
+      bytes = r.bytes;
+      ui.status(`resuming: ${hashes.length} parts already here and verified`);
+    }
+    r.hashes = hashes;
+    r.bytes = bytes;
+    r.verified = hashes.map((_, k) => k);
+    try {
+      out = await Deno.open(r.temp, { write: true });
+      // anything written after the last saved part is fetched again
+      await out.truncate(bytes);
+      await out.seek(bytes, Deno.SeekMode.Start);
+    } catch (e) {
+      out?.close();
+      throw new CipherpostError(
+        "io",
+        `io error: cannot write the temporary file ${r.temp}: ${
+          localIoCause(e) ?? "unexpected error"
+        }`,
+      );
+    }
+  }
+  const fail = async (why: string): Promise<never> => {
+    out?.close();
+    out = null;
+    await resume?.discard();
+    throw signatureError(`streaming share: ${why}`);
+  };
+  const request = (path: string) => ({
+    url: `${f.baseUrl}${path}`,
+    headers: { "pubky-host": f.sender },
+    http: f.http,
+  });
+  /** GET part i: its pieces, hashed after the signature as they arrive (bounded). */
+  const fetchRaw = async (i: number): Promise<Fetched> => {
+    const res = await getPart(request(partPath(p.blobId, i)));
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return { kind: "missing" };
+    }
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      throw new Fail("network", `GET status ${res.status}`);
+    }
+    const h = createHash("sha256");
+    // copied into a reused slot as it arrives: the body's chunks die young
+    const slot = slots.pop() ?? new Uint8Array(maxStored);
+    let length = 0;
+    const reader = res.body.getReader();
+    try {
+      for (;;) {
+        let r;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          throw new Fail("network", `GET broke off: ${(e as Error).message}`);
+        }
+        if (r.done) break;
+        const c = r.value;
+        const before = length;
+        length += c.length;
+        if (length > maxStored) {
+          await reader.cancel().catch(() => {});
+          throw new Fail("length", "part longer than its bound");
+        }
+        slot.set(c, before);
+        h.update(
+          before >= PART_SIG_BYTES ? c : c.subarray(Math.min(c.length, PART_SIG_BYTES - before)),
+        );
+      }
+    } catch (e) {
+      slots.push(slot);
+      throw e;
+    }
+    return { kind: "part", slot, length, hash: new Uint8Array(h.digest()) };
+  };
+  /** GET and verify the closing record; null when there is none (yet). */
+  const fetchClose = async (): Promise<VerifiedClose | null> => {
+    const res = await getPart(request(closePath(p.blobId)));
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      throw new Fail("network", `GET status ${res.status}`);
+    }
+    let stored: Uint8Array;
+    try {
+      stored = await readStreamCapped(res.body, MAX_CLOSE_BYTES);
+    } catch {
+      return await fail("closing record too long or cut off");
+    }
+    const sig = stored.subarray(0, PART_SIG_BYTES);
+    const json = stored.subarray(PART_SIG_BYTES);
+    if (stored.length <= PART_SIG_BYTES || !verifyStrict(signer, closeSigMessage(json), sig)) {
+      return await fail("closing record signature");
+    }
+    try {
+      return { record: parseCloseJson(json, p), stored };
+    } catch (e) {
+      return await fail((e as Error).message);
+    }
+  };
+
+  const waitMs = Math.max(0, req.waitMs ?? DEFAULT_PART_WAIT_MS);
+  let lastArrival = Date.now();
+  let told = false;
+  const ahead = new Map<number, Promise<Fetched>>();
+  /** Part i, fetched ahead or now; one fetched ahead and missing then is asked again now. */
+  const take = async (i: number): Promise<Fetched> => {
+    const early = ahead.get(i);
+    ahead.delete(i);
+    if (early) {
+      const got = await early;
+      if (got.kind === "part") return got;
+    }
+    return await fetchRaw(i);
+  };
+  const prefetch = (i: number) => {
+    if (i < MAX_STREAM_PARTS && !ahead.has(i)) {
+      const got = fetchRaw(i);
+      got.catch(() => {}); // a failure is seen when the part is taken
+      ahead.set(i, got);
+    }
+  };
+  let closed: VerifiedClose | null = null;
+  let lastShort = false;
+  /** part i was missing at the last try: no part is fetched ahead */
+  let waiting = false;
+  let endCheckAt = 0;
+  let retryMs = STREAM_RETRY_FIRST_MS;
+  ui.progress?.("download", bytes, total ?? bytes);
+  let i = hashes.length;
+  try {
+    for (;;) {
+      if (i > MAX_STREAM_PARTS) await fail("too many parts");
+      if (!lastShort && !waiting) prefetch(i + 1);
+      const got = lastShort ? { kind: "missing" as const } : await take(i);
+      if (got.kind === "missing") {
+        // the closing record says whether part i is the end, or is still to come (asked, with
+        // the status file, at once and then once a second while waiting; the part 4 times)
+        if (lastShort || !waiting || Date.now() - endCheckAt >= 1000) {
+          endCheckAt = Date.now();
+          closed = await fetchClose();
+          if (closed) {
+            if (closed.record.parts === i) break;
+            if (closed.record.parts < i) await fail("more parts than the closing record says");
+            if (lastShort) await fail("a short part that is not the last");
+            throw new Fail("missing", String(i));
+          }
+          if (lastShort) await fail("a short part that is not the last");
+          if (!await stillComing(f, p, waitMs, lastArrival, i, told, ui)) {
+            throw new Fail("missing", String(i));
+          }
+          told = true;
+        }
+        waiting = true;
+        await new Promise((r) => setTimeout(r, retryMs));
+        retryMs = Math.min(STREAM_RETRY_MS, retryMs * 2);
+        continue;
+      }
+      waiting = false;
+      retryMs = STREAM_RETRY_FIRST_MS;
+      // the signature first: nothing of a part is decrypted before it verifies
+      const ageLength = got.length - PART_SIG_BYTES;
+      if (
+        ageLength < 0 ||
+        !verifyStrict(
+          signer,
+          partSigMessage(p.blobId, i, ageLength, got.hash),
+          got.slot.subarray(0, PART_SIG_BYTES),
+        )
+      ) await fail(`part ${i} signature`);
+      // then opened 64 KiB at a time, each piece of plaintext written as it authenticates
+      // (measured: 1 MiB pushes opened 3× slower, their 1 MiB outputs costing more GC)
+      let plainLength = 0;
+      let plain: Uint8Array[] = [];
+      const opener = new AgeFileOpener(p.contentIdentity, (c) => {
+        plainLength += c.length;
+        if (plainLength > p.partSize || bytes + plainLength > (total ?? MAX_LARGE_SIZE)) {
+          throw new Fail("length", "part decrypts to too many bytes");
+        }
+        plain.push(c);
+      });
+      const write = async () => {
+        try {
+          for (const c of plain) {
+            if (sink) await sink(c);
+            else writeAllSync(out!, c);
+          }
+          plain = [];
+        } catch (e) {
+          const cause = localIoCause(e);
+          throw new CipherpostError(
+            "io",
+            sink
+              ? `io error: cannot write the output: ${cause ?? (e as Error).message}`
+              : `io error: cannot write the temporary file ${resume!.record.temp}: ${
+                cause ?? "unexpected error"
+              }`,
+            sink
+              ? undefined
+              : `free space or fix the cause, then receive again: the ${hashes.length} verified ` +
+                `parts${
+                  p.size === undefined ? "" : ` of ${partCount(p.size, p.partSize)}`
+                } are kept`,
+          );
+        }
+      };
+      try {
+        for (let o = PART_SIG_BYTES; o < got.length; o += 64 << 10) {
+          try {
+            await opener.push(got.slot.subarray(o, Math.min(got.length, o + (64 << 10))));
+          } catch (e) {
+            await fail(`part ${i} ${e instanceof Fail ? e.message : "decryption"}`);
+          }
+          if (plain.length > 0) await write();
+        }
+        try {
+          opener.finish();
+        } catch (e) {
+          await fail(`part ${i} ${e instanceof Fail ? e.message : "decryption"}`);
+        }
+        await write();
+      } finally {
+        slots.push(got.slot);
+      }
+      if (plainLength === 0 && i > 0) await fail(`part ${i} is empty`);
+      bytes += plainLength;
+      hashes.push(toHex(got.hash));
+      lastShort = plainLength < p.partSize;
+      lastArrival = Date.now();
+      if (resume) {
+        resume.record.bytes = bytes;
+        resume.record.verified.push(i);
+        await resume.save();
+      }
+      ui.progress?.("download", bytes, total ?? bytes);
+      i++;
+    }
+  } catch (e) {
+    out?.close();
+    if (e instanceof Fail) {
+      if (e.kind === "missing") {
+        // a closed blob, or one no longer `uploading`, will not get the part: only a new share
+        const coming = closed === null &&
+          (await readBlobStatus(f.baseUrl, f.sender, p.blobId, 0, { http: f.http })) ===
+            "uploading";
+        throw new CipherpostError(
+          "network",
+          `share incomplete: part ${i} is missing on the homeserver`,
+          !coming
+            ? "the sender's homeserver no longer has it: ask the sender for a new share"
+            : resume
+            ? "ask the sender to run the same send again (it uploads only the missing parts); " +
+              "receive again afterwards (verified parts are kept)"
+            : "ask the sender to run the same send again, then receive again",
+        );
+      }
+      if (e.kind === "network") {
+        throw new CipherpostError(
+          "network",
+          `network error: from part ${i} on, parts could not be fetched (${serverText(e.message)})`,
+          resume ? "receive again: verified parts are kept" : undefined,
+        );
+      }
+      await resume?.discard();
+      throw signatureError(`part check: ${e.kind}`);
+    }
+    throw e;
+  }
+  out?.close();
+  // the closing record binds the whole (§5.7 Receiving step 4)
+  const c = closed!.record;
+  if (
+    c.parts !== hashes.length || c.size !== bytes || c.ciphertextHash !== ciphertextHashOf(hashes)
+  ) {
+    await fail("the closing record does not match the parts");
+  }
+  if (resume) {
+    await placeResult(
+      { ...f, pointer: { kind: p.kind, size: bytes, fileCount: p.fileCount } },
+      resume,
+      targetExists,
+    );
+    ui.status(
+      `wrote ${bytes} bytes (${p.kind === "file" ? "file" : `folder of ${p.fileCount} files`}) ` +
+        `to ${f.target}`,
+    );
+    await resume.finish();
+  }
+  return closed!;
+}
+
+/** Is part i still coming (§5.7 Receiving step 3)? */
+async function stillComing(
+  f: LargeFetch<StreamPointer>,
+  p: StreamPointer,
+  waitMs: number,
+  lastArrival: number,
+  i: number,
+  told: boolean,
+  ui: FlowUi,
+): Promise<boolean> {
+  if (waitMs === 0 || Date.now() - lastArrival >= waitMs) return false;
+  if ((await readBlobStatus(f.baseUrl, f.sender, p.blobId, 0, { http: f.http })) !== "uploading") {
+    return false;
+  }
+  if (!told) {
+    ui.status(
+      `part ${i} is not on the homeserver yet: the sender is still sending; waiting ` +
+        `(up to ${Math.round(waitMs / 1000)} s without a new part)`,
+    );
+  }
+  return true;
+}
+
+function writeAllSync(f: Deno.FsFile, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += f.writeSync(b.subarray(off));
 }
 
 /** The path a file-system error names (Deno's messages end in `: op 'path'`), if any. */

@@ -26,6 +26,8 @@ export interface ReceiveOptions extends MaterialOutput, LargeOutput {
   pin: () => Promise<string>;
   /** how many PINs to try before failing with `wrong PIN` (default 1) */
   pinTries?: number;
+  /** where material, and a streaming large share sent to "-", go (§5.7) */
+  writeStdout: (bytes: Uint8Array) => Promise<void>;
 }
 
 /**

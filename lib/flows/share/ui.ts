@@ -95,10 +95,10 @@ export interface LargeSummary {
   content: "file" | "directory";
   /** the sender's name for it */
   name: string;
-  /** Payload bytes. */
-  size: number;
-  /** Parts on the homeserver. */
-  parts: number;
+  /** Payload bytes; null for a streaming share whose sender did not know them (§5.7). */
+  size: number | null;
+  /** Parts on the homeserver; null for a streaming share (the sender's closing record says). */
+  parts: number | null;
   /** z32 of the sender's homeserver */
   homeserver: string;
   /** the URL the parts will be fetched from (resolved from the homeserver's packet) */
