@@ -14,9 +14,12 @@ import { DhtConflictError } from "../conflict.ts";
 import type { MutableItem } from "../item.ts";
 import { dhtTarget } from "../public_key.ts";
 import type { GetResult } from "./lookup.ts";
-import type { Pacer } from "./pacing.ts";
+import { type Pacer, patientTimeout, type PatientTimer } from "./pacing.ts";
 import { type DhtNodeInfo, K } from "./routing.ts";
 import type { TokenCache, TokenEntry } from "./tokens.ts";
+
+/** Lookups a put may run to find the closest nodes when one ends short (at its deadline). */
+const PUT_LOOKUPS = 2;
 
 /** What a put achieved. */
 export interface PutResult {
@@ -70,7 +73,14 @@ async function putOnce(
   const fromCache = entry !== undefined;
   if (!entry) {
     ctx.tokens.delete(targetHex);
-    const res = await ctx.get(item.k);
+    // A lookup cut short by its deadline (a busy client or network) has not reached the closest
+    // nodes: a put to the nodes it did reach would be stored where no reader looks. One more
+    // lookup starts from the contacts the first one learned, so nearer the target.
+    let res = await ctx.get(item.k);
+    for (let n = 1; !res.complete && n < PUT_LOOKUPS; n++) {
+      ctx.tokens.delete(targetHex);
+      res = await ctx.get(item.k);
+    }
     entry = ctx.tokens.get(targetHex) ?? {
       at: Date.now(),
       nodes: res.closest,
@@ -116,7 +126,7 @@ function sendPuts(
     const stop = () => {
       settled = true;
       clearTimeout(timer);
-      clearTimeout(idle);
+      idle?.clear();
       pacer.waiting.delete(pumpPuts);
       ctx.pending.delete(fail);
       if (holding.size > 0) {
@@ -162,11 +172,11 @@ function sendPuts(
     // Idle rule, as for lookups but twice as patient: once a node has answered, a silence of
     // 2 × the idle wait ends the put, and the nodes still silent count as timeouts (each was
     // sent the item anyway; waiting longer would only refine the count).
-    let idle: ReturnType<typeof setTimeout> | undefined;
+    let idle: PatientTimer | undefined;
     const rearm = () => {
-      clearTimeout(idle);
+      idle?.clear();
       // (Not while puts still wait for a query slot: they have not been sent yet.)
-      idle = setTimeout(
+      idle = patientTimeout(
         () => (next < targets.length ? rearm() : conclude()),
         2 * pacer.idleWait(),
       );
