@@ -28,19 +28,17 @@ export interface PatientTimer {
 /**
  * `setTimeout(fn, ms)` for decisions made on silence ("nothing has answered for `ms`"): when the
  * timer runs more than {@link LAG_MS} late, the event loop was stalled and replies may be
- * waiting unread, so it waits `ms` once more (and again while it keeps running late) instead of
- * calling `fn`. The caller's own deadline bounds how long that can go on.
+ * waiting unread, so it waits once more, as long as it was late (at most `ms`), before calling
+ * `fn`. Once only: on a machine so busy that every timer runs late, a silence costs at most
+ * twice its wait.
  */
 export function patientTimeout(fn: () => void, ms: number): PatientTimer {
-  let handle: ReturnType<typeof setTimeout>;
-  const arm = () => {
-    const due = performance.now() + ms;
-    handle = setTimeout(() => {
-      if (performance.now() - due > LAG_MS) arm();
-      else fn();
-    }, ms);
-  };
-  arm();
+  const due = performance.now() + ms;
+  let handle = setTimeout(() => {
+    const late = performance.now() - due;
+    if (late > LAG_MS) handle = setTimeout(fn, Math.min(ms, late));
+    else fn();
+  }, ms);
   return { clear: () => clearTimeout(handle) };
 }
 
