@@ -18,12 +18,24 @@ import { type Pacer, patientTimeout, type PatientTimer } from "./pacing.ts";
 import { type DhtNodeInfo, K } from "./routing.ts";
 import type { TokenCache, TokenEntry } from "./tokens.ts";
 
-/** Lookups a put may run to find the closest nodes when one ends short (at its deadline). */
+/**
+ * A put ends once this share of the nodes it went to have stored the item (after every put was
+ * sent): the rest were sent the item too, and waiting for the last answers (a lost datagram
+ * costs twice the idle wait) would only refine the count.
+ */
+const PUT_QUORUM = 0.75;
+/**
+ * Lookups a put may run to find the closest nodes when one ends short (at its deadline); when
+ * the last one ends short too, the put fails rather than store the item off its place.
+ */
 const PUT_LOOKUPS = 2;
 
 /** What a put achieved. */
 export interface PutResult {
-  /** Nodes that stored the item (including nodes known to hold this very item already). */
+  /**
+   * Nodes that confirmed storing the item before the put ended (including nodes known to hold
+   * this very item already): a lower bound once {@link PUT_QUORUM} of them had.
+   */
   stored: number;
   /** Nodes the put was sent to. */
   attempted: number;
@@ -80,6 +92,15 @@ async function putOnce(
     for (let n = 1; !res.complete && n < PUT_LOOKUPS; n++) {
       ctx.tokens.delete(targetHex);
       res = await ctx.get(item.k);
+    }
+    // Still short: storing it where no reader looks would count as published. Fail (the caller
+    // retries later, or reports the publish as failed).
+    if (!res.complete) {
+      throw new CipherpostError(
+        "network",
+        `DHT put failed: ${PUT_LOOKUPS} lookups ended at their deadline before reaching the ` +
+          `closest nodes (${res.queried} queried, ${res.responded} responded)`,
+      );
     }
     entry = ctx.tokens.get(targetHex) ?? {
       at: Date.now(),
@@ -181,6 +202,7 @@ function sendPuts(
         2 * pacer.idleWait(),
       );
     };
+    const quorum = Math.max(1, Math.ceil(targets.length * PUT_QUORUM));
     ctx.pending.add(fail);
     if (targets.length === 0) return conclude();
 
@@ -225,7 +247,7 @@ function sendPuts(
         } else {
           bump(err.code === "ETIMEDOUT" ? "timeout" : "other");
         }
-        if (--missing === 0) conclude();
+        if (--missing === 0 || (next >= targets.length && stored >= quorum)) conclude();
       });
     };
     // Through the client-wide query slots, like lookup queries: replies arriving faster than
