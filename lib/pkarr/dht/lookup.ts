@@ -56,7 +56,10 @@ export interface GetResult {
   invalid: number;
   /** Up to {@link K} responders closest to the target that handed out a write token. */
   closest: DhtNodeInfo[];
-  /** False when the traversal was cut short (early stop via `onItem`, or the deadline). */
+  /**
+   * False when the traversal was cut short: an early stop via `onItem`, or the deadline before
+   * every one of the K closest candidates it knew had been asked.
+   */
   complete: boolean;
 }
 
@@ -173,7 +176,12 @@ export class Lookup {
     return new Promise<GetResult>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
-      this.#timer = setTimeout(() => this.#finish(false, false), this.#ctx.deadlineMs);
+      this.#timer = setTimeout(() => {
+        // At the deadline: reached its target when the K closest it knows have all been asked
+        // (only their answers were still out, as on a busy machine), cut short otherwise.
+        const reached = this.#responded > 0 && !this.#window().some((c) => c.state === "fresh");
+        this.#finish(reached, reached);
+      }, this.#ctx.deadlineMs);
       this.#opts.signal?.addEventListener("abort", this.#onAbort, { once: true });
       this.#ctx.pending.add(this.#fail);
       this.#pump();
