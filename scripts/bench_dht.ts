@@ -443,7 +443,65 @@ async function main(): Promise<void> {
       }
     }
   };
-  const onSignal = () => void stop().finally(() => Deno.exit(130));
+  /** Prints the tables of what was measured (at the end, or on SIGINT: what was measured so far). */
+  const report = async (interrupted: boolean) => {
+    const f = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : "–");
+    const ratio = (a: number, b: number) => (a > 0 && b > 0 ? (a / b).toFixed(2) : "–");
+    console.log(`network: ${netLine}`);
+    console.log(
+      `whole run: ${((performance.now() - t0) / 1000).toFixed(0)} s; shares in ${parallel} ` +
+        `parallel lane(s); load average at the end: ${
+          new TextDecoder().decode(
+            (await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" }).output())
+              .stdout,
+          ).split(" ").slice(0, 3).join(" ")
+        }`,
+    );
+    console.log("");
+    console.log(
+      "| op | ours p50 / p95 ms | pkarr@1.3.0 p50 / p95 ms | ours ÷ pkarr p50 / p95 | " +
+        "samples ours / pkarr | misses ours / pkarr |",
+    );
+    console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (const op of ["publish", "resolve first", "resolve full"]) {
+      const o = single.get(`ours|${op}`) ?? [];
+      const k = single.get(`pkarr|${op}`) ?? [];
+      console.log(
+        `| ${op} | ${f(pct(o, 0.5))} / ${f(pct(o, 0.95))} | ${f(pct(k, 0.5))} / ${
+          f(pct(k, 0.95))
+        } | ${ratio(pct(o, 0.5), pct(k, 0.5))} / ${
+          ratio(pct(o, 0.95), pct(k, 0.95))
+        } | ${o.length} / ${k.length} | ${misses.get(`ours|${op}`) ?? 0} / ${
+          misses.get(`pkarr|${op}`) ?? 0
+        } |`,
+      );
+    }
+    console.log("");
+    console.log(
+      "| our share | blob B | packets | publish p50 / p95 ms | fetch p50 / p95 ms | " +
+        "published / fetched | fewest nodes that stored a part |",
+    );
+    console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const [size, r] of shares) {
+      console.log(
+        `| ${size} B | ${r.blob} | ${r.packets} | ${f(pct(r.pub, 0.5))} / ${
+          f(pct(r.pub, 0.95))
+        } | ${f(pct(r.get, 0.5))} / ${f(pct(r.get, 0.95))} | ${r.pub.length} / ${r.get.length} | ${
+          r.minStored ?? "–"
+        } |`,
+      );
+    }
+    console.log("");
+    console.log(
+      `shares: ${getTried} published, ${getFailed} failed fetches of a share whose publish ` +
+        `succeeded; ${pubFailed} publishes failed (not fetched)`,
+    );
+    for (const x of failures.slice(0, 20)) console.log(`- ${x}`);
+    if (interrupted) {
+      console.log("(interrupted: the figures above are what was measured until then)");
+    }
+  };
+  const onSignal = () => void stop().then(() => report(true)).finally(() => Deno.exit(130));
   Deno.addSignalListener("SIGINT", onSignal);
 
   type Who = "ours" | "pkarr";
@@ -582,56 +640,7 @@ async function main(): Promise<void> {
     Deno.removeSignalListener("SIGINT", onSignal);
   }
 
-  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : "–");
-  const ratio = (a: number, b: number) => (a > 0 && b > 0 ? (a / b).toFixed(2) : "–");
-  console.log(`network: ${netLine}`);
-  console.log(
-    `whole run: ${((performance.now() - t0) / 1000).toFixed(0)} s; shares in ${parallel} ` +
-      `parallel lane(s); load average at the end: ${
-        new TextDecoder().decode(
-          (await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" }).output())
-            .stdout,
-        ).split(" ").slice(0, 3).join(" ")
-      }`,
-  );
-  console.log("");
-  console.log(
-    "| op | ours p50 / p95 ms | pkarr@1.3.0 p50 / p95 ms | ours ÷ pkarr p50 / p95 | " +
-      "samples ours / pkarr | misses ours / pkarr |",
-  );
-  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
-  for (const op of ["publish", "resolve first", "resolve full"]) {
-    const o = single.get(`ours|${op}`) ?? [];
-    const k = single.get(`pkarr|${op}`) ?? [];
-    console.log(
-      `| ${op} | ${f(pct(o, 0.5))} / ${f(pct(o, 0.95))} | ${f(pct(k, 0.5))} / ${
-        f(pct(k, 0.95))
-      } | ${ratio(pct(o, 0.5), pct(k, 0.5))} / ${
-        ratio(pct(o, 0.95), pct(k, 0.95))
-      } | ${o.length} / ${k.length} | ${misses.get(`ours|${op}`) ?? 0} / ${
-        misses.get(`pkarr|${op}`) ?? 0
-      } |`,
-    );
-  }
-  console.log("");
-  console.log(
-    "| our share | blob B | packets | publish p50 / p95 ms | fetch p50 / p95 ms | " +
-      "published / fetched | fewest nodes that stored a part |",
-  );
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-  for (const [size, r] of shares) {
-    console.log(
-      `| ${size} B | ${r.blob} | ${r.packets} | ${f(pct(r.pub, 0.5))} / ${f(pct(r.pub, 0.95))} | ${
-        f(pct(r.get, 0.5))
-      } / ${f(pct(r.get, 0.95))} | ${r.pub.length} / ${r.get.length} | ${r.minStored ?? "–"} |`,
-    );
-  }
-  console.log("");
-  console.log(
-    `shares: ${getTried} published, ${getFailed} failed fetches of a share whose publish ` +
-      `succeeded; ${pubFailed} publishes failed (not fetched)`,
-  );
-  for (const x of failures.slice(0, 20)) console.log(`- ${x}`);
+  await report(false);
 }
 
 if (Deno.args.includes("--worker")) await worker();

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { DhtClient } from "../lib/pkarr/dht/client.ts";
+import type { Krpc, KrpcQuery } from "../lib/pkarr/dht/bittorrent-dht.d.ts";
 import { DhtConflictError } from "../lib/pkarr/conflict.ts";
 import { type MutableItem, signItem, verifyItem } from "../lib/pkarr/item.ts";
 import { dhtTarget } from "../lib/pkarr/public_key.ts";
@@ -300,4 +301,61 @@ Deno.test("testnet nodes keep far more than bittorrent-dht's default 1000 items 
     assert.notEqual(store.peek("k0"), undefined, "the first item survives 1500 stores");
     return Promise.resolve();
   }, 0);
+});
+
+Deno.test("a stalled event loop does not end a lookup: replies read after the stall still count", async () => {
+  // After a stall (a busy machine, or a busy process), Deno runs the expired timers before it
+  // reads the datagrams that arrived meanwhile: the idle rule ("nothing answered for 750 ms")
+  // must not take our own stall for the network's silence. Bench_dht on a loaded machine lost
+  // parts this way: the publisher's lookup ended short of the part's closest nodes, so the part
+  // was stored where no reader looked.
+  const net = await startTestnet({ nodes: 60, latencyMs: 100, timeoutMs: 1000 });
+  let reader: DhtClient | null = null;
+  try {
+    const writer = await DhtClient.open({ bootstrap: net.bootstrap, timeoutMs: 2000 });
+    const { sk, pk } = keypair();
+    try {
+      assert.ok((await writer.put(makeItem(sk, 3, "read after a stall"))).stored >= 1);
+    } finally {
+      await writer.close();
+    }
+    const target = dhtTarget(pk);
+    const hex = Buffer.from(target).toString("hex");
+    // the reader bootstraps from the node farthest from the target that does not hold the item
+    const dist = (id: Uint8Array) => Buffer.from(id.map((b, i) => b ^ target[i])).toString("hex");
+    const far = net.nodes
+      .map((n, i) => ({ i, d: dist(n.nodeId), held: n._values.peek(hex) !== undefined }))
+      .filter((x) => !x.held)
+      .sort((a, b) => (a.d < b.d ? 1 : -1))[0];
+    assert.ok(far, "a node without the item");
+    // the first `get` of our target that reaches any other node (the reader's second wave, sent
+    // once the bootstrap node's reply was read) stalls the event loop for 1.5 s
+    let stalled = false;
+    for (const [i, n] of net.nodes.entries()) {
+      if (i === far.i) continue;
+      const sock = (n as unknown as { _rpc: Krpc })._rpc.socket;
+      const emit = sock.emit.bind(sock);
+      sock.emit = (event: string, ...args: unknown[]) => {
+        const q = args[0] as KrpcQuery | undefined;
+        const t = q?.a?.target;
+        if (
+          !stalled && event === "query" && String(q?.q) === "get" && t instanceof Uint8Array &&
+          Buffer.from(t).toString("hex") === hex
+        ) {
+          stalled = true;
+          const until = performance.now() + 1500;
+          while (performance.now() < until) { /* a busy event loop */ }
+        }
+        return emit(event, ...args);
+      };
+    }
+    reader = await DhtClient.open({ bootstrap: [net.bootstrap[far.i]], timeoutMs: 2000 });
+    const res = await reader.get(pk);
+    assert.ok(stalled, "the stall happened");
+    const { queried, responded, complete } = res;
+    assert.equal(newest(res.items)?.seq, 3, JSON.stringify({ queried, responded, complete }));
+  } finally {
+    await reader?.close();
+    await net.close();
+  }
 });

@@ -44,6 +44,8 @@ const HEDGE_MS = 400;
 const ROUNDS = 6;
 /** Rounds that run whether or not the previous one made progress. */
 const SURE_ROUNDS = 3;
+/** Lookups of a part within one fetch round, one after the other. */
+const ATTEMPTS = 2;
 
 /** The pause before round `round` (> 1): lets a loaded network or relay catch up. */
 function pause(round: number): Promise<void> {
@@ -187,15 +189,19 @@ async function fetchParts(
     if (missing.length === 0) break;
     if (round > 1) await pause(round);
     await pool(missing, width, async (i) => {
-      let resolved;
-      try {
-        resolved = await t.resolve(
-          keys.part(i).publicKey,
-          (p) => partBytes(p)?.length === partLength(m, i),
-          { hedgeMs: HEDGE_MS },
-        );
-      } catch {
-        return; // unreachable this round: still missing
+      let resolved = null;
+      // a lookup that ends empty is asked again at once (it starts from what the first one
+      // learned, and skips the nodes that timed out): the round's slowest part sets its end
+      for (let attempt = 0; !resolved && attempt < ATTEMPTS; attempt++) {
+        try {
+          resolved = await t.resolve(
+            keys.part(i).publicKey,
+            (p) => partBytes(p)?.length === partLength(m, i),
+            { hedgeMs: HEDGE_MS },
+          );
+        } catch {
+          return; // unreachable this round: still missing
+        }
       }
       if (!resolved) return;
       const bytes = partBytes(resolved.packet);

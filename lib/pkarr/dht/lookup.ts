@@ -22,7 +22,7 @@ import type { DhtPeer, Krpc, KrpcQuery } from "./bittorrent-dht.d.ts";
 import { bytesEqual } from "../../util/encoding.ts";
 import { dhtTarget } from "../public_key.ts";
 import { type MutableItem, verifyItem } from "../item.ts";
-import type { Pacer } from "./pacing.ts";
+import { type Pacer, patientTimeout, type PatientTimer } from "./pacing.ts";
 import type { TokenCache } from "./tokens.ts";
 import {
   closer,
@@ -56,7 +56,10 @@ export interface GetResult {
   invalid: number;
   /** Up to {@link K} responders closest to the target that handed out a write token. */
   closest: DhtNodeInfo[];
-  /** False when the traversal was cut short (early stop via `onItem`, or the deadline). */
+  /**
+   * False when the traversal was cut short: an early stop via `onItem`, or the deadline before
+   * every one of the K closest candidates it knew had been asked.
+   */
   complete: boolean;
 }
 
@@ -133,8 +136,10 @@ export class Lookup {
   #invalid = 0;
   #settled = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #idle: ReturnType<typeof setTimeout> | undefined;
-  #staleTimer: ReturnType<typeof setTimeout> | undefined;
+  #idle: PatientTimer | undefined;
+  #staleTimer: PatientTimer | undefined;
+  /** Queries sent before this time count as stale (set when the idle wait passes). */
+  #forceBefore = -Infinity;
   #resolve: (r: GetResult) => void = () => {};
   #reject: (e: Error) => void = () => {};
   /** The step function, one identity for the client's wait list. */
@@ -171,7 +176,12 @@ export class Lookup {
     return new Promise<GetResult>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
-      this.#timer = setTimeout(() => this.#finish(false, false), this.#ctx.deadlineMs);
+      this.#timer = setTimeout(() => {
+        // At the deadline: reached its target when the K closest it knows have all been asked
+        // (only their answers were still out, as on a busy machine), cut short otherwise.
+        const reached = this.#responded > 0 && !this.#window().some((c) => c.state === "fresh");
+        this.#finish(reached, reached);
+      }, this.#ctx.deadlineMs);
       this.#opts.signal?.addEventListener("abort", this.#onAbort, { once: true });
       this.#ctx.pending.add(this.#fail);
       this.#pump();
@@ -197,8 +207,8 @@ export class Lookup {
       queueMicrotask(() => this.#ctx.pacer.wake());
     }
     clearTimeout(this.#timer);
-    clearTimeout(this.#idle);
-    clearTimeout(this.#staleTimer);
+    this.#idle?.clear();
+    this.#staleTimer?.clear();
     this.#ctx.pacer.waiting.delete(this.#pump);
     this.#opts.signal?.removeEventListener("abort", this.#onAbort);
     this.#ctx.pending.delete(this.#fail);
@@ -221,16 +231,39 @@ export class Lookup {
 
   /**
    * Idle rule: after the first reply, a silence of the idle wait ends the lookup as if it had
-   * completed (what is still outstanding is, in practice, dead nodes).
+   * completed (what is still outstanding is, in practice, dead nodes) — unless some of the K
+   * closest candidates have not been asked yet: then the queries out count as stale and those
+   * are asked instead (α queries all sent to dead nodes must not end a lookup short of its
+   * target). The silence is measured by a patient timer: the client's own stall is not the
+   * network's silence.
    */
   #rearm(): void {
-    clearTimeout(this.#idle);
-    this.#idle = setTimeout(() => {
+    this.#idle?.clear();
+    this.#idle = patientTimeout(() => {
       if (this.#settled || this.#responded === 0) return;
       // Waiting for one of the client's query slots is not silence of the network.
-      if (this.#ctx.pacer.waiting.has(this.#pump)) this.#rearm();
-      else this.#finish(true, true);
+      if (this.#ctx.pacer.waiting.has(this.#pump)) return this.#rearm();
+      if (this.#window().some((c) => c.state === "fresh")) {
+        this.#forceBefore = performance.now();
+        this.#step();
+        if (!this.#settled) this.#rearm();
+        return;
+      }
+      this.#finish(true, true);
     }, this.#ctx.pacer.idleWait());
+  }
+
+  /** The K closest candidates that have not failed and have not answered yet. */
+  #window(): Candidate[] {
+    const out: Candidate[] = [];
+    let considered = 0;
+    for (const c of this.#cands) {
+      if (considered >= K) break;
+      if (c.state === "failed") continue;
+      considered++;
+      if (c.state !== "answered") out.push(c);
+    }
+    return out;
   }
 
   /** Inserts a contact in distance order (unknown ids last); false when not kept. */
@@ -355,14 +388,15 @@ export class Lookup {
    * candidates that have not failed have all answered. A query unanswered for the stale wait
    * is stale: it gives back its α and client-wide slots (a lost datagram must not hold them
    * for a whole KRPC timeout) and is sent once more; a node whose second query goes stale
-   * too counts as failed (until it answers after all).
+   * too counts as failed (until it answers after all). Candidates never asked go first, closest
+   * first; second queries to stale ones after them.
    */
   #step(): void {
     if (this.#settled) return;
     const pacer = this.#ctx.pacer;
     const now = performance.now();
     const staleMs = pacer.staleWait();
-    const stale = (c: Candidate) => now - c.sent >= staleMs;
+    const stale = (c: Candidate) => now - c.sent >= staleMs || c.sent <= this.#forceBefore;
     let active = 0;
     let released = false;
     for (const c of this.#cands) {
@@ -374,16 +408,14 @@ export class Lookup {
         if (c.tries >= 2) c.state = "failed";
       }
     }
-    let considered = 0;
-    let open = false;
-    for (const c of this.#cands) {
-      if (considered >= K) break;
-      if (c.state === "failed") continue;
-      considered++;
-      if (c.state === "answered") continue;
-      open = true;
-      if (active >= this.#width()) continue;
-      if (c.state === "in flight" && (!stale(c) || c.tries >= 2)) continue;
+    const open = this.#window();
+    if (open.length === 0) return this.#finish(true, true);
+    const due = [
+      ...open.filter((c) => c.state === "fresh"),
+      ...open.filter((c) => c.state === "in flight" && stale(c) && c.tries < 2),
+    ];
+    for (const c of due) {
+      if (active >= this.#width()) break;
       if (!pacer.slotFree()) {
         pacer.waiting.add(this.#pump);
         break;
@@ -391,14 +423,13 @@ export class Lookup {
       this.#send(c);
       active++;
     }
-    if (!open) return this.#finish(true, true);
     let oldest = Infinity;
     for (const c of this.#cands) {
       if (c.state === "in flight" && !stale(c)) oldest = Math.min(oldest, c.sent);
     }
-    clearTimeout(this.#staleTimer);
+    this.#staleTimer?.clear();
     if (oldest < Infinity) {
-      this.#staleTimer = setTimeout(
+      this.#staleTimer = patientTimeout(
         this.#pump,
         Math.max(1, oldest + staleMs - performance.now() + 1),
       );

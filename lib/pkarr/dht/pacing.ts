@@ -11,6 +11,37 @@
  * @module
  */
 
+/**
+ * How much later than planned a timer may run before its silence is taken for our own stall: a
+ * timer that runs later than this after its time was held up by a busy event loop (or a busy
+ * machine), and the replies that arrived meanwhile are still unread: after a stall Deno runs the
+ * expired timers before it reads the queued datagrams. See {@link patientTimeout}.
+ */
+const LAG_MS = 50;
+
+/** A timer of {@link patientTimeout}. */
+export interface PatientTimer {
+  /** Cancels it (idempotent). */
+  clear(): void;
+}
+
+/**
+ * `setTimeout(fn, ms)` for decisions made on silence ("nothing has answered for `ms`"): when the
+ * timer runs more than {@link LAG_MS} late, the event loop was stalled and replies may be
+ * waiting unread, so it waits once more, as long as it was late (at most `ms`), before calling
+ * `fn`. Once only: on a machine so busy that every timer runs late, a silence costs at most
+ * twice its wait.
+ */
+export function patientTimeout(fn: () => void, ms: number): PatientTimer {
+  const due = performance.now() + ms;
+  let handle = setTimeout(() => {
+    const late = performance.now() - due;
+    if (late > LAG_MS) handle = setTimeout(fn, Math.min(ms, late));
+    else fn();
+  }, ms);
+  return { clear: () => clearTimeout(handle) };
+}
+
 /** Replies per second the client plans for (see {@link Pacer.slots}). */
 const QUERY_RATE = 2000;
 /** The fewest query slots (see {@link Pacer.slots}). */

@@ -14,13 +14,28 @@ import { DhtConflictError } from "../conflict.ts";
 import type { MutableItem } from "../item.ts";
 import { dhtTarget } from "../public_key.ts";
 import type { GetResult } from "./lookup.ts";
-import type { Pacer } from "./pacing.ts";
+import { type Pacer, patientTimeout, type PatientTimer } from "./pacing.ts";
 import { type DhtNodeInfo, K } from "./routing.ts";
 import type { TokenCache, TokenEntry } from "./tokens.ts";
 
+/**
+ * A put ends once this share of the nodes it went to have stored the item (after every put was
+ * sent): the rest were sent the item too, and waiting for the last answers (a lost datagram
+ * costs twice the idle wait) would only refine the count.
+ */
+const PUT_QUORUM = 0.75;
+/**
+ * Lookups a put may run to find the closest nodes when one ends short (at its deadline); when
+ * the last one ends short too, the put fails rather than store the item off its place.
+ */
+const PUT_LOOKUPS = 2;
+
 /** What a put achieved. */
 export interface PutResult {
-  /** Nodes that stored the item (including nodes known to hold this very item already). */
+  /**
+   * Nodes that confirmed storing the item before the put ended (including nodes known to hold
+   * this very item already): a lower bound once {@link PUT_QUORUM} of them had.
+   */
   stored: number;
   /** Nodes the put was sent to. */
   attempted: number;
@@ -70,7 +85,23 @@ async function putOnce(
   const fromCache = entry !== undefined;
   if (!entry) {
     ctx.tokens.delete(targetHex);
-    const res = await ctx.get(item.k);
+    // A lookup cut short by its deadline (a busy client or network) has not reached the closest
+    // nodes: a put to the nodes it did reach would be stored where no reader looks. One more
+    // lookup starts from the contacts the first one learned, so nearer the target.
+    let res = await ctx.get(item.k);
+    for (let n = 1; !res.complete && n < PUT_LOOKUPS; n++) {
+      ctx.tokens.delete(targetHex);
+      res = await ctx.get(item.k);
+    }
+    // Still short: storing it where no reader looks would count as published. Fail (the caller
+    // retries later, or reports the publish as failed).
+    if (!res.complete) {
+      throw new CipherpostError(
+        "network",
+        `DHT put failed: ${PUT_LOOKUPS} lookups ended at their deadline before reaching the ` +
+          `closest nodes (${res.queried} queried, ${res.responded} responded)`,
+      );
+    }
     entry = ctx.tokens.get(targetHex) ?? {
       at: Date.now(),
       nodes: res.closest,
@@ -116,7 +147,7 @@ function sendPuts(
     const stop = () => {
       settled = true;
       clearTimeout(timer);
-      clearTimeout(idle);
+      idle?.clear();
       pacer.waiting.delete(pumpPuts);
       ctx.pending.delete(fail);
       if (holding.size > 0) {
@@ -162,15 +193,16 @@ function sendPuts(
     // Idle rule, as for lookups but twice as patient: once a node has answered, a silence of
     // 2 × the idle wait ends the put, and the nodes still silent count as timeouts (each was
     // sent the item anyway; waiting longer would only refine the count).
-    let idle: ReturnType<typeof setTimeout> | undefined;
+    let idle: PatientTimer | undefined;
     const rearm = () => {
-      clearTimeout(idle);
+      idle?.clear();
       // (Not while puts still wait for a query slot: they have not been sent yet.)
-      idle = setTimeout(
+      idle = patientTimeout(
         () => (next < targets.length ? rearm() : conclude()),
         2 * pacer.idleWait(),
       );
     };
+    const quorum = Math.max(1, Math.ceil(targets.length * PUT_QUORUM));
     ctx.pending.add(fail);
     if (targets.length === 0) return conclude();
 
@@ -215,7 +247,7 @@ function sendPuts(
         } else {
           bump(err.code === "ETIMEDOUT" ? "timeout" : "other");
         }
-        if (--missing === 0) conclude();
+        if (--missing === 0 || (next >= targets.length && stored >= quorum)) conclude();
       });
     };
     // Through the client-wide query slots, like lookup queries: replies arriving faster than
