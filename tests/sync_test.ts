@@ -499,8 +499,10 @@ Deno.test({
       await Deno.writeTextFile(pf, PASS);
       await Deno.chmod(pf, 0o600);
       for (let i = 0; i < 2; i++) {
-        const r = await run(A, net, ["auto", "enable", "--passphrase-file", pf]);
+        const r = await run(A, net, ["auto", "enable", "--passphrase-file", pf, "--json"]);
         assert.deepStrictEqual(r.code, 0, r.stderr);
+        // enabling twice adds nothing the second time
+        assert.deepStrictEqual(JSON.parse(r.stdout), { changed: i === 0, settings });
       }
       const on = JSON.parse(await Deno.readTextFile(settings));
       assert.deepStrictEqual(on.model, "opus");
@@ -539,8 +541,9 @@ Deno.test({
       assert.deepStrictEqual([np.code, np.stdout, np.stderr], [0, "", ""]);
       const st3 = JSON.parse((await run(A, net, ["auto", "status", "--json"])).stdout);
       assert.match(st3.last_hook_failure, /a hook cannot ask for the passphrase/);
-      const off = await run(A, net, ["auto", "disable"]);
+      const off = await run(A, net, ["auto", "disable", "--json"]);
       assert.deepStrictEqual(off.code, 0, off.stderr);
+      assert.deepStrictEqual(JSON.parse(off.stdout), { changed: true, settings });
       assert.deepStrictEqual(JSON.parse(await Deno.readTextFile(settings)), original);
     } finally {
       await net.close();

@@ -64,6 +64,7 @@ function registerAutoEnable(auto: Command, io: Io): void {
       "--passphrase-file <path>",
       "make the hooks unlock your identity with this file (Claude Code has no prompt for it)",
     )
+    .option("--json", "print {changed, settings} as JSON")
     .action(async (o) => {
       const arg = await passphraseFileArg(o.passphraseFile);
       const extra = arg ? ` ${arg}` : "";
@@ -79,6 +80,10 @@ function registerAutoEnable(auto: Command, io: Io): void {
         await writeJson(autoRecordPath(cipherpostHome()), r.record, 0o600);
         await writeJson(path, r.settings, 0o644);
       }
+      if (o.json) {
+        io.out(JSON.stringify({ changed: r.changed, settings: path }) + "\n");
+        return;
+      }
       log(r.changed ? `enabled: hooks added to ${path}` : "already enabled");
       if (!extra) {
         log(
@@ -92,19 +97,22 @@ function registerAutoDisable(auto: Command, io: Io): void {
   const log = (l: string) => io.err(`${l}\n`);
   auto.command("disable")
     .description("remove exactly the hooks `auto enable` added")
-    .action(async () => {
+    .option("--json", "print {changed, settings} as JSON")
+    .action(async (o) => {
       let record: AutoRecord;
       try {
         record = JSON.parse(await Deno.readTextFile(autoRecordPath(cipherpostHome())));
       } catch {
-        log("not enabled from this cipherpost home: nothing to remove");
+        if (o.json) io.out(JSON.stringify({ changed: false, settings: null }) + "\n");
+        else log("not enabled from this cipherpost home: nothing to remove");
         return;
       }
       const path = settingsPath();
       const r = removeAutoHooks(await readSettings(path), record);
       if (r.changed) await writeJson(path, r.settings, 0o644);
       await Deno.remove(autoRecordPath(cipherpostHome())).catch(() => {});
-      log(r.changed ? `disabled: hooks removed from ${path}` : "the hooks were already gone");
+      if (o.json) io.out(JSON.stringify({ changed: r.changed, settings: path }) + "\n");
+      else log(r.changed ? `disabled: hooks removed from ${path}` : "the hooks were already gone");
     });
 }
 
