@@ -809,19 +809,7 @@ async function sealAndUpload(
     const out = published as PublishedShare;
     const incomplete = `the share ${out.shareRef} is published but incomplete: ` +
       "run the same send again to finish it (it uploads only the missing parts), or revoke it";
-    throw new CipherpostError(
-      err.kind,
-      err.message,
-      err.remedy
-        ? {
-          step: err.remedy.step,
-          data: {
-            ...err.remedy.data,
-            also: [err.remedy.data?.also, incomplete].filter(Boolean).join("; "),
-          },
-        }
-        : `${err.hint ? `${err.hint}; ` : ""}${incomplete}`,
-    );
+    throw withAlso(err, incomplete);
   } finally {
     pp.close();
     await run.saved();
@@ -1256,19 +1244,7 @@ async function sendStreaming(
       also = `the share ${published.shareRef} cannot be completed: a standard input cannot ` +
         "resume; send it again as a new share";
     }
-    throw new CipherpostError(
-      err.kind,
-      err.message,
-      err.remedy
-        ? {
-          step: err.remedy.step,
-          data: {
-            ...err.remedy.data,
-            also: [err.remedy.data?.also, also].filter(Boolean).join("; "),
-          },
-        }
-        : `${err.hint ? `${err.hint}; ` : ""}${also}`,
-    );
+    throw withAlso(err, also);
   }
 
   // the closing record (§5.7 step 3), then the status, then the receipt's hash in the sent record
@@ -1386,4 +1362,21 @@ export async function pendingBlobIds(state: State): Promise<Set<string>> {
     }
   }
   return out;
+}
+
+/** `err` with one more thing to tell the user (`also`, after any it carries already). */
+function withAlso(err: CipherpostError, also: string): CipherpostError {
+  return new CipherpostError(
+    err.kind,
+    err.message,
+    err.remedy
+      ? {
+        step: err.remedy.step,
+        data: {
+          ...err.remedy.data,
+          also: [err.remedy.data?.also, also].filter(Boolean).join("; "),
+        },
+      }
+      : `${err.hint ? `${err.hint}; ` : ""}${also}`,
+  );
 }

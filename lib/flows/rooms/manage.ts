@@ -117,19 +117,8 @@ export async function removeFromRoom(
   member: string,
   ui: FlowUi,
 ): Promise<{ room: string; epoch: number }> {
-  const net = new RoomNet(ctx);
-  const st = await findRoom(ctx.state.home, ctx.me, room);
-  await catchUp(ctx, net, st);
-  const cur = current(st);
   ui.status("Removing the member (new epoch key for the others)...");
-  const next = await publishEpoch(
-    ctx,
-    net,
-    nextRoster(cur.roster, "remove", [member], net.me, Date.now()),
-  );
-  st.epochs.push(next);
-  await saveRoom(ctx.state.home, ctx.me, st);
-  return { room: st.room, epoch: next.epoch };
+  return await rosterChange(ctx, room, "remove", member);
 }
 
 /**
@@ -144,17 +133,27 @@ export async function setRoomAdmin(
   admin: boolean,
   ui: FlowUi,
 ): Promise<{ room: string; epoch: number }> {
+  ui.status(
+    admin ? "Naming the admin (new epoch key)..." : "Unnaming the admin (new epoch key)...",
+  );
+  return await rosterChange(ctx, room, admin ? "admin" : "unadmin", member);
+}
+
+/** One signed roster update about `member` after catching up: its new epoch, saved here. */
+async function rosterChange(
+  ctx: RoomContext,
+  room: string,
+  op: "remove" | "admin" | "unadmin",
+  member: string,
+): Promise<{ room: string; epoch: number }> {
   const net = new RoomNet(ctx);
   const st = await findRoom(ctx.state.home, ctx.me, room);
   await catchUp(ctx, net, st);
   const cur = current(st);
-  ui.status(
-    admin ? "Naming the admin (new epoch key)..." : "Unnaming the admin (new epoch key)...",
-  );
   const next = await publishEpoch(
     ctx,
     net,
-    nextRoster(cur.roster, admin ? "admin" : "unadmin", [member], net.me, Date.now()),
+    nextRoster(cur.roster, op, [member], net.me, Date.now()),
   );
   st.epochs.push(next);
   await saveRoom(ctx.state.home, ctx.me, st);
