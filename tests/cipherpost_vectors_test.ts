@@ -20,6 +20,7 @@ import {
   sign,
   sshFingerprint,
   verifyStrict,
+  verifyStrictNative,
   x25519PublicFromEd,
   x25519PublicFromSecret,
   x25519SecretFromSeed,
@@ -250,4 +251,44 @@ Deno.test("strict Ed25519 verify rejects small-order keys and a flipped bit", ()
   const identityPoint = new Uint8Array(32);
   identityPoint[0] = 1; // the neutral element: small order
   assert.equal(verifyStrict(identityPoint, msg, sig), false);
+});
+
+Deno.test("the native strict verify agrees with verifyStrict: valid, flipped, S + L, small-order or non-canonical key and R", () => {
+  const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+  const le = (n: bigint) => {
+    const b = new Uint8Array(32);
+    for (let i = 0; i < 32; i++) b[i] = Number((n >> BigInt(8 * i)) & 0xffn);
+    return b;
+  };
+  const fromLe = (b: Uint8Array) => b.reduceRight((n, x) => (n << 8n) | BigInt(x), 0n);
+  const kp = keypairFromSeed(SEED00);
+  const msg = utf8("a part");
+  const sig = sign(SEED00, msg);
+  const cases: [string, Uint8Array, Uint8Array][] = [["valid", kp.publicKey, sig]];
+  for (const bit of [0, 100, 300, 511]) {
+    const f = sig.slice();
+    f[bit >> 3] ^= 1 << (bit & 7);
+    cases.push([`bit ${bit} flipped`, kp.publicKey, f]);
+  }
+  const sPlusL = sig.slice();
+  sPlusL.set(le(fromLe(sig.subarray(32)) + L), 32); // the same S, not canonical
+  cases.push(["S + L", kp.publicKey, sPlusL]);
+  const identity = new Uint8Array(32);
+  identity[0] = 1;
+  cases.push(["small-order key", identity, sig]);
+  const smallR = sig.slice();
+  smallR.set(identity, 0);
+  cases.push(["small-order R", kp.publicKey, smallR]);
+  const nonCanonical = new Uint8Array(32).fill(0xff);
+  nonCanonical[31] = 0x7f; // y = 2^255 - 1 ≥ p
+  cases.push(["non-canonical key", nonCanonical, sig]);
+  const badR = sig.slice();
+  badR.set(nonCanonical, 0);
+  cases.push(["non-canonical R", kp.publicKey, badR]);
+  cases.push(["short signature", kp.publicKey, sig.subarray(0, 63)]);
+  for (const [name, pk, s] of cases) {
+    assert.equal(verifyStrictNative(pk, msg, s), verifyStrict(pk, msg, s), name);
+  }
+  assert.equal(verifyStrictNative(kp.publicKey, msg, sig), true);
+  assert.equal(cases.filter(([, pk, s]) => verifyStrictNative(pk, msg, s)).length, 1);
 });

@@ -43,7 +43,7 @@ import { field, type JsonValue } from "../../util/canonical_json.ts";
 import { concat, fromUtf8, stripControl, toHex, utf8 } from "../../util/encoding.ts";
 import { createHash } from "node:crypto";
 import { AgeFileOpener } from "../../crypto/age_stream.ts";
-import { verifyStrict } from "../../crypto/keys.ts";
+import { verifyStrictNative } from "../../crypto/keys.ts";
 import { parsePublicKey } from "../../pkarr/public_key.ts";
 import { readStreamCapped } from "../../util/bounded_read.ts";
 import { Fail, getPart } from "./part.ts";
@@ -713,7 +713,9 @@ async function fetchStreaming(
     }
     const sig = stored.subarray(0, PART_SIG_BYTES);
     const json = stored.subarray(PART_SIG_BYTES);
-    if (stored.length <= PART_SIG_BYTES || !verifyStrict(signer, closeSigMessage(json), sig)) {
+    if (
+      stored.length <= PART_SIG_BYTES || !verifyStrictNative(signer, closeSigMessage(json), sig)
+    ) {
       return await fail("closing record signature");
     }
     try {
@@ -786,7 +788,7 @@ async function fetchStreaming(
       const ageLength = got.length - PART_SIG_BYTES;
       if (
         ageLength < 0 ||
-        !verifyStrict(
+        !verifyStrictNative(
           signer,
           partSigMessage(p.blobId, i, ageLength, got.hash),
           got.slot.subarray(0, PART_SIG_BYTES),
