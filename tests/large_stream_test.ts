@@ -166,8 +166,15 @@ Deno.test({
           await waitFor(async () =>
             (await Deno.stat(`${out}/dir/a.bin`).catch(() => null))?.size! > 0
           );
+          // the closing record held back: the receiver reaches the last (short) part first and
+          // must wait for the record instead of calling the short part a forgery
+          hs.holdClosePuts(true);
           await w.write(tarBytes.subarray(3 * MiB));
           await w.close();
+          await waitFor(async () =>
+            (await Deno.readTextFile(`${out}/dir/sub/c.txt`).catch(() => "")) === "hello\n"
+          );
+          hs.holdClosePuts(false);
           const rx = await receiver.status;
           assert.deepStrictEqual(rx.code, 0, await receiverErr);
           const tx = await sender.status;

@@ -107,6 +107,8 @@ export interface HomeserverStandIn {
   rateLimitGets(n: number, retryAfter: string): void;
   /** hold every PUT of a `part-NNNNN` file until called again with false (tests of uploads) */
   holdPartPuts(hold: boolean): void;
+  /** hold every PUT of a streaming blob's `close` record until called again with false */
+  holdClosePuts(hold: boolean): void;
   /** a new single-use signup token `XXXX-XXXX-XXXX` */
   mintSignupToken(): string;
   /** bytes charged to a user (content + 256 per file) */
@@ -271,7 +273,8 @@ interface StandIn {
   /** {@link HomeserverStandIn.rateLimitGets} */
   limited: { n: number; retryAfter: string };
   /** {@link HomeserverStandIn.holdPartPuts} */
-  held: { released: Promise<void>; release: () => void } | null;
+  held: Gate | null;
+  heldClose: Gate | null;
 }
 
 /** One request as a handler sees it: the decoded path and, on tenant routes, the tenant. */
@@ -352,6 +355,7 @@ export async function startHomeserver(
     log: [],
     limited: { n: 0, retryAfter: "0" },
     held: null,
+    heldClose: null,
   };
   await createBLAKE3(); // proves the wasm loads; each PUT makes its own hasher
   const host = o.host ?? "127.0.0.1";
@@ -394,14 +398,10 @@ function controls(
       s.limited = { n, retryAfter };
     },
     holdPartPuts(hold) {
-      if (hold && !s.held) {
-        let release = () => {};
-        const released = new Promise<void>((r) => (release = r));
-        s.held = { released, release };
-      } else if (!hold && s.held) {
-        s.held.release();
-        s.held = null;
-      }
+      s.held = gate(hold, s.held);
+    },
+    holdClosePuts(hold) {
+      s.heldClose = gate(hold, s.heldClose);
     },
     resetCounts() {
       for (const k of Object.keys(s.counts) as (keyof RequestCounts)[]) s.counts[k] = 0;
@@ -425,12 +425,33 @@ function controls(
   };
 }
 
+/** Requests held until a test releases them. */
+interface Gate {
+  released: Promise<void>;
+  release: () => void;
+}
+
+/** A closed gate when `hold` (the current one if any), else none (the current one released). */
+function gate(hold: boolean, current: Gate | null): Gate | null {
+  if (!hold) {
+    current?.release();
+    return null;
+  }
+  if (current) return current;
+  let release = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  return { released, release };
+}
+
 /** Every request: counted, held or throttled when a test asked for it, routed, logged. */
 async function handle(s: StandIn, req: Request): Promise<Response> {
   const m = req.method as keyof RequestCounts;
   s.counts[m in s.counts ? m : "OTHER"]++;
   const pathname = new URL(req.url).pathname;
   if (s.held && req.method === "PUT" && /\/part-\d{5}$/.test(pathname)) await s.held.released;
+  if (s.heldClose && req.method === "PUT" && /\/close$/.test(pathname)) {
+    await s.heldClose.released;
+  }
   const throttled = s.limited.n > 0 && req.method === "GET" && pathname.startsWith("/pub/");
   if (throttled) s.limited.n--;
   const { res, tenant } = throttled

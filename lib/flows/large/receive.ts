@@ -748,6 +748,8 @@ async function fetchStreaming(
   };
   let closed: VerifiedClose | null = null;
   let lastShort = false;
+  /** the part asked again after a closing record naming more parts was read */
+  let askedAfterClose = -1;
   /** part i was missing at the last try: no part is fetched ahead */
   let waiting = false;
   let endCheckAt = 0;
@@ -769,9 +771,14 @@ async function fetchStreaming(
             if (closed.record.parts === i) break;
             if (closed.record.parts < i) await fail("more parts than the closing record says");
             if (lastShort) await fail("a short part that is not the last");
-            throw new Fail("missing", String(i));
+            // part i was asked before the closing record was read (the sender may have put
+            // both since): it is asked once more before it counts as missing
+            if (askedAfterClose === i) throw new Fail("missing", String(i));
+            askedAfterClose = i;
+            continue;
           }
-          if (lastShort) await fail("a short part that is not the last");
+          // a short part is the last one: the closing record follows it (the sender writes it
+          // once every part is up), so it is waited for as a part is
           if (!await stillComing(f, p, waitMs, lastArrival, i, told, ui)) {
             throw new Fail("missing", String(i));
           }
