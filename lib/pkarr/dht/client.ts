@@ -52,8 +52,8 @@ export interface DhtClientOptions {
   /** Local UDP port (default 0 = random). */
   port?: number;
   /**
-   * Queries in flight at once across all lookups and puts (default 128; fewer while replies
-   * come back within a few ms, see the module notes).
+   * Queries in flight at once across all lookups and puts (default 1024; fewer while replies
+   * come back fast, see the module notes and pacing.ts).
    */
   concurrency?: number;
   /**
@@ -131,7 +131,7 @@ export class DhtClient {
     // No bootstrap by bittorrent-dht itself (a k-rpc traversal of its own id): the client asks
     // the bootstrap entries directly, below. `concurrency` is our cap on queries in flight
     // across all lookups (a multi-packet share runs dozens of lookups at once).
-    const concurrency = opts.concurrency ?? 128;
+    const concurrency = opts.concurrency ?? 1024;
     const dht = new DHT({
       bootstrap: false,
       verify: verifySignature,

@@ -6,7 +6,11 @@
  * receive buffer while the event loop is busy (Linux's default holds ~48 replies of 2.7 KB, the
  * size of a bittorrent-dht reply listing its whole table); each drop then costs the idle wait.
  * So the client keeps about {@link QUERY_RATE} × the median reply time in flight (at least
- * {@link MIN_SLOTS}): ~128 at 50 ms, ~30 on loopback.
+ * {@link MIN_SLOTS}, at most the client's `concurrency`): ~250 at 50 ms, ~1000 at 200 ms, ~24 on
+ * loopback. A multi-packet share runs up to 100 lookups and puts at once, ~60 queries each; on
+ * the realistic DHT of `scripts/bench_dht.ts` (reply delays 20–400 ms) a 40 KiB share published
+ * in 8.7 s at 2000 replies a second and a cap of 128, 4.6 s at 2000 and no cap, 3.9 s at 5000
+ * (docs/network.md).
  *
  * @module
  */
@@ -43,7 +47,7 @@ export function patientTimeout(fn: () => void, ms: number): PatientTimer {
 }
 
 /** Replies per second the client plans for (see {@link Pacer.slots}). */
-const QUERY_RATE = 2000;
+const QUERY_RATE = 5000;
 /** The fewest query slots (see {@link Pacer.slots}). */
 const MIN_SLOTS = 24;
 
@@ -58,7 +62,7 @@ export class Pacer {
   /** Recent reply times, for the adaptive idle rule. */
   #rtts: number[] = [];
   /** The idle wait and the query slots, recomputed every 8 reply times. */
-  #idle = { wait: 0, stale: 0, slots: 0, fresh: 0 };
+  #idle = { wait: 0, stale: 0, suspect: 0, slots: 0, fresh: 0 };
 
   /** `idleMs`: the longest idle wait; `maxInflight`: the `concurrency` cap. */
   constructor(idleMs: number, maxInflight: number) {
@@ -85,13 +89,24 @@ export class Pacer {
   }
 
   /**
-   * How long a lookup query may go unanswered before it is stale: like the idle wait, without
-   * its 100 ms floor, since a stale query keeps a lookup going rather than ending it.
+   * How long a lookup query may go unanswered before it is stale: 2 × the 90th percentile of
+   * recent reply times (the idle wait's 3 × less one), without its 100 ms floor, since a stale
+   * query keeps a lookup going rather than ending it.
    */
   staleWait(): number {
     if (this.#rtts.length < 8) return this.#idleMs;
     this.#refresh();
     return this.#idle.stale;
+  }
+
+  /**
+   * How long a lookup query may go unanswered before its node is suspect (lookup.ts): 1.25 ×
+   * the 90th percentile of recent reply times, at least 20 ms, at most the idle wait.
+   */
+  suspectWait(): number {
+    if (this.#rtts.length < 8) return this.#idleMs;
+    this.#refresh();
+    return this.#idle.suspect;
   }
 
   /**
@@ -125,7 +140,8 @@ export class Pacer {
     const p90 = sorted[Math.floor(sorted.length * 0.9)];
     this.#idle = {
       wait: Math.min(this.#idleMs, Math.max(100, 3 * p90)),
-      stale: Math.min(this.#idleMs, Math.max(20, 3 * p90)),
+      stale: Math.min(this.#idleMs, Math.max(20, 2 * p90)),
+      suspect: Math.min(this.#idleMs, Math.max(20, 1.25 * p90)),
       slots: Math.min(this.#maxInflight, Math.max(MIN_SLOTS, Math.round(QUERY_RATE * p50 / 1000))),
       fresh: 8,
     };
