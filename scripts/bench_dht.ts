@@ -4,8 +4,8 @@
  * times, counting every fetch that fails after a publish that succeeded.
  *
  *   deno run -P=cipherpost --allow-run --no-prompt scripts/bench_dht.ts [--nodes=1000]
- *     [--procs=4] [--seed=1] [--dead=15] [--loss=5] [--delay=20-400] [--keys=30]
- *     [--tries=50] [--parallel=1] [--sizes=100,8192,40960,65536]
+ *     [--procs=4] [--seed=1] [--dead=15] [--loss=5] [--delay=20-400] [--keys=20]
+ *     [--tries=50] [--parallel=2] [--sizes=100,8192,40960,65536]
  *
  * The network (all on 127.0.0.1): `--nodes` real bittorrent-dht nodes (BEP44 storage, Ed25519
  * verification) spread over `--procs` child Deno processes (this script with `--host-nodes`),
@@ -412,9 +412,9 @@ async function main(): Promise<void> {
     delayMin: dMin,
     delayMax: dMax,
   };
-  const keys = Number(arg("keys", "30"));
+  const keys = Number(arg("keys", "20"));
   const tries = Number(arg("tries", "50"));
-  const parallel = Number(arg("parallel", "1"));
+  const parallel = Number(arg("parallel", "2"));
   const sizes = arg("sizes", "100,8192,40960,65536").split(",").map(Number);
   const bad = (x: number, lo: number, hi: number) => !Number.isInteger(x) || x < lo || x > hi;
   if (
