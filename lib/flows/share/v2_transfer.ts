@@ -18,6 +18,7 @@ import {
   deriveV2Keys,
   type Manifest,
   manifestBytes,
+  MAX_PARTS,
   openManifest,
   partBytes,
   partLength,
@@ -34,7 +35,7 @@ import {
  * Packets published at once: all of them (≤ MAX_PARTS + 1); the DHT client's query slots bound
  * the queries (32 at once took a 40 KiB share 2 × longer on the realistic DHT of bench_dht).
  */
-const CONCURRENCY = 128;
+const CONCURRENCY = MAX_PARTS + 1;
 /** Parts fetched at once: all of them (≤ MAX_PARTS); k-rpc's own cap bounds the queries. */
 const FETCH_CONCURRENCY = 128;
 /** A part read asks relays only if the DHT has not delivered it within this many ms. */
