@@ -226,7 +226,7 @@ Deno.test("QR: holds the receive command line; NO_COLOR has no escapes and encod
   const plain = await renderQr(uri, { tty: true, noColor: true });
   assert.ok(!plain.includes("\x1b"), "no escape codes under NO_COLOR");
   assert.ok(plain.endsWith(`(QR: the command line "cipherpost receive ${uri}")\n`));
-  const want = qrModules(qrPayload(uri));
+  const want = await qrModules(qrPayload(uri));
   const size = want.length;
   const drawn = modulesOfDrawing(plain, size);
   assert.deepEqual(drawn, want, "the drawing is the code of the payload");

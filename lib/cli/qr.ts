@@ -8,8 +8,6 @@
  * @module
  */
 
-import { encodeQR } from "qr";
-
 /** What the QR code holds for a share URI. */
 export function qrPayload(uri: string): string {
   return `cipherpost receive ${uri}`;
@@ -30,13 +28,17 @@ export interface QrOptions {
 export async function renderQr(uri: string, o: QrOptions): Promise<string> {
   const payload = qrPayload(uri);
   if (!o.tty) return "note: --qr draws only on a terminal (stderr is not one)\n";
-  const dark = qrModules(payload);
+  const dark = await qrModules(payload);
   const code = o.noColor ? halfBlocks(dark) : colourHalfBlocks(dark);
-  return await Promise.resolve(`${code}(QR: the command line "${payload}")\n`);
+  return `${code}(QR: the command line "${payload}")\n`;
 }
 
-/** The code's modules (true = dark), without a quiet zone; error correction level L. */
-export function qrModules(payload: string): boolean[][] {
+/**
+ * The code's modules (true = dark), without a quiet zone; error correction level L. The encoder
+ * is loaded on first use, not with the CLI: every command's memory would carry it (~1.4 MiB).
+ */
+export async function qrModules(payload: string): Promise<boolean[][]> {
+  const { encodeQR } = await import("qr");
   // `raw` always has a quiet zone (at least one module): take the one-module ring off
   const raw = encodeQR(payload, "raw", { ecc: "low", border: 1 });
   return raw.slice(1, -1).map((row) => row.slice(1, -1));
