@@ -1,7 +1,7 @@
 // What the rooms suites share: people with their own homes (fixed seeds), the CLI run as one of
 // them against a testnet, and direct access to a person's homeserver folder and room state.
 import assert from "node:assert/strict";
-import { cli, makeUserWithSeed, PASS, testTransport, type User } from "./_helpers.ts";
+import { cli, cliCommand, makeUserWithSeed, PASS, testTransport, type User } from "./_helpers.ts";
 import type { Testnet } from "../lib/testing/testnet.ts";
 import { connect } from "../lib/homeserver/connect.ts";
 import type { HomeserverClient } from "../lib/homeserver/client.ts";
@@ -67,4 +67,57 @@ export async function stateOf(p: Person, room: string): Promise<RoomState> {
   const st = await loadRoom(p.home, p.kp, room);
   assert(st, "room state");
   return st;
+}
+
+/**
+ * A follower: `room tail --follow --json` as a child process (own environment), the messages
+ * collected as they come, its stderr and its peak memory.
+ */
+export function follow(p: Person, net: Testnet, room: string, extra: string[] = []) {
+  const child = cliCommand(["room", "tail", room, "--follow", "--json", ...extra], {
+    home: p.home,
+    env: env(net),
+  }).spawn();
+  const lines: { author: string; body: string; time: string }[] = [];
+  let err = "";
+  let buf = "";
+  const pump = async (s: ReadableStream<Uint8Array>, f: (t: string) => void) => {
+    const dec = new TextDecoder();
+    for await (const c of s) f(dec.decode(c, { stream: true }));
+  };
+  const done = Promise.all([
+    pump(child.stdout, (t) => {
+      buf += t;
+      const parts = buf.split("\n");
+      buf = parts.pop()!;
+      for (const l of parts) if (l !== "") lines.push(JSON.parse(l));
+    }),
+    pump(child.stderr, (t) => (err += t)),
+  ]);
+  return {
+    lines,
+    stderr: () => err,
+    /** the follower's peak resident memory (VmHWM), bytes; null where /proc has none */
+    async peakRss(): Promise<number | null> {
+      // read by `cat`: Deno lets a process read another's /proc files only with --allow-all
+      const r = await new Deno.Command("cat", { args: [`/proc/${child.pid}/status`] }).output()
+        .catch(() => null);
+      const m = r?.success ? /VmHWM:\s+(\d+) kB/.exec(new TextDecoder().decode(r.stdout)) : null;
+      return m ? Number(m[1]) * 1024 : null;
+    },
+    async waitFor(pred: () => boolean, what: string, ms = 60_000) {
+      const until = Date.now() + ms;
+      while (!pred()) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}; stderr: ${err}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await done;
+    },
+  };
 }

@@ -6,23 +6,14 @@
 // - a homeserver whose event stream is garbage (one endless line, or malformed events) behind a
 //   follower: it falls back to polling, still delivers, and its memory stays bounded.
 import assert from "node:assert/strict";
-import {
-  cli,
-  cliArgv,
-  makeUserWithSeed,
-  PASS,
-  testTransport,
-  tmpDir,
-  type User,
-} from "./_helpers.ts";
+import { testTransport, tmpDir } from "./_helpers.ts";
+import { as, follow, ok, type Person, person, writerFor } from "./_rooms.ts";
 import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
 import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
 import {
   type HostileHomeserver,
   startHostileHomeserver,
 } from "../lib/testing/hostile_homeserver.ts";
-import { connect } from "../lib/homeserver/connect.ts";
-import type { HomeserverClient } from "../lib/homeserver/client.ts";
 import { keypairFromSeed } from "../lib/crypto/keys.ts";
 import { generateKeypair } from "../lib/crypto/keys.ts";
 import { utf8 } from "../lib/util/encoding.ts";
@@ -32,111 +23,12 @@ import { sealMessage } from "../lib/rooms/seal.ts";
 import { FloodGate, floodLimit, order } from "../lib/rooms/order.ts";
 import { loadRoom } from "../lib/rooms/store.ts";
 
-interface Person extends User {
-  seed: Uint8Array;
-}
-
-async function person(base: string, name: string, n: number): Promise<Person> {
-  const seed = new Uint8Array(32).fill(n);
-  return { ...(await makeUserWithSeed(base, name, seed)), seed };
-}
-
-function env(net: Testnet): Record<string, string> {
-  return {
-    CIPHERPOST_PASSPHRASE: PASS,
-    CIPHERPOST_BOOTSTRAP: net.bootstrap.join(","),
-    CIPHERPOST_RELAYS: net.relayUrl,
-    CIPHERPOST_HOMESERVER_ALLOW_LOOPBACK: "1",
-  };
-}
-
-async function ok(p: Person, net: Testnet, args: string[]): Promise<string> {
-  const r = await cli(args, { home: p.home, env: env(net) });
-  assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-
 /** alice creates room `name` and invites bob, who joins. */
 async function twoInARoom(net: Testnet, alice: Person, bob: Person, name: string) {
   const room = JSON.parse(await ok(alice, net, ["room", "create", name, "--json"])).room;
   const uri = (await ok(alice, net, ["room", "invite", name, bob.z32])).trim();
   await ok(bob, net, ["room", "join", uri, "--accept", alice.z32]);
   return room as string;
-}
-
-/** A client writing to `p`'s own folder, as p's own machine (or a hostile one) could. */
-async function writerFor(p: Person, net: Testnet, base: string): Promise<HomeserverClient> {
-  const home = await Deno.makeTempDir({ dir: base, prefix: "writer-" });
-  const t = testTransport(net);
-  try {
-    return (await connect(t, { home, user: keypairFromSeed(p.seed).publicKey, seed: p.seed }))
-      .client;
-  } finally {
-    await t.close();
-  }
-}
-
-/** `room tail --follow --json` as a child process; lines, stderr and peak memory. */
-function follow(p: Person, net: Testnet, room: string) {
-  const argv = cliArgv(["room", "tail", room, "--follow", "--json"]);
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: "/nonexistent",
-      NO_COLOR: "1",
-      DENO_NO_UPDATE_CHECK: "1",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-      CIPHERPOST_HOME: p.home,
-      ...env(net),
-    },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: { body: string }[] = [];
-  let err = "";
-  let buf = "";
-  const pump = async (s: ReadableStream<Uint8Array>, f: (t: string) => void) => {
-    const dec = new TextDecoder();
-    for await (const c of s) f(dec.decode(c, { stream: true }));
-  };
-  const done = Promise.all([
-    pump(child.stdout, (t) => {
-      buf += t;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      for (const l of parts) if (l !== "") lines.push(JSON.parse(l));
-    }),
-    pump(child.stderr, (t) => (err += t)),
-  ]);
-  return {
-    lines,
-    stderr: () => err,
-    /** the follower's peak resident memory (VmHWM), bytes; null where /proc has none */
-    async peakRss(): Promise<number | null> {
-      // read by `cat`: Deno lets a process read another's /proc files only with --allow-all
-      const r = await new Deno.Command("cat", { args: [`/proc/${child.pid}/status`] }).output()
-        .catch(() => null);
-      const m = r?.success ? /VmHWM:\s+(\d+) kB/.exec(new TextDecoder().decode(r.stdout)) : null;
-      return m ? Number(m[1]) * 1024 : null;
-    },
-    async waitFor(pred: () => boolean, what: string, ms = 60_000) {
-      const until = Date.now() + ms;
-      while (!pred()) {
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}; stderr: ${err}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await done;
-    },
-  };
 }
 
 Deno.test("rooms hostile: the flood gate counts arrivals per author, notices a flood once", () => {
@@ -194,7 +86,7 @@ Deno.test({
       const byStamp = floodLimit(order(flood, Date.now()), (m) => m.hlc);
       assert.equal(byStamp.shown.length, 40);
 
-      const r = await cli(["room", "tail", "flood", "--json"], { home: alice.home, env: env(net) });
+      const r = await as(alice, net, ["room", "tail", "flood", "--json"]);
       assert.equal(r.code, 0, r.stderr);
       const msgs = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
       const shown = msgs.filter((m) => m.author === bob.z32);

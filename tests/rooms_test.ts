@@ -4,7 +4,7 @@
 // dropped message reported missing, removal rotating the key, hostile bodies and a flood.
 import assert from "node:assert/strict";
 import { cli, cliArgv, PASS, testTransport, tmpDir } from "./_helpers.ts";
-import { startTestnet, type Testnet } from "../lib/testing/testnet.ts";
+import { startTestnet } from "../lib/testing/testnet.ts";
 import { type HomeserverStandIn, startHomeserver } from "../lib/testing/homeserver.ts";
 import { HomeserverClient } from "../lib/homeserver/client.ts";
 import { signIn } from "../lib/homeserver/session.ts";
@@ -40,7 +40,7 @@ import { SseParser } from "../lib/rooms/sse.ts";
 import { HOOK_MAX_BYTES, hookText } from "../lib/rooms/hook_text.ts";
 import { loadRoom } from "../lib/rooms/store.ts";
 
-import { as, env, ok, type Person, person, stateOf, tail, writerFor } from "./_rooms.ts";
+import { as, env, follow, ok, type Person, person, stateOf, tail, writerFor } from "./_rooms.ts";
 
 const vec = (name: string) =>
   JSON.parse(Deno.readTextFileSync(new URL(`./vectors/rooms/${name}`, import.meta.url)));
@@ -237,61 +237,6 @@ Deno.test("room sse: the event-stream parser reads events and refuses malformed 
 
 // ---------------------------------------------------------------------------------------------
 // Through the network
-
-/** A follower: `room tail --follow --json` as a child process, lines collected as they come. */
-function follow(p: Person, net: Testnet, room: string, extra: string[] = []) {
-  const argv = cliArgv(["room", "tail", room, "--follow", "--json", ...extra]);
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: "/nonexistent",
-      NO_COLOR: "1",
-      DENO_NO_UPDATE_CHECK: "1",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-      CIPHERPOST_HOME: p.home,
-      ...env(net),
-    },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: unknown[] = [];
-  let err = "";
-  const pump = async (s: ReadableStream<Uint8Array>, f: (t: string) => void) => {
-    const dec = new TextDecoder();
-    for await (const c of s) f(dec.decode(c, { stream: true }));
-  };
-  let buf = "";
-  const done = Promise.all([
-    pump(child.stdout, (t) => {
-      buf += t;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      for (const l of parts) if (l !== "") lines.push(JSON.parse(l));
-    }),
-    pump(child.stderr, (t) => (err += t)),
-  ]);
-  return {
-    lines: lines as { author: string; body: string; time: string }[],
-    stderr: () => err,
-    async waitFor(pred: () => boolean, what: string, ms = 60_000) {
-      const until = Date.now() + ms;
-      while (!pred()) {
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}; stderr: ${err}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await done;
-    },
-  };
-}
 
 Deno.test({
   name: "rooms: three members, live and backfill, forged files refused, missing, removal",
