@@ -18,6 +18,8 @@ export interface Step {
   type?: string;
   /** raw tmux key names sent after `type`, e.g. ["C-c"]; default ["Enter"] when `type` is set */
   keys?: string[];
+  /** run once the screen matches, before typing (e.g. to change a file while a prompt waits) */
+  then?: () => Promise<void>;
 }
 
 /** What a terminal run ended with. */
@@ -106,6 +108,7 @@ export async function runInTty(
         }
         await new Promise((r) => setTimeout(r, 100));
       }
+      await step.then?.();
       if (step.type !== undefined) await tmux(sock, ["send-keys", "-t", "main", "-l", step.type]);
       for (const k of step.keys ?? (step.type !== undefined ? ["Enter"] : [])) {
         await tmux(sock, ["send-keys", "-t", "main", k]);

@@ -190,6 +190,32 @@ Deno.test("one receive pipeline: large shares are accepted, escaped and receipte
       },
     );
 
+    await t.step({
+      name: "a target that appears while the acceptance prompt waits is left as it is (no --force)",
+      ignore: !HAVE_TMUX,
+      fn: async () => {
+        // the interleaving of the race above, made certain: the path is free when the receive
+        // checks it and taken by someone else before the receive places its result
+        const src = `${base}/appears.bin`;
+        await payload(src, 11);
+        const s = await run(alice, net, ["send", "--share", bob.z32, "--material-file", src]);
+        assert.equal(s.code, 0, s.stderr);
+        const out = `${base}/appears.out`;
+        const theirs = new TextEncoder().encode("written by someone else meanwhile\n");
+        const r = await runInTty(["receive", s.stdout.trim(), "-o", out], {
+          env: { ...env(net), CIPHERPOST_HOME: bob.home, NO_COLOR: "1" },
+          steps: [{
+            wait: /press Enter \(an empty line declines\):\n> $/m,
+            then: () => Deno.writeFile(out, theirs),
+            type: alice.z32,
+          }],
+        });
+        assert.equal(r.code, 1, r.screen);
+        assert.match(r.screen, /appeared while this share was being received/);
+        assert.deepEqual(await Deno.readFile(out), theirs, "the other file, untouched");
+      },
+    });
+
     await t.step(
       "claude pickup of a large share that is no session: refused, not accepted, nothing kept",
       async () => {

@@ -246,10 +246,9 @@ export async function fetchLarge(
   ui: FlowUi,
 ): Promise<{ fetched: number }> {
   const p = f.pointer;
-  const targetExists = await exists(f.target);
   const resume = await openResume(state, f, p.ciphertextHash, p.size);
   const fetched = await fetchParts(f, req, ui, resume);
-  await placeResult(f, resume, targetExists);
+  await placeResult(f, resume, req.force);
   ui.status(
     `wrote ${p.size} bytes (${p.kind === "file" ? "file" : `folder of ${p.fileCount} files`}) ` +
       `to ${f.target}`,
@@ -479,13 +478,19 @@ async function fetchParts(
   return todo.length;
 }
 
-/** Stage 3: every part verified: make the target appear by one rename (or extraction). */
+/**
+ * Stage 3: every part verified: make the target appear by one rename (or extraction). An
+ * existing target is replaced only with `replace` (the user's --force, asked for when the receive
+ * started); without it the target is claimed exclusively here, so one that appeared during the
+ * receive (another receive into the same path) is left as it is.
+ */
 async function placeResult(
   f: LargeFetch<{ kind: "file" | "directory"; size: number; fileCount: number }>,
   resume: Resume,
-  targetExists: boolean,
+  replace: boolean,
 ): Promise<void> {
   const { pointer: p, target } = f;
+  const targetExists = replace && await exists(target);
   const { record, discard } = resume;
   // Every part verified (the file grew as they came; a last hole would be a zero-length part)
   try {
@@ -608,7 +613,6 @@ async function fetchStreaming(
   /** reused part buffers: the part being opened and the one fetched ahead */
   const slots: Uint8Array[] = [];
   const total = p.size ?? null;
-  const targetExists = sink ? false : await exists(f.target);
   const resume = sink
     ? null
     : await openResume(state, f, `stream:${p.blobId}`, p.size ?? MAX_LARGE_SIZE);
@@ -911,7 +915,7 @@ async function fetchStreaming(
     await placeResult(
       { ...f, pointer: { kind: p.kind, size: bytes, fileCount: p.fileCount } },
       resume,
-      targetExists,
+      req.force,
     );
     ui.status(
       `wrote ${bytes} bytes (${p.kind === "file" ? "file" : `folder of ${p.fileCount} files`}) ` +
