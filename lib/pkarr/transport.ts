@@ -90,6 +90,8 @@ export interface PublishOptions {
    * (default 1; capped by the number of nodes the put went to).
    */
   minDhtStored?: number;
+  /** Abandons the publish: what was sent stays sent, the call rejects with its reason. */
+  signal?: AbortSignal;
 }
 
 /** A resolved packet and where it came from. */
@@ -344,7 +346,7 @@ export class Transport {
       tasks.push((async () => {
         try {
           const dht = await this.#openDht();
-          const r = await dht.put(item, cas === undefined ? {} : { cas });
+          const r = await dht.put(item, { cas, signal: opts.signal });
           dhtStored = r.stored;
           dhtAttempted = r.attempted;
         } catch (e) {
@@ -357,16 +359,20 @@ export class Transport {
       // Relays only when the DHT put stored nowhere (UDP-less networks).
       await Promise.all(tasks);
       tasks.length = 0;
+      opts.signal?.throwIfAborted();
     }
     const enough = Math.max(1, Math.min(opts.minDhtStored ?? 1, dhtAttempted));
     if (this.opts.useRelays && !(opts.relays === "fallback" && dhtStored >= enough)) {
       for (const url of this.opts.relays) {
         tasks.push((async () => {
           try {
-            relaysStored +=
-              (await relayPut(url, item, { timeoutMs: this.opts.timeoutMs, cas })).stored > 0
-                ? 1
-                : 0;
+            relaysStored += (await relayPut(url, item, {
+                timeoutMs: this.opts.timeoutMs,
+                cas,
+                signal: opts.signal,
+              })).stored > 0
+              ? 1
+              : 0;
           } catch (e) {
             if (e instanceof DhtConflictError) conflict = e;
             else errors.push(`relay ${url}: ${(e as Error).message}`);
@@ -375,6 +381,7 @@ export class Transport {
       }
     }
     await Promise.all(tasks);
+    opts.signal?.throwIfAborted();
     if (conflict) {
       // A conflict may be our own packet arriving first by another path (the relay's DHT put
       // racing ours, or an earlier put of it): if the newest packet out there is exactly this

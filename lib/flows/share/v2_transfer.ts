@@ -13,6 +13,7 @@ import type { DnsRecord } from "../../pkarr/dns.ts";
 import type { SignedPacket } from "../../pkarr/signed_packet.ts";
 import type { Transport } from "../../pkarr/transport.ts";
 import { checkShareTimes } from "../../protocol/record.ts";
+import { hedgedPool } from "../../util/hedged_pool.ts";
 import {
   checkBlob,
   deriveV2Keys,
@@ -83,6 +84,15 @@ function storedEnough(r: { dhtStored: number; dhtAttempted: number; relaysStored
   return r.dhtStored > 0 && r.dhtStored >= floor;
 }
 
+/**
+ * The stragglers of a publish round are published once more, with what the client has learned
+ * since (a lookup that wandered or met dead nodes is the usual tail): once 3/4 of the packets
+ * are stored, a packet still at it after 1.5 × the median time (at least 1 s) is hedged. A
+ * second put of the same signed packet is harmless: nodes that hold it answer 302, which counts
+ * as stored. The attempt that loses is abandoned (its queries already sent stay sent).
+ */
+const PUBLISH_HEDGE = { after: 0.75, factor: 1.5, minMs: 1000 };
+
 /** Run `fn` over `items` with at most `limit` calls in flight. */
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -117,12 +127,13 @@ export async function publishPackets(
   const ok = packets.map(() => false);
   let done = 0;
   o.progress?.(0, packets.length);
-  const publishOne = async (i: number) => {
+  const publishOne = async (i: number, signal?: AbortSignal): Promise<boolean> => {
     const p = packets[i];
     try {
       const r = await t.publish(p, undefined, {
         relays: "fallback",
         minDhtStored: PUBLISH_MIN_STORED,
+        signal,
       });
       const was = ok[i];
       stored[i] = Math.max(stored[i], r.dhtStored + r.relaysStored);
@@ -132,13 +143,14 @@ export async function publishPackets(
       // failed this round (Transport.publish already counts "our own packet got there first"
       // as stored); retried in the next round
     }
+    return ok[i];
   };
   let failed = packets.map((_, i) => i);
   let width: number | null = Math.max(1, concurrency);
   for (let round = 1; width !== null; round++) {
     if (round > 1) await pause(round);
     const before = failed.length;
-    await pool(failed, width, publishOne);
+    await hedgedPool(failed, width, publishOne, PUBLISH_HEDGE);
     failed = failed.filter((i) => !ok[i]);
     width = nextRound(round, before, failed.length, width);
   }

@@ -191,7 +191,7 @@ export class DhtClient {
       bootPeers: this.#bootPeers,
       pending: this.#pending,
       closed: () => this.#closed,
-      get: (k) => this.get(k),
+      get: (k, opts) => this.get(k, opts),
     };
   }
 
@@ -223,15 +223,19 @@ export class DhtClient {
    * Throws `DhtConflictError` when more than half of the answering nodes reply 301 or 302,
    * and `CipherpostError("network")` when no node stored the item. (Whether a conflict is our
    * own packet, stored first by another path, is for the caller to check: `Transport.publish`
-   * does, once, over the DHT and the relays.)
+   * does, once, over the DHT and the relays.) Rejects with `signal.reason` once `signal` aborts.
    */
-  async put(item: MutableItem, opts: { cas?: number } = {}): Promise<PutResult> {
+  async put(
+    item: MutableItem,
+    opts: { cas?: number; signal?: AbortSignal } = {},
+  ): Promise<PutResult> {
     this.#assertOpen();
     if (!verifyItem(item)) throw signatureError("DHT put: item does not verify");
     if (opts.cas !== undefined && !Number.isSafeInteger(opts.cas)) {
       throw new CipherpostError("invalid_material", "DHT put: cas must be an integer");
     }
-    return await putItem(this.#context(), item, opts.cas);
+    opts.signal?.throwIfAborted();
+    return await putItem(this.#context(), item, opts.cas, opts.signal);
   }
 
   /** Cancels pending operations and closes the socket and every timer. Idempotent. */

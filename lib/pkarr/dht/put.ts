@@ -56,22 +56,24 @@ export interface PutContext {
   /** Running operations' fail callbacks: closing the client rejects them. */
   pending: Set<(e: Error) => void>;
   /** A full lookup of `k` (it refreshes the token cache). */
-  get(k: Uint8Array): Promise<GetResult>;
+  get(k: Uint8Array, opts?: { signal?: AbortSignal }): Promise<GetResult>;
 }
 
 /**
  * Stores a verified `item` (see `DhtClient.put` for the rules): cached token holders first;
- * when they all refuse the token (203), one fresh lookup and one retry.
+ * when they all refuse the token (203), one fresh lookup and one retry. Rejects with
+ * `signal.reason` once `signal` aborts (puts already sent stay sent).
  */
 export async function putItem(
   ctx: PutContext,
   item: MutableItem,
   cas: number | undefined,
+  signal?: AbortSignal,
 ): Promise<PutResult> {
-  const first = await putOnce(ctx, item, cas, false);
+  const first = await putOnce(ctx, item, cas, false, signal);
   // Cached tokens may have rotated out: one fresh lookup, then one retry.
   if (first.result.stored === 0 && first.fromCache && (first.result.errors["203"] ?? 0) > 0) {
-    return (await putOnce(ctx, item, cas, true)).result;
+    return (await putOnce(ctx, item, cas, true, signal)).result;
   }
   return first.result;
 }
@@ -81,6 +83,7 @@ async function putOnce(
   item: MutableItem,
   cas: number | undefined,
   fresh: boolean,
+  signal: AbortSignal | undefined,
 ): Promise<{ result: PutResult; fromCache: boolean }> {
   const targetHex = Buffer.from(dhtTarget(item.k)).toString("hex");
   let entry = fresh ? undefined : ctx.tokens.fresh(targetHex);
@@ -90,10 +93,10 @@ async function putOnce(
     // A lookup cut short by its deadline (a busy client or network) has not reached the closest
     // nodes: a put to the nodes it did reach would be stored where no reader looks. One more
     // lookup starts from the contacts the first one learned, so nearer the target.
-    let res = await ctx.get(item.k);
+    let res = await ctx.get(item.k, { signal });
     for (let n = 1; !res.complete && n < PUT_LOOKUPS; n++) {
       ctx.tokens.delete(targetHex);
-      res = await ctx.get(item.k);
+      res = await ctx.get(item.k, { signal });
     }
     // Still short: storing it where no reader looks would count as published. Fail (the caller
     // retries later, or reports the publish as failed).
@@ -117,7 +120,7 @@ async function putOnce(
       );
     }
   }
-  const result = await sendPuts(ctx, item, cas, entry);
+  const result = await sendPuts(ctx, item, cas, entry, signal);
   return { result, fromCache };
 }
 
@@ -127,6 +130,7 @@ function sendPuts(
   item: MutableItem,
   cas: number | undefined,
   entry: TokenEntry,
+  signal: AbortSignal | undefined,
 ): Promise<PutResult> {
   const pacer = ctx.pacer;
   const targets = entry.nodes.slice(0, K);
@@ -148,6 +152,7 @@ function sendPuts(
     const holding = new Set<string>();
     const stop = () => {
       settled = true;
+      signal?.removeEventListener("abort", onAbort);
       clearTimeout(timer);
       idle?.clear();
       pacer.waiting.delete(pumpPuts);
@@ -205,6 +210,9 @@ function sendPuts(
       );
     };
     const quorum = Math.max(1, Math.ceil(targets.length * PUT_QUORUM));
+    const onAbort = () => fail(signal?.reason ?? new Error("aborted"));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
     ctx.pending.add(fail);
     if (targets.length === 0) return conclude();
 
