@@ -37,18 +37,20 @@ export async function hedgedPool<T>(
   o: HedgeOptions,
 ): Promise<void> {
   const times: number[] = [];
-  const running = new Map<
-    number,
-    { started: number; calls: number; hedged: boolean; stop: AbortController }
-  >();
-  const settlers = new Map<number, () => void>();
-  const call = (i: number) => {
-    const r = running.get(i);
-    if (!r) return;
+  /** Items in flight: when started, calls still out, whether hedged, how to settle. */
+  interface Running {
+    started: number;
+    calls: number;
+    hedged: boolean;
+    stop: AbortController;
+    settle: () => void;
+  }
+  const running = new Map<number, Running>();
+  const call = (i: number, r: Running) => {
     r.calls++;
     fn(items[i], r.stop.signal).catch(() => false).then((good) => {
       r.calls--;
-      if (good || r.calls === 0) settlers.get(i)?.();
+      if (good || r.calls === 0) r.settle();
     });
   };
   const check = () => {
@@ -59,23 +61,26 @@ export async function hedgedPool<T>(
     for (const [i, r] of running) {
       if (!r.hedged && now - r.started > wait) {
         r.hedged = true;
-        call(i);
+        call(i, r);
       }
     }
   };
   const runItem = (i: number) =>
     new Promise<void>((resolve) => {
-      const started = performance.now();
-      const stop = new AbortController();
-      running.set(i, { started, calls: 0, hedged: false, stop });
-      settlers.set(i, () => {
-        if (!running.delete(i)) return;
-        stop.abort(new Error("settled by another attempt"));
-        settlers.delete(i);
-        times.push(performance.now() - started);
-        resolve();
-      });
-      call(i);
+      const r: Running = {
+        started: performance.now(),
+        calls: 0,
+        hedged: false,
+        stop: new AbortController(),
+        settle: () => {
+          if (!running.delete(i)) return;
+          r.stop.abort(new Error("settled by another attempt"));
+          times.push(performance.now() - r.started);
+          resolve();
+        },
+      };
+      running.set(i, r);
+      call(i, r);
     });
   let next = 0;
   const worker = async () => {

@@ -408,8 +408,7 @@ export class Lookup {
    * Sends what α and the client-wide cap allow, and ends the lookup once the K closest
    * candidates that have not failed have all answered. A query unanswered for the suspect wait
    * makes its node suspect (out of the window and of α; see the module notes). A query
-   * unanswered for the stale wait
-   * is stale: it gives back its α and client-wide slots (a lost datagram must not hold them
+   * unanswered for the stale wait is stale: it gives back its α and client-wide slots (a lost datagram must not hold them
    * for a whole KRPC timeout) and is sent once more; a node whose second query goes stale
    * too counts as failed (until it answers after all). Candidates never asked go first, closest
    * first; second queries to stale ones after them.
@@ -419,7 +418,7 @@ export class Lookup {
     const pacer = this.#ctx.pacer;
     const now = performance.now();
     const staleMs = pacer.staleWait();
-    const suspectMs = Math.min(staleMs, pacer.suspectWait());
+    const suspectMs = pacer.suspectWait();
     const stale = (c: Candidate) => now - c.sent >= staleMs || c.sent <= this.#forceBefore;
     let active = 0;
     let released = false;
@@ -456,14 +455,14 @@ export class Lookup {
       active++;
     }
     // The next step: when the oldest query goes stale, or the oldest unsuspected one suspect.
-    let due2 = Infinity;
+    let wakeAt = Infinity;
     for (const c of this.#cands) {
       if (c.state !== "in flight" || stale(c)) continue;
-      due2 = Math.min(due2, c.sent + (c.suspect ? staleMs : suspectMs));
+      wakeAt = Math.min(wakeAt, c.sent + (c.suspect ? staleMs : suspectMs));
     }
     this.#staleTimer?.clear();
-    if (due2 < Infinity) {
-      this.#staleTimer = patientTimeout(this.#pump, Math.max(1, due2 - performance.now() + 1));
+    if (wakeAt < Infinity) {
+      this.#staleTimer = patientTimeout(this.#pump, Math.max(1, wakeAt - performance.now() + 1));
     }
     if (released) pacer.wake();
   }

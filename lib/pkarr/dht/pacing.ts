@@ -101,7 +101,7 @@ export class Pacer {
 
   /**
    * How long a lookup query may go unanswered before its node is suspect (lookup.ts): 1.25 ×
-   * the 90th percentile of recent reply times, at least 20 ms, at most the idle wait.
+   * the 90th percentile of recent reply times, at least 20 ms; never more than the stale wait.
    */
   suspectWait(): number {
     if (this.#rtts.length < 8) return this.#idleMs;
